@@ -1,0 +1,106 @@
+//! The `rsgame` binary: the command line, and the wiring of one process from its roles.
+//!
+//! # Layout
+//!
+//! - `main.rs`: the commands (`serve`, `migrate`, `config`, `version`) and exit codes.
+//! - `roles.rs`: the role names a process can take.
+//! - `serve.rs`: start-up and graceful shutdown of a serving process.
+
+mod roles;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rsgame_kit::Config;
+
+/// rsgame: a game server framework. One binary: the whole server in one process by default,
+/// or one role per process when a studio outgrows one machine.
+#[derive(Parser, Debug)]
+#[command(name = "rsgame", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// YAML configuration file (defaults, then this file, then RSGAME_* variables).
+    #[arg(long, short = 'c', global = true, env = "RSGAME_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: every role in one process (the monolith) unless --role says otherwise.
+    Serve {
+        /// Roles to run, comma-separated: usercenter-api, usercenter-rpc, basic-api,
+        /// basic-rpc, game-api, game-node, or all.
+        #[arg(long, value_delimiter = ',', value_name = "ROLE[,ROLE]")]
+        role: Vec<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (defaults, file, environment) with secrets masked.
+    Config,
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("rsgame {}", version());
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match Config::from_process(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Config => {
+            print!("{}", cfg.to_masked_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Serve { role } => {
+            let roles = match roles::parse_roles(&role) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: --role: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            run(serve::serve(cfg, roles))
+        }
+        Command::Migrate => run(serve::migrate(cfg)),
+        Command::Version => ExitCode::SUCCESS,
+    }
+}
+
+fn run(fut: impl std::future::Future<Output = Result<(), serve::ServeError>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rsgame").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Telemetry may not be up (or already flushed): stderr always reaches the operator.
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The crate version, plus the commit when the build recorded one (`RSGAME_GIT_SHA`, set by
+/// the release build and the Dockerfile).
+fn version() -> String {
+    match option_env!("RSGAME_GIT_SHA") {
+        Some(sha) if !sha.is_empty() => format!("{} ({sha})", env!("CARGO_PKG_VERSION")),
+        _ => env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}

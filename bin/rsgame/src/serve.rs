@@ -1,0 +1,105 @@
+//! Start-up and graceful shutdown of a serving process.
+
+use std::time::Duration;
+
+use rsgame_kit::Config;
+use rsgame_kit::http::{self, Readiness};
+use rsgame_kit::shutdown::{self, Shutdown};
+use rsgame_kit::telemetry::{self, TelemetryError};
+use tokio::time::Instant;
+
+use crate::roles::Role;
+
+/// Why a process could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Logs, metrics or trace export could not start.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    /// The HTTP port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// host:port.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The HTTP server stopped by itself.
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.
+pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
+    let telemetry = telemetry::init(&cfg)?;
+    rsgame_kit::error::set_error_status(cfg.http.error_status);
+    let role_names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), roles = %role_names.join(","), "rsgame starting");
+    tracing::debug!(config = %cfg.to_masked_yaml(), "effective configuration");
+
+    let shutdown = Shutdown::new();
+    let readiness = Readiness::new(&shutdown);
+    let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
+    let router = http::ops_router(readiness, metrics);
+    for role in &roles {
+        // Each role's components (REST routes, gRPC services, the gate) are wired here as
+        // their issues land; until then a role contributes only the shared endpoints.
+        tracing::info!(role = %role, "role has no components yet");
+    }
+    let router = http::finish(router);
+
+    let addr = format!("{}:{}", cfg.http.host, cfg.http.port);
+    let listener = http::bind(&cfg.http.host, cfg.http.port)
+        .await
+        .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    tracing::info!(addr = %local, "http listening");
+    let mut server = tokio::spawn(http::serve(listener, router, shutdown.clone()));
+
+    tokio::select! {
+        sig = shutdown::signal() => tracing::info!(signal = sig, "shutdown requested"),
+        res = &mut server => {
+            let err = match res {
+                Ok(Ok(())) => std::io::Error::other("stopped without a shutdown signal"),
+                Ok(Err(e)) => e,
+                Err(e) => std::io::Error::other(e.to_string()),
+            };
+            tracing::error!(error = %err, "http server stopped");
+            telemetry.shutdown();
+            return Err(ServeError::Http(err));
+        }
+    }
+    // A second signal means "now": skip the grace period.
+    tokio::spawn(async {
+        let sig = shutdown::signal().await;
+        eprintln!("{sig} again: exiting without waiting for shutdown to finish");
+        std::process::exit(130);
+    });
+
+    shutdown.trigger();
+    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
+    let deadline = Instant::now() + grace;
+    match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(_) => tracing::info!("http drained"),
+        Err(_) => {
+            tracing::warn!(grace_secs = cfg.shutdown.grace_secs, "grace period over: dropping in-flight requests");
+            server.abort();
+        }
+    }
+    shutdown.run_hooks(deadline).await;
+    tracing::info!("rsgame stopped");
+    telemetry.shutdown();
+    Ok(())
+}
+
+/// Applies pending migrations. The storage layer registers them; until it lands there is
+/// nothing to apply, and the command says so rather than pretending.
+pub async fn migrate(cfg: Config) -> Result<(), ServeError> {
+    let telemetry = telemetry::init(&Config {
+        metrics: rsgame_kit::config::MetricsConfig { enabled: false, ..cfg.metrics.clone() },
+        ..cfg
+    })?;
+    tracing::warn!("no migrations are registered yet: the storage layer has not landed");
+    telemetry.shutdown();
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! The `rsgame` binary end to end: commands, configuration errors, and a served process that
+//! answers health and metrics and stops cleanly on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn rsgame() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rsgame"));
+    // The test's own environment must not leak configuration into the process under test.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RSGAME_") || k == "RUST_LOG" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("run rsgame")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A plain HTTP/1.1 GET; returns status and body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(cfg: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut c = rsgame();
+        c.arg("--config").arg(cfg).arg("serve");
+        c.env("RSGAME_HTTP__PORT", port.to_string()).env("RSGAME_HTTP__HOST", "127.0.0.1");
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = c.spawn().expect("spawn");
+        let mut srv = Server { child, port };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Some((200, _)) = get(port, "/healthz") {
+                return srv;
+            }
+            if let Ok(Some(st)) = srv.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = srv.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("server exited early with {st}: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = srv.child.kill();
+        panic!("server did not answer /healthz within 20 s");
+    }
+
+    fn sigterm(&self) {
+        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("rsgame.yaml");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+#[test]
+fn help_works_on_every_command() {
+    for args in
+        [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["config", "--help"], &["version", "--help"]]
+    {
+        let o = run({
+            let mut c = rsgame();
+            c.args(args);
+            c
+        });
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("Usage"), "{args:?}: {}", text(&o));
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let o = run({
+        let mut c = rsgame();
+        c.arg("version");
+        c
+    });
+    assert!(o.status.success());
+    assert!(text(&o).contains(env!("CARGO_PKG_VERSION")), "{}", text(&o));
+}
+
+#[test]
+fn config_shows_file_and_env_values_with_secrets_masked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        dir.path(),
+        "http:\n  port: 9100\ndatabase:\n  url: mysql://game:dbpass123@10.0.0.5:3306/game\nauth:\n  jwt_secret: jwtsecret456\n",
+    );
+    let o = run({
+        let mut c = rsgame();
+        c.arg("--config")
+            .arg(&cfg)
+            .arg("config")
+            .env("RSGAME_LOG__LEVEL", "debug")
+            .env("RSGAME_SHUTDOWN__GRACE_SECS", "3");
+        c
+    });
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("port: 9100"), "file value shown: {out}");
+    assert!(out.contains("level: debug"), "env value shown: {out}");
+    assert!(out.contains("grace_secs: 3"), "env value shown: {out}");
+    assert!(!out.contains("dbpass123") && !out.contains("jwtsecret456"), "secrets leaked: {out}");
+    assert!(out.contains("mysql://game:******@10.0.0.5:3306/game"), "{out}");
+}
+
+#[test]
+fn config_file_from_env_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "gate:\n  tcp_port: 7000\n");
+    let o = run({
+        let mut c = rsgame();
+        c.arg("config").env("RSGAME_CONFIG", &cfg);
+        c
+    });
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("tcp_port: 7000"), "{}", text(&o));
+}
+
+#[test]
+fn unknown_key_in_file_stops_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "http:\n  port: 8888\nlog:\n  levle: debug\n");
+    for cmd in ["serve", "config"] {
+        let o = run({
+            let mut c = rsgame();
+            c.arg("--config").arg(&cfg).arg(cmd);
+            c
+        });
+        assert!(!o.status.success(), "{cmd} must fail");
+        assert!(text(&o).contains("`log.levle`"), "{cmd}: {}", text(&o));
+    }
+}
+
+#[test]
+fn invalid_env_value_stops_start_up() {
+    let o = run({
+        let mut c = rsgame();
+        c.arg("serve").env("RSGAME_HTTP__PORT", "notanumber");
+        c
+    });
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(out.contains("`http.port`") && out.contains("RSGAME_HTTP__PORT"), "{out}");
+}
+
+#[test]
+fn unknown_role_is_rejected() {
+    let o = run({
+        let mut c = rsgame();
+        c.args(["serve", "--role", "game-node,lobby"]);
+        c
+    });
+    assert!(!o.status.success());
+    assert!(text(&o).contains("\"lobby\""), "{}", text(&o));
+}
+
+#[test]
+fn serve_answers_health_and_metrics_then_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    let cfg = write_config(
+        dir.path(),
+        &format!("log:\n  file:\n    enabled: true\n    path: {}\n    rotation: size\n", logs.display()),
+    );
+    let srv = Server::start(&cfg, &[]);
+
+    assert_eq!(get(srv.port, "/healthz").map(|r| r.0), Some(200));
+    let (status, body) = get(srv.port, "/readyz").expect("readyz");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(srv.port, "/no/such/route").expect("404");
+    assert_eq!(status, 404);
+    assert!(body.contains("400505"), "{body}");
+
+    let (status, metrics) = get(srv.port, "/metrics").expect("metrics");
+    assert_eq!(status, 200);
+    let counter = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{") && l.contains("route=\"/healthz\"") && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for /healthz:\n{metrics}"));
+    let n: f64 = counter.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value");
+    assert!(n >= 2.0, "{counter}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("http_request_duration_seconds_bucket{") && l.contains("route=\"/healthz\"")),
+        "no latency histogram:\n{metrics}"
+    );
+    assert!(metrics.contains("route=\"unmatched\""), "unknown paths share one series");
+    assert!(metrics.contains("process_resident_memory_bytes"), "process metrics");
+
+    srv.sigterm();
+    let mut srv = srv;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "did not exit within 5 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "exit code after SIGTERM");
+
+    // Logs were flushed: the file holds JSON lines, the request lines carry a request id.
+    let log = std::fs::read_to_string(logs.join("rsgame.log")).expect("log file");
+    assert!(log.contains("rsgame stopped"), "last line flushed:\n{log}");
+    let request_line = log
+        .lines()
+        .find(|l| l.contains("\"route\":\"/no/such/route\"") || l.contains("\"route\":\"unmatched\""))
+        .unwrap_or_else(|| panic!("no request line:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(request_line).expect("json line");
+    assert_eq!(v["span"]["request_id"].as_str().map(str::len), Some(32), "{request_line}");
+}
+
+#[test]
+fn served_requests_are_traced_to_the_collector() {
+    let (Ok(endpoint), Ok(collector_log)) =
+        (std::env::var("RSGAME_TEST_OTLP_ENDPOINT"), std::env::var("RSGAME_TEST_OTLP_LOG"))
+    else {
+        eprintln!(
+            "skipped: RSGAME_TEST_OTLP_ENDPOINT and RSGAME_TEST_OTLP_LOG are not set (CI runs rotel and sets them)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let srv = Server::start(&cfg, &[("RSGAME_TRACE__OTLP_ENDPOINT", &endpoint)]);
+    // A caller's trace: the server's request span must join it.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let trace_id = format!("{:032x}", nanos ^ 0x5eed_0000_0000_0000_0000_0000_0000_0001);
+    let mut s = TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+    write!(
+        s,
+        "GET /no/such/route HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntraceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\r\n"
+    )
+    .expect("write");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+
+    // Spans still queued are exported during graceful shutdown.
+    srv.sigterm();
+    let mut srv = srv;
+    let status = srv.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&collector_log).unwrap_or_default();
+        if text.contains(&trace_id) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "trace {trace_id} not in collector log {collector_log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,787 @@
+//! Configuration: built-in defaults, then one YAML file, then `RSGAME_*` environment variables.
+//!
+//! Every struct denies unknown keys, so a typo stops start-up instead of being ignored; every
+//! error names the key and where its value came from (the file or the environment variable).
+//! Environment values are typed by the default value at the same key: `RSGAME_HTTP__PORT=9000`
+//! becomes a number because `http.port` is one, while `RSGAME_AUTH__JWT_SECRET=12345` stays a
+//! string.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_norway::{Mapping, Value};
+
+use crate::error::ErrorStatus;
+
+/// Prefix of the environment variables that override configuration.
+pub const ENV_PREFIX: &str = "RSGAME_";
+/// Environment variable naming the configuration file (like `--config`).
+pub const ENV_CONFIG_FILE: &str = "RSGAME_CONFIG";
+/// Environment variables that start with [`ENV_PREFIX`] but are not configuration: the file
+/// name itself and the integration tests' service URLs.
+const ENV_NOT_CONFIG: [&str; 2] = ["RSGAME_CONFIG", "RSGAME_TEST_"];
+
+/// The whole configuration of an rsgame process. Each section documents its keys; the same
+/// text, with defaults, is in `docs/configuration.md` and `rsgame.example.yaml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Process identity and local data.
+    pub app: AppConfig,
+    /// The HTTP listener (REST, WebSocket, web client, metrics, health).
+    pub http: HttpConfig,
+    /// Long-lived game connections (ports reserved here; the gate fills the rest).
+    pub gate: GateConfig,
+    /// Logs: console and rotating files.
+    pub log: LogConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// OpenTelemetry traces.
+    pub trace: TraceConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// The relational database.
+    pub database: DatabaseConfig,
+    /// Tokens.
+    pub auth: AuthConfig,
+}
+
+/// `app.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// Service name in logs, metrics and traces.
+    pub name: String,
+    /// Folder for local state (the SQLite file, uploaded files).
+    pub data_dir: PathBuf,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig { name: "rsgame".into(), data_dir: PathBuf::from("./data") }
+    }
+}
+
+/// `http.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port; 0 picks a free one (tests).
+    pub port: u16,
+    /// `compat`: HTTP 200 for every envelope, as go-game; `matching`: a status matching the
+    /// error code.
+    pub error_status: ErrorStatus,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { host: "0.0.0.0".into(), port: 8888, error_status: ErrorStatus::Compat }
+    }
+}
+
+/// `gate.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateConfig {
+    /// Raw TCP game connections (go-game's port).
+    pub tcp_port: u16,
+    /// KCP game connections over UDP (zinx's port).
+    pub kcp_port: u16,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig { tcp_port: 8999, kcp_port: 9001 }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+/// When a log file is rotated.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    /// A new file every day.
+    #[default]
+    Daily,
+    /// A new file every hour.
+    Hourly,
+    /// A new file when the current one reaches `max_size_mb`.
+    Size,
+    /// One file, never rotated.
+    Never,
+}
+
+/// `log.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Console format.
+    pub format: LogFormat,
+    /// Default level (`trace`…`error`), or a full filter such as `info,rsgame_gate=debug`.
+    /// `RUST_LOG`, when set, replaces this and `modules`.
+    pub level: String,
+    /// Level per module (`rsgame_gate: debug`).
+    pub modules: BTreeMap<String, String>,
+    /// Whether to write to the console at all.
+    pub console: bool,
+    /// Rotating files (go-game's "file mode").
+    pub file: LogFileConfig,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+            modules: BTreeMap::new(),
+            console: true,
+            file: LogFileConfig::default(),
+        }
+    }
+}
+
+/// `log.file.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFileConfig {
+    /// Write log files.
+    pub enabled: bool,
+    /// Folder for the files; created if missing.
+    pub path: PathBuf,
+    /// File name prefix: `rsgame.log`, `rsgame.log.2026-11-26`, `rsgame.log.1`.
+    pub prefix: String,
+    /// File format; JSON suits log shippers.
+    pub format: LogFormat,
+    /// `daily`, `hourly`, `size` or `never`.
+    pub rotation: Rotation,
+    /// Size at which a file rotates, with `rotation: size`.
+    pub max_size_mb: u64,
+    /// How many rotated files to keep.
+    pub keep: usize,
+}
+
+impl Default for LogFileConfig {
+    fn default() -> Self {
+        LogFileConfig {
+            enabled: false,
+            path: PathBuf::from("./logs"),
+            prefix: "rsgame".into(),
+            format: LogFormat::Json,
+            rotation: Rotation::Daily,
+            max_size_mb: 100,
+            keep: 7,
+        }
+    }
+}
+
+/// `metrics.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics on the HTTP listener.
+    pub enabled: bool,
+    /// Path of the metrics endpoint.
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, path: "/metrics".into() }
+    }
+}
+
+/// `trace.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceConfig {
+    /// OTLP/gRPC collector endpoint (`http://127.0.0.1:4317`); empty turns tracing export off.
+    pub otlp_endpoint: String,
+    /// Fraction of new traces sampled, 0.0 to 1.0; a sampled parent is always followed.
+    pub sample_ratio: f64,
+    /// Time allowed for one export call.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig { otlp_endpoint: String::new(), sample_ratio: 1.0, export_timeout_ms: 5000 }
+    }
+}
+
+/// `shutdown.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Time in-flight work and shutdown hooks get after SIGINT/SIGTERM before the process
+    /// exits anyway.
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_secs: 10 }
+    }
+}
+
+/// `database.*` — go-game's pool keys. Read by the storage layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://…`, `mysql://user:pass@host/db` or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Most connections open at once.
+    pub max_open: u32,
+    /// Connections kept open when idle.
+    pub max_idle: u32,
+    /// Seconds an idle connection is kept.
+    pub idle_time_secs: u64,
+    /// Seconds a connection lives at most.
+    pub lifetime_secs: u64,
+    /// Queries slower than this are logged at warn level.
+    pub slow_query_ms: u64,
+    /// Run pending migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://./data/rsgame.db?mode=rwc".into(),
+            max_open: 20,
+            max_idle: 5,
+            idle_time_secs: 600,
+            lifetime_secs: 3600,
+            slow_query_ms: 200,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// `auth.*` — read by usercenter and by every authenticated path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HMAC secret for access tokens. Empty: a random one is made at start-up, so tokens do
+    /// not survive a restart; set it in production.
+    pub jwt_secret: Secret,
+    /// Access token lifetime, seconds (go-game's `accessExpire`).
+    pub access_expire_secs: u64,
+    /// Seconds after which a client should refresh (go-game's `refreshAfter`).
+    pub refresh_after_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { jwt_secret: Secret::default(), access_expire_secs: 86_400, refresh_after_secs: 43_200 }
+    }
+}
+
+/// A secret string: `Debug` never shows it, so a logged struct does not leak it.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Whether no secret was configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"******\"" })
+    }
+}
+
+/// Where a key's value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the built-in default"),
+            Origin::File(p) => write!(f, "file {}", p.display()),
+            Origin::Env(v) => write!(f, "environment variable {v}"),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Every variant names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML, or not a mapping at the top.
+    #[error("configuration file {path} is not valid: {msg}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        msg: String,
+    },
+    /// A key is unknown or its value invalid.
+    #[error("configuration key `{key}` (from {origin}): {msg}")]
+    Key {
+        /// Dotted key, e.g. `http.port`.
+        key: String,
+        /// Where the value came from.
+        origin: Origin,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then the `RSGAME_*` variables among `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut origins: HashMap<String, Origin> = HashMap::new();
+        let mut tree = match file {
+            Some(path) => read_file(path, &mut origins)?,
+            None => Mapping::new(),
+        };
+        let hints = serde_norway::to_value(Config::default()).unwrap_or(Value::Null);
+        let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| is_config_var(k)).collect();
+        // Sorted so that a conflict between two variables resolves the same way every time.
+        env.sort();
+        for (var, raw) in env {
+            let path: Vec<String> = var[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::Key {
+                    key: path.join("."),
+                    origin: Origin::Env(var),
+                    msg: "empty key segment (use `__` only between keys)".into(),
+                });
+            }
+            let value = typed_env_value(&raw, lookup(&hints, &path));
+            origins.insert(path.join("."), Origin::Env(var));
+            set_path(&mut tree, &path, value);
+        }
+
+        let cfg: Config = serde_path_to_error::deserialize(Value::Mapping(tree)).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            let msg = e.into_inner().to_string();
+            // Make sure an unknown key is named in full, whether or not the path already
+            // ends with it.
+            let key = match unknown_field(&msg) {
+                Some(f) if key != f && !key.ends_with(&format!(".{f}")) => join_key(&key, f),
+                _ => key,
+            };
+            ConfigError::Key { origin: origin_of(&origins, &key), key, msg }
+        })?;
+        cfg.validate().map_err(|(key, msg)| ConfigError::Key {
+            origin: origin_of(&origins, key),
+            key: key.to_owned(),
+            msg,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Loads from the process: `file`, else `RSGAME_CONFIG`, then the process environment.
+    pub fn from_process(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let from_env = std::env::var_os(ENV_CONFIG_FILE).map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_env);
+        Config::load(file.as_deref(), std::env::vars())
+    }
+
+    /// Checks values that a type alone cannot: returns the key and what is wrong.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(0.0..=1.0).contains(&self.trace.sample_ratio) {
+            return Err((
+                "trace.sample_ratio",
+                format!("must be between 0.0 and 1.0, got {}", self.trace.sample_ratio),
+            ));
+        }
+        let ep = &self.trace.otlp_endpoint;
+        if !(ep.is_empty() || ep.starts_with("http://") || ep.starts_with("https://")) {
+            return Err(("trace.otlp_endpoint", "must start with http:// or https://".into()));
+        }
+        if !self.metrics.path.starts_with('/') || self.metrics.path.len() < 2 {
+            return Err(("metrics.path", format!("must be a path like /metrics, got {:?}", self.metrics.path)));
+        }
+        if let Err(e) = crate::telemetry::filter_directives(&self.log) {
+            return Err(("log.level", e));
+        }
+        if self.log.file.keep == 0 {
+            return Err(("log.file.keep", "must be at least 1".into()));
+        }
+        if self.log.file.max_size_mb == 0 {
+            return Err(("log.file.max_size_mb", "must be at least 1".into()));
+        }
+        if self.log.file.prefix.is_empty() || self.log.file.prefix.contains('/') {
+            return Err(("log.file.prefix", "must be a plain file name".into()));
+        }
+        if self.shutdown.grace_secs > 3600 {
+            return Err(("shutdown.grace_secs", "must be at most 3600".into()));
+        }
+        if self.database.url.is_empty() {
+            return Err(("database.url", "must not be empty".into()));
+        }
+        if self.database.max_open == 0 {
+            return Err(("database.max_open", "must be at least 1".into()));
+        }
+        if self.database.max_idle > self.database.max_open {
+            return Err(("database.max_idle", "must not exceed database.max_open".into()));
+        }
+        if self.auth.access_expire_secs == 0 {
+            return Err(("auth.access_expire_secs", "must be at least 1".into()));
+        }
+        if self.auth.refresh_after_secs > self.auth.access_expire_secs {
+            return Err(("auth.refresh_after_secs", "must not exceed auth.access_expire_secs".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as YAML, with secrets masked: what `rsgame config` prints
+    /// and what start-up logs.
+    pub fn to_masked_yaml(&self) -> String {
+        let mut v = serde_norway::to_value(self).unwrap_or(Value::Null);
+        mask_secrets(&mut v, "");
+        serde_norway::to_string(&v).unwrap_or_default()
+    }
+}
+
+fn is_config_var(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX) && !ENV_NOT_CONFIG.iter().any(|p| name.starts_with(p))
+}
+
+fn read_file(path: &Path, origins: &mut HashMap<String, Origin>) -> Result<Mapping, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let value: Value = serde_norway::from_str(&text)
+        .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), msg: e.to_string() })?;
+    let map = match value {
+        Value::Null => Mapping::new(),
+        Value::Mapping(m) => m,
+        _ => {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                msg: "the top level must be a mapping of sections (http:, log:, …)".into(),
+            });
+        }
+    };
+    record_origins(&Value::Mapping(map.clone()), "", &Origin::File(path.to_path_buf()), origins);
+    Ok(map)
+}
+
+fn record_origins(v: &Value, prefix: &str, origin: &Origin, out: &mut HashMap<String, Origin>) {
+    if let Value::Mapping(m) = v {
+        for (k, child) in m {
+            let key = join_key(prefix, &key_text(k));
+            record_origins(child, &key, origin, out);
+            out.insert(key, origin.clone());
+        }
+    }
+}
+
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => serde_norway::to_string(other).unwrap_or_default().trim().to_owned(),
+    }
+}
+
+fn join_key(prefix: &str, k: &str) -> String {
+    if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") }
+}
+
+/// The closest origin recorded for `key` or one of its parents.
+fn origin_of(origins: &HashMap<String, Origin>, key: &str) -> Origin {
+    let mut k = key;
+    loop {
+        if let Some(o) = origins.get(k) {
+            return o.clone();
+        }
+        match k.rfind('.') {
+            Some(i) => k = &k[..i],
+            None => return Origin::Default,
+        }
+    }
+}
+
+/// serde's message for a denied key: "unknown field `prot`, expected one of …".
+fn unknown_field(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, seg| match cur {
+        Value::Mapping(m) => m.get(Value::String(seg.clone())),
+        _ => None,
+    })
+}
+
+/// Types an environment value like the default at the same key; where there is no default
+/// (a map entry), reads it as a YAML scalar.
+fn typed_env_value(raw: &str, hint: Option<&Value>) -> Value {
+    match hint {
+        Some(Value::String(_)) => Value::String(raw.to_owned()),
+        Some(Value::Bool(_)) => match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Value::Bool(true),
+            "false" | "0" | "no" | "off" => Value::Bool(false),
+            _ => Value::String(raw.to_owned()),
+        },
+        Some(Value::Number(_)) => serde_norway::from_str::<Value>(raw)
+            .ok()
+            .filter(Value::is_number)
+            .unwrap_or_else(|| Value::String(raw.to_owned())),
+        Some(Value::Sequence(_)) => Value::Sequence(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+        ),
+        _ => match serde_norway::from_str::<Value>(raw) {
+            Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))) => v,
+            _ => Value::String(raw.to_owned()),
+        },
+    }
+}
+
+fn set_path(tree: &mut Mapping, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut cur = tree;
+    for seg in parents {
+        let key = Value::String(seg.clone());
+        let slot = cur.entry(key).or_insert_with(|| Value::Mapping(Mapping::new()));
+        if !slot.is_mapping() {
+            *slot = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(m) = slot else { return };
+        cur = m;
+    }
+    cur.insert(Value::String(last.clone()), value);
+}
+
+const MASK: &str = "******";
+
+/// Masks values whose key names a secret, and the password inside any URL.
+fn mask_secrets(v: &mut Value, key: &str) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m.iter_mut() {
+                mask_secrets(child, &key_text(k));
+            }
+        }
+        Value::String(s) => {
+            let k = key.to_ascii_lowercase();
+            let secret_key = ["secret", "password", "passwd", "token", "api_key"].iter().any(|w| k.contains(w));
+            if secret_key && !s.is_empty() {
+                *s = MASK.to_owned();
+            } else if let Some(masked) = mask_url_password(s) {
+                *s = masked;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `scheme://user:pass@host…` → `scheme://user:******@host…`; `None` if there is no password.
+pub fn mask_url_password(url: &str) -> Option<String> {
+    let scheme_end = url.find("://")? + 3;
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    let colon = rest[..at].find(':')?;
+    Some(format!("{}{}:{MASK}{}", &url[..scheme_end], &rest[..colon], &rest[at..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().expect("tempfile");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let cfg = Config::load(None, env(&[("PATH", "/bin"), ("RSGAME_TEST_REDIS_URL", "redis://x")])).expect("load");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.http.port, 8888);
+        assert_eq!(cfg.gate.tcp_port, 8999);
+        assert_eq!(cfg.gate.kcp_port, 9001);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let f = file("http:\n  port: 9000\n  host: 127.0.0.1\nlog:\n  level: debug\n");
+        let cfg = Config::load(Some(f.path()), env(&[("RSGAME_HTTP__PORT", "9100")])).expect("load");
+        assert_eq!(cfg.http.port, 9100, "env wins over file");
+        assert_eq!(cfg.http.host, "127.0.0.1", "file wins over default");
+        assert_eq!(cfg.log.level, "debug");
+        assert_eq!(cfg.shutdown.grace_secs, 10, "untouched keys keep defaults");
+    }
+
+    #[test]
+    fn env_values_are_typed_by_the_default() {
+        let cfg = Config::load(
+            None,
+            env(&[
+                ("RSGAME_AUTH__JWT_SECRET", "12345"),
+                ("RSGAME_LOG__FILE__ENABLED", "true"),
+                ("RSGAME_LOG__FILE__ROTATION", "size"),
+                ("RSGAME_TRACE__SAMPLE_RATIO", "0.25"),
+                ("RSGAME_LOG__MODULES__RSGAME_GATE", "debug"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(cfg.auth.jwt_secret.expose(), "12345");
+        assert!(cfg.log.file.enabled);
+        assert_eq!(cfg.log.file.rotation, Rotation::Size);
+        assert!((cfg.trace.sample_ratio - 0.25).abs() < f64::EPSILON);
+        assert_eq!(cfg.log.modules.get("rsgame_gate").map(String::as_str), Some("debug"));
+    }
+
+    #[test]
+    fn bad_env_value_names_key_and_variable() {
+        let err = Config::load(None, env(&[("RSGAME_HTTP__PORT", "notanumber")])).expect_err("must fail");
+        let text = err.to_string();
+        assert!(text.contains("`http.port`"), "{text}");
+        assert!(text.contains("RSGAME_HTTP__PORT"), "{text}");
+    }
+
+    #[test]
+    fn unknown_file_key_names_key_and_file() {
+        let f = file("http:\n  prot: 9000\n");
+        let err = Config::load(Some(f.path()), env(&[])).expect_err("must fail");
+        let text = err.to_string();
+        assert!(text.contains("`http.prot`"), "{text}");
+        assert!(text.contains("file"), "{text}");
+        let f = file("htp:\n  port: 9000\n");
+        let text = Config::load(Some(f.path()), env(&[])).expect_err("must fail").to_string();
+        assert!(text.contains("`htp`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_rejected() {
+        let text = Config::load(None, env(&[("RSGAME_HTTP__PROT", "1")])).expect_err("must fail").to_string();
+        assert!(text.contains("`http.prot`") && text.contains("RSGAME_HTTP__PROT"), "{text}");
+    }
+
+    #[test]
+    fn bad_enum_and_range_name_key() {
+        let f = file("log:\n  format: xml\n");
+        let text = Config::load(Some(f.path()), env(&[])).expect_err("must fail").to_string();
+        assert!(text.contains("`log.format`"), "{text}");
+        let text = Config::load(None, env(&[("RSGAME_TRACE__SAMPLE_RATIO", "2")])).expect_err("fail").to_string();
+        assert!(text.contains("`trace.sample_ratio`") && text.contains("RSGAME_TRACE__SAMPLE_RATIO"), "{text}");
+        let text = Config::load(None, env(&[("RSGAME_LOG__LEVEL", "loud")])).expect_err("fail").to_string();
+        assert!(text.contains("`log.level`"), "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_files_are_reported() {
+        let f = file("http: [1, 2\n");
+        assert!(matches!(Config::load(Some(f.path()), env(&[])), Err(ConfigError::Syntax { .. })));
+        let f = file("- 1\n- 2\n");
+        assert!(matches!(Config::load(Some(f.path()), env(&[])), Err(ConfigError::Syntax { .. })));
+        assert!(matches!(
+            Config::load(Some(Path::new("/nonexistent/rsgame.yaml")), env(&[])),
+            Err(ConfigError::Read { .. })
+        ));
+        let f = file("");
+        assert_eq!(Config::load(Some(f.path()), env(&[])).expect("empty file is defaults"), Config::default());
+    }
+
+    #[test]
+    fn masked_yaml_hides_secrets_and_url_passwords() {
+        let f = file("database:\n  url: mysql://root:s3cret@db:3306/game\nauth:\n  jwt_secret: topsecret\n");
+        let cfg = Config::load(Some(f.path()), env(&[])).expect("load");
+        let text = cfg.to_masked_yaml();
+        assert!(!text.contains("s3cret") && !text.contains("topsecret"), "{text}");
+        assert!(text.contains("mysql://root:******@db:3306/game"), "{text}");
+        assert!(text.contains("jwt_secret: '******'") || text.contains("jwt_secret: \"******\""), "{text}");
+        assert!(!format!("{cfg:?}").contains("topsecret"), "Debug must not leak the secret");
+    }
+
+    #[test]
+    fn url_masking() {
+        assert_eq!(mask_url_password("redis://:pw@h:6379/0").as_deref(), Some("redis://:******@h:6379/0"));
+        assert_eq!(mask_url_password("postgres://u@h/db"), None);
+        assert_eq!(mask_url_password("sqlite://./data/x.db"), None);
+        assert_eq!(mask_url_password("http://h/p?a=b@c:d"), None);
+    }
+
+    #[test]
+    fn example_file_matches_defaults() {
+        // The commented example documents every key with its default: loading it must give
+        // exactly the defaults, and it must name every key the defaults have.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rsgame.example.yaml");
+        let cfg = Config::load(Some(&path), env(&[])).expect("example loads");
+        assert_eq!(cfg, Config::default());
+        let text = std::fs::read_to_string(&path).expect("read");
+        let defaults = serde_norway::to_value(Config::default()).expect("value");
+        let mut keys = Vec::new();
+        collect_leaf_keys(&defaults, "", &mut keys);
+        for k in keys {
+            let leaf = k.rsplit('.').next().unwrap_or(&k);
+            assert!(text.contains(&format!("{leaf}:")), "rsgame.example.yaml lacks key {k}");
+        }
+    }
+
+    #[test]
+    fn configuration_doc_lists_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let text = std::fs::read_to_string(&path).expect("read docs/configuration.md");
+        let defaults = serde_norway::to_value(Config::default()).expect("value");
+        let mut keys = Vec::new();
+        collect_leaf_keys(&defaults, "", &mut keys);
+        for k in keys {
+            assert!(text.contains(&format!("`{k}`")), "docs/configuration.md lacks key `{k}`");
+        }
+    }
+
+    fn collect_leaf_keys(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Mapping(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    collect_leaf_keys(child, &join_key(prefix, &key_text(k)), out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! rsgame's shared toolkit: what every service and every process of rsgame needs, whichever
+//! role it runs.
+//!
+//! # Layout
+//!
+//! - [`config`]: the configuration tree, loaded from defaults, one YAML file and `RSGAME_*`
+//!   environment variables, with errors that name the key.
+//! - [`error`]: go-game's error codes and `{code, msg, data}` envelope, and the one [`Error`]
+//!   type handlers return.
+//! - [`telemetry`]: logs (console, rotating files), Prometheus metrics, OpenTelemetry traces.
+//! - [`http`]: the middleware, health and metrics routes and serving that every HTTP
+//!   listener shares.
+//! - [`shutdown`]: the shutdown signal and the hooks components register for it.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{Code, Envelope, Error, Reply, Result};
+pub use shutdown::Shutdown;
