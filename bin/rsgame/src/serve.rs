@@ -24,6 +24,12 @@ pub enum ServeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The gate could not start.
+    #[error(transparent)]
+    Gate(#[from] rsgame_gate::GateError),
+    /// TLS is configured but unusable.
+    #[error(transparent)]
+    Tls(#[from] rsgame_kit::tls::TlsError),
     /// The HTTP server stopped by itself.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
@@ -40,21 +46,34 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let shutdown = Shutdown::new();
     let readiness = Readiness::new(&shutdown);
     let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
-    let router = http::ops_router(readiness, metrics);
+    let mut router = http::ops_router(readiness, metrics);
     for role in &roles {
-        // Each role's components (REST routes, gRPC services, the gate) are wired here as
-        // their issues land; until then a role contributes only the shared endpoints.
-        tracing::info!(role = %role, "role has no components yet");
+        match role {
+            Role::GameNode => {
+                let gate = rsgame_gate::Gate::builder(&cfg.gate, &cfg.tls, rsgame_gate::Router::builder().build())
+                    .start(&shutdown)
+                    .await?;
+                router = router.merge(gate.ws_routes());
+            }
+            // The services' REST routes and gRPC servers are wired here as their issues land;
+            // until then these roles contribute only the shared endpoints.
+            _ => tracing::info!(role = %role, "role has no components yet"),
+        }
     }
     let router = http::finish(router);
+    let tls = if cfg.tls.http {
+        Some(rsgame_kit::tls::server_config(cfg.tls.cert_file.as_ref(), cfg.tls.key_file.as_ref(), false)?)
+    } else {
+        None
+    };
 
     let addr = format!("{}:{}", cfg.http.host, cfg.http.port);
     let listener = http::bind(&cfg.http.host, cfg.http.port)
         .await
         .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-    tracing::info!(addr = %local, "http listening");
-    let mut server = tokio::spawn(http::serve(listener, router, shutdown.clone()));
+    tracing::info!(addr = %local, tls = tls.is_some(), "http listening");
+    let mut server = tokio::spawn(http::serve(listener, tls, router, shutdown.clone()));
 
     tokio::select! {
         sig = shutdown::signal() => tracing::info!(signal = sig, "shutdown requested"),

@@ -53,6 +53,8 @@ impl Server {
         let mut c = rsgame();
         c.arg("--config").arg(cfg).arg("serve");
         c.env("RSGAME_HTTP__PORT", port.to_string()).env("RSGAME_HTTP__HOST", "127.0.0.1");
+        // The gate's own listeners on free ports, so tests can run side by side.
+        c.env("RSGAME_GATE__TCP_PORT", "0").env("RSGAME_GATE__KCP_PORT", "0").env("RSGAME_GATE__HOST", "127.0.0.1");
         for (k, v) in extra_env {
             c.env(k, v);
         }

@@ -1,5 +1,50 @@
-//! rsgame's connection engine (zinx's role in go-game). Not built yet: the gate issue fills
-//! it with TCP, WebSocket and KCP transports on one router, zinx's frame layouts (big-endian
-//! id+length, and the legacy little-endian one) with an enforced size limit, protobuf and
-//! JSON bodies, sessions with heartbeat, rate limits and bounded outbound queues, and routing
-//! by message id. Until then this crate exports nothing.
+//! rsgame's connection engine — zinx's role in go-game, faster and harder to break.
+//!
+//! Bytes → frame → session → router → handler: a transport (TCP, TLS, WebSocket, KCP)
+//! delivers bytes; the frame codec cuts zinx frames out of them (size-limited before the body
+//! is read); the session's reader dispatches each frame, in order, to the handler registered
+//! for its message id; handlers answer through the session's bounded outbound queue, which a
+//! writer task drains in coalesced writes.
+//!
+//! # Layout
+//!
+//! - [`frame`]: zinx's frame layouts and the size-limited decoder.
+//! - [`codec`]: protobuf and JSON bodies, WebSocket JSON text messages, wire formats.
+//! - [`session`]: a connection as the server sees it: user, properties, outbound queue, close.
+//! - [`router`]: message id → handler, before / after hooks, panic isolation.
+//! - `limits`: connection limits (total, per IP) and the per-session message rate.
+//! - `conn`: the reader and writer tasks of byte-stream transports.
+//! - `ws`: the WebSocket routes and their reader and writer.
+//! - [`server`]: listeners, the session hub, fan-out, hooks, shutdown.
+//! - [`metrics`]: the gate's Prometheus metrics.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use rsgame_gate::{Gate, Router};
+//! let cfg = rsgame_kit::Config::default();
+//! let shutdown = rsgame_kit::Shutdown::new();
+//! let router = Router::builder().build(); // Ping (1000 → 2000) is built in
+//! let gate = Gate::builder(&cfg.gate, &cfg.tls, router).start(&shutdown).await?;
+//! let http_routes = gate.ws_routes(); // merge into the HTTP router for /ws and /wss
+//! # let _ = http_routes; Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod codec;
+mod conn;
+pub mod frame;
+mod limits;
+pub mod metrics;
+pub mod router;
+pub mod server;
+pub mod session;
+mod ws;
+
+pub use codec::{Message, Wire};
+pub use frame::{Frame, FrameCodec, Layout};
+pub use router::{Outcome, RouteError, Router, RouterBuilder};
+pub use server::{Gate, GateBuilder, GateError, Hub, send_many};
+pub use session::{CloseReason, SendError, Session, Transport};

@@ -32,8 +32,10 @@ pub struct Config {
     pub app: AppConfig,
     /// The HTTP listener (REST, WebSocket, web client, metrics, health).
     pub http: HttpConfig,
-    /// Long-lived game connections (ports reserved here; the gate fills the rest).
+    /// Long-lived game connections.
     pub gate: GateConfig,
+    /// TLS for the HTTP listener and the TCP gate.
+    pub tls: TlsConfig,
     /// Logs: console and rotating files.
     pub log: LogConfig,
     /// Prometheus metrics.
@@ -83,19 +85,158 @@ impl Default for HttpConfig {
     }
 }
 
-/// `gate.*`
+/// `gate.*` — long-lived game connections (zinx's role).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GateConfig {
+    /// Address the TCP and KCP listeners bind.
+    pub host: String,
+    /// Accept raw TCP connections.
+    pub tcp_enabled: bool,
     /// Raw TCP game connections (go-game's port).
     pub tcp_port: u16,
+    /// Body codec on TCP: `protobuf` or `json`.
+    pub tcp_codec: BodyCodec,
+    /// Accept WebSocket connections on the HTTP listener at `/ws` and `/wss`.
+    pub ws_enabled: bool,
+    /// Body codec of binary WebSocket frames, unless the client asks for another with
+    /// `?codec=`; text messages are always JSON.
+    pub ws_codec: BodyCodec,
+    /// Accept KCP connections (reliable UDP).
+    pub kcp_enabled: bool,
     /// KCP game connections over UDP (zinx's port).
     pub kcp_port: u16,
+    /// Body codec on KCP.
+    pub kcp_codec: BodyCodec,
+    /// KCP tuning; defaults are zinx's "turbo" settings.
+    pub kcp: KcpConfig,
+    /// `zinx`: id u32 BE, length u32 BE (zinx ≥ 1.2, go-game). `legacy`: length u32 LE, id u32 LE.
+    pub frame_layout: FrameLayoutName,
+    /// Largest body accepted, bytes. A larger frame closes the connection before its body is read.
+    pub max_body: u32,
+    /// A session with no inbound traffic for this long is closed (go-game: 20 s).
+    pub heartbeat_timeout_secs: u64,
+    /// A connection that has not sent one whole frame within this time is closed (slowloris).
+    pub first_frame_timeout_secs: u64,
+    /// Frames queued for one session; when full the session is closed as a slow consumer.
+    pub outbound_queue: usize,
+    /// Most connections at once over all transports; 0 = no limit.
+    pub max_connections: usize,
+    /// Most connections from one IP address; 0 = no limit.
+    pub max_connections_per_ip: usize,
+    /// Messages per second one session may send, sustained.
+    pub rate_per_sec: u32,
+    /// Messages one session may send in a burst above the rate.
+    pub rate_burst: u32,
+    /// Bad messages (unknown id, undecodable body) a session may send before it is closed.
+    pub max_bad_messages: u32,
 }
 
 impl Default for GateConfig {
     fn default() -> Self {
-        GateConfig { tcp_port: 8999, kcp_port: 9001 }
+        GateConfig {
+            host: "0.0.0.0".into(),
+            tcp_enabled: true,
+            tcp_port: 8999,
+            tcp_codec: BodyCodec::Protobuf,
+            ws_enabled: true,
+            ws_codec: BodyCodec::Protobuf,
+            kcp_enabled: true,
+            kcp_port: 9001,
+            kcp_codec: BodyCodec::Protobuf,
+            kcp: KcpConfig::default(),
+            frame_layout: FrameLayoutName::Zinx,
+            max_body: 64 * 1024,
+            heartbeat_timeout_secs: 20,
+            first_frame_timeout_secs: 10,
+            outbound_queue: 256,
+            max_connections: 100_000,
+            max_connections_per_ip: 1000,
+            rate_per_sec: 200,
+            rate_burst: 400,
+            max_bad_messages: 10,
+        }
+    }
+}
+
+/// How a message body is encoded.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyCodec {
+    /// Protocol Buffers (go-game's default).
+    #[default]
+    Protobuf,
+    /// JSON with the protobuf field names in camelCase.
+    Json,
+}
+
+/// Which of zinx's frame headers is on the wire.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameLayoutName {
+    /// id u32 big-endian, then body length u32 big-endian (zinx ≥ 1.2).
+    #[default]
+    Zinx,
+    /// body length u32 little-endian, then id u32 little-endian (older zinx).
+    Legacy,
+}
+
+/// `gate.kcp.*`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KcpConfig {
+    /// No-delay mode: faster retransmission.
+    pub nodelay: bool,
+    /// Internal update interval, milliseconds.
+    pub interval_ms: u32,
+    /// Fast resend after this many duplicate ACKs (0 = off).
+    pub resend: u32,
+    /// Turn congestion control off.
+    pub no_congestion: bool,
+    /// Send window, packets.
+    pub send_window: u16,
+    /// Receive window, packets.
+    pub recv_window: u16,
+    /// Largest UDP payload, bytes (64–1500).
+    pub mtu: usize,
+    /// A KCP session with no packets for this long is dropped by the transport.
+    pub session_expire_secs: u64,
+}
+
+impl Default for KcpConfig {
+    fn default() -> Self {
+        // zinx's "turbo" profile: nodelay 1, interval 10, resend 2, nc 1, windows 32/32.
+        KcpConfig {
+            nodelay: true,
+            interval_ms: 10,
+            resend: 2,
+            no_congestion: true,
+            send_window: 32,
+            recv_window: 32,
+            mtu: 1400,
+            session_expire_secs: 90,
+        }
+    }
+}
+
+/// `tls.*` — one certificate for the HTTP listener (https, wss) and the TCP gate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. TLS is on when this and `key_file` are set.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// Serve the HTTP listener (REST, `wss://…/ws`) over TLS.
+    pub http: bool,
+    /// Serve the TCP gate over TLS.
+    pub gate_tcp: bool,
+}
+
+impl TlsConfig {
+    /// Whether a certificate is configured.
+    pub fn configured(&self) -> bool {
+        !self.cert_file.is_empty() && !self.key_file.is_empty()
     }
 }
 
@@ -447,6 +588,40 @@ impl Config {
         }
         if self.log.file.prefix.is_empty() || self.log.file.prefix.contains('/') {
             return Err(("log.file.prefix", "must be a plain file name".into()));
+        }
+        let g = &self.gate;
+        if g.max_body == 0 || g.max_body > 64 * 1024 * 1024 {
+            return Err(("gate.max_body", "must be between 1 and 67108864 bytes".into()));
+        }
+        if g.heartbeat_timeout_secs == 0 {
+            return Err(("gate.heartbeat_timeout_secs", "must be at least 1".into()));
+        }
+        if g.first_frame_timeout_secs == 0 {
+            return Err(("gate.first_frame_timeout_secs", "must be at least 1".into()));
+        }
+        if g.outbound_queue == 0 {
+            return Err(("gate.outbound_queue", "must be at least 1".into()));
+        }
+        if g.rate_per_sec == 0 {
+            return Err(("gate.rate_per_sec", "must be at least 1".into()));
+        }
+        if g.rate_burst == 0 {
+            return Err(("gate.rate_burst", "must be at least 1".into()));
+        }
+        if !(64..=1500).contains(&g.kcp.mtu) {
+            return Err(("gate.kcp.mtu", format!("must be between 64 and 1500, got {}", g.kcp.mtu)));
+        }
+        if g.kcp.interval_ms == 0 || g.kcp.interval_ms > 5000 {
+            return Err(("gate.kcp.interval_ms", "must be between 1 and 5000".into()));
+        }
+        if g.kcp.send_window == 0 || g.kcp.recv_window == 0 {
+            return Err(("gate.kcp.send_window", "windows must be at least 1".into()));
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return Err(("tls.key_file", "tls.cert_file and tls.key_file must be set together".into()));
+        }
+        if (self.tls.http || self.tls.gate_tcp) && !self.tls.configured() {
+            return Err(("tls.cert_file", "tls.http or tls.gate_tcp is on but no certificate is set".into()));
         }
         if self.shutdown.grace_secs > 3600 {
             return Err(("shutdown.grace_secs", "must be at most 3600".into()));

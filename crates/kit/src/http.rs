@@ -206,12 +206,40 @@ pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind((host, port)).await
 }
 
+/// The client's address, as handlers extract it: `ConnectInfo<Peer>`. One type for plain
+/// and TLS listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// Serves `router` until `shutdown` triggers, then stops accepting and returns once the
-/// in-flight requests are done. The caller bounds that wait with the grace period.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.triggered())
-        .await
+/// in-flight requests are done. The caller bounds that wait with the grace period. With a
+/// TLS configuration the listener speaks https (and wss for the WebSocket routes).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<Peer>();
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown.triggered()).await,
+        Some(cfg) => {
+            let tls = crate::tls::TlsListener::new(listener, cfg, Duration::from_secs(10))?;
+            axum::serve(tls, app).with_graceful_shutdown(shutdown.triggered()).await
+        }
+    }
 }
 
 #[cfg(test)]
@@ -312,7 +340,7 @@ mod tests {
         ));
         let listener = bind("127.0.0.1", 0).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(serve(listener, router, sd.clone()));
+        let server = tokio::spawn(serve(listener, None, router, sd.clone()));
 
         let client = tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -11,6 +11,8 @@
 //! - [`http`]: the middleware, health and metrics routes and serving that every HTTP
 //!   listener shares.
 //! - [`shutdown`]: the shutdown signal and the hooks components register for it.
+//! - [`tls`]: rustls configuration from PEM files and a TLS listener.
+//! - [`time`]: UTC calendar helpers (timestamps for clients, log file dates).
 
 #![warn(missing_docs)]
 
@@ -19,6 +21,8 @@ pub mod error;
 pub mod http;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;
+pub mod tls;
 
 pub use config::Config;
 pub use error::{Code, Envelope, Error, Reply, Result};

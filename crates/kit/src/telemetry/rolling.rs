@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Rotation;
+use crate::time::civil_from_days;
 
 /// A rotating log file: `<dir>/<prefix>.log`, rotated to `<prefix>.log.<period>` (time) or
 /// `<prefix>.log.<n>` (size, 1 newest).
@@ -157,20 +158,6 @@ fn period_of(rotation: Rotation, t: SystemTime) -> String {
     }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,10 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn periods() {
         let t = UNIX_EPOCH + Duration::from_secs(20_418 * 86_400 + 13 * 3600 + 5);
         assert_eq!(period_of(Rotation::Hourly, t), "2025-11-26-13");
     }

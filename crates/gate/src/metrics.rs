@@ -1,0 +1,88 @@
+//! The gate's Prometheus metrics. Hot-path handles (frames and bytes) are looked up once per
+//! connection, so counting a frame is one atomic add.
+
+use crate::session::{CloseReason, Transport};
+
+/// Open connections, by transport.
+pub const CONNECTIONS: &str = "gate_connections";
+/// Connections accepted, by transport.
+pub const ACCEPTED: &str = "gate_connections_accepted_total";
+/// Frames received, by transport.
+pub const FRAMES_IN: &str = "gate_frames_in_total";
+/// Frames sent, by transport.
+pub const FRAMES_OUT: &str = "gate_frames_out_total";
+/// Bytes received, by transport.
+pub const BYTES_IN: &str = "gate_bytes_in_total";
+/// Bytes sent, by transport.
+pub const BYTES_OUT: &str = "gate_bytes_out_total";
+/// Handler latency, by message id.
+pub const HANDLER_SECONDS: &str = "gate_handler_duration_seconds";
+/// Sessions closed, by reason.
+pub const CLOSES: &str = "gate_closes_total";
+/// Sessions closed because their outbound queue was full.
+pub const SLOW_CONSUMERS: &str = "gate_slow_consumer_drops_total";
+/// Messages with an id nobody handles.
+pub const UNKNOWN_IDS: &str = "gate_unknown_message_ids_total";
+/// Messages whose body did not decode.
+pub const BAD_BODIES: &str = "gate_bad_bodies_total";
+
+/// Describes the metrics once, for the HELP lines.
+pub fn describe() {
+    metrics::describe_gauge!(CONNECTIONS, "Open game connections, by transport.");
+    metrics::describe_counter!(ACCEPTED, "Game connections accepted, by transport.");
+    metrics::describe_counter!(FRAMES_IN, "Frames received, by transport.");
+    metrics::describe_counter!(FRAMES_OUT, "Frames sent, by transport.");
+    metrics::describe_counter!(BYTES_IN, "Bytes received, by transport.");
+    metrics::describe_counter!(BYTES_OUT, "Bytes sent, by transport.");
+    metrics::describe_histogram!(HANDLER_SECONDS, metrics::Unit::Seconds, "Message handler latency, by message id.");
+    metrics::describe_counter!(CLOSES, "Sessions closed, by reason.");
+    metrics::describe_counter!(SLOW_CONSUMERS, "Sessions closed because their outbound queue was full.");
+    metrics::describe_counter!(UNKNOWN_IDS, "Messages with an id that has no handler.");
+    metrics::describe_counter!(BAD_BODIES, "Messages whose body did not decode.");
+}
+
+/// Per-connection handles.
+pub(crate) struct ConnMetrics {
+    pub frames_in: metrics::Counter,
+    pub bytes_in: metrics::Counter,
+    pub frames_out: metrics::Counter,
+    pub bytes_out: metrics::Counter,
+}
+
+impl ConnMetrics {
+    pub fn new(t: Transport) -> Self {
+        let t = t.as_str();
+        ConnMetrics {
+            frames_in: metrics::counter!(FRAMES_IN, "transport" => t),
+            bytes_in: metrics::counter!(BYTES_IN, "transport" => t),
+            frames_out: metrics::counter!(FRAMES_OUT, "transport" => t),
+            bytes_out: metrics::counter!(BYTES_OUT, "transport" => t),
+        }
+    }
+}
+
+pub(crate) fn opened(t: Transport) {
+    metrics::counter!(ACCEPTED, "transport" => t.as_str()).increment(1);
+    metrics::gauge!(CONNECTIONS, "transport" => t.as_str()).increment(1.0);
+}
+
+pub(crate) fn closed(t: Transport, reason: CloseReason) {
+    metrics::gauge!(CONNECTIONS, "transport" => t.as_str()).decrement(1.0);
+    metrics::counter!(CLOSES, "reason" => reason.as_str()).increment(1);
+}
+
+pub(crate) fn refused(reason: CloseReason) {
+    metrics::counter!(CLOSES, "reason" => reason.as_str()).increment(1);
+}
+
+pub(crate) fn slow_consumer() {
+    metrics::counter!(SLOW_CONSUMERS).increment(1);
+}
+
+pub(crate) fn unknown_id() {
+    metrics::counter!(UNKNOWN_IDS).increment(1);
+}
+
+pub(crate) fn bad_body() {
+    metrics::counter!(BAD_BODIES).increment(1);
+}

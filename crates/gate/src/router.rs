@@ -1,0 +1,203 @@
+//! The router: one handler per message id, registered at start-up, with before / after hooks
+//! for cross-cutting rules ("log in first", metrics).
+//!
+//! A handler is an async fn of the session and the decoded message returning
+//! `rsgame_kit::Result<()>`; it answers by sending on the session. An error becomes an
+//! ErrorResp frame with the error's code and public message. Messages of one session are
+//! dispatched one after another, in order; sessions run in parallel.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use rsgame_kit::config::BodyCodec;
+use rsgame_proto::{ids, pb};
+
+use crate::codec::{DecodeError, Message, decode_body};
+use crate::session::Session;
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+type Erased = Box<dyn Fn(Session, Bytes, BodyCodec) -> BoxFuture + Send + Sync>;
+type BeforeHook = Box<dyn Fn(&Session, u32) -> rsgame_kit::Result<()> + Send + Sync>;
+type AfterHook = Box<dyn Fn(&Session, u32, Duration, &Outcome) + Send + Sync>;
+
+/// What a dispatch came to; after hooks see it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The handler returned `Ok`.
+    Handled,
+    /// The id has no handler.
+    UnknownId,
+    /// The body did not decode as the handler's message.
+    BadBody(DecodeError),
+    /// A before hook refused the message.
+    Refused(rsgame_kit::Error),
+    /// The handler returned an error.
+    Failed(rsgame_kit::Error),
+    /// The handler panicked.
+    Panicked,
+}
+
+enum Failure {
+    Decode(DecodeError),
+    Handler(rsgame_kit::Error),
+}
+
+struct Route {
+    handler: Erased,
+    latency: metrics::Histogram,
+}
+
+/// A start-up error in building the router.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// Two handlers for one id.
+    #[error("message id {0} has two handlers")]
+    Duplicate(u32),
+    /// An id the gate reserves for itself.
+    #[error("message id {0} is reserved by the gate")]
+    Reserved(u32),
+}
+
+/// Builds a [`Router`]. The gate's own Ping handler (1000 → 2000) is registered already.
+pub struct RouterBuilder {
+    routes: HashMap<u32, Route>,
+    before: Vec<BeforeHook>,
+    after: Vec<AfterHook>,
+}
+
+impl Default for RouterBuilder {
+    fn default() -> Self {
+        let mut b = RouterBuilder { routes: HashMap::new(), before: Vec::new(), after: Vec::new() };
+        b.insert(ids::PING, ping);
+        b
+    }
+}
+
+/// go-game's ping: echo the sequence number with the server's time.
+async fn ping(session: Session, msg: pb::Ping) -> rsgame_kit::Result<()> {
+    let resp = pb::PingResp { sn: msg.sn, now_time: rsgame_kit::time::now_rfc3339() };
+    // A failed send means the session is closing; nothing to report to it.
+    let _ = session.send(ids::PING_RESP, &resp);
+    Ok(())
+}
+
+impl RouterBuilder {
+    /// A builder with the Ping handler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` for message `id`, decoding bodies as `M`.
+    pub fn route<M, F, Fut>(&mut self, id: u32, handler: F) -> Result<&mut Self, RouteError>
+    where
+        M: Message,
+        F: Fn(Session, M) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = rsgame_kit::Result<()>> + Send + 'static,
+    {
+        if id == ids::ERROR {
+            return Err(RouteError::Reserved(id));
+        }
+        if self.routes.contains_key(&id) {
+            return Err(RouteError::Duplicate(id));
+        }
+        self.insert(id, handler);
+        Ok(self)
+    }
+
+    fn insert<M, F, Fut>(&mut self, id: u32, handler: F)
+    where
+        M: Message,
+        F: Fn(Session, M) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = rsgame_kit::Result<()>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let erased: Erased = Box::new(move |session, body, codec| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let msg: M = decode_body(codec, &body).map_err(Failure::Decode)?;
+                handler(session, msg).await.map_err(Failure::Handler)
+            })
+        });
+        let latency = metrics::histogram!(crate::metrics::HANDLER_SECONDS, "id" => id.to_string());
+        self.routes.insert(id, Route { handler: erased, latency });
+    }
+
+    /// Adds a check run before every handler, e.g. "log in first". An error refuses the
+    /// message: the client gets an ErrorResp and the handler does not run.
+    pub fn before(
+        &mut self,
+        hook: impl Fn(&Session, u32) -> rsgame_kit::Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.before.push(Box::new(hook));
+        self
+    }
+
+    /// Adds a hook run after every dispatch with its duration and outcome.
+    pub fn after(&mut self, hook: impl Fn(&Session, u32, Duration, &Outcome) + Send + Sync + 'static) -> &mut Self {
+        self.after.push(Box::new(hook));
+        self
+    }
+
+    /// The finished router.
+    pub fn build(self) -> Router {
+        Router { routes: self.routes, before: self.before, after: self.after }
+    }
+}
+
+/// Message id → handler. Immutable once built; shared by every connection.
+pub struct Router {
+    routes: HashMap<u32, Route>,
+    before: Vec<BeforeHook>,
+    after: Vec<AfterHook>,
+}
+
+impl Router {
+    /// A builder.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::new()
+    }
+
+    /// Whether `id` has a handler.
+    pub fn has(&self, id: u32) -> bool {
+        self.routes.contains_key(&id)
+    }
+
+    /// Runs the handler for one message of `session`. Never panics: a panicking handler is
+    /// reported as [`Outcome::Panicked`].
+    pub async fn dispatch(&self, session: &Session, id: u32, body: Bytes, codec: BodyCodec) -> Outcome {
+        let start = Instant::now();
+        let outcome = self.run(session, id, body, codec).await;
+        if let Some(route) = self.routes.get(&id) {
+            route.latency.record(start.elapsed().as_secs_f64());
+        }
+        if !self.after.is_empty() {
+            let elapsed = start.elapsed();
+            for hook in &self.after {
+                hook(session, id, elapsed, &outcome);
+            }
+        }
+        outcome
+    }
+
+    async fn run(&self, session: &Session, id: u32, body: Bytes, codec: BodyCodec) -> Outcome {
+        let Some(route) = self.routes.get(&id) else { return Outcome::UnknownId };
+        for hook in &self.before {
+            if let Err(e) = hook(session, id) {
+                return Outcome::Refused(e);
+            }
+        }
+        // The handler is user code: a panic in it must end this session only.
+        match AssertUnwindSafe((route.handler)(session.clone(), body, codec)).catch_unwind().await {
+            Ok(Ok(())) => Outcome::Handled,
+            Ok(Err(Failure::Decode(e))) => Outcome::BadBody(e),
+            Ok(Err(Failure::Handler(e))) => Outcome::Failed(e),
+            Err(_) => Outcome::Panicked,
+        }
+    }
+}

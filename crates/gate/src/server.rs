@@ -1,0 +1,433 @@
+//! The gate: its listeners (TCP, TLS, KCP, and the WebSocket routes for the HTTP listener),
+//! the registry of live sessions, connect / disconnect hooks, fan-out, and shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rsgame_kit::config::{BodyCodec, GateConfig, TlsConfig};
+use rsgame_kit::shutdown::Shutdown;
+use tokio::net::TcpListener;
+
+use crate::codec::{Message, Wire};
+use crate::conn::{Generic, run_stream};
+use crate::frame::Layout;
+use crate::limits::{ConnPermit, Limits};
+use crate::router::Router;
+use crate::session::{CloseReason, Session, Transport};
+
+/// The gate's settings, taken from `gate.*` once at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub layout: Layout,
+    pub max_body: u32,
+    pub heartbeat: Duration,
+    pub first_frame_timeout: Duration,
+    pub queue: usize,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    pub max_bad_messages: u32,
+    pub ws_codec: BodyCodec,
+}
+
+type ConnectHook = Box<dyn Fn(&Session) + Send + Sync>;
+type DisconnectHook = Box<dyn Fn(&Session, CloseReason) + Send + Sync>;
+
+/// State every connection of the gate shares.
+pub(crate) struct Shared {
+    pub settings: Settings,
+    pub router: Router,
+    pub hub: Hub,
+    limits: Arc<Limits>,
+    next_id: AtomicU64,
+    on_connect: Vec<ConnectHook>,
+    on_disconnect: Vec<DisconnectHook>,
+}
+
+impl Shared {
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnPermit, CloseReason> {
+        let r = self.limits.try_admit(ip);
+        if let Err(reason) = r {
+            crate::metrics::refused(reason);
+        }
+        r
+    }
+
+    /// Registers a new session and runs the connect hooks.
+    pub fn open(
+        &self,
+        remote: SocketAddr,
+        transport: Transport,
+        wire: Wire,
+    ) -> (Session, tokio::sync::mpsc::Receiver<Bytes>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (session, rx) = Session::new(id, remote, transport, wire, self.settings.queue);
+        self.hub.insert(&session);
+        crate::metrics::opened(transport);
+        tracing::debug!(session = id, remote = %remote, transport = %transport, "session open");
+        for hook in &self.on_connect {
+            hook(&session);
+        }
+        (session, rx)
+    }
+
+    /// Unregisters a finished session and runs the disconnect hooks.
+    pub fn finish(&self, session: &Session, permit: ConnPermit) {
+        self.hub.remove(session.id());
+        let reason = session.close_reason().unwrap_or(CloseReason::ClientClosed);
+        crate::metrics::closed(session.transport(), reason);
+        tracing::debug!(session = session.id(), remote = %session.remote(), reason = %reason, "session closed");
+        for hook in &self.on_disconnect {
+            hook(session, reason);
+        }
+        drop(permit);
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Live sessions by id, sharded so that connects and disconnects on different shards do not
+/// contend.
+pub struct Hub {
+    shards: [RwLock<HashMap<u64, Session>>; SHARDS],
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub { shards: std::array::from_fn(|_| RwLock::new(HashMap::new())) }
+    }
+}
+
+impl Hub {
+    fn shard(&self, id: u64) -> &RwLock<HashMap<u64, Session>> {
+        &self.shards[(id as usize) % SHARDS]
+    }
+
+    fn insert(&self, s: &Session) {
+        if let Ok(mut m) = self.shard(s.id()).write() {
+            m.insert(s.id(), s.clone());
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut m) = self.shard(id).write() {
+            m.remove(&id);
+        }
+    }
+
+    /// The session with this id, if it is live.
+    pub fn get(&self, id: u64) -> Option<Session> {
+        self.shard(id).read().ok()?.get(&id).cloned()
+    }
+
+    /// Live sessions.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().map(|m| m.len()).unwrap_or(0)).sum()
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of every live session.
+    pub fn all(&self) -> Vec<Session> {
+        let mut v = Vec::new();
+        for s in &self.shards {
+            if let Ok(m) = s.read() {
+                v.extend(m.values().cloned());
+            }
+        }
+        v
+    }
+
+    /// Sends `msg` to every live session, encoded once per wire format.
+    pub fn broadcast<M: Message>(&self, id: u32, msg: &M) -> usize {
+        send_many(&self.all(), id, msg)
+    }
+}
+
+/// Sends `msg` to each session, encoding it once per distinct wire format (usually once)
+/// and sharing the bytes. Returns how many sessions it was queued for.
+pub fn send_many<'a, M: Message>(sessions: impl IntoIterator<Item = &'a Session>, id: u32, msg: &M) -> usize {
+    let mut encoded: Vec<(Wire, Bytes)> = Vec::with_capacity(2);
+    let mut sent = 0;
+    for s in sessions {
+        let wire = s.wire();
+        let bytes = match encoded.iter().find(|(w, _)| *w == wire) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = wire.encode(id, msg);
+                encoded.push((wire, b.clone()));
+                b
+            }
+        };
+        if s.send_bytes(bytes).is_ok() {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// Why the gate could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// A listener could not bind.
+    #[error("gate {transport} cannot listen on {addr}: {msg}")]
+    Bind {
+        /// Which listener.
+        transport: &'static str,
+        /// host:port.
+        addr: String,
+        /// The error.
+        msg: String,
+    },
+    /// TLS is configured but unusable.
+    #[error(transparent)]
+    Tls(#[from] rsgame_kit::tls::TlsError),
+}
+
+/// Builds a [`Gate`].
+pub struct GateBuilder {
+    cfg: GateConfig,
+    tls: TlsConfig,
+    router: Router,
+    on_connect: Vec<ConnectHook>,
+    on_disconnect: Vec<DisconnectHook>,
+}
+
+impl GateBuilder {
+    /// Runs `hook` when a session opens.
+    pub fn on_connect(mut self, hook: impl Fn(&Session) + Send + Sync + 'static) -> Self {
+        self.on_connect.push(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook` when a session ends, with the reason.
+    pub fn on_disconnect(mut self, hook: impl Fn(&Session, CloseReason) + Send + Sync + 'static) -> Self {
+        self.on_disconnect.push(Box::new(hook));
+        self
+    }
+
+    /// Binds the enabled TCP and KCP listeners and starts accepting; registers a shutdown
+    /// hook that stops accepting, closes every session and waits for them to finish.
+    pub async fn start(self, shutdown: &Shutdown) -> Result<Gate, GateError> {
+        crate::metrics::describe();
+        let c = &self.cfg;
+        let settings = Settings {
+            layout: c.frame_layout.into(),
+            max_body: c.max_body,
+            heartbeat: Duration::from_secs(c.heartbeat_timeout_secs),
+            first_frame_timeout: Duration::from_secs(c.first_frame_timeout_secs),
+            queue: c.outbound_queue,
+            rate_per_sec: c.rate_per_sec,
+            rate_burst: c.rate_burst,
+            max_bad_messages: c.max_bad_messages,
+            ws_codec: c.ws_codec,
+        };
+        let shared = Arc::new(Shared {
+            settings,
+            router: self.router,
+            hub: Hub::default(),
+            limits: Limits::new(c.max_connections, c.max_connections_per_ip),
+            next_id: AtomicU64::new(1),
+            on_connect: self.on_connect,
+            on_disconnect: self.on_disconnect,
+        });
+
+        let mut gate = Gate { shared: shared.clone(), tcp_addr: None, kcp_addr: None, ws_enabled: c.ws_enabled };
+        if c.tcp_enabled {
+            let addr = format!("{}:{}", c.host, c.tcp_port);
+            let listener = TcpListener::bind(&addr).await.map_err(|e| GateError::Bind {
+                transport: "tcp",
+                addr: addr.clone(),
+                msg: e.to_string(),
+            })?;
+            gate.tcp_addr = listener.local_addr().ok();
+            let tls = if self.tls.gate_tcp {
+                Some(rsgame_kit::tls::server_config(self.tls.cert_file.as_ref(), self.tls.key_file.as_ref(), false)?)
+            } else {
+                None
+            };
+            tracing::info!(addr = ?gate.tcp_addr, tls = tls.is_some(), "gate tcp listening");
+            tokio::spawn(accept_tcp(shared.clone(), listener, tls, c.tcp_codec, shutdown.clone()));
+        }
+        if c.kcp_enabled {
+            let addr = format!("{}:{}", c.host, c.kcp_port);
+            let listener = tokio_kcp::KcpListener::bind(kcp_config(&c.kcp), &addr)
+                .await
+                .map_err(|e| GateError::Bind { transport: "kcp", addr: addr.clone(), msg: e.to_string() })?;
+            gate.kcp_addr = listener.local_addr().ok();
+            tracing::info!(addr = ?gate.kcp_addr, "gate kcp listening");
+            tokio::spawn(accept_kcp(shared.clone(), listener, c.kcp_codec, shutdown.clone()));
+        }
+
+        let closing = shared.clone();
+        shutdown.on_shutdown("gate", move || async move {
+            let sessions = closing.hub.all();
+            tracing::info!(sessions = sessions.len(), "gate closing sessions");
+            for s in &sessions {
+                s.close(CloseReason::Shutdown);
+            }
+            // Each connection writes its last frames and leaves the hub; the hook's grace
+            // period bounds the wait.
+            while !closing.hub.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Ok(gate)
+    }
+}
+
+/// A running gate.
+#[derive(Clone)]
+pub struct Gate {
+    shared: Arc<Shared>,
+    tcp_addr: Option<SocketAddr>,
+    kcp_addr: Option<SocketAddr>,
+    ws_enabled: bool,
+}
+
+impl Gate {
+    /// A builder for a gate with `router`, configured by `gate.*` and `tls.*`.
+    pub fn builder(cfg: &GateConfig, tls: &TlsConfig, router: Router) -> GateBuilder {
+        GateBuilder { cfg: cfg.clone(), tls: tls.clone(), router, on_connect: Vec::new(), on_disconnect: Vec::new() }
+    }
+
+    /// The `/ws` and `/wss` routes to merge into the HTTP router (empty when WebSocket is off).
+    pub fn ws_routes(&self) -> axum::Router {
+        if self.ws_enabled { crate::ws::routes(self.shared.clone()) } else { axum::Router::new() }
+    }
+
+    /// The bound TCP address, when TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The bound KCP address, when KCP is on.
+    pub fn kcp_addr(&self) -> Option<SocketAddr> {
+        self.kcp_addr
+    }
+
+    /// Live sessions.
+    pub fn hub(&self) -> &Hub {
+        &self.shared.hub
+    }
+}
+
+fn kcp_config(k: &rsgame_kit::config::KcpConfig) -> tokio_kcp::KcpConfig {
+    tokio_kcp::KcpConfig {
+        mtu: k.mtu,
+        nodelay: tokio_kcp::KcpNoDelayConfig {
+            nodelay: k.nodelay,
+            interval: k.interval_ms as i32,
+            resend: k.resend as i32,
+            nc: k.no_congestion,
+        },
+        wnd_size: (k.send_window, k.recv_window),
+        session_expire: Duration::from_secs(k.session_expire_secs),
+        flush_write: true,
+        flush_acks_input: true,
+        // Stream mode: KCP carries a byte stream, like TCP, so zinx frames work unchanged.
+        stream: true,
+        ..Default::default()
+    }
+}
+
+/// Refuses a connection over a limit with a last ErrorResp, without blocking the accept loop.
+fn refuse_tcp(stream: tokio::net::TcpStream, layout: Layout, codec: BodyCodec, reason: CloseReason) {
+    if let Some((code, msg)) = reason.notice_code() {
+        let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code, msg: msg.into() };
+        let bytes = Wire::frames(layout, codec).encode(rsgame_proto::ids::ERROR, &notice);
+        let _ = stream.try_write(&bytes);
+    }
+}
+
+async fn accept_tcp(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    codec: BodyCodec,
+    shutdown: Shutdown,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let stop = shutdown.triggered();
+    tokio::pin!(stop);
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut stop => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "gate accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let permit = match shared.admit(remote.ip()) {
+            Ok(p) => p,
+            Err(reason) => {
+                tracing::info!(remote = %remote, reason = %reason, "connection refused");
+                refuse_tcp(stream, shared.settings.layout, codec, reason);
+                continue;
+            }
+        };
+        // Game traffic is small messages where latency matters; the writer coalesces.
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        match &acceptor {
+            None => {
+                let (r, w) = stream.into_split();
+                tokio::spawn(run_stream(shared, permit, r, w, remote, Transport::Tcp, codec));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let timeout = shared.settings.first_frame_timeout;
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let (r, w) = tokio::io::split(tls);
+                            run_stream(shared, permit, Generic(r), w, remote, Transport::Tls, codec).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(remote = %remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(remote = %remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!("gate tcp stopped accepting");
+}
+
+async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, codec: BodyCodec, shutdown: Shutdown) {
+    let stop = shutdown.triggered();
+    tokio::pin!(stop);
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut stop => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gate kcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let permit = match shared.admit(remote.ip()) {
+            Ok(p) => p,
+            Err(reason) => {
+                tracing::info!(remote = %remote, reason = %reason, "kcp connection refused");
+                continue;
+            }
+        };
+        let (r, w) = tokio::io::split(stream);
+        tokio::spawn(run_stream(shared.clone(), permit, Generic(r), w, remote, Transport::Kcp, codec));
+    }
+    tracing::info!("gate kcp stopped accepting");
+}

@@ -1,0 +1,372 @@
+//! A session: one client connection as the rest of the server sees it — its id, address,
+//! transport, the user bound to it after login, typed properties, and a bounded outbound
+//! queue. Handles are cheap to clone; the connection's tasks own the socket.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use rsgame_kit::config::BodyCodec;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{Message, Wire};
+use crate::frame::Layout;
+
+/// How a client is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Raw TCP.
+    Tcp,
+    /// TCP with TLS.
+    Tls,
+    /// WebSocket (ws or wss).
+    WebSocket,
+    /// KCP over UDP.
+    Kcp,
+}
+
+impl Transport {
+    /// The label used in logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::WebSocket => "ws",
+            Transport::Kcp => "kcp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a session ended. Logged with the session, counted in `gate_closes_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The client closed the connection.
+    ClientClosed,
+    /// Nothing arrived for `heartbeat_timeout`.
+    IdleTimeout,
+    /// No whole frame arrived within `first_frame_timeout` of connecting.
+    FirstFrameTimeout,
+    /// A frame header announced a body over `max_body`.
+    FrameTooLarge,
+    /// Bytes that are not a valid frame or WebSocket message.
+    BadFrame,
+    /// More than `max_bad_messages` unknown ids or undecodable bodies.
+    TooManyBadMessages,
+    /// Messages beyond the per-session rate.
+    Flood,
+    /// The outbound queue was full: the client does not read fast enough.
+    SlowConsumer,
+    /// A handler panicked while serving this session.
+    HandlerPanic,
+    /// The server is shutting down.
+    Shutdown,
+    /// Server code closed the session (kicked, logged in elsewhere…).
+    Kicked,
+    /// `max_connections` was reached.
+    ServerFull,
+    /// `max_connections_per_ip` was reached.
+    IpLimit,
+    /// A read or write failed (reset, broken pipe, TLS error).
+    IoError,
+}
+
+impl CloseReason {
+    /// The label used in logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "client_closed",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::FirstFrameTimeout => "first_frame_timeout",
+            CloseReason::FrameTooLarge => "frame_too_large",
+            CloseReason::BadFrame => "bad_frame",
+            CloseReason::TooManyBadMessages => "too_many_bad_messages",
+            CloseReason::Flood => "flood",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::HandlerPanic => "handler_panic",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Kicked => "kicked",
+            CloseReason::ServerFull => "server_full",
+            CloseReason::IpLimit => "ip_limit",
+            CloseReason::IoError => "io_error",
+        }
+    }
+
+    /// The error code sent to the client in the last ErrorResp, for reasons the client can
+    /// act on; `None` where it would not help or cannot arrive.
+    pub(crate) const fn notice_code(self) -> Option<(i32, &'static str)> {
+        match self {
+            CloseReason::FrameTooLarge => Some((400_102, "frame too large")),
+            CloseReason::BadFrame => Some((400_102, "malformed frame")),
+            CloseReason::TooManyBadMessages => Some((400_102, "too many bad messages")),
+            CloseReason::Flood => Some((400_502, "too many messages")),
+            CloseReason::IdleTimeout => Some((400_504, "idle timeout")),
+            CloseReason::FirstFrameTimeout => Some((400_504, "no message in time")),
+            CloseReason::ServerFull => Some((400_503, "server full")),
+            CloseReason::IpLimit => Some((400_502, "too many connections from this address")),
+            CloseReason::Shutdown => Some((400_503, "server shutting down")),
+            CloseReason::Kicked => Some((400_501, "closed by the server")),
+            CloseReason::ClientClosed
+            | CloseReason::SlowConsumer
+            | CloseReason::HandlerPanic
+            | CloseReason::IoError => None,
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The session is closed.
+    #[error("session closed")]
+    Closed,
+    /// The queue was full; the session is now closed as a slow consumer.
+    #[error("slow consumer: outbound queue full")]
+    SlowConsumer,
+}
+
+/// A client session. Clone freely: every clone is the same session.
+#[derive(Clone)]
+pub struct Session(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    id: u64,
+    remote: SocketAddr,
+    transport: Transport,
+    wire: AtomicU8,
+    user: AtomicI64,
+    props: Mutex<Option<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    tx: mpsc::Sender<Bytes>,
+    closed: CancellationToken,
+    reason: OnceLock<CloseReason>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        id: u64,
+        remote: SocketAddr,
+        transport: Transport,
+        wire: Wire,
+        queue: usize,
+    ) -> (Session, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let inner = Inner {
+            id,
+            remote,
+            transport,
+            wire: AtomicU8::new(pack(wire)),
+            user: AtomicI64::new(0),
+            props: Mutex::new(None),
+            tx,
+            closed: CancellationToken::new(),
+            reason: OnceLock::new(),
+        };
+        (Session(Arc::new(inner)), rx)
+    }
+
+    /// Unique id within this process.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The client's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.0.remote
+    }
+
+    /// How the client is connected.
+    pub fn transport(&self) -> Transport {
+        self.0.transport
+    }
+
+    /// The bytes format this session receives.
+    pub fn wire(&self) -> Wire {
+        unpack(self.0.wire.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_wire(&self, wire: Wire) {
+        self.0.wire.store(pack(wire), Ordering::Relaxed);
+    }
+
+    /// The user bound at login, if any.
+    pub fn user(&self) -> Option<i64> {
+        match self.0.user.load(Ordering::Acquire) {
+            0 => None,
+            u => Some(u),
+        }
+    }
+
+    /// Binds a user id (non-zero) to the session, e.g. after a verified login.
+    pub fn bind_user(&self, user_id: i64) {
+        self.0.user.store(user_id, Ordering::Release);
+    }
+
+    /// Stores a typed property, replacing any of the same type.
+    pub fn set<T: Any + Send + Sync>(&self, value: T) {
+        if let Ok(mut p) = self.0.props.lock() {
+            p.get_or_insert_with(HashMap::new).insert(TypeId::of::<T>(), Box::new(value));
+        }
+    }
+
+    /// A copy of the property of type `T`.
+    pub fn get<T: Any + Send + Sync + Clone>(&self) -> Option<T> {
+        let p = self.0.props.lock().ok()?;
+        p.as_ref()?.get(&TypeId::of::<T>())?.downcast_ref::<T>().cloned()
+    }
+
+    /// Removes and returns the property of type `T`.
+    pub fn remove<T: Any + Send + Sync>(&self) -> Option<T> {
+        let mut p = self.0.props.lock().ok()?;
+        let b = p.as_mut()?.remove(&TypeId::of::<T>())?;
+        b.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Queues message `id` for this session, encoded for its wire.
+    pub fn send<M: Message>(&self, id: u32, msg: &M) -> Result<(), SendError> {
+        self.send_bytes(self.wire().encode(id, msg))
+    }
+
+    /// Queues bytes already encoded for this session's wire (see [`Wire::encode`]). Never
+    /// waits: a full queue closes the session as a slow consumer, so a slow client cannot
+    /// hold up whoever is sending (a scene tick, a broadcast).
+    pub fn send_bytes(&self, bytes: Bytes) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        match self.0.tx.try_send(bytes) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::metrics::slow_consumer();
+                self.close(CloseReason::SlowConsumer);
+                Err(SendError::SlowConsumer)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// Closes the session. The first reason given is the one recorded; frames already
+    /// queued are still written (except for a slow consumer), then the connection closes.
+    pub fn close(&self, reason: CloseReason) {
+        if self.0.reason.set(reason).is_ok() {
+            if let Some((code, msg)) = reason.notice_code() {
+                let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code, msg: msg.into() };
+                // Best effort: if the queue is full the client is not reading anyway.
+                let _ = self.0.tx.try_send(self.wire().encode(rsgame_proto::ids::ERROR, &notice));
+            }
+            self.0.closed.cancel();
+        }
+    }
+
+    /// Whether the session is closed or closing.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.is_cancelled()
+    }
+
+    /// Why the session closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.0.reason.get().copied()
+    }
+
+    /// Resolves when the session closes.
+    pub async fn closed(&self) {
+        self.0.closed.cancelled().await
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.0.id)
+            .field("remote", &self.0.remote)
+            .field("transport", &self.0.transport)
+            .field("user", &self.user())
+            .finish()
+    }
+}
+
+fn pack(w: Wire) -> u8 {
+    u8::from(w.layout == Layout::Legacy) | u8::from(w.codec == BodyCodec::Json) << 1 | u8::from(w.text) << 2
+}
+
+fn unpack(b: u8) -> Wire {
+    Wire {
+        layout: if b & 1 != 0 { Layout::Legacy } else { Layout::Zinx },
+        codec: if b & 2 != 0 { BodyCodec::Json } else { BodyCodec::Protobuf },
+        text: b & 4 != 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(queue: usize) -> (Session, mpsc::Receiver<Bytes>) {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        Session::new(1, addr, Transport::Tcp, Wire::frames(Layout::Zinx, BodyCodec::Protobuf), queue)
+    }
+
+    #[test]
+    fn wire_packs() {
+        for layout in [Layout::Zinx, Layout::Legacy] {
+            for codec in [BodyCodec::Protobuf, BodyCodec::Json] {
+                for text in [false, true] {
+                    let w = Wire { layout, codec, text };
+                    assert_eq!(unpack(pack(w)), w);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn properties_are_typed() {
+        #[derive(Clone, Debug, PartialEq)]
+        struct Scene(u32);
+        let (s, _rx) = session(4);
+        assert_eq!(s.get::<Scene>(), None);
+        s.set(Scene(1000));
+        s.set(7u8);
+        assert_eq!(s.get::<Scene>(), Some(Scene(1000)));
+        assert_eq!(s.remove::<u8>(), Some(7));
+        assert_eq!(s.get::<u8>(), None);
+        assert_eq!(s.user(), None);
+        s.bind_user(42);
+        assert_eq!(s.user(), Some(42));
+    }
+
+    #[test]
+    fn full_queue_closes_as_slow_consumer() {
+        let (s, _rx) = session(2);
+        let ping = rsgame_proto::pb::Ping { sn: 1 };
+        assert!(s.send(2000, &ping).is_ok());
+        assert!(s.send(2000, &ping).is_ok());
+        assert_eq!(s.send(2000, &ping), Err(SendError::SlowConsumer));
+        assert_eq!(s.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(s.send(2000, &ping), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn first_close_reason_wins_and_notice_is_queued() {
+        let (s, mut rx) = session(4);
+        s.close(CloseReason::Flood);
+        s.close(CloseReason::IdleTimeout);
+        assert_eq!(s.close_reason(), Some(CloseReason::Flood));
+        let notice = rx.try_recv().expect("notice queued");
+        assert_eq!(&notice[..4], &9000u32.to_be_bytes());
+    }
+}
