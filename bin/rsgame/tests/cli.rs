@@ -45,22 +45,26 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 struct Server {
     child: Child,
     port: u16,
+    gate_port: u16,
 }
 
 impl Server {
     fn start(cfg: &Path, extra_env: &[(&str, &str)]) -> Server {
         let port = free_port();
+        let gate_port = free_port();
         let mut c = rsgame();
         c.arg("--config").arg(cfg).arg("serve");
         c.env("RSGAME_HTTP__PORT", port.to_string()).env("RSGAME_HTTP__HOST", "127.0.0.1");
         // The gate's own listeners on free ports, so tests can run side by side.
-        c.env("RSGAME_GATE__TCP_PORT", "0").env("RSGAME_GATE__KCP_PORT", "0").env("RSGAME_GATE__HOST", "127.0.0.1");
+        c.env("RSGAME_GATE__TCP_PORT", gate_port.to_string())
+            .env("RSGAME_GATE__KCP_PORT", "0")
+            .env("RSGAME_GATE__HOST", "127.0.0.1");
         for (k, v) in extra_env {
             c.env(k, v);
         }
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = c.spawn().expect("spawn");
-        let mut srv = Server { child, port };
+        let mut srv = Server { child, port, gate_port };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             if let Some((200, _)) = get(port, "/healthz") {
@@ -299,4 +303,34 @@ fn served_requests_are_traced_to_the_collector() {
         assert!(start.elapsed() < Duration::from_secs(10), "trace {trace_id} not in collector log {collector_log}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn game_node_answers_ping_over_tcp_and_counts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let srv = Server::start(&cfg, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", srv.gate_port)).expect("gate connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    // zinx frame: id 1000 (Ping), length 2, body: field 1 varint 7 (sn = 7).
+    s.write_all(&[0, 0, 0x03, 0xe8, 0, 0, 0, 2, 0x08, 0x07]).expect("write");
+    let mut header = [0u8; 8];
+    s.read_exact(&mut header).expect("reply header");
+    assert_eq!(u32::from_be_bytes([header[0], header[1], header[2], header[3]]), 2000, "PingResp");
+    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("reply body");
+    assert_eq!(&body[..2], &[0x08, 0x07], "sn echoed first");
+
+    let (_, metrics) = get(srv.port, "/metrics").expect("metrics");
+    for needle in [
+        "gate_connections{transport=\"tcp\"} 1",
+        "gate_frames_in_total{transport=\"tcp\"} 1",
+        "gate_frames_out_total{transport=\"tcp\"} 1",
+        "gate_handler_duration_seconds_count{id=\"1000\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+    }
+    drop(s);
+    srv.sigterm();
 }

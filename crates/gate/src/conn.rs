@@ -193,6 +193,14 @@ impl<'a> ReadState<'a> {
             tracing::warn!(session = session.id(), remote = %session.remote(), "closing: message flood");
             return Err(CloseReason::Flood);
         }
+        // Replies to this client's own requests wait for room in its queue (back-pressure on
+        // its reads); a queue that stays full for a whole heartbeat means it does not read.
+        let room = self.shared.settings.queue.div_ceil(4).min(16);
+        if tokio::time::timeout(self.shared.settings.heartbeat, session.room(room)).await.is_err() {
+            tracing::warn!(session = session.id(), remote = %session.remote(), "closing: replies not read");
+            crate::metrics::slow_consumer();
+            return Err(CloseReason::SlowConsumer);
+        }
         match self.shared.router.dispatch(session, id, body, codec).await {
             Outcome::Handled => Ok(()),
             Outcome::UnknownId => {
@@ -253,10 +261,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Byte
             },
             () = &mut closed => break,
         };
-        if let Err(e) = write_batch(&mut w, first, &mut rx, &mut batch, &m).await {
+        let write = write_batch(&mut w, first, &mut rx, &mut batch, &m);
+        tokio::pin!(write);
+        // A write blocked on a client that does not read must not outlive the session.
+        let res = tokio::select! {
+            biased;
+            r = &mut write => r,
+            () = &mut closed => match session.close_reason() {
+                Some(CloseReason::SlowConsumer) => break,
+                _ => match tokio::time::timeout(CLOSE_FLUSH, write).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            },
+        };
+        if let Err(e) = res {
             tracing::debug!(session = session.id(), error = %e, "write failed");
             session.close(CloseReason::IoError);
             return;
+        }
+        if session.is_closed() {
+            break;
         }
     }
     // The session is closing: write what is still queued (the last notice) unless the client

@@ -260,6 +260,18 @@ impl Session {
         }
     }
 
+    /// Waits until `n` slots of the outbound queue are free (or the queue is closed). The
+    /// reader calls it before dispatching, so a client that pipelines requests faster than
+    /// it reads replies is slowed down by TCP back-pressure instead of being cut off.
+    pub(crate) async fn room(&self, n: usize) {
+        if self.0.tx.capacity() < n {
+            tokio::select! {
+                _ = self.0.tx.reserve_many(n.min(self.0.tx.max_capacity())) => {}
+                () = self.closed() => {}
+            }
+        }
+    }
+
     /// Closes the session. The first reason given is the one recorded; frames already
     /// queued are still written (except for a slow consumer), then the connection closes.
     pub fn close(&self, reason: CloseReason) {

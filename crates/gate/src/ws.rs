@@ -193,10 +193,27 @@ async fn write_loop(
             },
             () = &mut closed => break,
         };
-        if let Err(e) = write_batch(&mut sink, first, &mut rx, &session, &m).await {
+        let write = write_batch(&mut sink, first, &mut rx, &session, &m);
+        tokio::pin!(write);
+        // A write blocked on a client that does not read must not outlive the session.
+        let res = tokio::select! {
+            biased;
+            r = &mut write => r,
+            () = &mut closed => match session.close_reason() {
+                Some(CloseReason::SlowConsumer) => return,
+                _ => match tokio::time::timeout(std::time::Duration::from_secs(2), write).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+            },
+        };
+        if let Err(e) = res {
             tracing::debug!(session = session.id(), error = %e, "websocket write failed");
             session.close(CloseReason::IoError);
             return;
+        }
+        if session.is_closed() {
+            break;
         }
     }
     let reason = session.close_reason().unwrap_or(CloseReason::Shutdown);

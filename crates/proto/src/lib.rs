@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn json_uses_go_game_names() {
         let m = pb::Move { user_id: 7, site: Some(pb::Site { x: 1.5, y: 0.0, z: 2.0, v: 90.0 }) };
-        let v = serde_json::to_value(&m).expect("json");
+        let v = serde_json::to_value(m).expect("json");
         assert_eq!(v, serde_json::json!({"userId": 7, "site": {"X": 1.5, "Y": 0.0, "Z": 2.0, "V": 90.0}}));
         let back: pb::Move = serde_json::from_str(r#"{"userId":7}"#).expect("missing fields default");
         assert_eq!(back.user_id, 7);
