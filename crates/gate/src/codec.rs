@@ -2,12 +2,12 @@
 //! the JSON text messages WebSocket clients may send instead of binary frames:
 //! `{"id":100002,"data":{…}}`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rsgame_kit::config::BodyCodec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::frame::{FrameCodec, Layout};
+use crate::frame::{FrameCodec, HEADER_LEN, Layout, put_header};
 
 /// A message the gate can carry: a protobuf message that is also serde-(de)serializable.
 /// Every type in `rsgame_proto::pb` is one.
@@ -68,14 +68,36 @@ impl Wire {
         Wire { layout: Layout::Zinx, codec: BodyCodec::Json, text: true }
     }
 
-    /// The bytes that carry message `id` to a session of this wire.
+    /// The bytes that carry message `id` to a session of this wire: header and body built in
+    /// one buffer, no intermediate copy.
     pub fn encode<M: Message>(&self, id: u32, msg: &M) -> Bytes {
         if self.text {
             return encode_text(id, msg);
         }
-        let body = encode_body(self.codec, msg);
-        // max_body only matters when decoding; encoding trusts our own messages.
-        FrameCodec::new(self.layout, u32::MAX).encode(id, &body)
+        match self.codec {
+            BodyCodec::Protobuf => {
+                let len = msg.encoded_len();
+                let mut out = BytesMut::with_capacity(HEADER_LEN + len);
+                put_header(self.layout, id, len as u32, &mut out);
+                // Cannot fail: the buffer was sized from encoded_len.
+                let _ = msg.encode(&mut out);
+                out.freeze()
+            }
+            BodyCodec::Json => {
+                let mut out = BytesMut::with_capacity(HEADER_LEN + 64);
+                put_header(self.layout, id, 0, &mut out);
+                let mut w = out.writer();
+                if serde_json::to_writer(&mut w, msg).is_err() {
+                    return FrameCodec::new(self.layout, u32::MAX).encode(id, b"{}");
+                }
+                let mut out = w.into_inner();
+                let len = (out.len() - HEADER_LEN) as u32;
+                let len_at = if self.layout == Layout::Zinx { 4 } else { 0 };
+                let bytes = if self.layout == Layout::Zinx { len.to_be_bytes() } else { len.to_le_bytes() };
+                out[len_at..len_at + 4].copy_from_slice(&bytes);
+                out.freeze()
+            }
+        }
     }
 
     /// Appends the frame for an already-encoded body (binary wires only).
@@ -135,6 +157,16 @@ mod tests {
         assert_eq!((id, &body[..]), (1000, &b"{}"[..]));
         assert!(decode_text("not json").is_err());
         assert!(decode_text(r#"{"data":{}}"#).is_err(), "id is required");
+
+        // Frames built in one buffer match header + separately encoded body, in every wire.
+        let m = pb::PingResp { sn: 3, now_time: "t".into() };
+        for layout in [Layout::Zinx, Layout::Legacy] {
+            for codec in [BodyCodec::Protobuf, BodyCodec::Json] {
+                let direct = Wire::frames(layout, codec).encode(2000, &m);
+                let two_step = FrameCodec::new(layout, u32::MAX).encode(2000, &encode_body(codec, &m));
+                assert_eq!(direct, two_step, "{layout:?} {codec:?}");
+            }
+        }
 
         let out = Wire::text().encode(2000, &pb::PingResp { sn: 3, now_time: "t".into() });
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");

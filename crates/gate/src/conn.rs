@@ -1,7 +1,11 @@
-//! One connection's life: a reader task that turns bytes into frames and dispatches them in
-//! order, and a writer task that drains the session's queue, coalescing queued frames into
-//! as few writes as possible. Byte-stream transports (TCP, TLS, KCP) share this code; the
-//! WebSocket driver (`ws.rs`) reuses the frame handling.
+//! One connection's life, in one task: read bytes, cut frames, dispatch them in order, and
+//! write what the session's queue holds — replies right after the read that caused them, in
+//! one coalesced write; pushes from elsewhere as they come.
+//!
+//! One task per connection (not a reader and a writer) because under request/reply load the
+//! hand-off between two tasks costs more than the work itself, and because a reply written in
+//! the same task as the read needs no wake-up at all. Every transport is a [`Link`]: byte
+//! streams (TCP, TLS, KCP) here, WebSocket in `ws.rs`.
 
 use std::future::Future;
 use std::io;
@@ -10,162 +14,228 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use rsgame_kit::config::BodyCodec;
 use rsgame_proto::{ids, pb};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::codec::Wire;
+use crate::codec::{Wire, decode_text};
 use crate::frame::{FrameCodec, FrameError};
 use crate::limits::{ConnPermit, TokenBucket};
 use crate::metrics::ConnMetrics;
 use crate::router::Outcome;
 use crate::server::Shared;
-use crate::session::{CloseReason, Session, Transport};
+use crate::session::{CloseReason, Outbox, Session, Transport};
 
-/// Largest batch the writer builds before writing.
-const MAX_BATCH: usize = 64 * 1024;
-/// Time the writer gets to flush the last frames of a closing session.
+/// Largest batch written at once.
+pub(crate) const MAX_BATCH: usize = 64 * 1024;
+/// Time a closing session gets to write its last frames.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// First read size; it doubles while reads fill the buffer, up to [`MAX_BATCH`].
+const READ_HINT: usize = 1024;
 
-/// The read side of a byte stream.
-pub(crate) trait ReadSide: Send {
-    /// Reads some bytes into `buf`, growing it as needed; 0 means end of stream.
-    fn read_some<'a>(&'a mut self, buf: &'a mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+/// What one read from a link produced.
+pub(crate) enum Input {
+    /// Bytes were appended to the read buffer.
+    Data(usize),
+    /// A WebSocket text message.
+    Text(Bytes),
+    /// Traffic that carries no message (a WebSocket ping or pong).
+    Control,
+    /// The peer closed.
+    Closed,
+    /// The link failed; the reason to record.
+    Failed(CloseReason),
 }
 
-/// TCP: wait for readability first and only then make room, so an idle connection holds
-/// no read buffer at all.
-impl ReadSide for tokio::net::tcp::OwnedReadHalf {
-    async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        loop {
-            self.readable().await?;
-            if buf.capacity() - buf.len() < 1024 {
-                buf.reserve(4096);
-            }
-            match self.try_read_buf(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
+/// A transport as the connection task sees it: one object that reads and writes.
+pub(crate) trait Link: Send {
+    /// Waits for the next input. Must be cancel-safe: the task drops it to write or to time out.
+    fn read<'a>(&'a mut self, buf: &'a mut BytesMut) -> impl Future<Output = Input> + Send + 'a;
+
+    /// Writes `first` and whatever else is queued now; returns (items, bytes) written.
+    fn write<'a>(
+        &'a mut self,
+        first: Bytes,
+        rx: &'a mut Outbox,
+        text: bool,
+    ) -> impl Future<Output = io::Result<(u64, u64)>> + Send + 'a;
+
+    /// Ends the connection (FIN, TLS close_notify, WebSocket close frame).
+    fn close(&mut self, reason: CloseReason) -> impl Future<Output = ()> + Send + '_;
+}
+
+/// Reads into a buffer that grows only when there is something to read.
+pub(crate) trait ReadSome: Send {
+    fn read_some<'a>(&'a mut self, buf: &'a mut BytesMut, hint: usize)
+    -> impl Future<Output = io::Result<usize>> + Send + 'a;
+}
+
+/// TCP: wait for readability first and only then make room, so an idle connection holds no
+/// read buffer at all.
+impl ReadSome for tokio::net::TcpStream {
+    async fn read_some(&mut self, buf: &mut BytesMut, hint: usize) -> io::Result<usize> {
+        self.readable().await?;
+        if buf.capacity() - buf.len() < hint / 2 {
+            buf.reserve(hint);
         }
+        // Through poll_read, not try_read_buf: tokio then treats a short read as "drained" and
+        // skips the EAGAIN read that would otherwise follow every message (a third more
+        // syscalls under ping-pong load).
+        self.read_buf(buf).await
     }
 }
 
-/// Any other stream (TLS, KCP).
-pub(crate) struct Generic<R>(pub R);
+/// Any other byte stream (TLS, KCP).
+pub(crate) struct Generic<S>(pub S);
 
-impl<R: AsyncRead + Unpin + Send> ReadSide for Generic<R> {
-    async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ReadSome for Generic<S> {
+    async fn read_some(&mut self, buf: &mut BytesMut, hint: usize) -> io::Result<usize> {
+        if buf.capacity() - buf.len() < hint / 2 {
+            buf.reserve(hint);
         }
         self.0.read_buf(buf).await
     }
 }
 
-/// Runs a byte-stream connection to its end.
-pub(crate) async fn run_stream<R, W>(
-    shared: Arc<Shared>,
-    permit: ConnPermit,
-    reader: R,
-    writer: W,
-    remote: SocketAddr,
-    transport: Transport,
-    codec: BodyCodec,
-) where
-    R: ReadSide,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let wire = Wire::frames(shared.settings.layout, codec);
-    let (session, rx) = shared.open(remote, transport, wire);
-    let writer = tokio::spawn(write_loop(writer, rx, session.clone()));
-    let reason = read_loop(&shared, &session, reader).await;
-    session.close(reason);
-    let _ = writer.await;
-    shared.finish(&session, permit);
-}
-
-async fn read_loop<R: ReadSide>(shared: &Shared, session: &Session, mut reader: R) -> CloseReason {
-    let s = &shared.settings;
-    let frames = FrameCodec::new(s.layout, s.max_body);
-    let m = ConnMetrics::new(session.transport());
-    let mut st = ReadState::new(shared, session);
-    let mut buf = BytesMut::new();
-    let closed = session.closed();
-    tokio::pin!(closed);
-    let timer = tokio::time::sleep_until(st.started + s.first_frame_timeout);
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut closed => return session.close_reason().unwrap_or(CloseReason::Kicked),
-            res = reader.read_some(&mut buf) => {
-                let n = match res {
-                    Ok(0) => return CloseReason::ClientClosed,
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::debug!(session = session.id(), error = %e, "read failed");
-                        return CloseReason::IoError;
-                    }
-                };
-                m.bytes_in.increment(n as u64);
-                st.last_rx = Instant::now();
-                loop {
-                    match frames.decode(&mut buf) {
-                        Ok(Some(frame)) => {
-                            if !st.got_frame {
-                                st.got_frame = true;
-                                timer.as_mut().reset(st.last_rx + s.heartbeat);
-                            }
-                            m.frames_in.increment(1);
-                            let codec = session.wire().codec;
-                            if let Err(reason) = st.handle(frame.id, frame.body, codec).await {
-                                return reason;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e @ FrameError::TooLarge { .. }) => {
-                            tracing::warn!(session = session.id(), remote = %session.remote(), error = %e, "closing: frame too large");
-                            return CloseReason::FrameTooLarge;
-                        }
-                    }
-                }
-            }
-            () = &mut timer => {
-                match st.on_timer() {
-                    Some(reason) => return reason,
-                    None => timer.as_mut().reset(st.last_rx + s.heartbeat),
-                }
-                // Quiet for a heartbeat period: give the read buffer back.
-                if buf.is_empty() {
-                    buf = BytesMut::new();
-                }
-            }
-        }
+impl<S: AsyncWrite + Unpin> AsyncWrite for Generic<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
-/// What the reader of any transport tracks between frames.
-pub(crate) struct ReadState<'a> {
+/// A byte-stream link: frames on a TCP, TLS or KCP stream.
+pub(crate) struct StreamLink<S> {
+    io: S,
+    hint: usize,
+    batch: BytesMut,
+}
+
+impl<S> StreamLink<S> {
+    pub fn new(io: S) -> Self {
+        StreamLink { io, hint: READ_HINT, batch: BytesMut::new() }
+    }
+}
+
+impl<S: ReadSome + AsyncWrite + Unpin + Send> Link for StreamLink<S> {
+    async fn read(&mut self, buf: &mut BytesMut) -> Input {
+        let spare = buf.capacity() - buf.len();
+        match self.io.read_some(buf, self.hint).await {
+            Ok(0) => Input::Closed,
+            Ok(n) => {
+                // A read that filled the room it had: the peer sends in bigger bursts.
+                if n >= spare.max(self.hint / 2) && self.hint < MAX_BATCH {
+                    self.hint *= 2;
+                }
+                Input::Data(n)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "read failed");
+                Input::Failed(CloseReason::IoError)
+            }
+        }
+    }
+
+    async fn write(&mut self, first: Bytes, rx: &mut Outbox, _text: bool) -> io::Result<(u64, u64)> {
+        let Some(second) = rx.try_recv() else {
+            // One frame: written without a copy.
+            self.io.write_all(&first).await?;
+            return Ok((1, first.len() as u64));
+        };
+        let batch = &mut self.batch;
+        batch.clear();
+        batch.extend_from_slice(&first);
+        batch.extend_from_slice(&second);
+        let mut n = 2;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Some(b) => {
+                    batch.extend_from_slice(&b);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        self.io.write_all(batch).await?;
+        let bytes = batch.len() as u64;
+        // Keep a modest buffer for the next burst; give back a large one.
+        if batch.capacity() > MAX_BATCH {
+            *batch = BytesMut::new();
+        }
+        Ok((n, bytes))
+    }
+
+    async fn close(&mut self, _reason: CloseReason) {
+        let _ = self.io.flush().await;
+        let _ = self.io.shutdown().await;
+    }
+}
+
+/// Runs one connection to its end.
+pub(crate) async fn run<L: Link>(
+    shared: Arc<Shared>,
+    permit: ConnPermit,
+    mut link: L,
+    remote: SocketAddr,
+    transport: Transport,
+    wire: Wire,
+) {
+    let (session, mut rx) = shared.open(remote, transport, wire);
+    let reason = Conn::new(&shared, &session, &mut rx).drive(&mut link).await;
+    session.close(reason);
+    // The last frames (the close notice) go out unless the client is why we stop.
+    let reason = session.close_reason().unwrap_or(reason);
+    if reason != CloseReason::SlowConsumer {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            while let Some(first) = rx.try_recv() {
+                if link.write(first, &mut rx, session.wire().text).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+    let _ = tokio::time::timeout(CLOSE_FLUSH, link.close(reason)).await;
+    shared.finish(&session, permit);
+}
+
+/// The state of one connection task.
+struct Conn<'a> {
     shared: &'a Shared,
     session: &'a Session,
-    pub started: Instant,
-    pub last_rx: Instant,
-    pub got_frame: bool,
+    rx: &'a mut Outbox,
+    frames: FrameCodec,
+    m: ConnMetrics,
+    last_rx: Instant,
+    got_frame: bool,
     bad: u32,
     bucket: TokenBucket,
 }
 
-impl<'a> ReadState<'a> {
-    pub fn new(shared: &'a Shared, session: &'a Session) -> Self {
-        let now = Instant::now();
+impl<'a> Conn<'a> {
+    fn new(shared: &'a Shared, session: &'a Session, rx: &'a mut Outbox) -> Self {
         let s = &shared.settings;
-        ReadState {
+        let now = Instant::now();
+        Conn {
             shared,
             session,
-            started: now,
+            rx,
+            frames: FrameCodec::new(s.layout, s.max_body),
+            m: ConnMetrics::new(session.transport()),
             last_rx: now,
             got_frame: false,
             bad: 0,
@@ -173,33 +243,126 @@ impl<'a> ReadState<'a> {
         }
     }
 
-    /// The heartbeat timer fired: a close reason, or `None` to keep going.
-    pub fn on_timer(&self) -> Option<CloseReason> {
-        if !self.got_frame {
-            tracing::info!(session = self.session.id(), remote = %self.session.remote(), "closing: no frame in time");
-            return Some(CloseReason::FirstFrameTimeout);
+    async fn drive<L: Link>(&mut self, link: &mut L) -> CloseReason {
+        let s = &self.shared.settings;
+        let session = self.session;
+        let mut buf = BytesMut::new();
+        let mut closed = session.conn_closed();
+        let timer = tokio::time::sleep_until(self.last_rx + s.first_frame_timeout);
+        tokio::pin!(timer);
+        loop {
+            let input = tokio::select! {
+                biased;
+                () = &mut closed => return session.close_reason().unwrap_or(CloseReason::Kicked),
+                item = self.rx.recv() => match item {
+                    // A push from elsewhere (a scene, a broadcast).
+                    Some(first) => {
+                        if let Err(r) = self.write(link, first).await {
+                            return r;
+                        }
+                        continue;
+                    }
+                    None => return CloseReason::Shutdown,
+                },
+                input = link.read(&mut buf) => input,
+                () = &mut timer => {
+                    if let Some(r) = self.on_timer() {
+                        return r;
+                    }
+                    timer.as_mut().reset(self.last_rx + s.heartbeat);
+                    continue;
+                }
+            };
+            self.last_rx = Instant::now();
+            let result = match input {
+                Input::Data(n) => {
+                    self.m.bytes_in.increment(n as u64);
+                    self.frames_in(link, &mut buf).await
+                }
+                Input::Text(text) => {
+                    self.m.bytes_in.increment(text.len() as u64);
+                    self.text_in(link, text).await
+                }
+                Input::Control => Ok(()),
+                Input::Closed => return CloseReason::ClientClosed,
+                Input::Failed(r) => return r,
+            };
+            if let Err(r) = result {
+                return r;
+            }
+            if self.got_frame && timer.deadline() < self.last_rx + s.heartbeat / 2 {
+                // The first frame arrived, or the heartbeat deadline drifted far behind: move
+                // it. Not on every frame: a timer reset costs more than a frame.
+                timer.as_mut().reset(self.last_rx + s.heartbeat);
+            }
+            // Replies to what was just read go out in one write, in the same task.
+            if let Err(r) = self.flush(link).await {
+                return r;
+            }
+            // Emptied: give the buffer back, so quiet sessions hold no read buffer.
+            if buf.is_empty() {
+                buf = BytesMut::new();
+            }
         }
-        if Instant::now() >= self.last_rx + self.shared.settings.heartbeat {
-            tracing::debug!(session = self.session.id(), "closing: heartbeat timeout");
-            return Some(CloseReason::IdleTimeout);
+    }
+
+    /// Cuts and dispatches every whole frame in `buf`.
+    async fn frames_in<L: Link>(&mut self, link: &mut L, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        let mut n = 0u64;
+        let result = self.each_frame(link, buf, &mut n).await;
+        // Counted once per read, not per frame: the counter is shared by every connection.
+        self.m.frames_in.increment(n);
+        result
+    }
+
+    async fn each_frame<L: Link>(&mut self, link: &mut L, buf: &mut BytesMut, n: &mut u64) -> Result<(), CloseReason> {
+        loop {
+            match self.frames.decode(buf) {
+                Ok(Some(frame)) => {
+                    self.got_frame = true;
+                    *n += 1;
+                    let codec = self.session.wire().codec;
+                    self.handle(link, frame.id, frame.body, codec).await?;
+                }
+                Ok(None) => return Ok(()),
+                Err(e @ FrameError::TooLarge { .. }) => {
+                    tracing::warn!(session = self.session.id(), remote = %self.session.remote(), error = %e, "closing: frame too large");
+                    return Err(CloseReason::FrameTooLarge);
+                }
+            }
         }
-        None
+    }
+
+    /// A WebSocket text message: `{"id":…,"data":{…}}`.
+    async fn text_in<L: Link>(&mut self, link: &mut L, text: Bytes) -> Result<(), CloseReason> {
+        let Ok((id, body)) = std::str::from_utf8(&text).map_err(|_| ()).and_then(|t| decode_text(t).map_err(|_| ()))
+        else {
+            crate::metrics::bad_body();
+            tracing::debug!(session = self.session.id(), "text message is not {{id, data}} JSON");
+            error_frame(self.session, 0, 400_102, "text messages must be {\"id\":…,\"data\":{…}}");
+            return self.bad();
+        };
+        if !self.session.wire().text {
+            // The client speaks JSON text: answer in kind.
+            self.session.set_wire(Wire::text());
+        }
+        self.got_frame = true;
+        self.m.frames_in.increment(1);
+        self.handle(link, id, body, BodyCodec::Json).await
     }
 
     /// Rate-limits and dispatches one message; `Err` closes the session.
-    pub async fn handle(&mut self, id: u32, body: Bytes, codec: BodyCodec) -> Result<(), CloseReason> {
+    async fn handle<L: Link>(&mut self, link: &mut L, id: u32, body: Bytes, codec: BodyCodec) -> Result<(), CloseReason> {
         let session = self.session;
-        if !self.bucket.allow(Instant::now()) {
+        // The read's time stands for every frame it carried: one clock read per read.
+        if !self.bucket.allow(self.last_rx) {
             tracing::warn!(session = session.id(), remote = %session.remote(), "closing: message flood");
             return Err(CloseReason::Flood);
         }
-        // Replies to this client's own requests wait for room in its queue (back-pressure on
-        // its reads); a queue that stays full for a whole heartbeat means it does not read.
-        let room = self.shared.settings.queue.div_ceil(4).min(16);
-        if tokio::time::timeout(self.shared.settings.heartbeat, session.room(room)).await.is_err() {
-            tracing::warn!(session = session.id(), remote = %session.remote(), "closing: replies not read");
-            crate::metrics::slow_consumer();
-            return Err(CloseReason::SlowConsumer);
+        // A burst of requests produces a burst of replies: write them out before the queue
+        // fills, so a client that pipelines is slowed by its own reads, never cut off.
+        if self.shared.settings.queue - session.queued() < self.shared.settings.reply_room {
+            self.flush(link).await?;
         }
         match self.shared.router.dispatch(session, id, body, codec).await {
             Outcome::Handled => Ok(()),
@@ -231,8 +394,7 @@ impl<'a> ReadState<'a> {
         }
     }
 
-    /// Counts a bad message; `Err` once there have been too many.
-    pub fn bad(&mut self) -> Result<(), CloseReason> {
+    fn bad(&mut self) -> Result<(), CloseReason> {
         self.bad += 1;
         if self.bad > self.shared.settings.max_bad_messages {
             tracing::warn!(session = self.session.id(), remote = %self.session.remote(), "closing: too many bad messages");
@@ -240,100 +402,67 @@ impl<'a> ReadState<'a> {
         }
         Ok(())
     }
+
+    /// The timer fired: a close reason, or `None` to keep going.
+    fn on_timer(&self) -> Option<CloseReason> {
+        if !self.got_frame {
+            tracing::info!(session = self.session.id(), remote = %self.session.remote(), "closing: no frame in time");
+            return Some(CloseReason::FirstFrameTimeout);
+        }
+        if Instant::now() >= self.last_rx + self.shared.settings.heartbeat {
+            tracing::debug!(session = self.session.id(), "closing: heartbeat timeout");
+            return Some(CloseReason::IdleTimeout);
+        }
+        None
+    }
+
+    /// Writes everything queued now.
+    async fn flush<L: Link>(&mut self, link: &mut L) -> Result<(), CloseReason> {
+        while let Some(first) = self.rx.try_recv() {
+            self.write(link, first).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `first` and what else is queued. A write that cannot finish — the client does
+    /// not read — ends when the session closes or after a heartbeat period.
+    async fn write<L: Link>(&mut self, link: &mut L, first: Bytes) -> Result<(), CloseReason> {
+        let text = self.session.wire().text;
+        let write = link.write(first, self.rx, text);
+        tokio::pin!(write);
+        // Nearly always the socket has room and the write finishes on its first poll; only a
+        // stalled write pays for a timer.
+        let res = match (&mut write).now_or_never() {
+            Some(r) => r,
+            None => {
+                let session = self.session;
+                tokio::select! {
+                    biased;
+                    r = &mut write => r,
+                    () = session.conn_closed() => return Err(session.close_reason().unwrap_or(CloseReason::Kicked)),
+                    () = tokio::time::sleep(self.shared.settings.heartbeat) => {
+                        tracing::warn!(session = session.id(), remote = %session.remote(), "closing: writes stalled");
+                        crate::metrics::slow_consumer();
+                        return Err(CloseReason::SlowConsumer);
+                    }
+                }
+            }
+        };
+        match res {
+            Ok((n, bytes)) => {
+                self.m.frames_out.increment(n);
+                self.m.bytes_out.increment(bytes);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(session = self.session.id(), error = %e, "write failed");
+                Err(CloseReason::IoError)
+            }
+        }
+    }
 }
 
 /// Queues an ErrorResp for message `req_id`.
 pub(crate) fn error_frame(session: &Session, req_id: u32, code: i32, msg: &str) {
     let _ = session.send(ids::ERROR, &pb::ErrorResp { req_id, code, msg: msg.to_owned() });
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>, session: Session) {
-    let m = ConnMetrics::new(session.transport());
-    let mut batch = BytesMut::new();
-    let closed = session.closed();
-    tokio::pin!(closed);
-    loop {
-        let first = tokio::select! {
-            biased;
-            b = rx.recv() => match b {
-                Some(b) => b,
-                None => break,
-            },
-            () = &mut closed => break,
-        };
-        let write = write_batch(&mut w, first, &mut rx, &mut batch, &m);
-        tokio::pin!(write);
-        // A write blocked on a client that does not read must not outlive the session.
-        let res = tokio::select! {
-            biased;
-            r = &mut write => r,
-            () = &mut closed => match session.close_reason() {
-                Some(CloseReason::SlowConsumer) => break,
-                _ => match tokio::time::timeout(CLOSE_FLUSH, write).await {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
-            },
-        };
-        if let Err(e) = res {
-            tracing::debug!(session = session.id(), error = %e, "write failed");
-            session.close(CloseReason::IoError);
-            return;
-        }
-        if session.is_closed() {
-            break;
-        }
-    }
-    // The session is closing: write what is still queued (the last notice) unless the client
-    // is the reason we stop, then close the stream.
-    if session.close_reason() != Some(CloseReason::SlowConsumer) {
-        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-            while let Ok(b) = rx.try_recv() {
-                if w.write_all(&b).await.is_err() {
-                    return;
-                }
-            }
-            let _ = w.flush().await;
-        })
-        .await;
-    }
-    let _ = tokio::time::timeout(CLOSE_FLUSH, w.shutdown()).await;
-}
-
-/// Writes `first` and whatever else is queued right now, in one write when there is more
-/// than one frame.
-async fn write_batch<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    first: Bytes,
-    rx: &mut mpsc::Receiver<Bytes>,
-    batch: &mut BytesMut,
-    m: &ConnMetrics,
-) -> io::Result<()> {
-    let Ok(second) = rx.try_recv() else {
-        // The common case under request/reply: one frame, written without a copy.
-        w.write_all(&first).await?;
-        m.frames_out.increment(1);
-        m.bytes_out.increment(first.len() as u64);
-        return Ok(());
-    };
-    batch.clear();
-    batch.extend_from_slice(&first);
-    batch.extend_from_slice(&second);
-    let mut n = 2;
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(b) => {
-                batch.extend_from_slice(&b);
-                n += 1;
-            }
-            Err(_) => break,
-        }
-    }
-    w.write_all(batch).await?;
-    m.frames_out.increment(n);
-    m.bytes_out.increment(batch.len() as u64);
-    if batch.capacity() > 4 * MAX_BATCH {
-        *batch = BytesMut::new();
-    }
-    Ok(())
 }

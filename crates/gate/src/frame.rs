@@ -101,17 +101,7 @@ impl FrameCodec {
     /// Appends one frame to `out`.
     pub fn encode_into(&self, id: u32, body: &[u8], out: &mut BytesMut) {
         out.reserve(HEADER_LEN + body.len());
-        let len = body.len() as u32;
-        match self.layout {
-            Layout::Zinx => {
-                out.put_u32(id);
-                out.put_u32(len);
-            }
-            Layout::Legacy => {
-                out.put_u32_le(len);
-                out.put_u32_le(id);
-            }
-        }
+        put_header(self.layout, id, body.len() as u32, out);
         out.put_slice(body);
     }
 
@@ -120,6 +110,20 @@ impl FrameCodec {
         let mut out = BytesMut::with_capacity(HEADER_LEN + body.len());
         self.encode_into(id, body, &mut out);
         out.freeze()
+    }
+}
+
+/// Appends a frame header for a body of `len` bytes.
+pub fn put_header(layout: Layout, id: u32, len: u32, out: &mut BytesMut) {
+    match layout {
+        Layout::Zinx => {
+            out.put_u32(id);
+            out.put_u32(len);
+        }
+        Layout::Legacy => {
+            out.put_u32_le(len);
+            out.put_u32_le(id);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
@@ -20,6 +20,30 @@ use rsgame_proto::{ids, pb};
 
 use crate::codec::{DecodeError, Message, decode_body};
 use crate::session::Session;
+
+/// Message ids are small integers chosen by us, not by an attacker-controlled key space that
+/// could be crafted for collisions in a table this small and fixed: a multiplicative hash
+/// beats SipHash on the per-message lookup.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        // Fold the high half back so both the bucket bits (low) and the tag bits (high) vary.
+        let x = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+type Routes = HashMap<u32, Route, std::hash::BuildHasherDefault<IdHasher>>;
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 type Erased = Box<dyn Fn(Session, Bytes, BodyCodec) -> BoxFuture + Send + Sync>;
@@ -49,6 +73,7 @@ enum Failure {
 }
 
 struct Route {
+    id: u32,
     handler: Erased,
     latency: metrics::Histogram,
 }
@@ -66,14 +91,14 @@ pub enum RouteError {
 
 /// Builds a [`Router`]. The gate's own Ping handler (1000 → 2000) is registered already.
 pub struct RouterBuilder {
-    routes: HashMap<u32, Route>,
+    routes: Routes,
     before: Vec<BeforeHook>,
     after: Vec<AfterHook>,
 }
 
 impl Default for RouterBuilder {
     fn default() -> Self {
-        let mut b = RouterBuilder { routes: HashMap::new(), before: Vec::new(), after: Vec::new() };
+        let mut b = RouterBuilder { routes: Routes::default(), before: Vec::new(), after: Vec::new() };
         b.insert(ids::PING, ping);
         b
     }
@@ -125,7 +150,7 @@ impl RouterBuilder {
             })
         });
         let latency = metrics::histogram!(crate::metrics::HANDLER_SECONDS, "id" => id.to_string());
-        self.routes.insert(id, Route { handler: erased, latency });
+        self.routes.insert(id, Route { id, handler: erased, latency });
     }
 
     /// Adds a check run before every handler, e.g. "log in first". An error refuses the
@@ -152,7 +177,7 @@ impl RouterBuilder {
 
 /// Message id → handler. Immutable once built; shared by every connection.
 pub struct Router {
-    routes: HashMap<u32, Route>,
+    routes: Routes,
     before: Vec<BeforeHook>,
     after: Vec<AfterHook>,
 }
@@ -171,24 +196,26 @@ impl Router {
     /// Runs the handler for one message of `session`. Never panics: a panicking handler is
     /// reported as [`Outcome::Panicked`].
     pub async fn dispatch(&self, session: &Session, id: u32, body: Bytes, codec: BodyCodec) -> Outcome {
-        let start = Instant::now();
-        let outcome = self.run(session, id, body, codec).await;
-        if let Some(route) = self.routes.get(&id) {
-            route.latency.record(start.elapsed().as_secs_f64());
+        // TSC-based: two clock reads per message are a visible cost with the vDSO clock.
+        let start = quanta::Instant::now();
+        let route = self.routes.get(&id);
+        let outcome = match route {
+            Some(route) => self.run(route, session, body, codec).await,
+            None => Outcome::UnknownId,
+        };
+        let elapsed = start.elapsed();
+        if let Some(route) = route {
+            route.latency.record(elapsed.as_secs_f64());
         }
-        if !self.after.is_empty() {
-            let elapsed = start.elapsed();
-            for hook in &self.after {
-                hook(session, id, elapsed, &outcome);
-            }
+        for hook in &self.after {
+            hook(session, id, elapsed, &outcome);
         }
         outcome
     }
 
-    async fn run(&self, session: &Session, id: u32, body: Bytes, codec: BodyCodec) -> Outcome {
-        let Some(route) = self.routes.get(&id) else { return Outcome::UnknownId };
+    async fn run(&self, route: &Route, session: &Session, body: Bytes, codec: BodyCodec) -> Outcome {
         for hook in &self.before {
-            if let Err(e) = hook(session, id) {
+            if let Err(e) = hook(session, route.id) {
                 return Outcome::Refused(e);
             }
         }

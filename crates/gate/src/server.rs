@@ -13,7 +13,7 @@ use rsgame_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
 use crate::codec::{Message, Wire};
-use crate::conn::{Generic, run_stream};
+use crate::conn::{Generic, StreamLink, run};
 use crate::frame::Layout;
 use crate::limits::{ConnPermit, Limits};
 use crate::router::Router;
@@ -27,6 +27,9 @@ pub(crate) struct Settings {
     pub heartbeat: Duration,
     pub first_frame_timeout: Duration,
     pub queue: usize,
+    /// Free queue slots kept for replies: fewer, and the connection writes before it
+    /// dispatches the next request.
+    pub reply_room: usize,
     pub rate_per_sec: u32,
     pub rate_burst: u32,
     pub max_bad_messages: u32,
@@ -62,7 +65,7 @@ impl Shared {
         remote: SocketAddr,
         transport: Transport,
         wire: Wire,
-    ) -> (Session, tokio::sync::mpsc::Receiver<Bytes>) {
+    ) -> (Session, crate::session::Outbox) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (session, rx) = Session::new(id, remote, transport, wire, self.settings.queue);
         self.hub.insert(&session);
@@ -223,6 +226,7 @@ impl GateBuilder {
             heartbeat: Duration::from_secs(c.heartbeat_timeout_secs),
             first_frame_timeout: Duration::from_secs(c.first_frame_timeout_secs),
             queue: c.outbound_queue,
+            reply_room: (c.outbound_queue / 2).clamp(1, 64),
             rate_per_sec: c.rate_per_sec,
             rate_burst: c.rate_burst,
             max_bad_messages: c.max_bad_messages,
@@ -382,8 +386,8 @@ async fn accept_tcp(
         let shared = shared.clone();
         match &acceptor {
             None => {
-                let (r, w) = stream.into_split();
-                tokio::spawn(run_stream(shared, permit, r, w, remote, Transport::Tcp, codec));
+                let wire = Wire::frames(shared.settings.layout, codec);
+                tokio::spawn(run(shared, permit, StreamLink::new(stream), remote, Transport::Tcp, wire));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -391,8 +395,8 @@ async fn accept_tcp(
                     let timeout = shared.settings.first_frame_timeout;
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let (r, w) = tokio::io::split(tls);
-                            run_stream(shared, permit, Generic(r), w, remote, Transport::Tls, codec).await;
+                            let wire = Wire::frames(shared.settings.layout, codec);
+                            run(shared, permit, StreamLink::new(Generic(tls)), remote, Transport::Tls, wire).await;
                         }
                         Ok(Err(e)) => tracing::debug!(remote = %remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(remote = %remote, "TLS handshake timed out"),
@@ -426,8 +430,8 @@ async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, c
                 continue;
             }
         };
-        let (r, w) = tokio::io::split(stream);
-        tokio::spawn(run_stream(shared.clone(), permit, Generic(r), w, remote, Transport::Kcp, codec));
+        let wire = Wire::frames(shared.settings.layout, codec);
+        tokio::spawn(run(shared.clone(), permit, StreamLink::new(Generic(stream)), remote, Transport::Kcp, wire));
     }
     tracing::info!("gate kcp stopped accepting");
 }

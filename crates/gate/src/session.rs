@@ -6,13 +6,16 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use rsgame_kit::config::BodyCodec;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Notify, mpsc};
 
 use crate::codec::{Message, Wire};
 use crate::frame::Layout;
@@ -152,8 +155,17 @@ pub(crate) struct Inner {
     wire: AtomicU8,
     user: AtomicI64,
     props: Mutex<Option<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
-    tx: mpsc::Sender<Bytes>,
-    closed: CancellationToken,
+    /// Unbounded underneath; `queued` and `capacity` bound it. tokio's bounded channel takes
+    /// a lock on every receive to return the permit, which showed in profiles.
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: AtomicUsize,
+    capacity: usize,
+    /// Set once by `close`. Read on every send, so an atomic, not a lock.
+    closed: AtomicBool,
+    /// Wakes the connection task when the session closes (one waiter, no lock).
+    conn_waker: AtomicWaker,
+    /// Wakes anyone else awaiting `closed()`.
+    notify: Notify,
     reason: OnceLock<CloseReason>,
 }
 
@@ -164,8 +176,8 @@ impl Session {
         transport: Transport,
         wire: Wire,
         queue: usize,
-    ) -> (Session, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(queue);
+    ) -> (Session, Outbox) {
+        let (tx, rx) = mpsc::unbounded_channel();
         let inner = Inner {
             id,
             remote,
@@ -174,10 +186,16 @@ impl Session {
             user: AtomicI64::new(0),
             props: Mutex::new(None),
             tx,
-            closed: CancellationToken::new(),
+            queued: AtomicUsize::new(0),
+            capacity: queue.max(1),
+            closed: AtomicBool::new(false),
+            conn_waker: AtomicWaker::new(),
+            notify: Notify::new(),
             reason: OnceLock::new(),
         };
-        (Session(Arc::new(inner)), rx)
+        let session = Session(Arc::new(inner));
+        let outbox = Outbox { rx, session: session.clone() };
+        (session, outbox)
     }
 
     /// Unique id within this process.
@@ -249,27 +267,22 @@ impl Session {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        match self.0.tx.try_send(bytes) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                crate::metrics::slow_consumer();
-                self.close(CloseReason::SlowConsumer);
-                Err(SendError::SlowConsumer)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        if self.0.queued.fetch_add(1, Ordering::AcqRel) >= self.0.capacity {
+            self.0.queued.fetch_sub(1, Ordering::AcqRel);
+            crate::metrics::slow_consumer();
+            self.close(CloseReason::SlowConsumer);
+            return Err(SendError::SlowConsumer);
         }
+        if self.0.tx.send(bytes).is_err() {
+            self.0.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SendError::Closed);
+        }
+        Ok(())
     }
 
-    /// Waits until `n` slots of the outbound queue are free (or the queue is closed). The
-    /// reader calls it before dispatching, so a client that pipelines requests faster than
-    /// it reads replies is slowed down by TCP back-pressure instead of being cut off.
-    pub(crate) async fn room(&self, n: usize) {
-        if self.0.tx.capacity() < n {
-            tokio::select! {
-                _ = self.0.tx.reserve_many(n.min(self.0.tx.max_capacity())) => {}
-                () = self.closed() => {}
-            }
-        }
+    /// Frames waiting in the outbound queue.
+    pub(crate) fn queued(&self) -> usize {
+        self.0.queued.load(Ordering::Acquire)
     }
 
     /// Closes the session. The first reason given is the one recorded; frames already
@@ -278,16 +291,27 @@ impl Session {
         if self.0.reason.set(reason).is_ok() {
             if let Some((code, msg)) = reason.notice_code() {
                 let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code, msg: msg.into() };
-                // Best effort: if the queue is full the client is not reading anyway.
-                let _ = self.0.tx.try_send(self.wire().encode(rsgame_proto::ids::ERROR, &notice));
+                // Past the bound on purpose: one last small frame, written only if the
+                // connection can still take it.
+                self.0.queued.fetch_add(1, Ordering::AcqRel);
+                if self.0.tx.send(self.wire().encode(rsgame_proto::ids::ERROR, &notice)).is_err() {
+                    self.0.queued.fetch_sub(1, Ordering::AcqRel);
+                }
             }
-            self.0.closed.cancel();
+            self.0.closed.store(true, Ordering::Release);
+            self.0.conn_waker.wake();
+            self.0.notify.notify_waiters();
         }
     }
 
     /// Whether the session is closed or closing.
     pub fn is_closed(&self) -> bool {
-        self.0.closed.is_cancelled()
+        self.0.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the session closes; for the connection task only (one waiter).
+    pub(crate) fn conn_closed(&self) -> ConnClosed<'_> {
+        ConnClosed(&self.0)
     }
 
     /// Why the session closed, once it has.
@@ -297,7 +321,51 @@ impl Session {
 
     /// Resolves when the session closes.
     pub async fn closed(&self) {
-        self.0.closed.cancelled().await
+        loop {
+            // Created before the check, so a close between the two still wakes it.
+            let notified = self.0.notify.notified();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The receiving end of a session's queue, owned by its connection task.
+pub(crate) struct Outbox {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    session: Session,
+}
+
+impl Outbox {
+    /// The next queued item; `None` when every sender is gone.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.recv().await?;
+        self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(b)
+    }
+
+    /// A queued item, if there is one now.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.try_recv().ok()?;
+        self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
+        Some(b)
+    }
+}
+
+/// See [`Session::conn_closed`].
+pub(crate) struct ConnClosed<'a>(&'a Inner);
+
+impl Future for ConnClosed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.closed.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.conn_waker.register(cx.waker());
+        if self.0.closed.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
     }
 }
 
@@ -328,7 +396,7 @@ fn unpack(b: u8) -> Wire {
 mod tests {
     use super::*;
 
-    fn session(queue: usize) -> (Session, mpsc::Receiver<Bytes>) {
+    fn session(queue: usize) -> (Session, Outbox) {
         let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
         Session::new(1, addr, Transport::Tcp, Wire::frames(Layout::Zinx, BodyCodec::Protobuf), queue)
     }
@@ -379,6 +447,7 @@ mod tests {
         s.close(CloseReason::IdleTimeout);
         assert_eq!(s.close_reason(), Some(CloseReason::Flood));
         let notice = rx.try_recv().expect("notice queued");
+        assert!(rx.try_recv().is_none());
         assert_eq!(&notice[..4], &9000u32.to_be_bytes());
     }
 }

@@ -27,9 +27,21 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_millis())
 }
 
-/// Now, as [`rfc3339`].
+/// Now, as [`rfc3339`]. Formatting costs more than a busy server's ping handler does
+/// otherwise, so each thread keeps the last string and reuses it within the same millisecond.
 pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
+    thread_local! {
+        static LAST: std::cell::RefCell<(u128, String)> = const { std::cell::RefCell::new((u128::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let ms = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+    LAST.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != ms {
+            *c = (ms, rfc3339(now));
+        }
+        c.1.clone()
+    })
 }
 
 #[cfg(test)]
@@ -42,6 +54,14 @@ mod tests {
         assert_eq!(civil_from_days(20_418), (2025, 11, 26));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn now_is_cached_but_current() {
+        let a = now_rfc3339();
+        assert_eq!(a.len(), 24);
+        std::thread::sleep(Duration::from_millis(3));
+        assert_ne!(now_rfc3339(), a, "a later millisecond gives a new string");
     }
 
     #[test]
