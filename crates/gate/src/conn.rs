@@ -54,13 +54,9 @@ pub(crate) trait Link: Send {
     /// Waits for the next input. Must be cancel-safe: the task drops it to write or to time out.
     fn read<'a>(&'a mut self, buf: &'a mut BytesMut) -> impl Future<Output = Input> + Send + 'a;
 
-    /// Writes `first` and whatever else is queued now; returns (items, bytes) written.
-    fn write<'a>(
-        &'a mut self,
-        first: Bytes,
-        rx: &'a mut Outbox,
-        text: bool,
-    ) -> impl Future<Output = io::Result<(u64, u64)>> + Send + 'a;
+    /// Writes `items` (frames, or text messages when `text`), coalesced into as few writes
+    /// as the transport allows; returns the bytes written.
+    fn write<'a>(&'a mut self, items: &'a [Bytes], text: bool) -> impl Future<Output = io::Result<u64>> + Send + 'a;
 
     /// Ends the connection (FIN, TLS close_notify, WebSocket close frame).
     fn close(&mut self, reason: CloseReason) -> impl Future<Output = ()> + Send + '_;
@@ -68,8 +64,11 @@ pub(crate) trait Link: Send {
 
 /// Reads into a buffer that grows only when there is something to read.
 pub(crate) trait ReadSome: Send {
-    fn read_some<'a>(&'a mut self, buf: &'a mut BytesMut, hint: usize)
-    -> impl Future<Output = io::Result<usize>> + Send + 'a;
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+        hint: usize,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
 }
 
 /// TCP: wait for readability first and only then make room, so an idle connection holds no
@@ -107,7 +106,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Generic<S> {
     ) -> std::task::Poll<io::Result<usize>> {
         std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
     }
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_flush(cx)
     }
     fn poll_shutdown(
@@ -150,33 +152,34 @@ impl<S: ReadSome + AsyncWrite + Unpin + Send> Link for StreamLink<S> {
         }
     }
 
-    async fn write(&mut self, first: Bytes, rx: &mut Outbox, _text: bool) -> io::Result<(u64, u64)> {
-        let Some(second) = rx.try_recv() else {
+    async fn write(&mut self, items: &[Bytes], _text: bool) -> io::Result<u64> {
+        if let [one] = items {
             // One frame: written without a copy.
-            self.io.write_all(&first).await?;
-            return Ok((1, first.len() as u64));
-        };
-        let batch = &mut self.batch;
-        batch.clear();
-        batch.extend_from_slice(&first);
-        batch.extend_from_slice(&second);
-        let mut n = 2;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Some(b) => {
-                    batch.extend_from_slice(&b);
-                    n += 1;
+            self.io.write_all(one).await?;
+            return Ok(one.len() as u64);
+        }
+        let mut total = 0u64;
+        let mut rest = items;
+        while !rest.is_empty() {
+            let batch = &mut self.batch;
+            batch.clear();
+            let mut taken = 0;
+            for b in rest {
+                if taken > 0 && batch.len() + b.len() > MAX_BATCH {
+                    break;
                 }
-                None => break,
+                batch.extend_from_slice(b);
+                taken += 1;
             }
+            rest = &rest[taken..];
+            self.io.write_all(batch).await?;
+            total += batch.len() as u64;
         }
-        self.io.write_all(batch).await?;
-        let bytes = batch.len() as u64;
         // Keep a modest buffer for the next burst; give back a large one.
-        if batch.capacity() > MAX_BATCH {
-            *batch = BytesMut::new();
+        if self.batch.capacity() > MAX_BATCH {
+            self.batch = BytesMut::new();
         }
-        Ok((n, bytes))
+        Ok(total)
     }
 
     async fn close(&mut self, _reason: CloseReason) {
@@ -195,19 +198,13 @@ pub(crate) async fn run<L: Link>(
     wire: Wire,
 ) {
     let (session, mut rx) = shared.open(remote, transport, wire);
-    let reason = Conn::new(&shared, &session, &mut rx).drive(&mut link).await;
+    let mut conn = Conn::new(&shared, &session, &mut rx);
+    let reason = conn.drive(&mut link).await;
     session.close(reason);
     // The last frames (the close notice) go out unless the client is why we stop.
     let reason = session.close_reason().unwrap_or(reason);
     if reason != CloseReason::SlowConsumer {
-        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-            while let Some(first) = rx.try_recv() {
-                if link.write(first, &mut rx, session.wire().text).await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, conn.flush(&mut link)).await;
     }
     let _ = tokio::time::timeout(CLOSE_FLUSH, link.close(reason)).await;
     shared.finish(&session, permit);
@@ -218,9 +215,14 @@ struct Conn<'a> {
     shared: &'a Shared,
     session: &'a Session,
     rx: &'a mut Outbox,
+    /// What is about to be written: replies captured from handlers, then queued pushes.
+    out: Vec<Bytes>,
     frames: FrameCodec,
     m: ConnMetrics,
     last_rx: Instant,
+    /// When the current message became ready: the read's time for the first message of a
+    /// read, the previous handler's end for the next ones.
+    mark: Instant,
     got_frame: bool,
     bad: u32,
     bucket: TokenBucket,
@@ -234,9 +236,11 @@ impl<'a> Conn<'a> {
             shared,
             session,
             rx,
+            out: Vec::new(),
             frames: FrameCodec::new(s.layout, s.max_body),
             m: ConnMetrics::new(session.transport()),
             last_rx: now,
+            mark: now,
             got_frame: false,
             bad: 0,
             bucket: TokenBucket::new(s.rate_per_sec, s.rate_burst, now),
@@ -247,17 +251,19 @@ impl<'a> Conn<'a> {
         let s = &self.shared.settings;
         let session = self.session;
         let mut buf = BytesMut::new();
-        let mut closed = session.conn_closed();
         let timer = tokio::time::sleep_until(self.last_rx + s.first_frame_timeout);
         tokio::pin!(timer);
         loop {
             let input = tokio::select! {
                 biased;
-                () = &mut closed => return session.close_reason().unwrap_or(CloseReason::Kicked),
+                // Closing also puts an empty marker in the queue, so this one branch wakes the
+                // task for both pushes and a close.
                 item = self.rx.recv() => match item {
+                    Some(first) if first.is_empty() => return session.close_reason().unwrap_or(CloseReason::Kicked),
                     // A push from elsewhere (a scene, a broadcast).
                     Some(first) => {
-                        if let Err(r) = self.write(link, first).await {
+                        self.out.push(first);
+                        if let Err(r) = self.flush(link).await {
                             return r;
                         }
                         continue;
@@ -266,6 +272,7 @@ impl<'a> Conn<'a> {
                 },
                 input = link.read(&mut buf) => input,
                 () = &mut timer => {
+                    self.m.flush();
                     if let Some(r) = self.on_timer() {
                         return r;
                     }
@@ -274,13 +281,14 @@ impl<'a> Conn<'a> {
                 }
             };
             self.last_rx = Instant::now();
+            self.mark = self.last_rx;
             let result = match input {
                 Input::Data(n) => {
-                    self.m.bytes_in.increment(n as u64);
+                    self.m.received(0, n as u64);
                     self.frames_in(link, &mut buf).await
                 }
                 Input::Text(text) => {
-                    self.m.bytes_in.increment(text.len() as u64);
+                    self.m.received(0, text.len() as u64);
                     self.text_in(link, text).await
                 }
                 Input::Control => Ok(()),
@@ -311,7 +319,7 @@ impl<'a> Conn<'a> {
         let mut n = 0u64;
         let result = self.each_frame(link, buf, &mut n).await;
         // Counted once per read, not per frame: the counter is shared by every connection.
-        self.m.frames_in.increment(n);
+        self.m.received(n, 0);
         result
     }
 
@@ -347,12 +355,18 @@ impl<'a> Conn<'a> {
             self.session.set_wire(Wire::text());
         }
         self.got_frame = true;
-        self.m.frames_in.increment(1);
+        self.m.received(1, 0);
         self.handle(link, id, body, BodyCodec::Json).await
     }
 
     /// Rate-limits and dispatches one message; `Err` closes the session.
-    async fn handle<L: Link>(&mut self, link: &mut L, id: u32, body: Bytes, codec: BodyCodec) -> Result<(), CloseReason> {
+    async fn handle<L: Link>(
+        &mut self,
+        link: &mut L,
+        id: u32,
+        body: Bytes,
+        codec: BodyCodec,
+    ) -> Result<(), CloseReason> {
         let session = self.session;
         // The read's time stands for every frame it carried: one clock read per read.
         if !self.bucket.allow(self.last_rx) {
@@ -361,10 +375,17 @@ impl<'a> Conn<'a> {
         }
         // A burst of requests produces a burst of replies: write them out before the queue
         // fills, so a client that pipelines is slowed by its own reads, never cut off.
-        if self.shared.settings.queue - session.queued() < self.shared.settings.reply_room {
+        let s = &self.shared.settings;
+        if s.queue.saturating_sub(session.queued() + self.out.len()) < s.reply_room {
             self.flush(link).await?;
         }
-        match self.shared.router.dispatch(session, id, body, codec).await {
+        let dispatch = self.shared.router.dispatch(session, id, body, codec, self.mark.into_std());
+        tokio::pin!(dispatch);
+        let (outcome, end) =
+            crate::session::capture::Captured { fut: dispatch.as_mut(), session: session.key(), out: &mut self.out }
+                .await;
+        self.mark = end.into();
+        match outcome {
             Outcome::Handled => Ok(()),
             Outcome::UnknownId => {
                 crate::metrics::unknown_id();
@@ -416,42 +437,62 @@ impl<'a> Conn<'a> {
         None
     }
 
-    /// Writes everything queued now.
+    /// Writes the captured replies and everything queued now.
     async fn flush<L: Link>(&mut self, link: &mut L) -> Result<(), CloseReason> {
-        while let Some(first) = self.rx.try_recv() {
-            self.write(link, first).await?;
+        loop {
+            let mut closing = false;
+            while self.out.len() < 1024 {
+                match self.rx.try_recv() {
+                    Some(b) if b.is_empty() => closing = true,
+                    Some(b) => self.out.push(b),
+                    None => break,
+                }
+            }
+            if closing {
+                // The close notice came before the marker: write it, then stop.
+                if !self.out.is_empty() {
+                    self.write(link).await?;
+                }
+                return Err(self.session.close_reason().unwrap_or(CloseReason::Kicked));
+            }
+            if self.out.is_empty() {
+                return Ok(());
+            }
+            self.write(link).await?;
         }
-        Ok(())
     }
 
-    /// Writes `first` and what else is queued. A write that cannot finish — the client does
-    /// not read — ends when the session closes or after a heartbeat period.
-    async fn write<L: Link>(&mut self, link: &mut L, first: Bytes) -> Result<(), CloseReason> {
+    /// Writes `self.out`. A write that cannot finish — the client does not read — ends when
+    /// the session closes or after a heartbeat period.
+    async fn write<L: Link>(&mut self, link: &mut L) -> Result<(), CloseReason> {
         let text = self.session.wire().text;
-        let write = link.write(first, self.rx, text);
-        tokio::pin!(write);
-        // Nearly always the socket has room and the write finishes on its first poll; only a
-        // stalled write pays for a timer.
-        let res = match (&mut write).now_or_never() {
-            Some(r) => r,
-            None => {
-                let session = self.session;
-                tokio::select! {
-                    biased;
-                    r = &mut write => r,
-                    () = session.conn_closed() => return Err(session.close_reason().unwrap_or(CloseReason::Kicked)),
-                    () = tokio::time::sleep(self.shared.settings.heartbeat) => {
-                        tracing::warn!(session = session.id(), remote = %session.remote(), "closing: writes stalled");
-                        crate::metrics::slow_consumer();
-                        return Err(CloseReason::SlowConsumer);
+        let n = self.out.len() as u64;
+        let res = {
+            let write = link.write(&self.out, text);
+            tokio::pin!(write);
+            // Nearly always the socket has room and the write finishes on its first poll; only
+            // a stalled write pays for a timer.
+            match (&mut write).now_or_never() {
+                Some(r) => r,
+                None => {
+                    let session = self.session;
+                    tokio::select! {
+                        biased;
+                        r = &mut write => r,
+                        () = session.conn_closed() => return Err(session.close_reason().unwrap_or(CloseReason::Kicked)),
+                        () = tokio::time::sleep(self.shared.settings.heartbeat) => {
+                            tracing::warn!(session = session.id(), remote = %session.remote(), "closing: writes stalled");
+                            crate::metrics::slow_consumer();
+                            return Err(CloseReason::SlowConsumer);
+                        }
                     }
                 }
             }
         };
+        self.out.clear();
         match res {
-            Ok((n, bytes)) => {
-                self.m.frames_out.increment(n);
-                self.m.bytes_out.increment(bytes);
+            Ok(bytes) => {
+                self.m.sent(n, bytes);
                 Ok(())
             }
             Err(e) => {

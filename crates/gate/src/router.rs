@@ -11,7 +11,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
@@ -75,7 +75,7 @@ enum Failure {
 struct Route {
     id: u32,
     handler: Erased,
-    latency: metrics::Histogram,
+    latency: Arc<rsgame_kit::telemetry::metrics::FastHistogram>,
 }
 
 /// A start-up error in building the router.
@@ -149,7 +149,11 @@ impl RouterBuilder {
                 handler(session, msg).await.map_err(Failure::Handler)
             })
         });
-        let latency = metrics::histogram!(crate::metrics::HANDLER_SECONDS, "id" => id.to_string());
+        let latency = rsgame_kit::telemetry::metrics::FastHistogram::register(
+            crate::metrics::HANDLER_SECONDS,
+            "Message handler latency, by message id: from the frame's arrival to the handler's return.",
+            &[("id", &id.to_string())],
+        );
         self.routes.insert(id, Route { id, handler: erased, latency });
     }
 
@@ -194,23 +198,31 @@ impl Router {
     }
 
     /// Runs the handler for one message of `session`. Never panics: a panicking handler is
-    /// reported as [`Outcome::Panicked`].
-    pub async fn dispatch(&self, session: &Session, id: u32, body: Bytes, codec: BodyCodec) -> Outcome {
-        // TSC-based: two clock reads per message are a visible cost with the vDSO clock.
-        let start = quanta::Instant::now();
+    /// reported as [`Outcome::Panicked`]. `started` is when the message became ready (the
+    /// caller's clock read); the return is the outcome and the time it ended, which the
+    /// caller passes as the next message's start — one clock read per message.
+    pub async fn dispatch(
+        &self,
+        session: &Session,
+        id: u32,
+        body: Bytes,
+        codec: BodyCodec,
+        started: Instant,
+    ) -> (Outcome, Instant) {
         let route = self.routes.get(&id);
         let outcome = match route {
             Some(route) => self.run(route, session, body, codec).await,
             None => Outcome::UnknownId,
         };
-        let elapsed = start.elapsed();
+        let end = Instant::now();
+        let elapsed = end.saturating_duration_since(started);
         if let Some(route) = route {
-            route.latency.record(elapsed.as_secs_f64());
+            route.latency.record(elapsed);
         }
         for hook in &self.after {
             hook(session, id, elapsed, &outcome);
         }
-        outcome
+        (outcome, end)
     }
 
     async fn run(&self, route: &Route, session: &Session, body: Bytes, codec: BodyCodec) -> Outcome {

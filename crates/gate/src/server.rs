@@ -60,12 +60,7 @@ impl Shared {
     }
 
     /// Registers a new session and runs the connect hooks.
-    pub fn open(
-        &self,
-        remote: SocketAddr,
-        transport: Transport,
-        wire: Wire,
-    ) -> (Session, crate::session::Outbox) {
+    pub fn open(&self, remote: SocketAddr, transport: Transport, wire: Wire) -> (Session, crate::session::Outbox) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (session, rx) = Session::new(id, remote, transport, wire, self.settings.queue);
         self.hub.insert(&session);

@@ -5,16 +5,16 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use rsgame_kit::config::BodyCodec;
 use futures_util::task::AtomicWaker;
+use rsgame_kit::config::BodyCodec;
 use tokio::sync::{Notify, mpsc};
 
 use crate::codec::{Message, Wire};
@@ -267,6 +267,17 @@ impl Session {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
+        // A handler answering its own session, inside its connection task: hand the bytes
+        // straight to that task, no channel, no wake-up.
+        let bytes = match capture::offer(Arc::as_ptr(&self.0) as usize, bytes, self.0.capacity) {
+            capture::Offer::Taken => return Ok(()),
+            capture::Offer::Full => {
+                crate::metrics::slow_consumer();
+                self.close(CloseReason::SlowConsumer);
+                return Err(SendError::SlowConsumer);
+            }
+            capture::Offer::NotOurs(b) => b,
+        };
         if self.0.queued.fetch_add(1, Ordering::AcqRel) >= self.0.capacity {
             self.0.queued.fetch_sub(1, Ordering::AcqRel);
             crate::metrics::slow_consumer();
@@ -278,6 +289,11 @@ impl Session {
             return Err(SendError::Closed);
         }
         Ok(())
+    }
+
+    /// The key a capture matches this session by.
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 
     /// Frames waiting in the outbound queue.
@@ -299,6 +315,9 @@ impl Session {
                 }
             }
             self.0.closed.store(true, Ordering::Release);
+            // The empty marker wakes the connection task through its queue (it is not
+            // counted in `queued`; real items are never empty).
+            let _ = self.0.tx.send(Bytes::new());
             self.0.conn_waker.wake();
             self.0.notify.notify_waiters();
         }
@@ -332,6 +351,70 @@ impl Session {
     }
 }
 
+/// Replies a handler sends to its own session while its connection task polls it: collected
+/// here and written by that task after the handler, without going through the queue.
+pub(crate) mod capture {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+
+    struct Capture {
+        session: usize,
+        items: Vec<Bytes>,
+    }
+
+    thread_local! {
+        static CURRENT: RefCell<Option<Capture>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) enum Offer {
+        Taken,
+        Full,
+        NotOurs(Bytes),
+    }
+
+    /// Takes `bytes` if the session being polled on this thread is `session`.
+    pub(crate) fn offer(session: usize, bytes: Bytes, cap: usize) -> Offer {
+        CURRENT.with(|c| match c.borrow_mut().as_mut() {
+            Some(cur) if cur.session == session => {
+                if cur.items.len() >= cap {
+                    return Offer::Full;
+                }
+                cur.items.push(bytes);
+                Offer::Taken
+            }
+            _ => Offer::NotOurs(bytes),
+        })
+    }
+
+    /// Polls `fut` with captures for `session` going into `out`. Set and cleared around each
+    /// poll, so a handler that awaits never leaks its capture to other tasks on the thread.
+    pub(crate) struct Captured<'a, F> {
+        pub fut: F,
+        pub session: usize,
+        pub out: &'a mut Vec<Bytes>,
+    }
+
+    impl<F: Future + Unpin> Future for Captured<'_, F> {
+        type Output = F::Output;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = &mut *self;
+            let items = std::mem::take(this.out);
+            let prev = CURRENT.with(|c| c.replace(Some(Capture { session: this.session, items })));
+            let r = Pin::new(&mut this.fut).poll(cx);
+            let mine = CURRENT.with(|c| c.replace(prev));
+            if let Some(m) = mine {
+                *this.out = m.items;
+            }
+            r
+        }
+    }
+}
+
 /// The receiving end of a session's queue, owned by its connection task.
 pub(crate) struct Outbox {
     rx: mpsc::UnboundedReceiver<Bytes>,
@@ -342,14 +425,18 @@ impl Outbox {
     /// The next queued item; `None` when every sender is gone.
     pub async fn recv(&mut self) -> Option<Bytes> {
         let b = self.rx.recv().await?;
-        self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
+        if !b.is_empty() {
+            self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
+        }
         Some(b)
     }
 
     /// A queued item, if there is one now.
     pub fn try_recv(&mut self) -> Option<Bytes> {
         let b = self.rx.try_recv().ok()?;
-        self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
+        if !b.is_empty() {
+            self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
+        }
         Some(b)
     }
 }
@@ -447,6 +534,7 @@ mod tests {
         s.close(CloseReason::IdleTimeout);
         assert_eq!(s.close_reason(), Some(CloseReason::Flood));
         let notice = rx.try_recv().expect("notice queued");
+        assert!(rx.try_recv().is_some_and(|m| m.is_empty()), "then the close marker");
         assert!(rx.try_recv().is_none());
         assert_eq!(&notice[..4], &9000u32.to_be_bytes());
     }

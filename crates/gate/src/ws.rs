@@ -19,7 +19,7 @@ use rsgame_kit::http::Peer;
 use crate::codec::Wire;
 use crate::conn::{Input, Link, MAX_BATCH, run};
 use crate::server::Shared;
-use crate::session::{CloseReason, Outbox, Transport};
+use crate::session::{CloseReason, Transport};
 
 /// Query parameters of the upgrade request.
 #[derive(Debug, serde::Deserialize)]
@@ -29,7 +29,10 @@ pub(crate) struct WsParams {
 
 /// The `/ws` and `/wss` routes.
 pub(crate) fn routes(shared: Arc<Shared>) -> axum::Router {
-    axum::Router::new().route("/ws", axum::routing::get(upgrade)).route("/wss", axum::routing::get(upgrade)).with_state(shared)
+    axum::Router::new()
+        .route("/ws", axum::routing::get(upgrade))
+        .route("/wss", axum::routing::get(upgrade))
+        .with_state(shared)
 }
 
 async fn upgrade(
@@ -42,7 +45,11 @@ async fn upgrade(
         Ok(p) => p,
         Err(reason) => {
             tracing::info!(remote = %peer.0, reason = %reason, "websocket refused");
-            let status = if reason == CloseReason::IpLimit { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::SERVICE_UNAVAILABLE };
+            let status = if reason == CloseReason::IpLimit {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             return (status, reason.as_str()).into_response();
         }
     };
@@ -83,43 +90,41 @@ impl Link for WsLink {
         }
     }
 
-    async fn write(&mut self, first: Bytes, rx: &mut Outbox, text: bool) -> io::Result<(u64, u64)> {
-        let mut n = 1u64;
-        let mut bytes = first.len() as u64;
+    async fn write(&mut self, items: &[Bytes], text: bool) -> io::Result<u64> {
+        let bytes: u64 = items.iter().map(|b| b.len() as u64).sum();
         if text {
             // Text mode: one JSON message per item; feed them all, flush once.
-            self.0.feed(text_message(first)).await.map_err(io::Error::other)?;
-            while let Some(b) = rx.try_recv() {
-                n += 1;
-                bytes += b.len() as u64;
-                self.0.feed(text_message(b)).await.map_err(io::Error::other)?;
+            for b in items {
+                self.0.feed(text_message(b.clone())).await.map_err(io::Error::other)?;
             }
             self.0.flush().await.map_err(io::Error::other)?;
-            return Ok((n, bytes));
+            return Ok(bytes);
         }
-        // Binary: queued frames coalesce into one message.
-        let msg = match rx.try_recv() {
-            None => first,
-            Some(second) => {
-                let mut batch = BytesMut::with_capacity(first.len() + second.len() + 256);
-                batch.extend_from_slice(&first);
-                batch.extend_from_slice(&second);
-                n += 1;
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Some(b) => {
-                            batch.extend_from_slice(&b);
-                            n += 1;
-                        }
-                        None => break,
+        // Binary: frames coalesce into messages of up to MAX_BATCH bytes.
+        let mut rest = items;
+        while !rest.is_empty() {
+            let msg = if rest.len() == 1 || rest[0].len() >= MAX_BATCH {
+                let m = rest[0].clone();
+                rest = &rest[1..];
+                m
+            } else {
+                let mut batch =
+                    BytesMut::with_capacity(rest.iter().take(64).map(|b| b.len()).sum::<usize>().min(MAX_BATCH));
+                let mut taken = 0;
+                for b in rest {
+                    if taken > 0 && batch.len() + b.len() > MAX_BATCH {
+                        break;
                     }
+                    batch.extend_from_slice(b);
+                    taken += 1;
                 }
-                bytes = batch.len() as u64;
+                rest = &rest[taken..];
                 batch.freeze()
-            }
-        };
-        self.0.send(Message::Binary(msg)).await.map_err(io::Error::other)?;
-        Ok((n, bytes))
+            };
+            self.0.feed(Message::Binary(msg)).await.map_err(io::Error::other)?;
+        }
+        self.0.flush().await.map_err(io::Error::other)?;
+        Ok(bytes)
     }
 
     async fn close(&mut self, reason: CloseReason) {

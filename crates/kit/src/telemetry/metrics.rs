@@ -2,6 +2,9 @@
 //! process metrics read from `/proc` at scrape time.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -49,11 +52,104 @@ impl Metrics {
         Ok(Metrics { handle })
     }
 
-    /// The text a scrape receives: the recorder's metrics, then process metrics.
+    /// The text a scrape receives: the recorder's metrics, the fast histograms, then process
+    /// metrics.
     pub fn render(&self) -> String {
         let mut out = self.handle.render();
+        render_fast_histograms(&mut out);
         process_metrics(&mut out);
         out
+    }
+}
+
+/// A Prometheus histogram with fixed latency buckets, recorded with three relaxed atomic adds
+/// and no clock of its own — for per-message paths where the `metrics` recorder's
+/// histogram (a lock-free bucket with epoch reclamation, plus an upkeep thread) showed in
+/// profiles. Rendered with the other metrics at scrape time.
+pub struct FastHistogram {
+    labels: String,
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    series: Vec<Arc<FastHistogram>>,
+}
+
+fn families() -> &'static Mutex<Vec<Family>> {
+    static F: OnceLock<Mutex<Vec<Family>>> = OnceLock::new();
+    F.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl FastHistogram {
+    /// Registers (or finds) the series `name{labels}`; `labels` as `("id", "1000")` pairs.
+    pub fn register(name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Arc<FastHistogram> {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('"', "'"))).collect();
+        let labels = labels.join(",");
+        let Ok(mut fams) = families().lock() else {
+            return Arc::new(FastHistogram::new(labels));
+        };
+        let fam = match fams.iter().position(|f| f.name == name) {
+            Some(i) => &mut fams[i],
+            None => {
+                fams.push(Family { name, help, series: Vec::new() });
+                let last = fams.len() - 1;
+                &mut fams[last]
+            }
+        };
+        if let Some(h) = fam.series.iter().find(|h| h.labels == labels) {
+            return h.clone();
+        }
+        let h = Arc::new(FastHistogram::new(labels));
+        fam.series.push(h.clone());
+        h
+    }
+
+    fn new(labels: String) -> Self {
+        FastHistogram {
+            labels,
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ns: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn record(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_ns.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        let sep = if self.labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{}{sep}le=\"{le}\"}} {cumulative}", self.labels);
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{}{sep}le=\"+Inf\"}} {count}", self.labels);
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces = if self.labels.is_empty() { String::new() } else { format!("{{{}}}", self.labels) };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+fn render_fast_histograms(out: &mut String) {
+    let Ok(fams) = families().lock() else { return };
+    for f in fams.iter() {
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", f.name, f.help, f.name);
+        for h in &f.series {
+            h.render(f.name, out);
+        }
     }
 }
 
@@ -114,6 +210,23 @@ fn max_open_files() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_histogram_renders_cumulative_buckets() {
+        let h = FastHistogram::register("test_fast_seconds", "A test.", &[("id", "7")]);
+        h.record(Duration::from_micros(300));
+        h.record(Duration::from_millis(3));
+        h.record(Duration::from_secs(10));
+        assert!(Arc::ptr_eq(&h, &FastHistogram::register("test_fast_seconds", "A test.", &[("id", "7")])));
+        let mut out = String::new();
+        render_fast_histograms(&mut out);
+        assert!(out.contains("# TYPE test_fast_seconds histogram"), "{out}");
+        assert!(out.contains("test_fast_seconds_bucket{id=\"7\",le=\"0.0005\"} 1"), "{out}");
+        assert!(out.contains("test_fast_seconds_bucket{id=\"7\",le=\"0.005\"} 2"), "{out}");
+        assert!(out.contains("test_fast_seconds_bucket{id=\"7\",le=\"2.5\"} 2"), "{out}");
+        assert!(out.contains("test_fast_seconds_bucket{id=\"7\",le=\"+Inf\"} 3"), "{out}");
+        assert!(out.contains("test_fast_seconds_count{id=\"7\"} 3"), "{out}");
+    }
 
     #[test]
     fn process_metrics_are_well_formed() {
