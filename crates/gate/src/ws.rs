@@ -56,7 +56,9 @@ async fn upgrade(
     let wire = Wire::frames(shared.settings.layout, params.codec.unwrap_or(shared.settings.ws_codec));
     // A message may hold several frames; allow a few full-size frames per message.
     let max_msg = (shared.settings.max_body as usize + crate::frame::HEADER_LEN) * 4;
-    ws.read_buffer_size(4096)
+    // Small buffers: game messages are small, and an idle session should cost little. The
+    // read buffer grows for a large message and the write buffer is not kept between writes.
+    ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(max_msg)
         .max_frame_size(max_msg)
