@@ -74,28 +74,46 @@ impl Wire {
         if self.text {
             return encode_text(id, msg);
         }
+        let cap = match self.codec {
+            BodyCodec::Protobuf => HEADER_LEN + msg.encoded_len(),
+            BodyCodec::Json => HEADER_LEN + 64,
+        };
+        let mut out = BytesMut::with_capacity(cap);
+        self.encode_into(id, msg, &mut out);
+        out.freeze()
+    }
+
+    /// Appends the frame for message `id` to `out` (binary wires; a text wire appends the
+    /// JSON text).
+    pub fn encode_into<M: Message>(&self, id: u32, msg: &M, out: &mut BytesMut) {
+        if self.text {
+            out.extend_from_slice(&encode_text(id, msg));
+            return;
+        }
+        let start = out.len();
         match self.codec {
             BodyCodec::Protobuf => {
                 let len = msg.encoded_len();
-                let mut out = BytesMut::with_capacity(HEADER_LEN + len);
-                put_header(self.layout, id, len as u32, &mut out);
-                // Cannot fail: the buffer was sized from encoded_len.
-                let _ = msg.encode(&mut out);
-                out.freeze()
+                out.reserve(HEADER_LEN + len);
+                put_header(self.layout, id, len as u32, out);
+                // Cannot fail: room for encoded_len was reserved.
+                let _ = msg.encode(out);
             }
             BodyCodec::Json => {
-                let mut out = BytesMut::with_capacity(HEADER_LEN + 64);
-                put_header(self.layout, id, 0, &mut out);
-                let mut w = out.writer();
-                if serde_json::to_writer(&mut w, msg).is_err() {
-                    return FrameCodec::new(self.layout, u32::MAX).encode(id, b"{}");
+                put_header(self.layout, id, 0, out);
+                let mut w = std::mem::take(out).writer();
+                let ok = serde_json::to_writer(&mut w, msg).is_ok();
+                *out = w.into_inner();
+                if !ok {
+                    out.truncate(start + HEADER_LEN);
+                    out.extend_from_slice(b"{}");
                 }
-                let mut out = w.into_inner();
-                let len = (out.len() - HEADER_LEN) as u32;
-                let len_at = if self.layout == Layout::Zinx { 4 } else { 0 };
-                let bytes = if self.layout == Layout::Zinx { len.to_be_bytes() } else { len.to_le_bytes() };
-                out[len_at..len_at + 4].copy_from_slice(&bytes);
-                out.freeze()
+                let len = (out.len() - start - HEADER_LEN) as u32;
+                let (at, bytes) = match self.layout {
+                    Layout::Zinx => (start + 4, len.to_be_bytes()),
+                    Layout::Legacy => (start, len.to_le_bytes()),
+                };
+                out[at..at + 4].copy_from_slice(&bytes);
             }
         }
     }

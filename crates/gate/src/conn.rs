@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use rsgame_kit::config::BodyCodec;
 use rsgame_proto::{ids, pb};
@@ -21,11 +21,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::codec::{Wire, decode_text};
-use crate::frame::{FrameCodec, FrameError};
+use crate::frame::{FrameCodec, FrameError, HEADER_LEN};
 use crate::limits::{ConnPermit, TokenBucket};
 use crate::metrics::ConnMetrics;
 use crate::router::Outcome;
 use crate::server::Shared;
+use crate::session::capture::{Captured, Out};
 use crate::session::{CloseReason, Outbox, Session, Transport};
 
 /// Largest batch written at once.
@@ -54,9 +55,9 @@ pub(crate) trait Link: Send {
     /// Waits for the next input. Must be cancel-safe: the task drops it to write or to time out.
     fn read<'a>(&'a mut self, buf: &'a mut BytesMut) -> impl Future<Output = Input> + Send + 'a;
 
-    /// Writes `items` (frames, or text messages when `text`), coalesced into as few writes
-    /// as the transport allows; returns the bytes written.
-    fn write<'a>(&'a mut self, items: &'a [Bytes], text: bool) -> impl Future<Output = io::Result<u64>> + Send + 'a;
+    /// Writes what `out` holds (contiguous frames, or text messages) in as few writes as the
+    /// transport allows; returns the bytes written. `out` is cleared by the caller.
+    fn write<'a>(&'a mut self, out: &'a mut Out) -> impl Future<Output = io::Result<u64>> + Send + 'a;
 
     /// Ends the connection (FIN, TLS close_notify, WebSocket close frame).
     fn close(&mut self, reason: CloseReason) -> impl Future<Output = ()> + Send + '_;
@@ -124,12 +125,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Generic<S> {
 pub(crate) struct StreamLink<S> {
     io: S,
     hint: usize,
-    batch: BytesMut,
 }
 
 impl<S> StreamLink<S> {
     pub fn new(io: S) -> Self {
-        StreamLink { io, hint: READ_HINT, batch: BytesMut::new() }
+        StreamLink { io, hint: READ_HINT }
     }
 }
 
@@ -152,34 +152,10 @@ impl<S: ReadSome + AsyncWrite + Unpin + Send> Link for StreamLink<S> {
         }
     }
 
-    async fn write(&mut self, items: &[Bytes], _text: bool) -> io::Result<u64> {
-        if let [one] = items {
-            // One frame: written without a copy.
-            self.io.write_all(one).await?;
-            return Ok(one.len() as u64);
-        }
-        let mut total = 0u64;
-        let mut rest = items;
-        while !rest.is_empty() {
-            let batch = &mut self.batch;
-            batch.clear();
-            let mut taken = 0;
-            for b in rest {
-                if taken > 0 && batch.len() + b.len() > MAX_BATCH {
-                    break;
-                }
-                batch.extend_from_slice(b);
-                taken += 1;
-            }
-            rest = &rest[taken..];
-            self.io.write_all(batch).await?;
-            total += batch.len() as u64;
-        }
-        // Keep a modest buffer for the next burst; give back a large one.
-        if self.batch.capacity() > MAX_BATCH {
-            self.batch = BytesMut::new();
-        }
-        Ok(total)
+    async fn write(&mut self, out: &mut Out) -> io::Result<u64> {
+        // Byte streams never carry text messages; frames are already contiguous.
+        self.io.write_all(&out.frames).await?;
+        Ok(out.frames.len() as u64)
     }
 
     async fn close(&mut self, _reason: CloseReason) {
@@ -216,7 +192,7 @@ struct Conn<'a> {
     session: &'a Session,
     rx: &'a mut Outbox,
     /// What is about to be written: replies captured from handlers, then queued pushes.
-    out: Vec<Bytes>,
+    out: Out,
     frames: FrameCodec,
     m: ConnMetrics,
     last_rx: Instant,
@@ -236,7 +212,7 @@ impl<'a> Conn<'a> {
             shared,
             session,
             rx,
-            out: Vec::new(),
+            out: Out::default(),
             frames: FrameCodec::new(s.layout, s.max_body),
             m: ConnMetrics::new(session.transport()),
             last_rx: now,
@@ -262,7 +238,7 @@ impl<'a> Conn<'a> {
                     Some(first) if first.is_empty() => return session.close_reason().unwrap_or(CloseReason::Kicked),
                     // A push from elsewhere (a scene, a broadcast).
                     Some(first) => {
-                        self.out.push(first);
+                        self.out.push(first, session.wire().text);
                         if let Err(r) = self.flush(link).await {
                             return r;
                         }
@@ -325,12 +301,15 @@ impl<'a> Conn<'a> {
 
     async fn each_frame<L: Link>(&mut self, link: &mut L, buf: &mut BytesMut, n: &mut u64) -> Result<(), CloseReason> {
         loop {
-            match self.frames.decode(buf) {
-                Ok(Some(frame)) => {
+            match self.frames.peek(buf) {
+                Ok(Some((id, len))) => {
                     self.got_frame = true;
                     *n += 1;
                     let codec = self.session.wire().codec;
-                    self.handle(link, frame.id, frame.body, codec).await?;
+                    // The body is decoded in place; the bytes are dropped once it is handled.
+                    let r = self.handle(link, id, &buf[HEADER_LEN..HEADER_LEN + len], codec).await;
+                    buf.advance(HEADER_LEN + len);
+                    r?;
                 }
                 Ok(None) => return Ok(()),
                 Err(e @ FrameError::TooLarge { .. }) => {
@@ -356,7 +335,7 @@ impl<'a> Conn<'a> {
         }
         self.got_frame = true;
         self.m.received(1, 0);
-        self.handle(link, id, body, BodyCodec::Json).await
+        self.handle(link, id, &body, BodyCodec::Json).await
     }
 
     /// Rate-limits and dispatches one message; `Err` closes the session.
@@ -364,7 +343,7 @@ impl<'a> Conn<'a> {
         &mut self,
         link: &mut L,
         id: u32,
-        body: Bytes,
+        body: &[u8],
         codec: BodyCodec,
     ) -> Result<(), CloseReason> {
         let session = self.session;
@@ -376,14 +355,12 @@ impl<'a> Conn<'a> {
         // A burst of requests produces a burst of replies: write them out before the queue
         // fills, so a client that pipelines is slowed by its own reads, never cut off.
         let s = &self.shared.settings;
-        if s.queue.saturating_sub(session.queued() + self.out.len()) < s.reply_room {
+        if s.queue.saturating_sub(session.queued() + self.out.count) < s.reply_room {
             self.flush(link).await?;
         }
         let dispatch = self.shared.router.dispatch(session, id, body, codec, self.mark.into_std());
         tokio::pin!(dispatch);
-        let (outcome, end) =
-            crate::session::capture::Captured { fut: dispatch.as_mut(), session: session.key(), out: &mut self.out }
-                .await;
+        let (outcome, end) = Captured { fut: dispatch.as_mut(), session: session.key(), out: &mut self.out }.await;
         self.mark = end.into();
         match outcome {
             Outcome::Handled => Ok(()),
@@ -439,36 +416,42 @@ impl<'a> Conn<'a> {
 
     /// Writes the captured replies and everything queued now.
     async fn flush<L: Link>(&mut self, link: &mut L) -> Result<(), CloseReason> {
+        let text = self.session.wire().text;
         loop {
             let mut closing = false;
-            while self.out.len() < 1024 {
+            while self.out.frames.len() < MAX_BATCH && self.out.items.len() < 1024 {
                 match self.rx.try_recv() {
-                    Some(b) if b.is_empty() => closing = true,
-                    Some(b) => self.out.push(b),
+                    Some(b) if b.is_empty() => {
+                        closing = true;
+                        break;
+                    }
+                    Some(b) => self.out.push(b, text),
                     None => break,
                 }
             }
+            if !self.out.is_empty() {
+                self.write(link).await?;
+            }
             if closing {
-                // The close notice came before the marker: write it, then stop.
-                if !self.out.is_empty() {
-                    self.write(link).await?;
-                }
+                // The close notice came before the marker and has just been written.
                 return Err(self.session.close_reason().unwrap_or(CloseReason::Kicked));
             }
-            if self.out.is_empty() {
+            if self.out.is_empty() && self.rx_is_empty() {
                 return Ok(());
             }
-            self.write(link).await?;
         }
+    }
+
+    fn rx_is_empty(&mut self) -> bool {
+        self.rx.is_empty()
     }
 
     /// Writes `self.out`. A write that cannot finish — the client does not read — ends when
     /// the session closes or after a heartbeat period.
     async fn write<L: Link>(&mut self, link: &mut L) -> Result<(), CloseReason> {
-        let text = self.session.wire().text;
-        let n = self.out.len() as u64;
+        let n = self.out.count as u64;
         let res = {
-            let write = link.write(&self.out, text);
+            let write = link.write(&mut self.out);
             tokio::pin!(write);
             // Nearly always the socket has room and the write finishes on its first poll; only
             // a stalled write pays for a timer.

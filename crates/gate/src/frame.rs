@@ -80,6 +80,15 @@ impl FrameCodec {
     /// Takes one frame off the front of `buf`. `Ok(None)` means "need more bytes" (the
     /// buffer is left as it was); an error means the stream is unusable.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some((id, len)) = self.peek(buf)? else { return Ok(None) };
+        buf.advance(HEADER_LEN);
+        let body = buf.split_to(len).freeze();
+        Ok(Some(Frame { id, body }))
+    }
+
+    /// The id and body length of the whole frame at the front of `buf`, without consuming
+    /// it; `Ok(None)` means "need more bytes" (and room for the rest is reserved).
+    pub fn peek(&self, buf: &mut BytesMut) -> Result<Option<(u32, usize)>, FrameError> {
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -93,9 +102,7 @@ impl FrameCodec {
             buf.reserve(total - buf.len());
             return Ok(None);
         }
-        buf.advance(HEADER_LEN);
-        let body = buf.split_to(len as usize).freeze();
-        Ok(Some(Frame { id, body }))
+        Ok(Some((id, len as usize)))
     }
 
     /// Appends one frame to `out`.

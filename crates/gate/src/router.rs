@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::FutureExt as _;
 use rsgame_kit::config::BodyCodec;
 use rsgame_proto::{ids, pb};
@@ -45,8 +44,8 @@ impl std::hash::Hasher for IdHasher {
 
 type Routes = HashMap<u32, Route, std::hash::BuildHasherDefault<IdHasher>>;
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
-type Erased = Box<dyn Fn(Session, Bytes, BodyCodec) -> BoxFuture + Send + Sync>;
+type BoxFuture = Pin<Box<dyn Future<Output = rsgame_kit::Result<()>> + Send>>;
+type Erased = Box<dyn Fn(Session, &[u8], BodyCodec) -> Result<BoxFuture, DecodeError> + Send + Sync>;
 type BeforeHook = Box<dyn Fn(&Session, u32) -> rsgame_kit::Result<()> + Send + Sync>;
 type AfterHook = Box<dyn Fn(&Session, u32, Duration, &Outcome) + Send + Sync>;
 
@@ -65,11 +64,6 @@ pub enum Outcome {
     Failed(rsgame_kit::Error),
     /// The handler panicked.
     Panicked,
-}
-
-enum Failure {
-    Decode(DecodeError),
-    Handler(rsgame_kit::Error),
 }
 
 struct Route {
@@ -141,13 +135,11 @@ impl RouterBuilder {
         F: Fn(Session, M) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = rsgame_kit::Result<()>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
+        // The body is decoded before the handler's future exists, so the future owns the
+        // message and never the frame's bytes.
         let erased: Erased = Box::new(move |session, body, codec| {
-            let handler = handler.clone();
-            Box::pin(async move {
-                let msg: M = decode_body(codec, &body).map_err(Failure::Decode)?;
-                handler(session, msg).await.map_err(Failure::Handler)
-            })
+            let msg: M = decode_body(codec, body)?;
+            Ok(Box::pin(handler(session, msg)))
         });
         let latency = rsgame_kit::telemetry::metrics::FastHistogram::register(
             crate::metrics::HANDLER_SECONDS,
@@ -205,7 +197,7 @@ impl Router {
         &self,
         session: &Session,
         id: u32,
-        body: Bytes,
+        body: &[u8],
         codec: BodyCodec,
         started: Instant,
     ) -> (Outcome, Instant) {
@@ -225,17 +217,22 @@ impl Router {
         (outcome, end)
     }
 
-    async fn run(&self, route: &Route, session: &Session, body: Bytes, codec: BodyCodec) -> Outcome {
+    async fn run(&self, route: &Route, session: &Session, body: &[u8], codec: BodyCodec) -> Outcome {
         for hook in &self.before {
             if let Err(e) = hook(session, route.id) {
                 return Outcome::Refused(e);
             }
         }
-        // The handler is user code: a panic in it must end this session only.
-        match AssertUnwindSafe((route.handler)(session.clone(), body, codec)).catch_unwind().await {
+        // The handler is user code: a panic in it (or in decoding for it) must end this
+        // session only.
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| (route.handler)(session.clone(), body, codec))) {
+            Ok(Ok(fut)) => fut,
+            Ok(Err(e)) => return Outcome::BadBody(e),
+            Err(_) => return Outcome::Panicked,
+        };
+        match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(Ok(())) => Outcome::Handled,
-            Ok(Err(Failure::Decode(e))) => Outcome::BadBody(e),
-            Ok(Err(Failure::Handler(e))) => Outcome::Failed(e),
+            Ok(Err(e)) => Outcome::Failed(e),
             Err(_) => Outcome::Panicked,
         }
     }

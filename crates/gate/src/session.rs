@@ -257,7 +257,25 @@ impl Session {
 
     /// Queues message `id` for this session, encoded for its wire.
     pub fn send<M: Message>(&self, id: u32, msg: &M) -> Result<(), SendError> {
-        self.send_bytes(self.wire().encode(id, msg))
+        let wire = self.wire();
+        if !wire.text && !self.is_closed() {
+            // Answering its own session inside its connection task: encode straight into
+            // the connection's write buffer.
+            match capture::with(self.key(), self.0.capacity, (), |out, ()| {
+                wire.encode_into(id, msg, &mut out.frames);
+            }) {
+                capture::Offer::Taken => return Ok(()),
+                capture::Offer::Full => return Err(self.overflow()),
+                capture::Offer::NotOurs(()) => {}
+            }
+        }
+        self.send_bytes(wire.encode(id, msg))
+    }
+
+    fn overflow(&self) -> SendError {
+        crate::metrics::slow_consumer();
+        self.close(CloseReason::SlowConsumer);
+        SendError::SlowConsumer
     }
 
     /// Queues bytes already encoded for this session's wire (see [`Wire::encode`]). Never
@@ -269,20 +287,17 @@ impl Session {
         }
         // A handler answering its own session, inside its connection task: hand the bytes
         // straight to that task, no channel, no wake-up.
-        let bytes = match capture::offer(Arc::as_ptr(&self.0) as usize, bytes, self.0.capacity) {
+        let text = self.wire().text;
+        let bytes = match capture::with(self.key(), self.0.capacity, bytes, |out, b| {
+            if text { out.items.push(b) } else { out.frames.extend_from_slice(&b) }
+        }) {
             capture::Offer::Taken => return Ok(()),
-            capture::Offer::Full => {
-                crate::metrics::slow_consumer();
-                self.close(CloseReason::SlowConsumer);
-                return Err(SendError::SlowConsumer);
-            }
+            capture::Offer::Full => return Err(self.overflow()),
             capture::Offer::NotOurs(b) => b,
         };
         if self.0.queued.fetch_add(1, Ordering::AcqRel) >= self.0.capacity {
             self.0.queued.fetch_sub(1, Ordering::AcqRel);
-            crate::metrics::slow_consumer();
-            self.close(CloseReason::SlowConsumer);
-            return Err(SendError::SlowConsumer);
+            return Err(self.overflow());
         }
         if self.0.tx.send(bytes).is_err() {
             self.0.queued.fetch_sub(1, Ordering::AcqRel);
@@ -359,34 +374,71 @@ pub(crate) mod capture {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
+
+    /// What a connection is about to write. Binary wires: frames encoded straight into one
+    /// buffer (no allocation per reply, one write for all). Text wires: one item per message.
+    #[derive(Default)]
+    pub(crate) struct Out {
+        pub frames: BytesMut,
+        pub items: Vec<Bytes>,
+        pub count: usize,
+    }
+
+    impl Out {
+        pub fn is_empty(&self) -> bool {
+            self.count == 0
+        }
+
+        /// Appends already-encoded bytes for a session of the given wire.
+        pub fn push(&mut self, bytes: Bytes, text: bool) {
+            if text {
+                self.items.push(bytes);
+            } else {
+                self.frames.extend_from_slice(&bytes);
+            }
+            self.count += 1;
+        }
+
+        pub fn clear(&mut self) {
+            self.frames.clear();
+            self.items.clear();
+            self.count = 0;
+            // A burst's buffer is not kept for a quiet session.
+            if self.frames.capacity() > 16 * 1024 {
+                self.frames = BytesMut::new();
+            }
+        }
+    }
 
     struct Capture {
         session: usize,
-        items: Vec<Bytes>,
+        out: Out,
     }
 
     thread_local! {
         static CURRENT: RefCell<Option<Capture>> = const { RefCell::new(None) };
     }
 
-    pub(crate) enum Offer {
+    pub(crate) enum Offer<T> {
         Taken,
         Full,
-        NotOurs(Bytes),
+        NotOurs(T),
     }
 
-    /// Takes `bytes` if the session being polled on this thread is `session`.
-    pub(crate) fn offer(session: usize, bytes: Bytes, cap: usize) -> Offer {
+    /// Runs `f` on the capture buffer if the session being polled on this thread is
+    /// `session`; `cap` bounds how many messages one poll may capture.
+    pub(crate) fn with<T>(session: usize, cap: usize, value: T, f: impl FnOnce(&mut Out, T)) -> Offer<T> {
         CURRENT.with(|c| match c.borrow_mut().as_mut() {
             Some(cur) if cur.session == session => {
-                if cur.items.len() >= cap {
+                if cur.out.count >= cap {
                     return Offer::Full;
                 }
-                cur.items.push(bytes);
+                f(&mut cur.out, value);
+                cur.out.count += 1;
                 Offer::Taken
             }
-            _ => Offer::NotOurs(bytes),
+            _ => Offer::NotOurs(value),
         })
     }
 
@@ -395,7 +447,7 @@ pub(crate) mod capture {
     pub(crate) struct Captured<'a, F> {
         pub fut: F,
         pub session: usize,
-        pub out: &'a mut Vec<Bytes>,
+        pub out: &'a mut Out,
     }
 
     impl<F: Future + Unpin> Future for Captured<'_, F> {
@@ -403,12 +455,12 @@ pub(crate) mod capture {
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = &mut *self;
-            let items = std::mem::take(this.out);
-            let prev = CURRENT.with(|c| c.replace(Some(Capture { session: this.session, items })));
+            let out = std::mem::take(this.out);
+            let prev = CURRENT.with(|c| c.replace(Some(Capture { session: this.session, out })));
             let r = Pin::new(&mut this.fut).poll(cx);
             let mine = CURRENT.with(|c| c.replace(prev));
             if let Some(m) = mine {
-                *this.out = m.items;
+                *this.out = m.out;
             }
             r
         }
@@ -429,6 +481,11 @@ impl Outbox {
             self.session.0.queued.fetch_sub(1, Ordering::AcqRel);
         }
         Some(b)
+    }
+
+    /// Whether nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
     }
 
     /// A queued item, if there is one now.

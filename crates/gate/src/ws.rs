@@ -17,8 +17,9 @@ use rsgame_kit::config::BodyCodec;
 use rsgame_kit::http::Peer;
 
 use crate::codec::Wire;
-use crate::conn::{Input, Link, MAX_BATCH, run};
+use crate::conn::{Input, Link, run};
 use crate::server::Shared;
+use crate::session::capture::Out;
 use crate::session::{CloseReason, Transport};
 
 /// Query parameters of the upgrade request.
@@ -92,38 +93,18 @@ impl Link for WsLink {
         }
     }
 
-    async fn write(&mut self, items: &[Bytes], text: bool) -> io::Result<u64> {
-        let bytes: u64 = items.iter().map(|b| b.len() as u64).sum();
-        if text {
-            // Text mode: one JSON message per item; feed them all, flush once.
-            for b in items {
-                self.0.feed(text_message(b.clone())).await.map_err(io::Error::other)?;
-            }
-            self.0.flush().await.map_err(io::Error::other)?;
-            return Ok(bytes);
+    async fn write(&mut self, out: &mut Out) -> io::Result<u64> {
+        let mut bytes = 0u64;
+        // Text mode: one JSON message per item; feed them all, flush once.
+        for b in &out.items {
+            bytes += b.len() as u64;
+            self.0.feed(text_message(b.clone())).await.map_err(io::Error::other)?;
         }
-        // Binary: frames coalesce into messages of up to MAX_BATCH bytes.
-        let mut rest = items;
-        while !rest.is_empty() {
-            let msg = if rest.len() == 1 || rest[0].len() >= MAX_BATCH {
-                let m = rest[0].clone();
-                rest = &rest[1..];
-                m
-            } else {
-                let mut batch =
-                    BytesMut::with_capacity(rest.iter().take(64).map(|b| b.len()).sum::<usize>().min(MAX_BATCH));
-                let mut taken = 0;
-                for b in rest {
-                    if taken > 0 && batch.len() + b.len() > MAX_BATCH {
-                        break;
-                    }
-                    batch.extend_from_slice(b);
-                    taken += 1;
-                }
-                rest = &rest[taken..];
-                batch.freeze()
-            };
-            self.0.feed(Message::Binary(msg)).await.map_err(io::Error::other)?;
+        // Binary: every queued frame in one message, taken without a copy.
+        if !out.frames.is_empty() {
+            let frames = out.frames.split().freeze();
+            bytes += frames.len() as u64;
+            self.0.feed(Message::Binary(frames)).await.map_err(io::Error::other)?;
         }
         self.0.flush().await.map_err(io::Error::other)?;
         Ok(bytes)

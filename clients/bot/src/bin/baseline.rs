@@ -88,7 +88,9 @@ async fn tcp_conn(mut s: TcpStream) {
 async fn ws_conn(s: TcpStream) {
     // A minimal server still sizes its buffers for small messages (tungstenite's defaults are
     // 128 KiB, which would flatter rsgame's memory figures).
-    let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(s, Some(cfg)).await else { return };
     let (mut sink, mut stream) = ws.split();
     let mut input = BytesMut::new();
