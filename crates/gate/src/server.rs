@@ -430,3 +430,32 @@ async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, c
     }
     tracing::info!("gate kcp stopped accepting");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Transport;
+    use rsgame_proto::pb;
+
+    #[test]
+    fn send_many_encodes_once_per_wire_and_shares_the_bytes() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let proto = Wire::frames(Layout::Zinx, BodyCodec::Protobuf);
+        let json = Wire::frames(Layout::Zinx, BodyCodec::Json);
+        let mut sessions = Vec::new();
+        let mut outboxes = Vec::new();
+        for (i, wire) in [proto, proto, json, proto].into_iter().enumerate() {
+            let (s, rx) = Session::new(i as u64, addr, Transport::Tcp, wire, 8);
+            sessions.push(s);
+            outboxes.push(rx);
+        }
+        let msg = pb::ChatMsgResp { msg_list: vec![pb::ChatMsg { msg: "hi".into(), ..Default::default() }] };
+        assert_eq!(send_many(&sessions, 200_002, &msg), 4);
+        let got: Vec<Bytes> = outboxes.iter_mut().map(|o| o.try_recv().expect("queued")).collect();
+        // Same wire: the very same allocation, not equal copies.
+        assert_eq!(got[0].as_ptr(), got[1].as_ptr());
+        assert_eq!(got[0].as_ptr(), got[3].as_ptr());
+        assert_ne!(got[0], got[2], "the JSON session got its own encoding");
+        assert_eq!(got[2], json.encode(200_002, &msg));
+    }
+}

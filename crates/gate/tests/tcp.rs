@@ -169,3 +169,27 @@ async fn broadcast_reaches_everyone_and_shutdown_closes_all() {
     assert!(g.wait_disconnects(5).await.iter().all(|(_, r)| *r == CloseReason::Shutdown));
     assert!(tokio::net::TcpStream::connect(g.tcp()).await.is_err() || g.gate.hub().is_empty());
 }
+
+#[tokio::test]
+async fn after_hook_sees_every_outcome() {
+    let g = TestGate::start(config()).await;
+    let mut c = TcpClient::connect(g.tcp()).await;
+    c.send(ids::PING, &pb::Ping { sn: 1 }).await;
+    c.recv_msg::<pb::PingResp>(ids::PING_RESP).await;
+    c.send(FAIL, &pb::Ping { sn: 1 }).await;
+    c.recv_error().await;
+    c.send(SECRET, &pb::Ping { sn: 1 }).await;
+    c.recv_error().await;
+    c.send(4040, &pb::Ping { sn: 1 }).await;
+    c.recv_error().await;
+    let seen = g.dispatched.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        [
+            (ids::PING, "Handled".to_owned()),
+            (FAIL, "Failed".to_owned()),
+            (SECRET, "Refused".to_owned()),
+            (4040, "UnknownId".to_owned()),
+        ]
+    );
+}

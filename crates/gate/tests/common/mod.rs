@@ -33,6 +33,8 @@ pub struct TestGate {
     pub http: SocketAddr,
     pub disconnects: Arc<Mutex<Vec<(u64, CloseReason)>>>,
     pub connects: Arc<Mutex<Vec<u64>>>,
+    /// (message id, outcome) seen by the router's after hook.
+    pub dispatched: Arc<Mutex<Vec<(u32, String)>>>,
 }
 
 pub fn config() -> Config {
@@ -49,7 +51,7 @@ pub fn config() -> Config {
     }
 }
 
-fn router(everyone: Arc<Mutex<Vec<Session>>>) -> Router {
+fn router(everyone: Arc<Mutex<Vec<Session>>>, dispatched: Arc<Mutex<Vec<(u32, String)>>>) -> Router {
     let mut b = Router::builder();
     b.route(ECHO, |s: Session, m: pb::ChatMsg| async move {
         let _ = s.send(ids::reply(ECHO), &pb::ChatMsgResp { msg_list: vec![m] });
@@ -94,6 +96,11 @@ fn router(everyone: Arc<Mutex<Vec<Session>>>) -> Router {
         b.route(ECHO, |_s: Session, _m: pb::Ping| async { Ok(()) }).err(),
         Some(rsgame_gate::RouteError::Duplicate(ECHO))
     );
+    b.after(move |_s, id, _elapsed, outcome| {
+        let kind = format!("{outcome:?}");
+        let kind = kind.split(['(', ' ']).next().unwrap_or_default().to_owned();
+        dispatched.lock().expect("lock").push((id, kind));
+    });
     b.build()
 }
 
@@ -105,7 +112,8 @@ impl TestGate {
         let (d, c) = (disconnects.clone(), connects.clone());
         let everyone = Arc::new(Mutex::new(Vec::new()));
         let e = everyone.clone();
-        let gate = Gate::builder(&cfg.gate, &cfg.tls, router(everyone))
+        let dispatched = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate::builder(&cfg.gate, &cfg.tls, router(everyone, dispatched.clone()))
             .on_connect(move |s| {
                 c.lock().expect("lock").push(s.id());
                 e.lock().expect("lock").push(s.clone());
@@ -125,7 +133,7 @@ impl TestGate {
             None
         };
         tokio::spawn(rsgame_kit::http::serve(listener, tls, gate.ws_routes(), shutdown.clone()));
-        TestGate { gate, shutdown, http, disconnects, connects }
+        TestGate { gate, shutdown, http, disconnects, connects, dispatched }
     }
 
     pub fn tcp(&self) -> SocketAddr {
