@@ -322,14 +322,23 @@ fn game_node_answers_ping_over_tcp_and_counts_it() {
     s.read_exact(&mut body).expect("reply body");
     assert_eq!(&body[..2], &[0x08, 0x07], "sn echoed first");
 
-    let (_, metrics) = get(srv.port, "/metrics").expect("metrics");
-    for needle in [
+    // Per-connection counts reach the shared counters in batches (at the latest when the
+    // session has been quiet for 2 s), so poll.
+    let needles = [
         "gate_connections{transport=\"tcp\"} 1",
         "gate_frames_in_total{transport=\"tcp\"} 1",
         "gate_frames_out_total{transport=\"tcp\"} 1",
         "gate_handler_duration_seconds_count{id=\"1000\"} 1",
-    ] {
-        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+    ];
+    let start = Instant::now();
+    loop {
+        let (_, metrics) = get(srv.port, "/metrics").expect("metrics");
+        let missing: Vec<&str> = needles.iter().copied().filter(|n| !metrics.contains(n)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{missing:?} missing:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
     }
     drop(s);
     srv.sigterm();

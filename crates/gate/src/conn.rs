@@ -76,8 +76,10 @@ pub(crate) trait ReadSome: Send {
 /// read buffer at all.
 impl ReadSome for tokio::net::TcpStream {
     async fn read_some(&mut self, buf: &mut BytesMut, hint: usize) -> io::Result<usize> {
-        self.readable().await?;
         if buf.capacity() - buf.len() < hint / 2 {
+            // No room: the buffer was given back while idle. Allocate only once there is
+            // something to read.
+            self.readable().await?;
             buf.reserve(hint);
         }
         // Through poll_read, not try_read_buf: tokio then treats a short read as "drained" and
@@ -195,6 +197,7 @@ struct Conn<'a> {
     out: Out,
     frames: FrameCodec,
     m: ConnMetrics,
+    started: Instant,
     last_rx: Instant,
     /// When the current message became ready: the read's time for the first message of a
     /// read, the previous handler's end for the next ones.
@@ -215,6 +218,7 @@ impl<'a> Conn<'a> {
             out: Out::default(),
             frames: FrameCodec::new(s.layout, s.max_body),
             m: ConnMetrics::new(session.transport()),
+            started: now,
             last_rx: now,
             mark: now,
             got_frame: false,
@@ -227,8 +231,10 @@ impl<'a> Conn<'a> {
         let s = &self.shared.settings;
         let session = self.session;
         let mut buf = BytesMut::new();
-        let timer = tokio::time::sleep_until(self.last_rx + s.first_frame_timeout);
+        let timer = tokio::time::sleep_until(self.started + s.first_frame_timeout);
         tokio::pin!(timer);
+        // Whether the timer is armed for traffic (after the first frame) yet.
+        let mut armed = false;
         loop {
             let input = tokio::select! {
                 biased;
@@ -252,7 +258,12 @@ impl<'a> Conn<'a> {
                     if let Some(r) = self.on_timer() {
                         return r;
                     }
-                    timer.as_mut().reset(self.last_rx + s.heartbeat);
+                    // Quiet for a while: give the read buffer back, so an idle session holds
+                    // none (a busy one keeps it rather than allocating per read).
+                    if buf.is_empty() && buf.capacity() > 0 && Instant::now() >= self.last_rx + s.idle_release {
+                        buf = BytesMut::new();
+                    }
+                    timer.as_mut().reset(self.next_deadline(buf.capacity() > 0));
                     continue;
                 }
             };
@@ -274,20 +285,26 @@ impl<'a> Conn<'a> {
             if let Err(r) = result {
                 return r;
             }
-            if self.got_frame && timer.deadline() < self.last_rx + s.heartbeat / 2 {
-                // The first frame arrived, or the heartbeat deadline drifted far behind: move
-                // it. Not on every frame: a timer reset costs more than a frame.
-                timer.as_mut().reset(self.last_rx + s.heartbeat);
+            if self.got_frame && !armed {
+                // From the first-frame deadline to the traffic deadlines. Not reset on every
+                // frame (a timer reset costs more than a frame): when it fires early it
+                // re-arms from the latest traffic.
+                armed = true;
+                timer.as_mut().reset(self.next_deadline(true));
             }
             // Replies to what was just read go out in one write, in the same task.
             if let Err(r) = self.flush(link).await {
                 return r;
             }
-            // Emptied: give the buffer back, so quiet sessions hold no read buffer.
-            if buf.is_empty() {
-                buf = BytesMut::new();
-            }
         }
+    }
+
+    /// When the timer should next fire: the heartbeat deadline, or sooner to release a held
+    /// read buffer.
+    fn next_deadline(&self, holding_buffer: bool) -> Instant {
+        let s = &self.shared.settings;
+        let wait = if holding_buffer { s.heartbeat.min(s.idle_release) } else { s.heartbeat };
+        self.last_rx + wait
     }
 
     /// Cuts and dispatches every whole frame in `buf`.

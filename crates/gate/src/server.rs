@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub layout: Layout,
     pub max_body: u32,
     pub heartbeat: Duration,
+    /// Quiet time after which a session gives its read buffer back.
+    pub idle_release: Duration,
     pub first_frame_timeout: Duration,
     pub queue: usize,
     /// Free queue slots kept for replies: fewer, and the connection writes before it
@@ -219,6 +221,7 @@ impl GateBuilder {
             layout: c.frame_layout.into(),
             max_body: c.max_body,
             heartbeat: Duration::from_secs(c.heartbeat_timeout_secs),
+            idle_release: Duration::from_secs(2),
             first_frame_timeout: Duration::from_secs(c.first_frame_timeout_secs),
             queue: c.outbound_queue,
             reply_room: (c.outbound_queue / 2).clamp(1, 64),
