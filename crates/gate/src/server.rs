@@ -348,6 +348,26 @@ fn refuse_tcp(stream: tokio::net::TcpStream, layout: Layout, codec: BodyCodec, r
     }
 }
 
+/// One accept, raced with shutdown: `None` once shutdown starts, `Some(None)` after an
+/// accept error (logged, then a short back-off: out of file descriptors must not spin).
+async fn accept_next<T, E: std::fmt::Display>(
+    stop: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
+    accept: impl std::future::Future<Output = Result<T, E>>,
+    transport: &'static str,
+) -> Option<Option<T>> {
+    tokio::select! {
+        () = stop => None,
+        r = accept => match r {
+            Ok(c) => Some(Some(c)),
+            Err(e) => {
+                tracing::warn!(transport, error = %e, "gate accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some(None)
+            }
+        },
+    }
+}
+
 async fn accept_tcp(
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -359,18 +379,8 @@ async fn accept_tcp(
     let stop = shutdown.triggered();
     tokio::pin!(stop);
     loop {
-        let (stream, remote) = tokio::select! {
-            () = &mut stop => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off rather than spin.
-                    tracing::warn!(error = %e, "gate accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+        let Some(next) = accept_next(stop.as_mut(), listener.accept(), "tcp").await else { break };
+        let Some((stream, remote)) = next else { continue };
         let permit = match shared.admit(remote.ip()) {
             Ok(p) => p,
             Err(reason) => {
@@ -410,17 +420,8 @@ async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, c
     let stop = shutdown.triggered();
     tokio::pin!(stop);
     loop {
-        let (stream, remote) = tokio::select! {
-            () = &mut stop => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gate kcp accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+        let Some(next) = accept_next(stop.as_mut(), listener.accept(), "kcp").await else { break };
+        let Some((stream, remote)) = next else { continue };
         let permit = match shared.admit(remote.ip()) {
             Ok(p) => p,
             Err(reason) => {
