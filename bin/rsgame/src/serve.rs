@@ -30,6 +30,9 @@ pub enum ServeError {
     /// TLS is configured but unusable.
     #[error(transparent)]
     Tls(#[from] rsgame_kit::tls::TlsError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] rsgame_store::StoreError),
     /// The HTTP server stopped by itself.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
@@ -46,6 +49,21 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let shutdown = Shutdown::new();
     let readiness = Readiness::new(&shutdown);
     let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
+    // Every role but the game node keeps its data in the database.
+    if roles.iter().any(|r| *r != Role::GameNode) {
+        let db = open_database(&cfg).await?;
+        if cfg.database.migrate_on_start {
+            let applied = rsgame_store::migrate::migrate(&db).await?;
+            tracing::info!(applied = ?applied, "database migrations");
+        }
+        let check = db.clone();
+        readiness.add("database", move || {
+            let db = check.clone();
+            async move { db.ping().await.map_err(|e| e.to_string()) }
+        });
+        let closing = db.clone();
+        shutdown.on_shutdown("database", move || async move { closing.close().await });
+    }
     let mut router = http::ops_router(readiness, metrics);
     for role in &roles {
         match role {
@@ -111,14 +129,27 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Applies pending migrations. The storage layer registers them; until it lands there is
-/// nothing to apply, and the command says so rather than pretending.
+async fn open_database(cfg: &Config) -> Result<rsgame_store::Db, ServeError> {
+    let db = rsgame_store::Db::connect(&cfg.database).await?;
+    let masked = rsgame_kit::config::mask_url_password(&cfg.database.url).unwrap_or_else(|| cfg.database.url.clone());
+    tracing::info!(backend = db.backend().as_str(), url = %masked, "database connected");
+    Ok(db)
+}
+
+/// Applies pending migrations and exits.
 pub async fn migrate(cfg: Config) -> Result<(), ServeError> {
     let telemetry = telemetry::init(&Config {
         metrics: rsgame_kit::config::MetricsConfig { enabled: false, ..cfg.metrics.clone() },
-        ..cfg
+        ..cfg.clone()
     })?;
-    tracing::warn!("no migrations are registered yet: the storage layer has not landed");
+    let db = open_database(&cfg).await?;
+    let result = rsgame_store::migrate::migrate(&db).await;
+    db.close().await;
+    match &result {
+        Ok(v) if v.is_empty() => println!("database is up to date"),
+        Ok(v) => println!("applied migrations {v:?}"),
+        Err(_) => {}
+    }
     telemetry.shutdown();
-    Ok(())
+    result.map(|_| ()).map_err(ServeError::from)
 }

@@ -56,6 +56,7 @@ impl Server {
         c.arg("--config").arg(cfg).arg("serve");
         c.env("RSGAME_HTTP__PORT", port.to_string()).env("RSGAME_HTTP__HOST", "127.0.0.1");
         // The gate's own listeners on free ports, so tests can run side by side.
+        c.env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", cfg.parent().unwrap_or(cfg).display()));
         c.env("RSGAME_GATE__TCP_PORT", gate_port.to_string())
             .env("RSGAME_GATE__KCP_PORT", "0")
             .env("RSGAME_GATE__HOST", "127.0.0.1");
@@ -342,4 +343,36 @@ fn game_node_answers_ping_over_tcp_and_counts_it() {
     }
     drop(s);
     srv.sigterm();
+}
+
+#[test]
+fn migrate_applies_pending_migrations_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/db/rsgame.db", dir.path().display());
+    let run_migrate = || {
+        run({
+            let mut c = rsgame();
+            c.arg("migrate").env("RSGAME_DATABASE__URL", &url).env("RSGAME_LOG__LEVEL", "warn");
+            c
+        })
+    };
+    let first = run_migrate();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("applied migrations [1]"), "{}", text(&first));
+    let second = run_migrate();
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("up to date"), "{}", text(&second));
+    assert!(dir.path().join("db/rsgame.db").exists());
+}
+
+#[test]
+fn unreachable_database_stops_start_up() {
+    let port = free_port();
+    let o = run({
+        let mut c = rsgame();
+        c.arg("migrate").env("RSGAME_DATABASE__URL", format!("postgres://postgres@127.0.0.1:{port}/x"));
+        c
+    });
+    assert!(!o.status.success());
+    assert!(text(&o).contains("database"), "{}", text(&o));
 }

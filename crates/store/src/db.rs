@@ -1,0 +1,352 @@
+//! One database code path for SQLite, MySQL/MariaDB and PostgreSQL.
+//!
+//! Statements are built with sea-query, which writes each backend's SQL (placeholders,
+//! quoting, `RETURNING`, auto-increment), and run on the matching sqlx pool. Rows are read
+//! through [`Row`]'s typed getters, the same for every backend. Every statement is timed:
+//! `db_query_duration_seconds{backend,op}`, and a warn line above `database.slow_query_ms`
+//! (with the SQL, never the bound values).
+
+use std::time::{Duration, Instant};
+
+use rsgame_kit::config::DatabaseConfig;
+use sea_query::{InsertStatement, MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder};
+use sea_query_sqlx::SqlxBinder;
+use sqlx::{AssertSqlSafe, Row as _};
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (the embedded default).
+    Sqlite,
+    /// MySQL or MariaDB.
+    MySql,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names by its scheme.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split("://").next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            other => Err(StoreError::Config(format!(
+                "database.url: unknown scheme {other:?} (sqlite://, mysql://, postgres://)"
+            ))),
+        }
+    }
+
+    /// The label in metrics and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::MySql => "mysql",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The configuration cannot work.
+    #[error("{0}")]
+    Config(String),
+    /// A unique key already holds this value (a duplicate username, say).
+    #[error("duplicate value: {0}")]
+    Conflict(String),
+    /// A column is missing or of another type than asked.
+    #[error("column {column}: {msg}")]
+    Column {
+        /// The column.
+        column: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// The database failed or is unreachable.
+    #[error("database: {0}")]
+    Db(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("migration {version} ({name}): {source}")]
+    Migration {
+        /// Its version.
+        version: i64,
+        /// Its name.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e {
+            if d.is_unique_violation() {
+                return StoreError::Conflict(d.message().to_owned());
+            }
+        }
+        StoreError::Db(e)
+    }
+}
+
+impl From<StoreError> for rsgame_kit::Error {
+    fn from(e: StoreError) -> Self {
+        use rsgame_kit::Code;
+        let code = match &e {
+            StoreError::Conflict(_) => Code::InsertFailed,
+            _ => Code::Db,
+        };
+        rsgame_kit::Error::internal(code, e)
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    MySql(sqlx::MySqlPool),
+    Postgres(sqlx::PgPool),
+}
+
+/// A pool of connections to one database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+    slow: Duration,
+}
+
+/// One row, read the same way whatever the backend.
+pub enum Row {
+    /// A SQLite row.
+    Sqlite(sqlx::sqlite::SqliteRow),
+    /// A MySQL row.
+    MySql(sqlx::mysql::MySqlRow),
+    /// A PostgreSQL row.
+    Postgres(sqlx::postgres::PgRow),
+}
+
+macro_rules! get {
+    ($row:expr, $col:expr, $t:ty) => {{
+        let r: Result<$t, sqlx::Error> = match $row {
+            Row::Sqlite(r) => r.try_get($col),
+            Row::MySql(r) => r.try_get($col),
+            Row::Postgres(r) => r.try_get($col),
+        };
+        r.map_err(|e| StoreError::Column { column: $col.to_owned(), msg: e.to_string() })
+    }};
+}
+
+impl Row {
+    /// A BIGINT column.
+    pub fn i64(&self, col: &str) -> Result<i64, StoreError> {
+        get!(self, col, i64)
+    }
+    /// A nullable BIGINT column.
+    pub fn opt_i64(&self, col: &str) -> Result<Option<i64>, StoreError> {
+        get!(self, col, Option<i64>)
+    }
+    /// An INTEGER column.
+    pub fn i32(&self, col: &str) -> Result<i32, StoreError> {
+        get!(self, col, i32)
+    }
+    /// A text column.
+    pub fn string(&self, col: &str) -> Result<String, StoreError> {
+        get!(self, col, String)
+    }
+    /// A nullable text column.
+    pub fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError> {
+        get!(self, col, Option<String>)
+    }
+}
+
+impl Db {
+    /// Opens a pool for `database.url` with go-game's pool settings: `max_open` connections
+    /// at most, `max_idle` kept open, idle ones closed after `idle_time_secs`, every one
+    /// replaced after `lifetime_secs`. A SQLite file's folder is created if missing.
+    pub async fn connect(cfg: &DatabaseConfig) -> Result<Db, StoreError> {
+        let backend = Backend::from_url(&cfg.url)?;
+        let slow = Duration::from_millis(cfg.slow_query_ms);
+        macro_rules! opts {
+            ($t:ty) => {
+                <$t>::new()
+                    .max_connections(cfg.max_open)
+                    .min_connections(cfg.max_idle.min(cfg.max_open))
+                    .idle_timeout(Some(Duration::from_secs(cfg.idle_time_secs)))
+                    .max_lifetime(Some(Duration::from_secs(cfg.lifetime_secs)))
+                    .acquire_timeout(Duration::from_secs(10))
+            };
+        }
+        let pool = match backend {
+            Backend::Sqlite => {
+                let opts: sqlx::sqlite::SqliteConnectOptions =
+                    cfg.url.parse().map_err(|e: sqlx::Error| StoreError::Config(format!("database.url: {e}")))?;
+                let opts = opts
+                    .create_if_missing(true)
+                    // WAL lets readers run beside the one writer; the busy timeout queues
+                    // writers instead of failing them.
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                if let Some(dir) = opts.get_filename().parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            StoreError::Config(format!("database.url: cannot create {}: {e}", dir.display()))
+                        })?;
+                    }
+                }
+                Pool::Sqlite(opts!(sqlx::sqlite::SqlitePoolOptions).connect_with(opts).await?)
+            }
+            Backend::MySql => Pool::MySql(opts!(sqlx::mysql::MySqlPoolOptions).connect(&cfg.url).await?),
+            Backend::Postgres => Pool::Postgres(opts!(sqlx::postgres::PgPoolOptions).connect(&cfg.url).await?),
+        };
+        Ok(Db { pool, backend, slow })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Connections open and idle, for the pool gauge.
+    pub fn pool_state(&self) -> (u32, usize) {
+        match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::MySql(p) => (p.size(), p.num_idle()),
+            Pool::Postgres(p) => (p.size(), p.num_idle()),
+        }
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Runs a cheap query: the readiness check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.raw("SELECT 1").await
+    }
+
+    /// Runs a statement; returns the rows it affected.
+    pub async fn execute<S: SqlxBinder>(&self, stmt: &S) -> Result<u64, StoreError> {
+        let start = Instant::now();
+        let r = match &self.pool {
+            Pool::Sqlite(p) => {
+                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+            }
+            Pool::MySql(p) => {
+                let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+            }
+            Pool::Postgres(p) => {
+                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+            }
+        };
+        self.observe("execute", start, || self.sql_of(stmt));
+        Ok(r?)
+    }
+
+    /// Runs a query; returns every row.
+    pub async fn fetch_all<S: SqlxBinder>(&self, stmt: &S) -> Result<Vec<Row>, StoreError> {
+        let start = Instant::now();
+        let r: Result<Vec<Row>, sqlx::Error> = match &self.pool {
+            Pool::Sqlite(p) => {
+                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_all(p)
+                    .await
+                    .map(|v| v.into_iter().map(Row::Sqlite).collect())
+            }
+            Pool::MySql(p) => {
+                let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_all(p)
+                    .await
+                    .map(|v| v.into_iter().map(Row::MySql).collect())
+            }
+            Pool::Postgres(p) => {
+                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values)
+                    .fetch_all(p)
+                    .await
+                    .map(|v| v.into_iter().map(Row::Postgres).collect())
+            }
+        };
+        self.observe("fetch", start, || self.sql_of(stmt));
+        Ok(r?)
+    }
+
+    /// Runs a query; returns its first row, if any.
+    pub async fn fetch_optional<S: SqlxBinder>(&self, stmt: &S) -> Result<Option<Row>, StoreError> {
+        Ok(self.fetch_all(stmt).await?.into_iter().next())
+    }
+
+    /// Inserts one row and returns its generated `id` (RETURNING on PostgreSQL and SQLite,
+    /// LAST_INSERT_ID on MySQL).
+    pub async fn insert_id(&self, stmt: &InsertStatement) -> Result<i64, StoreError> {
+        let start = Instant::now();
+        let r: Result<i64, sqlx::Error> = match &self.pool {
+            Pool::MySql(p) => {
+                let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.last_insert_id() as i64)
+            }
+            Pool::Sqlite(p) => {
+                let mut stmt = stmt.clone();
+                stmt.returning_col("id");
+                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0))
+            }
+            Pool::Postgres(p) => {
+                let mut stmt = stmt.clone();
+                stmt.returning_col("id");
+                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), values).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0))
+            }
+        };
+        self.observe("insert", start, || self.sql_of(stmt));
+        Ok(r?)
+    }
+
+    /// Runs literal SQL that has no parameters (DDL from migrations, `SELECT 1`).
+    pub async fn raw(&self, sql: &str) -> Result<(), StoreError> {
+        let start = Instant::now();
+        let sql_owned = sql.to_owned();
+        let r = match &self.pool {
+            Pool::Sqlite(p) => sqlx::query(AssertSqlSafe(sql_owned)).execute(p).await.map(|_| ()),
+            Pool::MySql(p) => sqlx::query(AssertSqlSafe(sql_owned)).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::query(AssertSqlSafe(sql_owned)).execute(p).await.map(|_| ()),
+        };
+        self.observe("raw", start, || sql.to_owned());
+        Ok(r?)
+    }
+
+    /// The SQL of a statement for this backend, for logs.
+    fn sql_of<S: SqlxBinder>(&self, stmt: &S) -> String {
+        match self.backend {
+            Backend::Sqlite => stmt.build_sqlx(SqliteQueryBuilder).0,
+            Backend::MySql => stmt.build_sqlx(MysqlQueryBuilder).0,
+            Backend::Postgres => stmt.build_sqlx(PostgresQueryBuilder).0,
+        }
+    }
+
+    fn observe(&self, op: &'static str, start: Instant, sql: impl FnOnce() -> String) {
+        let took = start.elapsed();
+        metrics::histogram!("db_query_duration_seconds", "backend" => self.backend.as_str(), "op" => op)
+            .record(took.as_secs_f64());
+        let (size, idle) = self.pool_state();
+        metrics::gauge!("db_pool_connections_in_use", "backend" => self.backend.as_str())
+            .set(size.saturating_sub(idle as u32) as f64);
+        if took >= self.slow {
+            // The SQL only: bound values may be personal data or secrets.
+            tracing::warn!(backend = self.backend.as_str(), op, took_ms = took.as_millis() as u64, sql = %sql(), "slow query");
+        }
+    }
+}

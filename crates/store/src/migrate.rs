@@ -1,0 +1,168 @@
+//! Versioned migrations: each has a version, a name and the statements that apply it, built
+//! with sea-query's schema builder so one definition gives each backend's DDL. Applied
+//! versions are recorded in `rsgame_migrations`; `migrate` applies the pending ones in order.
+//! Later issues append their migrations to [`MIGRATIONS`].
+
+use sea_query::{
+    ColumnDef, Expr, Index, MysqlQueryBuilder, PostgresQueryBuilder, Query, SqliteQueryBuilder, Table,
+    TableCreateStatement,
+};
+
+use crate::db::{Backend, Db, StoreError};
+
+/// One schema change.
+pub struct Migration {
+    /// Increasing version; never reused.
+    pub version: i64,
+    /// What it does, for logs.
+    pub name: &'static str,
+    /// The statements, built for a backend.
+    pub up: fn(Backend) -> Vec<String>,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "go-game accounts, logs and files", up: v1 }];
+
+fn build(backend: Backend, t: &TableCreateStatement) -> String {
+    match backend {
+        Backend::Sqlite => t.build(SqliteQueryBuilder),
+        Backend::MySql => t.build(MysqlQueryBuilder),
+        Backend::Postgres => t.build(PostgresQueryBuilder),
+    }
+}
+
+fn index(backend: Backend, i: &sea_query::IndexCreateStatement) -> String {
+    match backend {
+        Backend::Sqlite => i.build(SqliteQueryBuilder),
+        Backend::MySql => i.build(MysqlQueryBuilder),
+        Backend::Postgres => i.build(PostgresQueryBuilder),
+    }
+}
+
+/// Auto-increment BIGINT id. SQLite only auto-increments an `INTEGER PRIMARY KEY` (which is
+/// 64-bit there anyway).
+fn id(backend: Backend) -> ColumnDef {
+    let mut c = ColumnDef::new("id");
+    if backend == Backend::Sqlite {
+        c.integer()
+    } else {
+        c.big_integer()
+    };
+    c.not_null().auto_increment().primary_key();
+    c
+}
+
+/// Timestamps are unix milliseconds in BIGINT columns: the same type and meaning on every
+/// backend, no time-zone conversions.
+fn v1(b: Backend) -> Vec<String> {
+    let user = Table::create()
+        .table("mem_user")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("username").string_len(64).not_null().unique_key())
+        // argon2id PHC strings are ~100 characters; go-game's column was far too short
+        // for them and kept a separate salt, which the PHC string already holds.
+        .col(ColumnDef::new("password").string_len(255).not_null())
+        .col(ColumnDef::new("nickname").string_len(64).not_null().default(""))
+        .col(ColumnDef::new("realname").string_len(64).not_null().default(""))
+        .col(ColumnDef::new("email").string_len(255).not_null().default(""))
+        .col(ColumnDef::new("mobile").string_len(32).not_null().default(""))
+        .col(ColumnDef::new("sex").integer().not_null().default(0))
+        .col(ColumnDef::new("avatar").string_len(255).not_null().default(""))
+        .col(ColumnDef::new("email_verified").integer().not_null().default(0))
+        .col(ColumnDef::new("mobile_verified").integer().not_null().default(0))
+        // 0 pending, 1 approved, 2 rejected, 3 login banned, 4 illegal content, 5 closed, 6 attack.
+        .col(ColumnDef::new("status").integer().not_null().default(1))
+        .col(ColumnDef::new("login_ip").string_len(64).not_null().default(""))
+        .col(ColumnDef::new("login_count").big_integer().not_null().default(0))
+        .col(ColumnDef::new("login_at").big_integer().not_null().default(0))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("updated_at").big_integer().not_null())
+        .col(ColumnDef::new("deleted_at").big_integer().null())
+        .to_owned();
+    let logs = Table::create()
+        .table("mem_logs")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        // 1 login, 2 logout, 3 new user, 4 new task.
+        .col(ColumnDef::new("type").integer().not_null())
+        .col(ColumnDef::new("remark").string_len(255).not_null().default(""))
+        .col(ColumnDef::new("ip").string_len(64).not_null().default(""))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let file = Table::create()
+        .table("basic_file")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("guid").string_len(64).not_null().unique_key())
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("name").string_len(255).not_null())
+        // 1 image, 2 video, 3 audio, 4 document.
+        .col(ColumnDef::new("media_type").integer().not_null())
+        // 0 local disk.
+        .col(ColumnDef::new("driver").integer().not_null().default(0))
+        .col(ColumnDef::new("path").string_len(512).not_null())
+        .col(ColumnDef::new("ext").string_len(16).not_null())
+        .col(ColumnDef::new("size").big_integer().not_null())
+        .col(ColumnDef::new("md5").string_len(32).not_null())
+        .col(ColumnDef::new("sha1").string_len(40).not_null())
+        .col(ColumnDef::new("downloads").big_integer().not_null().default(0))
+        .col(ColumnDef::new("uses").big_integer().not_null().default(0))
+        // 3 deleted.
+        .col(ColumnDef::new("status").integer().not_null().default(1))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("updated_at").big_integer().not_null())
+        .to_owned();
+    vec![
+        build(b, &user),
+        build(b, &logs),
+        index(b, &Index::create().name("idx_mem_logs_user").table("mem_logs").col("user_id").to_owned()),
+        build(b, &file),
+        index(b, &Index::create().name("idx_basic_file_md5").table("basic_file").col("md5").to_owned()),
+        index(b, &Index::create().name("idx_basic_file_user").table("basic_file").col("user_id").to_owned()),
+    ]
+}
+
+/// Applies every pending migration in order; returns the versions applied.
+pub async fn migrate(db: &Db) -> Result<Vec<i64>, StoreError> {
+    let b = db.backend();
+    let table = Table::create()
+        .table("rsgame_migrations")
+        .if_not_exists()
+        .col(ColumnDef::new("version").big_integer().not_null().primary_key())
+        .col(ColumnDef::new("name").string_len(255).not_null())
+        .col(ColumnDef::new("applied_at").big_integer().not_null())
+        .to_owned();
+    db.raw(&build(b, &table)).await?;
+    let applied: Vec<i64> = db
+        .fetch_all(&Query::select().column("version").from("rsgame_migrations").to_owned())
+        .await?
+        .iter()
+        .map(|r| r.i64("version"))
+        .collect::<Result<_, _>>()?;
+    let mut done = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        tracing::info!(version = m.version, name = m.name, "applying migration");
+        let run = async {
+            for stmt in (m.up)(b) {
+                db.raw(&stmt).await?;
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let mut record = Query::insert();
+            record
+                .into_table("rsgame_migrations")
+                .columns(["version", "name", "applied_at"])
+                .values([Expr::val(m.version), Expr::val(m.name), Expr::val(now)])
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+            db.execute(&record).await?;
+            Ok::<_, StoreError>(())
+        };
+        run.await.map_err(|e| StoreError::Migration { version: m.version, name: m.name, source: Box::new(e) })?;
+        done.push(m.version);
+    }
+    Ok(done)
+}

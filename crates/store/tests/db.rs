@@ -1,0 +1,154 @@
+//! The database layer on every backend it supports: SQLite always; MariaDB and PostgreSQL
+//! when `RSGAME_TEST_MYSQL_URL` / `RSGAME_TEST_POSTGRES_URL` are set. Each run gets its own
+//! database and drops it afterwards.
+
+use rsgame_kit::config::DatabaseConfig;
+use rsgame_store::{Backend, Db, StoreError, migrate};
+use sea_query::{Expr, ExprTrait as _, Query};
+
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+fn cfg(url: String) -> DatabaseConfig {
+    DatabaseConfig { url, max_open: 4, max_idle: 1, ..DatabaseConfig::default() }
+}
+
+/// A fresh database on the server at `admin_url`; returns its URL.
+async fn fresh_database(admin_url: &str, backend: Backend) -> (Db, String, String) {
+    let admin = Db::connect(&cfg(admin_url.to_owned())).await.expect("admin connection");
+    let name = unique("rsgame_t");
+    admin.raw(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+    let url = format!("{base}/{name}");
+    assert_eq!(admin.backend(), backend);
+    (admin, url, name)
+}
+
+/// Runs `check` on every configured backend.
+async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = format!("sqlite://{}/nested/test.db", dir.path().display());
+    check(Db::connect(&cfg(sqlite)).await.expect("sqlite")).await;
+
+    for (var, backend) in [("RSGAME_TEST_MYSQL_URL", Backend::MySql), ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres)] {
+        let Ok(admin_url) = std::env::var(var) else {
+            eprintln!("skipped {backend:?}: {var} is not set");
+            continue;
+        };
+        let (admin, url, name) = fresh_database(&admin_url, backend).await;
+        let db = Db::connect(&cfg(url)).await.expect("connect to fresh database");
+        assert_eq!(db.backend(), backend);
+        check(db.clone()).await;
+        drop(db);
+        let drop_sql = match backend {
+            Backend::Postgres => format!("DROP DATABASE {name} WITH (FORCE)"),
+            _ => format!("DROP DATABASE {name}"),
+        };
+        admin.raw(&drop_sql).await.expect("drop database");
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn insert_user(username: &str) -> sea_query::InsertStatement {
+    let mut q = Query::insert();
+    q.into_table("mem_user")
+        .columns(["username", "password", "nickname", "created_at", "updated_at"])
+        .values([
+            Expr::val(username),
+            Expr::val("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"),
+            Expr::val("Nick"),
+            Expr::val(now()),
+            Expr::val(now()),
+        ])
+        .expect("values match columns");
+    q
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_the_schema_works_everywhere() {
+    on_every_backend(|db| async move {
+        assert_eq!(migrate::migrate(&db).await.expect("migrate"), [1], "{:?}", db.backend());
+        assert!(migrate::migrate(&db).await.expect("again").is_empty(), "nothing pending the second time");
+        db.ping().await.expect("ping");
+
+        // Insert, read back, conflict on the unique username.
+        let id = db.insert_id(&insert_user("alice")).await.expect("insert");
+        assert!(id > 0);
+        let id2 = db.insert_id(&insert_user("bob")).await.expect("insert");
+        assert_eq!(id2, id + 1);
+        match db.insert_id(&insert_user("alice")).await {
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("duplicate username must be a conflict, got {other:?}"),
+        }
+
+        // SQL metacharacters are data, never SQL.
+        let evil = "x'); DROP TABLE mem_user; --";
+        db.insert_id(&insert_user(evil)).await.expect("insert evil");
+        let row = db
+            .fetch_optional(
+                &Query::select()
+                    .columns(["id", "username", "password", "sex", "status", "deleted_at"])
+                    .from("mem_user")
+                    .and_where(Expr::col("username").eq(evil))
+                    .to_owned(),
+            )
+            .await
+            .expect("select")
+            .expect("row");
+        assert_eq!(row.string("username").expect("username"), evil);
+        assert!(row.string("password").expect("password").starts_with("$argon2id$"));
+        assert_eq!(row.i32("sex").expect("sex"), 0, "default");
+        assert_eq!(row.i32("status").expect("status"), 1, "default");
+        assert_eq!(row.opt_i64("deleted_at").expect("deleted_at"), None);
+        assert!(matches!(row.string("no_such_column"), Err(StoreError::Column { .. })));
+
+        // Update counts rows.
+        let n = db
+            .execute(
+                &Query::update()
+                    .table("mem_user")
+                    .value("login_count", Expr::col("login_count").add(1))
+                    .and_where(Expr::col("username").is_in(["alice", "bob"]))
+                    .to_owned(),
+            )
+            .await
+            .expect("update");
+        assert_eq!(n, 2);
+        let rows = db
+            .fetch_all(
+                &Query::select()
+                    .column("login_count")
+                    .from("mem_user")
+                    .and_where(Expr::col("login_count").gt(0))
+                    .to_owned(),
+            )
+            .await
+            .expect("select");
+        assert_eq!(rows.len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_urls_are_configuration_errors() {
+    assert!(matches!(Db::connect(&cfg("oracle://x".into())).await, Err(StoreError::Config(_))));
+    assert!(Backend::from_url("postgresql://u@h/db").is_ok());
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_db_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let mut c = cfg(format!("postgres://postgres@127.0.0.1:{port}/x"));
+    c.max_idle = 0;
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), Db::connect(&c)).await.expect("fails in time");
+    assert!(matches!(r, Err(StoreError::Db(_))), "{:?}", r.err());
+}
