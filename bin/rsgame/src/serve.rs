@@ -63,6 +63,12 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         });
         let closing = db.clone();
         shutdown.on_shutdown("database", move || async move { closing.close().await });
+        let cache = rsgame_store::Cache::from_config(&cfg.cache).await?;
+        tracing::info!(backend = cache.backend_name(), "cache ready");
+        readiness.add("cache", move || {
+            let cache = cache.clone();
+            async move { cache.ping().await.map_err(|e| e.to_string()) }
+        });
     }
     let mut router = http::ops_router(readiness, metrics);
     for role in &roles {

@@ -48,6 +48,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Tokens.
     pub auth: AuthConfig,
+    /// The cache.
+    pub cache: CacheConfig,
 }
 
 /// `app.*`
@@ -412,6 +414,42 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// Which cache backend.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    /// In-process (moka): the embedded default.
+    #[default]
+    Memory,
+    /// Redis at `cache.url`.
+    Redis,
+}
+
+/// `cache.*` — read by the storage layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// `memory` or `redis`.
+    pub backend: CacheBackend,
+    /// Redis URL: `redis://[:password@]host:6379/db`, `rediss://` for TLS.
+    pub url: String,
+    /// Namespace put before every key.
+    pub prefix: String,
+    /// Most keys the in-process cache holds (least useful evicted first).
+    pub max_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            backend: CacheBackend::Memory,
+            url: "redis://127.0.0.1:6379/0".into(),
+            prefix: "rsgame:".into(),
+            max_entries: 100_000,
+        }
+    }
+}
+
 /// `auth.*` — read by usercenter and by every authenticated path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -634,6 +672,14 @@ impl Config {
         }
         if self.database.max_idle > self.database.max_open {
             return Err(("database.max_idle", "must not exceed database.max_open".into()));
+        }
+        if self.cache.backend == CacheBackend::Redis
+            && !(self.cache.url.starts_with("redis://") || self.cache.url.starts_with("rediss://"))
+        {
+            return Err(("cache.url", "must start with redis:// or rediss://".into()));
+        }
+        if self.cache.max_entries == 0 {
+            return Err(("cache.max_entries", "must be at least 1".into()));
         }
         if self.auth.access_expire_secs == 0 {
             return Err(("auth.access_expire_secs", "must be at least 1".into()));

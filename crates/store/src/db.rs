@@ -68,6 +68,9 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database: {0}")]
     Db(#[source] sqlx::Error),
+    /// The cache backend failed or holds a value of another type.
+    #[error("cache: {0}")]
+    Cache(String),
     /// A migration failed.
     #[error("migration {version} ({name}): {source}")]
     Migration {

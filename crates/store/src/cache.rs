@@ -1,0 +1,516 @@
+//! The cache: one typed API over an in-process cache (moka: bounded, per-entry TTL) and Redis
+//! — the features go-game patched into its Redis client (any serde type with a TTL, batch
+//! delete, lists, counters) plus get-or-load with single-flight.
+//!
+//! Values are JSON. Every key is namespaced with `cache.prefix`. A Redis that does not answer
+//! never fails a request that could be served: [`Cache::get_or_load`] falls back to the
+//! loader and a failed write is logged and counted (`cache_errors_total`), not returned.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use crate::db::StoreError;
+
+/// A value as the in-process backend keeps it.
+#[derive(Clone)]
+enum Mem {
+    Bytes(Arc<Vec<u8>>),
+    List(Arc<VecDeque<Arc<Vec<u8>>>>),
+    Counter(i64),
+}
+
+#[derive(Clone)]
+struct MemEntry {
+    value: Mem,
+    /// Absolute expiry, kept across updates (a list push does not extend the TTL).
+    expires: Option<Instant>,
+}
+
+struct MemExpiry;
+
+impl moka::Expiry<String, MemEntry> for MemExpiry {
+    fn expire_after_create(&self, _k: &String, v: &MemEntry, now: Instant) -> Option<Duration> {
+        v.expires.map(|e| e.saturating_duration_since(now))
+    }
+    fn expire_after_update(&self, _k: &String, v: &MemEntry, now: Instant, _d: Option<Duration>) -> Option<Duration> {
+        v.expires.map(|e| e.saturating_duration_since(now))
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(moka::future::Cache<String, MemEntry>),
+    Redis(redis::aio::ConnectionManager),
+}
+
+type Flight = Arc<OnceCell<Result<Vec<u8>, String>>>;
+
+/// A cache handle. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Cache {
+    backend: Backend,
+    prefix: String,
+    flights: Arc<Mutex<HashMap<String, Flight>>>,
+    label: &'static str,
+}
+
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |d| d.as_millis().max(1) as u64)
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Config(format!("cache value does not serialize: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Cache(format!("value at {key} is not the type asked for: {e}")))
+}
+
+fn redis_err(e: redis::RedisError) -> StoreError {
+    StoreError::Cache(e.to_string())
+}
+
+impl Cache {
+    /// An in-process cache holding at most `max_entries` keys (least useful evicted first).
+    pub fn memory(max_entries: u64, prefix: &str) -> Cache {
+        let c = moka::future::Cache::builder().max_capacity(max_entries).expire_after(MemExpiry).build();
+        Cache { backend: Backend::Memory(c), prefix: prefix.to_owned(), flights: Arc::default(), label: "memory" }
+    }
+
+    /// A Redis cache (`redis://[:password@]host:port/db`, `rediss://` for TLS). The connection
+    /// reconnects by itself; commands fail fast while Redis is away.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Cache, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::Config(format!("cache.url: {e}")))?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = redis::aio::ConnectionManager::new_with_config(client, cfg).await.map_err(redis_err)?;
+        Ok(Cache { backend: Backend::Redis(conn), prefix: prefix.to_owned(), flights: Arc::default(), label: "redis" })
+    }
+
+    /// The cache `cache.*` configures.
+    pub async fn from_config(cfg: &rsgame_kit::config::CacheConfig) -> Result<Cache, StoreError> {
+        match cfg.backend {
+            rsgame_kit::config::CacheBackend::Memory => Ok(Cache::memory(cfg.max_entries, &cfg.prefix)),
+            rsgame_kit::config::CacheBackend::Redis => Cache::redis(&cfg.url, &cfg.prefix).await,
+        }
+    }
+
+    /// `memory` or `redis`.
+    pub fn backend_name(&self) -> &'static str {
+        self.label
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix)
+    }
+
+    fn count(&self, what: &'static str) {
+        metrics::counter!(what, "backend" => self.label).increment(1);
+    }
+
+    fn fail(&self, op: &str, e: &StoreError) {
+        self.count("cache_errors_total");
+        tracing::warn!(backend = self.label, op, error = %e, "cache unavailable");
+    }
+
+    async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = self.key(key);
+        let r = match &self.backend {
+            Backend::Memory(c) => Ok(match c.get(&k).await.map(|e| e.value) {
+                Some(Mem::Bytes(b)) => Some(b.to_vec()),
+                Some(Mem::Counter(n)) => Some(n.to_string().into_bytes()),
+                _ => None,
+            }),
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("GET").arg(&k).query_async::<Option<Vec<u8>>>(&mut conn).await.map_err(redis_err)
+            }
+        };
+        match &r {
+            Ok(Some(_)) => self.count("cache_hits_total"),
+            Ok(None) => self.count("cache_misses_total"),
+            Err(e) => self.fail("get", e),
+        }
+        r
+    }
+
+    async fn set_raw(&self, key: &str, bytes: Vec<u8>, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Memory(c) => {
+                let expires = ttl.map(|t| Instant::now() + t);
+                c.insert(k, MemEntry { value: Mem::Bytes(Arc::new(bytes)), expires }).await;
+                Ok(())
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&k).arg(bytes);
+                if ttl.is_some() {
+                    cmd.arg("PX").arg(ttl_ms(ttl));
+                }
+                cmd.query_async::<()>(&mut conn).await.map_err(redis_err)
+            }
+        }
+    }
+
+    /// The value at `key`, if present and not expired.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.get_raw(key).await? {
+            Some(b) => decode(key, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` at `key`, for `ttl` (or until evicted).
+    pub async fn set<T: Serialize>(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let r = self.set_raw(key, encode(value)?, ttl).await;
+        if let Err(e) = &r {
+            self.fail("set", e);
+        }
+        r
+    }
+
+    /// Stores `value` only if `key` is absent (a lock); true if it was stored.
+    pub async fn set_if_absent<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let bytes = encode(value)?;
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Memory(c) => {
+                let expires = ttl.map(|t| Instant::now() + t);
+                let entry = c
+                    .entry(k)
+                    .or_insert_with(async move { MemEntry { value: Mem::Bytes(Arc::new(bytes)), expires } })
+                    .await;
+                Ok(entry.is_fresh())
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&k).arg(bytes).arg("NX");
+                if ttl.is_some() {
+                    cmd.arg("PX").arg(ttl_ms(ttl));
+                }
+                let r: Option<String> = cmd.query_async(&mut conn).await.map_err(redis_err)?;
+                Ok(r.is_some())
+            }
+        }
+    }
+
+    /// The values at `keys`, in order; `None` where absent.
+    pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<Option<Vec<u8>>> = match &self.backend {
+            Backend::Memory(_) => {
+                let mut v = Vec::with_capacity(keys.len());
+                for k in keys {
+                    v.push(self.get_raw(k).await?);
+                }
+                v
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+                redis::cmd("MGET").arg(&full).query_async(&mut conn).await.map_err(redis_err)?
+            }
+        };
+        raw.iter().zip(keys).map(|(b, k)| b.as_deref().map(|b| decode(k, b)).transpose()).collect()
+    }
+
+    /// Deletes `keys`; returns how many existed.
+    pub async fn delete(&self, keys: &[&str]) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Memory(c) => {
+                let mut n = 0;
+                for k in keys {
+                    if c.remove(&self.key(k)).await.is_some() {
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            }
+            Backend::Redis(conn) => {
+                if keys.is_empty() {
+                    return Ok(0);
+                }
+                let mut conn = conn.clone();
+                let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+                redis::cmd("DEL").arg(&full).query_async(&mut conn).await.map_err(redis_err)
+            }
+        }
+    }
+
+    /// Deletes every key that starts with `prefix`; returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let full = self.key(prefix);
+        match &self.backend {
+            Backend::Memory(c) => {
+                let doomed: Vec<Arc<String>> = c.iter().filter(|(k, _)| k.starts_with(&full)).map(|(k, _)| k).collect();
+                for k in &doomed {
+                    c.remove(k.as_str()).await;
+                }
+                Ok(doomed.len() as u64)
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                // Glob metacharacters in the prefix are literal, not patterns.
+                let mut pattern = String::with_capacity(full.len() + 1);
+                for ch in full.chars() {
+                    if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(ch);
+                }
+                pattern.push('*');
+                let mut cursor: u64 = 0;
+                let mut n = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(redis_err)?;
+                    if !keys.is_empty() {
+                        n += redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut conn).await.map_err(redis_err)?;
+                    }
+                    if next == 0 {
+                        return Ok(n);
+                    }
+                    cursor = next;
+                }
+            }
+        }
+    }
+
+    /// Appends to the list at `key` (created with `ttl` if new); returns its length.
+    pub async fn list_push<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<u64, StoreError> {
+        let bytes = encode(value)?;
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Memory(c) => {
+                let r = c
+                    .entry(k)
+                    .and_compute_with(|old| {
+                        let (mut list, expires) = match old.map(|e| e.into_value()) {
+                            Some(MemEntry { value: Mem::List(l), expires }) => (l, expires),
+                            _ => (Arc::new(VecDeque::new()), ttl.map(|t| Instant::now() + t)),
+                        };
+                        Arc::make_mut(&mut list).push_back(Arc::new(bytes));
+                        std::future::ready(moka::ops::compute::Op::Put(MemEntry { value: Mem::List(list), expires }))
+                    })
+                    .await;
+                Ok(match r.into_entry().map(|e| e.into_value().value) {
+                    Some(Mem::List(l)) => l.len() as u64,
+                    _ => 0,
+                })
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let script = redis::Script::new(
+                    "local n = redis.call('RPUSH', KEYS[1], ARGV[1]) \
+                     if n == 1 and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+                     return n",
+                );
+                script.key(&k).arg(bytes).arg(ttl_ms(ttl)).invoke_async(&mut conn).await.map_err(redis_err)
+            }
+        }
+    }
+
+    /// Items `start..=stop` of the list at `key` (negative counts from the end, like Redis).
+    pub async fn list_range<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let k = self.key(key);
+        let raw: Vec<Vec<u8>> = match &self.backend {
+            Backend::Memory(c) => match c.get(&k).await.map(|e| e.value) {
+                Some(Mem::List(l)) => {
+                    let (a, b) = span(l.len(), start, stop);
+                    l.iter().skip(a).take(b.saturating_sub(a)).map(|v| v.to_vec()).collect()
+                }
+                _ => Vec::new(),
+            },
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("LRANGE").arg(&k).arg(start).arg(stop).query_async(&mut conn).await.map_err(redis_err)?
+            }
+        };
+        raw.iter().map(|b| decode(key, b)).collect()
+    }
+
+    /// Keeps only items `start..=stop` of the list at `key`.
+    pub async fn list_trim(&self, key: &str, start: i64, stop: i64) -> Result<(), StoreError> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Memory(c) => {
+                c.entry(k)
+                    .and_compute_with(|old| {
+                        let op = match old.map(|e| e.into_value()) {
+                            Some(MemEntry { value: Mem::List(l), expires }) => {
+                                let (a, b) = span(l.len(), start, stop);
+                                let kept: VecDeque<_> = l.iter().skip(a).take(b.saturating_sub(a)).cloned().collect();
+                                moka::ops::compute::Op::Put(MemEntry { value: Mem::List(Arc::new(kept)), expires })
+                            }
+                            _ => moka::ops::compute::Op::Nop,
+                        };
+                        std::future::ready(op)
+                    })
+                    .await;
+                Ok(())
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("LTRIM").arg(&k).arg(start).arg(stop).query_async::<()>(&mut conn).await.map_err(redis_err)
+            }
+        }
+    }
+
+    /// Adds `by` to the counter at `key` (created at 0 with `ttl` if new); returns the new value.
+    pub async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, StoreError> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Memory(c) => {
+                let r = c
+                    .entry(k)
+                    .and_compute_with(|old| {
+                        let (n, expires) = match old.map(|e| e.into_value()) {
+                            Some(MemEntry { value: Mem::Counter(n), expires }) => (n, expires),
+                            _ => (0, ttl.map(|t| Instant::now() + t)),
+                        };
+                        std::future::ready(moka::ops::compute::Op::Put(MemEntry {
+                            value: Mem::Counter(n + by),
+                            expires,
+                        }))
+                    })
+                    .await;
+                Ok(match r.into_entry().map(|e| e.into_value().value) {
+                    Some(Mem::Counter(n)) => n,
+                    _ => 0,
+                })
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let script = redis::Script::new(
+                    "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+                     if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+                     return v",
+                );
+                script.key(&k).arg(by).arg(ttl_ms(ttl)).invoke_async(&mut conn).await.map_err(redis_err)
+            }
+        }
+    }
+
+    /// The cached value at `key`, or the loader's, stored for `ttl`. Concurrent misses on one
+    /// key run the loader once and share its result. If the cache itself fails, the loader's
+    /// value is still returned (the failure is logged and counted).
+    pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, ttl: Option<Duration>, loader: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<StoreError>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Ok(Some(b)) = self.get_raw(key).await {
+            if let Ok(v) = decode::<T>(key, &b) {
+                return Ok(v);
+            }
+        }
+        let flight: Flight = match self.flights.lock() {
+            Ok(mut f) => f.entry(key.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        // The loader's error is the caller's type; carry it out of the shared cell by slot.
+        let mut own_error: Option<E> = None;
+        let result = flight
+            .get_or_init(|| async {
+                match loader().await {
+                    Ok(v) => {
+                        let bytes = encode(&v).map_err(|e| e.to_string())?;
+                        if let Err(e) = self.set_raw(key, bytes.clone(), ttl).await {
+                            self.fail("set", &e);
+                        }
+                        Ok(bytes)
+                    }
+                    Err(e) => {
+                        own_error = Some(e);
+                        Err("loader failed".to_owned())
+                    }
+                }
+            })
+            .await
+            .clone();
+        if let Ok(mut f) = self.flights.lock() {
+            if f.get(key).is_some_and(|cur| Arc::ptr_eq(cur, &flight)) {
+                f.remove(key);
+            }
+        }
+        match result {
+            Ok(bytes) => decode(key, &bytes).map_err(E::from),
+            Err(msg) => {
+                Err(own_error.unwrap_or_else(|| E::from(StoreError::Cache(format!("load of {key} failed: {msg}")))))
+            }
+        }
+    }
+
+    /// Checks the backend answers (the readiness check).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(redis_err)
+            }
+        }
+    }
+}
+
+/// Redis's LRANGE/LTRIM index rules: inclusive, negatives from the end, clamped.
+fn span(len: usize, start: i64, stop: i64) -> (usize, usize) {
+    let len_i = len as i64;
+    let norm = |i: i64| if i < 0 { (len_i + i).max(0) } else { i };
+    let a = norm(start).min(len_i);
+    let b = (norm(stop) + 1).min(len_i);
+    (a as usize, b.max(a) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+
+    #[test]
+    fn spans_follow_redis() {
+        assert_eq!(span(5, 0, -1), (0, 5));
+        assert_eq!(span(5, -2, -1), (3, 5));
+        assert_eq!(span(5, 1, 2), (1, 3));
+        assert_eq!(span(5, 3, 1), (3, 3));
+        assert_eq!(span(5, 0, 99), (0, 5));
+        assert_eq!(span(0, 0, -1), (0, 0));
+    }
+}

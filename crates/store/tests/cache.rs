@@ -1,0 +1,183 @@
+//! The cache API on the in-process backend and on Redis (`RSGAME_TEST_REDIS_URL`), each run
+//! under its own key prefix, removed afterwards; and Redis going away and coming back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rsgame_store::{Cache, StoreError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Player {
+    id: i64,
+    name: String,
+    items: Vec<u32>,
+}
+
+fn prefix() -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("rsgame-test:{}:{}:", std::process::id(), n)
+}
+
+async fn caches() -> Vec<(Cache, String)> {
+    let p = prefix();
+    let mut v = vec![(Cache::memory(10_000, &p), p.clone())];
+    match std::env::var("RSGAME_TEST_REDIS_URL") {
+        Ok(url) => v.push((Cache::redis(&url, &p).await.expect("redis"), p)),
+        Err(_) => eprintln!("skipped redis: RSGAME_TEST_REDIS_URL is not set"),
+    }
+    v
+}
+
+#[tokio::test]
+async fn typed_values_ttl_batches_and_prefix_delete() {
+    for (c, _) in caches().await {
+        let p = Player { id: 7, name: "ann".into(), items: vec![1, 2] };
+        c.set("player:7", &p, None).await.expect("set");
+        assert_eq!(c.get::<Player>("player:7").await.expect("get"), Some(p.clone()));
+        assert!(matches!(c.get::<u64>("player:7").await, Err(StoreError::Cache(_))), "wrong type is an error");
+
+        c.set("short", &1u8, Some(Duration::from_millis(100))).await.expect("set");
+        assert_eq!(c.get::<u8>("short").await.expect("get"), Some(1));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(c.get::<u8>("short").await.expect("get"), None, "expired");
+
+        c.set("a", &"x", None).await.expect("set");
+        c.set("b", &"y", None).await.expect("set");
+        let many: Vec<Option<String>> = c.get_many(&["a", "missing", "b"]).await.expect("mget");
+        assert_eq!(many, [Some("x".into()), None, Some("y".into())]);
+        assert_eq!(c.delete(&["a", "missing"]).await.expect("del"), 1);
+
+        for k in ["room:1", "room:2", "room:*x", "rooms"] {
+            c.set(k, &0, None).await.expect("set");
+        }
+        assert_eq!(c.delete_prefix("room:*").await.expect("glob chars are literal"), 1);
+        assert_eq!(c.delete_prefix("room:").await.expect("prefix"), 2);
+        assert_eq!(c.get::<i32>("rooms").await.expect("get"), Some(0), "other keys stay");
+
+        assert!(c.set_if_absent("lock", &"me", Some(Duration::from_secs(5))).await.expect("nx"));
+        assert!(!c.set_if_absent("lock", &"you", None).await.expect("nx"));
+        assert_eq!(c.get::<String>("lock").await.expect("get").as_deref(), Some("me"));
+        c.delete_prefix("").await.expect("clean up");
+    }
+}
+
+#[tokio::test]
+async fn lists_and_counters() {
+    for (c, _) in caches().await {
+        for i in 0..5 {
+            c.list_push("chat", &format!("m{i}"), Some(Duration::from_secs(60))).await.expect("push");
+        }
+        let all: Vec<String> = c.list_range("chat", 0, -1).await.expect("range");
+        assert_eq!(all, ["m0", "m1", "m2", "m3", "m4"]);
+        let last2: Vec<String> = c.list_range("chat", -2, -1).await.expect("range");
+        assert_eq!(last2, ["m3", "m4"]);
+        c.list_trim("chat", -3, -1).await.expect("trim");
+        let kept: Vec<String> = c.list_range("chat", 0, -1).await.expect("range");
+        assert_eq!(kept, ["m2", "m3", "m4"]);
+
+        assert_eq!(c.incr("hits", 1, Some(Duration::from_millis(200))).await.expect("incr"), 1);
+        assert_eq!(c.incr("hits", 5, Some(Duration::from_millis(200))).await.expect("incr"), 6);
+        assert_eq!(c.get::<i64>("hits").await.expect("get"), Some(6));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(c.incr("hits", 1, None).await.expect("incr"), 1, "the TTL from creation ran out");
+        c.delete_prefix("").await.expect("clean up");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_misses_load_once() {
+    for (c, _) in caches().await {
+        let loads = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let c = c.clone();
+            let loads = loads.clone();
+            tasks.push(tokio::spawn(async move {
+                c.get_or_load::<Player, StoreError, _, _>("hot", Some(Duration::from_secs(30)), || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(Player { id: 1, name: "loaded".into(), items: vec![] })
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("join").expect("value").name, "loaded");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "100 concurrent misses, one load");
+        // A loader error reaches its caller and is not cached.
+        let r = c
+            .get_or_load::<u8, StoreError, _, _>("bad", None, || async { Err(StoreError::Config("nope".into())) })
+            .await;
+        assert!(matches!(r, Err(StoreError::Config(_))));
+        assert_eq!(c.get::<u8>("bad").await.expect("get"), None);
+        c.delete_prefix("").await.expect("clean up");
+    }
+}
+
+/// A private redis-server on a free port, so it can be stopped and started.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Option<OwnRedis> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(OwnRedis { port, child });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn redis_going_away_falls_back_to_the_loader_and_reconnects() {
+    if std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
+        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (this test also needs redis-server)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let server = OwnRedis::start(port).expect("redis-server starts (installed with Redis)");
+    let c = Cache::redis(&format!("redis://127.0.0.1:{}", server.port), &prefix()).await.expect("connect");
+    c.set("k", &1u32, None).await.expect("set");
+
+    drop(server);
+    // Reads fall back to the loader; writes fail and are reported, nothing panics.
+    for _ in 0..2 {
+        let v = c
+            .get_or_load::<u32, StoreError, _, _>("k", None, || async { Ok(42) })
+            .await
+            .expect("served from the loader while Redis is down");
+        assert_eq!(v, 42);
+    }
+    assert!(c.set("k", &2u32, None).await.is_err(), "a direct write reports the outage");
+
+    let _server = OwnRedis::start(port).expect("restart");
+    let mut back = false;
+    for _ in 0..50 {
+        if c.set("k", &3u32, None).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "the connection came back by itself");
+    assert_eq!(c.get::<u32>("k").await.expect("get"), Some(3));
+}
