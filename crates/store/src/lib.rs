@@ -6,15 +6,18 @@
 //! # Layout
 //!
 //! - [`db`]: the pool, statements built by sea-query for each backend, rows read the same way.
+//! - [`bus`]: publish / subscribe with consumer groups, in-process or on Redis Streams.
 //! - [`cache`]: the typed cache over moka (in-process) or Redis, with single-flight loading.
 //! - [`migrate`]: versioned migrations and the first schema (go-game's `mem_user`, `mem_logs`,
 //!   `basic_file`).
 
 #![warn(missing_docs)]
 
+pub mod bus;
 pub mod cache;
 pub mod db;
 pub mod migrate;
 
+pub use bus::{Bus, BusOptions, Delivery, Subscription};
 pub use cache::Cache;
 pub use db::{Backend, Db, Row, StoreError};

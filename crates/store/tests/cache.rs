@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod common;
+
+use common::{OwnRedis, free_port};
 use rsgame_store::{Cache, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -117,43 +120,13 @@ async fn concurrent_misses_load_once() {
     }
 }
 
-/// A private redis-server on a free port, so it can be stopped and started.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Option<OwnRedis> {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(OwnRedis { port, child });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn redis_going_away_falls_back_to_the_loader_and_reconnects() {
     if std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
         eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (this test also needs redis-server)");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+    let port = free_port();
     let server = OwnRedis::start(port).expect("redis-server starts (installed with Redis)");
     let c = Cache::redis(&format!("redis://127.0.0.1:{}", server.port), &prefix()).await.expect("connect");
     c.set("k", &1u32, None).await.expect("set");
