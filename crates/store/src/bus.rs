@@ -1,8 +1,9 @@
 //! The message bus: publish to a topic; subscribe as a member of a consumer group. Every group
 //! gets every message; within a group each message goes to one member. Backends today:
-//! in-process (bounded queues, at-most-once) and Redis Streams (consumer groups, XACK,
-//! at-least-once: a message a dead member never acknowledged is reclaimed by a live one).
-//! NATS JetStream and Kafka come with the rest of the storage issue.
+//! in-process (bounded queues, at-most-once); Redis Streams (consumer groups, XACK,
+//! at-least-once: a message a dead member never acknowledged is reclaimed by a live one); and
+//! NATS JetStream (one stream per bus, a durable pull consumer per topic and group, explicit
+//! acks, redelivery after `reclaim_after`). Kafka comes with the rest of the storage issue.
 //!
 //! A publish that cannot reach the broker is retried with backoff and then fails with an
 //! error: never silently dropped. Subscriptions reconnect by themselves.
@@ -28,6 +29,7 @@ pub struct Delivery {
 enum Ack {
     None,
     Redis { conn: redis::aio::ConnectionManager, key: String, group: String, id: String },
+    Nats(Box<async_nats::jetstream::Message>),
 }
 
 impl Delivery {
@@ -43,6 +45,7 @@ impl Delivery {
                 .await
                 .map(|_| ())
                 .map_err(|e| StoreError::Cache(e.to_string())),
+            Ack::Nats(m) => m.ack().await.map_err(|e| StoreError::Cache(format!("bus: {e}"))),
         }
     }
 }
@@ -104,6 +107,12 @@ impl Default for BusOptions {
 enum Backend {
     Memory(Arc<Mutex<HashMap<String, HashMap<String, Group>>>>),
     Redis { client: redis::Client, conn: redis::aio::ConnectionManager },
+    Nats { js: async_nats::jetstream::Context, stream: String },
+}
+
+/// NATS names (stream, consumer) allow letters, digits, `-` and `_`; subjects also `.`.
+fn nats_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 /// A bus handle. Cheap to clone.
@@ -139,6 +148,33 @@ impl Bus {
         let client = redis::Client::open(url).map_err(|e| StoreError::Config(format!("bus url: {e}")))?;
         let conn = manager(&client).await?;
         Ok(Bus { backend: Backend::Redis { client, conn }, prefix: prefix.to_owned(), opts })
+    }
+
+    /// A bus on NATS JetStream: one stream (named from `prefix`) holding subjects
+    /// `<prefix>.<topic>`, created if missing, keeping at most `max_len` messages.
+    pub async fn nats(url: &str, prefix: &str, opts: BusOptions) -> Result<Bus, StoreError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(Duration::from_secs(2)))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Config(format!("bus url {url}: {e}")))?;
+        let js = async_nats::jetstream::new(client);
+        let prefix = nats_name(prefix.trim_end_matches(['.', ':']));
+        let stream = format!("{prefix}_bus");
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            max_messages: opts.max_len as i64,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| StoreError::Cache(format!("bus: creating stream {stream}: {e}")))?;
+        Ok(Bus { backend: Backend::Nats { js, stream }, prefix, opts })
+    }
+
+    fn subject(&self, topic: &str) -> String {
+        format!("{}.{}", self.prefix, nats_name(topic))
     }
 
     /// Publishes `payload` to `topic`. Waits while an in-process group's queue is full; on
@@ -188,6 +224,31 @@ impl Bus {
                 metrics::counter!("bus_publish_failures_total", "backend" => "redis").increment(1);
                 Err(last.map(err).unwrap_or_else(|| StoreError::Cache("bus: publish failed".into())))
             }
+            Backend::Nats { js, .. } => {
+                let subject = self.subject(topic);
+                let mut delay = Duration::from_millis(100);
+                let mut last = String::new();
+                for attempt in 0..4 {
+                    if attempt > 0 {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    // Published only once the server has stored it (the second await).
+                    let r = match js.publish(subject.clone(), payload.to_vec().into()).await {
+                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match r {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            tracing::warn!(topic, attempt, error = %e, "bus publish failed");
+                            last = e;
+                        }
+                    }
+                }
+                metrics::counter!("bus_publish_failures_total", "backend" => "nats").increment(1);
+                Err(StoreError::Cache(format!("bus: publish to {subject} failed: {last}")))
+            }
         }
     }
 
@@ -224,7 +285,64 @@ impl Bus {
                 ));
                 Ok(Subscription { rx: SubRx::Own(rx), task: Some(task) })
             }
+            Backend::Nats { js, stream } => {
+                let name = format!("{}__{}", nats_name(topic), nats_name(group));
+                let cfg = async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: self.subject(topic),
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: self.opts.reclaim_after,
+                    max_ack_pending: self.opts.max_in_flight as i64,
+                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+                    ..Default::default()
+                };
+                let st = js.get_stream(stream).await.map_err(|e| StoreError::Cache(format!("bus: {e}")))?;
+                let consumer: async_nats::jetstream::consumer::PullConsumer =
+                    st.get_or_create_consumer(&name, cfg).await.map_err(|e| StoreError::Cache(format!("bus: {e}")))?;
+                let (tx, rx) = mpsc::channel(self.opts.max_in_flight.max(1));
+                let task = tokio::spawn(nats_member(consumer, topic.to_owned(), tx));
+                Ok(Subscription { rx: SubRx::Own(rx), task: Some(task) })
+            }
         }
+    }
+}
+
+/// One NATS group member: pulls from the durable consumer (members of a group share it, so
+/// each message goes to one of them) and delivers into `tx`. A broken pull is re-opened.
+async fn nats_member(
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    topic: String,
+    tx: mpsc::Sender<Delivery>,
+) {
+    use futures_util::StreamExt as _;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match consumer.messages().await {
+            Ok(mut messages) => {
+                while let Some(m) = messages.next().await {
+                    match m {
+                        Ok(m) => {
+                            backoff = Duration::from_millis(100);
+                            let payload = m.payload.to_vec();
+                            let d = Delivery { topic: topic.clone(), payload, ack: Ack::Nats(Box::new(m)) };
+                            if tx.send(d).await.is_err() {
+                                return; // the subscription was dropped
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %topic, error = %e, "bus pull failed; retrying");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(topic = %topic, error = %e, "bus pull could not start; retrying"),
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

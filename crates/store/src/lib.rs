@@ -1,12 +1,12 @@
 //! rsgame's storage. Today: the database — one code path for SQLite (the embedded default),
 //! MySQL/MariaDB and PostgreSQL, chosen by `database.url`, with go-game's pool settings, a
 //! slow-query log, metrics, and versioned migrations; and the cache (in-process or Redis). The
-//! message bus (memory, NATS, Redis streams, Kafka) comes with the rest of the storage issue.
+//! message bus: in-process, Redis Streams and NATS JetStream (Kafka still to come).
 //!
 //! # Layout
 //!
 //! - [`db`]: the pool, statements built by sea-query for each backend, rows read the same way.
-//! - [`bus`]: publish / subscribe with consumer groups, in-process or on Redis Streams.
+//! - [`bus`]: publish / subscribe with consumer groups: in-process, Redis Streams, NATS JetStream.
 //! - [`cache`]: the typed cache over moka (in-process) or Redis, with single-flight loading.
 //! - [`migrate`]: versioned migrations and the first schema (go-game's `mem_user`, `mem_logs`,
 //!   `basic_file`).

@@ -24,20 +24,47 @@ fn quick_reclaim() -> BusOptions {
     BusOptions { reclaim_after: Duration::from_millis(300), ..opts() }
 }
 
-/// Removes a test's stream keys.
+/// Removes a test's Redis stream keys or NATS stream.
 async fn clean(url: &str, prefix: &str) {
+    if url.starts_with("nats://") {
+        let client = async_nats::connect(url).await.expect("nats");
+        let js = async_nats::jetstream::new(client);
+        let name: String = prefix
+            .trim_end_matches(['.', ':'])
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        js.delete_stream(format!("{name}_bus")).await.expect("delete stream");
+        return;
+    }
     let c = rsgame_store::Cache::redis(url, prefix).await.expect("redis");
     c.delete_prefix("").await.expect("clean up");
 }
 
+/// The durable backends configured for this run: (name, url).
+fn durable() -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    for (name, var) in [("redis", "RSGAME_TEST_REDIS_URL"), ("nats", "RSGAME_TEST_NATS_URL")] {
+        match std::env::var(var) {
+            Ok(url) => v.push((name, url)),
+            Err(_) => eprintln!("skipped {name}: {var} is not set"),
+        }
+    }
+    v
+}
+
+async fn open(name: &str, url: &str, prefix: &str, opts: BusOptions) -> Bus {
+    match name {
+        "redis" => Bus::redis(url, prefix, opts).await.expect("redis bus"),
+        _ => Bus::nats(url, prefix, opts).await.expect("nats bus"),
+    }
+}
+
 async fn buses() -> Vec<(Bus, &'static str, Option<(String, String)>)> {
     let mut v = vec![(Bus::memory(opts()), "memory", None)];
-    match std::env::var("RSGAME_TEST_REDIS_URL") {
-        Ok(url) => {
-            let p = prefix();
-            v.push((Bus::redis(&url, &p, opts()).await.expect("redis bus"), "redis", Some((url, p))));
-        }
-        Err(_) => eprintln!("skipped redis: RSGAME_TEST_REDIS_URL is not set"),
+    for (name, url) in durable() {
+        let p = prefix();
+        v.push((open(name, &url, &p, opts()).await, name, Some((url, p))));
     }
     v
 }
@@ -100,26 +127,28 @@ async fn every_group_gets_every_message_and_members_share_a_group() {
 
 #[tokio::test]
 async fn an_unacknowledged_message_goes_to_a_live_member() {
-    let Ok(url) = std::env::var("RSGAME_TEST_REDIS_URL") else {
-        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set");
-        return;
-    };
-    let p = prefix();
-    let bus = Bus::redis(&url, &p, quick_reclaim()).await.expect("bus");
-    let mut doomed = bus.subscribe("orders", "billing").await.expect("sub");
-    bus.publish("orders", b"order-1").await.expect("publish");
-    let d = tokio::time::timeout(Duration::from_secs(3), doomed.next()).await.expect("delivered").expect("some");
-    assert_eq!(d.payload, b"order-1");
-    // The member dies before acknowledging.
-    drop(d);
-    drop(doomed);
-    let mut survivor = bus.subscribe("orders", "billing").await.expect("sub");
-    let again = tokio::time::timeout(Duration::from_secs(5), survivor.next()).await.expect("reclaimed").expect("some");
-    assert_eq!(again.payload, b"order-1", "at-least-once: redelivered after the reclaim delay");
-    again.ack().await.expect("ack");
-    assert!(tokio::time::timeout(Duration::from_millis(1200), survivor.next()).await.is_err(), "acked: not again");
-    drop(survivor);
-    clean(&url, &p).await;
+    for (name, url) in durable() {
+        let p = prefix();
+        let bus = open(name, &url, &p, quick_reclaim()).await;
+        let mut doomed = bus.subscribe("orders", "billing").await.expect("sub");
+        bus.publish("orders", b"order-1").await.expect("publish");
+        let d = tokio::time::timeout(Duration::from_secs(3), doomed.next()).await.expect("delivered").expect("some");
+        assert_eq!(d.payload, b"order-1");
+        // The member dies before acknowledging.
+        drop(d);
+        drop(doomed);
+        let mut survivor = bus.subscribe("orders", "billing").await.expect("sub");
+        let again =
+            tokio::time::timeout(Duration::from_secs(5), survivor.next()).await.expect("reclaimed").expect("some");
+        assert_eq!(again.payload, b"order-1", "{name}: at-least-once, redelivered after the reclaim delay");
+        again.ack().await.expect("ack");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1200), survivor.next()).await.is_err(),
+            "{name}: acknowledged, so not again"
+        );
+        drop(survivor);
+        clean(&url, &p).await;
+    }
 }
 
 #[tokio::test]
@@ -153,4 +182,76 @@ async fn a_broker_outage_fails_publishes_loudly_and_subscribers_come_back() {
         }
     }
     assert_eq!(delivered.as_deref(), Some("after"), "the subscription reconnected by itself");
+}
+
+/// A private nats-server with JetStream on a free port and its own store.
+struct OwnNats {
+    child: std::process::Child,
+}
+
+impl OwnNats {
+    fn start(port: u16, store: &std::path::Path) -> Option<OwnNats> {
+        // Debian installs it in /usr/sbin, which not every PATH holds.
+        let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
+            "/usr/sbin/nats-server"
+        } else {
+            "nats-server"
+        };
+        let child = std::process::Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(OwnNats { child });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn nats_outage_fails_publishes_loudly_and_keeps_what_was_stored() {
+    if std::env::var("RSGAME_TEST_NATS_URL").is_err() {
+        eprintln!("skipped: RSGAME_TEST_NATS_URL is not set (this test also needs nats-server)");
+        return;
+    }
+    let store = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = OwnNats::start(port, store.path()).expect("nats-server (installed with NATS)");
+    let url = format!("nats://127.0.0.1:{port}");
+    let bus = Bus::nats(&url, &prefix(), opts()).await.expect("bus");
+    let mut sub = bus.subscribe("events", "g").await.expect("sub");
+    bus.publish("events", b"before").await.expect("publish");
+    assert_eq!(next(&mut sub).await.as_deref(), Some("before"));
+    // Stored while nobody reads, then the server goes away.
+    drop(sub);
+    bus.publish("events", b"stored").await.expect("publish");
+
+    drop(server);
+    assert!(bus.publish("events", b"lost?").await.is_err(), "a publish with the broker down is an error");
+
+    // JetStream kept what it acknowledged; the client reconnects by itself.
+    let _server = OwnNats::start(port, store.path()).expect("restart on the same store");
+    let mut sub = None;
+    for _ in 0..50 {
+        if let Ok(s) = bus.subscribe("events", "g").await {
+            sub = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut sub = sub.expect("subscribed again after the restart");
+    assert_eq!(next(&mut sub).await.as_deref(), Some("stored"), "no acknowledged message is lost");
 }
