@@ -152,3 +152,91 @@ async fn unreachable_server_is_a_db_error() {
     let r = tokio::time::timeout(std::time::Duration::from_secs(20), Db::connect(&c)).await.expect("fails in time");
     assert!(matches!(r, Err(StoreError::Db(_))), "{:?}", r.err());
 }
+
+/// Kills every server-side connection of the database `name` (MariaDB: KILL; PostgreSQL:
+/// pg_terminate_backend), as a crashed proxy or a restarted server would.
+async fn cut_connections(admin: &Db, backend: Backend, name: &str) {
+    let ids: Vec<i64> = match backend {
+        Backend::MySql => admin
+            .fetch_all(
+                &Query::select()
+                    .column("ID")
+                    .from(("information_schema", "PROCESSLIST"))
+                    .and_where(Expr::col("DB").eq(name))
+                    .to_owned(),
+            )
+            .await
+            .expect("processlist")
+            .iter()
+            .map(|r| r.i64("ID").expect("id"))
+            .collect(),
+        Backend::Postgres => admin
+            .fetch_all(
+                &Query::select()
+                    .column("pid")
+                    .from("pg_stat_activity")
+                    .and_where(Expr::col("datname").eq(name))
+                    .to_owned(),
+            )
+            .await
+            .expect("pg_stat_activity")
+            .iter()
+            .map(|r| r.i32("pid").map(i64::from).expect("pid"))
+            .collect(),
+        Backend::Sqlite => return,
+    };
+    assert!(!ids.is_empty(), "the pool holds connections to cut");
+    for id in ids {
+        let sql = match backend {
+            Backend::MySql => format!("KILL {id}"),
+            _ => format!("SELECT pg_terminate_backend({id})"),
+        };
+        // A connection may already be gone: fine.
+        let _ = admin.raw(&sql).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_cut_mid_stream_lose_no_acknowledged_write() {
+    for (var, backend) in [("RSGAME_TEST_MYSQL_URL", Backend::MySql), ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres)] {
+        let Ok(admin_url) = std::env::var(var) else {
+            eprintln!("skipped {backend:?}: {var} is not set");
+            continue;
+        };
+        let (admin, url, name) = fresh_database(&admin_url, backend).await;
+        let db = Db::connect(&cfg(url)).await.expect("connect");
+        migrate::migrate(&db).await.expect("migrate");
+
+        let mut acknowledged = Vec::new();
+        let mut failed = 0;
+        for i in 0..60 {
+            if i == 20 || i == 40 {
+                cut_connections(&admin, backend, &name).await;
+            }
+            match db.insert_id(&insert_user(&format!("user{i}"))).await {
+                Ok(_) => acknowledged.push(format!("user{i}")),
+                // The statement that met the cut connection may fail; it was never acknowledged.
+                Err(StoreError::Db(_)) => failed += 1,
+                Err(e) => panic!("{backend:?}: unexpected {e:?}"),
+            }
+        }
+        eprintln!("{backend:?}: {} acknowledged, {failed} failed at the cuts", acknowledged.len());
+        assert!(failed <= 4, "{backend:?}: the pool replaced its connections ({failed} failed)");
+        let rows = db
+            .fetch_all(&Query::select().column("username").from("mem_user").to_owned())
+            .await
+            .expect("select after the cuts");
+        let stored: std::collections::HashSet<String> =
+            rows.iter().map(|r| r.string("username").expect("username")).collect();
+        for u in &acknowledged {
+            assert!(stored.contains(u), "{backend:?}: acknowledged insert {u} lost");
+        }
+        assert!(acknowledged.len() >= 56, "{backend:?}: reconnected by itself ({} acknowledged)", acknowledged.len());
+        db.close().await;
+        let drop_sql = match backend {
+            Backend::Postgres => format!("DROP DATABASE {name} WITH (FORCE)"),
+            _ => format!("DROP DATABASE {name}"),
+        };
+        admin.raw(&drop_sql).await.expect("drop database");
+    }
+}
