@@ -83,7 +83,7 @@ impl Cache {
         Cache { backend: Backend::Memory(c), prefix: prefix.to_owned(), flights: Arc::default(), label: "memory" }
     }
 
-    /// A Redis cache (`redis://[:password@]host:port/db`, `rediss://` for TLS). The connection
+    /// A Redis cache (`redis://[:password@]host:port/db`). The connection
     /// reconnects by itself; commands fail fast while Redis is away.
     pub async fn redis(url: &str, prefix: &str) -> Result<Cache, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::Config(format!("cache.url: {e}")))?;
