@@ -7,7 +7,7 @@ use rsgame_kit::config::BodyCodec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::frame::{FrameCodec, HEADER_LEN, Layout, put_header};
+use crate::frame::{HEADER_LEN, Layout, put_header};
 
 /// A message the gate can carry: a protobuf message that is also serde-(de)serializable.
 /// Every type in `rsgame_proto::pb` is one.
@@ -117,11 +117,6 @@ impl Wire {
             }
         }
     }
-
-    /// Appends the frame for an already-encoded body (binary wires only).
-    pub fn encode_raw_into(&self, id: u32, body: &[u8], out: &mut BytesMut) {
-        FrameCodec::new(self.layout, u32::MAX).encode_into(id, body, out);
-    }
 }
 
 #[derive(Serialize)]
@@ -151,6 +146,7 @@ pub fn decode_text(text: &str) -> Result<(u32, Bytes), serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FrameCodec;
     use rsgame_proto::pb;
 
     #[test]

@@ -128,13 +128,8 @@ fn err(e: redis::RedisError) -> StoreError {
 }
 
 async fn manager(client: &redis::Client) -> Result<redis::aio::ConnectionManager, StoreError> {
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        // Above the 1 s BLOCK of a subscriber's read.
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(2));
-    redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await.map_err(err)
+    // A response timeout above the 1 s BLOCK of a subscriber's read.
+    crate::cache::redis_manager(client, Duration::from_secs(5)).await.map_err(err)
 }
 
 impl Bus {

@@ -72,6 +72,20 @@ fn decode<T: DeserializeOwned>(key: &str, b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(|e| StoreError::Cache(format!("value at {key} is not the type asked for: {e}")))
 }
 
+/// A Redis connection that reconnects by itself, failing commands fast while Redis is away;
+/// shared by the cache and the bus (which needs a longer `response` for its blocking reads).
+pub(crate) async fn redis_manager(
+    client: &redis::Client,
+    response: Duration,
+) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await
+}
+
 fn redis_err(e: redis::RedisError) -> StoreError {
     StoreError::Cache(e.to_string())
 }
@@ -87,12 +101,7 @@ impl Cache {
     /// reconnects by itself; commands fail fast while Redis is away.
     pub async fn redis(url: &str, prefix: &str) -> Result<Cache, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::Config(format!("cache.url: {e}")))?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = redis::aio::ConnectionManager::new_with_config(client, cfg).await.map_err(redis_err)?;
+        let conn = redis_manager(&client, Duration::from_secs(2)).await.map_err(redis_err)?;
         Ok(Cache { backend: Backend::Redis(conn), prefix: prefix.to_owned(), flights: Arc::default(), label: "redis" })
     }
 
