@@ -69,6 +69,12 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             let cache = cache.clone();
             async move { cache.ping().await.map_err(|e| e.to_string()) }
         });
+        let bus = rsgame_store::Bus::from_config(&cfg.bus).await?;
+        tracing::info!(backend = bus.backend_name(), "bus ready");
+        readiness.add("bus", move || {
+            let bus = bus.clone();
+            async move { bus.ping().await.map_err(|e| e.to_string()) }
+        });
     }
     let mut router = http::ops_router(readiness, metrics);
     for role in &roles {

@@ -50,6 +50,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The cache.
     pub cache: CacheConfig,
+    /// The message bus.
+    pub bus: BusConfig,
 }
 
 /// `app.*`
@@ -437,6 +439,9 @@ pub struct CacheConfig {
     pub prefix: String,
     /// Most keys the in-process cache holds (least useful evicted first).
     pub max_entries: u64,
+    /// With `rediss://`: a PEM file of the CA that signed Redis's certificate; empty: the
+    /// system's roots.
+    pub tls_ca_file: String,
 }
 
 impl Default for CacheConfig {
@@ -446,6 +451,42 @@ impl Default for CacheConfig {
             url: "redis://127.0.0.1:6379/0".into(),
             prefix: "rsgame:".into(),
             max_entries: 100_000,
+            tls_ca_file: String::new(),
+        }
+    }
+}
+
+/// `bus.*` — read by the storage layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `memory://`, `redis://…`, `nats://…` or `kafka://host:port[,host:port…]`.
+    pub url: String,
+    /// Namespace put before every topic and group.
+    pub prefix: String,
+    /// Messages a subscriber may hold unacknowledged.
+    pub max_in_flight: usize,
+    /// Seconds before a message a member took but never acknowledged goes to another member.
+    pub reclaim_after_secs: u64,
+    /// Messages a Redis or NATS stream keeps (older ones trimmed).
+    pub max_len: u64,
+    /// How long a publish retries an unreachable broker before it fails, milliseconds.
+    pub publish_timeout_ms: u64,
+    /// With `rediss://`: a PEM file of the CA that signed Redis's certificate; empty: the
+    /// system's roots.
+    pub tls_ca_file: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: "memory://".into(),
+            prefix: "rsgame.".into(),
+            max_in_flight: 256,
+            reclaim_after_secs: 30,
+            max_len: 100_000,
+            publish_timeout_ms: 5_000,
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -673,13 +714,22 @@ impl Config {
         if self.database.max_idle > self.database.max_open {
             return Err(("database.max_idle", "must not exceed database.max_open".into()));
         }
-        // TLS to Redis (rediss://) is not built in yet: refuse it at start rather than at the
-        // first command.
-        if self.cache.backend == CacheBackend::Redis && !self.cache.url.starts_with("redis://") {
-            return Err(("cache.url", "must start with redis:// (TLS to Redis is not supported yet)".into()));
+        if self.cache.backend == CacheBackend::Redis
+            && !(self.cache.url.starts_with("redis://") || self.cache.url.starts_with("rediss://"))
+        {
+            return Err(("cache.url", "must start with redis:// or rediss:// (TLS)".into()));
         }
         if self.cache.max_entries == 0 {
             return Err(("cache.max_entries", "must be at least 1".into()));
+        }
+        if !["memory://", "redis://", "rediss://", "nats://", "tls://", "kafka://"]
+            .iter()
+            .any(|s| self.bus.url.starts_with(s))
+        {
+            return Err(("bus.url", "must start with memory://, redis://, nats:// or kafka://".into()));
+        }
+        if self.bus.max_in_flight == 0 {
+            return Err(("bus.max_in_flight", "must be at least 1".into()));
         }
         if self.auth.access_expire_secs == 0 {
             return Err(("auth.access_expire_secs", "must be at least 1".into()));

@@ -87,7 +87,8 @@ async fn bench_bus(label: &str, bus: &Bus, n: usize) {
     };
     let mut got = 0;
     while got < n {
-        match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+        // 20 s: a Kafka member's first delivery waits for its group to form.
+        match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
             Ok(Some(d)) => {
                 d.ack().await.expect("ack");
                 got += 1;
@@ -151,6 +152,13 @@ async fn main() {
         Cache::redis(&url, &prefix).await.expect("redis").delete_prefix("").await.expect("clean up");
     } else {
         eprintln!("skipped redis: RSGAME_TEST_REDIS_URL is not set");
+    }
+    if let Ok(brokers) = std::env::var("RSGAME_TEST_KAFKA_BROKERS") {
+        // Topics are named per run; tansu in CI keeps them in memory only.
+        let bus = Bus::kafka(&brokers, &prefix, bus_opts.clone()).await.expect("kafka bus");
+        bench_bus("kafka", &bus, n * 5).await;
+    } else {
+        eprintln!("skipped kafka: RSGAME_TEST_KAFKA_BROKERS is not set");
     }
     if let Ok(url) = std::env::var("RSGAME_TEST_NATS_URL") {
         let bus = Bus::nats(&url, &prefix, bus_opts).await.expect("nats bus");

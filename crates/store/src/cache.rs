@@ -86,6 +86,21 @@ pub(crate) async fn redis_manager(
     redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await
 }
 
+/// A Redis client for `url`. `rediss://` is TLS, verified against the system's roots, or
+/// against the PEM certificates in `ca_file` when one is given (a private CA).
+pub(crate) fn redis_client(url: &str, ca_file: Option<&std::path::Path>) -> Result<redis::Client, StoreError> {
+    let bad = |e: redis::RedisError| StoreError::Config(format!("redis url: {e}"));
+    match ca_file {
+        Some(path) if url.starts_with("rediss://") => {
+            let pem = std::fs::read(path)
+                .map_err(|e| StoreError::Config(format!("redis CA file {}: {e}", path.display())))?;
+            redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })
+                .map_err(bad)
+        }
+        _ => redis::Client::open(url).map_err(bad),
+    }
+}
+
 fn redis_err(e: redis::RedisError) -> StoreError {
     StoreError::Cache(e.to_string())
 }
@@ -100,7 +115,13 @@ impl Cache {
     /// A Redis cache (`redis://[:password@]host:port/db`). The connection
     /// reconnects by itself; commands fail fast while Redis is away.
     pub async fn redis(url: &str, prefix: &str) -> Result<Cache, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Config(format!("cache.url: {e}")))?;
+        Cache::redis_tls(url, prefix, None).await
+    }
+
+    /// A Redis cache; with `rediss://`, TLS checked against `ca_file` (PEM) when given, else
+    /// the system's roots.
+    pub async fn redis_tls(url: &str, prefix: &str, ca_file: Option<&std::path::Path>) -> Result<Cache, StoreError> {
+        let client = redis_client(url, ca_file)?;
         let conn = redis_manager(&client, Duration::from_secs(2)).await.map_err(redis_err)?;
         Ok(Cache { backend: Backend::Redis(conn), prefix: prefix.to_owned(), flights: Arc::default(), label: "redis" })
     }
@@ -109,7 +130,10 @@ impl Cache {
     pub async fn from_config(cfg: &rsgame_kit::config::CacheConfig) -> Result<Cache, StoreError> {
         match cfg.backend {
             rsgame_kit::config::CacheBackend::Memory => Ok(Cache::memory(cfg.max_entries, &cfg.prefix)),
-            rsgame_kit::config::CacheBackend::Redis => Cache::redis(&cfg.url, &cfg.prefix).await,
+            rsgame_kit::config::CacheBackend::Redis => {
+                let ca = (!cfg.tls_ca_file.is_empty()).then(|| std::path::Path::new(&cfg.tls_ca_file));
+                Cache::redis_tls(&cfg.url, &cfg.prefix, ca).await
+            }
         }
     }
 

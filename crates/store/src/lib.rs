@@ -1,12 +1,13 @@
 //! rsgame's storage. Today: the database — one code path for SQLite (the embedded default),
 //! MySQL/MariaDB and PostgreSQL, chosen by `database.url`, with go-game's pool settings, a
 //! slow-query log, metrics, and versioned migrations; and the cache (in-process or Redis). The
-//! message bus: in-process, Redis Streams and NATS JetStream (Kafka still to come).
+//! message bus: in-process, Redis Streams, NATS JetStream and Kafka.
 //!
 //! # Layout
 //!
 //! - [`db`]: the pool, statements built by sea-query for each backend, rows read the same way.
-//! - [`bus`]: publish / subscribe with consumer groups: in-process, Redis Streams, NATS JetStream.
+//! - [`bus`]: publish / subscribe with consumer groups: in-process, Redis Streams, NATS JetStream,
+//!   Kafka.
 //! - [`cache`]: the typed cache over moka (in-process) or Redis, with single-flight loading.
 //! - [`migrate`]: versioned migrations and the first schema (go-game's `mem_user`, `mem_logs`,
 //!   `basic_file`).

@@ -154,3 +154,33 @@ async fn redis_going_away_falls_back_to_the_loader_and_reconnects() {
     assert!(back, "the connection came back by itself");
     assert_eq!(c.get::<u32>("k").await.expect("get"), Some(3));
 }
+
+#[tokio::test]
+async fn redis_over_tls_checks_the_certificate() {
+    if std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
+        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (this test also needs redis-server)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (_server, ca) = OwnRedis::start_tls(port, dir.path()).expect("redis-server with TLS");
+    let url = format!("rediss://127.0.0.1:{port}");
+    let c = Cache::redis_tls(&url, &prefix(), Some(&ca)).await.expect("TLS cache with our CA");
+    c.set("k", &Player { id: 1, name: "tls".into(), items: vec![] }, None).await.expect("set over TLS");
+    let back: Option<Player> = c.get("k").await.expect("get");
+    assert_eq!(back.map(|p| p.name).as_deref(), Some("tls"));
+
+    // The same server is refused without its CA (the system's roots do not know it), and a
+    // plain connection to the TLS port does not work either.
+    assert!(Cache::redis(&url, &prefix()).await.is_err(), "an unknown certificate is refused");
+    let plain = Cache::redis(&format!("redis://127.0.0.1:{port}"), &prefix()).await;
+    assert!(plain.is_err() || plain.expect("cache").ping().await.is_err(), "plain text to a TLS port fails");
+
+    let bus = rsgame_store::Bus::redis_tls(&url, &prefix(), rsgame_store::BusOptions::default(), Some(&ca))
+        .await
+        .expect("TLS bus");
+    let mut sub = bus.subscribe("t", "g").await.expect("sub");
+    bus.publish("t", b"over tls").await.expect("publish");
+    let d = tokio::time::timeout(Duration::from_secs(3), sub.next()).await.expect("delivered").expect("some");
+    assert_eq!(d.payload, b"over tls");
+}

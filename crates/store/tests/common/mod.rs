@@ -15,8 +15,26 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start(port: u16) -> Option<OwnRedis> {
+        OwnRedis::spawn(port, &["--port", &port.to_string()])
+    }
+
+    /// TLS only, on `port`, with a fresh self-signed certificate for 127.0.0.1 written to
+    /// `dir`; returns the server and the certificate's PEM file (the client's CA).
+    pub fn start_tls(port: u16, dir: &std::path::Path) -> Option<(OwnRedis, std::path::PathBuf)> {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).ok()?;
+        let (c, k) = (dir.join("redis.crt"), dir.join("redis.key"));
+        std::fs::write(&c, cert.cert.pem()).ok()?;
+        std::fs::write(&k, cert.signing_key.serialize_pem()).ok()?;
+        let (cs, ks) = (c.display().to_string(), k.display().to_string());
+        let args = ["--port", "0", "--tls-port", &port.to_string(), "--tls-cert-file", &cs, "--tls-key-file", &ks];
+        let args = [&args[..], &["--tls-ca-cert-file", &cs, "--tls-auth-clients", "no"]].concat();
+        Some((OwnRedis::spawn(port, &args)?, c))
+    }
+
+    fn spawn(port: u16, args: &[&str]) -> Option<OwnRedis> {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .ok()?;

@@ -3,7 +3,9 @@
 //! in-process (bounded queues, at-most-once); Redis Streams (consumer groups, XACK,
 //! at-least-once: a message a dead member never acknowledged is reclaimed by a live one); and
 //! NATS JetStream (one stream per bus, a durable pull consumer per topic and group, explicit
-//! acks, redelivery after `reclaim_after`). Kafka comes with the rest of the storage issue.
+//! acks, redelivery after `reclaim_after`); and Kafka (a consumer group per bus group, offsets
+//! committed after handling; an unacknowledged message is delivered again when its partition
+//! changes hands: the member leaves, dies or restarts).
 //!
 //! A publish that cannot reach the broker is retried with backoff and then fails with an
 //! error: never silently dropped. Subscriptions reconnect by themselves.
@@ -15,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::db::StoreError;
+
+mod kafka;
 
 /// One delivered message. Acknowledge it once handled; an unacknowledged message on a durable
 /// backend is delivered again (to this group) after the reclaim delay.
@@ -28,8 +32,19 @@ pub struct Delivery {
 
 enum Ack {
     None,
-    Redis { conn: redis::aio::ConnectionManager, key: String, group: String, id: String },
+    Redis {
+        conn: redis::aio::ConnectionManager,
+        key: String,
+        group: String,
+        id: String,
+    },
     Nats(Box<async_nats::jetstream::Message>),
+    /// Handed back to the member, which commits the acknowledged run of offsets.
+    Kafka {
+        tx: mpsc::UnboundedSender<(i32, i64)>,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 impl Delivery {
@@ -46,6 +61,10 @@ impl Delivery {
                 .map(|_| ())
                 .map_err(|e| StoreError::Cache(e.to_string())),
             Ack::Nats(m) => m.ack().await.map_err(|e| StoreError::Cache(format!("bus: {e}"))),
+            // A member that is gone has left its group: the message is delivered again.
+            Ack::Kafka { tx, partition, offset } => {
+                tx.send((partition, offset)).map_err(|_| StoreError::Cache("bus: the subscription is closed".into()))
+            }
         }
     }
 }
@@ -93,13 +112,20 @@ pub struct BusOptions {
     /// How long a durable backend waits before another member takes over a message that was
     /// delivered but never acknowledged.
     pub reclaim_after: Duration,
-    /// Entries a Redis stream keeps (approximately); older ones are trimmed.
+    /// Entries a Redis stream or NATS stream keeps (approximately); older ones are trimmed.
     pub max_len: u64,
+    /// How long a publish keeps retrying an unreachable broker before it fails.
+    pub publish_timeout: Duration,
 }
 
 impl Default for BusOptions {
     fn default() -> Self {
-        BusOptions { max_in_flight: 256, reclaim_after: Duration::from_secs(30), max_len: 100_000 }
+        BusOptions {
+            max_in_flight: 256,
+            reclaim_after: Duration::from_secs(30),
+            max_len: 100_000,
+            publish_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -108,6 +134,7 @@ enum Backend {
     Memory(Arc<Mutex<HashMap<String, HashMap<String, Group>>>>),
     Redis { client: redis::Client, conn: redis::aio::ConnectionManager },
     Nats { js: async_nats::jetstream::Context, stream: String },
+    Kafka(Arc<kafka::Kafka>),
 }
 
 /// NATS names (stream, consumer) allow letters, digits, `-` and `_`; subjects also `.`.
@@ -140,7 +167,18 @@ impl Bus {
 
     /// A bus on Redis Streams; every stream key starts with `prefix`.
     pub async fn redis(url: &str, prefix: &str, opts: BusOptions) -> Result<Bus, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Config(format!("bus url: {e}")))?;
+        Bus::redis_tls(url, prefix, opts, None).await
+    }
+
+    /// A bus on Redis Streams; with `rediss://`, TLS checked against `ca_file` (PEM) when
+    /// given, else the system's roots.
+    pub async fn redis_tls(
+        url: &str,
+        prefix: &str,
+        opts: BusOptions,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Bus, StoreError> {
+        let client = crate::cache::redis_client(url, ca_file)?;
         let conn = manager(&client).await?;
         Ok(Bus { backend: Backend::Redis { client, conn }, prefix: prefix.to_owned(), opts })
     }
@@ -172,8 +210,93 @@ impl Bus {
         format!("{}.{}", self.prefix, nats_name(topic))
     }
 
-    /// Publishes `payload` to `topic`. Waits while an in-process group's queue is full; on
-    /// Redis, retries three times with backoff, then fails.
+    /// A bus on Kafka (`brokers`: `host:port[,host:port…]`): topic `<prefix><topic>`, group
+    /// `<prefix><group>`, both made safe for Kafka's names. Topics are created on first use.
+    pub async fn kafka(brokers: &str, prefix: &str, opts: BusOptions) -> Result<Bus, StoreError> {
+        let k = kafka::Kafka::connect(brokers, opts.clone()).await?;
+        Ok(Bus { backend: Backend::Kafka(Arc::new(k)), prefix: prefix.to_owned(), opts })
+    }
+
+    /// The bus a URL names: `memory://`, `redis://…`, `nats://…` or
+    /// `kafka://host:port[,host:port…]`.
+    pub async fn open(url: &str, prefix: &str, opts: BusOptions) -> Result<Bus, StoreError> {
+        match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("memory") => Ok(Bus::memory(opts)),
+            Some("redis" | "rediss") => Bus::redis(url, prefix, opts).await,
+            Some("nats" | "tls") => Bus::nats(url, prefix, opts).await,
+            Some("kafka") => Bus::kafka(&url["kafka://".len()..], prefix, opts).await,
+            _ => Err(StoreError::Config(format!("bus url {url}: expected memory://, redis://, nats:// or kafka://"))),
+        }
+    }
+
+    /// The bus `bus.*` configures.
+    pub async fn from_config(cfg: &rsgame_kit::config::BusConfig) -> Result<Bus, StoreError> {
+        let opts = BusOptions {
+            max_in_flight: cfg.max_in_flight,
+            reclaim_after: Duration::from_secs(cfg.reclaim_after_secs),
+            max_len: cfg.max_len,
+            publish_timeout: Duration::from_millis(cfg.publish_timeout_ms),
+        };
+        if cfg.url.starts_with("rediss://") && !cfg.tls_ca_file.is_empty() {
+            return Bus::redis_tls(&cfg.url, &cfg.prefix, opts, Some(std::path::Path::new(&cfg.tls_ca_file))).await;
+        }
+        Bus::open(&cfg.url, &cfg.prefix, opts).await
+    }
+
+    /// `memory`, `redis`, `nats` or `kafka`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Memory(_) => "memory",
+            Backend::Redis { .. } => "redis",
+            Backend::Nats { .. } => "nats",
+            Backend::Kafka(_) => "kafka",
+        }
+    }
+
+    /// Whether the broker answers (for readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis { conn, .. } => {
+                redis::cmd("PING").query_async::<String>(&mut conn.clone()).await.map(|_| ()).map_err(err)
+            }
+            Backend::Nats { js, stream } => {
+                js.get_stream(stream).await.map(|_| ()).map_err(|e| StoreError::Cache(format!("bus: {e}")))
+            }
+            Backend::Kafka(k) => k.ping().await,
+        }
+    }
+
+    /// Retries `attempt` with backoff (100 ms doubling to 1 s) until it succeeds or
+    /// `publish_timeout` has passed; then fails with the last error, counted.
+    async fn retry<F, Fut>(&self, topic: &str, backend: &'static str, mut attempt: F) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.opts.publish_timeout;
+        let mut delay = Duration::from_millis(100);
+        let mut n = 0u32;
+        loop {
+            match attempt().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(topic, attempt = n, error = %e, "bus publish failed");
+                    if tokio::time::Instant::now() + delay > deadline {
+                        metrics::counter!("bus_publish_failures_total", "backend" => backend).increment(1);
+                        return Err(StoreError::Cache(format!("bus: publish to {topic} failed: {e}")));
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+            n += 1;
+        }
+    }
+
+    /// Publishes `payload` to `topic`. Waits while an in-process group's queue is full; on a
+    /// broker, returns once the broker has stored it, retrying with backoff for up to
+    /// `publish_timeout`, then fails: never a silent drop.
     pub async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Memory(topics) => {
@@ -190,60 +313,42 @@ impl Bus {
             }
             Backend::Redis { conn, .. } => {
                 let key = format!("{}{topic}", self.prefix);
-                let mut delay = Duration::from_millis(100);
-                let mut last = None;
-                for attempt in 0..4 {
-                    if attempt > 0 {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
+                self.retry(topic, "redis", || {
                     let mut conn = conn.clone();
-                    let r = redis::cmd("XADD")
-                        .arg(&key)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(self.opts.max_len)
-                        .arg("*")
-                        .arg("p")
-                        .arg(payload)
-                        .query_async::<String>(&mut conn)
-                        .await;
-                    match r {
-                        Ok(_) => return Ok(()),
-                        Err(e) => {
-                            tracing::warn!(topic, attempt, error = %e, "bus publish failed");
-                            last = Some(e);
-                        }
+                    let key = key.clone();
+                    async move {
+                        redis::cmd("XADD")
+                            .arg(&key)
+                            .arg("MAXLEN")
+                            .arg("~")
+                            .arg(self.opts.max_len)
+                            .arg("*")
+                            .arg("p")
+                            .arg(payload)
+                            .query_async::<String>(&mut conn)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
                     }
-                }
-                metrics::counter!("bus_publish_failures_total", "backend" => "redis").increment(1);
-                Err(last.map(err).unwrap_or_else(|| StoreError::Cache("bus: publish failed".into())))
+                })
+                .await
             }
             Backend::Nats { js, .. } => {
                 let subject = self.subject(topic);
-                let mut delay = Duration::from_millis(100);
-                let mut last = String::new();
-                for attempt in 0..4 {
-                    if attempt > 0 {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
-                    // Published only once the server has stored it (the second await).
-                    let r = match js.publish(subject.clone(), payload.to_vec().into()).await {
-                        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match r {
-                        Ok(()) => return Ok(()),
-                        Err(e) => {
-                            tracing::warn!(topic, attempt, error = %e, "bus publish failed");
-                            last = e;
+                self.retry(topic, "nats", || {
+                    let subject = subject.clone();
+                    async move {
+                        // Published only once the server has stored it (the second await).
+                        match js.publish(subject, payload.to_vec().into()).await {
+                            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
                         }
                     }
-                }
-                metrics::counter!("bus_publish_failures_total", "backend" => "nats").increment(1);
-                Err(StoreError::Cache(format!("bus: publish to {subject} failed: {last}")))
+                })
+                .await
             }
+            // librdkafka retries with backoff within `publish_timeout` itself.
+            Backend::Kafka(k) => k.publish(&kafka::kafka_name(&format!("{}{topic}", self.prefix)), payload).await,
         }
     }
 
@@ -297,6 +402,14 @@ impl Bus {
                 let (tx, rx) = mpsc::channel(self.opts.max_in_flight.max(1));
                 let task = tokio::spawn(nats_member(consumer, topic.to_owned(), tx));
                 Ok(Subscription { rx: SubRx::Own(rx), task: Some(task) })
+            }
+            Backend::Kafka(k) => {
+                let name = kafka::kafka_name(&format!("{}{topic}", self.prefix));
+                let group = kafka::kafka_name(&format!("{}{group}", self.prefix));
+                // The member ends by itself when the receiver is dropped, so that it can
+                // leave its group cleanly.
+                let rx = k.subscribe(&name, &group, topic).await?;
+                Ok(Subscription { rx: SubRx::Own(rx), task: None })
             }
         }
     }
