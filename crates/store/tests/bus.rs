@@ -30,11 +30,10 @@ fn quick_reclaim() -> BusOptions {
     BusOptions { reclaim_after: Duration::from_millis(300), ..opts() }
 }
 
-/// Removes a test's Redis stream keys or NATS stream. Kafka topics are named per run and
-/// left to the broker CI starts in memory: deleting a topic under a live librdkafka client
-/// crashes it (a known librdkafka 2.12 fault in its metadata cache).
+/// Removes a test's Redis stream keys, NATS stream or Kafka topics.
 async fn clean(url: &str, prefix: &str) {
     if !url.contains("://") {
+        clean_kafka(url, prefix).await;
         return;
     }
     if url.starts_with("nats://") {
@@ -50,6 +49,28 @@ async fn clean(url: &str, prefix: &str) {
     }
     let c = rsgame_store::Cache::redis(url, prefix).await.expect("redis");
     c.delete_prefix("").await.expect("clean up");
+}
+
+/// Deletes the Kafka topics of one test. Its consumers close in the background, so this waits
+/// for them first: librdkafka 2.12 can crash when a topic is deleted under a live client.
+async fn clean_kafka(brokers: &str, prefix: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin");
+    let md = admin.inner().fetch_metadata(None, Duration::from_secs(5)).expect("metadata");
+    let ours: String = prefix
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    let topics: Vec<String> =
+        md.topics().iter().map(|t| t.name().to_owned()).filter(|n| n.starts_with(&ours)).collect();
+    assert!(!topics.is_empty(), "the test made topics under {ours}");
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    for r in admin.delete_topics(&names, &AdminOptions::new()).await.expect("delete topics") {
+        r.expect("topic deleted");
+    }
 }
 
 /// The durable backends configured for this run: (name, url).
