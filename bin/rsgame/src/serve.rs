@@ -38,6 +38,27 @@ pub enum ServeError {
     Http(std::io::Error),
 }
 
+/// The services' logic, in process. (With the distributed issue a role will get remote
+/// implementations of the traits it does not host.)
+struct Services {
+    auth: rsgame_kit::auth::Auth,
+    usercenter: std::sync::Arc<dyn rsgame_usercenter::UserCenter>,
+    basic: std::sync::Arc<dyn rsgame_basic::Basic>,
+}
+
+impl Services {
+    fn new(cfg: &Config, db: rsgame_store::Db, cache: rsgame_store::Cache) -> Services {
+        use std::sync::Arc;
+        let jwt = Arc::new(rsgame_kit::auth::Jwt::from_config(&cfg.auth));
+        let basic: Arc<dyn rsgame_basic::Basic> =
+            Arc::new(rsgame_basic::BasicLogic::new(cache.clone(), Duration::from_secs(300), 5));
+        let logic =
+            rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic.clone(), cfg.usercenter.clone());
+        let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(logic.revocations()) };
+        Services { auth, usercenter: Arc::new(logic), basic }
+    }
+}
+
 /// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let telemetry = telemetry::init(&cfg)?;
@@ -50,6 +71,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let readiness = Readiness::new(&shutdown);
     let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
     // Every role but the game node keeps its data in the database.
+    let mut services = None;
     if roles.iter().any(|r| *r != Role::GameNode) {
         let db = open_database(&cfg).await?;
         if cfg.database.migrate_on_start {
@@ -65,8 +87,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         shutdown.on_shutdown("database", move || async move { closing.close().await });
         let cache = rsgame_store::Cache::from_config(&cfg.cache).await?;
         tracing::info!(backend = cache.backend_name(), "cache ready");
+        let check = cache.clone();
         readiness.add("cache", move || {
-            let cache = cache.clone();
+            let cache = check.clone();
             async move { cache.ping().await.map_err(|e| e.to_string()) }
         });
         let bus = rsgame_store::Bus::from_config(&cfg.bus).await?;
@@ -75,6 +98,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             let bus = bus.clone();
             async move { bus.ping().await.map_err(|e| e.to_string()) }
         });
+        services = Some(Services::new(&cfg, db, cache));
     }
     let mut router = http::ops_router(readiness, metrics);
     for role in &roles {
@@ -85,7 +109,17 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     .await?;
                 router = router.merge(gate.ws_routes());
             }
-            // The services' REST routes and gRPC servers are wired here as their issues land;
+            Role::UsercenterApi => {
+                if let Some(s) = &services {
+                    router = router.merge(rsgame_usercenter::api::router(s.usercenter.clone(), s.auth.clone()));
+                }
+            }
+            Role::BasicApi => {
+                if let Some(s) = &services {
+                    router = router.merge(rsgame_basic::api::router(s.basic.clone()));
+                }
+            }
+            // The gRPC servers and the game REST API are wired here as their issues land;
             // until then these roles contribute only the shared endpoints.
             _ => tracing::info!(role = %role, "role has no components yet"),
         }

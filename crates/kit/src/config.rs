@@ -52,6 +52,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The message bus.
     pub bus: BusConfig,
+    /// Accounts and login protection.
+    pub usercenter: UsercenterConfig,
 }
 
 /// `app.*`
@@ -491,6 +493,38 @@ impl Default for BusConfig {
     }
 }
 
+/// `usercenter.*` — account rules and login protection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsercenterConfig {
+    /// Shortest password accepted.
+    pub password_min_len: usize,
+    /// Failed logins (per account or per IP, within the window) after which a captcha is
+    /// required.
+    pub captcha_after_failures: i64,
+    /// Failed logins after which the account or IP is locked out.
+    pub lock_after_failures: i64,
+    /// The window failures are counted in, seconds.
+    pub failure_window_secs: u64,
+    /// How long a lock-out lasts, seconds.
+    pub lock_secs: u64,
+    /// Refresh token lifetime, seconds.
+    pub refresh_expire_secs: u64,
+}
+
+impl Default for UsercenterConfig {
+    fn default() -> Self {
+        UsercenterConfig {
+            password_min_len: 8,
+            captcha_after_failures: 3,
+            lock_after_failures: 10,
+            failure_window_secs: 900,
+            lock_secs: 900,
+            refresh_expire_secs: 30 * 86_400,
+        }
+    }
+}
+
 /// `auth.*` — read by usercenter and by every authenticated path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -730,6 +764,12 @@ impl Config {
         }
         if self.bus.max_in_flight == 0 {
             return Err(("bus.max_in_flight", "must be at least 1".into()));
+        }
+        if !(6..=128).contains(&self.usercenter.password_min_len) {
+            return Err(("usercenter.password_min_len", "must be between 6 and 128".into()));
+        }
+        if self.usercenter.lock_after_failures <= self.usercenter.captcha_after_failures {
+            return Err(("usercenter.lock_after_failures", "must exceed usercenter.captcha_after_failures".into()));
         }
         if self.auth.access_expire_secs == 0 {
             return Err(("auth.access_expire_secs", "must be at least 1".into()));

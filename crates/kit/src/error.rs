@@ -49,11 +49,21 @@ pub enum Code {
     Timeout,
     /// 400505: the route does not exist (rsgame).
     RouteNotFound,
+    /// 400506: the username is already taken (rsgame).
+    UsernameTaken,
+    /// 400507: wrong username or password (rsgame).
+    LoginFailed,
+    /// 400508: after repeated failures this login needs a captcha (rsgame).
+    CaptchaRequired,
+    /// 400509: the captcha is wrong, expired or already used (rsgame).
+    CaptchaWrong,
+    /// 400510: the account is locked for a while after repeated failures (rsgame).
+    AccountLocked,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 22] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -71,6 +81,11 @@ impl Code {
         Code::Unavailable,
         Code::Timeout,
         Code::RouteNotFound,
+        Code::UsernameTaken,
+        Code::LoginFailed,
+        Code::CaptchaRequired,
+        Code::CaptchaWrong,
+        Code::AccountLocked,
     ];
 
     /// The number on the wire.
@@ -93,6 +108,11 @@ impl Code {
             Code::Unavailable => 400_503,
             Code::Timeout => 400_504,
             Code::RouteNotFound => 400_505,
+            Code::UsernameTaken => 400_506,
+            Code::LoginFailed => 400_507,
+            Code::CaptchaRequired => 400_508,
+            Code::CaptchaWrong => 400_509,
+            Code::AccountLocked => 400_510,
         }
     }
 
@@ -121,6 +141,11 @@ impl Code {
             Code::Unavailable => "service unavailable",
             Code::Timeout => "request timed out",
             Code::RouteNotFound => "route not found",
+            Code::UsernameTaken => "username already taken",
+            Code::LoginFailed => "wrong username or password",
+            Code::CaptchaRequired => "captcha required",
+            Code::CaptchaWrong => "captcha wrong or expired",
+            Code::AccountLocked => "too many failed logins; try again later",
         }
     }
 
@@ -128,8 +153,12 @@ impl Code {
     pub const fn http_status(self) -> StatusCode {
         match self {
             Code::Ok => StatusCode::OK,
-            Code::Failed | Code::BadParam | Code::VerifyCode => StatusCode::BAD_REQUEST,
-            Code::TokenExpired | Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Failed | Code::BadParam | Code::VerifyCode | Code::CaptchaRequired | Code::CaptchaWrong => {
+                StatusCode::BAD_REQUEST
+            }
+            Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => StatusCode::UNAUTHORIZED,
+            Code::UsernameTaken => StatusCode::CONFLICT,
+            Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
             Code::UpdateNoRow => StatusCode::CONFLICT,
@@ -146,16 +175,18 @@ impl Code {
     pub const fn grpc_code(self) -> i32 {
         match self {
             Code::Ok => 0,
-            Code::Failed => 2,                                                              // UNKNOWN
-            Code::BadParam | Code::VerifyCode => 3,                                         // INVALID_ARGUMENT
-            Code::Timeout => 4,                                                             // DEADLINE_EXCEEDED
-            Code::NotFound | Code::RouteNotFound => 5,                                      // NOT_FOUND
-            Code::Forbidden => 7,                                                           // PERMISSION_DENIED
-            Code::TooManyRequests => 8,                                                     // RESOURCE_EXHAUSTED
-            Code::UpdateNoRow => 9,                                                         // FAILED_PRECONDITION
+            Code::Failed => 2, // UNKNOWN
+            Code::BadParam | Code::VerifyCode | Code::CaptchaRequired | Code::CaptchaWrong => 3, // INVALID_ARGUMENT
+            Code::UsernameTaken => 6, // ALREADY_EXISTS
+            Code::AccountLocked => 8, // RESOURCE_EXHAUSTED
+            Code::Timeout => 4, // DEADLINE_EXCEEDED
+            Code::NotFound | Code::RouteNotFound => 5, // NOT_FOUND
+            Code::Forbidden => 7, // PERMISSION_DENIED
+            Code::TooManyRequests => 8, // RESOURCE_EXHAUSTED
+            Code::UpdateNoRow => 9, // FAILED_PRECONDITION
             Code::TokenGenerate | Code::Db | Code::InsertFailed | Code::UpdateFailed => 13, // INTERNAL
-            Code::Unavailable => 14,                                                        // UNAVAILABLE
-            Code::TokenExpired | Code::Unauthorized => 16,                                  // UNAUTHENTICATED
+            Code::Unavailable => 14, // UNAVAILABLE
+            Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => 16, // UNAUTHENTICATED
         }
     }
 

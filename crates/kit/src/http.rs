@@ -223,6 +223,21 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crat
     }
 }
 
+/// The client's IP address for logs and rate limits: the connection's peer (a proxy in front
+/// is the peer; trusted forwarding headers are not read yet). Empty when the router was not
+/// served with connection info (in-process tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<axum::extract::ConnectInfo<Peer>>().map(|c| c.0.0.ip().to_string());
+        Ok(ClientIp(ip.unwrap_or_default()))
+    }
+}
+
 /// Serves `router` until `shutdown` triggers, then stops accepting and returns once the
 /// in-flight requests are done. The caller bounds that wait with the grace period. With a
 /// TLS configuration the listener speaks https (and wss for the WebSocket routes).

@@ -16,8 +16,10 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod shutdown;
 pub mod telemetry;

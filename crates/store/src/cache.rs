@@ -204,6 +204,32 @@ impl Cache {
         }
     }
 
+    /// Removes `key` and returns what it held, atomically: of two concurrent takes only one
+    /// gets the value (one-time codes, captchas).
+    pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let k = self.key(key);
+        let r = match &self.backend {
+            Backend::Memory(c) => Ok(match c.remove(&k).await {
+                Some(MemEntry { value: Mem::Bytes(b), expires }) if expires.is_none_or(|e| e > Instant::now()) => {
+                    Some(b.to_vec())
+                }
+                _ => None,
+            }),
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("GETDEL").arg(&k).query_async::<Option<Vec<u8>>>(&mut conn).await.map_err(redis_err)
+            }
+        };
+        match r {
+            Ok(Some(b)) => decode(key, &b).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.fail("take", &e);
+                Err(e)
+            }
+        }
+    }
+
     /// Stores `value` at `key`, for `ttl` (or until evicted).
     pub async fn set<T: Serialize>(&self, key: &str, value: &T, ttl: Option<Duration>) -> Result<(), StoreError> {
         let r = self.set_raw(key, encode(value)?, ttl).await;

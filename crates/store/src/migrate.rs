@@ -21,7 +21,10 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "go-game accounts, logs and files", up: v1 }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "go-game accounts, logs and files", up: v1 },
+    Migration { version: 2, name: "usercenter refresh tokens", up: v2 },
+];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
     match backend {
@@ -121,6 +124,28 @@ fn v1(b: Backend) -> Vec<String> {
         build(b, &file),
         index(b, &Index::create().name("idx_basic_file_md5").table("basic_file").col("md5").to_owned()),
         index(b, &Index::create().name("idx_basic_file_user").table("basic_file").col("user_id").to_owned()),
+    ]
+}
+
+/// Refresh tokens, stored as SHA-256 hashes (a database leak gives no usable token). Each
+/// rotation makes a new row in the same family; a token used twice revokes its family.
+fn v2(b: Backend) -> Vec<String> {
+    let t = Table::create()
+        .table("uc_refresh_token")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("family").string_len(64).not_null())
+        .col(ColumnDef::new("token_hash").string_len(64).not_null().unique_key())
+        .col(ColumnDef::new("expires_at").big_integer().not_null())
+        .col(ColumnDef::new("used_at").big_integer().null())
+        .col(ColumnDef::new("revoked_at").big_integer().null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    vec![
+        build(b, &t),
+        index(b, &Index::create().name("idx_uc_refresh_family").table("uc_refresh_token").col("family").to_owned()),
+        index(b, &Index::create().name("idx_uc_refresh_user").table("uc_refresh_token").col("user_id").to_owned()),
     ]
 }
 

@@ -62,6 +62,13 @@ async fn typed_values_ttl_batches_and_prefix_delete() {
         assert!(c.set_if_absent("lock", &"me", Some(Duration::from_secs(5))).await.expect("nx"));
         assert!(!c.set_if_absent("lock", &"you", None).await.expect("nx"));
         assert_eq!(c.get::<String>("lock").await.expect("get").as_deref(), Some("me"));
+
+        // take: one of many concurrent takers gets the value.
+        c.set("code", &"ABCD", Some(Duration::from_secs(5))).await.expect("set");
+        let takes = futures_util::future::join_all((0..10).map(|_| c.take::<String>("code"))).await;
+        let won: Vec<String> = takes.into_iter().filter_map(|r| r.expect("take")).collect();
+        assert_eq!(won, ["ABCD"], "exactly one taker");
+        assert_eq!(c.get::<String>("code").await.expect("get"), None, "gone after take");
         c.delete_prefix("").await.expect("clean up");
     }
 }

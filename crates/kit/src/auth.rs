@@ -1,0 +1,301 @@
+//! Access tokens: HS256 JSON Web Tokens carrying go-game's `jwtUserId` claim, issued by
+//! usercenter and verified on every authenticated path (REST, gRPC and the game login).
+//!
+//! Only HS256 is ever issued or accepted, so the token codec is written here over `hmac` and
+//! `sha2` (already in the build) rather than a general JWT crate that would pull in RSA and
+//! elliptic-curve code: the header must be exactly HS256 (no `none`, no algorithm confusion),
+//! the signature is compared in constant time, `exp` is required.
+//!
+//! [`AuthUser`] is the axum extractor for protected routes: a missing, malformed, tampered,
+//! expired or revoked token gets HTTP 401 with go-game's token code (400103) in the envelope.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{KeyInit as _, Mac as _};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Code, Error};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// What an access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account (go-game's claim name).
+    #[serde(rename = "jwtUserId")]
+    pub user_id: i64,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Expires at, unix seconds.
+    pub exp: i64,
+    /// Unique token id, so one token can be revoked (logout).
+    pub jti: String,
+}
+
+/// A token as go-game's login and register return it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessToken {
+    /// The JWT.
+    pub access_token: String,
+    /// When it expires, unix seconds.
+    pub access_expire: i64,
+    /// When the client should refresh it, unix seconds.
+    pub refresh_after: i64,
+}
+
+/// Issues and verifies access tokens with one HMAC secret.
+pub struct Jwt {
+    key: Vec<u8>,
+    access_expire: Duration,
+    refresh_after: Duration,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwt").field("access_expire", &self.access_expire).finish_non_exhaustive()
+    }
+}
+
+/// Why a token was refused. Never shown to the client beyond "token expired or invalid".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts, or not JSON inside.
+    #[error("malformed token")]
+    Malformed,
+    /// The header names another algorithm than HS256.
+    #[error("unexpected algorithm")]
+    Algorithm,
+    /// The signature does not match.
+    #[error("bad signature")]
+    Signature,
+    /// Past `exp`.
+    #[error("expired")]
+    Expired,
+    /// Revoked by a logout.
+    #[error("revoked")]
+    Revoked,
+}
+
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Jwt {
+    /// A codec with `secret`; an empty secret gets a random one (tokens then die with the
+    /// process, which start-up warns about).
+    pub fn new(secret: &[u8], access_expire: Duration, refresh_after: Duration) -> Jwt {
+        let key = if secret.is_empty() {
+            let mut k = vec![0u8; 32];
+            rand::fill(&mut k[..]);
+            k
+        } else {
+            secret.to_vec()
+        };
+        Jwt { key, access_expire, refresh_after }
+    }
+
+    /// The codec `auth.*` configures.
+    pub fn from_config(cfg: &crate::config::AuthConfig) -> Jwt {
+        if cfg.jwt_secret.is_empty() {
+            tracing::warn!("auth.jwt_secret is not set: a random secret is used, tokens end with this process");
+        }
+        Jwt::new(
+            cfg.jwt_secret.expose().as_bytes(),
+            Duration::from_secs(cfg.access_expire_secs),
+            Duration::from_secs(cfg.refresh_after_secs),
+        )
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC takes keys of any length.
+        HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    }
+
+    /// A new access token for `user_id`.
+    pub fn issue(&self, user_id: i64) -> Result<(AccessToken, Claims), Error> {
+        let now = now_secs();
+        let mut jti = [0u8; 16];
+        rand::fill(&mut jti);
+        let claims =
+            Claims { user_id, iat: now, exp: now + self.access_expire.as_secs() as i64, jti: hex::encode(jti) };
+        let payload = serde_json::to_vec(&claims).map_err(|e| Error::internal(Code::TokenGenerate, e))?;
+        let signing_input = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
+        let mut mac = self.mac();
+        mac.update(signing_input.as_bytes());
+        let sig = B64.encode(mac.finalize().into_bytes());
+        let token = AccessToken {
+            access_token: format!("{signing_input}.{sig}"),
+            access_expire: claims.exp,
+            refresh_after: now + self.refresh_after.as_secs() as i64,
+        };
+        Ok((token, claims))
+    }
+
+    /// The claims of a valid, unexpired token.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(TokenError::Malformed);
+        };
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+        }
+        let header: Header =
+            B64.decode(h).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+        if header.alg != "HS256" {
+            return Err(TokenError::Algorithm);
+        }
+        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(h.as_bytes());
+        mac.update(b".");
+        mac.update(p.as_bytes());
+        mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
+        let claims: Claims =
+            B64.decode(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+        if claims.exp <= now_secs() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// Tells whether a token was revoked (logged out) before its expiry.
+#[async_trait::async_trait]
+pub trait Revocations: Send + Sync {
+    /// Whether the token with these claims may no longer be used.
+    async fn is_revoked(&self, claims: &Claims) -> bool;
+}
+
+/// What protected routes need to check a token: put it in the router's extensions
+/// (`Router::layer(Extension(auth))`).
+#[derive(Clone)]
+pub struct Auth {
+    /// The codec.
+    pub jwt: Arc<Jwt>,
+    /// The revocation list, when there is one.
+    pub revocations: Option<Arc<dyn Revocations>>,
+}
+
+impl Auth {
+    /// Verifies a bearer token, revocation included.
+    pub async fn check(&self, token: &str) -> Result<Claims, TokenError> {
+        let claims = self.jwt.verify(token)?;
+        if let Some(r) = &self.revocations
+            && r.is_revoked(&claims).await
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+}
+
+/// The caller of a protected route, from `Authorization: Bearer <JWT>`.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The account.
+    pub user_id: i64,
+    /// The token's claims (its `jti` for logout).
+    pub claims: Claims,
+}
+
+/// A refused token: HTTP 401 whatever `http.error_status` says (as go-zero's JWT middleware
+/// answers), with go-game's token code in the envelope.
+#[derive(Debug)]
+pub struct Unauthorized(pub TokenError);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        tracing::debug!(reason = %self.0, "token refused");
+        let body = Error::new(Code::TokenExpired).envelope();
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    }
+}
+
+/// The token in an `Authorization: Bearer …` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let auth = parts.extensions.get::<Auth>().cloned().ok_or(Unauthorized(TokenError::Malformed))?;
+        let token = bearer(&parts.headers).ok_or(Unauthorized(TokenError::Malformed))?;
+        let claims = auth.check(token).await.map_err(Unauthorized)?;
+        Ok(AuthUser { user_id: claims.user_id, claims })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt() -> Jwt {
+        Jwt::new(b"test-secret", Duration::from_secs(60), Duration::from_secs(30))
+    }
+
+    #[test]
+    fn a_token_round_trips_with_go_games_fields() {
+        let j = jwt();
+        let (t, c) = j.issue(42).expect("issue");
+        assert_eq!(j.verify(&t.access_token).expect("valid"), c);
+        assert_eq!(c.user_id, 42);
+        assert_eq!(t.access_expire, c.exp);
+        assert!(t.refresh_after < t.access_expire);
+        let payload = t.access_token.split('.').nth(1).expect("payload");
+        let json = String::from_utf8(B64.decode(payload).expect("b64")).expect("utf8");
+        assert!(json.contains("\"jwtUserId\":42"), "{json}");
+    }
+
+    #[test]
+    fn tampering_other_keys_and_algorithms_are_refused() {
+        let j = jwt();
+        let (t, _) = j.issue(1).expect("issue");
+        let parts: Vec<&str> = t.access_token.split('.').collect();
+        // Another user id under the same signature.
+        let forged = B64.encode(br#"{"jwtUserId":2,"iat":0,"exp":99999999999,"jti":"x"}"#);
+        assert_eq!(j.verify(&format!("{}.{forged}.{}", parts[0], parts[2])), Err(TokenError::Signature));
+        // alg none, with or without a signature.
+        let none = B64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        assert_eq!(j.verify(&format!("{none}.{}.", parts[1])), Err(TokenError::Algorithm));
+        // Signed with another secret.
+        let other = Jwt::new(b"other", Duration::from_secs(60), Duration::from_secs(30));
+        let (t2, _) = other.issue(1).expect("issue");
+        assert_eq!(j.verify(&t2.access_token), Err(TokenError::Signature));
+        for bad in ["", "a.b", "a.b.c.d", "!!.??.**", &format!("{}.{}.", parts[0], parts[1])] {
+            assert!(j.verify(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let j = Jwt::new(b"k", Duration::from_secs(0), Duration::from_secs(0));
+        let (t, _) = j.issue(1).expect("issue");
+        assert_eq!(j.verify(&t.access_token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(axum::http::header::AUTHORIZATION, "Bearer abc".parse().expect("header"));
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(axum::http::header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+        assert_eq!(bearer(&h), None);
+    }
+}

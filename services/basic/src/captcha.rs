@@ -1,0 +1,100 @@
+//! Captchas: a PNG with distorted characters, its answer kept in the cache under a random key
+//! with a TTL, and consumed by the first verification.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use rsgame_kit::{Code, Error};
+use rsgame_store::Cache;
+use serde::{Deserialize, Serialize};
+
+/// A captcha as go-game's `captcha` endpoint returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptchaImage {
+    /// `data:image/png;base64,…`.
+    pub image: String,
+    /// The key to send back with the answer.
+    pub key: String,
+    /// When it stops working, unix seconds.
+    pub expire_time: i64,
+    /// How many characters it shows.
+    pub length: u32,
+}
+
+/// Characters that do not look alike (no 0/O, 1/l/I).
+const CHARS: &[char] = &[
+    'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'k', 'm', 'n', 'p', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '2', '3',
+    '4', '5', '6', '7', '8', '9',
+];
+
+/// basic's logic, in process.
+#[derive(Clone)]
+pub struct BasicLogic {
+    cache: Cache,
+    ttl: Duration,
+    length: u32,
+}
+
+impl BasicLogic {
+    /// Captchas of `length` characters that live `ttl`, kept in `cache`.
+    pub fn new(cache: Cache, ttl: Duration, length: u32) -> BasicLogic {
+        BasicLogic { cache, ttl, length }
+    }
+}
+
+fn key(k: &str) -> String {
+    format!("basic:captcha:{k}")
+}
+
+/// Draws a captcha: (answer, PNG).
+fn draw(length: u32) -> Option<(String, Vec<u8>)> {
+    let mut c = captcha::Captcha::new();
+    c.set_chars(CHARS)
+        .add_chars(length)
+        .apply_filter(captcha::filters::Noise::new(0.2))
+        .apply_filter(captcha::filters::Wave::new(2.0, 12.0))
+        .view(160, 60)
+        .apply_filter(captcha::filters::Dots::new(8));
+    c.as_tuple()
+}
+
+#[async_trait::async_trait]
+impl crate::Basic for BasicLogic {
+    async fn captcha(&self) -> rsgame_kit::Result<CaptchaImage> {
+        let length = self.length;
+        let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
+            .await
+            .map_err(|e| Error::internal(Code::Failed, e))?
+            .ok_or_else(|| {
+                Error::internal(Code::Failed, std::io::Error::other("captcha image could not be encoded"))
+            })?;
+        let mut raw = [0u8; 16];
+        rand::fill(&mut raw);
+        let k = hex::encode(raw);
+        self.cache.set(&key(&k), &answer.to_lowercase(), Some(self.ttl)).await?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Ok(CaptchaImage {
+            image: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
+            key: k,
+            expire_time: (now + self.ttl.as_secs()) as i64,
+            length,
+        })
+    }
+
+    async fn verify_captcha(&self, k: &str, code: &str) -> rsgame_kit::Result<bool> {
+        if k.is_empty() || k.len() > 64 || code.is_empty() || code.len() > 16 {
+            return Ok(false);
+        }
+        let answer: Option<String> = self.cache.take(&key(k)).await?;
+        Ok(answer.is_some_and(|a| a == code.trim().to_lowercase()))
+    }
+}
+
+impl BasicLogic {
+    /// The answer to a captcha, for tests that play the human.
+    #[doc(hidden)]
+    pub async fn peek_answer(&self, k: &str) -> Option<String> {
+        self.cache.get(&key(k)).await.ok().flatten()
+    }
+}

@@ -1,0 +1,403 @@
+//! usercenter's logic, behind the [`UserCenter`] trait that the REST API (and later the gRPC
+//! server) call; [`UserCenterLogic`] is the in-process implementation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use rsgame_basic::Basic;
+use rsgame_kit::auth::{AccessToken, Claims, Jwt, Revocations};
+use rsgame_kit::config::UsercenterConfig;
+use rsgame_kit::{Code, Error, Result};
+use rsgame_store::{Cache, Db, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::model::{self, LogKind, User};
+
+/// Tokens as login, register and refresh return them: go-game's three fields plus the
+/// refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    /// The access token and its times.
+    #[serde(flatten)]
+    pub access: AccessToken,
+    /// Opaque; exchange it at `refresh` for new tokens. Works once.
+    pub refresh_token: String,
+}
+
+/// What `detail` shows of an account: never the password hash or login history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Mobile number.
+    pub mobile: String,
+    /// Email.
+    pub email: String,
+    /// Display name.
+    pub nickname: String,
+    /// Real name.
+    pub realname: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub sex: i32,
+    /// Avatar URL.
+    pub avatar: String,
+    /// go-game's account status.
+    pub status: i32,
+}
+
+impl From<User> for UserInfo {
+    fn from(u: User) -> Self {
+        UserInfo {
+            id: u.id,
+            username: u.username,
+            mobile: u.mobile,
+            email: u.email,
+            nickname: u.nickname,
+            realname: u.realname,
+            sex: u.sex,
+            avatar: u.avatar,
+            status: u.status,
+        }
+    }
+}
+
+/// A login attempt.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginReq {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// After repeated failures: a captcha key from basic.
+    #[serde(default)]
+    pub captcha_key: String,
+    /// After repeated failures: the captcha's answer.
+    #[serde(default)]
+    pub captcha_code: String,
+}
+
+/// A registration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterReq {
+    /// Login name: 3 to 32 letters, digits or `_`.
+    pub username: String,
+    /// Password: `password_min_len` to 128 characters, with a letter and a digit.
+    pub password: String,
+    /// Display name; the username when empty.
+    #[serde(default)]
+    pub nickname: String,
+}
+
+/// What the usercenter service does; the API layer does not know whether it runs in this
+/// process or behind gRPC.
+#[async_trait::async_trait]
+pub trait UserCenter: Send + Sync {
+    /// Creates an account and logs it in.
+    async fn register(&self, req: RegisterReq, ip: &str) -> Result<Tokens>;
+    /// Checks a password (and a captcha after repeated failures) and issues tokens.
+    async fn login(&self, req: LoginReq, ip: &str) -> Result<Tokens>;
+    /// The account's public details.
+    async fn user_info(&self, user_id: i64) -> Result<UserInfo>;
+    /// Exchanges a refresh token for new tokens; a reused one revokes its family.
+    async fn refresh(&self, refresh_token: &str, ip: &str) -> Result<Tokens>;
+    /// Revokes the access token and the refresh token's family (all the user's refresh
+    /// tokens when none is given).
+    async fn logout(&self, claims: &Claims, refresh_token: Option<&str>, ip: &str) -> Result<()>;
+    /// Tokens for an account, without a password (server-side callers only: gRPC
+    /// `generateToken`).
+    async fn generate_token(&self, user_id: i64) -> Result<Tokens>;
+    /// The account behind an auth key: `username`, `mobile` or `email` (go-game's
+    /// `getUserAuthByAuthKey`).
+    async fn user_by_auth_key(&self, auth_key: &str, auth_type: &str) -> Result<UserInfo>;
+}
+
+/// argon2id with OWASP's minimum (19 MiB, 2 passes, 1 lane): about 20 ms per hash on the
+/// benchmark machine (docs/benchmarks.md).
+pub fn hasher() -> argon2::Argon2<'static> {
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || hasher().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(|e| Error::internal(Code::Failed, e))?
+        .map_err(|e| Error::internal(Code::Failed, std::io::Error::other(e.to_string())))
+}
+
+/// Checks `password` against a PHC string; a missing account is checked against a fixed hash
+/// so that both cases take the same time.
+async fn verify_password(password: String, phc: Option<String>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| hasher().hash_password(b"no such account").map(|h| h.to_string()).unwrap_or_default())
+                .clone()
+        });
+        let Ok(parsed) = argon2::PasswordHash::new(&phc) else { return false };
+        known && hasher().verify_password(password.as_bytes(), &parsed).is_ok()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn random_token(bytes: usize) -> String {
+    use base64::Engine as _;
+    let mut b = vec![0u8; bytes];
+    rand::fill(&mut b[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Checks a username: 3 to 32 ASCII letters, digits or `_`.
+pub fn check_username(u: &str) -> Result<()> {
+    if !(3..=32).contains(&u.len()) || !u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(Error::bad_param("username: 3 to 32 letters, digits or _"));
+    }
+    Ok(())
+}
+
+/// Checks a password against the rules.
+pub fn check_password(p: &str, min_len: usize) -> Result<()> {
+    let n = p.chars().count();
+    if n < min_len || n > 128 {
+        return Err(Error::bad_param(format!("password: {min_len} to 128 characters")));
+    }
+    if !p.chars().any(char::is_alphabetic) || !p.chars().any(|c| c.is_ascii_digit()) {
+        return Err(Error::bad_param("password: needs a letter and a digit"));
+    }
+    Ok(())
+}
+
+/// The in-process usercenter.
+#[derive(Clone)]
+pub struct UserCenterLogic {
+    db: Db,
+    cache: Cache,
+    jwt: Arc<Jwt>,
+    basic: Arc<dyn Basic>,
+    cfg: UsercenterConfig,
+}
+
+impl UserCenterLogic {
+    /// The logic over its storage, token codec and basic (for captchas).
+    pub fn new(db: Db, cache: Cache, jwt: Arc<Jwt>, basic: Arc<dyn Basic>, cfg: UsercenterConfig) -> Self {
+        UserCenterLogic { db, cache, jwt, basic, cfg }
+    }
+
+    /// The revocation list that logouts write, for [`rsgame_kit::auth::Auth`].
+    pub fn revocations(&self) -> Arc<dyn Revocations> {
+        Arc::new(CacheRevocations(self.cache.clone()))
+    }
+
+    async fn issue(&self, user_id: i64, family: Option<String>) -> Result<Tokens> {
+        let (access, _) = self.jwt.issue(user_id)?;
+        let refresh_token = random_token(32);
+        let family = family.unwrap_or_else(|| random_token(16));
+        let expires = model::now_ms() + self.cfg.refresh_expire_secs as i64 * 1000;
+        model::insert_refresh(&self.db, user_id, &family, &sha256_hex(&refresh_token), expires).await?;
+        Ok(Tokens { access, refresh_token })
+    }
+
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.cfg.failure_window_secs)
+    }
+
+    /// Counts a failed login for the account and the IP; locks either at the limit.
+    async fn failed(&self, user_key: &str, ip_key: &str) {
+        for k in [user_key, ip_key] {
+            // A cache outage must not turn a wrong password into a 500: the failure just
+            // goes uncounted (and is logged by the cache).
+            if let Ok(n) = self.cache.incr(&format!("uc:fail:{k}"), 1, Some(self.window())).await
+                && n >= self.cfg.lock_after_failures
+            {
+                tracing::warn!(target_key = k, failures = n, "login locked after repeated failures");
+                let _ =
+                    self.cache.set(&format!("uc:lock:{k}"), &true, Some(Duration::from_secs(self.cfg.lock_secs))).await;
+            }
+        }
+    }
+
+    async fn failures(&self, k: &str) -> i64 {
+        self.cache.get::<i64>(&format!("uc:fail:{k}")).await.ok().flatten().unwrap_or(0)
+    }
+
+    async fn locked(&self, k: &str) -> bool {
+        self.cache.get::<bool>(&format!("uc:lock:{k}")).await.ok().flatten().unwrap_or(false)
+    }
+}
+
+/// Logged-out access tokens, by `jti`, until they would have expired anyway.
+struct CacheRevocations(Cache);
+
+fn revoked_key(jti: &str) -> String {
+    format!("uc:revoked:{jti}")
+}
+
+#[async_trait::async_trait]
+impl Revocations for CacheRevocations {
+    async fn is_revoked(&self, claims: &Claims) -> bool {
+        // A cache outage lets signed, unexpired tokens through rather than failing every
+        // request; the cache logs and counts the outage.
+        self.0.get::<bool>(&revoked_key(&claims.jti)).await.ok().flatten().unwrap_or(false)
+    }
+}
+
+#[async_trait::async_trait]
+impl UserCenter for UserCenterLogic {
+    async fn register(&self, req: RegisterReq, ip: &str) -> Result<Tokens> {
+        check_username(&req.username)?;
+        check_password(&req.password, self.cfg.password_min_len)?;
+        if req.nickname.chars().count() > 32 {
+            return Err(Error::bad_param("nickname: at most 32 characters"));
+        }
+        let nickname = if req.nickname.is_empty() { req.username.clone() } else { req.nickname.clone() };
+        let hash = hash_password(req.password).await?;
+        let id = match model::insert_user(&self.db, &req.username, &hash, &nickname, ip).await {
+            Ok(id) => id,
+            Err(StoreError::Conflict(_)) => return Err(Error::new(Code::UsernameTaken)),
+            Err(e) => return Err(e.into()),
+        };
+        model::log(&self.db, id, LogKind::NewUser, "register", ip).await?;
+        tracing::info!(user_id = id, "account registered");
+        self.issue(id, None).await
+    }
+
+    async fn login(&self, req: LoginReq, ip: &str) -> Result<Tokens> {
+        if req.username.is_empty() || req.username.len() > 64 || req.password.is_empty() || req.password.len() > 512 {
+            return Err(Error::new(Code::LoginFailed));
+        }
+        let user_key = format!("user:{}", req.username.to_lowercase());
+        let ip_key = format!("ip:{ip}");
+        if self.locked(&user_key).await || self.locked(&ip_key).await {
+            return Err(Error::new(Code::AccountLocked));
+        }
+        let failures = self.failures(&user_key).await.max(self.failures(&ip_key).await);
+        if failures >= self.cfg.captcha_after_failures {
+            if req.captcha_key.is_empty() || req.captcha_code.is_empty() {
+                return Err(Error::new(Code::CaptchaRequired));
+            }
+            if !self.basic.verify_captcha(&req.captcha_key, &req.captcha_code).await? {
+                self.failed(&user_key, &ip_key).await;
+                return Err(Error::new(Code::CaptchaWrong));
+            }
+        }
+        let user = model::user_by_name(&self.db, &req.username).await?;
+        let ok = verify_password(req.password, user.as_ref().map(|u| u.password.clone())).await;
+        let Some(user) = user.filter(|_| ok) else {
+            self.failed(&user_key, &ip_key).await;
+            if let Some(u) = model::user_by_name(&self.db, &req.username).await? {
+                model::log(&self.db, u.id, LogKind::Login, "failed: wrong password", ip).await?;
+            }
+            return Err(Error::new(Code::LoginFailed));
+        };
+        if user.status == 3 || user.status == 5 {
+            model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
+            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+        }
+        let _ = self.cache.delete(&[&format!("uc:fail:{user_key}")]).await;
+        model::touch_login(&self.db, user.id, ip).await?;
+        model::log(&self.db, user.id, LogKind::Login, "login", ip).await?;
+        self.issue(user.id, None).await
+    }
+
+    async fn user_info(&self, user_id: i64) -> Result<UserInfo> {
+        model::user_by_id(&self.db, user_id).await?.map(UserInfo::from).ok_or_else(|| Error::new(Code::NotFound))
+    }
+
+    async fn refresh(&self, refresh_token: &str, ip: &str) -> Result<Tokens> {
+        if refresh_token.is_empty() || refresh_token.len() > 128 {
+            return Err(Error::new(Code::TokenExpired));
+        }
+        let hash = sha256_hex(refresh_token);
+        match model::use_refresh(&self.db, &hash).await? {
+            Some(r) => self.issue(r.user_id, Some(r.family)).await,
+            None => {
+                if let Some(r) = model::refresh_by_hash(&self.db, &hash).await?
+                    && r.used
+                {
+                    // A rotated token came back: whoever holds the family may be an attacker.
+                    let n = model::revoke_family(&self.db, &r.family).await?;
+                    tracing::warn!(user_id = r.user_id, revoked = n, ip, "refresh token reused; family revoked");
+                    model::log(&self.db, r.user_id, LogKind::Logout, "refresh token reused: sessions revoked", ip)
+                        .await?;
+                }
+                Err(Error::new(Code::TokenExpired))
+            }
+        }
+    }
+
+    async fn logout(&self, claims: &Claims, refresh_token: Option<&str>, ip: &str) -> Result<()> {
+        let left = claims.exp - model::now_ms() / 1000;
+        if left > 0 {
+            self.cache.set(&revoked_key(&claims.jti), &true, Some(Duration::from_secs(left as u64 + 1))).await?;
+        }
+        match refresh_token.filter(|t| !t.is_empty()) {
+            Some(t) => {
+                if let Some(r) = model::refresh_by_hash(&self.db, &sha256_hex(t)).await?
+                    && r.user_id == claims.user_id
+                {
+                    model::revoke_family(&self.db, &r.family).await?;
+                }
+            }
+            None => {
+                model::revoke_user(&self.db, claims.user_id).await?;
+            }
+        }
+        model::log(&self.db, claims.user_id, LogKind::Logout, "logout", ip).await?;
+        Ok(())
+    }
+
+    async fn generate_token(&self, user_id: i64) -> Result<Tokens> {
+        model::user_by_id(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
+        self.issue(user_id, None).await
+    }
+
+    async fn user_by_auth_key(&self, auth_key: &str, auth_type: &str) -> Result<UserInfo> {
+        let user = match auth_type {
+            "username" | "" => model::user_by_name(&self.db, auth_key).await?,
+            "mobile" => model::user_by_field(&self.db, "mobile", auth_key).await?,
+            "email" => model::user_by_field(&self.db, "email", auth_key).await?,
+            _ => return Err(Error::bad_param("authType: username, mobile or email")),
+        };
+        user.map(UserInfo::from).ok_or_else(|| Error::new(Code::NotFound))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_and_password_rules() {
+        assert!(check_username("ann_01").is_ok());
+        for bad in ["ab", "a b", "ann'; DROP TABLE mem_user;--", "名字名字", &"x".repeat(33)] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+        assert!(check_password("secret99", 8).is_ok());
+        for bad in ["short1", "lettersonly", "12345678901", &"a1".repeat(65)] {
+            assert!(check_password(bad, 8).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("secret99".into()).await.expect("hash");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password("secret99".into(), Some(h.clone())).await);
+        assert!(!verify_password("secret98".into(), Some(h)).await);
+        assert!(!verify_password("secret99".into(), None).await, "no account, no login");
+    }
+}

@@ -1,0 +1,290 @@
+//! usercenter and basic over HTTP, on the embedded defaults (SQLite, in-process cache) always,
+//! and on MariaDB and PostgreSQL with Redis when `RSGAME_TEST_MYSQL_URL`,
+//! `RSGAME_TEST_POSTGRES_URL` and `RSGAME_TEST_REDIS_URL` are set: each in a fresh database
+//! and key prefix, removed afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsgame_basic::{Basic, BasicLogic};
+use rsgame_kit::auth::{Auth, Jwt};
+use rsgame_kit::config::{DatabaseConfig, UsercenterConfig};
+use rsgame_store::{Backend, Cache, Db};
+use rsgame_usercenter::UserCenterLogic;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const SECRET: &[u8] = b"usercenter-test-secret";
+
+struct Site {
+    port: u16,
+    basic: BasicLogic,
+    db: Db,
+    shutdown: rsgame_kit::Shutdown,
+}
+
+/// One HTTP/1.1 request; returns the status and the JSON body.
+async fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+async fn post(site: &Site, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    call(site.port, "POST", path, token, &body.to_string()).await
+}
+
+fn code(v: &Value) -> i64 {
+    v["code"].as_i64().unwrap_or(-1)
+}
+
+async fn start(db: Db, cache: Cache) -> Site {
+    rsgame_store::migrate::migrate(&db).await.expect("migrate");
+    let jwt = Arc::new(Jwt::new(SECRET, Duration::from_secs(3600), Duration::from_secs(1800)));
+    let basic = BasicLogic::new(cache.clone(), Duration::from_secs(60), 5);
+    let basic_dyn: Arc<dyn Basic> = Arc::new(basic.clone());
+    let cfg = UsercenterConfig { captcha_after_failures: 3, lock_after_failures: 6, ..UsercenterConfig::default() };
+    let logic = UserCenterLogic::new(db.clone(), cache, jwt.clone(), basic_dyn.clone(), cfg);
+    let auth = Auth { jwt, revocations: Some(logic.revocations()) };
+    let router = rsgame_usercenter::api::router(Arc::new(logic), auth).merge(rsgame_basic::api::router(basic_dyn));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let shutdown = rsgame_kit::Shutdown::new();
+    tokio::spawn(rsgame_kit::http::serve(listener, None, rsgame_kit::http::finish(router), shutdown.clone()));
+    Site { port, basic, db, shutdown }
+}
+
+fn db_cfg(url: String) -> DatabaseConfig {
+    DatabaseConfig { url, max_open: 4, max_idle: 1, ..DatabaseConfig::default() }
+}
+
+fn unique(p: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{p}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+/// Runs `check` on SQLite + memory, then on each configured server database + Redis.
+async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(Site) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&db_cfg(format!("sqlite://{}/uc.db", dir.path().display()))).await.expect("sqlite");
+    check(start(db, Cache::memory(10_000, "uc-test:")).await).await;
+
+    let redis = std::env::var("RSGAME_TEST_REDIS_URL").ok();
+    for (var, backend) in [("RSGAME_TEST_MYSQL_URL", Backend::MySql), ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres)] {
+        let (Ok(admin_url), Some(redis)) = (std::env::var(var), redis.as_ref()) else {
+            eprintln!("skipped {backend:?} + Redis: {var} or RSGAME_TEST_REDIS_URL is not set");
+            continue;
+        };
+        let admin = Db::connect(&db_cfg(admin_url.clone())).await.expect("admin");
+        let name = unique("rsgame_uc");
+        admin.raw(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let db = Db::connect(&db_cfg(format!("{base}/{name}"))).await.expect("connect");
+        let prefix = format!("{}:", unique("rsgame-uc-test"));
+        let cache = Cache::redis(redis, &prefix).await.expect("redis");
+        let site = start(db.clone(), cache.clone()).await;
+        let shutdown = site.shutdown.clone();
+        check(site).await;
+        shutdown.trigger();
+        db.close().await;
+        cache.delete_prefix("").await.expect("clean keys");
+        let drop = if backend == Backend::Postgres {
+            format!("DROP DATABASE {name} WITH (FORCE)")
+        } else {
+            format!("DROP DATABASE {name}")
+        };
+        admin.raw(&drop).await.expect("drop database");
+    }
+}
+
+async fn register(site: &Site, username: &str) -> Value {
+    let (status, v) =
+        post(site, "/usercenter/v1/user/register", None, json!({"username": username, "password": "secret99"})).await;
+    assert_eq!((status, code(&v)), (200, 200), "{v}");
+    v["data"].clone()
+}
+
+#[tokio::test]
+async fn register_login_detail_and_bad_input() {
+    on_every_backend(|site| async move {
+        let t = register(&site, "ann").await;
+        assert!(t["accessToken"].as_str().is_some_and(|s| s.split('.').count() == 3), "{t}");
+        assert!(t["accessExpire"].as_i64() > t["refreshAfter"].as_i64());
+        assert!(t["refreshToken"].as_str().is_some_and(|s| s.len() >= 40));
+
+        let (_, v) = post(&site, "/usercenter/v1/user/detail", t["accessToken"].as_str(), json!({})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let info = &v["data"]["userInfo"];
+        assert_eq!(info["username"], "ann");
+        assert_eq!(info["nickname"], "ann");
+        assert!(info.get("password").is_none() && !v.to_string().contains("argon2"), "least data: {v}");
+
+        // The same username again; a weak password; malformed and mistyped input.
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/register", None, json!({"username": "ann", "password": "secret99"})).await;
+        assert_eq!(code(&v), 400506, "{v}");
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/register", None, json!({"username": "bob", "password": "short"})).await;
+        assert_eq!(code(&v), 400102);
+        assert!(v["msg"].as_str().is_some_and(|m| m.starts_with("password")), "{v}");
+        let (_, v) = call(site.port, "POST", "/usercenter/v1/user/login", None, "{\"username\": ").await;
+        assert_eq!(code(&v), 400102, "{v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, json!({"username": "ann"})).await;
+        assert!(v["msg"].as_str().is_some_and(|m| m.contains("password")), "the missing field is named: {v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, json!({"username": 7, "password": "x"})).await;
+        assert!(v["msg"].as_str().is_some_and(|m| m.starts_with("username")), "{v}");
+
+        // SQL metacharacters: refused by the username rule, stored verbatim as a nickname,
+        // and a plain failed login as a login name.
+        let evil = "a'; DROP TABLE mem_user; --";
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/register", None, json!({"username": evil, "password": "secret99"})).await;
+        assert_eq!(code(&v), 400102);
+        let (_, v) = post(
+            &site,
+            "/usercenter/v1/user/register",
+            None,
+            json!({"username": "carl", "password": "secret99", "nickname": evil}),
+        )
+        .await;
+        assert_eq!(code(&v), 200, "{v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/detail", v["data"]["accessToken"].as_str(), json!({})).await;
+        assert_eq!(v["data"]["userInfo"]["nickname"], evil);
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, json!({"username": evil, "password": evil})).await;
+        assert_eq!(code(&v), 400507);
+
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/login", None, json!({"username": "ann", "password": "secret99"})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/tokenVerify", v["data"]["accessToken"].as_str(), json!({})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        assert!(v["data"]["id"].as_i64().is_some_and(|id| id > 0));
+
+        // Every registration and login is in mem_logs with the IP.
+        let q = sea_query::Query::select().columns(["type", "ip"]).from("mem_logs").to_owned();
+        let rows = site.db.fetch_all(&q).await.expect("logs");
+        let kinds: Vec<i32> = rows.iter().map(|r| r.i32("type").expect("type")).collect();
+        assert!(kinds.contains(&3) && kinds.contains(&1), "{kinds:?}");
+        assert!(rows.iter().all(|r| r.string("ip").expect("ip") == "127.0.0.1"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_tampered_expired_missing_and_revoked_get_401() {
+    on_every_backend(|site| async move {
+        let t = register(&site, "dora").await;
+        let token = t["accessToken"].as_str().expect("token").to_owned();
+        let detail = "/usercenter/v1/user/detail";
+
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = parts[1].replacen(&parts[1][..2], "ey", 1);
+        let mut tampered = parts.join(".");
+        if tampered == token {
+            tampered.push('x');
+        }
+        let expired = Jwt::new(SECRET, Duration::ZERO, Duration::ZERO).issue(1).expect("issue").0.access_token;
+        let foreign = Jwt::new(b"another", Duration::from_secs(60), Duration::ZERO).issue(1).expect("issue").0;
+        for bad in [None, Some("garbage"), Some(tampered.as_str()), Some(expired.as_str()), Some(&foreign.access_token)]
+        {
+            let (status, v) = post(&site, detail, bad, json!({})).await;
+            assert_eq!((status, code(&v)), (401, 400103), "{bad:?}: {v}");
+        }
+
+        // Refresh rotates; a replayed refresh token revokes the family.
+        let first = t["refreshToken"].as_str().expect("refresh").to_owned();
+        let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": first})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let second = v["data"]["refreshToken"].as_str().expect("rotated").to_owned();
+        assert_ne!(first, second);
+        let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": first})).await;
+        assert_eq!(code(&v), 400103, "replay refused: {v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": second})).await;
+        assert_eq!(code(&v), 400103, "the family is revoked after a replay: {v}");
+
+        // Logout: the access token and the refresh token stop working.
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/login", None, json!({"username": "dora", "password": "secret99"})).await;
+        let access = v["data"]["accessToken"].as_str().expect("access").to_owned();
+        let refresh = v["data"]["refreshToken"].as_str().expect("refresh").to_owned();
+        let (_, v) = post(&site, "/usercenter/v1/user/logout", Some(&access), json!({"refreshToken": refresh})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let (status, _) = post(&site, detail, Some(&access), json!({})).await;
+        assert_eq!(status, 401, "logged-out token refused");
+        let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": refresh})).await;
+        assert_eq!(code(&v), 400103);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_failures_need_a_captcha_then_lock() {
+    on_every_backend(|site| async move {
+        register(&site, "eve").await;
+        let login = |pw: &str, key: &str, code: &str| {
+            json!({"username": "eve", "password": pw, "captchaKey": key, "captchaCode": code})
+        };
+        for _ in 0..3 {
+            let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("wrong123", "", "")).await;
+            assert_eq!(code(&v), 400507);
+        }
+        // Now a captcha is needed, even with the right password.
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", "", "")).await;
+        assert_eq!(code(&v), 400508, "{v}");
+
+        let (status, v) = call(site.port, "GET", "/basic/v1/basic/captcha", None, "").await;
+        assert_eq!((status, code(&v)), (200, 200), "{v}");
+        let img = v["data"]["image"].as_str().expect("image");
+        let png = img.strip_prefix("data:image/png;base64,").expect("data URI");
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png).expect("base64");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(v["data"]["length"], 5);
+        let key = v["data"]["key"].as_str().expect("key").to_owned();
+        let answer = site.basic.peek_answer(&key).await.expect("answer");
+
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", &key, "zzzzz")).await;
+        assert_eq!(code(&v), 400509, "wrong captcha: {v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", &key, &answer)).await;
+        assert_eq!(code(&v), 400509, "a captcha works once, even with the right answer: {v}");
+
+        let (_, v) = call(site.port, "GET", "/basic/v1/basic/captcha", None, "").await;
+        let key = v["data"]["key"].as_str().expect("key").to_owned();
+        let answer = site.basic.peek_answer(&key).await.expect("answer").to_uppercase();
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", &key, &answer)).await;
+        assert_eq!(code(&v), 200, "right captcha (any case) and password: {v}");
+
+        // Failures pile up per IP too (5 so far: the account's count was reset by the login,
+        // the IP's was not); at the limit (6) everything is locked out.
+        let mut locked = false;
+        for _ in 0..10 {
+            let (_, v) = call(site.port, "GET", "/basic/v1/basic/captcha", None, "").await;
+            let key = v["data"]["key"].as_str().expect("key").to_owned();
+            let answer = site.basic.peek_answer(&key).await.unwrap_or_default();
+            let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("wrong123", &key, &answer)).await;
+            if code(&v) == 400510 {
+                locked = true;
+                break;
+            }
+            assert_eq!(code(&v), 400507, "{v}");
+        }
+        assert!(locked, "repeated failures lock the login");
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", "", "")).await;
+        assert_eq!(code(&v), 400510, "locked, even with the right password: {v}");
+    })
+    .await;
+}
