@@ -33,6 +33,9 @@ pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] rsgame_store::StoreError),
+    /// A background worker could not start.
+    #[error("worker could not start: {0}")]
+    Worker(String),
     /// The HTTP server stopped by itself.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
@@ -44,18 +47,20 @@ struct Services {
     auth: rsgame_kit::auth::Auth,
     usercenter: std::sync::Arc<dyn rsgame_usercenter::UserCenter>,
     basic: std::sync::Arc<dyn rsgame_basic::Basic>,
+    basic_local: rsgame_basic::BasicLogic,
 }
 
 impl Services {
-    fn new(cfg: &Config, db: rsgame_store::Db, cache: rsgame_store::Cache) -> Services {
+    fn new(cfg: &Config, db: rsgame_store::Db, cache: rsgame_store::Cache, bus: rsgame_store::Bus) -> Services {
         use std::sync::Arc;
         let jwt = Arc::new(rsgame_kit::auth::Jwt::from_config(&cfg.auth));
-        let basic: Arc<dyn rsgame_basic::Basic> =
-            Arc::new(rsgame_basic::BasicLogic::new(cache.clone(), Duration::from_secs(300), 5));
+        let url_key = jwt.derive_key("basic file links");
+        let basic_local = rsgame_basic::BasicLogic::new(db.clone(), cache.clone(), bus, cfg.basic.clone(), url_key);
+        let basic: Arc<dyn rsgame_basic::Basic> = Arc::new(basic_local.clone());
         let logic =
             rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic.clone(), cfg.usercenter.clone());
         let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(logic.revocations()) };
-        Services { auth, usercenter: Arc::new(logic), basic }
+        Services { auth, usercenter: Arc::new(logic), basic, basic_local }
     }
 }
 
@@ -94,11 +99,12 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         });
         let bus = rsgame_store::Bus::from_config(&cfg.bus).await?;
         tracing::info!(backend = bus.backend_name(), "bus ready");
+        let check = bus.clone();
         readiness.add("bus", move || {
-            let bus = bus.clone();
+            let bus = check.clone();
             async move { bus.ping().await.map_err(|e| e.to_string()) }
         });
-        services = Some(Services::new(&cfg, db, cache));
+        services = Some(Services::new(&cfg, db, cache, bus.clone()));
     }
     let mut router = http::ops_router(readiness, metrics);
     for role in &roles {
@@ -116,7 +122,14 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             }
             Role::BasicApi => {
                 if let Some(s) = &services {
-                    router = router.merge(rsgame_basic::api::router(s.basic.clone()));
+                    router =
+                        router.merge(rsgame_basic::api::router(s.basic.clone(), s.basic_local.clone(), s.auth.clone()));
+                    // The worker that sends verification codes runs beside the API that
+                    // queues them (a dedicated worker role can come with the distributed issue).
+                    let provider = rsgame_basic::code::provider(&cfg.basic);
+                    rsgame_basic::code::run_worker(s.basic_local.bus().clone(), provider)
+                        .await
+                        .map_err(|e| ServeError::Worker(e.to_string()))?;
                 }
             }
             // The gRPC servers and the game REST API are wired here as their issues land;

@@ -376,3 +376,41 @@ fn unreachable_database_stops_start_up() {
     assert!(!o.status.success());
     assert!(text(&o).contains("database"), "{}", text(&o));
 }
+
+/// A plain HTTP/1.1 JSON POST; returns status and body.
+fn post(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[test]
+fn the_monolith_serves_accounts_and_captchas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "app:\n  name: accounts\n");
+    let files = dir.path().join("files").display().to_string();
+    let srv = Server::start(&cfg, &[("RSGAME_BASIC__STORAGE_ROOT", &files)]);
+    let (_, body) = post(srv.port, "/usercenter/v1/user/register", None, r#"{"username":"ann","password":"secret99"}"#);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["code"], 200, "{body}");
+    let token = v["data"]["accessToken"].as_str().expect("token").to_owned();
+    let (_, body) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "");
+    assert!(body.contains("\"username\":\"ann\""), "{body}");
+    let (status, body) = post(srv.port, "/usercenter/v1/user/detail", Some("forged"), "");
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get(srv.port, "/basic/v1/basic/captcha").expect("captcha");
+    assert_eq!(status, 200);
+    assert!(body.contains("data:image/png;base64,"), "{body}");
+    let (status, _) = get(srv.port, "/readyz").expect("readyz");
+    assert_eq!(status, 200);
+}

@@ -116,6 +116,16 @@ impl Jwt {
         )
     }
 
+    /// A key for another purpose (signing download links…) derived from the token secret, so
+    /// that every replica configured with the same secret derives the same key, and knowing
+    /// the derived key reveals nothing of the secret.
+    pub fn derive_key(&self, purpose: &str) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(b"rsgame derived key: ");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC takes keys of any length.
         HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))

@@ -54,6 +54,8 @@ pub struct Config {
     pub bus: BusConfig,
     /// Accounts and login protection.
     pub usercenter: UsercenterConfig,
+    /// Captchas, verification codes and files.
+    pub basic: BasicConfig,
 }
 
 /// `app.*`
@@ -525,6 +527,72 @@ impl Default for UsercenterConfig {
     }
 }
 
+/// How verification codes are delivered.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeSender {
+    /// Written to the log (development).
+    #[default]
+    Log,
+    /// Emailed over SMTP (`basic.smtp_*`); SMS targets still go to the log.
+    Smtp,
+}
+
+/// `basic.*` — captchas, verification codes, files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicConfig {
+    /// How long a captcha works, seconds.
+    pub captcha_ttl_secs: u64,
+    /// Characters in a captcha.
+    pub captcha_length: u32,
+    /// How long a verification code works, seconds.
+    pub code_ttl_secs: u64,
+    /// Seconds before another code may be sent to the same phone or email.
+    pub code_resend_secs: u64,
+    /// Codes one IP may request per hour.
+    pub code_per_ip_per_hour: i64,
+    /// `log` or `smtp`.
+    pub code_sender: CodeSender,
+    /// SMTP server host.
+    pub smtp_host: String,
+    /// SMTP server port.
+    pub smtp_port: u16,
+    /// SMTP user (empty: no AUTH).
+    pub smtp_username: String,
+    /// SMTP password.
+    pub smtp_password: Secret,
+    /// The From address of code emails.
+    pub smtp_from: String,
+    /// Largest upload, bytes.
+    pub upload_max_bytes: u64,
+    /// Extensions accepted (the content must match).
+    pub upload_types: Vec<String>,
+    /// Where local storage keeps files.
+    pub storage_root: String,
+}
+
+impl Default for BasicConfig {
+    fn default() -> Self {
+        BasicConfig {
+            captcha_ttl_secs: 300,
+            captcha_length: 5,
+            code_ttl_secs: 300,
+            code_resend_secs: 60,
+            code_per_ip_per_hour: 20,
+            code_sender: CodeSender::Log,
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 25,
+            smtp_username: String::new(),
+            smtp_password: Secret::default(),
+            smtp_from: "rsgame@localhost".into(),
+            upload_max_bytes: 100 * 1024 * 1024,
+            upload_types: ["jpg", "png", "jpeg", "mp3", "mp4", "pdf", "zip", "docx"].map(String::from).to_vec(),
+            storage_root: "./data/files".into(),
+        }
+    }
+}
+
 /// `auth.*` — read by usercenter and by every authenticated path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -770,6 +838,15 @@ impl Config {
         }
         if self.usercenter.lock_after_failures <= self.usercenter.captcha_after_failures {
             return Err(("usercenter.lock_after_failures", "must exceed usercenter.captcha_after_failures".into()));
+        }
+        if !(4..=8).contains(&self.basic.captcha_length) {
+            return Err(("basic.captcha_length", "must be between 4 and 8".into()));
+        }
+        if self.basic.upload_max_bytes == 0 {
+            return Err(("basic.upload_max_bytes", "must be at least 1".into()));
+        }
+        if self.basic.storage_root.is_empty() {
+            return Err(("basic.storage_root", "must not be empty".into()));
         }
         if self.auth.access_expire_secs == 0 {
             return Err(("auth.access_expire_secs", "must be at least 1".into()));

@@ -44,6 +44,16 @@ pub fn now_rfc3339() -> String {
     })
 }
 
+/// Now as unix milliseconds: what every timestamp column holds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Now as unix seconds: what token and link expiries hold.
+pub fn unix_secs() -> i64 {
+    unix_ms() / 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

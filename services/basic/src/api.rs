@@ -2,18 +2,251 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
-use rsgame_kit::Reply;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use md5::Digest as _;
+use rsgame_kit::auth::{Auth, AuthUser};
+use rsgame_kit::extract::Json;
+use rsgame_kit::http::ClientIp;
+use rsgame_kit::{Code, Error, Reply, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
 
-use crate::{Basic, CaptchaImage};
+use crate::files::{self, Storage};
+use crate::{Basic, BasicLogic, CaptchaImage, CodeTicket, FileInfo, FileList, NewFile, SendCodeReq};
 
-/// The routes, over any [`Basic`] implementation.
-pub fn router(basic: Arc<dyn Basic>) -> Router {
-    Router::new().route("/basic/v1/basic/captcha", get(captcha).post(captcha)).with_state(basic)
+#[derive(Clone)]
+struct St {
+    basic: Arc<dyn Basic>,
+    /// The local side of uploads and downloads: storage and link signing live where the
+    /// bytes are.
+    local: BasicLogic,
+    storage: Storage,
 }
 
-async fn captcha(State(basic): State<Arc<dyn Basic>>) -> rsgame_kit::Result<Reply<CaptchaImage>> {
-    basic.captcha().await.map(Reply)
+/// The routes. `local` handles the bytes of uploads and downloads; everything else goes
+/// through `basic` (in process or remote). `auth` checks the tokens of protected routes.
+pub fn router(basic: Arc<dyn Basic>, local: BasicLogic, auth: Auth) -> Router {
+    let storage = Storage::new(&local.config().storage_root);
+    // The body limit sits above the file limit so that an oversize upload gets our clear
+    // error rather than a bare 413.
+    let limit = usize::try_from(local.config().upload_max_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
+    let st = St { basic, local, storage };
+    Router::new()
+        .route("/basic/v1/basic/captcha", get(captcha).post(captcha))
+        .route("/basic/v1/basic/sendCode", get(send_code_query).post(send_code))
+        .route("/basic/v1/basic/verifyCode", post(verify_code))
+        .route("/basic/v1/basic/upload", post(upload).layer(DefaultBodyLimit::max(limit)))
+        .route("/basic/v1/basic/getFileByKey", post(file_by_key))
+        .route("/basic/v1/basic/fileDetail", post(file_detail))
+        .route("/basic/v1/basic/myFileList", post(file_list))
+        .route("/basic/v1/basic/delFileList", post(delete_files))
+        .route("/basic/v1/basic/file/{guid}", get(download))
+        .with_state(st)
+        .layer(Extension(auth))
+}
+
+async fn captcha(State(st): State<St>) -> Result<Reply<CaptchaImage>> {
+    st.basic.captcha().await.map(Reply)
+}
+
+async fn send_code(
+    State(st): State<St>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<SendCodeReq>,
+) -> Result<Reply<CodeTicket>> {
+    st.basic.send_code(req, &ip).await.map(Reply)
+}
+
+/// go-game's clients send `sendCode` as a GET with query parameters.
+async fn send_code_query(
+    State(st): State<St>,
+    ClientIp(ip): ClientIp,
+    q: std::result::Result<Query<SendCodeReq>, axum::extract::rejection::QueryRejection>,
+) -> Result<Reply<CodeTicket>> {
+    let Query(req) = q.map_err(|e| Error::bad_param(e.body_text()))?;
+    st.basic.send_code(req, &ip).await.map(Reply)
+}
+
+#[derive(Deserialize)]
+struct VerifyCodeReq {
+    key: String,
+    code: String,
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: bool,
+}
+
+async fn verify_code(State(st): State<St>, Json(req): Json<VerifyCodeReq>) -> Result<Reply<Status>> {
+    let ok = st.basic.verify_code(&req.key, &req.code).await?;
+    if !ok {
+        return Err(Error::new(Code::VerifyCode));
+    }
+    Ok(Reply(Status { status: true }))
+}
+
+#[derive(Deserialize)]
+struct ValueReq {
+    value: String,
+}
+
+async fn file_by_key(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileInfo>> {
+    st.basic.file_by_md5(user.user_id, &r.value).await.map(Reply)
+}
+
+async fn file_detail(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileInfo>> {
+    st.basic.file_detail(user.user_id, &r.value).await.map(Reply)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListReq {
+    #[serde(default = "one")]
+    page: i64,
+    #[serde(default = "twenty")]
+    page_size: i64,
+    #[serde(default)]
+    key: String,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn twenty() -> i64 {
+    20
+}
+
+async fn file_list(State(st): State<St>, user: AuthUser, Json(r): Json<ListReq>) -> Result<Reply<FileList>> {
+    st.basic.file_list(user.user_id, r.page, r.page_size, &r.key).await.map(Reply)
+}
+
+#[derive(Deserialize)]
+struct DeleteReq {
+    guids: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted: u64,
+}
+
+async fn delete_files(State(st): State<St>, user: AuthUser, Json(r): Json<DeleteReq>) -> Result<Reply<Deleted>> {
+    st.basic.delete_files(user.user_id, &r.guids).await.map(|deleted| Reply(Deleted { deleted }))
+}
+
+/// Removes a temporary file when an upload does not finish.
+struct TempGuard(Option<std::path::PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::internal(Code::Failed, e)
+}
+
+/// Streams the multipart field `file` to a temporary file while hashing it, checks its size
+/// and content, stores it under a generated name (or reuses identical stored content), and
+/// records it.
+async fn upload(State(st): State<St>, user: AuthUser, mut form: Multipart) -> Result<Reply<FileInfo>> {
+    let cfg = st.local.config();
+    let bad_form = |e: axum::extract::multipart::MultipartError| Error::bad_param(format!("file: {}", e.body_text()));
+    let mut field = loop {
+        match form.next_field().await.map_err(bad_form)? {
+            Some(f) if f.name() == Some("file") => break f,
+            Some(_) => continue,
+            None => return Err(Error::bad_param("file: missing (a multipart field named file)")),
+        }
+    };
+    let name = files::clean_name(field.file_name().unwrap_or(""));
+    let ext = files::extension(&name);
+    if !cfg.upload_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
+        return Err(Error::bad_param(format!("file: .{ext} is not accepted ({})", cfg.upload_types.join(", "))));
+    }
+    let temp = st.storage.temp().await.map_err(io)?;
+    let mut guard = TempGuard(Some(temp.clone()));
+    let mut out = tokio::fs::File::create(&temp).await.map_err(io)?;
+    let (mut md5, mut sha1) = (md5::Md5::new(), sha1::Sha1::new());
+    let mut head = Vec::with_capacity(4096);
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+        size += chunk.len() as u64;
+        if size > cfg.upload_max_bytes {
+            return Err(Error::bad_param(format!("file: larger than {} bytes", cfg.upload_max_bytes)));
+        }
+        if head.len() < 4096 {
+            head.extend_from_slice(&chunk[..chunk.len().min(4096 - head.len())]);
+        }
+        md5.update(&chunk);
+        sha1.update(&chunk);
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)?;
+    drop(out);
+    if size == 0 {
+        return Err(Error::bad_param("file: empty"));
+    }
+    let kind = files::sniff(&head);
+    if kind.and_then(|k| files::media_type(&ext, k)).is_none() {
+        return Err(Error::bad_param(format!("file: the content is not a .{ext} file")));
+    }
+    let (md5, sha1) = (hex::encode(md5.finalize()), hex::encode(sha1.finalize()));
+    let path = match st.local.files().stored_path(&md5, &sha1).await? {
+        Some(p) if st.storage.path(&p).is_some_and(|p| p.exists()) => p, // identical bytes: stored once
+        _ => {
+            let guid = uuid::Uuid::new_v4().simple().to_string();
+            let rel = st.storage.keep(&temp, &guid, &ext).await.map_err(io)?;
+            guard.0 = None;
+            rel
+        }
+    };
+    let file = NewFile { user_id: user.user_id, name, ext, path, size: size as i64, md5, sha1 };
+    st.basic.add_file(file).await.map(Reply)
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    e: i64,
+    s: String,
+}
+
+/// Streams a file to whoever holds a valid signed link.
+async fn download(
+    State(st): State<St>,
+    Path(guid): Path<String>,
+    q: std::result::Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Ok(Query(q)) = q else { return Err(Error::new(Code::Forbidden)) };
+    if !st.local.files().signer().check(&guid, q.e, &q.s) {
+        return Err(Error::msg(Code::Forbidden, "the link is invalid or expired"));
+    }
+    let (rel, name, ext) = st.local.files().for_download(&guid).await?;
+    let path = st.storage.path(&rel).ok_or_else(|| Error::new(Code::NotFound))?;
+    let file = tokio::fs::File::open(&path).await.map_err(|_| Error::new(Code::NotFound))?;
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(files::content_type(&ext)));
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    // The name is the client's; only ASCII letters, digits and a few marks go in the header.
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Ok(resp)
 }

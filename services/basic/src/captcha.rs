@@ -28,21 +28,6 @@ const CHARS: &[char] = &[
     '4', '5', '6', '7', '8', '9',
 ];
 
-/// basic's logic, in process.
-#[derive(Clone)]
-pub struct BasicLogic {
-    cache: Cache,
-    ttl: Duration,
-    length: u32,
-}
-
-impl BasicLogic {
-    /// Captchas of `length` characters that live `ttl`, kept in `cache`.
-    pub fn new(cache: Cache, ttl: Duration, length: u32) -> BasicLogic {
-        BasicLogic { cache, ttl, length }
-    }
-}
-
 fn key(k: &str) -> String {
     format!("basic:captcha:{k}")
 }
@@ -59,42 +44,34 @@ fn draw(length: u32) -> Option<(String, Vec<u8>)> {
     c.as_tuple()
 }
 
-#[async_trait::async_trait]
-impl crate::Basic for BasicLogic {
-    async fn captcha(&self) -> rsgame_kit::Result<CaptchaImage> {
-        let length = self.length;
-        let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
-            .await
-            .map_err(|e| Error::internal(Code::Failed, e))?
-            .ok_or_else(|| {
-                Error::internal(Code::Failed, std::io::Error::other("captcha image could not be encoded"))
-            })?;
-        let mut raw = [0u8; 16];
-        rand::fill(&mut raw);
-        let k = hex::encode(raw);
-        self.cache.set(&key(&k), &answer.to_lowercase(), Some(self.ttl)).await?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        Ok(CaptchaImage {
-            image: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
-            key: k,
-            expire_time: (now + self.ttl.as_secs()) as i64,
-            length,
-        })
-    }
-
-    async fn verify_captcha(&self, k: &str, code: &str) -> rsgame_kit::Result<bool> {
-        if k.is_empty() || k.len() > 64 || code.is_empty() || code.len() > 16 {
-            return Ok(false);
-        }
-        let answer: Option<String> = self.cache.take(&key(k)).await?;
-        Ok(answer.is_some_and(|a| a == code.trim().to_lowercase()))
-    }
+/// Draws a captcha, keeps its answer under a new key for `ttl`.
+pub(crate) async fn create(cache: &Cache, ttl: Duration, length: u32) -> rsgame_kit::Result<CaptchaImage> {
+    let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
+        .await
+        .map_err(|e| Error::internal(Code::Failed, e))?
+        .ok_or_else(|| Error::internal(Code::Failed, std::io::Error::other("captcha image could not be encoded")))?;
+    let mut raw = [0u8; 16];
+    rand::fill(&mut raw);
+    let k = hex::encode(raw);
+    cache.set(&key(&k), &answer.to_lowercase(), Some(ttl)).await?;
+    Ok(CaptchaImage {
+        image: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
+        key: k,
+        expire_time: rsgame_kit::time::unix_secs() + ttl.as_secs() as i64,
+        length,
+    })
 }
 
-impl BasicLogic {
-    /// The answer to a captcha, for tests that play the human.
-    #[doc(hidden)]
-    pub async fn peek_answer(&self, k: &str) -> Option<String> {
-        self.cache.get(&key(k)).await.ok().flatten()
+/// Takes the captcha `k` (whatever the answer) and says whether `code` answered it.
+pub(crate) async fn verify(cache: &Cache, k: &str, code: &str) -> rsgame_kit::Result<bool> {
+    if k.is_empty() || k.len() > 64 || code.is_empty() || code.len() > 16 {
+        return Ok(false);
     }
+    let answer: Option<String> = cache.take(&key(k)).await?;
+    Ok(answer.is_some_and(|a| a == code.trim().to_lowercase()))
+}
+
+/// The answer to a captcha, for tests that play the human.
+pub(crate) async fn peek(cache: &Cache, k: &str) -> Option<String> {
+    cache.get(&key(k)).await.ok().flatten()
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use rsgame_basic::{Basic, BasicLogic};
 use rsgame_kit::auth::{Auth, Jwt};
-use rsgame_kit::config::{DatabaseConfig, UsercenterConfig};
-use rsgame_store::{Backend, Cache, Db};
+use rsgame_kit::config::UsercenterConfig;
+use rsgame_store::{Cache, Db};
+use rsgame_testkit::on_every_backend;
 use rsgame_usercenter::UserCenterLogic;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const SECRET: &[u8] = b"usercenter-test-secret";
 
@@ -20,24 +20,26 @@ struct Site {
     port: u16,
     basic: BasicLogic,
     db: Db,
-    shutdown: rsgame_kit::Shutdown,
+    _shutdown: Stop,
 }
 
-/// One HTTP/1.1 request; returns the status and the JSON body.
+/// Stops the test's server when the check ends.
+struct Stop(rsgame_kit::Shutdown);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
+/// One request; returns the status and the JSON body.
 async fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.expect("read");
-    let text = String::from_utf8_lossy(&out);
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let mut h = vec!["Content-Type: application/json".to_owned()];
+    if let Some(t) = token {
+        h.push(format!("Authorization: Bearer {t}"));
+    }
+    let r = rsgame_testkit::call(port, method, path, &h, body.as_bytes()).await;
+    (r.status, r.json())
 }
 
 async fn post(site: &Site, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -49,66 +51,28 @@ fn code(v: &Value) -> i64 {
 }
 
 async fn start(db: Db, cache: Cache) -> Site {
-    rsgame_store::migrate::migrate(&db).await.expect("migrate");
     let jwt = Arc::new(Jwt::new(SECRET, Duration::from_secs(3600), Duration::from_secs(1800)));
-    let basic = BasicLogic::new(cache.clone(), Duration::from_secs(60), 5);
+    let basic = BasicLogic::new(
+        db.clone(),
+        cache.clone(),
+        rsgame_store::Bus::memory(rsgame_store::BusOptions::default()),
+        rsgame_kit::config::BasicConfig::default(),
+        b"links".to_vec(),
+    );
     let basic_dyn: Arc<dyn Basic> = Arc::new(basic.clone());
     let cfg = UsercenterConfig { captcha_after_failures: 3, lock_after_failures: 6, ..UsercenterConfig::default() };
     let logic = UserCenterLogic::new(db.clone(), cache, jwt.clone(), basic_dyn.clone(), cfg);
     let auth = Auth { jwt, revocations: Some(logic.revocations()) };
-    let router = rsgame_usercenter::api::router(Arc::new(logic), auth).merge(rsgame_basic::api::router(basic_dyn));
+    let router = rsgame_usercenter::api::router(Arc::new(logic), auth.clone()).merge(rsgame_basic::api::router(
+        basic_dyn,
+        basic.clone(),
+        auth,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let shutdown = rsgame_kit::Shutdown::new();
     tokio::spawn(rsgame_kit::http::serve(listener, None, rsgame_kit::http::finish(router), shutdown.clone()));
-    Site { port, basic, db, shutdown }
-}
-
-fn db_cfg(url: String) -> DatabaseConfig {
-    DatabaseConfig { url, max_open: 4, max_idle: 1, ..DatabaseConfig::default() }
-}
-
-fn unique(p: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{p}_{}_{}", std::process::id(), n % 1_000_000_000)
-}
-
-/// Runs `check` on SQLite + memory, then on each configured server database + Redis.
-async fn on_every_backend<F, Fut>(check: F)
-where
-    F: Fn(Site) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::connect(&db_cfg(format!("sqlite://{}/uc.db", dir.path().display()))).await.expect("sqlite");
-    check(start(db, Cache::memory(10_000, "uc-test:")).await).await;
-
-    let redis = std::env::var("RSGAME_TEST_REDIS_URL").ok();
-    for (var, backend) in [("RSGAME_TEST_MYSQL_URL", Backend::MySql), ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres)] {
-        let (Ok(admin_url), Some(redis)) = (std::env::var(var), redis.as_ref()) else {
-            eprintln!("skipped {backend:?} + Redis: {var} or RSGAME_TEST_REDIS_URL is not set");
-            continue;
-        };
-        let admin = Db::connect(&db_cfg(admin_url.clone())).await.expect("admin");
-        let name = unique("rsgame_uc");
-        admin.raw(&format!("CREATE DATABASE {name}")).await.expect("create database");
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-        let db = Db::connect(&db_cfg(format!("{base}/{name}"))).await.expect("connect");
-        let prefix = format!("{}:", unique("rsgame-uc-test"));
-        let cache = Cache::redis(redis, &prefix).await.expect("redis");
-        let site = start(db.clone(), cache.clone()).await;
-        let shutdown = site.shutdown.clone();
-        check(site).await;
-        shutdown.trigger();
-        db.close().await;
-        cache.delete_prefix("").await.expect("clean keys");
-        let drop = if backend == Backend::Postgres {
-            format!("DROP DATABASE {name} WITH (FORCE)")
-        } else {
-            format!("DROP DATABASE {name}")
-        };
-        admin.raw(&drop).await.expect("drop database");
-    }
+    Site { port, basic, db, _shutdown: Stop(shutdown) }
 }
 
 async fn register(site: &Site, username: &str) -> Value {
@@ -120,7 +84,8 @@ async fn register(site: &Site, username: &str) -> Value {
 
 #[tokio::test]
 async fn register_login_detail_and_bad_input() {
-    on_every_backend(|site| async move {
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
         let t = register(&site, "ann").await;
         assert!(t["accessToken"].as_str().is_some_and(|s| s.split('.').count() == 3), "{t}");
         assert!(t["accessExpire"].as_i64() > t["refreshAfter"].as_i64());
@@ -186,7 +151,8 @@ async fn register_login_detail_and_bad_input() {
 
 #[tokio::test]
 async fn tokens_tampered_expired_missing_and_revoked_get_401() {
-    on_every_backend(|site| async move {
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
         let t = register(&site, "dora").await;
         let token = t["accessToken"].as_str().expect("token").to_owned();
         let detail = "/usercenter/v1/user/detail";
@@ -233,7 +199,8 @@ async fn tokens_tampered_expired_missing_and_revoked_get_401() {
 
 #[tokio::test]
 async fn repeated_failures_need_a_captcha_then_lock() {
-    on_every_backend(|site| async move {
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
         register(&site, "eve").await;
         let login = |pw: &str, key: &str, code: &str| {
             json!({"username": "eve", "password": pw, "captchaKey": key, "captchaCode": code})

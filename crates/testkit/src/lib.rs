@@ -1,0 +1,147 @@
+//! Helpers shared by rsgame's integration tests (a dev-dependency only).
+//!
+//! - [`on_every_backend`]: runs a check on SQLite with the in-process cache, then on MariaDB
+//!   and PostgreSQL with Redis when `RSGAME_TEST_MYSQL_URL`, `RSGAME_TEST_POSTGRES_URL` and
+//!   `RSGAME_TEST_REDIS_URL` are set; each run gets a fresh, migrated database and its own key
+//!   prefix, both removed afterwards. A skipped backend is said on stderr.
+//! - [`call`]: one HTTP/1.1 request over a fresh connection, returning the status, the
+//!   headers and the body.
+
+#![allow(clippy::unwrap_used)]
+
+use rsgame_kit::config::DatabaseConfig;
+use rsgame_store::{Backend, Cache, Db};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A unique name for a test's database or key prefix.
+pub fn unique(p: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{p}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+fn db_cfg(url: String) -> DatabaseConfig {
+    DatabaseConfig { url, max_open: 4, max_idle: 1, ..DatabaseConfig::default() }
+}
+
+/// Which backends a check ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// SQLite and the in-process cache.
+    Embedded,
+    /// MariaDB and Redis.
+    MariaDb,
+    /// PostgreSQL and Redis.
+    Postgres,
+}
+
+/// Runs `check` on every configured database + cache pair, each fresh and migrated.
+pub async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(Stack, Db, Cache) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&db_cfg(format!("sqlite://{}/t.db", dir.path().display()))).await.expect("sqlite");
+    rsgame_store::migrate::migrate(&db).await.expect("migrate");
+    check(Stack::Embedded, db, Cache::memory(10_000, "t:")).await;
+
+    let redis = std::env::var("RSGAME_TEST_REDIS_URL").ok();
+    for (var, backend, stack) in [
+        ("RSGAME_TEST_MYSQL_URL", Backend::MySql, Stack::MariaDb),
+        ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres, Stack::Postgres),
+    ] {
+        let (Ok(admin_url), Some(redis)) = (std::env::var(var), redis.as_ref()) else {
+            eprintln!("skipped {backend:?} + Redis: {var} or RSGAME_TEST_REDIS_URL is not set");
+            continue;
+        };
+        let admin = Db::connect(&db_cfg(admin_url.clone())).await.expect("admin");
+        let name = unique("rsgame_t");
+        admin.raw(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let db = Db::connect(&db_cfg(format!("{base}/{name}"))).await.expect("connect");
+        rsgame_store::migrate::migrate(&db).await.expect("migrate");
+        let prefix = format!("{}:", unique("rsgame-t"));
+        let cache = Cache::redis(redis, &prefix).await.expect("redis");
+        check(stack, db.clone(), cache.clone()).await;
+        db.close().await;
+        cache.delete_prefix("").await.expect("clean keys");
+        let drop = if backend == Backend::Postgres {
+            format!("DROP DATABASE {name} WITH (FORCE)")
+        } else {
+            format!("DROP DATABASE {name}")
+        };
+        admin.raw(&drop).await.expect("drop database");
+    }
+}
+
+/// A reply: status, raw head, body bytes.
+#[derive(Debug)]
+pub struct HttpReply {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers, as text.
+    pub head: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One request: `headers` are extra lines (`"Authorization: Bearer …"`), the body is sent
+/// as is with its length.
+pub async fn call(port: u16, method: &str, path: &str, headers: &[String], body: &[u8]) -> HttpReply {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write head");
+    // The server may answer (and close) before reading a refused body.
+    let _ = s.write_all(body).await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut body = out[split..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    HttpReply { status, head, body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..(start + n).min(b.len())]);
+        b = &b[(start + n + 2).min(b.len())..];
+    }
+    out
+}
+
+/// A JSON POST, with a bearer token when given.
+pub async fn post_json(port: u16, path: &str, token: Option<&str>, body: &serde_json::Value) -> HttpReply {
+    let mut h = vec!["Content-Type: application/json".to_owned()];
+    if let Some(t) = token {
+        h.push(format!("Authorization: Bearer {t}"));
+    }
+    call(port, "POST", path, &h, body.to_string().as_bytes()).await
+}
+
+/// The envelope's code of a reply (-1 when there is none).
+pub fn code(r: &HttpReply) -> i64 {
+    r.json()["code"].as_i64().unwrap_or(-1)
+}

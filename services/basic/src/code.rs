@@ -1,0 +1,290 @@
+//! Verification codes (SMS or email): `send_code` checks a captcha and the rate limits, keeps
+//! a 6-digit code under a random key, and publishes a sending job on the bus; a worker
+//! consumes the jobs and hands them to a provider (the log by default, or SMTP).
+
+use std::time::Duration;
+
+use rsgame_kit::config::{BasicConfig, CodeSender};
+use rsgame_kit::{Code, Error, Result};
+use rsgame_store::{Bus, Cache};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+/// The bus topic sending jobs go to.
+pub const TOPIC: &str = "basic.send-code";
+
+/// go-game's `sendCode` request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendCodeReq {
+    /// 1 SMS, 2 email.
+    pub send_type: i32,
+    /// The phone number (SMS) or email address (email).
+    pub phone: String,
+    /// 1 register, 2 password login, 3 phone login, 4 change password.
+    pub verily_type: i32,
+    /// The captcha's key.
+    pub key: String,
+    /// The captcha's answer.
+    pub code: String,
+}
+
+/// What `sendCode` returns: the key to verify the code against.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeTicket {
+    /// Send it back with the code.
+    pub key: String,
+    /// When the code stops working, unix seconds.
+    pub expire_time: i64,
+}
+
+/// A code as kept in the cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Pending {
+    pub target: String,
+    pub code: String,
+    pub verily_type: i32,
+    pub wrong: u32,
+    pub expires: i64,
+}
+
+/// A sending job, as it goes over the bus.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Job {
+    /// 1 SMS, 2 email.
+    pub send_type: i32,
+    /// Where to.
+    pub target: String,
+    /// The code.
+    pub code: String,
+    /// What it is for.
+    pub verily_type: i32,
+}
+
+pub(crate) fn check(req: &SendCodeReq) -> Result<()> {
+    match req.send_type {
+        1 => {
+            let digits = req.phone.strip_prefix('+').unwrap_or(&req.phone);
+            if !(6..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::bad_param("phone: 6 to 20 digits, optionally after +"));
+            }
+        }
+        2 => {
+            let p = &req.phone;
+            let ok = p.len() <= 254
+                && p.split_once('@').is_some_and(|(user, host)| {
+                    !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+                })
+                && !p.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
+            if !ok {
+                return Err(Error::bad_param("phone: not an email address"));
+            }
+        }
+        _ => return Err(Error::bad_param("sendType: 1 (SMS) or 2 (email)")),
+    }
+    if !(1..=4).contains(&req.verily_type) {
+        return Err(Error::bad_param("verilyType: 1 to 4"));
+    }
+    Ok(())
+}
+
+pub(crate) fn pending_key(k: &str) -> String {
+    format!("basic:code:{k}")
+}
+
+/// Checks the rate limits for one target and one IP; `Err` when over.
+pub(crate) async fn rate_limit(cache: &Cache, cfg: &BasicConfig, target: &str, ip: &str) -> Result<()> {
+    let per_ip = cache.incr(&format!("basic:code:ip:{ip}"), 1, Some(Duration::from_secs(3600))).await?;
+    if per_ip > cfg.code_per_ip_per_hour {
+        return Err(Error::msg(Code::TooManyRequests, "too many codes from this address; try again later"));
+    }
+    let fresh = cache
+        .set_if_absent(
+            &format!("basic:code:to:{}", target.to_lowercase()),
+            &1,
+            Some(Duration::from_secs(cfg.code_resend_secs)),
+        )
+        .await?;
+    if !fresh {
+        return Err(Error::msg(Code::TooManyRequests, "a code was just sent there; wait before asking again"));
+    }
+    Ok(())
+}
+
+/// A 6-digit code, uniformly drawn.
+pub(crate) fn six_digits() -> String {
+    format!("{:06}", rand::random_range(0..1_000_000u32))
+}
+
+/// Publishes a job; the request fails if the bus cannot take it (the code would never arrive).
+pub(crate) async fn enqueue(bus: &Bus, job: &Job) -> Result<()> {
+    let payload = serde_json::to_vec(job).map_err(|e| Error::internal(Code::Failed, e))?;
+    bus.publish(TOPIC, &payload).await.map_err(|e| Error::internal(Code::Unavailable, e))
+}
+
+/// Delivers sending jobs.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// Sends one message; an error leaves the job unacknowledged (redelivered on durable buses).
+    async fn send(&self, job: &Job) -> std::io::Result<()>;
+}
+
+/// Writes the message to the log: development only, since the code is in the line.
+pub struct LogProvider;
+
+#[async_trait::async_trait]
+impl Provider for LogProvider {
+    async fn send(&self, job: &Job) -> std::io::Result<()> {
+        let via = if job.send_type == 1 { "sms" } else { "email" };
+        tracing::info!(via, to = %job.target, code = %job.code, purpose = job.verily_type, "verification code (log provider)");
+        Ok(())
+    }
+}
+
+/// Emails over SMTP (plain connection, optional AUTH PLAIN); SMS jobs go to the log.
+pub struct SmtpProvider {
+    host: String,
+    port: u16,
+    username: String,
+    password: String,
+    from: String,
+}
+
+impl SmtpProvider {
+    /// From `basic.smtp_*`.
+    pub fn from_config(cfg: &BasicConfig) -> SmtpProvider {
+        SmtpProvider {
+            host: cfg.smtp_host.clone(),
+            port: cfg.smtp_port,
+            username: cfg.smtp_username.clone(),
+            password: cfg.smtp_password.expose().to_owned(),
+            from: cfg.smtp_from.clone(),
+        }
+    }
+}
+
+async fn smtp_reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, want: u16) -> std::io::Result<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Err(std::io::Error::other("SMTP server closed the connection"));
+        }
+        // "250-..." continues a multi-line reply; "250 ..." ends it.
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            break;
+        }
+    }
+    let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+    if code != want {
+        return Err(std::io::Error::other(format!("SMTP: expected {want}, got {}", line.trim_end())));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Provider for SmtpProvider {
+    async fn send(&self, job: &Job) -> std::io::Result<()> {
+        if job.send_type != 2 {
+            return LogProvider.send(job).await;
+        }
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| std::io::Error::other("SMTP connect timed out"))??;
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        smtp_reply(&mut r, 220).await?;
+        w.write_all(b"EHLO rsgame\r\n").await?;
+        smtp_reply(&mut r, 250).await?;
+        if !self.username.is_empty() {
+            use base64::Engine as _;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{}", self.username, self.password));
+            w.write_all(format!("AUTH PLAIN {token}\r\n").as_bytes()).await?;
+            smtp_reply(&mut r, 235).await?;
+        }
+        w.write_all(format!("MAIL FROM:<{}>\r\n", self.from).as_bytes()).await?;
+        smtp_reply(&mut r, 250).await?;
+        w.write_all(format!("RCPT TO:<{}>\r\n", job.target).as_bytes()).await?;
+        smtp_reply(&mut r, 250).await?;
+        w.write_all(b"DATA\r\n").await?;
+        smtp_reply(&mut r, 354).await?;
+        let body = format!(
+            "From: <{}>\r\nTo: <{}>\r\nSubject: Your verification code\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour code is {}. It works for a few minutes and only once.\r\n.\r\n",
+            self.from, job.target, job.code
+        );
+        w.write_all(body.as_bytes()).await?;
+        smtp_reply(&mut r, 250).await?;
+        w.write_all(b"QUIT\r\n").await?;
+        Ok(())
+    }
+}
+
+/// The provider `basic.code_sender` names.
+pub fn provider(cfg: &BasicConfig) -> std::sync::Arc<dyn Provider> {
+    match cfg.code_sender {
+        CodeSender::Log => std::sync::Arc::new(LogProvider),
+        CodeSender::Smtp => std::sync::Arc::new(SmtpProvider::from_config(cfg)),
+    }
+}
+
+/// Runs the sending worker until the bus goes away: each job is handed to `provider` and
+/// acknowledged once sent; a failed send is logged and left unacknowledged.
+pub async fn run_worker(bus: Bus, provider: std::sync::Arc<dyn Provider>) -> Result<()> {
+    let mut sub =
+        bus.subscribe(TOPIC, "basic-code-senders").await.map_err(|e| Error::internal(Code::Unavailable, e))?;
+    tokio::spawn(async move {
+        while let Some(d) = sub.next().await {
+            let job: Job = match serde_json::from_slice(&d.payload) {
+                Ok(j) => j,
+                Err(e) => {
+                    // Not ours to retry: acknowledge so it does not come back forever.
+                    tracing::warn!(error = %e, "unreadable code job dropped");
+                    let _ = d.ack().await;
+                    continue;
+                }
+            };
+            match provider.send(&job).await {
+                Ok(()) => {
+                    let _ = d.ack().await;
+                }
+                Err(e) => tracing::warn!(error = %e, "verification code not sent; left for redelivery"),
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(send_type: i32, phone: &str) -> SendCodeReq {
+        SendCodeReq { send_type, phone: phone.into(), verily_type: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn targets_are_checked() {
+        assert!(check(&req(1, "+8613800138000")).is_ok());
+        assert!(check(&req(2, "ann@example.com")).is_ok());
+        for (t, p) in
+            [(1, "12ab5678"), (1, "123"), (2, "nope"), (2, "a@b"), (2, "a@b.com>\r\nRCPT TO:<x@y.z"), (3, "1")]
+        {
+            assert!(check(&req(t, p)).is_err(), "{t} {p}");
+        }
+        assert!(check(&SendCodeReq { verily_type: 9, ..req(1, "12345678") }).is_err());
+    }
+
+    #[test]
+    fn codes_have_six_digits() {
+        for _ in 0..100 {
+            let c = six_digits();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+}
