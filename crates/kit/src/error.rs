@@ -59,11 +59,13 @@ pub enum Code {
     CaptchaWrong,
     /// 400510: the account is locked for a while after repeated failures (rsgame).
     AccountLocked,
+    /// 400511: a QR login is not confirmed yet; ask again (rsgame).
+    ScanPending,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -86,6 +88,7 @@ impl Code {
         Code::CaptchaRequired,
         Code::CaptchaWrong,
         Code::AccountLocked,
+        Code::ScanPending,
     ];
 
     /// The number on the wire.
@@ -113,6 +116,7 @@ impl Code {
             Code::CaptchaRequired => 400_508,
             Code::CaptchaWrong => 400_509,
             Code::AccountLocked => 400_510,
+            Code::ScanPending => 400_511,
         }
     }
 
@@ -146,6 +150,7 @@ impl Code {
             Code::CaptchaRequired => "captcha required",
             Code::CaptchaWrong => "captcha wrong or expired",
             Code::AccountLocked => "too many failed logins; try again later",
+            Code::ScanPending => "waiting for the QR code to be confirmed",
         }
     }
 
@@ -158,6 +163,7 @@ impl Code {
             }
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => StatusCode::UNAUTHORIZED,
             Code::UsernameTaken => StatusCode::CONFLICT,
+            Code::ScanPending => StatusCode::ACCEPTED,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
@@ -183,7 +189,7 @@ impl Code {
             Code::NotFound | Code::RouteNotFound => 5, // NOT_FOUND
             Code::Forbidden => 7, // PERMISSION_DENIED
             Code::TooManyRequests => 8, // RESOURCE_EXHAUSTED
-            Code::UpdateNoRow => 9, // FAILED_PRECONDITION
+            Code::UpdateNoRow | Code::ScanPending => 9, // FAILED_PRECONDITION
             Code::TokenGenerate | Code::Db | Code::InsertFailed | Code::UpdateFailed => 13, // INTERNAL
             Code::Unavailable => 14, // UNAVAILABLE
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => 16, // UNAUTHENTICATED

@@ -11,7 +11,7 @@ use rsgame_kit::http::ClientIp;
 use rsgame_kit::{Reply, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::logic::{LoginReq, RegisterReq, Tokens, UserCenter, UserInfo};
+use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
 
 type Svc = Arc<dyn UserCenter>;
 
@@ -24,6 +24,9 @@ pub fn router(svc: Svc, auth: Auth) -> Router {
         .route("/usercenter/v1/user/detail", post(detail).get(detail))
         .route("/usercenter/v1/user/tokenVerify", post(token_verify).get(token_verify))
         .route("/usercenter/v1/user/logout", post(logout))
+        .route("/usercenter/v1/user/loginScan", post(login_scan))
+        .route("/usercenter/v1/user/loginScan/create", post(scan_create))
+        .route("/usercenter/v1/user/loginScan/confirm", post(scan_confirm))
         .with_state(svc)
         .layer(Extension(auth))
 }
@@ -87,4 +90,39 @@ async fn logout(
 ) -> Result<Reply<serde_json::Value>> {
     svc.logout(&user.claims, Some(&req.refresh_token), &ip).await?;
     Ok(Reply(serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+struct ScanReq {
+    value: String,
+}
+
+/// The waiting page starts a QR login.
+async fn scan_create(State(svc): State<Svc>) -> Result<Reply<ScanTicket>> {
+    svc.scan_create().await.map(Reply)
+}
+
+/// A logged-in device confirms the QR code it scanned.
+async fn scan_confirm(
+    State(svc): State<Svc>,
+    ClientIp(ip): ClientIp,
+    user: AuthUser,
+    Json(req): Json<ScanReq>,
+) -> Result<Reply<serde_json::Value>> {
+    svc.scan_confirm(user.user_id, &req.value, &ip).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
+/// go-game's `loginScan`: the waiting page asks for its tokens. It is held up to 20 s while
+/// the code is not confirmed (a long poll), then answers 400511 so the page asks again.
+async fn login_scan(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<ScanReq>) -> Result<Reply<Tokens>> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match svc.login_scan(&req.value, &ip).await {
+            Err(e) if e.code() == rsgame_kit::Code::ScanPending && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other.map(Reply),
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! - [`logic`]: the [`UserCenter`] trait and its in-process implementation.
 //! - [`api`]: the REST routes under `/usercenter/v1/user/`.
 //!
-//! Still to come with the rest of its issue: QR login, the gRPC server and client.
+//! QR login: the waiting page calls `loginScan/create` and shows the QR code; a logged-in
+//! device scans it and calls `loginScan/confirm`; the waiting page's `loginScan` (a long poll)
+//! then gets tokens, once.
 
 #![warn(missing_docs)]
 
@@ -13,4 +15,4 @@ pub mod api;
 pub mod logic;
 pub mod model;
 
-pub use logic::{LoginReq, RegisterReq, Tokens, UserCenter, UserCenterLogic, UserInfo};
+pub use logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserCenterLogic, UserInfo};

@@ -95,6 +95,33 @@ pub struct RegisterReq {
     pub nickname: String,
 }
 
+/// A QR login waiting to be confirmed: the waiting page shows `qr` (a QR code of it) and asks
+/// `loginScan` with `value` until tokens come back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanTicket {
+    /// The scan key.
+    pub value: String,
+    /// What the QR code encodes: `rsgame://login?value=<key>`.
+    pub qr: String,
+    /// When it stops working, unix seconds.
+    pub expire_time: i64,
+}
+
+/// A scan key's state in the cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Scan {
+    /// The account that confirmed it, once confirmed.
+    user_id: Option<i64>,
+}
+
+/// How long a QR login waits for its confirmation.
+const SCAN_TTL: Duration = Duration::from_secs(120);
+
+fn scan_key(v: &str) -> String {
+    format!("uc:scan:{v}")
+}
+
 /// What the usercenter service does; the API layer does not know whether it runs in this
 /// process or behind gRPC.
 #[async_trait::async_trait]
@@ -110,6 +137,12 @@ pub trait UserCenter: Send + Sync {
     /// Revokes the access token and the refresh token's family (all the user's refresh
     /// tokens when none is given).
     async fn logout(&self, claims: &Claims, refresh_token: Option<&str>, ip: &str) -> Result<()>;
+    /// Starts a QR login (the waiting page).
+    async fn scan_create(&self) -> Result<ScanTicket>;
+    /// Confirms a QR login from a device where `user_id` is logged in.
+    async fn scan_confirm(&self, user_id: i64, value: &str, ip: &str) -> Result<()>;
+    /// The waiting page asks: tokens once confirmed (once only), [`Code::ScanPending`] before.
+    async fn login_scan(&self, value: &str, ip: &str) -> Result<Tokens>;
     /// Tokens for an account, without a password (server-side callers only: gRPC
     /// `generateToken`).
     async fn generate_token(&self, user_id: i64) -> Result<Tokens>;
@@ -358,6 +391,52 @@ impl UserCenter for UserCenterLogic {
         }
         model::log(&self.db, claims.user_id, LogKind::Logout, "logout", ip).await?;
         Ok(())
+    }
+
+    async fn scan_create(&self) -> Result<ScanTicket> {
+        let value = random_token(24);
+        self.cache.set(&scan_key(&value), &Scan { user_id: None }, Some(SCAN_TTL)).await?;
+        Ok(ScanTicket {
+            qr: format!("rsgame://login?value={value}"),
+            value,
+            expire_time: rsgame_kit::time::unix_secs() + SCAN_TTL.as_secs() as i64,
+        })
+    }
+
+    async fn scan_confirm(&self, user_id: i64, value: &str, ip: &str) -> Result<()> {
+        if value.is_empty() || value.len() > 64 {
+            return Err(Error::bad_param("value: the scan key"));
+        }
+        let k = scan_key(value);
+        // Taken and put back confirmed: of two devices confirming at once only one wins.
+        match self.cache.take::<Scan>(&k).await? {
+            Some(Scan { user_id: None }) => {
+                self.cache.set(&k, &Scan { user_id: Some(user_id) }, Some(SCAN_TTL)).await?;
+                model::log(&self.db, user_id, LogKind::Login, "confirmed a QR login", ip).await?;
+                Ok(())
+            }
+            _ => Err(Error::msg(Code::NotFound, "this QR code expired or was already used")),
+        }
+    }
+
+    async fn login_scan(&self, value: &str, ip: &str) -> Result<Tokens> {
+        if value.is_empty() || value.len() > 64 {
+            return Err(Error::bad_param("value: the scan key"));
+        }
+        let k = scan_key(value);
+        match self.cache.get::<Scan>(&k).await? {
+            None => Err(Error::msg(Code::NotFound, "this QR code expired or was already used")),
+            Some(Scan { user_id: None }) => Err(Error::new(Code::ScanPending)),
+            Some(Scan { user_id: Some(_) }) => {
+                // Taken: the tokens go to one waiting page only.
+                let Some(Scan { user_id: Some(user_id) }) = self.cache.take::<Scan>(&k).await? else {
+                    return Err(Error::msg(Code::NotFound, "this QR code expired or was already used"));
+                };
+                model::touch_login(&self.db, user_id, ip).await?;
+                model::log(&self.db, user_id, LogKind::Login, "login by QR code", ip).await?;
+                self.issue(user_id, None).await
+            }
+        }
     }
 
     async fn generate_token(&self, user_id: i64) -> Result<Tokens> {

@@ -255,3 +255,54 @@ async fn repeated_failures_need_a_captcha_then_lock() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn qr_login_is_confirmed_by_a_logged_in_device_and_works_once() {
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
+        let phone = register(&site, "fay").await;
+        let (_, v) = post(&site, "/usercenter/v1/user/loginScan/create", None, json!({})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let value = v["data"]["value"].as_str().expect("value").to_owned();
+        assert!(v["data"]["qr"].as_str().is_some_and(|q| q.ends_with(&value)));
+
+        // The waiting page asks while nobody has confirmed: held, then "pending". (Asked
+        // concurrently with the confirmation below, so the long poll is seen to end early.)
+        let waiting = {
+            let port = site.port;
+            let value = value.clone();
+            tokio::spawn(async move {
+                call(port, "POST", "/usercenter/v1/user/loginScan", None, &json!({"value": value}).to_string()).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Confirming needs a logged-in device.
+        let (status, _) = post(&site, "/usercenter/v1/user/loginScan/confirm", None, json!({"value": value})).await;
+        assert_eq!(status, 401);
+        let (_, v) = post(
+            &site,
+            "/usercenter/v1/user/loginScan/confirm",
+            phone["accessToken"].as_str(),
+            json!({"value": value}),
+        )
+        .await;
+        assert_eq!(code(&v), 200, "{v}");
+        let (_, v) = waiting.await.expect("poll");
+        assert_eq!(code(&v), 200, "the waiting page got tokens: {v}");
+        let (_, detail) = post(&site, "/usercenter/v1/user/detail", v["data"]["accessToken"].as_str(), json!({})).await;
+        assert_eq!(detail["data"]["userInfo"]["username"], "fay");
+
+        // Once only, and an unknown key is not found.
+        let (_, v) = post(&site, "/usercenter/v1/user/loginScan", None, json!({"value": value})).await;
+        assert_eq!(code(&v), 400201);
+        let (_, v) = post(
+            &site,
+            "/usercenter/v1/user/loginScan/confirm",
+            phone["accessToken"].as_str(),
+            json!({"value": value}),
+        )
+        .await;
+        assert_eq!(code(&v), 400201);
+    })
+    .await;
+}
