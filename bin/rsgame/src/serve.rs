@@ -1,5 +1,6 @@
 //! Start-up and graceful shutdown of a serving process.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rsgame_kit::Config;
@@ -33,8 +34,8 @@ pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] rsgame_store::StoreError),
-    /// A background worker could not start.
-    #[error("worker could not start: {0}")]
+    /// A service or background worker could not start.
+    #[error("service could not start: {0}")]
     Worker(String),
     /// The HTTP server stopped by itself.
     #[error("HTTP server failed: {0}")]
@@ -45,23 +46,64 @@ pub enum ServeError {
 /// implementations of the traits it does not host.)
 struct Services {
     auth: rsgame_kit::auth::Auth,
-    usercenter: std::sync::Arc<dyn rsgame_usercenter::UserCenter>,
-    basic: std::sync::Arc<dyn rsgame_basic::Basic>,
+    /// What the REST API calls: in process, or remote when `rpc.usercenter_url` is set.
+    usercenter: Arc<dyn rsgame_usercenter::UserCenter>,
+    /// What the usercenter-rpc role serves.
+    usercenter_local: Arc<dyn rsgame_usercenter::UserCenter>,
+    /// What the REST API and usercenter call: in process, or remote with `rpc.basic_url`.
+    basic: Arc<dyn rsgame_basic::Basic>,
+    /// Where the bytes of uploads and downloads are handled, and what basic-rpc serves.
     basic_local: rsgame_basic::BasicLogic,
 }
 
 impl Services {
-    fn new(cfg: &Config, db: rsgame_store::Db, cache: rsgame_store::Cache, bus: rsgame_store::Bus) -> Services {
-        use std::sync::Arc;
+    fn new(
+        cfg: &Config,
+        db: rsgame_store::Db,
+        cache: rsgame_store::Cache,
+        bus: rsgame_store::Bus,
+    ) -> Result<Services, rsgame_kit::Error> {
         let jwt = Arc::new(rsgame_kit::auth::Jwt::from_config(&cfg.auth));
         let url_key = jwt.derive_key("basic file links");
         let basic_local = rsgame_basic::BasicLogic::new(db.clone(), cache.clone(), bus, cfg.basic.clone(), url_key);
-        let basic: Arc<dyn rsgame_basic::Basic> = Arc::new(basic_local.clone());
-        let logic =
-            rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic.clone(), cfg.usercenter.clone());
-        let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(logic.revocations()) };
-        Services { auth, usercenter: Arc::new(logic), basic, basic_local }
+        let basic: Arc<dyn rsgame_basic::Basic> = if cfg.rpc.basic_url.is_empty() {
+            Arc::new(basic_local.clone())
+        } else {
+            Arc::new(rsgame_basic::rpc::RemoteBasic::connect(&cfg.rpc.basic_url)?)
+        };
+        let revocations = rsgame_usercenter::logic::revocations(cache.clone());
+        let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> = Arc::new(
+            rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic.clone(), cfg.usercenter.clone()),
+        );
+        let usercenter: Arc<dyn rsgame_usercenter::UserCenter> = if cfg.rpc.usercenter_url.is_empty() {
+            usercenter_local.clone()
+        } else {
+            Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(&cfg.rpc.usercenter_url)?)
+        };
+        let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(revocations) };
+        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local })
     }
+}
+
+/// Binds a gRPC role's port and serves it until shutdown.
+async fn serve_rpc(
+    cfg: &Config,
+    port: u16,
+    name: &'static str,
+    router: tonic::transport::server::Router,
+    shutdown: &Shutdown,
+) -> Result<(), ServeError> {
+    let addr = format!("{}:{port}", cfg.rpc.host);
+    let listener =
+        http::bind(&cfg.rpc.host, port).await.map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+    tracing::info!(service = name, addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), "grpc listening");
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = rsgame_rpc::serve(listener, router, sd).await {
+            tracing::error!(service = name, error = %e, "grpc server stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.
@@ -104,7 +146,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             let bus = check.clone();
             async move { bus.ping().await.map_err(|e| e.to_string()) }
         });
-        services = Some(Services::new(&cfg, db, cache, bus.clone()));
+        services = Some(Services::new(&cfg, db, cache, bus.clone()).map_err(|e| ServeError::Worker(e.to_string()))?);
     }
     let mut router = http::ops_router(readiness, metrics);
     for role in &roles {
@@ -132,8 +174,22 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                         .map_err(|e| ServeError::Worker(e.to_string()))?;
                 }
             }
-            // The gRPC servers and the game REST API are wired here as their issues land;
-            // until then these roles contribute only the shared endpoints.
+            Role::UsercenterRpc => {
+                if let Some(s) = &services {
+                    let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
+                    let router = tonic::transport::Server::builder().add_service(svc);
+                    serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, &shutdown).await?;
+                }
+            }
+            Role::BasicRpc => {
+                if let Some(s) = &services {
+                    let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
+                    let router = tonic::transport::Server::builder().add_service(svc);
+                    serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, &shutdown).await?;
+                }
+            }
+            // The game REST API is wired here with its issue; until then this role
+            // contributes only the shared endpoints.
             _ => tracing::info!(role = %role, "role has no components yet"),
         }
     }

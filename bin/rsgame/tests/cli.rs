@@ -50,16 +50,24 @@ struct Server {
 
 impl Server {
     fn start(cfg: &Path, extra_env: &[(&str, &str)]) -> Server {
+        Server::start_roles(cfg, "all", extra_env)
+    }
+
+    fn start_roles(cfg: &Path, roles: &str, extra_env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let gate_port = free_port();
         let mut c = rsgame();
-        c.arg("--config").arg(cfg).arg("serve");
+        c.arg("--config").arg(cfg).args(["serve", "--role", roles]);
         c.env("RSGAME_HTTP__PORT", port.to_string()).env("RSGAME_HTTP__HOST", "127.0.0.1");
         // The gate's own listeners on free ports, so tests can run side by side.
         c.env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", cfg.parent().unwrap_or(cfg).display()));
         c.env("RSGAME_GATE__TCP_PORT", gate_port.to_string())
             .env("RSGAME_GATE__KCP_PORT", "0")
             .env("RSGAME_GATE__HOST", "127.0.0.1");
+        // The gRPC roles on ephemeral ports unless a test chooses.
+        c.env("RSGAME_RPC__HOST", "127.0.0.1")
+            .env("RSGAME_RPC__USERCENTER_PORT", "0")
+            .env("RSGAME_RPC__BASIC_PORT", "0");
         for (k, v) in extra_env {
             c.env(k, v);
         }
@@ -413,4 +421,53 @@ fn the_monolith_serves_accounts_and_captchas() {
     assert!(body.contains("data:image/png;base64,"), "{body}");
     let (status, _) = get(srv.port, "/readyz").expect("readyz");
     assert_eq!(status, 200);
+}
+
+#[test]
+fn api_roles_call_usercenter_and_basic_over_grpc() {
+    let Ok(redis) = std::env::var("RSGAME_TEST_REDIS_URL") else {
+        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (split roles share the cache through Redis)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "app:\n  name: split\n");
+    let (uc, basic) = (free_port(), free_port());
+    let prefix = format!("rsgame-cli-{}-{}:", std::process::id(), free_port());
+    let files = dir.path().join("files").display().to_string();
+    let shared = [
+        ("RSGAME_CACHE__BACKEND", "redis"),
+        ("RSGAME_CACHE__URL", redis.as_str()),
+        ("RSGAME_CACHE__PREFIX", prefix.as_str()),
+        ("RSGAME_AUTH__JWT_SECRET", "split-secret"),
+        ("RSGAME_BASIC__STORAGE_ROOT", files.as_str()),
+    ];
+    let (ucp, bp) = (uc.to_string(), basic.to_string());
+    let mut rpc_env = shared.to_vec();
+    rpc_env.extend([("RSGAME_RPC__USERCENTER_PORT", ucp.as_str()), ("RSGAME_RPC__BASIC_PORT", bp.as_str())]);
+    // Started first: it applies the migrations the API process then finds done.
+    let rpc = Server::start_roles(&cfg, "usercenter-rpc,basic-rpc", &rpc_env);
+    let (uc_url, basic_url) = (format!("http://127.0.0.1:{uc}"), format!("http://127.0.0.1:{basic}"));
+    let mut api_env = shared.to_vec();
+    api_env.extend([("RSGAME_RPC__USERCENTER_URL", uc_url.as_str()), ("RSGAME_RPC__BASIC_URL", basic_url.as_str())]);
+    let api = Server::start_roles(&cfg, "usercenter-api,basic-api", &api_env);
+
+    let (_, body) = post(api.port, "/usercenter/v1/user/register", None, r#"{"username":"gus","password":"secret99"}"#);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["code"], 200, "{body}");
+    let (_, body) = post(api.port, "/usercenter/v1/user/register", None, r#"{"username":"gus","password":"secret99"}"#);
+    assert!(body.contains("400506"), "the remote error keeps its code: {body}");
+    let token = v["data"]["accessToken"].as_str().expect("token").to_owned();
+    let (_, body) = post(api.port, "/usercenter/v1/user/detail", Some(&token), "");
+    assert!(body.contains("\"username\":\"gus\""), "{body}");
+    let (status, body) = get(api.port, "/basic/v1/basic/captcha").expect("captcha");
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = post(api.port, "/usercenter/v1/user/logout", Some(&token), "{}");
+    assert!(body.contains("\"code\":200"), "{body}");
+    let (status, _) = post(api.port, "/usercenter/v1/user/detail", Some(&token), "");
+    assert_eq!(status, 401, "the logout done over gRPC is seen by the API process");
+    drop((api, rpc));
+    // Leave nothing behind in the shared Redis.
+    let clean = format!("redis-cli -u {redis} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis} del");
+    let out = Command::new("sh").args(["-c", &clean]).output().expect("redis-cli");
+    assert!(out.status.success(), "{}", text(&out));
 }

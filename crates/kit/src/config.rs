@@ -56,6 +56,8 @@ pub struct Config {
     pub usercenter: UsercenterConfig,
     /// Captchas, verification codes and files.
     pub basic: BasicConfig,
+    /// gRPC servers and the services' remote addresses.
+    pub rpc: RpcConfig,
 }
 
 /// `app.*`
@@ -527,6 +529,34 @@ impl Default for UsercenterConfig {
     }
 }
 
+/// `rpc.*` — where the gRPC roles listen and where API roles find remote services.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Address the gRPC servers bind.
+    pub host: String,
+    /// The usercenter-rpc role's port (go-game's 2001).
+    pub usercenter_port: u16,
+    /// The basic-rpc role's port (go-game's 2002).
+    pub basic_port: u16,
+    /// Where API roles call usercenter (`http://host:2001`); empty: in this process.
+    pub usercenter_url: String,
+    /// Where API roles call basic (`http://host:2002`); empty: in this process.
+    pub basic_url: String,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            host: "0.0.0.0".into(),
+            usercenter_port: 2001,
+            basic_port: 2002,
+            usercenter_url: String::new(),
+            basic_url: String::new(),
+        }
+    }
+}
+
 /// How verification codes are delivered.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -838,6 +868,11 @@ impl Config {
         }
         if self.usercenter.lock_after_failures <= self.usercenter.captcha_after_failures {
             return Err(("usercenter.lock_after_failures", "must exceed usercenter.captcha_after_failures".into()));
+        }
+        for (key, url) in [("rpc.usercenter_url", &self.rpc.usercenter_url), ("rpc.basic_url", &self.rpc.basic_url)] {
+            if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err((key, "must be empty or an http:// URL".into()));
+            }
         }
         if !(4..=8).contains(&self.basic.captcha_length) {
             return Err(("basic.captcha_length", "must be between 4 and 8".into()));

@@ -4,6 +4,7 @@
 //! - [`Basic`]: the service trait other services call (usercenter checks captchas through it);
 //!   [`BasicLogic`] is the in-process implementation, a gRPC client will be the remote one.
 //! - [`api`]: the REST routes under `/basic/v1/basic/`.
+//! - [`rpc`]: the gRPC server over any [`Basic`], and a remote [`Basic`].
 
 #![warn(missing_docs)]
 
@@ -11,6 +12,7 @@ pub mod api;
 pub mod captcha;
 pub mod code;
 pub mod files;
+pub mod rpc;
 
 use std::time::Duration;
 

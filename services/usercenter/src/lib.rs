@@ -4,6 +4,7 @@
 //! - [`model`]: `mem_user`, `mem_logs`, `uc_refresh_token`.
 //! - [`logic`]: the [`UserCenter`] trait and its in-process implementation.
 //! - [`api`]: the REST routes under `/usercenter/v1/user/`.
+//! - [`rpc`]: the gRPC server over any [`UserCenter`], and a remote [`UserCenter`].
 //!
 //! QR login: the waiting page calls `loginScan/create` and shows the QR code; a logged-in
 //! device scans it and calls `loginScan/confirm`; the waiting page's `loginScan` (a long poll)
@@ -14,5 +15,6 @@
 pub mod api;
 pub mod logic;
 pub mod model;
+pub mod rpc;
 
 pub use logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserCenterLogic, UserInfo};

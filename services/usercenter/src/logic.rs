@@ -232,7 +232,7 @@ impl UserCenterLogic {
 
     /// The revocation list that logouts write, for [`rsgame_kit::auth::Auth`].
     pub fn revocations(&self) -> Arc<dyn Revocations> {
-        Arc::new(CacheRevocations(self.cache.clone()))
+        revocations(self.cache.clone())
     }
 
     async fn issue(&self, user_id: i64, family: Option<String>) -> Result<Tokens> {
@@ -270,6 +270,12 @@ impl UserCenterLogic {
     async fn locked(&self, k: &str) -> bool {
         self.cache.get::<bool>(&format!("uc:lock:{k}")).await.ok().flatten().unwrap_or(false)
     }
+}
+
+/// The revocation list in `cache` (shared with a remote usercenter through Redis), for
+/// [`rsgame_kit::auth::Auth`] in any process that checks tokens.
+pub fn revocations(cache: Cache) -> Arc<dyn Revocations> {
+    Arc::new(CacheRevocations(cache))
 }
 
 /// Logged-out access tokens, by `jti`, until they would have expired anyway.

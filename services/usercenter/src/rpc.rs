@@ -1,0 +1,239 @@
+//! usercenter over gRPC: [`UsercenterRpc`] serves any [`UserCenter`]; [`RemoteUserCenter`]
+//! calls one and implements the same trait, so the REST API runs unchanged on either.
+
+use std::sync::Arc;
+
+use rsgame_kit::auth::{AccessToken, Claims};
+use rsgame_kit::{Code, Error, Result};
+use rsgame_rpc::pb::usercenter as pb;
+use rsgame_rpc::pb::usercenter::usercenter_client::UsercenterClient;
+use rsgame_rpc::pb::usercenter::usercenter_server::{Usercenter, UsercenterServer};
+use tonic::{Request, Response, Status};
+
+use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
+
+type Reply<T> = std::result::Result<Response<T>, Status>;
+
+fn tokens(t: Tokens) -> pb::TokenResp {
+    pb::TokenResp {
+        access_token: t.access.access_token,
+        access_expire: t.access.access_expire,
+        refresh_after: t.access.refresh_after,
+        refresh_token: t.refresh_token,
+    }
+}
+
+fn from_tokens(t: pb::TokenResp) -> Tokens {
+    Tokens {
+        access: AccessToken {
+            access_token: t.access_token,
+            access_expire: t.access_expire,
+            refresh_after: t.refresh_after,
+        },
+        refresh_token: t.refresh_token,
+    }
+}
+
+fn user(u: UserInfo) -> pb::UserInfo {
+    pb::UserInfo {
+        id: u.id,
+        username: u.username,
+        mobile: u.mobile,
+        email: u.email,
+        nickname: u.nickname,
+        realname: u.realname,
+        sex: u.sex,
+        avatar: u.avatar,
+        status: u.status,
+    }
+}
+
+fn from_user(u: pb::UserInfo) -> UserInfo {
+    UserInfo {
+        id: u.id,
+        username: u.username,
+        mobile: u.mobile,
+        email: u.email,
+        nickname: u.nickname,
+        realname: u.realname,
+        sex: u.sex,
+        avatar: u.avatar,
+        status: u.status,
+    }
+}
+
+fn ok<T>(r: Result<T>) -> Reply<T> {
+    r.map(Response::new).map_err(rsgame_rpc::status)
+}
+
+/// The gRPC server over a [`UserCenter`].
+pub struct UsercenterRpc(pub Arc<dyn UserCenter>);
+
+impl UsercenterRpc {
+    /// The tonic service.
+    pub fn service(svc: Arc<dyn UserCenter>) -> UsercenterServer<UsercenterRpc> {
+        UsercenterServer::new(UsercenterRpc(svc))
+    }
+}
+
+#[tonic::async_trait]
+impl Usercenter for UsercenterRpc {
+    async fn login(&self, r: Request<pb::LoginReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        let req = LoginReq {
+            username: r.username,
+            password: r.password,
+            captcha_key: r.captcha_key,
+            captcha_code: r.captcha_code,
+        };
+        ok(self.0.login(req, &r.ip).await.map(tokens))
+    }
+
+    async fn register(&self, r: Request<pb::RegisterReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        let req = RegisterReq { username: r.username, password: r.password, nickname: r.nickname };
+        ok(self.0.register(req, &r.ip).await.map(tokens))
+    }
+
+    async fn get_user_info(&self, r: Request<pb::GetUserInfoReq>) -> Reply<pb::UserInfoResp> {
+        ok(self.0.user_info(r.into_inner().id).await.map(|u| pb::UserInfoResp { user: Some(user(u)) }))
+    }
+
+    async fn get_user_auth_by_auth_key(&self, r: Request<pb::GetUserAuthByAuthKeyReq>) -> Reply<pb::UserInfoResp> {
+        let r = r.into_inner();
+        ok(self.0.user_by_auth_key(&r.auth_key, &r.auth_type).await.map(|u| pb::UserInfoResp { user: Some(user(u)) }))
+    }
+
+    async fn get_user_auth_by_user_id(&self, r: Request<pb::GetUserAuthByUserIdReq>) -> Reply<pb::UserAuthResp> {
+        let r = r.into_inner();
+        let res = async {
+            let u = self.0.user_info(r.user_id).await?;
+            let auth_key = match r.auth_type.as_str() {
+                "username" | "" => u.username,
+                "mobile" => u.mobile,
+                "email" => u.email,
+                _ => return Err(Error::bad_param("authType: username, mobile or email")),
+            };
+            if auth_key.is_empty() {
+                return Err(Error::new(Code::NotFound));
+            }
+            Ok(pb::UserAuthResp { user_auth: Some(pb::UserAuth { user_id: u.id, auth_type: r.auth_type, auth_key }) })
+        };
+        ok(res.await)
+    }
+
+    async fn generate_token(&self, r: Request<pb::GenerateTokenReq>) -> Reply<pb::TokenResp> {
+        ok(self.0.generate_token(r.into_inner().user_id).await.map(tokens))
+    }
+
+    async fn refresh(&self, r: Request<pb::RefreshReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        ok(self.0.refresh(&r.refresh_token, &r.ip).await.map(tokens))
+    }
+
+    async fn logout(&self, r: Request<pb::LogoutReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        let claims = Claims { user_id: r.user_id, iat: r.iat, exp: r.exp, jti: r.jti };
+        ok(self.0.logout(&claims, Some(&r.refresh_token), &r.ip).await.map(|()| pb::Empty {}))
+    }
+
+    async fn scan_create(&self, _: Request<pb::Empty>) -> Reply<pb::ScanTicket> {
+        ok(self.0.scan_create().await.map(|t| pb::ScanTicket { value: t.value, qr: t.qr, expire_time: t.expire_time }))
+    }
+
+    async fn scan_confirm(&self, r: Request<pb::ScanConfirmReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        ok(self.0.scan_confirm(r.user_id, &r.value, &r.ip).await.map(|()| pb::Empty {}))
+    }
+
+    async fn login_scan(&self, r: Request<pb::LoginScanReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        ok(self.0.login_scan(&r.value, &r.ip).await.map(tokens))
+    }
+}
+
+/// A usercenter reached over gRPC.
+#[derive(Clone)]
+pub struct RemoteUserCenter {
+    client: UsercenterClient<tonic::transport::Channel>,
+}
+
+impl RemoteUserCenter {
+    /// A client for the server at `url` (`http://host:port`); it connects on first use.
+    pub fn connect(url: &str) -> Result<RemoteUserCenter> {
+        Ok(RemoteUserCenter { client: UsercenterClient::new(rsgame_rpc::channel(url)?) })
+    }
+}
+
+fn missing() -> Error {
+    Error::internal(Code::Failed, std::io::Error::other("usercenter replied without a user"))
+}
+
+#[async_trait::async_trait]
+impl UserCenter for RemoteUserCenter {
+    async fn register(&self, req: RegisterReq, ip: &str) -> Result<Tokens> {
+        let r =
+            pb::RegisterReq { username: req.username, password: req.password, nickname: req.nickname, ip: ip.into() };
+        self.client.clone().register(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn login(&self, req: LoginReq, ip: &str) -> Result<Tokens> {
+        let r = pb::LoginReq {
+            username: req.username,
+            password: req.password,
+            captcha_key: req.captcha_key,
+            captcha_code: req.captcha_code,
+            ip: ip.into(),
+        };
+        self.client.clone().login(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn user_info(&self, user_id: i64) -> Result<UserInfo> {
+        let r =
+            self.client.clone().get_user_info(pb::GetUserInfoReq { id: user_id }).await.map_err(rsgame_rpc::error)?;
+        r.into_inner().user.map(from_user).ok_or_else(missing)
+    }
+
+    async fn refresh(&self, refresh_token: &str, ip: &str) -> Result<Tokens> {
+        let r = pb::RefreshReq { refresh_token: refresh_token.into(), ip: ip.into() };
+        self.client.clone().refresh(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn logout(&self, claims: &Claims, refresh_token: Option<&str>, ip: &str) -> Result<()> {
+        let r = pb::LogoutReq {
+            user_id: claims.user_id,
+            jti: claims.jti.clone(),
+            exp: claims.exp,
+            iat: claims.iat,
+            refresh_token: refresh_token.unwrap_or_default().into(),
+            ip: ip.into(),
+        };
+        self.client.clone().logout(r).await.map(|_| ()).map_err(rsgame_rpc::error)
+    }
+
+    async fn scan_create(&self) -> Result<ScanTicket> {
+        let t = self.client.clone().scan_create(pb::Empty {}).await.map_err(rsgame_rpc::error)?.into_inner();
+        Ok(ScanTicket { value: t.value, qr: t.qr, expire_time: t.expire_time })
+    }
+
+    async fn scan_confirm(&self, user_id: i64, value: &str, ip: &str) -> Result<()> {
+        let r = pb::ScanConfirmReq { user_id, value: value.into(), ip: ip.into() };
+        self.client.clone().scan_confirm(r).await.map(|_| ()).map_err(rsgame_rpc::error)
+    }
+
+    async fn login_scan(&self, value: &str, ip: &str) -> Result<Tokens> {
+        let r = pb::LoginScanReq { value: value.into(), ip: ip.into() };
+        self.client.clone().login_scan(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn generate_token(&self, user_id: i64) -> Result<Tokens> {
+        let r = pb::GenerateTokenReq { user_id };
+        self.client.clone().generate_token(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn user_by_auth_key(&self, auth_key: &str, auth_type: &str) -> Result<UserInfo> {
+        let r = pb::GetUserAuthByAuthKeyReq { auth_key: auth_key.into(), auth_type: auth_type.into() };
+        let r = self.client.clone().get_user_auth_by_auth_key(r).await.map_err(rsgame_rpc::error)?;
+        r.into_inner().user.map(from_user).ok_or_else(missing)
+    }
+}

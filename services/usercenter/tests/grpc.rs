@@ -1,0 +1,165 @@
+//! usercenter and basic over gRPC: go-game's methods through the generated clients, and the
+//! remote implementations of the service traits, on every configured backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsgame_basic::rpc::{BasicRpc, RemoteBasic};
+use rsgame_basic::{Basic, BasicLogic};
+use rsgame_kit::Code;
+use rsgame_kit::auth::Jwt;
+use rsgame_kit::config::{BasicConfig, UsercenterConfig};
+use rsgame_rpc::pb::basic as bpb;
+use rsgame_rpc::pb::usercenter as pb;
+use rsgame_store::{Bus, BusOptions, Cache, Db};
+use rsgame_testkit::on_every_backend;
+use rsgame_usercenter::rpc::{RemoteUserCenter, UsercenterRpc};
+use rsgame_usercenter::{RegisterReq, UserCenter, UserCenterLogic};
+
+struct Servers {
+    uc_url: String,
+    basic_url: String,
+    basic: BasicLogic,
+    jwt: Arc<Jwt>,
+    _stop: Stop,
+}
+
+struct Stop(rsgame_kit::Shutdown);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
+async fn start(db: Db, cache: Cache) -> Servers {
+    let jwt = Arc::new(Jwt::new(b"grpc-test", Duration::from_secs(3600), Duration::from_secs(1800)));
+    let basic = BasicLogic::new(
+        db.clone(),
+        cache.clone(),
+        Bus::memory(BusOptions::default()),
+        BasicConfig::default(),
+        jwt.derive_key("links"),
+    );
+    let shutdown = rsgame_kit::Shutdown::new();
+    let basic_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let basic_url = format!("http://{}", basic_l.local_addr().expect("addr"));
+    let router = tonic::transport::Server::builder().add_service(BasicRpc::service(Arc::new(basic.clone())));
+    tokio::spawn(rsgame_rpc::serve(basic_l, router, shutdown.clone()));
+    // usercenter checks captchas through the remote basic, as in a split deployment.
+    let remote_basic: Arc<dyn Basic> = Arc::new(RemoteBasic::connect(&basic_url).expect("client"));
+    let logic = UserCenterLogic::new(db, cache, jwt.clone(), remote_basic, UsercenterConfig::default());
+    let uc_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let uc_url = format!("http://{}", uc_l.local_addr().expect("addr"));
+    let router = tonic::transport::Server::builder().add_service(UsercenterRpc::service(Arc::new(logic)));
+    tokio::spawn(rsgame_rpc::serve(uc_l, router, shutdown.clone()));
+    Servers { uc_url, basic_url, basic, jwt, _stop: Stop(shutdown) }
+}
+
+fn rsgame_code(st: &tonic::Status) -> Option<String> {
+    st.metadata().get(rsgame_rpc::CODE_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+#[tokio::test]
+async fn go_games_usercenter_methods() {
+    on_every_backend(|_, db, cache| async move {
+        let s = start(db, cache).await;
+        let mut c = pb::usercenter_client::UsercenterClient::connect(s.uc_url.clone()).await.expect("connect");
+        let reg = pb::RegisterReq {
+            username: "hal".into(),
+            password: "secret99".into(),
+            nickname: "Hal".into(),
+            ip: "10.1.1.1".into(),
+        };
+        let t = c.register(reg.clone()).await.expect("register").into_inner();
+        let claims = s.jwt.verify(&t.access_token).expect("a valid token");
+        let st = c.register(reg).await.expect_err("duplicate");
+        assert_eq!(st.code(), tonic::Code::AlreadyExists);
+        assert_eq!(rsgame_code(&st).as_deref(), Some("400506"));
+
+        let login = pb::LoginReq { username: "hal".into(), password: "secret99".into(), ..Default::default() };
+        assert!(c.login(login).await.expect("login").into_inner().access_token.contains('.'));
+        let bad = pb::LoginReq { username: "hal".into(), password: "wrong999".into(), ..Default::default() };
+        let st = c.login(bad).await.expect_err("wrong password");
+        assert_eq!((st.code(), rsgame_code(&st).as_deref()), (tonic::Code::Unauthenticated, Some("400507")));
+
+        let u = c.get_user_info(pb::GetUserInfoReq { id: claims.user_id }).await.expect("info").into_inner();
+        assert_eq!(u.user.map(|u| u.nickname).as_deref(), Some("Hal"));
+        let st = c.get_user_info(pb::GetUserInfoReq { id: 999_999 }).await.expect_err("missing");
+        assert_eq!(st.code(), tonic::Code::NotFound);
+
+        let by_key = pb::GetUserAuthByAuthKeyReq { auth_key: "hal".into(), auth_type: "username".into() };
+        let u = c.get_user_auth_by_auth_key(by_key).await.expect("by key").into_inner();
+        assert_eq!(u.user.map(|u| u.id), Some(claims.user_id));
+        let by_id = pb::GetUserAuthByUserIdReq { user_id: claims.user_id, auth_type: "username".into() };
+        let a = c.get_user_auth_by_user_id(by_id).await.expect("by id").into_inner().user_auth.expect("auth");
+        assert_eq!(a.auth_key, "hal");
+        let by_id = pb::GetUserAuthByUserIdReq { user_id: claims.user_id, auth_type: "mobile".into() };
+        assert_eq!(c.get_user_auth_by_user_id(by_id).await.expect_err("no mobile").code(), tonic::Code::NotFound);
+
+        let g =
+            c.generate_token(pb::GenerateTokenReq { user_id: claims.user_id }).await.expect("generate").into_inner();
+        assert_eq!(s.jwt.verify(&g.access_token).expect("valid").user_id, claims.user_id);
+        assert!(c.generate_token(pb::GenerateTokenReq { user_id: 999_999 }).await.is_err(), "only for an account");
+
+        // The same through the remote trait implementation the API layer uses.
+        let remote = RemoteUserCenter::connect(&s.uc_url).expect("client");
+        let e = remote
+            .register(RegisterReq { username: "hal".into(), password: "secret99".into(), nickname: String::new() }, "")
+            .await
+            .expect_err("duplicate");
+        assert_eq!(e.code(), Code::UsernameTaken);
+        assert_eq!(remote.user_info(claims.user_id).await.expect("info").username, "hal");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn go_games_basic_methods() {
+    on_every_backend(|_, db, cache| async move {
+        let s = start(db, cache).await;
+        let mut c = bpb::basic_client::BasicClient::connect(s.basic_url.clone()).await.expect("connect");
+        let cap = c.captcha(bpb::Empty {}).await.expect("captcha").into_inner();
+        assert!(cap.image.starts_with("data:image/png;base64,"));
+        let answer = s.basic.peek_answer(&cap.key).await.expect("answer");
+        let ok = c.verify_captcha(bpb::VerifyReq { key: cap.key.clone(), code: answer.clone() }).await.expect("verify");
+        assert!(ok.into_inner().status);
+        let again = c.verify_captcha(bpb::VerifyReq { key: cap.key, code: answer }).await.expect("verify");
+        assert!(!again.into_inner().status, "once only");
+
+        let cap = c.captcha(bpb::Empty {}).await.expect("captcha").into_inner();
+        let answer = s.basic.peek_answer(&cap.key).await.expect("answer");
+        let send = bpb::SendCodeReq {
+            send_type: 1,
+            phone: "13800138000".into(),
+            verily_type: 1,
+            key: cap.key,
+            code: answer,
+            ip: "10.0.0.2".into(),
+        };
+        let t = c.send_code(send).await.expect("send").into_inner();
+        let code = s.basic.peek_code(&t.key).await.expect("code");
+        let v = c.verify_code(bpb::VerifyReq { key: t.key, code }).await.expect("verify").into_inner();
+        assert!(v.status);
+
+        let add = bpb::AddFileReq {
+            user_id: 5,
+            name: "a.png".into(),
+            ext: "png".into(),
+            path: "202611/x.png".into(),
+            size: 3,
+            md5: "0".repeat(32),
+            sha1: "0".repeat(40),
+        };
+        let f = c.add_file(add).await.expect("add").into_inner();
+        let d = c.file_detail(bpb::FileReq { user_id: 5, value: f.guid.clone() }).await.expect("detail").into_inner();
+        assert_eq!(d.name, "a.png");
+        let st = c.file_detail(bpb::FileReq { user_id: 6, value: f.guid.clone() }).await.expect_err("not theirs");
+        assert_eq!(st.code(), tonic::Code::NotFound);
+        let l = c.file_list(bpb::FileListReq { user_id: 5, page: 1, page_size: 10, key: String::new() }).await;
+        assert_eq!(l.expect("list").into_inner().total, 1);
+        let del = c.delete_files(bpb::DeleteFilesReq { user_id: 5, guids: vec![f.guid] }).await.expect("delete");
+        assert_eq!(del.into_inner().deleted, 1);
+    })
+    .await;
+}
