@@ -149,6 +149,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         services = Some(Services::new(&cfg, db, cache, bus.clone()).map_err(|e| ServeError::Worker(e.to_string()))?);
     }
     let mut router = http::ops_router(readiness, metrics);
+    let mut apidoc = utoipa::openapi::OpenApiBuilder::new().build();
     for role in &roles {
         match role {
             Role::GameNode => {
@@ -160,12 +161,14 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             Role::UsercenterApi => {
                 if let Some(s) = &services {
                     router = router.merge(rsgame_usercenter::api::router(s.usercenter.clone(), s.auth.clone()));
+                    apidoc.merge(rsgame_usercenter::api::openapi());
                 }
             }
             Role::BasicApi => {
                 if let Some(s) = &services {
                     router =
                         router.merge(rsgame_basic::api::router(s.basic.clone(), s.basic_local.clone(), s.auth.clone()));
+                    apidoc.merge(rsgame_basic::api::openapi());
                     // The worker that sends verification codes runs beside the API that
                     // queues them (a dedicated worker role can come with the distributed issue).
                     let provider = rsgame_basic::code::provider(&cfg.basic);
@@ -193,7 +196,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             _ => tracing::info!(role = %role, "role has no components yet"),
         }
     }
-    let router = http::finish(router);
+    let router = http::finish(router.merge(rsgame_kit::apidoc::router(apidoc)));
     let tls = if cfg.tls.http {
         Some(rsgame_kit::tls::server_config(cfg.tls.cert_file.as_ref(), cfg.tls.key_file.as_ref(), false)?)
     } else {

@@ -421,6 +421,18 @@ fn the_monolith_serves_accounts_and_captchas() {
     assert!(body.contains("data:image/png;base64,"), "{body}");
     let (status, _) = get(srv.port, "/readyz").expect("readyz");
     assert_eq!(status, 200);
+
+    // The OpenAPI document lists the routes served, and /docs renders it without the internet.
+    let (status, body) = get(srv.port, "/openapi.json").expect("openapi");
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("openapi json");
+    for path in ["/usercenter/v1/user/register", "/usercenter/v1/user/loginScan", "/basic/v1/basic/upload"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    assert!(doc["components"]["schemas"].get("Tokens").is_some(), "schemas generated from the code");
+    let (status, page) = get(srv.port, "/docs").expect("docs");
+    assert_eq!(status, 200);
+    assert!(page.contains("openapi.json") && !page.contains("https://"), "a self-contained page");
 }
 
 #[test]

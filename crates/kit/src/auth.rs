@@ -40,7 +40,7 @@ pub struct Claims {
 }
 
 /// A token as go-game's login and register return it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessToken {
     /// The JWT.

@@ -223,9 +223,10 @@ impl<'de> Deserialize<'de> for Code {
 }
 
 /// go-game's reply body. `data` is left out on failure, as go-game does.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Envelope<T> {
-    /// 200 on success, an error code otherwise.
+    /// 200 on success, an error code otherwise (docs/errors.md).
+    #[schema(value_type = u32, example = 200)]
     pub code: Code,
     /// A short human-readable message.
     pub msg: String,

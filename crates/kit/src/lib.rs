@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod apidoc;
 pub mod auth;
 pub mod config;
 pub mod error;

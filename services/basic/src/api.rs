@@ -12,7 +12,7 @@ use md5::Digest as _;
 use rsgame_kit::auth::{Auth, AuthUser};
 use rsgame_kit::extract::Json;
 use rsgame_kit::http::ClientIp;
-use rsgame_kit::{Code, Error, Reply, Result};
+use rsgame_kit::{Code, Envelope, Error, Reply, Result};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
@@ -50,10 +50,12 @@ pub fn router(basic: Arc<dyn Basic>, local: BasicLogic, auth: Auth) -> Router {
         .layer(Extension(auth))
 }
 
+#[utoipa::path(get, path = "/basic/v1/basic/captcha", tag = "basic", summary = "A new captcha", description = "image is a PNG data URI; send key and the answer where a captcha is asked for. It works once (case-insensitive) and for basic.captcha_ttl_secs.", responses((status = 200, body = Envelope<CaptchaImage>)))]
 async fn captcha(State(st): State<St>) -> Result<Reply<CaptchaImage>> {
     st.basic.captcha().await.map(Reply)
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/sendCode", tag = "basic", summary = "Send a verification code", description = "sendType 1 SMS (phone) / 2 email (phone holds the address); verilyType 1 register, 2 password login, 3 phone login, 4 change password; key and code answer a captcha (400509 when wrong). Rate-limited per target and per IP (400502). Also accepted as GET with query parameters.", request_body = SendCodeReq, responses((status = 200, body = Envelope<CodeTicket>)))]
 async fn send_code(
     State(st): State<St>,
     ClientIp(ip): ClientIp,
@@ -72,17 +74,18 @@ async fn send_code_query(
     st.basic.send_code(req, &ip).await.map(Reply)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct VerifyCodeReq {
     key: String,
     code: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Status {
     status: bool,
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/verifyCode", tag = "basic", summary = "Check a verification code", description = "A right code is used up; a wrong one is 400300, and five wrong ones end the key.", request_body = VerifyCodeReq, responses((status = 200, body = Envelope<Status>)))]
 async fn verify_code(State(st): State<St>, Json(req): Json<VerifyCodeReq>) -> Result<Reply<Status>> {
     let ok = st.basic.verify_code(&req.key, &req.code).await?;
     if !ok {
@@ -91,20 +94,22 @@ async fn verify_code(State(st): State<St>, Json(req): Json<VerifyCodeReq>) -> Re
     Ok(Reply(Status { status: true }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ValueReq {
     value: String,
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/getFileByKey", tag = "basic", summary = "My file with this md5", description = "value: the md5 (hex). Lets a client skip uploading what it already stored.", security(("bearer" = [])), request_body = ValueReq, responses((status = 200, body = Envelope<FileInfo>)))]
 async fn file_by_key(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileInfo>> {
     st.basic.file_by_md5(user.user_id, &r.value).await.map(Reply)
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/fileDetail", tag = "basic", summary = "One of my files", description = "value: the guid. Another user's file is 400201, as a missing one.", security(("bearer" = [])), request_body = ValueReq, responses((status = 200, body = Envelope<FileInfo>)))]
 async fn file_detail(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileInfo>> {
     st.basic.file_detail(user.user_id, &r.value).await.map(Reply)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ListReq {
     #[serde(default = "one")]
@@ -123,20 +128,22 @@ fn twenty() -> i64 {
     20
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/myFileList", tag = "basic", summary = "My files, newest first", description = "page from 1, pageSize 1 to 100; key filters names containing it literally.", security(("bearer" = [])), request_body = ListReq, responses((status = 200, body = Envelope<FileList>)))]
 async fn file_list(State(st): State<St>, user: AuthUser, Json(r): Json<ListReq>) -> Result<Reply<FileList>> {
     st.basic.file_list(user.user_id, r.page, r.page_size, &r.key).await.map(Reply)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct DeleteReq {
     guids: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Deleted {
     deleted: u64,
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/delFileList", tag = "basic", summary = "Delete some of my files", description = "Soft deletion; other users' guids are ignored.", security(("bearer" = [])), request_body = DeleteReq, responses((status = 200, body = Envelope<Deleted>)))]
 async fn delete_files(State(st): State<St>, user: AuthUser, Json(r): Json<DeleteReq>) -> Result<Reply<Deleted>> {
     st.basic.delete_files(user.user_id, &r.guids).await.map(|deleted| Reply(Deleted { deleted }))
 }
@@ -156,6 +163,7 @@ fn io(e: std::io::Error) -> Error {
     Error::internal(Code::Failed, e)
 }
 
+#[utoipa::path(post, path = "/basic/v1/basic/upload", tag = "basic", summary = "Upload a file", description = "multipart/form-data with a field named file. At most basic.upload_max_bytes; extension among basic.upload_types and matching the content (checked from the bytes).", security(("bearer" = [])), request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 200, body = Envelope<FileInfo>)))]
 /// Streams the multipart field `file` to a temporary file while hashing it, checks its size
 /// and content, stores it under a generated name (or reuses identical stored content), and
 /// records it.
@@ -221,6 +229,7 @@ struct LinkQuery {
     s: String,
 }
 
+#[utoipa::path(get, path = "/basic/v1/basic/file/{guid}", tag = "basic", summary = "Download by signed link", description = "The url of a FileInfo: signed, valid for a day. A bad or expired link is 400501.", params(("guid" = String, Path, description = "The file"), ("e" = i64, Query, description = "Expiry"), ("s" = String, Query, description = "Signature")), responses((status = 200, description = "The bytes", content_type = "application/octet-stream")))]
 /// Streams a file to whoever holds a valid signed link.
 async fn download(
     State(st): State<St>,
@@ -249,4 +258,23 @@ async fn download(
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     Ok(resp)
+}
+
+/// The upload form, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The file's bytes, with its name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The OpenAPI document of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(captcha, send_code, verify_code, upload, file_by_key, file_detail, file_list, delete_files, download))]
+struct Doc;
+
+/// The OpenAPI document of basic's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Doc as utoipa::OpenApi>::openapi()
 }

@@ -9,7 +9,7 @@ use rsgame_store::Cache;
 use serde::{Deserialize, Serialize};
 
 /// A captcha as go-game's `captcha` endpoint returns it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaptchaImage {
     /// `data:image/png;base64,…`.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 pub const TOPIC: &str = "basic.send-code";
 
 /// go-game's `sendCode` request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendCodeReq {
     /// 1 SMS, 2 email.
@@ -30,7 +30,7 @@ pub struct SendCodeReq {
 }
 
 /// What `sendCode` returns: the key to verify the code against.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CodeTicket {
     /// Send it back with the code.

@@ -11,7 +11,7 @@ use sea_query::{Expr, ExprTrait as _, LikeExpr, Order, Query};
 use serde::{Deserialize, Serialize};
 
 /// A file as the API shows it to its owner.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileInfo {
     /// Public id.
@@ -37,7 +37,7 @@ pub struct FileInfo {
 }
 
 /// A page of files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileList {
     /// This page.

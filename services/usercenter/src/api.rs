@@ -8,7 +8,7 @@ use axum::{Extension, Router};
 use rsgame_kit::auth::{Auth, AuthUser};
 use rsgame_kit::extract::Json;
 use rsgame_kit::http::ClientIp;
-use rsgame_kit::{Reply, Result};
+use rsgame_kit::{Envelope, Reply, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
@@ -31,6 +31,7 @@ pub fn router(svc: Svc, auth: Auth) -> Router {
         .layer(Extension(auth))
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/register", tag = "usercenter", summary = "Create an account and log in", description = "Username: 3 to 32 letters, digits or _. Password: usercenter.password_min_len to 128 characters with a letter and a digit. A taken username is 400506.", request_body = RegisterReq, responses((status = 200, body = Envelope<Tokens>)))]
 async fn register(
     State(svc): State<Svc>,
     ClientIp(ip): ClientIp,
@@ -39,31 +40,34 @@ async fn register(
     svc.register(req, &ip).await.map(Reply)
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/login", tag = "usercenter", summary = "Log in with a password", description = "Wrong credentials: 400507. After repeated failures a captcha (captchaKey, captchaCode from /basic/v1/basic/captcha) is required (400508, 400509); past the limit the account or IP is locked (400510).", request_body = LoginReq, responses((status = 200, body = Envelope<Tokens>)))]
 async fn login(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<LoginReq>) -> Result<Reply<Tokens>> {
     svc.login(req, &ip).await.map(Reply)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RefreshReq {
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/refresh", tag = "usercenter", summary = "Exchange a refresh token", description = "Refresh tokens rotate: each works once. Presenting a used one revokes its whole family (400103).", request_body = RefreshReq, responses((status = 200, body = Envelope<Tokens>)))]
 async fn refresh(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<RefreshReq>) -> Result<Reply<Tokens>> {
     svc.refresh(&req.refresh_token, &ip).await.map(Reply)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Detail {
     user_info: UserInfo,
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/detail", tag = "usercenter", summary = "My account", security(("bearer" = [])), responses((status = 200, body = Envelope<Detail>), (status = 401, description = "No valid token: code 400103")))]
 async fn detail(State(svc): State<Svc>, user: AuthUser) -> Result<Reply<Detail>> {
     svc.user_info(user.user_id).await.map(|user_info| Reply(Detail { user_info }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Verified {
     msg: &'static str,
     /// When the token expires, unix seconds (as text, go-game's field type).
@@ -71,17 +75,19 @@ struct Verified {
     id: i64,
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/tokenVerify", tag = "usercenter", summary = "Check my token", description = "value: when it expires (unix seconds).", security(("bearer" = [])), responses((status = 200, body = Envelope<Verified>), (status = 401, description = "No valid token: code 400103")))]
 async fn token_verify(user: AuthUser) -> Result<Reply<Verified>> {
     Ok(Reply(Verified { msg: "ok", value: user.claims.exp.to_string(), id: user.user_id }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LogoutReq {
     #[serde(default)]
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/logout", tag = "usercenter", summary = "Log out", description = "Revokes this access token and the refresh token's family (every refresh token of the account when none is given).", security(("bearer" = [])), request_body = LogoutReq, responses((status = 200, body = Envelope<serde_json::Value>)))]
 async fn logout(
     State(svc): State<Svc>,
     ClientIp(ip): ClientIp,
@@ -92,16 +98,18 @@ async fn logout(
     Ok(Reply(serde_json::json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ScanReq {
     value: String,
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/loginScan/create", tag = "usercenter", summary = "Start a QR login", description = "Show qr as a QR code; then call loginScan with value.", responses((status = 200, body = Envelope<ScanTicket>)))]
 /// The waiting page starts a QR login.
 async fn scan_create(State(svc): State<Svc>) -> Result<Reply<ScanTicket>> {
     svc.scan_create().await.map(Reply)
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/loginScan/confirm", tag = "usercenter", summary = "Confirm a scanned QR login", description = "Called by a device where the user is logged in.", security(("bearer" = [])), request_body = ScanReq, responses((status = 200, body = Envelope<serde_json::Value>)))]
 /// A logged-in device confirms the QR code it scanned.
 async fn scan_confirm(
     State(svc): State<Svc>,
@@ -113,6 +121,7 @@ async fn scan_confirm(
     Ok(Reply(serde_json::json!({})))
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/loginScan", tag = "usercenter", summary = "Wait for a QR login", description = "Held up to 20 s until the code is confirmed, then answers tokens (once); 400511 while still pending: ask again.", request_body = ScanReq, responses((status = 200, body = Envelope<Tokens>)))]
 /// go-game's `loginScan`: the waiting page asks for its tokens. It is held up to 20 s while
 /// the code is not confirmed (a long poll), then answers 400511 so the page asks again.
 async fn login_scan(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<ScanReq>) -> Result<Reply<Tokens>> {
@@ -125,4 +134,14 @@ async fn login_scan(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): J
             other => return other.map(Reply),
         }
     }
+}
+
+/// The OpenAPI document of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, login, refresh, detail, token_verify, logout, scan_create, scan_confirm, login_scan))]
+struct Doc;
+
+/// The OpenAPI document of usercenter's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Doc as utoipa::OpenApi>::openapi()
 }

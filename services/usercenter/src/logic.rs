@@ -17,7 +17,7 @@ use crate::model::{self, LogKind, User};
 
 /// Tokens as login, register and refresh return them: go-game's three fields plus the
 /// refresh token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tokens {
     /// The access token and its times.
@@ -28,7 +28,7 @@ pub struct Tokens {
 }
 
 /// What `detail` shows of an account: never the password hash or login history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserInfo {
     /// Id.
     pub id: i64,
@@ -67,7 +67,7 @@ impl From<User> for UserInfo {
 }
 
 /// A login attempt.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginReq {
     /// Login name.
@@ -83,7 +83,7 @@ pub struct LoginReq {
 }
 
 /// A registration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterReq {
     /// Login name: 3 to 32 letters, digits or `_`.
@@ -97,7 +97,7 @@ pub struct RegisterReq {
 
 /// A QR login waiting to be confirmed: the waiting page shows `qr` (a QR code of it) and asks
 /// `loginScan` with `value` until tokens come back.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanTicket {
     /// The scan key.
