@@ -22,8 +22,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
-/// Parses JSON, naming the failing field in the error.
+/// Parses JSON, naming the failing field in the error. A NUL character (`\u0000`) anywhere is
+/// refused: no field has a use for it, and PostgreSQL rejects it in text, which would turn bad
+/// input into a database error.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(Error::bad_param("body: NUL characters are not accepted"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -60,5 +65,6 @@ mod tests {
         assert!(msg(r#"{"username":1,"page":1}"#).starts_with("username: invalid type"));
         assert!(msg("{not json").starts_with("body:"));
         assert_eq!(msg(r#"{"username":"a","page":1}"#), "");
+        assert!(msg(r#"{"username":"a\u0000b","page":1}"#).contains("NUL"));
     }
 }
