@@ -65,7 +65,7 @@ impl Services {
     ) -> Result<Services, rsgame_kit::Error> {
         let jwt = Arc::new(rsgame_kit::auth::Jwt::from_config(&cfg.auth));
         let url_key = jwt.derive_key("basic file links");
-        let basic_local = rsgame_basic::BasicLogic::new(db.clone(), cache.clone(), bus, cfg.basic.clone(), url_key);
+        let basic_local = rsgame_basic::BasicLogic::new(db.clone(), cache.clone(), bus, cfg.basic.clone(), url_key)?;
         let basic: Arc<dyn rsgame_basic::Basic> = if cfg.rpc.basic_url.is_empty() {
             Arc::new(basic_local.clone())
         } else {

@@ -598,8 +598,31 @@ pub struct BasicConfig {
     pub upload_max_bytes: u64,
     /// Extensions accepted (the content must match).
     pub upload_types: Vec<String>,
-    /// Where local storage keeps files.
+    /// Where local storage keeps files (and, with S3, uploads in progress).
     pub storage_root: String,
+    /// `local` or `s3`.
+    pub storage: FileStorage,
+    /// S3 endpoint: `https://s3.amazonaws.com`, `http://minio:9000`…
+    pub s3_endpoint: String,
+    /// S3 bucket.
+    pub s3_bucket: String,
+    /// S3 region.
+    pub s3_region: String,
+    /// S3 access key id.
+    pub s3_access_key: String,
+    /// S3 secret key.
+    pub s3_secret_key: Secret,
+}
+
+/// Where uploaded files are kept.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStorage {
+    /// Local disk under `basic.storage_root`.
+    #[default]
+    Local,
+    /// An S3-compatible bucket (`basic.s3_*`).
+    S3,
 }
 
 impl Default for BasicConfig {
@@ -619,6 +642,12 @@ impl Default for BasicConfig {
             upload_max_bytes: 100 * 1024 * 1024,
             upload_types: ["jpg", "png", "jpeg", "mp3", "mp4", "pdf", "zip", "docx"].map(String::from).to_vec(),
             storage_root: "./data/files".into(),
+            storage: FileStorage::Local,
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key: String::new(),
+            s3_secret_key: Secret::default(),
         }
     }
 }
@@ -879,6 +908,14 @@ impl Config {
         }
         if self.basic.upload_max_bytes == 0 {
             return Err(("basic.upload_max_bytes", "must be at least 1".into()));
+        }
+        if self.basic.storage == FileStorage::S3 {
+            if !(self.basic.s3_endpoint.starts_with("http://") || self.basic.s3_endpoint.starts_with("https://")) {
+                return Err(("basic.s3_endpoint", "must be an http:// or https:// URL with basic.storage: s3".into()));
+            }
+            if self.basic.s3_bucket.is_empty() {
+                return Err(("basic.s3_bucket", "must be set with basic.storage: s3".into()));
+            }
         }
         if self.basic.storage_root.is_empty() {
             return Err(("basic.storage_root", "must not be empty".into()));

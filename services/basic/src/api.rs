@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +30,7 @@ struct St {
 /// The routes. `local` handles the bytes of uploads and downloads; everything else goes
 /// through `basic` (in process or remote). `auth` checks the tokens of protected routes.
 pub fn router(basic: Arc<dyn Basic>, local: BasicLogic, auth: Auth) -> Router {
-    let storage = Storage::new(&local.config().storage_root);
+    let storage = local.storage().clone();
     // The body limit sits above the file limit so that an oversize upload gets our clear
     // error rather than a bare 413.
     let limit = usize::try_from(local.config().upload_max_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024);
@@ -210,16 +209,21 @@ async fn upload(State(st): State<St>, user: AuthUser, mut form: Multipart) -> Re
         return Err(Error::bad_param(format!("file: the content is not a .{ext} file")));
     }
     let (md5, sha1) = (hex::encode(md5.finalize()), hex::encode(sha1.finalize()));
-    let path = match st.local.files().stored_path(&md5, &sha1).await? {
-        Some(p) if st.storage.path(&p).is_some_and(|p| p.exists()) => p, // identical bytes: stored once
-        _ => {
+    let stored = match st.local.files().stored_path(&md5, &sha1).await? {
+        Some(p) if st.storage.exists(&p).await.map_err(io)? => Some(p),
+        _ => None,
+    };
+    let path = match stored {
+        Some(p) => p, // identical bytes: stored once
+        None => {
             let guid = uuid::Uuid::new_v4().simple().to_string();
             let rel = st.storage.keep(&temp, &guid, &ext).await.map_err(io)?;
             guard.0 = None;
             rel
         }
     };
-    let file = NewFile { user_id: user.user_id, name, ext, path, size: size as i64, md5, sha1 };
+    let driver = st.storage.driver();
+    let file = NewFile { user_id: user.user_id, name, ext, path, size: size as i64, md5, sha1, driver };
     st.basic.add_file(file).await.map(Reply)
 }
 
@@ -241,10 +245,11 @@ async fn download(
         return Err(Error::msg(Code::Forbidden, "the link is invalid or expired"));
     }
     let (rel, name, ext) = st.local.files().for_download(&guid).await?;
-    let path = st.storage.path(&rel).ok_or_else(|| Error::new(Code::NotFound))?;
-    let file = tokio::fs::File::open(&path).await.map_err(|_| Error::new(Code::NotFound))?;
-    let len = file.metadata().await.map(|m| m.len()).ok();
-    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let (len, body) = st.storage.open(&rel).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::new(Code::NotFound),
+        _ => io(e),
+    })?;
+    let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(files::content_type(&ext)));
     if let Some(len) = len {

@@ -67,6 +67,8 @@ pub struct NewFile {
     pub md5: String,
     /// Hex sha1.
     pub sha1: String,
+    /// Where the bytes are: 0 local disk, 1 S3.
+    pub driver: i32,
 }
 
 /// The content families that can be recognised from their first bytes.
@@ -134,16 +136,29 @@ pub fn extension(name: &str) -> String {
     name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Local disk storage under one root.
-#[derive(Debug, Clone)]
+/// Where file bytes are kept: local disk under one root, or an S3-compatible bucket. Uploads
+/// in progress are always written under the local root first (they are hashed and checked
+/// while they arrive).
+#[derive(Clone)]
 pub struct Storage {
     root: PathBuf,
+    s3: Option<crate::s3::S3>,
 }
 
 impl Storage {
-    /// Storage under `root` (created on first use).
+    /// Local storage under `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> Storage {
-        Storage { root: root.into() }
+        Storage { root: root.into(), s3: None }
+    }
+
+    /// Objects in `s3`; `root` holds uploads in progress.
+    pub fn with_s3(root: impl Into<PathBuf>, s3: crate::s3::S3) -> Storage {
+        Storage { root: root.into(), s3: Some(s3) }
+    }
+
+    /// `basic_file.driver`: 0 local disk, 1 S3.
+    pub fn driver(&self) -> i32 {
+        i32::from(self.s3.is_some())
     }
 
     /// A fresh temporary file path for an upload in progress.
@@ -153,18 +168,49 @@ impl Storage {
         Ok(dir.join(uuid::Uuid::new_v4().simple().to_string()))
     }
 
-    /// Moves a finished upload to `<yyyymm>/<guid>.<ext>`; returns that relative path.
+    /// Stores a finished upload as `<yyyymm>/<guid>.<ext>` and removes the temporary file;
+    /// returns that relative path (the object key on S3).
     pub async fn keep(&self, temp: &Path, guid: &str, ext: &str) -> std::io::Result<String> {
         let month = rsgame_kit::time::rfc3339(std::time::SystemTime::now());
         let month = month.get(..7).unwrap_or("0000-00").replace('-', "");
         let rel = format!("{month}/{guid}.{ext}");
-        tokio::fs::create_dir_all(self.root.join(&month)).await?;
-        tokio::fs::rename(temp, self.root.join(&rel)).await?;
+        match &self.s3 {
+            Some(s3) => {
+                s3.put_file(&rel, temp, content_type(ext)).await?;
+                tokio::fs::remove_file(temp).await?;
+            }
+            None => {
+                tokio::fs::create_dir_all(self.root.join(&month)).await?;
+                tokio::fs::rename(temp, self.root.join(&rel)).await?;
+            }
+        }
         Ok(rel)
     }
 
-    /// The absolute path of a stored file. `rel` comes from our own database, but is checked
-    /// anyway: only plain components, no `..`, no root.
+    /// Whether a stored file is there.
+    pub async fn exists(&self, rel: &str) -> std::io::Result<bool> {
+        match (&self.s3, self.path(rel)) {
+            (_, None) => Ok(false),
+            (Some(s3), Some(_)) => s3.exists(rel).await,
+            (None, Some(p)) => tokio::fs::try_exists(p).await,
+        }
+    }
+
+    /// A stored file's length (when known) and bytes.
+    pub async fn open(&self, rel: &str) -> std::io::Result<(Option<u64>, axum::body::Body)> {
+        let path = self.path(rel).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "bad path"))?;
+        match &self.s3 {
+            Some(s3) => s3.get(rel).await,
+            None => {
+                let file = tokio::fs::File::open(&path).await?;
+                let len = file.metadata().await.map(|m| m.len()).ok();
+                Ok((len, axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file))))
+            }
+        }
+    }
+
+    /// The absolute path of a locally stored file. `rel` comes from our own database, but is
+    /// checked anyway: only plain components, no `..`, no root.
     pub fn path(&self, rel: &str) -> Option<PathBuf> {
         let p = Path::new(rel);
         p.components().all(|c| matches!(c, std::path::Component::Normal(_))).then(|| self.root.join(p))
@@ -318,7 +364,7 @@ impl Files {
                 Expr::val(f.user_id),
                 Expr::val(&f.name),
                 Expr::val(media),
-                Expr::val(0),
+                Expr::val(f.driver),
                 Expr::val(&f.path),
                 Expr::val(&f.ext),
                 Expr::val(f.size),

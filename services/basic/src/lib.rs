@@ -13,6 +13,7 @@ pub mod captcha;
 pub mod code;
 pub mod files;
 pub mod rpc;
+pub mod s3;
 
 use std::time::Duration;
 
@@ -57,14 +58,34 @@ pub struct BasicLogic {
     bus: Bus,
     cfg: BasicConfig,
     files: files::Files,
+    storage: files::Storage,
 }
 
 impl BasicLogic {
     /// The logic over its storage; `url_key` signs download links (derive it from a shared
     /// secret so every replica accepts every link).
-    pub fn new(db: Db, cache: Cache, bus: Bus, cfg: BasicConfig, url_key: Vec<u8>) -> BasicLogic {
+    pub fn new(db: Db, cache: Cache, bus: Bus, cfg: BasicConfig, url_key: Vec<u8>) -> Result<BasicLogic> {
         let files = files::Files::new(db, files::UrlSigner::new(url_key));
-        BasicLogic { cache, bus, cfg, files }
+        let storage = match cfg.storage {
+            rsgame_kit::config::FileStorage::Local => files::Storage::new(&cfg.storage_root),
+            rsgame_kit::config::FileStorage::S3 => {
+                let s3 = s3::S3::new(s3::S3Config {
+                    endpoint: cfg.s3_endpoint.clone(),
+                    bucket: cfg.s3_bucket.clone(),
+                    region: cfg.s3_region.clone(),
+                    access_key: cfg.s3_access_key.clone(),
+                    secret_key: cfg.s3_secret_key.expose().to_owned(),
+                })
+                .map_err(|e| Error::internal(Code::Failed, e))?;
+                files::Storage::with_s3(&cfg.storage_root, s3)
+            }
+        };
+        Ok(BasicLogic { cache, bus, cfg, files, storage })
+    }
+
+    /// Where file bytes are kept.
+    pub fn storage(&self) -> &files::Storage {
+        &self.storage
     }
 
     /// The configuration it runs with.

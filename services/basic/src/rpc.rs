@@ -125,6 +125,7 @@ impl BasicService for BasicRpc {
             size: r.size,
             md5: r.md5,
             sha1: r.sha1,
+            driver: r.driver,
         };
         ok(self.0.add_file(f).await.map(file))
     }
@@ -208,6 +209,7 @@ impl Basic for RemoteBasic {
             size: f.size,
             md5: f.md5,
             sha1: f.sha1,
+            driver: f.driver,
         };
         self.client.clone().add_file(r).await.map(|r| from_file(r.into_inner())).map_err(rsgame_rpc::error)
     }

@@ -54,7 +54,7 @@ async fn start(db: Db, cache: Cache) -> Site {
     };
     let jwt = Arc::new(Jwt::new(b"basic-test", Duration::from_secs(3600), Duration::from_secs(60)));
     let bus = Bus::memory(BusOptions::default());
-    let basic = BasicLogic::new(db, cache, bus.clone(), cfg, jwt.derive_key("links"));
+    let basic = BasicLogic::new(db, cache, bus.clone(), cfg, jwt.derive_key("links")).expect("basic");
     let sent = Arc::new(Mutex::new(Vec::new()));
     rsgame_basic::code::run_worker(bus, Arc::new(Recorder(sent.clone()))).await.expect("worker");
     let auth = Auth { jwt: jwt.clone(), revocations: None };
@@ -337,4 +337,98 @@ async fn codes_are_emailed_over_smtp() {
     let out = child.wait_with_output().expect("output");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("493817") && text.contains("ann@example.com"), "the server got the mail: {text}");
+}
+
+/// Files in an S3-compatible bucket (`RSGAME_TEST_S3_ENDPOINT`: `.ci/run` starts moto's S3
+/// server): upload, dedupe, signed download streamed back from the bucket.
+#[tokio::test]
+async fn files_in_an_s3_bucket() {
+    let Ok(endpoint) = std::env::var("RSGAME_TEST_S3_ENDPOINT") else {
+        eprintln!("skipped: RSGAME_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&rsgame_kit::config::DatabaseConfig {
+        url: format!("sqlite://{}/t.db", dir.path().display()),
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    rsgame_store::migrate::migrate(&db).await.expect("migrate");
+    let bucket = rsgame_testkit::unique("rsgame-test").replace('_', "-");
+    let cfg = BasicConfig {
+        storage: rsgame_kit::config::FileStorage::S3,
+        s3_endpoint: endpoint.clone(),
+        s3_bucket: bucket.clone(),
+        s3_access_key: "test".into(),
+        s3_secret_key: rsgame_kit::config::Secret::new("test"),
+        storage_root: dir.path().join("files").display().to_string(),
+        ..BasicConfig::default()
+    };
+    let s3 = rsgame_basic::s3::S3::new(rsgame_basic::s3::S3Config {
+        endpoint,
+        bucket,
+        region: "us-east-1".into(),
+        access_key: "test".into(),
+        secret_key: "test".into(),
+    })
+    .expect("s3");
+    s3.create_bucket().await.expect("bucket");
+
+    let jwt = Arc::new(Jwt::new(b"s3-test", Duration::from_secs(3600), Duration::from_secs(60)));
+    let basic =
+        BasicLogic::new(db, Cache::memory(100, "t:"), Bus::memory(BusOptions::default()), cfg, jwt.derive_key("l"))
+            .expect("basic");
+    let router =
+        rsgame_basic::api::router(Arc::new(basic.clone()), basic, Auth { jwt: jwt.clone(), revocations: None });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let shutdown = rsgame_kit::Shutdown::new();
+    let _stop = Stop(shutdown.clone());
+    tokio::spawn(rsgame_kit::http::serve(listener, None, rsgame_kit::http::finish(router), shutdown));
+
+    let token = jwt.issue(1).expect("token").0.access_token;
+    let upload = async |name: &str| {
+        let boundary = "b0undary";
+        let mut body =
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n")
+                .into_bytes();
+        body.extend_from_slice(PNG);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let h = [
+            format!("Content-Type: multipart/form-data; boundary={boundary}"),
+            format!("Authorization: Bearer {token}"),
+        ];
+        call(port, "POST", "/basic/v1/basic/upload", &h, &body).await.json()
+    };
+    let first = upload("a.png").await;
+    assert_eq!(first["code"], 200, "{first}");
+    let second = upload("b.png").await;
+    assert_eq!(second["code"], 200, "{second}");
+    assert!(
+        files_under(dir.path()).iter().all(|p| p.ends_with("t.db") || p.to_string_lossy().contains("t.db")),
+        "nothing kept on local disk: {:?}",
+        files_under(dir.path())
+    );
+
+    let url = first["data"]["url"].as_str().expect("url");
+    let r = call(port, "GET", url, &[], b"").await;
+    assert_eq!((r.status, r.body.as_slice()), (200, PNG), "streamed back from the bucket");
+
+    // Clean up: the one object (stored once for both uploads) and the bucket.
+    let q = sea_query::Query::select().distinct().column("path").from("basic_file").to_owned();
+    let db2 = Db::connect(&rsgame_kit::config::DatabaseConfig {
+        url: format!("sqlite://{}/t.db", dir.path().display()),
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    let paths = db2.fetch_all(&q).await.expect("paths");
+    assert_eq!(paths.len(), 1, "identical content is one object");
+    for p in paths {
+        let key = p.string("path").expect("path");
+        assert!(s3.exists(&key).await.expect("head"));
+        s3.delete(&key).await.expect("delete");
+    }
+    s3.delete_bucket().await.expect("delete bucket");
 }

@@ -155,13 +155,16 @@ async fn main() {
     rsgame_store::migrate::migrate(&db).await.expect("migrate");
     let cache = Cache::memory(1_000_000, "b:");
     let jwt = Arc::new(Jwt::new(b"bench", Duration::from_secs(3600), Duration::from_secs(1800)));
-    let basic = Arc::new(BasicLogic::new(
-        db.clone(),
-        cache.clone(),
-        Bus::memory(BusOptions::default()),
-        BasicConfig::default(),
-        b"k".to_vec(),
-    ));
+    let basic = Arc::new(
+        BasicLogic::new(
+            db.clone(),
+            cache.clone(),
+            Bus::memory(BusOptions::default()),
+            BasicConfig::default(),
+            b"k".to_vec(),
+        )
+        .expect("basic"),
+    );
     // No lock-outs: every login in the benchmark is a right one from one IP.
     let cfg =
         UsercenterConfig { captcha_after_failures: 1_000_000, lock_after_failures: 2_000_000, ..Default::default() };

@@ -40,7 +40,8 @@ async fn start(db: Db, cache: Cache) -> Servers {
         Bus::memory(BusOptions::default()),
         BasicConfig::default(),
         jwt.derive_key("links"),
-    );
+    )
+    .expect("basic");
     let shutdown = rsgame_kit::Shutdown::new();
     let basic_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let basic_url = format!("http://{}", basic_l.local_addr().expect("addr"));
@@ -150,6 +151,7 @@ async fn go_games_basic_methods() {
             size: 3,
             md5: "0".repeat(32),
             sha1: "0".repeat(40),
+            driver: 0,
         };
         let f = c.add_file(add).await.expect("add").into_inner();
         let d = c.file_detail(bpb::FileReq { user_id: 5, value: f.guid.clone() }).await.expect("detail").into_inner();

@@ -58,7 +58,8 @@ async fn start(db: Db, cache: Cache) -> Site {
         rsgame_store::Bus::memory(rsgame_store::BusOptions::default()),
         rsgame_kit::config::BasicConfig::default(),
         b"links".to_vec(),
-    );
+    )
+    .expect("basic");
     let basic_dyn: Arc<dyn Basic> = Arc::new(basic.clone());
     let cfg = UsercenterConfig { captcha_after_failures: 3, lock_after_failures: 6, ..UsercenterConfig::default() };
     let logic = UserCenterLogic::new(db.clone(), cache, jwt.clone(), basic_dyn.clone(), cfg);
