@@ -61,11 +61,17 @@ pub enum Code {
     AccountLocked,
     /// 400511: a QR login is not confirmed yet; ask again (rsgame).
     ScanPending,
+    /// 400512: not enough coins (rsgame).
+    NotEnoughCoins,
+    /// 400513: the player does not have that item, or not enough of it (rsgame).
+    NotEnoughItems,
+    /// 400514: the player's level is too low for this (rsgame).
+    LevelTooLow,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 26] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -89,6 +95,9 @@ impl Code {
         Code::CaptchaWrong,
         Code::AccountLocked,
         Code::ScanPending,
+        Code::NotEnoughCoins,
+        Code::NotEnoughItems,
+        Code::LevelTooLow,
     ];
 
     /// The number on the wire.
@@ -117,6 +126,9 @@ impl Code {
             Code::CaptchaWrong => 400_509,
             Code::AccountLocked => 400_510,
             Code::ScanPending => 400_511,
+            Code::NotEnoughCoins => 400_512,
+            Code::NotEnoughItems => 400_513,
+            Code::LevelTooLow => 400_514,
         }
     }
 
@@ -151,6 +163,9 @@ impl Code {
             Code::CaptchaWrong => "captcha wrong or expired",
             Code::AccountLocked => "too many failed logins; try again later",
             Code::ScanPending => "waiting for the QR code to be confirmed",
+            Code::NotEnoughCoins => "not enough coins",
+            Code::NotEnoughItems => "not enough of that item",
+            Code::LevelTooLow => "your level is too low for this",
         }
     }
 
@@ -164,6 +179,7 @@ impl Code {
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => StatusCode::UNAUTHORIZED,
             Code::UsernameTaken => StatusCode::CONFLICT,
             Code::ScanPending => StatusCode::ACCEPTED,
+            Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => StatusCode::CONFLICT,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
@@ -189,7 +205,7 @@ impl Code {
             Code::NotFound | Code::RouteNotFound => 5, // NOT_FOUND
             Code::Forbidden => 7, // PERMISSION_DENIED
             Code::TooManyRequests => 8, // RESOURCE_EXHAUSTED
-            Code::UpdateNoRow | Code::ScanPending => 9, // FAILED_PRECONDITION
+            Code::UpdateNoRow | Code::ScanPending | Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => 9, // FAILED_PRECONDITION
             Code::TokenGenerate | Code::Db | Code::InsertFailed | Code::UpdateFailed => 13, // INTERNAL
             Code::Unavailable => 14, // UNAVAILABLE
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => 16, // UNAUTHENTICATED

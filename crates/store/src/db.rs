@@ -318,6 +318,16 @@ impl Db {
         Ok(r?)
     }
 
+    /// Starts a transaction on one connection of the pool. Dropped without [`Tx::commit`], it
+    /// rolls back.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::MySql(p) => Tx::MySql(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     /// Runs literal SQL that has no parameters (DDL from migrations, `SELECT 1`).
     pub async fn raw(&self, sql: &str) -> Result<(), StoreError> {
         let start = Instant::now();
@@ -351,5 +361,113 @@ impl Db {
             // The SQL only: bound values may be personal data or secrets.
             tracing::warn!(backend = self.backend.as_str(), op, took_ms = took.as_millis() as u64, sql = %sql(), "slow query");
         }
+    }
+}
+
+/// A transaction: the same statements as [`Db`], on one connection, applied together by
+/// [`Tx::commit`] or not at all.
+pub enum Tx {
+    /// On SQLite.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// On MySQL / MariaDB.
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+    /// On PostgreSQL.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// Runs a statement; returns the rows it affected.
+    pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<u64, StoreError> {
+        let r = match self {
+            Tx::Sqlite(t) => {
+                let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+            }
+            Tx::MySql(t) => {
+                let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+            }
+            Tx::Postgres(t) => {
+                let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+            }
+        };
+        Ok(r?)
+    }
+
+    /// Runs a query; returns every row.
+    pub async fn fetch_all<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Vec<Row>, StoreError> {
+        let r: Result<Vec<Row>, sqlx::Error> = match self {
+            Tx::Sqlite(t) => {
+                let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v)
+                    .fetch_all(&mut **t)
+                    .await
+                    .map(|v| v.into_iter().map(Row::Sqlite).collect())
+            }
+            Tx::MySql(t) => {
+                let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v)
+                    .fetch_all(&mut **t)
+                    .await
+                    .map(|v| v.into_iter().map(Row::MySql).collect())
+            }
+            Tx::Postgres(t) => {
+                let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v)
+                    .fetch_all(&mut **t)
+                    .await
+                    .map(|v| v.into_iter().map(Row::Postgres).collect())
+            }
+        };
+        Ok(r?)
+    }
+
+    /// Runs a query; returns its first row, if any.
+    pub async fn fetch_optional<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Option<Row>, StoreError> {
+        Ok(self.fetch_all(stmt).await?.into_iter().next())
+    }
+
+    /// Inserts one row and returns its generated `id`.
+    pub async fn insert_id(&mut self, stmt: &InsertStatement) -> Result<i64, StoreError> {
+        let r: Result<i64, sqlx::Error> = match self {
+            Tx::MySql(t) => {
+                let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.last_insert_id() as i64)
+            }
+            Tx::Sqlite(t) => {
+                let mut stmt = stmt.clone();
+                stmt.returning_col("id");
+                let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v).fetch_one(&mut **t).await.and_then(|r| r.try_get::<i64, _>(0))
+            }
+            Tx::Postgres(t) => {
+                let mut stmt = stmt.clone();
+                stmt.returning_col("id");
+                let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_with(AssertSqlSafe(sql), v).fetch_one(&mut **t).await.and_then(|r| r.try_get::<i64, _>(0))
+            }
+        };
+        Ok(r?)
+    }
+
+    /// Applies everything.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::MySql(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Discards everything (dropping the transaction does the same).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::MySql(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
     }
 }

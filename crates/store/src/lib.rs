@@ -21,4 +21,4 @@ pub mod migrate;
 
 pub use bus::{Bus, BusOptions, Delivery, Subscription};
 pub use cache::Cache;
-pub use db::{Backend, Db, Row, StoreError};
+pub use db::{Backend, Db, Row, StoreError, Tx};

@@ -24,6 +24,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "go-game accounts, logs and files", up: v1 },
     Migration { version: 2, name: "usercenter refresh tokens", up: v2 },
+    Migration { version: 3, name: "game players, items, ledger, battles, progress", up: v3 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -146,6 +147,98 @@ fn v2(b: Backend) -> Vec<String> {
         build(b, &t),
         index(b, &Index::create().name("idx_uc_refresh_family").table("uc_refresh_token").col("family").to_owned()),
         index(b, &Index::create().name("idx_uc_refresh_user").table("uc_refresh_token").col("user_id").to_owned()),
+    ]
+}
+
+/// The game economy. Every change of coins, score, exp or an item count is a `game_ledger`
+/// row (who, what, delta, the balance after, reason, reference), so balances can be rebuilt
+/// and checked. A battle is stored under its request id, so a retry gets the same record.
+fn v3(b: Backend) -> Vec<String> {
+    let big = |n: &'static str| ColumnDef::new(n).big_integer().not_null().default(0).to_owned();
+    let player = Table::create()
+        .table("game_player")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null().unique_key())
+        .col(big("level"))
+        .col(big("exp"))
+        .col(big("coins"))
+        .col(big("score"))
+        .col(big("hp"))
+        .col(big("max_hp"))
+        .col(big("attack"))
+        .col(big("defence"))
+        // Equipped goods ids (0: nothing).
+        .col(big("weapon"))
+        .col(big("armor"))
+        .col(big("buff_attack"))
+        .col(big("buff_until"))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("updated_at").big_integer().not_null())
+        .to_owned();
+    let item = Table::create()
+        .table("game_item")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("goods_id").big_integer().not_null())
+        .col(big("count"))
+        .to_owned();
+    let ledger = Table::create()
+        .table("game_ledger")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        // coins, score, exp, or item:<goods id>.
+        .col(ColumnDef::new("asset").string_len(32).not_null())
+        .col(ColumnDef::new("delta").big_integer().not_null())
+        .col(ColumnDef::new("balance").big_integer().not_null())
+        .col(ColumnDef::new("reason").string_len(32).not_null())
+        .col(ColumnDef::new("reference").string_len(128).not_null().default(""))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let battle = Table::create()
+        .table("game_battle")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("level_id").big_integer().not_null())
+        .col(ColumnDef::new("request_id").string_len(64).not_null())
+        .col(ColumnDef::new("seed").big_integer().not_null())
+        .col(ColumnDef::new("win").integer().not_null())
+        .col(ColumnDef::new("record").text().not_null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let progress = Table::create()
+        .table("game_progress")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("level_id").big_integer().not_null())
+        .col(big("wins"))
+        .col(big("losses"))
+        .col(big("best_rounds"))
+        .col(big("first_win_at"))
+        .to_owned();
+    let unique = |name: &str, table: &str, cols: &[&str]| {
+        let mut i = Index::create();
+        i.name(name).table(table.to_owned()).unique();
+        for c in cols {
+            i.col(c.to_string());
+        }
+        index(b, &i)
+    };
+    vec![
+        build(b, &player),
+        build(b, &item),
+        unique("ux_game_item_user_goods", "game_item", &["user_id", "goods_id"]),
+        build(b, &ledger),
+        index(b, &Index::create().name("idx_game_ledger_user").table("game_ledger").col("user_id").to_owned()),
+        build(b, &battle),
+        unique("ux_game_battle_request", "game_battle", &["user_id", "request_id"]),
+        build(b, &progress),
+        unique("ux_game_progress_user_level", "game_progress", &["user_id", "level_id"]),
+        index(b, &Index::create().name("idx_game_player_score").table("game_player").col("score").to_owned()),
     ]
 }
 

@@ -1,4 +1,19 @@
-//! The game service: the economy (goods, shop, inventory), levels and battles, ranks and
-//! notices over REST, and the real-time world (scenes with AOI, combat, monsters, rooms,
-//! chat, friends, lockstep) behind the gate. Not built yet: the game REST and world issues
-//! fill it. Until then this crate exports nothing.
+//! The game service: a small, correct economy behind go-game's game REST endpoints.
+//!
+//! - [`data`]: goods, shop, levels, experience table and notices from YAML files, validated,
+//!   hot-reloaded.
+//! - [`battle`]: the deterministic battle simulation.
+//! - [`logic`]: the [`Game`] trait and its in-process implementation (profiles, shop, pack,
+//!   use, battles, ranks, notices, score changes), every change in one transaction with its
+//!   ledger rows.
+//! - [`api`]: the REST routes under `/game/v1/game/`.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod battle;
+pub mod data;
+pub mod logic;
+
+pub use data::{DataStore, GameData};
+pub use logic::{Game, GameLogic};

@@ -1,0 +1,485 @@
+//! Game data: goods, shop listings, levels, the experience table and notices, loaded from
+//! YAML files in one folder and checked as a whole (a dangling id, a negative price or an
+//! unknown effect is an error naming the file and the entry). [`GameData::watch`] reloads
+//! the folder when a file changes: a good set replaces the old one atomically; a bad one is
+//! logged and the previous set stays.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// What a consumable does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Effect {
+    /// Restores this much hp (up to max).
+    Heal(i64),
+    /// Grants this much experience.
+    Exp(i64),
+    /// Adds attack for a while.
+    Buff {
+        /// Attack added.
+        attack: i64,
+        /// For how long, seconds.
+        secs: i64,
+    },
+}
+
+/// Where equipment goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Slot {
+    /// Adds attack.
+    Weapon,
+    /// Adds defence.
+    Armor,
+}
+
+/// Kinds of goods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Used up by `useGoods`.
+    Consumable,
+    /// Equipped by `useGoods`.
+    Equipment,
+    /// Kept.
+    Material,
+}
+
+/// One entry of the goods catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Goods {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: Kind,
+    /// A consumable's effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    /// Equipment's slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+    /// Attack an equipped item adds.
+    #[serde(default)]
+    pub attack: i64,
+    /// Defence an equipped item adds.
+    #[serde(default)]
+    pub defence: i64,
+}
+
+/// A shop listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    /// Listing id (what `buyGoods` names).
+    pub id: i64,
+    /// The goods sold.
+    pub goods_id: i64,
+    /// Price in coins.
+    pub price: i64,
+}
+
+/// An enemy in a level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enemy {
+    /// Name.
+    pub name: String,
+    /// Hit points.
+    pub hp: i64,
+    /// Attack.
+    pub attack: i64,
+    /// Defence.
+    pub defence: i64,
+}
+
+/// Goods and a count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemCount {
+    /// The goods.
+    pub goods_id: i64,
+    /// How many.
+    pub count: i64,
+}
+
+/// What winning a level grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rewards {
+    /// Coins.
+    pub coins: i64,
+    /// Experience.
+    pub exp: i64,
+    /// Score.
+    pub score: i64,
+    /// Items.
+    pub items: Vec<ItemCount>,
+}
+
+/// A level (stage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Level {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// The player level needed to enter.
+    #[serde(default = "one")]
+    pub min_level: i64,
+    /// Enemies, fought in order.
+    pub enemies: Vec<Enemy>,
+    /// What winning grants.
+    #[serde(default)]
+    pub rewards: Rewards,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stats {
+    /// Maximum hp.
+    pub max_hp: i64,
+    /// Attack.
+    pub attack: i64,
+    /// Defence.
+    pub defence: i64,
+    /// Coins (the starting purse only).
+    pub coins: i64,
+}
+
+/// The experience table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpTable {
+    /// Experience from each level to the next; its length + 1 is the top level.
+    pub next: Vec<i64>,
+    /// What each level-up adds.
+    pub per_level: Stats,
+    /// A new player's stats and coins.
+    pub start: Stats,
+}
+
+/// An announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Text.
+    pub content: String,
+    /// Shown from (RFC 3339).
+    pub start: String,
+    /// Shown until (RFC 3339); none: until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+/// One consistent set of game data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameData {
+    /// Goods by id.
+    pub goods: HashMap<i64, Goods>,
+    /// Shop listings, in file order.
+    pub shop: Vec<Listing>,
+    /// Levels, in file order.
+    pub levels: Vec<Level>,
+    /// The experience table.
+    pub exp: ExpTable,
+    /// Notices, in file order.
+    pub notices: Vec<Notice>,
+}
+
+/// A data file that is missing, unreadable or wrong; the message names the file and entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {msg}")]
+pub struct DataError {
+    /// The file.
+    pub file: String,
+    /// What is wrong, naming the entry.
+    pub msg: String,
+}
+
+const FILES: [&str; 5] = ["goods.yaml", "shop.yaml", "levels.yaml", "exp.yaml", "notices.yaml"];
+
+fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, DataError> {
+    let err = |msg: String| DataError { file: file.to_owned(), msg };
+    let text = std::fs::read_to_string(dir.join(file)).map_err(|e| err(e.to_string()))?;
+    serde_norway::from_str(&text).map_err(|e| err(e.to_string()))
+}
+
+fn is_rfc3339(s: &str) -> bool {
+    // yyyy-mm-ddThh:mm:ss with a zone: enough to refuse typos; parsing is the reader's job.
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && (s.ends_with('Z') || s.ends_with('z') || s[19..].contains(['+', '-']))
+}
+
+impl GameData {
+    /// Loads and checks the five files in `dir`.
+    pub fn load(dir: &Path) -> Result<GameData, DataError> {
+        let goods_list: Vec<Goods> = read(dir, "goods.yaml")?;
+        let shop: Vec<Listing> = read(dir, "shop.yaml")?;
+        let levels: Vec<Level> = read(dir, "levels.yaml")?;
+        let exp: ExpTable = read(dir, "exp.yaml")?;
+        let notices: Vec<Notice> = read(dir, "notices.yaml")?;
+        let mut goods = HashMap::new();
+        for (i, g) in goods_list.into_iter().enumerate() {
+            let at = |msg: &str| DataError { file: "goods.yaml".into(), msg: format!("entry {i} (id {}): {msg}", g.id) };
+            match (g.kind, &g.effect, g.slot) {
+                (Kind::Consumable, None, _) => return Err(at("a consumable needs an effect")),
+                (Kind::Consumable, Some(Effect::Heal(n) | Effect::Exp(n)), _) if *n <= 0 => {
+                    return Err(at("an effect's amount must be positive"));
+                }
+                (Kind::Consumable, Some(Effect::Buff { attack, secs }), _) if *attack <= 0 || *secs <= 0 => {
+                    return Err(at("a buff needs positive attack and secs"));
+                }
+                (Kind::Equipment, _, None) => return Err(at("equipment needs a slot")),
+                (Kind::Equipment | Kind::Material, Some(_), _) => return Err(at("only consumables have an effect")),
+                _ => {}
+            }
+            if g.attack < 0 || g.defence < 0 {
+                return Err(at("attack and defence must not be negative"));
+            }
+            if g.name.trim().is_empty() {
+                return Err(at("a name is needed"));
+            }
+            let id = g.id;
+            if goods.insert(id, g).is_some() {
+                return Err(DataError { file: "goods.yaml".into(), msg: format!("entry {i}: id {id} is used twice") });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in shop.iter().enumerate() {
+            let at = |msg: String| DataError { file: "shop.yaml".into(), msg: format!("entry {i} (id {}): {msg}", l.id) };
+            if !goods.contains_key(&l.goods_id) {
+                return Err(at(format!("goods {} does not exist", l.goods_id)));
+            }
+            if l.price <= 0 {
+                return Err(at(format!("price {} must be positive", l.price)));
+            }
+            if !seen.insert(l.id) {
+                return Err(at("the id is used twice".into()));
+            }
+        }
+        seen.clear();
+        for (i, l) in levels.iter().enumerate() {
+            let at = |msg: String| DataError { file: "levels.yaml".into(), msg: format!("entry {i} (id {}): {msg}", l.id) };
+            if l.enemies.is_empty() {
+                return Err(at("a level needs enemies".into()));
+            }
+            if let Some(e) = l.enemies.iter().find(|e| e.hp <= 0 || e.attack < 0 || e.defence < 0) {
+                return Err(at(format!("enemy {}: hp must be positive, attack and defence not negative", e.name)));
+            }
+            let r = &l.rewards;
+            if r.coins < 0 || r.exp < 0 || r.score < 0 {
+                return Err(at("rewards must not be negative".into()));
+            }
+            if let Some(it) = r.items.iter().find(|it| !goods.contains_key(&it.goods_id) || it.count <= 0) {
+                return Err(at(format!("reward goods {} does not exist or its count is not positive", it.goods_id)));
+            }
+            if !seen.insert(l.id) {
+                return Err(at("the id is used twice".into()));
+            }
+        }
+        if exp.next.is_empty() || exp.next.iter().any(|n| *n <= 0) {
+            return Err(DataError { file: "exp.yaml".into(), msg: "next: a list of positive amounts".into() });
+        }
+        if exp.start.max_hp <= 0 || exp.start.coins < 0 {
+            return Err(DataError { file: "exp.yaml".into(), msg: "start: max_hp positive, coins not negative".into() });
+        }
+        for (i, n) in notices.iter().enumerate() {
+            if !is_rfc3339(&n.start) || n.end.as_deref().is_some_and(|e| !is_rfc3339(e)) {
+                return Err(DataError {
+                    file: "notices.yaml".into(),
+                    msg: format!("entry {i} (id {}): start and end are RFC 3339 times", n.id),
+                });
+            }
+        }
+        Ok(GameData { goods, shop, levels, exp, notices })
+    }
+
+    /// The player level reached with `exp` total experience.
+    pub fn level_for(&self, exp: i64) -> i64 {
+        let mut level = 1;
+        let mut need = 0;
+        for n in &self.exp.next {
+            need += n;
+            if exp < need {
+                break;
+            }
+            level += 1;
+        }
+        level
+    }
+
+    /// A level by id.
+    pub fn level(&self, id: i64) -> Option<&Level> {
+        self.levels.iter().find(|l| l.id == id)
+    }
+}
+
+/// The current game data, swapped whole on reload.
+#[derive(Clone)]
+pub struct DataStore {
+    current: Arc<RwLock<Arc<GameData>>>,
+    dir: PathBuf,
+}
+
+fn stamp(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
+    FILES
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+        .collect()
+}
+
+impl DataStore {
+    /// Loads `dir`; start-up fails when the data is bad.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<DataStore, DataError> {
+        let dir = dir.into();
+        let data = GameData::load(&dir)?;
+        Ok(DataStore { current: Arc::new(RwLock::new(Arc::new(data))), dir })
+    }
+
+    /// The data now. Hold the `Arc` for a whole request, so one request sees one version.
+    pub fn get(&self) -> Arc<GameData> {
+        self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Loads the folder again: a good set replaces the current one; a bad one is returned as
+    /// an error and changes nothing.
+    pub fn reload(&self) -> Result<(), DataError> {
+        let data = GameData::load(&self.dir)?;
+        match self.current.write() {
+            Ok(mut g) => *g = Arc::new(data),
+            Err(p) => *p.into_inner() = Arc::new(data),
+        }
+        Ok(())
+    }
+
+    /// Checks the files every `every` and reloads when one changed, until `stop` fires.
+    pub fn watch(&self, every: Duration, stop: rsgame_kit::Shutdown) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut last = stamp(&me.dir);
+            let stopped = stop.triggered();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let now = stamp(&me.dir);
+                if now == last {
+                    continue;
+                }
+                last = now;
+                match me.reload() {
+                    Ok(()) => {
+                        tracing::info!(dir = %me.dir.display(), "game data reloaded");
+                        metrics::counter!("game_data_reloads_total", "result" => "ok").increment(1);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "game data not reloaded; the previous data stays");
+                        metrics::counter!("game_data_reloads_total", "result" => "refused").increment(1);
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/game")
+    }
+
+    fn copy(dir: &Path) {
+        for f in FILES {
+            std::fs::copy(sample().join(f), dir.join(f)).expect("copy");
+        }
+    }
+
+    #[test]
+    fn the_shipped_data_loads() {
+        let d = GameData::load(&sample()).expect("the sample data is valid");
+        assert!(d.goods.len() >= 8 && !d.shop.is_empty() && d.levels.len() >= 3);
+        assert_eq!(d.level_for(0), 1);
+        assert_eq!(d.level_for(100), 2);
+        assert_eq!(d.level_for(279), 2);
+        assert_eq!(d.level_for(280), 3);
+        assert_eq!(d.level_for(i64::MAX / 2), d.exp.next.len() as i64 + 1, "capped at the top level");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy(dir.path());
+        let shop = std::fs::read_to_string(dir.path().join("shop.yaml")).expect("read");
+        std::fs::write(dir.path().join("shop.yaml"), shop.replace("goods_id: 2, price: 35", "goods_id: 99, price: 35"))
+            .expect("write");
+        let e = GameData::load(dir.path()).expect_err("dangling goods");
+        assert_eq!(e.file, "shop.yaml");
+        assert!(e.msg.contains("entry 1 (id 2)") && e.msg.contains("goods 99"), "{e}");
+
+        copy(dir.path());
+        std::fs::write(dir.path().join("shop.yaml"), shop.replace("price: 10", "price: -10")).expect("write");
+        assert!(GameData::load(dir.path()).expect_err("negative").msg.contains("price -10"));
+
+        copy(dir.path());
+        let goods = std::fs::read_to_string(dir.path().join("goods.yaml")).expect("read");
+        std::fs::write(dir.path().join("goods.yaml"), goods.replace("heal: 50", "teleport: 50")).expect("write");
+        let e = GameData::load(dir.path()).expect_err("unknown effect");
+        assert_eq!(e.file, "goods.yaml");
+        assert!(e.msg.contains("teleport"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn hot_reload_takes_good_files_and_keeps_the_data_on_bad_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy(dir.path());
+        let store = DataStore::open(dir.path()).expect("open");
+        let stop = rsgame_kit::Shutdown::new();
+        store.watch(Duration::from_millis(50), stop.clone());
+        let shop = std::fs::read_to_string(dir.path().join("shop.yaml")).expect("read");
+
+        std::fs::write(dir.path().join("shop.yaml"), shop.replace("price: 10", "price: 12")).expect("write");
+        let mut seen = false;
+        for _ in 0..100 {
+            if store.get().shop[0].price == 12 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(seen, "a good change is picked up without a restart");
+
+        std::fs::write(dir.path().join("shop.yaml"), "- { id: 1, goods_id: 404, price: 1 }\n").expect("write");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(store.get().shop[0].price, 12, "a bad file keeps the previous data");
+        assert!(store.reload().is_err());
+        stop.trigger();
+    }
+}
