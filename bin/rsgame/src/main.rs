@@ -39,6 +39,13 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Consistency checks. `rsgame check ledger`: every player's coins, score, exp and item
+    /// counts equal the sum of their ledger rows; exits 1 and lists what does not.
+    Check {
+        /// What to check: ledger.
+        #[arg(value_parser = ["ledger"])]
+        what: String,
+    },
     /// Print the effective configuration (defaults, file, environment) with secrets masked.
     Config,
     /// Print the version.
@@ -74,6 +81,7 @@ fn main() -> ExitCode {
             run(serve::serve(cfg, roles))
         }
         Command::Migrate => run(serve::migrate(cfg)),
+        Command::Check { .. } => run(serve::check_ledger(cfg)),
         Command::Version => ExitCode::SUCCESS,
     }
 }

@@ -54,6 +54,7 @@ struct Services {
     basic: Arc<dyn rsgame_basic::Basic>,
     /// Where the bytes of uploads and downloads are handled, and what basic-rpc serves.
     basic_local: rsgame_basic::BasicLogic,
+    db: rsgame_store::Db,
 }
 
 impl Services {
@@ -72,16 +73,21 @@ impl Services {
             Arc::new(rsgame_basic::rpc::RemoteBasic::connect(&cfg.rpc.basic_url)?)
         };
         let revocations = rsgame_usercenter::logic::revocations(cache.clone());
-        let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> = Arc::new(
-            rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic.clone(), cfg.usercenter.clone()),
-        );
+        let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> =
+            Arc::new(rsgame_usercenter::UserCenterLogic::new(
+                db.clone(),
+                cache,
+                jwt.clone(),
+                basic.clone(),
+                cfg.usercenter.clone(),
+            ));
         let usercenter: Arc<dyn rsgame_usercenter::UserCenter> = if cfg.rpc.usercenter_url.is_empty() {
             usercenter_local.clone()
         } else {
             Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(&cfg.rpc.usercenter_url)?)
         };
         let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(revocations) };
-        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local })
+        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db })
     }
 }
 
@@ -191,9 +197,19 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, &shutdown).await?;
                 }
             }
-            // The game REST API is wired here with its issue; until then this role
-            // contributes only the shared endpoints.
-            _ => tracing::info!(role = %role, "role has no components yet"),
+            Role::GameApi => {
+                if let Some(s) = &services {
+                    let data = rsgame_game::DataStore::open_or_seed(&cfg.game.data_dir)
+                        .map_err(|e| ServeError::Worker(format!("game data: {e}")))?;
+                    if cfg.game.reload_secs > 0 {
+                        data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
+                    }
+                    let game: Arc<dyn rsgame_game::Game> = Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data));
+                    router =
+                        router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
+                    apidoc.merge(rsgame_game::api::openapi());
+                }
+            }
         }
     }
     let router = http::finish(router.merge(rsgame_kit::apidoc::router(apidoc)));
@@ -255,6 +271,26 @@ async fn open_database(cfg: &Config) -> Result<rsgame_store::Db, ServeError> {
 }
 
 /// Applies pending migrations and exits.
+/// `rsgame check ledger`: balances against the ledger; an error when something does not add up.
+pub async fn check_ledger(cfg: Config) -> Result<(), ServeError> {
+    let db = open_database(&cfg).await?;
+    let data =
+        rsgame_game::DataStore::open_or_seed(&cfg.game.data_dir).map_err(|e| ServeError::Worker(e.to_string()))?;
+    let game = rsgame_game::GameLogic::new(db.clone(), data);
+    let found = game.check_ledger().await.map_err(|e| ServeError::Worker(e.to_string()));
+    db.close().await;
+    let found = found?;
+    for m in &found {
+        println!("user {} {}: balance {} but the ledger adds up to {}", m.user_id, m.asset, m.balance, m.ledger);
+    }
+    if found.is_empty() {
+        println!("ledger ok: every balance equals the sum of its ledger rows");
+        Ok(())
+    } else {
+        Err(ServeError::Worker(format!("{} balances do not match the ledger", found.len())))
+    }
+}
+
 pub async fn migrate(cfg: Config) -> Result<(), ServeError> {
     let telemetry = telemetry::init(&Config {
         metrics: rsgame_kit::config::MetricsConfig { enabled: false, ..cfg.metrics.clone() },

@@ -64,6 +64,8 @@ impl Server {
         c.env("RSGAME_GATE__TCP_PORT", gate_port.to_string())
             .env("RSGAME_GATE__KCP_PORT", "0")
             .env("RSGAME_GATE__HOST", "127.0.0.1");
+        // Game data seeded beside the test's database rather than in the working directory.
+        c.env("RSGAME_GAME__DATA_DIR", cfg.parent().unwrap_or(cfg).join("data/game"));
         // The gRPC roles on ephemeral ports unless a test chooses.
         c.env("RSGAME_RPC__HOST", "127.0.0.1")
             .env("RSGAME_RPC__USERCENTER_PORT", "0")
@@ -482,4 +484,24 @@ fn api_roles_call_usercenter_and_basic_over_grpc() {
     let clean = format!("redis-cli -u {redis} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis} del");
     let out = Command::new("sh").args(["-c", &clean]).output().expect("redis-cli");
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn check_ledger_reports_a_consistent_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/data/rsgame.db", dir.path().display());
+    let data = dir.path().join("game").display().to_string();
+    let cmd = |args: &[&str]| {
+        let mut c = rsgame();
+        c.args(args)
+            .env("RSGAME_DATABASE__URL", &url)
+            .env("RSGAME_GAME__DATA_DIR", &data)
+            .env("RSGAME_LOG__LEVEL", "warn");
+        run(c)
+    };
+    assert!(cmd(&["migrate"]).status.success());
+    let out = cmd(&["check", "ledger"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ledger ok"), "{}", text(&out));
+    assert!(!cmd(&["check", "nothing"]).status.success(), "unknown checks are refused");
 }

@@ -233,6 +233,23 @@ impl IntoResponse for Unauthorized {
     }
 }
 
+/// The caller of a route that works with or without a token (a leaderboard that also shows
+/// "my rank"): `None` without an `Authorization` header; a header with a bad token is refused
+/// as on protected routes.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<AuthUser>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            return Ok(MaybeUser(None));
+        }
+        AuthUser::from_request_parts(parts, state).await.map(|u| MaybeUser(Some(u)))
+    }
+}
+
 /// The token in an `Authorization: Bearer …` header.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;

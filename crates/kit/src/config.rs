@@ -58,6 +58,8 @@ pub struct Config {
     pub basic: BasicConfig,
     /// gRPC servers and the services' remote addresses.
     pub rpc: RpcConfig,
+    /// The game service.
+    pub game: GameConfig,
 }
 
 /// `app.*`
@@ -526,6 +528,25 @@ impl Default for UsercenterConfig {
             lock_secs: 900,
             refresh_expire_secs: 30 * 86_400,
         }
+    }
+}
+
+/// `game.*` — game data and the game service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GameConfig {
+    /// The folder of game data files (goods, shop, levels, exp, notices).
+    pub data_dir: String,
+    /// How often the data files are checked for changes, seconds (0: never reloaded).
+    pub reload_secs: u64,
+    /// The token server-side tools send as `X-Admin-Token` to `changeScore`; empty: the
+    /// route refuses everyone.
+    pub admin_token: Secret,
+}
+
+impl Default for GameConfig {
+    fn default() -> Self {
+        GameConfig { data_dir: "./data/game".into(), reload_secs: 2, admin_token: Secret::default() }
     }
 }
 

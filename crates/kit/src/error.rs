@@ -205,7 +205,9 @@ impl Code {
             Code::NotFound | Code::RouteNotFound => 5, // NOT_FOUND
             Code::Forbidden => 7, // PERMISSION_DENIED
             Code::TooManyRequests => 8, // RESOURCE_EXHAUSTED
-            Code::UpdateNoRow | Code::ScanPending | Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => 9, // FAILED_PRECONDITION
+            Code::UpdateNoRow | Code::ScanPending | Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => {
+                9
+            } // FAILED_PRECONDITION
             Code::TokenGenerate | Code::Db | Code::InsertFailed | Code::UpdateFailed => 13, // INTERNAL
             Code::Unavailable => 14, // UNAVAILABLE
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => 16, // UNAUTHENTICATED

@@ -1,1 +1,190 @@
-//! placeholder
+//! game's REST routes under `/game/v1/game/` (go-game's paths; their request and reply shapes
+//! are rsgame's, go-game's were empty stubs).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Extension, Router};
+use hmac::Mac as _;
+use rsgame_kit::auth::{Auth, AuthUser, MaybeUser};
+use rsgame_kit::extract::Json;
+use rsgame_kit::{Code, Envelope, Error, Reply, Result};
+use serde::Deserialize;
+
+use crate::data::{Level, Notice};
+use crate::logic::{BattleResult, Game, Pack, Player, Progress, RankBy, Ranking, ShopItem};
+
+#[derive(Clone)]
+struct St {
+    game: Arc<dyn Game>,
+    admin_token: Arc<String>,
+}
+
+/// The routes over any [`Game`]. `admin_token` guards `changeScore` (empty: refused to all).
+pub fn router(game: Arc<dyn Game>, auth: Auth, admin_token: &str) -> Router {
+    let st = St { game, admin_token: Arc::new(admin_token.to_owned()) };
+    Router::new()
+        .route("/game/v1/game/getRank", post(get_rank).get(get_rank))
+        .route("/game/v1/game/getShop", post(get_shop).get(get_shop))
+        .route("/game/v1/game/getNotify", post(get_notify).get(get_notify))
+        .route("/game/v1/game/getBattle", post(get_battle).get(get_battle))
+        .route("/game/v1/game/getPack", post(get_pack))
+        .route("/game/v1/game/useGoods", post(use_goods))
+        .route("/game/v1/game/buyGoods", post(buy_goods))
+        .route("/game/v1/game/battle", post(battle))
+        .route("/game/v1/game/getMyBattle", post(get_my_battle))
+        .route("/game/v1/game/changeScore", post(change_score))
+        .with_state(st)
+        .layer(Extension(auth))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RankReq {
+    /// `score` (default) or `level`.
+    #[serde(default = "by_score")]
+    by: RankBy,
+    #[serde(default = "one")]
+    page: i64,
+    #[serde(default = "twenty")]
+    page_size: i64,
+}
+
+fn by_score() -> RankBy {
+    RankBy::Score
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn twenty() -> i64 {
+    20
+}
+
+#[utoipa::path(post, path = "/game/v1/game/getRank", tag = "game", summary = "A leaderboard", description = "By score or by level (then experience). With a token, `me` is the caller's own line.", request_body = RankReq, responses((status = 200, body = Envelope<Ranking>)))]
+async fn get_rank(State(st): State<St>, MaybeUser(user): MaybeUser, Json(r): Json<RankReq>) -> Result<Reply<Ranking>> {
+    st.game.rank(r.by, r.page, r.page_size, user.map(|u| u.user_id)).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/game/v1/game/getShop", tag = "game", summary = "What the shop sells", responses((status = 200, body = Envelope<Vec<ShopItem>>)))]
+async fn get_shop(State(st): State<St>) -> Result<Reply<Vec<ShopItem>>> {
+    st.game.shop().await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/game/v1/game/getNotify", tag = "game", summary = "Announcements showing now", responses((status = 200, body = Envelope<Vec<Notice>>)))]
+async fn get_notify(State(st): State<St>) -> Result<Reply<Vec<Notice>>> {
+    st.game.notices().await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/game/v1/game/getBattle", tag = "game", summary = "The levels", description = "Each level's enemies, the player level it needs and its rewards.", responses((status = 200, body = Envelope<Vec<Level>>)))]
+async fn get_battle(State(st): State<St>) -> Result<Reply<Vec<Level>>> {
+    st.game.levels().await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/game/v1/game/getPack", tag = "game", summary = "My profile and items", description = "The profile is created on first use.", security(("bearer" = [])), responses((status = 200, body = Envelope<Pack>)))]
+async fn get_pack(State(st): State<St>, user: AuthUser) -> Result<Reply<Pack>> {
+    st.game.pack(user.user_id).await.map(Reply)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct IdReq {
+    /// For useGoods: the goods id; for buyGoods: the shop listing id.
+    id: i64,
+    /// For buyGoods: how many (1 to 99, default 1).
+    #[serde(default = "one_count")]
+    count: i64,
+}
+
+fn one_count() -> i64 {
+    1
+}
+
+#[utoipa::path(post, path = "/game/v1/game/useGoods", tag = "game", summary = "Use or equip goods", description = "A consumable applies its effect (heal, exp, a timed attack buff) and is used up; equipment is equipped. Not in the pack: 400513.", security(("bearer" = [])), request_body = IdReq, responses((status = 200, body = Envelope<Pack>)))]
+async fn use_goods(State(st): State<St>, user: AuthUser, Json(r): Json<IdReq>) -> Result<Reply<Pack>> {
+    st.game.use_goods(user.user_id, r.id).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/game/v1/game/buyGoods", tag = "game", summary = "Buy from the shop", description = "Coins are taken and the items added in one transaction; not enough coins: 400512.", security(("bearer" = [])), request_body = IdReq, responses((status = 200, body = Envelope<Pack>)))]
+async fn buy_goods(State(st): State<St>, user: AuthUser, Json(r): Json<IdReq>) -> Result<Reply<Pack>> {
+    st.game.buy(user.user_id, r.id, r.count).await.map(Reply)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct BattleReq {
+    level_id: i64,
+    /// Unique per battle: a retry with the same id gets the same result and no second reward.
+    request_id: String,
+}
+
+#[utoipa::path(post, path = "/game/v1/game/battle", tag = "game", summary = "Fight a level", description = "A deterministic turn-based fight from a seed and the player's stats; the record (warInfo: who hit whom for how much) and the rewards of a win. Level too low: 400514.", security(("bearer" = [])), request_body = BattleReq, responses((status = 200, body = Envelope<BattleResult>)))]
+async fn battle(State(st): State<St>, user: AuthUser, Json(r): Json<BattleReq>) -> Result<Reply<BattleResult>> {
+    st.game.battle(user.user_id, r.level_id, &r.request_id).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/game/v1/game/getMyBattle", tag = "game", summary = "My progress on each level", security(("bearer" = [])), responses((status = 200, body = Envelope<Vec<Progress>>)))]
+async fn get_my_battle(State(st): State<St>, user: AuthUser) -> Result<Reply<Vec<Progress>>> {
+    st.game.my_battles(user.user_id).await.map(Reply)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ChangeScoreReq {
+    user_id: i64,
+    #[serde(default)]
+    coins: i64,
+    #[serde(default)]
+    score: i64,
+    reason: String,
+    #[serde(default)]
+    reference: String,
+}
+
+/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
+fn same(a: &str, b: &str) -> bool {
+    let mac = |s: &str| {
+        let mut m = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(b"rsgame admin token")
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        m.update(s.as_bytes());
+        m
+    };
+    mac(a).verify_slice(&mac(b).finalize().into_bytes()).is_ok()
+}
+
+#[utoipa::path(post, path = "/game/v1/game/changeScore", tag = "game", summary = "Change a player's coins and score (server-side only)", description = "Only for server-side tools holding game.admin_token, sent as X-Admin-Token; a player's token never grants it (400501). Every change is a ledger row with the reason and reference.", request_body = ChangeScoreReq, params(("X-Admin-Token" = String, Header, description = "game.admin_token")), responses((status = 200, body = Envelope<Player>)))]
+async fn change_score(
+    State(st): State<St>,
+    headers: HeaderMap,
+    Json(r): Json<ChangeScoreReq>,
+) -> Result<Reply<Player>> {
+    let sent = headers.get("x-admin-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if st.admin_token.is_empty() || !same(sent, &st.admin_token) {
+        tracing::warn!(user_id = r.user_id, "changeScore refused: no valid admin token");
+        return Err(Error::msg(Code::Forbidden, "changeScore is for server-side tools"));
+    }
+    st.game.change_score(r.user_id, r.coins, r.score, &r.reason, &r.reference).await.map(Reply)
+}
+
+/// The OpenAPI document of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    get_rank,
+    get_shop,
+    get_notify,
+    get_battle,
+    get_pack,
+    use_goods,
+    buy_goods,
+    battle,
+    get_my_battle,
+    change_score
+))]
+struct Doc;
+
+/// The OpenAPI document of game's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Doc as utoipa::OpenApi>::openapi()
+}

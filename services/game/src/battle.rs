@@ -60,8 +60,13 @@ struct Rng(u64);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        // Zero is xorshift's one bad state.
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+        // splitmix64 spreads every bit of the seed over the state; zero is xorshift's one bad
+        // state.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Rng(if z == 0 { 1 } else { z })
     }
 
     fn next(&mut self) -> u64 {
@@ -118,7 +123,14 @@ pub fn simulate(seed: u64, player: &Fighter, enemies: &[Enemy]) -> WarInfo {
             }
             let (d, crit) = damage(&mut rng, foe.2, player.defence);
             hp = (hp - d).max(0);
-            hits.push(Hit { round, attacker: foe.0.clone(), target: player.name.clone(), damage: d, crit, target_hp: hp });
+            hits.push(Hit {
+                round,
+                attacker: foe.0.clone(),
+                target: player.name.clone(),
+                damage: d,
+                crit,
+                target_hp: hp,
+            });
         }
     }
     let win = hp > 0 && foes.iter().all(|f| f.1 == 0);

@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// What a consumable does.
+/// What a consumable does. In the files: `{ heal: 50 }`, `{ exp: 120 }` or
+/// `{ buff: { attack: 15, secs: 60 } }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", try_from = "EffectSpec")]
 pub enum Effect {
     /// Restores this much hp (up to max).
     Heal(i64),
@@ -26,6 +27,35 @@ pub enum Effect {
         /// For how long, seconds.
         secs: i64,
     },
+}
+
+/// An effect as written in a file: exactly one key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EffectSpec {
+    heal: Option<i64>,
+    exp: Option<i64>,
+    buff: Option<BuffSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuffSpec {
+    attack: i64,
+    secs: i64,
+}
+
+impl TryFrom<EffectSpec> for Effect {
+    type Error = String;
+
+    fn try_from(e: EffectSpec) -> Result<Effect, String> {
+        match (e.heal, e.exp, e.buff) {
+            (Some(n), None, None) => Ok(Effect::Heal(n)),
+            (None, Some(n), None) => Ok(Effect::Exp(n)),
+            (None, None, Some(b)) => Ok(Effect::Buff { attack: b.attack, secs: b.secs }),
+            _ => Err("an effect is exactly one of heal, exp or buff".into()),
+        }
+    }
 }
 
 /// Where equipment goes.
@@ -244,7 +274,8 @@ impl GameData {
         let notices: Vec<Notice> = read(dir, "notices.yaml")?;
         let mut goods = HashMap::new();
         for (i, g) in goods_list.into_iter().enumerate() {
-            let at = |msg: &str| DataError { file: "goods.yaml".into(), msg: format!("entry {i} (id {}): {msg}", g.id) };
+            let at =
+                |msg: &str| DataError { file: "goods.yaml".into(), msg: format!("entry {i} (id {}): {msg}", g.id) };
             match (g.kind, &g.effect, g.slot) {
                 (Kind::Consumable, None, _) => return Err(at("a consumable needs an effect")),
                 (Kind::Consumable, Some(Effect::Heal(n) | Effect::Exp(n)), _) if *n <= 0 => {
@@ -270,7 +301,8 @@ impl GameData {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, l) in shop.iter().enumerate() {
-            let at = |msg: String| DataError { file: "shop.yaml".into(), msg: format!("entry {i} (id {}): {msg}", l.id) };
+            let at =
+                |msg: String| DataError { file: "shop.yaml".into(), msg: format!("entry {i} (id {}): {msg}", l.id) };
             if !goods.contains_key(&l.goods_id) {
                 return Err(at(format!("goods {} does not exist", l.goods_id)));
             }
@@ -283,7 +315,8 @@ impl GameData {
         }
         seen.clear();
         for (i, l) in levels.iter().enumerate() {
-            let at = |msg: String| DataError { file: "levels.yaml".into(), msg: format!("entry {i} (id {}): {msg}", l.id) };
+            let at =
+                |msg: String| DataError { file: "levels.yaml".into(), msg: format!("entry {i} (id {}): {msg}", l.id) };
             if l.enemies.is_empty() {
                 return Err(at("a level needs enemies".into()));
             }
@@ -305,7 +338,10 @@ impl GameData {
             return Err(DataError { file: "exp.yaml".into(), msg: "next: a list of positive amounts".into() });
         }
         if exp.start.max_hp <= 0 || exp.start.coins < 0 {
-            return Err(DataError { file: "exp.yaml".into(), msg: "start: max_hp positive, coins not negative".into() });
+            return Err(DataError {
+                file: "exp.yaml".into(),
+                msg: "start: max_hp positive, coins not negative".into(),
+            });
         }
         for (i, n) in notices.iter().enumerate() {
             if !is_rfc3339(&n.start) || n.end.as_deref().is_some_and(|e| !is_rfc3339(e)) {
@@ -345,14 +381,44 @@ pub struct DataStore {
     dir: PathBuf,
 }
 
-fn stamp(dir: &Path) -> Vec<Option<(SystemTime, u64)>> {
-    FILES
-        .iter()
-        .map(|f| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
-        .collect()
+/// What the files hold now, hashed: an edit is seen even when it keeps the size and lands in
+/// the same timestamp tick. (The files are small; reading them every few seconds is nothing.)
+fn stamp(dir: &Path) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in FILES {
+        std::fs::read(dir.join(f)).ok().hash(&mut h);
+    }
+    h.finish()
 }
 
+/// The sample data shipped in the repository's `data/game`, built into the binary so a fresh
+/// machine has a playable world without copying files.
+const SAMPLE: [(&str, &str); 5] = [
+    ("goods.yaml", include_str!("../../../data/game/goods.yaml")),
+    ("shop.yaml", include_str!("../../../data/game/shop.yaml")),
+    ("levels.yaml", include_str!("../../../data/game/levels.yaml")),
+    ("exp.yaml", include_str!("../../../data/game/exp.yaml")),
+    ("notices.yaml", include_str!("../../../data/game/notices.yaml")),
+];
+
 impl DataStore {
+    /// Loads `dir`; when it does not exist yet, first writes the built-in sample data there
+    /// (a fresh machine gets the demo's data, editable in place). Start-up fails when the
+    /// data is bad.
+    pub fn open_or_seed(dir: impl Into<PathBuf>) -> Result<DataStore, DataError> {
+        let dir = dir.into();
+        if !dir.exists() {
+            let err = |e: std::io::Error| DataError { file: dir.display().to_string(), msg: e.to_string() };
+            std::fs::create_dir_all(&dir).map_err(err)?;
+            for (name, text) in SAMPLE {
+                std::fs::write(dir.join(name), text).map_err(err)?;
+            }
+            tracing::info!(dir = %dir.display(), "game data folder created with the sample data");
+        }
+        DataStore::open(dir)
+    }
+
     /// Loads `dir`; start-up fails when the data is bad.
     pub fn open(dir: impl Into<PathBuf>) -> Result<DataStore, DataError> {
         let dir = dir.into();
@@ -379,8 +445,9 @@ impl DataStore {
     /// Checks the files every `every` and reloads when one changed, until `stop` fires.
     pub fn watch(&self, every: Duration, stop: rsgame_kit::Shutdown) {
         let me = self.clone();
+        // Taken now, not when the task first runs: a change made right after this call counts.
+        let mut last = stamp(&me.dir);
         tokio::spawn(async move {
-            let mut last = stamp(&me.dir);
             let stopped = stop.triggered();
             tokio::pin!(stopped);
             loop {

@@ -262,7 +262,11 @@ impl GameLogic {
     }
 
     async fn load(&self, tx: &mut Tx, user_id: i64) -> Result<Player> {
-        let q = Query::select().columns(PLAYER_COLS).from("game_player").and_where(Expr::col("user_id").eq(user_id)).to_owned();
+        let q = Query::select()
+            .columns(PLAYER_COLS)
+            .from("game_player")
+            .and_where(Expr::col("user_id").eq(user_id))
+            .to_owned();
         let row = tx.fetch_optional(&q).await?.ok_or_else(|| Error::new(Code::NotFound))?;
         Ok(player_row(&row)?)
     }
@@ -273,7 +277,11 @@ impl GameLogic {
         if user_id <= 0 {
             return Err(bad("userId: an account id"));
         }
-        let exists = Query::select().column("user_id").from("game_player").and_where(Expr::col("user_id").eq(user_id)).to_owned();
+        let exists = Query::select()
+            .column("user_id")
+            .from("game_player")
+            .and_where(Expr::col("user_id").eq(user_id))
+            .to_owned();
         if self.db.fetch_optional(&exists).await?.is_some() {
             return Ok(());
         }
@@ -309,7 +317,15 @@ impl GameLogic {
     }
 
     /// Applies `c` to the (locked) player inside `tx`, with ledger rows, level-ups included.
-    async fn apply(&self, tx: &mut Tx, data: &GameData, user_id: i64, c: &Change, reason: &str, reference: &str) -> Result<Player> {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        data: &GameData,
+        user_id: i64,
+        c: &Change,
+        reason: &str,
+        reference: &str,
+    ) -> Result<Player> {
         // Conditional: coins and items never go below zero, whatever races.
         let mut up = Query::update();
         up.table("game_player")
@@ -362,7 +378,8 @@ impl GameLogic {
             tx.execute(&q).await?;
             p = self.load(tx, user_id).await?;
         }
-        for (asset, delta, balance) in [("coins", c.coins, p.coins), ("score", c.score, p.score), ("exp", c.exp, p.exp)] {
+        for (asset, delta, balance) in [("coins", c.coins, p.coins), ("score", c.score, p.score), ("exp", c.exp, p.exp)]
+        {
             if delta != 0 {
                 ledger(tx, user_id, asset, delta, balance, reason, reference).await?;
             }
@@ -382,7 +399,11 @@ impl GameLogic {
 
     async fn pack_of(&self, user_id: i64) -> Result<Pack> {
         let data = self.data.get();
-        let q = Query::select().columns(PLAYER_COLS).from("game_player").and_where(Expr::col("user_id").eq(user_id)).to_owned();
+        let q = Query::select()
+            .columns(PLAYER_COLS)
+            .from("game_player")
+            .and_where(Expr::col("user_id").eq(user_id))
+            .to_owned();
         let player = player_row(&self.db.fetch_optional(&q).await?.ok_or_else(|| Error::new(Code::NotFound))?)?;
         let q = Query::select()
             .columns(["goods_id", "count"])
@@ -396,7 +417,11 @@ impl GameLogic {
             let id = r.i64("goods_id")?;
             // Goods removed from the catalogue stay in the ledger but are not shown.
             if let Some(g) = data.goods.get(&id) {
-                items.push(PackItem { goods: g.clone(), count: r.i64("count")?, equipped: id == player.weapon || id == player.armor });
+                items.push(PackItem {
+                    goods: g.clone(),
+                    count: r.i64("count")?,
+                    equipped: id == player.weapon || id == player.armor,
+                });
             }
         }
         let gear = |id: i64| data.goods.get(&id).map(|g| (g.attack, g.defence)).unwrap_or((0, 0));
@@ -409,17 +434,19 @@ impl GameLogic {
     /// Checks every balance against its ledger: coins, score, exp and each item count must be
     /// the sum of their ledger deltas. Returns what does not add up.
     pub async fn check_ledger(&self) -> Result<Vec<Mismatch>> {
+        // SUM of BIGINT is a decimal on MariaDB and PostgreSQL: cast it back to a 64-bit
+        // integer (spelled SIGNED on MariaDB).
+        let int = if self.db.backend() == rsgame_store::Backend::MySql { "SIGNED" } else { "BIGINT" };
         let sums = Query::select()
             .columns(["user_id", "asset"])
-            .expr_as(Expr::col("delta").sum(), "total")
+            .expr_as(Expr::col("delta").sum().cast_as(int), "total")
             .from("game_ledger")
             .group_by_col("user_id")
             .group_by_col("asset")
             .to_owned();
         let mut ledger = std::collections::HashMap::new();
         for r in self.db.fetch_all(&sums).await? {
-            // SUM comes back as a decimal on some backends: read it through a cast.
-            let total = r.i64("total").or_else(|_| r.string("total").map(|s| s.parse().unwrap_or(i64::MIN)))?;
+            let total = r.i64("total")?;
             ledger.insert((r.i64("user_id")?, r.string("asset")?), total);
         }
         let mut out = Vec::new();
@@ -451,7 +478,15 @@ impl GameLogic {
     }
 }
 
-async fn ledger(tx: &mut Tx, user_id: i64, asset: &str, delta: i64, balance: i64, reason: &str, reference: &str) -> Result<()> {
+async fn ledger(
+    tx: &mut Tx,
+    user_id: i64,
+    asset: &str,
+    delta: i64,
+    balance: i64,
+    reason: &str,
+    reference: &str,
+) -> Result<()> {
     let mut q = Query::insert();
     q.into_table("game_ledger")
         .columns(["user_id", "asset", "delta", "balance", "reason", "reference", "created_at"])
@@ -481,7 +516,9 @@ impl Game for GameLogic {
         Ok(data
             .shop
             .iter()
-            .filter_map(|l| data.goods.get(&l.goods_id).map(|g| ShopItem { id: l.id, price: l.price, goods: g.clone() }))
+            .filter_map(|l| {
+                data.goods.get(&l.goods_id).map(|g| ShopItem { id: l.id, price: l.price, goods: g.clone() })
+            })
             .collect())
     }
 
@@ -490,9 +527,14 @@ impl Game for GameLogic {
             return Err(bad("count: 1 to 99"));
         }
         let data = self.data.get();
-        let listing = data.shop.iter().find(|l| l.id == listing_id).ok_or_else(|| Error::msg(Code::NotFound, "no such listing"))?;
+        let listing = data
+            .shop
+            .iter()
+            .find(|l| l.id == listing_id)
+            .ok_or_else(|| Error::msg(Code::NotFound, "no such listing"))?;
         self.ensure(user_id).await?;
-        let change = Change { coins: -listing.price * count, items: vec![(listing.goods_id, count)], ..Change::default() };
+        let change =
+            Change { coins: -listing.price * count, items: vec![(listing.goods_id, count)], ..Change::default() };
         let mut tx = self.db.begin().await?;
         self.apply(&mut tx, &data, user_id, &change, "buy", &format!("shop:{listing_id}")).await?;
         tx.commit().await?;
@@ -542,7 +584,11 @@ impl Game for GameLogic {
                     return Err(Error::new(Code::NotEnoughItems));
                 }
                 let col = if slot == Slot::Weapon { "weapon" } else { "armor" };
-                let q = Query::update().table("game_player").value(col, goods_id).and_where(Expr::col("user_id").eq(user_id)).to_owned();
+                let q = Query::update()
+                    .table("game_player")
+                    .value(col, goods_id)
+                    .and_where(Expr::col("user_id").eq(user_id))
+                    .to_owned();
                 tx.execute(&q).await?;
             }
             _ => return Err(Error::msg(Code::Forbidden, "this goods cannot be used")),
@@ -572,7 +618,14 @@ impl Game for GameLogic {
             .iter()
             .map(|l| {
                 let (wins, losses, best_rounds) = rows.get(&l.id).copied().unwrap_or_default();
-                Progress { level_id: l.id, name: l.name.clone(), wins, losses, best_rounds, unlocked: player.level >= l.min_level }
+                Progress {
+                    level_id: l.id,
+                    name: l.name.clone(),
+                    wins,
+                    losses,
+                    best_rounds,
+                    unlocked: player.level >= l.min_level,
+                }
             })
             .collect())
     }
@@ -609,12 +662,21 @@ impl Game for GameLogic {
         let seed = battle::seed_for(user_id, request_id);
         let war = battle::simulate(seed, &me, &level.enemies);
         let rewards = if war.win { level.rewards.clone() } else { Rewards::default() };
-        let result = BattleResult { level_id, request_id: request_id.to_owned(), war_info: war.clone(), rewards: rewards.clone() };
+        let result = BattleResult {
+            level_id,
+            request_id: request_id.to_owned(),
+            war_info: war.clone(),
+            rewards: rewards.clone(),
+        };
         let record = serde_json::to_string(&result).map_err(|e| Error::internal(Code::Failed, e))?;
 
         let mut tx = self.db.begin().await?;
         // The player's row first: it serialises this player's changes (see the module docs).
-        let touch = Query::update().table("game_player").value("updated_at", now_ms()).and_where(Expr::col("user_id").eq(user_id)).to_owned();
+        let touch = Query::update()
+            .table("game_player")
+            .value("updated_at", now_ms())
+            .and_where(Expr::col("user_id").eq(user_id))
+            .to_owned();
         tx.execute(&touch).await?;
         let mut ins = Query::insert();
         ins.into_table("game_battle")
@@ -649,7 +711,11 @@ impl Game for GameLogic {
         let p = self.apply(&mut tx, &data, user_id, &change, "battle", &reference).await?;
         // The fight's damage stays (a level-up during it refilled hp already).
         if p.level == pack.player.level {
-            let hp = Query::update().table("game_player").value("hp", Ord::max(war.player_hp, 1)).and_where(Expr::col("user_id").eq(user_id)).to_owned();
+            let hp = Query::update()
+                .table("game_player")
+                .value("hp", Ord::max(war.player_hp, 1))
+                .and_where(Expr::col("user_id").eq(user_id))
+                .to_owned();
             tx.execute(&hp).await?;
         }
         let up = Query::update()
@@ -706,12 +772,20 @@ impl Game for GameLogic {
             .to_owned();
         let mut list = Vec::new();
         for (i, r) in self.db.fetch_all(&q).await?.iter().enumerate() {
-            list.push(RankEntry { rank: (page - 1) * page_size + i as i64 + 1, user_id: r.i64("user_id")?, value: r.i64(col)? });
+            list.push(RankEntry {
+                rank: (page - 1) * page_size + i as i64 + 1,
+                user_id: r.i64("user_id")?,
+                value: r.i64(col)?,
+            });
         }
         let me = match me {
             None => None,
             Some(user_id) => {
-                let q = Query::select().columns(["user_id", col, tie]).from("game_player").and_where(Expr::col("user_id").eq(user_id)).to_owned();
+                let q = Query::select()
+                    .columns(["user_id", col, tie])
+                    .from("game_player")
+                    .and_where(Expr::col("user_id").eq(user_id))
+                    .to_owned();
                 match self.db.fetch_optional(&q).await? {
                     None => None,
                     Some(r) => {
@@ -721,12 +795,9 @@ impl Game for GameLogic {
                         let ahead = Query::select()
                             .expr_as(Expr::col("user_id").count(), "n")
                             .from("game_player")
-                            .and_where(
-                                Expr::col(col)
-                                    .gt(v)
-                                    .or(Expr::col(col).eq(v).and(Expr::col(tie).gt(t)))
-                                    .or(Expr::col(col).eq(v).and(Expr::col(tie).eq(t)).and(Expr::col("user_id").lt(user_id))),
-                            )
+                            .and_where(Expr::col(col).gt(v).or(Expr::col(col).eq(v).and(Expr::col(tie).gt(t))).or(
+                                Expr::col(col).eq(v).and(Expr::col(tie).eq(t)).and(Expr::col("user_id").lt(user_id)),
+                            ))
                             .to_owned();
                         let n = self.db.fetch_optional(&ahead).await?.map(|r| r.i64("n")).transpose()?.unwrap_or(0);
                         Some(RankEntry { rank: n + 1, user_id, value: v })
@@ -753,14 +824,23 @@ impl Game for GameLogic {
         Ok(v)
     }
 
-    async fn change_score(&self, user_id: i64, coins: i64, score: i64, reason: &str, reference: &str) -> Result<Player> {
+    async fn change_score(
+        &self,
+        user_id: i64,
+        coins: i64,
+        score: i64,
+        reason: &str,
+        reference: &str,
+    ) -> Result<Player> {
         if reason.is_empty() || reason.len() > 32 || reference.len() > 128 {
             return Err(bad("reason: 1 to 32 characters; reference: at most 128"));
         }
         let data = self.data.get();
         self.ensure(user_id).await?;
         let mut tx = self.db.begin().await?;
-        let p = self.apply(&mut tx, &data, user_id, &Change { coins, score, ..Change::default() }, reason, reference).await?;
+        let p = self
+            .apply(&mut tx, &data, user_id, &Change { coins, score, ..Change::default() }, reason, reference)
+            .await?;
         if p.score < 0 {
             return Err(Error::msg(Code::Forbidden, "score cannot go below zero"));
         }
