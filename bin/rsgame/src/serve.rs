@@ -55,6 +55,7 @@ struct Services {
     /// Where the bytes of uploads and downloads are handled, and what basic-rpc serves.
     basic_local: rsgame_basic::BasicLogic,
     db: rsgame_store::Db,
+    cache: rsgame_store::Cache,
 }
 
 impl Services {
@@ -76,7 +77,7 @@ impl Services {
         let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> =
             Arc::new(rsgame_usercenter::UserCenterLogic::new(
                 db.clone(),
-                cache,
+                cache.clone(),
                 jwt.clone(),
                 basic.clone(),
                 cfg.usercenter.clone(),
@@ -87,7 +88,7 @@ impl Services {
             Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(&cfg.rpc.usercenter_url)?)
         };
         let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(revocations) };
-        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db })
+        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db, cache })
     }
 }
 
@@ -204,7 +205,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     if cfg.game.reload_secs > 0 {
                         data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
                     }
-                    let game: Arc<dyn rsgame_game::Game> = Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data));
+                    let game: Arc<dyn rsgame_game::Game> =
+                        Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()));
                     router =
                         router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
                     apidoc.merge(rsgame_game::api::openapi());

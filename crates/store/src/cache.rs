@@ -451,6 +451,60 @@ impl Cache {
         }
     }
 
+    /// Whether the cache is shared between processes (Redis), so sorted sets can be used.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    fn zconn(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        match &self.backend {
+            Backend::Redis(c) => Ok(c.clone()),
+            Backend::Memory(_) => Err(StoreError::Config("sorted sets need the Redis cache".into())),
+        }
+    }
+
+    /// Sets `member`'s score in the sorted set at `key` (Redis only: leaderboards).
+    pub async fn zset_add(&self, key: &str, member: &str, score: f64) -> Result<(), StoreError> {
+        let mut c = self.zconn()?;
+        let r = redis::cmd("ZADD").arg(self.key(key)).arg(score).arg(member).query_async::<i64>(&mut c).await;
+        r.map(|_| ()).map_err(|e| {
+            let e = redis_err(e);
+            self.fail("zadd", &e);
+            e
+        })
+    }
+
+    /// Members from rank `start` to `stop` (0-based, inclusive), highest score first, with
+    /// their scores; equal scores come in descending member order.
+    pub async fn zset_rev_range(&self, key: &str, start: i64, stop: i64) -> Result<Vec<(String, f64)>, StoreError> {
+        let mut c = self.zconn()?;
+        redis::cmd("ZREVRANGE")
+            .arg(self.key(key))
+            .arg(start)
+            .arg(stop)
+            .arg("WITHSCORES")
+            .query_async::<Vec<(String, f64)>>(&mut c)
+            .await
+            .map_err(redis_err)
+    }
+
+    /// `member`'s 0-based rank, highest score first.
+    pub async fn zset_rev_rank(&self, key: &str, member: &str) -> Result<Option<u64>, StoreError> {
+        let mut c = self.zconn()?;
+        redis::cmd("ZREVRANK")
+            .arg(self.key(key))
+            .arg(member)
+            .query_async::<Option<u64>>(&mut c)
+            .await
+            .map_err(redis_err)
+    }
+
+    /// Members in the sorted set.
+    pub async fn zset_len(&self, key: &str) -> Result<u64, StoreError> {
+        let mut c = self.zconn()?;
+        redis::cmd("ZCARD").arg(self.key(key)).query_async::<u64>(&mut c).await.map_err(redis_err)
+    }
+
     /// Adds `by` to the counter at `key` (created at 0 with `ttl` if new); returns the new value.
     pub async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, StoreError> {
         let k = self.key(key);

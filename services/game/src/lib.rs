@@ -14,6 +14,7 @@ pub mod api;
 pub mod battle;
 pub mod data;
 pub mod logic;
+mod ranks;
 
 pub use data::{DataStore, GameData};
 pub use logic::{Game, GameLogic};

@@ -239,6 +239,7 @@ fn bad(msg: &str) -> Error {
 pub struct GameLogic {
     db: Db,
     data: DataStore,
+    ranks: Option<crate::ranks::RedisRanks>,
 }
 
 /// The changes one transaction makes to a player, applied with their ledger rows.
@@ -253,7 +254,83 @@ struct Change {
 impl GameLogic {
     /// Over the database and the game data.
     pub fn new(db: Db, data: DataStore) -> GameLogic {
-        GameLogic { db, data }
+        GameLogic { db, data, ranks: None }
+    }
+
+    /// Keeps the leaderboards in Redis sorted sets when `cache` is Redis (the database
+    /// otherwise).
+    pub fn with_rank_cache(mut self, cache: rsgame_store::Cache) -> GameLogic {
+        self.ranks = cache.is_shared().then(|| crate::ranks::RedisRanks::new(cache));
+        self
+    }
+
+    /// After a committed change: the player's new values on the Redis boards. A failure is
+    /// logged; the boards are rebuilt from the database when Redis comes back empty.
+    async fn ranked(&self, user_id: i64) {
+        if let Some(r) = &self.ranks {
+            let res = match self.pack_of(user_id).await {
+                Ok(p) => r.update(&p.player).await.map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
+                tracing::warn!(user_id, error = %e, "leaderboard not updated");
+            }
+        }
+    }
+
+    async fn rank_db(&self, by: RankBy, page: i64, page_size: i64, me: Option<i64>) -> Result<Ranking> {
+        if page < 1 || !(1..=100).contains(&page_size) {
+            return Err(bad("page: from 1; pageSize: 1 to 100"));
+        }
+        let (col, tie) = match by {
+            RankBy::Score => ("score", "level"),
+            RankBy::Level => ("level", "exp"),
+        };
+        let q = Query::select()
+            .columns(["user_id", col])
+            .from("game_player")
+            .order_by(col, Order::Desc)
+            .order_by(tie, Order::Desc)
+            .order_by("user_id", Order::Asc)
+            .limit(page_size as u64)
+            .offset(((page - 1) * page_size) as u64)
+            .to_owned();
+        let mut list = Vec::new();
+        for (i, r) in self.db.fetch_all(&q).await?.iter().enumerate() {
+            list.push(RankEntry {
+                rank: (page - 1) * page_size + i as i64 + 1,
+                user_id: r.i64("user_id")?,
+                value: r.i64(col)?,
+            });
+        }
+        let me = match me {
+            None => None,
+            Some(user_id) => {
+                let q = Query::select()
+                    .columns(["user_id", col, tie])
+                    .from("game_player")
+                    .and_where(Expr::col("user_id").eq(user_id))
+                    .to_owned();
+                match self.db.fetch_optional(&q).await? {
+                    None => None,
+                    Some(r) => {
+                        let (v, t) = (r.i64(col)?, r.i64(tie)?);
+                        // Ahead of me: a higher value, or the same value and a higher tie-break,
+                        // or both equal and a smaller id.
+                        let ahead = Query::select()
+                            .expr_as(Expr::col("user_id").count(), "n")
+                            .from("game_player")
+                            .and_where(Expr::col(col).gt(v).or(Expr::col(col).eq(v).and(Expr::col(tie).gt(t))).or(
+                                Expr::col(col).eq(v).and(Expr::col(tie).eq(t)).and(Expr::col("user_id").lt(user_id)),
+                            ))
+                            .to_owned();
+                        let n = self.db.fetch_optional(&ahead).await?.map(|r| r.i64("n")).transpose()?.unwrap_or(0);
+                        Some(RankEntry { rank: n + 1, user_id, value: v })
+                    }
+                }
+            }
+        };
+        Ok(Ranking { list, me })
     }
 
     /// The game data in use.
@@ -313,6 +390,7 @@ impl GameLogic {
             ledger(&mut tx, user_id, "coins", s.coins, s.coins, "start", "").await?;
         }
         tx.commit().await?;
+        self.ranked(user_id).await;
         Ok(())
     }
 
@@ -594,6 +672,7 @@ impl Game for GameLogic {
             _ => return Err(Error::msg(Code::Forbidden, "this goods cannot be used")),
         }
         tx.commit().await?;
+        self.ranked(user_id).await;
         self.pack_of(user_id).await
     }
 
@@ -750,6 +829,7 @@ impl Game for GameLogic {
             tx.execute(&best).await?;
         }
         tx.commit().await?;
+        self.ranked(user_id).await;
         Ok(result)
     }
 
@@ -757,55 +837,26 @@ impl Game for GameLogic {
         if page < 1 || !(1..=100).contains(&page_size) {
             return Err(bad("page: from 1; pageSize: 1 to 100"));
         }
-        let (col, tie) = match by {
-            RankBy::Score => ("score", "level"),
-            RankBy::Level => ("level", "exp"),
-        };
-        let q = Query::select()
-            .columns(["user_id", col])
-            .from("game_player")
-            .order_by(col, Order::Desc)
-            .order_by(tie, Order::Desc)
-            .order_by("user_id", Order::Asc)
-            .limit(page_size as u64)
-            .offset(((page - 1) * page_size) as u64)
-            .to_owned();
-        let mut list = Vec::new();
-        for (i, r) in self.db.fetch_all(&q).await?.iter().enumerate() {
-            list.push(RankEntry {
-                rank: (page - 1) * page_size + i as i64 + 1,
-                user_id: r.i64("user_id")?,
-                value: r.i64(col)?,
-            });
-        }
-        let me = match me {
-            None => None,
-            Some(user_id) => {
-                let q = Query::select()
-                    .columns(["user_id", col, tie])
-                    .from("game_player")
-                    .and_where(Expr::col("user_id").eq(user_id))
-                    .to_owned();
-                match self.db.fetch_optional(&q).await? {
+        if let Some(r) = &self.ranks {
+            let redis = async {
+                r.ensure(&self.db).await?;
+                let list = r.page(by, page, page_size).await?;
+                let me = match me {
+                    Some(u) => match self.pack_of(u).await {
+                        Ok(p) => r.of(by, &p.player).await?,
+                        Err(e) if e.code() == Code::NotFound => None,
+                        Err(e) => return Err(e),
+                    },
                     None => None,
-                    Some(r) => {
-                        let (v, t) = (r.i64(col)?, r.i64(tie)?);
-                        // Ahead of me: a higher value, or the same value and a higher tie-break,
-                        // or both equal and a smaller id.
-                        let ahead = Query::select()
-                            .expr_as(Expr::col("user_id").count(), "n")
-                            .from("game_player")
-                            .and_where(Expr::col(col).gt(v).or(Expr::col(col).eq(v).and(Expr::col(tie).gt(t))).or(
-                                Expr::col(col).eq(v).and(Expr::col(tie).eq(t)).and(Expr::col("user_id").lt(user_id)),
-                            ))
-                            .to_owned();
-                        let n = self.db.fetch_optional(&ahead).await?.map(|r| r.i64("n")).transpose()?.unwrap_or(0);
-                        Some(RankEntry { rank: n + 1, user_id, value: v })
-                    }
-                }
+                };
+                Ok::<_, Error>(Ranking { list, me })
+            };
+            match redis.await {
+                Ok(r) => return Ok(r),
+                Err(e) => tracing::warn!(error = %e, "leaderboard from Redis failed; reading the database"),
             }
-        };
-        Ok(Ranking { list, me })
+        }
+        self.rank_db(by, page, page_size, me).await
     }
 
     async fn notices(&self) -> Result<Vec<Notice>> {
@@ -845,6 +896,7 @@ impl Game for GameLogic {
             return Err(Error::msg(Code::Forbidden, "score cannot go below zero"));
         }
         tx.commit().await?;
+        self.ranked(user_id).await;
         Ok(p)
     }
 }

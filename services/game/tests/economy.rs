@@ -128,8 +128,10 @@ async fn goods_heal_teach_buff_and_equip() {
 
 #[tokio::test]
 async fn ranks_and_the_guard_on_score_changes() {
-    on_every_backend(|stack, db, _| async move {
-        let game: Arc<dyn Game> = Arc::new(GameLogic::new(db.clone(), data()));
+    on_every_backend(|stack, db, cache| async move {
+        // With Redis, the boards are Redis sorted sets; the database answers the same.
+        let game: Arc<dyn Game> = Arc::new(GameLogic::new(db.clone(), data()).with_rank_cache(cache.clone()));
+        let by_db = GameLogic::new(db.clone(), data());
         for (user, score) in [(21, 50), (22, 80), (23, 80), (24, 10)] {
             game.change_score(user, 0, score, "test", "").await.expect("change");
         }
@@ -139,6 +141,17 @@ async fn ranks_and_the_guard_on_score_changes() {
         assert_eq!(r.me.map(|m| m.rank), Some(4));
         let r = game.rank(RankBy::Score, 2, 2, None).await.expect("page 2");
         assert_eq!(r.list.iter().map(|e| e.user_id).collect::<Vec<_>>(), [21, 24]);
+        for by in [RankBy::Score, RankBy::Level] {
+            let a = game.rank(by, 1, 10, Some(23)).await.expect("rank");
+            let b = by_db.rank(by, 1, 10, Some(23)).await.expect("rank");
+            assert_eq!((a.list, a.me), (b.list, b.me), "{stack:?} {by:?}: Redis and the database agree");
+        }
+        if cache.is_shared() {
+            // A flushed Redis is rebuilt from the database on the next read.
+            cache.delete(&["game:rank:score", "game:rank:level"]).await.expect("flush");
+            let r = game.rank(RankBy::Score, 1, 2, None).await.expect("rebuilt");
+            assert_eq!(r.list.iter().map(|e| e.user_id).collect::<Vec<_>>(), [22, 23]);
+        }
 
         // Over HTTP: a player's token cannot change scores; the admin token can.
         let jwt = Arc::new(Jwt::new(b"game-test", Duration::from_secs(600), Duration::from_secs(60)));
