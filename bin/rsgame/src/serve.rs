@@ -207,6 +207,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     }
                     let game: Arc<dyn rsgame_game::Game> =
                         Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()));
+                    let svc = rsgame_game::rpc::GameRpc::service(game.clone());
+                    let grpc = tonic::transport::Server::builder().add_service(svc);
+                    serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, &shutdown).await?;
                     router =
                         router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
                     apidoc.merge(rsgame_game::api::openapi());

@@ -560,6 +560,8 @@ pub struct RpcConfig {
     pub usercenter_port: u16,
     /// The basic-rpc role's port (go-game's 2002).
     pub basic_port: u16,
+    /// The game service's gRPC port, served by the game-api role.
+    pub game_port: u16,
     /// Where API roles call usercenter (`http://host:2001`); empty: in this process.
     pub usercenter_url: String,
     /// Where API roles call basic (`http://host:2002`); empty: in this process.
@@ -572,6 +574,7 @@ impl Default for RpcConfig {
             host: "0.0.0.0".into(),
             usercenter_port: 2001,
             basic_port: 2002,
+            game_port: 2003,
             usercenter_url: String::new(),
             basic_url: String::new(),
         }

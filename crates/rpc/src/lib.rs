@@ -22,6 +22,11 @@ pub mod pb {
     pub mod basic {
         tonic::include_proto!("basic");
     }
+    /// `proto/gamesvc.proto`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod gamesvc {
+        tonic::include_proto!("gamesvc");
+    }
 }
 
 /// The metadata key that carries the envelope code of an error.

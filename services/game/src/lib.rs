@@ -7,6 +7,7 @@
 //!   use, battles, ranks, notices, score changes), every change in one transaction with its
 //!   ledger rows.
 //! - [`api`]: the REST routes under `/game/v1/game/`.
+//! - [`rpc`]: the gRPC `game` service over any [`Game`], and a remote [`Game`].
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod battle;
 pub mod data;
 pub mod logic;
 mod ranks;
+pub mod rpc;
 
 pub use data::{DataStore, GameData};
 pub use logic::{Game, GameLogic};

@@ -75,7 +75,7 @@ pub struct Pack {
 }
 
 /// A shop listing with its goods.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShopItem {
     /// Listing id (what `buyGoods` takes).
@@ -101,7 +101,7 @@ pub struct BattleResult {
 }
 
 /// One level's progress.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     /// The level.

@@ -1,0 +1,43 @@
+//! The game service over gRPC, through the remote implementation of the trait.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rsgame_game::DataStore;
+use rsgame_game::logic::{Game, GameLogic, RankBy};
+use rsgame_game::rpc::{GameRpc, RemoteGame};
+use rsgame_kit::Code;
+use rsgame_testkit::on_every_backend;
+
+#[tokio::test]
+async fn the_economy_over_grpc() {
+    on_every_backend(|stack, db, _| async move {
+        let data = DataStore::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/game")).expect("data");
+        let local: Arc<dyn Game> = Arc::new(GameLogic::new(db, data));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = rsgame_kit::Shutdown::new();
+        let router = tonic::transport::Server::builder().add_service(GameRpc::service(local.clone()));
+        tokio::spawn(rsgame_rpc::serve(listener, router, stop.clone()));
+        let remote = RemoteGame::connect(&url).expect("client");
+
+        assert_eq!(remote.shop().await.expect("shop"), local.shop().await.expect("shop"), "{stack:?}");
+        assert_eq!(remote.levels().await.expect("levels"), local.levels().await.expect("levels"));
+        assert_eq!(remote.notices().await.expect("notices"), local.notices().await.expect("notices"));
+        let pack = remote.buy(31, 1, 3).await.expect("buy");
+        assert_eq!(pack.player.coins, 70);
+        assert_eq!(remote.buy(31, 8, 1).await.map(|_| ()).map_err(|e| e.code()), Err(Code::NotEnoughCoins));
+        let b = remote.battle(31, 1, "grpc-1").await.expect("battle");
+        assert_eq!(remote.battle(31, 1, "grpc-1").await.expect("retry"), b);
+        assert_eq!(local.battle(31, 1, "grpc-1").await.expect("same"), b, "remote and local see one record");
+        let p = remote.use_goods(31, 1).await.expect("potion");
+        assert_eq!(p.items.iter().find(|i| i.goods.id == 1).map(|i| i.count), Some(2));
+        let r = remote.rank(RankBy::Score, 1, 10, Some(31)).await.expect("rank");
+        assert_eq!(r.me.map(|m| m.user_id), Some(31));
+        assert_eq!(remote.my_battles(31).await.expect("progress"), local.my_battles(31).await.expect("progress"));
+        let p = remote.change_score(31, 5, 7, "event", "grpc").await.expect("change");
+        assert_eq!(p, local.player(31).await.expect("player"));
+        stop.trigger();
+    })
+    .await;
+}
