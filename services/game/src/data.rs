@@ -392,14 +392,14 @@ fn stamp(dir: &Path) -> u64 {
     h.finish()
 }
 
-/// The sample data shipped in the repository's `data/game`, built into the binary so a fresh
+/// The sample data shipped in `services/game/sample`, built into the binary so a fresh
 /// machine has a playable world without copying files.
 const SAMPLE: [(&str, &str); 5] = [
-    ("goods.yaml", include_str!("../../../data/game/goods.yaml")),
-    ("shop.yaml", include_str!("../../../data/game/shop.yaml")),
-    ("levels.yaml", include_str!("../../../data/game/levels.yaml")),
-    ("exp.yaml", include_str!("../../../data/game/exp.yaml")),
-    ("notices.yaml", include_str!("../../../data/game/notices.yaml")),
+    ("goods.yaml", include_str!("../sample/goods.yaml")),
+    ("shop.yaml", include_str!("../sample/shop.yaml")),
+    ("levels.yaml", include_str!("../sample/levels.yaml")),
+    ("exp.yaml", include_str!("../sample/exp.yaml")),
+    ("notices.yaml", include_str!("../sample/notices.yaml")),
 ];
 
 impl DataStore {
@@ -480,7 +480,7 @@ mod tests {
     use super::*;
 
     fn sample() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/game")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample")
     }
 
     fn copy(dir: &Path) {

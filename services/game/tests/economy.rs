@@ -16,7 +16,7 @@ use sea_query::{Expr, ExprTrait as _, Query};
 use serde_json::json;
 
 fn data() -> DataStore {
-    DataStore::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/game")).expect("sample data")
+    DataStore::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample")).expect("sample data")
 }
 
 async fn ledger_rows(db: &Db, user_id: i64, reference: &str) -> usize {

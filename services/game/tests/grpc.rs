@@ -12,7 +12,7 @@ use rsgame_testkit::on_every_backend;
 #[tokio::test]
 async fn the_economy_over_grpc() {
     on_every_backend(|stack, db, _| async move {
-        let data = DataStore::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/game")).expect("data");
+        let data = DataStore::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample")).expect("data");
         let local: Arc<dyn Game> = Arc::new(GameLogic::new(db, data));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
