@@ -71,7 +71,7 @@ impl Services {
         let basic: Arc<dyn rsgame_basic::Basic> = if cfg.rpc.basic_url.is_empty() {
             Arc::new(basic_local.clone())
         } else {
-            Arc::new(rsgame_basic::rpc::RemoteBasic::connect(&cfg.rpc.basic_url)?)
+            Arc::new(rsgame_basic::rpc::RemoteBasic::connect(&cfg.rpc.basic_url, cfg.rpc.token.expose())?)
         };
         let revocations = rsgame_usercenter::logic::revocations(cache.clone());
         let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> =
@@ -85,7 +85,10 @@ impl Services {
         let usercenter: Arc<dyn rsgame_usercenter::UserCenter> = if cfg.rpc.usercenter_url.is_empty() {
             usercenter_local.clone()
         } else {
-            Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(&cfg.rpc.usercenter_url)?)
+            Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(
+                &cfg.rpc.usercenter_url,
+                cfg.rpc.token.expose(),
+            )?)
         };
         let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(revocations) };
         Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db, cache })
@@ -97,7 +100,7 @@ async fn serve_rpc(
     cfg: &Config,
     port: u16,
     name: &'static str,
-    router: tonic::transport::server::Router,
+    router: tonic::transport::server::Router<rsgame_rpc::Secured>,
     shutdown: &Shutdown,
 ) -> Result<(), ServeError> {
     let addr = format!("{}:{port}", cfg.rpc.host);
@@ -187,14 +190,18 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             Role::UsercenterRpc => {
                 if let Some(s) = &services {
                     let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
-                    let router = tonic::transport::Server::builder().add_service(svc);
+                    let router = tonic::transport::Server::builder()
+                        .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
+                        .add_service(svc);
                     serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, &shutdown).await?;
                 }
             }
             Role::BasicRpc => {
                 if let Some(s) = &services {
                     let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
-                    let router = tonic::transport::Server::builder().add_service(svc);
+                    let router = tonic::transport::Server::builder()
+                        .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
+                        .add_service(svc);
                     serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, &shutdown).await?;
                 }
             }
@@ -208,7 +215,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     let game: Arc<dyn rsgame_game::Game> =
                         Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()));
                     let svc = rsgame_game::rpc::GameRpc::service(game.clone());
-                    let grpc = tonic::transport::Server::builder().add_service(svc);
+                    let grpc = tonic::transport::Server::builder()
+                        .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
+                        .add_service(svc);
                     serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, &shutdown).await?;
                     router =
                         router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));

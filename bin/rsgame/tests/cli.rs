@@ -454,6 +454,7 @@ fn api_roles_call_usercenter_and_basic_over_grpc() {
         ("RSGAME_CACHE__URL", redis.as_str()),
         ("RSGAME_CACHE__PREFIX", prefix.as_str()),
         ("RSGAME_AUTH__JWT_SECRET", "split-secret"),
+        ("RSGAME_RPC__TOKEN", "split-rpc-token"),
         ("RSGAME_BASIC__STORAGE_ROOT", files.as_str()),
     ];
     let (ucp, bp) = (uc.to_string(), basic.to_string());

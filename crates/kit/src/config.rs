@@ -566,17 +566,21 @@ pub struct RpcConfig {
     pub usercenter_url: String,
     /// Where API roles call basic (`http://host:2002`); empty: in this process.
     pub basic_url: String,
+    /// The shared secret every gRPC call carries and every gRPC server checks. Required when
+    /// `rpc.host` is not a loopback address.
+    pub token: Secret,
 }
 
 impl Default for RpcConfig {
     fn default() -> Self {
         RpcConfig {
-            host: "0.0.0.0".into(),
+            host: "127.0.0.1".into(),
             usercenter_port: 2001,
             basic_port: 2002,
             game_port: 2003,
             usercenter_url: String::new(),
             basic_url: String::new(),
+            token: Secret::default(),
         }
     }
 }
@@ -921,6 +925,11 @@ impl Config {
         }
         if self.usercenter.lock_after_failures <= self.usercenter.captcha_after_failures {
             return Err(("usercenter.lock_after_failures", "must exceed usercenter.captcha_after_failures".into()));
+        }
+        let loopback =
+            self.rpc.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || self.rpc.host == "localhost";
+        if !loopback && self.rpc.token.is_empty() {
+            return Err(("rpc.token", "must be set when rpc.host is not a loopback address".into()));
         }
         for (key, url) in [("rpc.usercenter_url", &self.rpc.usercenter_url), ("rpc.basic_url", &self.rpc.basic_url)] {
             if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {

@@ -61,21 +61,96 @@ pub fn error(st: tonic::Status) -> Error {
     }
 }
 
-/// A lazily connecting channel to `url` (`http://host:port`): calls made while the server is
-/// away fail with 400503 and the channel reconnects by itself.
-pub fn channel(url: &str) -> Result<tonic::transport::Channel, Error> {
+/// The metadata key that carries the shared service token (`rpc.token`).
+pub const TOKEN_KEY: &str = "x-rsgame-rpc-token";
+
+/// Adds the service token to every outgoing call.
+#[derive(Clone)]
+pub struct AddToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for AddToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut().insert(TOKEN_KEY, t.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry the service token.
+pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>;
+
+/// A lazily connecting channel to `url` (`http://host:port`) sending `token` with each call:
+/// calls made while the server is away fail with 400503 and the channel reconnects by itself.
+pub fn channel(url: &str, token: &str) -> Result<AuthChannel, Error> {
     let ep = tonic::transport::Endpoint::from_shared(url.to_owned())
         .map_err(|e| Error::internal(Code::Failed, e))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
         .tcp_nodelay(true);
-    Ok(ep.connect_lazy())
+    let value = if token.is_empty() {
+        None
+    } else {
+        Some(token.parse().map_err(|_| Error::msg(Code::Failed, "rpc.token must be printable ASCII"))?)
+    };
+    Ok(tonic::service::interceptor::InterceptedService::new(ep.connect_lazy(), AddToken(value)))
 }
 
-/// Serves `router` on `listener` until `shutdown` triggers.
+/// Checks the service token on every incoming call (constant-time compare). An empty
+/// expected token accepts every call: only allowed on a loopback address (see `serve.rs`).
+#[derive(Clone)]
+pub struct RequireToken(std::sync::Arc<String>);
+
+impl RequireToken {
+    /// Expects `token`.
+    pub fn new(token: &str) -> RequireToken {
+        RequireToken(std::sync::Arc::new(token.to_owned()))
+    }
+
+    /// The layer for `tonic::transport::Server::builder().layer(…)`.
+    pub fn layer(self) -> tonic::service::InterceptorLayer<RequireToken> {
+        tonic::service::InterceptorLayer::new(self)
+    }
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    // Constant time over the longer input: no early exit on the first differing byte.
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+impl tonic::service::Interceptor for RequireToken {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if self.0.is_empty() {
+            return Ok(req);
+        }
+        let sent = req.metadata().get(TOKEN_KEY).map(|v| v.as_bytes()).unwrap_or_default();
+        if same(sent, self.0.as_bytes()) {
+            Ok(req)
+        } else {
+            tracing::warn!("rpc call refused: missing or wrong service token");
+            Err(status(Error::msg(Code::Unauthorized, "a valid service token is required")))
+        }
+    }
+}
+
+/// The layer stack of every rsgame gRPC server: the service-token check.
+pub type Secured =
+    tower::layer::util::Stack<tonic::service::InterceptorLayer<RequireToken>, tower::layer::util::Identity>;
+
+/// A gRPC server that checks `token` on every call (an empty token checks nothing: loopback
+/// deployments only, which the configuration enforces).
+pub fn server(token: &str) -> tonic::transport::Server<Secured> {
+    tonic::transport::Server::builder().layer(RequireToken::new(token).layer())
+}
+
+/// Serves `router` (made from [`server`]) on `listener` until `shutdown` triggers.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: tonic::transport::server::Router,
+    router: tonic::transport::server::Router<Secured>,
     shutdown: rsgame_kit::Shutdown,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -85,6 +160,17 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd") && !same(b"abc", b"ab") && !same(b"", b"a"));
+        let mut check = RequireToken::new("s3cret");
+        let mut req = tonic::Request::new(());
+        assert!(tonic::service::Interceptor::call(&mut check, tonic::Request::new(())).is_err());
+        req.metadata_mut().insert(TOKEN_KEY, "s3cret".parse().expect("ascii"));
+        assert!(tonic::service::Interceptor::call(&mut check, req).is_ok());
+    }
 
     #[test]
     fn errors_cross_the_wire_with_their_code() {

@@ -189,6 +189,16 @@ impl Provider for SmtpProvider {
         if job.send_type != 2 {
             return LogProvider.send(job).await;
         }
+        // The whole exchange is bounded: a server that accepts and then stalls must not hold
+        // up every later code (the worker sends one at a time).
+        tokio::time::timeout(Duration::from_secs(30), self.exchange(job))
+            .await
+            .map_err(|_| std::io::Error::other("SMTP exchange timed out"))?
+    }
+}
+
+impl SmtpProvider {
+    async fn exchange(&self, job: &Job) -> std::io::Result<()> {
         let stream = tokio::time::timeout(
             Duration::from_secs(10),
             tokio::net::TcpStream::connect((self.host.as_str(), self.port)),

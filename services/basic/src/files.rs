@@ -380,8 +380,8 @@ impl Files {
 
     /// The caller's files, newest first; `key` filters names containing it (literally).
     pub async fn list(&self, user_id: i64, page: i64, page_size: i64, key: &str) -> Result<FileList> {
-        if page < 1 || !(1..=100).contains(&page_size) {
-            return Err(Error::bad_param("page: from 1; pageSize: 1 to 100"));
+        if !(1..=1_000_000).contains(&page) || !(1..=100).contains(&page_size) {
+            return Err(Error::bad_param("page: 1 to 1000000; pageSize: 1 to 100"));
         }
         let mut filter = Query::select();
         filter

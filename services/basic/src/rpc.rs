@@ -134,13 +134,14 @@ impl BasicService for BasicRpc {
 /// A basic service reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteBasic {
-    client: BasicClient<tonic::transport::Channel>,
+    client: BasicClient<rsgame_rpc::AuthChannel>,
 }
 
 impl RemoteBasic {
-    /// A client for the server at `url` (`http://host:port`); it connects on first use.
-    pub fn connect(url: &str) -> Result<RemoteBasic> {
-        Ok(RemoteBasic { client: BasicClient::new(rsgame_rpc::channel(url)?) })
+    /// A client for the server at `url` (`http://host:port`) sending the service `token`;
+    /// it connects on first use.
+    pub fn connect(url: &str, token: &str) -> Result<RemoteBasic> {
+        Ok(RemoteBasic { client: BasicClient::new(rsgame_rpc::channel(url, token)?) })
     }
 }
 

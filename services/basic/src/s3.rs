@@ -18,6 +18,11 @@ use sha2::Digest as _;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// Connecting (TCP and TLS) may take this long.
+const CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The response head may take this long (an upload's body is sent before it).
+const RESPONSE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Where and how to reach the bucket.
 #[derive(Clone)]
 pub struct S3Config {
@@ -37,7 +42,9 @@ pub struct S3Config {
 #[derive(Clone)]
 pub struct S3 {
     cfg: Arc<S3Config>,
-    tls: bool,
+    /// With https: the TLS client configuration, built once (loading the system's roots
+    /// reads files).
+    tls: Option<Arc<rustls::ClientConfig>>,
     host: String,
     port: u16,
 }
@@ -127,11 +134,19 @@ impl S3 {
         if cfg.bucket.is_empty() {
             return Err(io_err("no bucket configured"));
         }
+        let tls = tls.then(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+        });
         Ok(S3 { cfg: Arc::new(cfg), tls, host, port })
     }
 
     fn host_header(&self) -> String {
-        if (self.tls && self.port == 443) || (!self.tls && self.port == 80) {
+        let tls = self.tls.is_some();
+        if (tls && self.port == 443) || (!tls && self.port == 80) {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
@@ -141,16 +156,9 @@ impl S3 {
     async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
-        if !self.tls {
-            return Ok(Box::new(tcp));
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(c);
-        }
-        let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let Some(cfg) = &self.tls else { return Ok(Box::new(tcp)) };
         let name = rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(io_err)?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
+        let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await?;
         Ok(Box::new(tls))
     }
 
@@ -164,7 +172,9 @@ impl S3 {
     ) -> std::io::Result<axum::http::Response<hyper::body::Incoming>> {
         let bucket = uri_encode(&self.cfg.bucket, false);
         let uri = if key.is_empty() { format!("/{bucket}") } else { format!("/{bucket}/{}", uri_encode(key, true)) };
-        let (_, stamp) = amz_dates(SystemTime::now());
+        // One clock reading for the header and the signature: two could straddle a second.
+        let now = SystemTime::now();
+        let (_, stamp) = amz_dates(now);
         let host = self.host_header();
         // The body is streamed, so its hash is not known up front: S3 accepts that over a
         // signed request.
@@ -176,7 +186,7 @@ impl S3 {
             "",
             &[("host", &host), ("x-amz-content-sha256", payload), ("x-amz-date", &stamp)],
             payload,
-            SystemTime::now(),
+            now,
         );
         let mut req = axum::http::Request::builder()
             .method(method)
@@ -189,14 +199,17 @@ impl S3 {
             req = req.header(*k, v);
         }
         let req = req.body(body).map_err(io_err)?;
-        let io = hyper_util::rt::TokioIo::new(self.connect().await?);
+        let timeout = |what: &'static str| move |_| io_err(format!("{what} timed out"));
+        let io = tokio::time::timeout(CONNECT, self.connect()).await.map_err(timeout("connect"))??;
+        let io = hyper_util::rt::TokioIo::new(io);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(io_err)?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "s3 connection ended");
             }
         });
-        sender.send_request(req).await.map_err(io_err)
+        // Until the response head: bodies stream for as long as they take.
+        tokio::time::timeout(RESPONSE, sender.send_request(req)).await.map_err(timeout("response"))?.map_err(io_err)
     }
 
     async fn fail(resp: axum::http::Response<hyper::body::Incoming>, what: &str) -> std::io::Error {

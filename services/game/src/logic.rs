@@ -279,8 +279,8 @@ impl GameLogic {
     }
 
     async fn rank_db(&self, by: RankBy, page: i64, page_size: i64, me: Option<i64>) -> Result<Ranking> {
-        if page < 1 || !(1..=100).contains(&page_size) {
-            return Err(bad("page: from 1; pageSize: 1 to 100"));
+        if !(1..=1_000_000).contains(&page) || !(1..=100).contains(&page_size) {
+            return Err(bad("page: 1 to 1000000; pageSize: 1 to 100"));
         }
         let (col, tie) = match by {
             RankBy::Score => ("score", "level"),
@@ -445,13 +445,16 @@ impl GameLogic {
         if level > p.level {
             let n = level - p.level;
             let per = data.exp.per_level;
+            // Values computed here from the locked row: MariaDB applies SET assignments left to
+            // right, so `hp = max_hp + x` would read the already raised max_hp.
+            let max_hp = p.max_hp + per.max_hp * n;
             let mut q = Query::update();
             q.table("game_player")
                 .value("level", level)
-                .value("max_hp", Expr::col("max_hp").add(per.max_hp * n))
-                .value("hp", Expr::col("max_hp").add(per.max_hp * n))
-                .value("attack", Expr::col("attack").add(per.attack * n))
-                .value("defence", Expr::col("defence").add(per.defence * n))
+                .value("max_hp", max_hp)
+                .value("hp", max_hp)
+                .value("attack", p.attack + per.attack * n)
+                .value("defence", p.defence + per.defence * n)
                 .and_where(Expr::col("user_id").eq(user_id));
             tx.execute(&q).await?;
             p = self.load(tx, user_id).await?;
@@ -502,10 +505,7 @@ impl GameLogic {
                 });
             }
         }
-        let gear = |id: i64| data.goods.get(&id).map(|g| (g.attack, g.defence)).unwrap_or((0, 0));
-        let buff = if player.buff_until > now_ms() { player.buff_attack } else { 0 };
-        let total_attack = player.attack + gear(player.weapon).0 + gear(player.armor).0 + buff;
-        let total_defence = player.defence + gear(player.weapon).1 + gear(player.armor).1;
+        let (total_attack, total_defence) = totals(&data, &player);
         Ok(Pack { player, total_attack, total_defence, items })
     }
 
@@ -554,6 +554,13 @@ impl GameLogic {
         out.sort_by(|a, b| (a.user_id, &a.asset).cmp(&(b.user_id, &b.asset)));
         Ok(out)
     }
+}
+
+/// Attack and defence with equipment and an active buff.
+fn totals(data: &GameData, p: &Player) -> (i64, i64) {
+    let gear = |id: i64| data.goods.get(&id).map(|g| (g.attack, g.defence)).unwrap_or((0, 0));
+    let buff = if p.buff_until > now_ms() { p.buff_attack } else { 0 };
+    (p.attack + gear(p.weapon).0 + gear(p.armor).0 + buff, p.defence + gear(p.weapon).1 + gear(p.armor).1)
 }
 
 async fn ledger(
@@ -650,6 +657,15 @@ impl Game for GameLogic {
                 tx.execute(&q).await?;
             }
             (Kind::Equipment, _, Some(slot)) => {
+                // The player's row first: it serialises this player's changes (and on SQLite
+                // takes the write lock before any read, so the transaction never has to
+                // upgrade one).
+                let touch = Query::update()
+                    .table("game_player")
+                    .value("updated_at", now_ms())
+                    .and_where(Expr::col("user_id").eq(user_id))
+                    .to_owned();
+                tx.execute(&touch).await?;
                 // Equipping keeps the item; it must be in the pack.
                 let have = Query::select()
                     .column("count")
@@ -728,17 +744,27 @@ impl Game for GameLogic {
         }
         let data = self.data.get();
         let level = data.level(level_id).ok_or_else(|| Error::msg(Code::NotFound, "no such level"))?.clone();
-        let pack = self.pack(user_id).await?;
-        if pack.player.level < level.min_level {
+        self.ensure(user_id).await?;
+
+        let mut tx = self.db.begin().await?;
+        // The player's row first: it serialises this player's changes (see the module docs),
+        // so the fight below uses the player as it is now, not a snapshot another request
+        // is changing.
+        let touch = Query::update()
+            .table("game_player")
+            .value("updated_at", now_ms())
+            .and_where(Expr::col("user_id").eq(user_id))
+            .to_owned();
+        tx.execute(&touch).await?;
+        let before = self.load(&mut tx, user_id).await?;
+        if before.level < level.min_level {
             return Err(Error::new(Code::LevelTooLow));
         }
-        let me = Fighter {
-            name: format!("player-{user_id}"),
-            hp: Ord::max(pack.player.hp, 1),
-            attack: pack.total_attack,
-            defence: pack.total_defence,
-        };
-        let seed = battle::seed_for(user_id, request_id);
+        let (attack, defence) = totals(&data, &before);
+        let me = Fighter { name: format!("player-{user_id}"), hp: Ord::max(before.hp, 1), attack, defence };
+        // A fresh random seed, kept with the record: a client cannot search request ids
+        // offline for a winning fight, and a retry is answered from the stored record.
+        let seed: u64 = rand::random();
         let war = battle::simulate(seed, &me, &level.enemies);
         let rewards = if war.win { level.rewards.clone() } else { Rewards::default() };
         let result = BattleResult {
@@ -749,14 +775,6 @@ impl Game for GameLogic {
         };
         let record = serde_json::to_string(&result).map_err(|e| Error::internal(Code::Failed, e))?;
 
-        let mut tx = self.db.begin().await?;
-        // The player's row first: it serialises this player's changes (see the module docs).
-        let touch = Query::update()
-            .table("game_player")
-            .value("updated_at", now_ms())
-            .and_where(Expr::col("user_id").eq(user_id))
-            .to_owned();
-        tx.execute(&touch).await?;
         let mut ins = Query::insert();
         ins.into_table("game_battle")
             .columns(["user_id", "level_id", "request_id", "seed", "win", "record", "created_at"])
@@ -789,7 +807,7 @@ impl Game for GameLogic {
         };
         let p = self.apply(&mut tx, &data, user_id, &change, "battle", &reference).await?;
         // The fight's damage stays (a level-up during it refilled hp already).
-        if p.level == pack.player.level {
+        if p.level == before.level {
             let hp = Query::update()
                 .table("game_player")
                 .value("hp", Ord::max(war.player_hp, 1))
@@ -834,8 +852,8 @@ impl Game for GameLogic {
     }
 
     async fn rank(&self, by: RankBy, page: i64, page_size: i64, me: Option<i64>) -> Result<Ranking> {
-        if page < 1 || !(1..=100).contains(&page_size) {
-            return Err(bad("page: from 1; pageSize: 1 to 100"));
+        if !(1..=1_000_000).contains(&page) || !(1..=100).contains(&page_size) {
+            return Err(bad("page: 1 to 1000000; pageSize: 1 to 100"));
         }
         if let Some(r) = &self.ranks {
             let redis = async {

@@ -9,7 +9,7 @@
 //! zero-padded, so Redis's reverse member order among equal scores is ascending id.
 
 use rsgame_store::{Cache, Db};
-use sea_query::Query;
+use sea_query::{ExprTrait as _, Query};
 
 use crate::logic::{Player, RankBy, RankEntry};
 
@@ -65,9 +65,14 @@ impl RedisRanks {
         self.cache.zset_add(LEVEL, &member(p.user_id), level_value(p.level, p.exp)).await
     }
 
-    /// Fills the boards from the database when Redis has none.
+    /// Fills the boards from the database when Redis holds fewer players than it (a fresh or
+    /// flushed Redis, or one enabled on an existing database: a few writes may have landed
+    /// first, so an empty check is not enough).
     pub(crate) async fn ensure(&self, db: &Db) -> Result<(), rsgame_kit::Error> {
-        if self.cache.zset_len(SCORE).await? > 0 {
+        let count =
+            Query::select().expr_as(sea_query::Expr::col("user_id").count(), "n").from("game_player").to_owned();
+        let players = db.fetch_optional(&count).await?.map(|r| r.i64("n")).transpose()?.unwrap_or(0);
+        if self.cache.zset_len(SCORE).await? as i64 >= players && self.cache.zset_len(LEVEL).await? as i64 >= players {
             return Ok(());
         }
         let q = Query::select().columns(["user_id", "score", "level", "exp"]).from("game_player").to_owned();
@@ -82,7 +87,7 @@ impl RedisRanks {
 
     /// A page, 1-based.
     pub(crate) async fn page(&self, by: RankBy, page: i64, size: i64) -> Result<Vec<RankEntry>, rsgame_kit::Error> {
-        let start = (page - 1) * size;
+        let start = page.saturating_sub(1).saturating_mul(size);
         let rows = self.cache.zset_rev_range(key(by), start, start + size - 1).await?;
         Ok(rows
             .into_iter()

@@ -309,13 +309,14 @@ impl GameService for GameRpc {
 /// A game service reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteGame {
-    client: GameClient<tonic::transport::Channel>,
+    client: GameClient<rsgame_rpc::AuthChannel>,
 }
 
 impl RemoteGame {
-    /// A client for the server at `url` (`http://host:port`); it connects on first use.
-    pub fn connect(url: &str) -> Result<RemoteGame> {
-        Ok(RemoteGame { client: GameClient::new(rsgame_rpc::channel(url)?) })
+    /// A client for the server at `url` (`http://host:port`) sending the service `token`;
+    /// it connects on first use.
+    pub fn connect(url: &str, token: &str) -> Result<RemoteGame> {
+        Ok(RemoteGame { client: GameClient::new(rsgame_rpc::channel(url, token)?) })
     }
 }
 

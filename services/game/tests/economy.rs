@@ -107,6 +107,8 @@ async fn goods_heal_teach_buff_and_equip() {
         let p = game.use_goods(11, 3).await.expect("use the scroll");
         assert_eq!(p.player.exp, 120);
         assert_eq!(p.player.level, 2, "{stack:?}: 100 exp reach level 2");
+        assert_eq!(p.player.hp, p.player.max_hp, "{stack:?}: a level-up refills hp, no more");
+        assert_eq!(p.player.max_hp, 120);
         assert!(p.player.attack > 10, "a level-up raised attack");
         let p = game.use_goods(11, 10).await.expect("equip the sword");
         assert_eq!(p.player.weapon, 10);
@@ -149,7 +151,10 @@ async fn ranks_and_the_guard_on_score_changes() {
         if cache.is_shared() {
             // A flushed Redis is rebuilt from the database on the next read.
             cache.delete(&["game:rank:score", "game:rank:level"]).await.expect("flush");
-            let r = game.rank(RankBy::Score, 1, 2, None).await.expect("rebuilt");
+            // One write lands before the next read: the boards are still rebuilt whole.
+            game.change_score(24, 0, 1, "test", "").await.expect("change");
+            let r = game.rank(RankBy::Score, 1, 2, Some(21)).await.expect("rebuilt");
+            assert_eq!(r.me.map(|m| m.rank), Some(3), "{stack:?}: players not written since are back");
             assert_eq!(r.list.iter().map(|e| e.user_id).collect::<Vec<_>>(), [22, 23]);
         }
 

@@ -177,7 +177,9 @@ async fn verify_password(password: String, phc: Option<String>) -> bool {
                 .clone()
         });
         let Ok(parsed) = argon2::PasswordHash::new(&phc) else { return false };
-        known && hasher().verify_password(password.as_bytes(), &parsed).is_ok()
+        // Verified whether or not the account exists, so both answers cost the same.
+        let matches = hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+        known && matches
     })
     .await
     .unwrap_or(false)
@@ -244,6 +246,11 @@ impl UserCenterLogic {
         Ok(Tokens { access, refresh_token })
     }
 
+    /// Whether the account exists and its status allows logging in (3 banned, 5 closed do not).
+    async fn may_log_in(&self, user_id: i64) -> Result<bool> {
+        Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.status != 3 && u.status != 5))
+    }
+
     fn window(&self) -> Duration {
         Duration::from_secs(self.cfg.failure_window_secs)
     }
@@ -296,8 +303,11 @@ impl Revocations for CacheRevocations {
 
 #[async_trait::async_trait]
 impl UserCenter for UserCenterLogic {
-    async fn register(&self, req: RegisterReq, ip: &str) -> Result<Tokens> {
+    async fn register(&self, mut req: RegisterReq, ip: &str) -> Result<Tokens> {
         check_username(&req.username)?;
+        // One account per name whatever its case, on every database (MariaDB compares case-
+        // insensitively, SQLite and PostgreSQL do not): names are kept in lower case.
+        req.username = req.username.to_ascii_lowercase();
         check_password(&req.password, self.cfg.password_min_len)?;
         if req.nickname.chars().count() > 32 {
             return Err(Error::bad_param("nickname: at most 32 characters"));
@@ -314,7 +324,8 @@ impl UserCenter for UserCenterLogic {
         self.issue(id, None).await
     }
 
-    async fn login(&self, req: LoginReq, ip: &str) -> Result<Tokens> {
+    async fn login(&self, mut req: LoginReq, ip: &str) -> Result<Tokens> {
+        req.username = req.username.to_ascii_lowercase();
         if req.username.is_empty() || req.username.len() > 64 || req.password.is_empty() || req.password.len() > 512 {
             return Err(Error::new(Code::LoginFailed));
         }
@@ -337,9 +348,6 @@ impl UserCenter for UserCenterLogic {
         let ok = verify_password(req.password, user.as_ref().map(|u| u.password.clone())).await;
         let Some(user) = user.filter(|_| ok) else {
             self.failed(&user_key, &ip_key).await;
-            if let Some(u) = model::user_by_name(&self.db, &req.username).await? {
-                model::log(&self.db, u.id, LogKind::Login, "failed: wrong password", ip).await?;
-            }
             return Err(Error::new(Code::LoginFailed));
         };
         if user.status == 3 || user.status == 5 {
@@ -362,7 +370,21 @@ impl UserCenter for UserCenterLogic {
         }
         let hash = sha256_hex(refresh_token);
         match model::use_refresh(&self.db, &hash).await? {
-            Some(r) => self.issue(r.user_id, Some(r.family)).await,
+            Some(r) => {
+                // A banned, closed or deleted account gets nothing more from old tokens.
+                if !self.may_log_in(r.user_id).await? {
+                    model::revoke_family(&self.db, &r.family).await?;
+                    return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+                }
+                let tokens = self.issue(r.user_id, Some(r.family.clone())).await?;
+                // A replay that revoked the family between our use and our insert did not see
+                // the new token: revoke again so it is covered.
+                if model::family_revoked(&self.db, &r.family).await? {
+                    model::revoke_family(&self.db, &r.family).await?;
+                    return Err(Error::new(Code::TokenExpired));
+                }
+                Ok(tokens)
+            }
             None => {
                 if let Some(r) = model::refresh_by_hash(&self.db, &hash).await?
                     && r.used
@@ -438,6 +460,9 @@ impl UserCenter for UserCenterLogic {
                 let Some(Scan { user_id: Some(user_id) }) = self.cache.take::<Scan>(&k).await? else {
                     return Err(Error::msg(Code::NotFound, "this QR code expired or was already used"));
                 };
+                if !self.may_log_in(user_id).await? {
+                    return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+                }
                 model::touch_login(&self.db, user_id, ip).await?;
                 model::log(&self.db, user_id, LogKind::Login, "login by QR code", ip).await?;
                 self.issue(user_id, None).await
@@ -447,6 +472,9 @@ impl UserCenter for UserCenterLogic {
 
     async fn generate_token(&self, user_id: i64) -> Result<Tokens> {
         model::user_by_id(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
+        if !self.may_log_in(user_id).await? {
+            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+        }
         self.issue(user_id, None).await
     }
 

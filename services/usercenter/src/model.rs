@@ -212,6 +212,18 @@ pub async fn revoke_family(db: &Db, family: &str) -> Result<u64, StoreError> {
     db.execute(&q).await
 }
 
+/// Whether any token of a family was revoked.
+pub async fn family_revoked(db: &Db, family: &str) -> Result<bool, StoreError> {
+    let q = Query::select()
+        .column("id")
+        .from("uc_refresh_token")
+        .and_where(Expr::col("family").eq(family))
+        .and_where(Expr::col("revoked_at").is_not_null())
+        .limit(1)
+        .to_owned();
+    Ok(db.fetch_optional(&q).await?.is_some())
+}
+
 /// Revokes every refresh token of a user (logout without a refresh token).
 pub async fn revoke_user(db: &Db, user_id: i64) -> Result<u64, StoreError> {
     let q = Query::update()

@@ -155,13 +155,14 @@ impl Usercenter for UsercenterRpc {
 /// A usercenter reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteUserCenter {
-    client: UsercenterClient<tonic::transport::Channel>,
+    client: UsercenterClient<rsgame_rpc::AuthChannel>,
 }
 
 impl RemoteUserCenter {
-    /// A client for the server at `url` (`http://host:port`); it connects on first use.
-    pub fn connect(url: &str) -> Result<RemoteUserCenter> {
-        Ok(RemoteUserCenter { client: UsercenterClient::new(rsgame_rpc::channel(url)?) })
+    /// A client for the server at `url` (`http://host:port`) sending the service `token`;
+    /// it connects on first use.
+    pub fn connect(url: &str, token: &str) -> Result<RemoteUserCenter> {
+        Ok(RemoteUserCenter { client: UsercenterClient::new(rsgame_rpc::channel(url, token)?) })
     }
 }
 

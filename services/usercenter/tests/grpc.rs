@@ -16,6 +16,9 @@ use rsgame_testkit::on_every_backend;
 use rsgame_usercenter::rpc::{RemoteUserCenter, UsercenterRpc};
 use rsgame_usercenter::{RegisterReq, UserCenter, UserCenterLogic};
 
+/// The service token the test's servers require.
+const TOKEN: &str = "grpc-test-token";
+
 struct Servers {
     uc_url: String,
     basic_url: String,
@@ -45,14 +48,18 @@ async fn start(db: Db, cache: Cache) -> Servers {
     let shutdown = rsgame_kit::Shutdown::new();
     let basic_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let basic_url = format!("http://{}", basic_l.local_addr().expect("addr"));
-    let router = tonic::transport::Server::builder().add_service(BasicRpc::service(Arc::new(basic.clone())));
+    let router = tonic::transport::Server::builder()
+        .layer(rsgame_rpc::RequireToken::new(TOKEN).layer())
+        .add_service(BasicRpc::service(Arc::new(basic.clone())));
     tokio::spawn(rsgame_rpc::serve(basic_l, router, shutdown.clone()));
     // usercenter checks captchas through the remote basic, as in a split deployment.
-    let remote_basic: Arc<dyn Basic> = Arc::new(RemoteBasic::connect(&basic_url).expect("client"));
+    let remote_basic: Arc<dyn Basic> = Arc::new(RemoteBasic::connect(&basic_url, TOKEN).expect("client"));
     let logic = UserCenterLogic::new(db, cache, jwt.clone(), remote_basic, UsercenterConfig::default());
     let uc_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let uc_url = format!("http://{}", uc_l.local_addr().expect("addr"));
-    let router = tonic::transport::Server::builder().add_service(UsercenterRpc::service(Arc::new(logic)));
+    let router = tonic::transport::Server::builder()
+        .layer(rsgame_rpc::RequireToken::new(TOKEN).layer())
+        .add_service(UsercenterRpc::service(Arc::new(logic)));
     tokio::spawn(rsgame_rpc::serve(uc_l, router, shutdown.clone()));
     Servers { uc_url, basic_url, basic, jwt, _stop: Stop(shutdown) }
 }
@@ -65,7 +72,18 @@ fn rsgame_code(st: &tonic::Status) -> Option<String> {
 async fn go_games_usercenter_methods() {
     on_every_backend(|_, db, cache| async move {
         let s = start(db, cache).await;
-        let mut c = pb::usercenter_client::UsercenterClient::connect(s.uc_url.clone()).await.expect("connect");
+        // Without the service token nothing is answered, generateToken least of all.
+        let mut bare = pb::usercenter_client::UsercenterClient::connect(s.uc_url.clone()).await.expect("connect");
+        let st = bare.generate_token(pb::GenerateTokenReq { user_id: 1 }).await.expect_err("no token");
+        assert_eq!(st.code(), tonic::Code::Unauthenticated);
+        let wrong = rsgame_rpc::channel(&s.uc_url, "wrong").expect("channel");
+        let st = pb::usercenter_client::UsercenterClient::new(wrong)
+            .get_user_info(pb::GetUserInfoReq { id: 1 })
+            .await
+            .expect_err("wrong token");
+        assert_eq!(st.code(), tonic::Code::Unauthenticated);
+        let mut c =
+            pb::usercenter_client::UsercenterClient::new(rsgame_rpc::channel(&s.uc_url, TOKEN).expect("channel"));
         let reg = pb::RegisterReq {
             username: "hal".into(),
             password: "secret99".into(),
@@ -104,7 +122,7 @@ async fn go_games_usercenter_methods() {
         assert!(c.generate_token(pb::GenerateTokenReq { user_id: 999_999 }).await.is_err(), "only for an account");
 
         // The same through the remote trait implementation the API layer uses.
-        let remote = RemoteUserCenter::connect(&s.uc_url).expect("client");
+        let remote = RemoteUserCenter::connect(&s.uc_url, TOKEN).expect("client");
         let e = remote
             .register(RegisterReq { username: "hal".into(), password: "secret99".into(), nickname: String::new() }, "")
             .await
@@ -119,7 +137,7 @@ async fn go_games_usercenter_methods() {
 async fn go_games_basic_methods() {
     on_every_backend(|_, db, cache| async move {
         let s = start(db, cache).await;
-        let mut c = bpb::basic_client::BasicClient::connect(s.basic_url.clone()).await.expect("connect");
+        let mut c = bpb::basic_client::BasicClient::new(rsgame_rpc::channel(&s.basic_url, TOKEN).expect("channel"));
         let cap = c.captcha(bpb::Empty {}).await.expect("captcha").into_inner();
         assert!(cap.image.starts_with("data:image/png;base64,"));
         let answer = s.basic.peek_answer(&cap.key).await.expect("answer");

@@ -104,6 +104,12 @@ async fn register_login_detail_and_bad_input() {
             post(&site, "/usercenter/v1/user/register", None, json!({"username": "ann", "password": "secret99"})).await;
         assert_eq!(code(&v), 400506, "{v}");
         let (_, v) =
+            post(&site, "/usercenter/v1/user/register", None, json!({"username": "ANN", "password": "secret99"})).await;
+        assert_eq!(code(&v), 400506, "one account per name whatever its case: {v}");
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/login", None, json!({"username": "Ann", "password": "secret99"})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let (_, v) =
             post(&site, "/usercenter/v1/user/register", None, json!({"username": "bob", "password": "short"})).await;
         assert_eq!(code(&v), 400102);
         assert!(v["msg"].as_str().is_some_and(|m| m.starts_with("password")), "{v}");
@@ -194,6 +200,19 @@ async fn tokens_tampered_expired_missing_and_revoked_get_401() {
         assert_eq!(status, 401, "logged-out token refused");
         let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": refresh})).await;
         assert_eq!(code(&v), 400103);
+
+        // A banned account's refresh token stops working.
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/login", None, json!({"username": "dora", "password": "secret99"})).await;
+        let refresh = v["data"]["refreshToken"].as_str().expect("refresh").to_owned();
+        let ban = sea_query::Query::update()
+            .table("mem_user")
+            .value("status", 3)
+            .and_where(sea_query::ExprTrait::eq(sea_query::Expr::col("username"), "dora"))
+            .to_owned();
+        site.db.execute(&ban).await.expect("ban");
+        let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": refresh})).await;
+        assert_eq!(code(&v), 400501, "{v}");
     })
     .await;
 }

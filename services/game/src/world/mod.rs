@@ -1,0 +1,6 @@
+//! The real-time world (in progress with its issue): scenes own their players, monsters and
+//! AOI grid and are driven by commands and a fixed tick; the simulation is plain code.
+//!
+//! - [`aoi`]: the nine-grid area of interest.
+
+pub mod aoi;
