@@ -122,6 +122,10 @@ fn scan_key(v: &str) -> String {
     format!("uc:scan:{v}")
 }
 
+fn confirmed_key(v: &str) -> String {
+    format!("uc:scan-ok:{v}")
+}
+
 /// What the usercenter service does; the API layer does not know whether it runs in this
 /// process or behind gRPC.
 #[async_trait::async_trait]
@@ -435,39 +439,38 @@ impl UserCenter for UserCenterLogic {
         if value.is_empty() || value.len() > 64 {
             return Err(Error::bad_param("value: the scan key"));
         }
-        let k = scan_key(value);
-        // Taken and put back confirmed: of two devices confirming at once only one wins.
-        match self.cache.take::<Scan>(&k).await? {
-            Some(Scan { user_id: None }) => {
-                self.cache.set(&k, &Scan { user_id: Some(user_id) }, Some(SCAN_TTL)).await?;
-                model::log(&self.db, user_id, LogKind::Login, "confirmed a QR login", ip).await?;
-                Ok(())
-            }
-            _ => Err(Error::msg(Code::NotFound, "this QR code expired or was already used")),
+        let gone = || Error::msg(Code::NotFound, "this QR code expired or was already used");
+        if self.cache.get::<Scan>(&scan_key(value)).await?.is_none() {
+            return Err(gone());
         }
+        // The confirmation is its own key, set only if absent: of two devices confirming at
+        // once one wins, and the waiting page never sees the scan key missing meanwhile.
+        if !self.cache.set_if_absent(&confirmed_key(value), &user_id, Some(SCAN_TTL)).await? {
+            return Err(gone());
+        }
+        model::log(&self.db, user_id, LogKind::Login, "confirmed a QR login", ip).await?;
+        Ok(())
     }
 
     async fn login_scan(&self, value: &str, ip: &str) -> Result<Tokens> {
         if value.is_empty() || value.len() > 64 {
             return Err(Error::bad_param("value: the scan key"));
         }
-        let k = scan_key(value);
-        match self.cache.get::<Scan>(&k).await? {
-            None => Err(Error::msg(Code::NotFound, "this QR code expired or was already used")),
-            Some(Scan { user_id: None }) => Err(Error::new(Code::ScanPending)),
-            Some(Scan { user_id: Some(_) }) => {
-                // Taken: the tokens go to one waiting page only.
-                let Some(Scan { user_id: Some(user_id) }) = self.cache.take::<Scan>(&k).await? else {
-                    return Err(Error::msg(Code::NotFound, "this QR code expired or was already used"));
-                };
-                if !self.may_log_in(user_id).await? {
-                    return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
-                }
-                model::touch_login(&self.db, user_id, ip).await?;
-                model::log(&self.db, user_id, LogKind::Login, "login by QR code", ip).await?;
-                self.issue(user_id, None).await
-            }
+        let gone = || Error::msg(Code::NotFound, "this QR code expired or was already used");
+        if self.cache.get::<Scan>(&scan_key(value)).await?.is_none() {
+            return Err(gone());
         }
+        // Taken: the tokens go to one waiting page only.
+        let Some(user_id) = self.cache.take::<i64>(&confirmed_key(value)).await? else {
+            return Err(Error::new(Code::ScanPending));
+        };
+        let _ = self.cache.delete(&[&scan_key(value)]).await;
+        if !self.may_log_in(user_id).await? {
+            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+        }
+        model::touch_login(&self.db, user_id, ip).await?;
+        model::log(&self.db, user_id, LogKind::Login, "login by QR code", ip).await?;
+        self.issue(user_id, None).await
     }
 
     async fn generate_token(&self, user_id: i64) -> Result<Tokens> {
