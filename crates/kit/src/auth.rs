@@ -86,8 +86,14 @@ pub enum TokenError {
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// Compares two secrets in constant time: the loop runs over the longer one whatever the
+/// content, so timings reveal nothing about where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
 }
 
 impl Jwt {
@@ -133,7 +139,7 @@ impl Jwt {
 
     /// A new access token for `user_id`.
     pub fn issue(&self, user_id: i64) -> Result<(AccessToken, Claims), Error> {
-        let now = now_secs();
+        let now = crate::time::unix_secs();
         let mut jti = [0u8; 16];
         rand::fill(&mut jti);
         let claims =
@@ -174,7 +180,7 @@ impl Jwt {
         mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
         let claims: Claims =
             B64.decode(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
-        if claims.exp <= now_secs() {
+        if claims.exp <= crate::time::unix_secs() {
             return Err(TokenError::Expired);
         }
         Ok(claims)

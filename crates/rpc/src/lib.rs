@@ -113,22 +113,13 @@ impl RequireToken {
     }
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
-    // Constant time over the longer input: no early exit on the first differing byte.
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
 impl tonic::service::Interceptor for RequireToken {
     fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if self.0.is_empty() {
             return Ok(req);
         }
         let sent = req.metadata().get(TOKEN_KEY).map(|v| v.as_bytes()).unwrap_or_default();
-        if same(sent, self.0.as_bytes()) {
+        if rsgame_kit::auth::constant_time_eq(sent, self.0.as_bytes()) {
             Ok(req)
         } else {
             tracing::warn!("rpc call refused: missing or wrong service token");
@@ -163,6 +154,7 @@ mod tests {
 
     #[test]
     fn tokens_compare_whole() {
+        let same = rsgame_kit::auth::constant_time_eq;
         assert!(same(b"abc", b"abc"));
         assert!(!same(b"abc", b"abd") && !same(b"abc", b"ab") && !same(b"", b"a"));
         let mut check = RequireToken::new("s3cret");

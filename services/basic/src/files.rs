@@ -228,9 +228,7 @@ pub struct UrlSigner {
 /// How long a download link works, seconds.
 const LINK_SECS: i64 = 86_400;
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+use rsgame_kit::time::unix_secs as now_secs;
 
 impl UrlSigner {
     /// A signer with `key`.
@@ -339,10 +337,7 @@ impl Files {
     pub async fn add(&self, f: NewFile) -> Result<FileInfo> {
         let media = sniff_ext_media(&f.ext).ok_or_else(|| Error::bad_param("ext: not an accepted type"))?;
         let guid = uuid::Uuid::new_v4().simple().to_string();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now = rsgame_kit::time::unix_ms();
         let mut q = Query::insert();
         q.into_table("basic_file")
             .columns([

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Extension, Router};
-use hmac::Mac as _;
 use rsgame_kit::auth::{Auth, AuthUser, MaybeUser};
 use rsgame_kit::extract::Json;
 use rsgame_kit::{Code, Envelope, Error, Reply, Result};
@@ -143,17 +142,6 @@ struct ChangeScoreReq {
     reference: String,
 }
 
-/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
-fn same(a: &str, b: &str) -> bool {
-    let mac = |s: &str| {
-        let mut m = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(b"rsgame admin token")
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        m.update(s.as_bytes());
-        m
-    };
-    mac(a).verify_slice(&mac(b).finalize().into_bytes()).is_ok()
-}
-
 #[utoipa::path(post, path = "/game/v1/game/changeScore", tag = "game", summary = "Change a player's coins and score (server-side only)", description = "Only for server-side tools holding game.admin_token, sent as X-Admin-Token; a player's token never grants it (400501). Every change is a ledger row with the reason and reference.", request_body = ChangeScoreReq, params(("X-Admin-Token" = String, Header, description = "game.admin_token")), responses((status = 200, body = Envelope<Player>)))]
 async fn change_score(
     State(st): State<St>,
@@ -161,7 +149,7 @@ async fn change_score(
     Json(r): Json<ChangeScoreReq>,
 ) -> Result<Reply<Player>> {
     let sent = headers.get("x-admin-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if st.admin_token.is_empty() || !same(sent, &st.admin_token) {
+    if st.admin_token.is_empty() || !rsgame_kit::auth::constant_time_eq(sent.as_bytes(), st.admin_token.as_bytes()) {
         tracing::warn!(user_id = r.user_id, "changeScore refused: no valid admin token");
         return Err(Error::msg(Code::Forbidden, "changeScore is for server-side tools"));
     }

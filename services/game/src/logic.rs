@@ -226,9 +226,7 @@ fn player_row(r: &Row) -> std::result::Result<Player, StoreError> {
     })
 }
 
-fn now_ms() -> i64 {
-    rsgame_kit::time::unix_ms()
-}
+use rsgame_kit::time::unix_ms as now_ms;
 
 fn bad(msg: &str) -> Error {
     Error::bad_param(msg)

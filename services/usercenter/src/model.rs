@@ -57,10 +57,7 @@ fn user(r: &Row) -> Result<User, StoreError> {
     })
 }
 
-/// Unix milliseconds, as every timestamp column holds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use rsgame_kit::time::unix_ms as now_ms;
 
 /// The account with this username (not deleted).
 pub async fn user_by_name(db: &Db, username: &str) -> Result<Option<User>, StoreError> {
