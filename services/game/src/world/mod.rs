@@ -2,5 +2,7 @@
 //! AOI grid and are driven by commands and a fixed tick; the simulation is plain code.
 //!
 //! - [`aoi`]: the nine-grid area of interest.
+//! - [`scene`]: a scene's simulation: joins, leaves, validated moves, per-tick batches.
 
 pub mod aoi;
+pub mod scene;
