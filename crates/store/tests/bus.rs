@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{OwnRedis, free_port};
+use common::{OwnRedis, OwnServer, free_port};
 use rsgame_store::{Bus, BusOptions};
 
 fn prefix() -> String {
@@ -241,40 +241,13 @@ async fn a_broker_outage_fails_publishes_loudly_and_subscribers_come_back() {
 }
 
 /// A private nats-server with JetStream on a free port and its own store.
-struct OwnNats {
-    child: std::process::Child,
-}
-
-impl OwnNats {
-    fn start(port: u16, store: &std::path::Path) -> Option<OwnNats> {
-        // Debian installs it in /usr/sbin, which not every PATH holds.
-        let bin = if std::path::Path::new("/usr/sbin/nats-server").exists() {
-            "/usr/sbin/nats-server"
-        } else {
-            "nats-server"
-        };
-        let child = std::process::Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(OwnNats { child });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for OwnNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn own_nats(port: u16, store: &std::path::Path) -> Option<OwnServer> {
+    // Debian installs it in /usr/sbin, which not every PATH holds.
+    let bin =
+        if std::path::Path::new("/usr/sbin/nats-server").exists() { "/usr/sbin/nats-server" } else { "nats-server" };
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store);
+    OwnServer::start(cmd, port)
 }
 
 #[tokio::test]
@@ -285,7 +258,7 @@ async fn nats_outage_fails_publishes_loudly_and_keeps_what_was_stored() {
     }
     let store = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let server = OwnNats::start(port, store.path()).expect("nats-server (installed with NATS)");
+    let server = own_nats(port, store.path()).expect("nats-server (installed with NATS)");
     let url = format!("nats://127.0.0.1:{port}");
     let bus = Bus::nats(&url, &prefix(), opts()).await.expect("bus");
     let mut sub = bus.subscribe("events", "g").await.expect("sub");
@@ -299,7 +272,7 @@ async fn nats_outage_fails_publishes_loudly_and_keeps_what_was_stored() {
     assert!(bus.publish("events", b"lost?").await.is_err(), "a publish with the broker down is an error");
 
     // JetStream kept what it acknowledged; the client reconnects by itself.
-    let _server = OwnNats::start(port, store.path()).expect("restart on the same store");
+    let _server = own_nats(port, store.path()).expect("restart on the same store");
     let mut sub = None;
     for _ in 0..50 {
         if let Ok(s) = bus.subscribe("events", "g").await {
@@ -370,35 +343,12 @@ impl Drop for CutProxy {
 
 /// A private tansu broker (the Kafka protocol) on a free port, advertising `advertised` so
 /// that clients come back through a proxy.
-struct OwnTansu {
-    child: std::process::Child,
-}
-
-impl OwnTansu {
-    fn start(bin: &str, port: u16, advertised: u16) -> Option<OwnTansu> {
-        let child = std::process::Command::new(bin)
-            .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
-            .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{advertised}")])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(OwnTansu { child });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for OwnTansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn own_tansu(bin: &str, port: u16, advertised: u16) -> Option<OwnServer> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
+        .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{advertised}")])
+        .args(["--storage-engine", "memory://tansu/"]);
+    OwnServer::start(cmd, port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +359,7 @@ async fn kafka_connections_cut_mid_stream_lose_no_acknowledged_message() {
     };
     let broker_port = free_port();
     let proxy = CutProxy::start(broker_port).await;
-    let _broker = OwnTansu::start(&bin, broker_port, proxy.port).expect("tansu starts");
+    let _broker = own_tansu(&bin, broker_port, proxy.port).expect("tansu starts");
     let brokers = format!("127.0.0.1:{}", proxy.port);
     let opts = BusOptions { reclaim_after: Duration::from_secs(6), publish_timeout: Duration::from_secs(10), ..opts() };
     let bus = Bus::kafka(&brokers, &prefix(), opts.clone()).await.expect("bus");

@@ -7,10 +7,38 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
 }
 
+/// A server process the test owns: started, waited for until its port answers, killed
+/// when dropped.
+pub struct OwnServer {
+    child: std::process::Child,
+}
+
+impl OwnServer {
+    /// Runs `cmd` (output discarded) and waits up to 5 s for `port` to accept connections.
+    pub fn start(mut cmd: std::process::Command, port: u16) -> Option<OwnServer> {
+        let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().ok()?;
+        let server = OwnServer { child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A private redis-server on a free port, so it can be stopped and started.
 pub struct OwnRedis {
     pub port: u16,
-    child: std::process::Child,
+    _server: OwnServer,
 }
 
 impl OwnRedis {
@@ -32,25 +60,8 @@ impl OwnRedis {
     }
 
     fn spawn(port: u16, args: &[&str]) -> Option<OwnRedis> {
-        let child = std::process::Command::new("redis-server")
-            .args(args)
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(OwnRedis { port, child });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args(args).args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        Some(OwnRedis { port, _server: OwnServer::start(cmd, port)? })
     }
 }
