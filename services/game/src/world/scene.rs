@@ -23,6 +23,14 @@ pub struct SceneConfig {
     pub max_speed: f32,
     /// Monsters and where they spawn.
     pub monsters: Vec<MonsterSpawn>,
+    /// How far an attack reaches.
+    pub attack_range: f32,
+    /// Ticks between two attacks of one attacker.
+    pub attack_cooldown: u64,
+    /// Whether players may attack players here.
+    pub pvp: bool,
+    /// Where a dead player comes back.
+    pub respawn: (f32, f32),
 }
 
 /// A monster spawn point.
@@ -36,6 +44,51 @@ pub struct MonsterSpawn {
     pub z: f32,
     /// Hit points.
     pub hp: i64,
+    /// Attack.
+    pub attack: i64,
+    /// Defence.
+    pub defence: i64,
+    /// Units per second when chasing or going home.
+    pub speed: f32,
+    /// A player this close is chased.
+    pub aggro: f32,
+    /// Farther than this from its spawn point, it gives up and goes home.
+    pub leash: f32,
+    /// Seconds until a killed monster comes back.
+    pub respawn_secs: u32,
+    /// Experience its killer earns.
+    pub exp: i64,
+    /// Coins its killer earns.
+    pub coins: i64,
+}
+
+impl MonsterSpawn {
+    /// A monster with common settings: chases within 12, gives up beyond 30, back 10 s after
+    /// death.
+    pub fn basic(name: &str, x: f32, z: f32, hp: i64, attack: i64) -> MonsterSpawn {
+        MonsterSpawn {
+            name: name.into(),
+            x,
+            z,
+            hp,
+            attack,
+            defence: 1,
+            speed: 4.0,
+            aggro: 12.0,
+            leash: 30.0,
+            respawn_secs: 10,
+            exp: 10,
+            coins: 5,
+        }
+    }
+}
+
+/// What a monster is doing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ai {
+    Idle,
+    Chase(EntityId),
+    Home,
 }
 
 /// Who something is.
@@ -71,6 +124,15 @@ struct Entity {
     view: View,
     /// The tick of its last accepted move (players) — the base of the speed check.
     moved_at: u64,
+    attack: i64,
+    defence: i64,
+    /// The first tick it may attack again.
+    ready_at: u64,
+    /// A monster's spawn entry.
+    spawn: Option<usize>,
+    ai: Ai,
+    /// A dead monster comes back at this tick.
+    dead_until: Option<u64>,
 }
 
 /// What the scene is asked to do.
@@ -90,10 +152,26 @@ pub enum Command {
         hp: i64,
         /// Maximum hit points.
         max_hp: i64,
+        /// Attack with equipment.
+        attack: i64,
+        /// Defence with equipment.
+        defence: i64,
     },
     /// A player leaves (logout, disconnect, another scene).
     Leave {
         /// The account.
+        id: EntityId,
+    },
+    /// A player attacks a monster (or a player where PvP is on).
+    Attack {
+        /// The attacker.
+        id: EntityId,
+        /// The target.
+        target: EntityId,
+    },
+    /// A dead player comes back, full hp, at the scene's respawn point.
+    Respawn {
+        /// The player.
         id: EntityId,
     },
     /// A player says where it moved.
@@ -130,6 +208,37 @@ pub enum Out {
         to: EntityId,
         /// (id, x, z), sorted by id.
         moves: Vec<(EntityId, f32, f32)>,
+    },
+    /// A hit, told to every player who can see the target.
+    Hit {
+        /// The receiving player.
+        to: EntityId,
+        /// Who hit.
+        attacker: EntityId,
+        /// Who was hit.
+        target: EntityId,
+        /// Damage.
+        damage: i64,
+        /// The target's hp after it.
+        target_hp: i64,
+    },
+    /// Something died, told to every player who could see it.
+    Died {
+        /// The receiving player.
+        to: EntityId,
+        /// Who died.
+        id: EntityId,
+    },
+    /// A kill's reward, for the owner of the scene to grant through the game service.
+    Reward {
+        /// The killer.
+        to: EntityId,
+        /// The monster killed.
+        killed: EntityId,
+        /// Experience.
+        exp: i64,
+        /// Coins.
+        coins: i64,
     },
     /// The player's own move was refused or cut short: its authoritative position.
     Corrected {
@@ -168,7 +277,7 @@ impl Scene {
             let (x, z) = s.cfg.bounds.clamp(m.x, m.z);
             let view =
                 View { id: MONSTER_BASE + i as u64, kind: Kind::Monster, name: m.name, x, z, hp: m.hp, max_hp: m.hp };
-            s.add(view);
+            s.add(view, m.attack, m.defence, Some(i));
         }
         s
     }
@@ -192,15 +301,161 @@ impl Scene {
         self.entities.get(&id).is_some_and(|e| e.view.kind == Kind::Player)
     }
 
-    fn add(&mut self, view: View) {
+    fn add(&mut self, view: View, attack: i64, defence: i64, spawn: Option<usize>) {
         self.grid.insert(view.id, view.x, view.z);
-        self.entities.insert(view.id, Entity { view, moved_at: self.tick });
+        let e =
+            Entity { view, moved_at: self.tick, attack, defence, ready_at: 0, spawn, ai: Ai::Idle, dead_until: None };
+        self.entities.insert(e.view.id, e);
+    }
+
+    /// Players who can see (x, z).
+    fn viewers(&self, x: f32, z: f32) -> Vec<EntityId> {
+        let mut v: Vec<EntityId> = self.grid.around(x, z).filter(|id| self.is_player(*id)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Damage of one hit: attack less half the defence, at least 1 (the battle simulation's
+    /// rule without its randomness: real-time fights must not depend on a roll order).
+    fn damage(attack: i64, defence: i64) -> i64 {
+        (attack - defence / 2).max(1)
+    }
+
+    /// `attacker` hits `target` if it is ready and close enough; tells the viewers; handles
+    /// a death.
+    fn hit(&mut self, attacker: EntityId, target: EntityId) -> bool {
+        let (Some(a), Some(t)) = (self.entities.get(&attacker), self.entities.get(&target)) else { return false };
+        if a.view.hp <= 0 || t.view.hp <= 0 || t.dead_until.is_some() || a.ready_at > self.tick {
+            return false;
+        }
+        let (dx, dz) = (a.view.x - t.view.x, a.view.z - t.view.z);
+        if (dx * dx + dz * dz).sqrt() > self.cfg.attack_range {
+            return false;
+        }
+        let damage = Scene::damage(a.attack, t.defence);
+        let cooldown = self.cfg.attack_cooldown;
+        if let Some(a) = self.entities.get_mut(&attacker) {
+            a.ready_at = self.tick + cooldown;
+        }
+        let Some(t) = self.entities.get_mut(&target) else { return false };
+        t.view.hp = (t.view.hp - damage).max(0);
+        let (hp, x, z, kind, spawn) = (t.view.hp, t.view.x, t.view.z, t.view.kind, t.spawn);
+        for to in self.viewers(x, z) {
+            self.out.push(Out::Hit { to, attacker, target, damage, target_hp: hp });
+        }
+        if hp == 0 {
+            for to in self.viewers(x, z) {
+                self.out.push(Out::Died { to, id: target });
+            }
+            if kind == Kind::Monster {
+                let m = spawn.and_then(|i| self.cfg.monsters.get(i)).cloned();
+                if let Some(m) = m {
+                    if self.is_player(attacker) {
+                        self.out.push(Out::Reward { to: attacker, killed: target, exp: m.exp, coins: m.coins });
+                    }
+                    let back = self.tick + u64::from(m.respawn_secs) * u64::from(self.cfg.tick_hz.max(1));
+                    self.grid.remove(target, x, z);
+                    if let Some(t) = self.entities.get_mut(&target) {
+                        t.dead_until = Some(back);
+                        t.ai = Ai::Idle;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Monsters: respawn the dead whose time came; chase, attack, or go home.
+    fn monsters(&mut self) {
+        let ids: Vec<EntityId> = self.entities.range(MONSTER_BASE..).map(|(id, _)| *id).collect();
+        for id in ids {
+            let Some(e) = self.entities.get(&id) else { continue };
+            let Some(spec) = e.spawn.and_then(|i| self.cfg.monsters.get(i)).cloned() else { continue };
+            if let Some(back) = e.dead_until {
+                if back <= self.tick {
+                    let (x, z) = self.cfg.bounds.clamp(spec.x, spec.z);
+                    if let Some(e) = self.entities.get_mut(&id) {
+                        (e.view.x, e.view.z, e.view.hp, e.dead_until, e.ai) = (x, z, e.view.max_hp, None, Ai::Idle);
+                    }
+                    self.grid.insert(id, x, z);
+                    let view = self.entities.get(&id).map(|e| e.view.clone());
+                    if let Some(view) = view {
+                        for to in self.viewers(x, z) {
+                            self.out.push(Out::Spawn { to, view: view.clone() });
+                        }
+                    }
+                }
+                continue;
+            }
+            let (x, z, ai) = (e.view.x, e.view.z, e.ai);
+            let dist = |ax: f32, az: f32, bx: f32, bz: f32| ((ax - bx).powi(2) + (az - bz).powi(2)).sqrt();
+            let from_home = dist(x, z, spec.x, spec.z);
+            let step = spec.speed / self.cfg.tick_hz.max(1) as f32;
+            // Pick or keep a target: the nearest living player within aggro range.
+            let target = match ai {
+                Ai::Home => None,
+                _ if from_home > spec.leash => None,
+                Ai::Chase(t) if self.entities.get(&t).is_some_and(|p| p.view.hp > 0) => Some(t),
+                _ => self
+                    .grid
+                    .around(x, z)
+                    .filter_map(|o| self.entities.get(&o))
+                    .filter(|o| o.view.kind == Kind::Player && o.view.hp > 0)
+                    .map(|o| (dist(x, z, o.view.x, o.view.z), o.view.id))
+                    .filter(|(d, _)| *d <= spec.aggro)
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, id)| id),
+            };
+            let (goal, next_ai) = match (target, ai) {
+                (Some(t), _) => (self.entities.get(&t).map(|p| (p.view.x, p.view.z)), Ai::Chase(t)),
+                (None, Ai::Idle) => (None, Ai::Idle),
+                // Leashed or target lost: go home and heal.
+                (None, _) => (Some((spec.x, spec.z)), Ai::Home),
+            };
+            if let Some(e) = self.entities.get_mut(&id) {
+                e.ai = next_ai;
+            }
+            if let Ai::Chase(t) = next_ai
+                && self.hit(id, t)
+            {
+                continue;
+            }
+            if let Some((gx, gz)) = goal {
+                let d = dist(x, z, gx, gz);
+                // Chasers stop at attack range; homecomers walk all the way.
+                let stop = if matches!(next_ai, Ai::Chase(_)) { self.cfg.attack_range * 0.8 } else { 0.0 };
+                if d > stop {
+                    let k = ((d - stop).min(step)) / d;
+                    let (nx, nz) = (x + (gx - x) * k, z + (gz - z) * k);
+                    let change = self.grid.moved(id, (x, z), (nx, nz));
+                    if let Some(e) = self.entities.get_mut(&id) {
+                        (e.view.x, e.view.z) = (nx, nz);
+                    }
+                    let view = self.entities.get(&id).map(|e| e.view.clone());
+                    let left: Vec<EntityId> = change.left.into_iter().filter(|o| self.is_player(*o)).collect();
+                    let entered: Vec<EntityId> = change.entered.into_iter().filter(|o| self.is_player(*o)).collect();
+                    for o in left {
+                        self.out.push(Out::Despawn { to: o, id });
+                    }
+                    if let Some(view) = view {
+                        for o in entered {
+                            self.out.push(Out::Spawn { to: o, view: view.clone() });
+                        }
+                    }
+                    self.moved.insert(id);
+                } else if next_ai == Ai::Home {
+                    if let Some(e) = self.entities.get_mut(&id) {
+                        (e.ai, e.view.hp) = (Ai::Idle, e.view.max_hp);
+                    }
+                }
+            }
+        }
     }
 
     /// Applies a command now; what it causes is queued for the next [`Scene::tick`].
     pub fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { id, name, x, z, hp, max_hp } => {
+            Command::Join { id, name, x, z, hp, max_hp, attack, defence } => {
                 if id >= MONSTER_BASE {
                     return;
                 }
@@ -210,7 +465,7 @@ impl Scene {
                 }
                 let (x, z) = self.cfg.bounds.clamp(x, z);
                 let view = View { id, kind: Kind::Player, name, x, z, hp, max_hp };
-                self.add(view.clone());
+                self.add(view.clone(), attack, defence, None);
                 let around: Vec<EntityId> = self.grid.around(x, z).filter(|&o| o != id).collect();
                 for o in around {
                     if let Some(ov) = self.entities.get(&o).map(|e| e.view.clone()) {
@@ -233,6 +488,47 @@ impl Scene {
                 }
             }
             Command::Move { id, x, z } => self.move_player(id, x, z),
+            Command::Attack { id, target } => {
+                // Players only attack; monsters (and players where PvP is on) are targets.
+                if !self.is_player(id) || (self.is_player(target) && !self.cfg.pvp) || id == target {
+                    return;
+                }
+                self.hit(id, target);
+            }
+            Command::Respawn { id } => {
+                let Some(e) = self.entities.get(&id) else { return };
+                if e.view.kind != Kind::Player || e.view.hp > 0 {
+                    return;
+                }
+                let (x, z) = (e.view.x, e.view.z);
+                let (rx, rz) = self.cfg.bounds.clamp(self.cfg.respawn.0, self.cfg.respawn.1);
+                if let Some(e) = self.entities.get_mut(&id) {
+                    e.view.hp = e.view.max_hp;
+                    e.moved_at = self.tick;
+                }
+                // Teleported by the server: no speed check.
+                let change = self.grid.moved(id, (x, z), (rx, rz));
+                if let Some(e) = self.entities.get_mut(&id) {
+                    (e.view.x, e.view.z) = (rx, rz);
+                }
+                for o in change.left {
+                    self.out.push(Out::Despawn { to: id, id: o });
+                    if self.is_player(o) {
+                        self.out.push(Out::Despawn { to: o, id });
+                    }
+                }
+                let me = self.entities.get(&id).map(|e| e.view.clone());
+                for o in change.entered {
+                    if let Some(ov) = self.entities.get(&o).map(|e| e.view.clone()) {
+                        self.out.push(Out::Spawn { to: id, view: ov });
+                    }
+                    if let (true, Some(me)) = (self.is_player(o), me.clone()) {
+                        self.out.push(Out::Spawn { to: o, view: me });
+                    }
+                }
+                self.out.push(Out::Corrected { to: id, x: rx, z: rz });
+                self.moved.insert(id);
+            }
         }
     }
 
@@ -241,7 +537,7 @@ impl Scene {
     /// allowed distance along its direction and the player is told its position.
     fn move_player(&mut self, id: EntityId, x: f32, z: f32) {
         let Some(e) = self.entities.get(&id) else { return };
-        if e.view.kind != Kind::Player {
+        if e.view.kind != Kind::Player || e.view.hp <= 0 {
             return;
         }
         let (ox, oz) = (e.view.x, e.view.z);
@@ -287,6 +583,7 @@ impl Scene {
     /// player holding the moves of this tick that it can see (its own excluded).
     pub fn tick(&mut self) -> Vec<Out> {
         self.tick += 1;
+        self.monsters();
         let mut out = std::mem::take(&mut self.out);
         if !self.moved.is_empty() {
             let moved = std::mem::take(&mut self.moved);
@@ -324,12 +621,16 @@ mod tests {
             cell: 20.0,
             tick_hz: 20,
             max_speed: 10.0,
-            monsters: vec![MonsterSpawn { name: "Slime".into(), x: 30.0, z: 30.0, hp: 30 }],
+            monsters: vec![MonsterSpawn::basic("Slime", 30.0, 30.0, 30, 6)],
+            attack_range: 3.0,
+            attack_cooldown: 10,
+            pvp: false,
+            respawn: (5.0, 5.0),
         })
     }
 
     fn join(s: &mut Scene, id: EntityId, x: f32, z: f32) {
-        s.apply(Command::Join { id, name: format!("p{id}"), x, z, hp: 100, max_hp: 100 });
+        s.apply(Command::Join { id, name: format!("p{id}"), x, z, hp: 100, max_hp: 100, attack: 12, defence: 2 });
     }
 
     fn spawns_to(out: &[Out], to: EntityId) -> Vec<EntityId> {
@@ -360,14 +661,15 @@ mod tests {
     #[test]
     fn moves_are_batched_per_tick_for_those_in_view() {
         let mut s = scene();
-        join(&mut s, 1, 25.0, 25.0);
-        join(&mut s, 2, 30.0, 25.0);
-        join(&mut s, 3, 190.0, 190.0);
+        // Far from the slime, which would otherwise come for them.
+        join(&mut s, 1, 125.0, 125.0);
+        join(&mut s, 2, 130.0, 125.0);
+        join(&mut s, 3, 190.0, 10.0);
         s.tick();
         s.tick();
-        s.apply(Command::Move { id: 1, x: 25.4, z: 25.0 });
+        s.apply(Command::Move { id: 1, x: 125.4, z: 125.0 });
         let out = s.tick();
-        assert_eq!(out, vec![Out::Positions { to: 2, moves: vec![(1, 25.4, 25.0)] }], "one batch, for 2 only");
+        assert_eq!(out, vec![Out::Positions { to: 2, moves: vec![(1, 125.4, 125.0)] }], "one batch, for 2 only");
     }
 
     #[test]
@@ -414,5 +716,104 @@ mod tests {
         // A second join of a present player does not duplicate it.
         join(&mut s, 1, 0.0, 0.0);
         assert_eq!(s.players().count(), 1);
+    }
+
+    fn hits_on(out: &[Out], target: EntityId) -> Vec<(EntityId, i64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Hit { attacker, target: t, target_hp, .. } if *t == target => Some((*attacker, *target_hp)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_monster_chases_attacks_and_goes_home_when_leashed() {
+        let mut s = scene();
+        join(&mut s, 1, 38.0, 30.0); // 8 from the slime: within aggro
+        let mut hit = false;
+        for _ in 0..60 {
+            if hits_on(&s.tick(), 1).iter().any(|(a, _)| *a == MONSTER_BASE) {
+                hit = true;
+                break;
+            }
+        }
+        assert!(hit, "the slime came and hit");
+        assert!(s.get(1).expect("me").hp < 100);
+        // Run away east at full speed: the slime follows until its leash, then goes home.
+        let mut x = s.get(1).expect("me").x;
+        for _ in 0..400 {
+            x = (x + 0.5).min(199.0);
+            s.apply(Command::Move { id: 1, x, z: 30.0 });
+            s.tick();
+        }
+        let slime = s.get(MONSTER_BASE).expect("slime");
+        assert!((slime.x - 30.0).abs() < 0.01 && (slime.z - 30.0).abs() < 0.01, "home again: {slime:?}");
+        assert_eq!(slime.hp, slime.max_hp);
+    }
+
+    #[test]
+    fn killing_a_monster_rewards_the_killer_and_it_comes_back() {
+        let mut s = scene();
+        join(&mut s, 1, 31.0, 30.0);
+        let mut rewarded = None;
+        for _ in 0..100 {
+            s.apply(Command::Attack { id: 1, target: MONSTER_BASE });
+            let out = s.tick();
+            if let Some(r) = out.iter().find(|o| matches!(o, Out::Reward { .. })) {
+                assert!(out.contains(&Out::Died { to: 1, id: MONSTER_BASE }));
+                rewarded = Some(r.clone());
+                break;
+            }
+        }
+        assert_eq!(rewarded, Some(Out::Reward { to: 1, killed: MONSTER_BASE, exp: 10, coins: 5 }));
+        // Dead: no more hits land; back after 10 s (200 ticks) with full hp, seen by the player.
+        s.apply(Command::Attack { id: 1, target: MONSTER_BASE });
+        assert!(hits_on(&s.tick(), MONSTER_BASE).is_empty());
+        let mut back = false;
+        for _ in 0..210 {
+            if spawns_to(&s.tick(), 1).contains(&MONSTER_BASE) {
+                back = true;
+                break;
+            }
+        }
+        assert!(back, "respawned in view");
+        assert_eq!(s.get(MONSTER_BASE).map(|m| m.hp), Some(30));
+    }
+
+    #[test]
+    fn pvp_is_off_by_default_and_the_dead_respawn() {
+        let mut s = scene();
+        join(&mut s, 1, 150.0, 150.0);
+        join(&mut s, 2, 151.0, 150.0);
+        s.apply(Command::Attack { id: 1, target: 2 });
+        assert!(hits_on(&s.tick(), 2).is_empty(), "no PvP in this scene");
+        // A player killed by the slime cannot move until it respawns, then is back at full hp.
+        let mut s = scene();
+        s.apply(Command::Join {
+            id: 9,
+            name: "weak".into(),
+            x: 31.0,
+            z: 30.0,
+            hp: 5,
+            max_hp: 100,
+            attack: 1,
+            defence: 0,
+        });
+        let mut died = false;
+        for _ in 0..100 {
+            if s.tick().contains(&Out::Died { to: 9, id: 9 }) {
+                died = true;
+                break;
+            }
+        }
+        assert!(died);
+        s.apply(Command::Move { id: 9, x: 31.2, z: 30.0 });
+        s.tick();
+        assert_eq!(s.get(9).map(|p| p.x), Some(31.0), "the dead do not walk");
+        s.apply(Command::Respawn { id: 9 });
+        let out = s.tick();
+        assert!(out.contains(&Out::Corrected { to: 9, x: 5.0, z: 5.0 }));
+        assert_eq!(s.get(9).map(|p| p.hp), Some(100));
     }
 }
