@@ -3,7 +3,8 @@
 //! - [`on_every_backend`]: runs a check on SQLite with the in-process cache, then on MariaDB
 //!   and PostgreSQL with Redis when `RSGAME_TEST_MYSQL_URL`, `RSGAME_TEST_POSTGRES_URL` and
 //!   `RSGAME_TEST_REDIS_URL` are set; each run gets a fresh, migrated database and its own key
-//!   prefix, both removed afterwards. A skipped backend is said on stderr.
+//!   prefix, both removed afterwards, even when the check fails. A skipped backend is said on
+//!   stderr.
 //! - [`call`]: one HTTP/1.1 request over a fresh connection, returning the status, the
 //!   headers and the body.
 
@@ -62,7 +63,14 @@ where
         rsgame_store::migrate::migrate(&db).await.expect("migrate");
         let prefix = format!("{}:", unique("rsgame-t"));
         let cache = Cache::redis(redis, &prefix).await.expect("redis");
-        check(stack, db.clone(), cache.clone()).await;
+        // A failing check still cleans up: the panic is caught, the database and keys are
+        // removed, then the panic goes on.
+        let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(check(
+            stack,
+            db.clone(),
+            cache.clone(),
+        )))
+        .await;
         db.close().await;
         cache.delete_prefix("").await.expect("clean keys");
         let drop = if backend == Backend::Postgres {
@@ -71,6 +79,9 @@ where
             format!("DROP DATABASE {name}")
         };
         admin.raw(&drop).await.expect("drop database");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
