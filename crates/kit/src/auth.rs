@@ -86,6 +86,17 @@ pub enum TokenError {
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
+/// HMAC-SHA256 of the concatenated `parts` under `key`: the one MAC every signer in rsgame
+/// uses (tokens, derived keys, download links, S3 signatures).
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes keys of any length.
+    let mut m = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
 /// Compares two secrets in constant time: the loop runs over the longer one whatever the
 /// content, so timings reveal nothing about where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -126,15 +137,7 @@ impl Jwt {
     /// that every replica configured with the same secret derives the same key, and knowing
     /// the derived key reveals nothing of the secret.
     pub fn derive_key(&self, purpose: &str) -> Vec<u8> {
-        let mut mac = self.mac();
-        mac.update(b"rsgame derived key: ");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length.
-        HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+        hmac_sha256(&self.key, &[b"rsgame derived key: ", purpose.as_bytes()]).to_vec()
     }
 
     /// A new access token for `user_id`.
@@ -146,9 +149,7 @@ impl Jwt {
             Claims { user_id, iat: now, exp: now + self.access_expire.as_secs() as i64, jti: hex::encode(jti) };
         let payload = serde_json::to_vec(&claims).map_err(|e| Error::internal(Code::TokenGenerate, e))?;
         let signing_input = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let sig = B64.encode(mac.finalize().into_bytes());
+        let sig = B64.encode(hmac_sha256(&self.key, &[signing_input.as_bytes()]));
         let token = AccessToken {
             access_token: format!("{signing_input}.{sig}"),
             access_expire: claims.exp,
@@ -173,11 +174,10 @@ impl Jwt {
             return Err(TokenError::Algorithm);
         }
         let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(h.as_bytes());
-        mac.update(b".");
-        mac.update(p.as_bytes());
-        mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
+        let expected = hmac_sha256(&self.key, &[h.as_bytes(), b".", p.as_bytes()]);
+        if !constant_time_eq(&expected, &sig) {
+            return Err(TokenError::Signature);
+        }
         let claims: Claims =
             B64.decode(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
         if claims.exp <= crate::time::unix_secs() {

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use hmac::{KeyInit as _, Mac as _};
 use rsgame_kit::{Code, Error, Result};
 use rsgame_store::{Db, Row, StoreError};
 use sea_query::{Expr, ExprTrait as _, LikeExpr, Order, Query};
@@ -217,8 +216,6 @@ impl Storage {
     }
 }
 
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
 /// Signs and checks download links.
 #[derive(Clone)]
 pub struct UrlSigner {
@@ -236,22 +233,20 @@ impl UrlSigner {
         UrlSigner { key }
     }
 
-    fn mac(&self, guid: &str, exp: i64) -> HmacSha256 {
-        let mut m = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        m.update(format!("{guid}|{exp}").as_bytes());
-        m
+    fn mac(&self, guid: &str, exp: i64) -> [u8; 32] {
+        rsgame_kit::auth::hmac_sha256(&self.key, &[format!("{guid}|{exp}").as_bytes()])
     }
 
     /// A link to download `guid`.
     pub fn url(&self, guid: &str) -> String {
         let exp = now_secs() + LINK_SECS;
-        let sig = hex::encode(self.mac(guid, exp).finalize().into_bytes());
+        let sig = hex::encode(self.mac(guid, exp));
         format!("/basic/v1/basic/file/{guid}?e={exp}&s={sig}")
     }
 
     /// Whether a link's signature is ours and unexpired.
     pub fn check(&self, guid: &str, exp: i64, sig: &str) -> bool {
-        exp > now_secs() && hex::decode(sig).is_ok_and(|s| self.mac(guid, exp).verify_slice(&s).is_ok())
+        exp > now_secs() && hex::decode(sig).is_ok_and(|s| rsgame_kit::auth::constant_time_eq(&self.mac(guid, exp), &s))
     }
 }
 

@@ -12,11 +12,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use hmac::{KeyInit as _, Mac as _};
 use http_body_util::BodyExt as _;
 use sha2::Digest as _;
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Connecting (TCP and TLS) may take this long.
 const CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -53,10 +50,8 @@ fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(format!("s3: {e}"))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    rsgame_kit::auth::hmac_sha256(key, &[data])
 }
 
 fn sha256_hex(data: &[u8]) -> String {
