@@ -321,11 +321,12 @@ impl Db {
     /// Starts a transaction on one connection of the pool. Dropped without [`Tx::commit`], it
     /// rolls back.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Pool::MySql(p) => Tx::MySql(p.begin().await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
+        let conn = match &self.pool {
+            Pool::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
+            Pool::MySql(p) => TxConn::MySql(p.begin().await?),
+            Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        };
+        Ok(Tx { conn, db: self.clone() })
     }
 
     /// Runs literal SQL that has no parameters (DDL from migrations, `SELECT 1`).
@@ -365,54 +366,60 @@ impl Db {
 }
 
 /// A transaction: the same statements as [`Db`], on one connection, applied together by
-/// [`Tx::commit`] or not at all.
-pub enum Tx {
-    /// On SQLite.
+/// [`Tx::commit`] or not at all. Its statements are timed and slow-logged like the pool's:
+/// a slow one here holds its locks all that time.
+pub struct Tx {
+    conn: TxConn,
+    db: Db,
+}
+
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    /// On MySQL / MariaDB.
     MySql(sqlx::Transaction<'static, sqlx::MySql>),
-    /// On PostgreSQL.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl Tx {
     /// Runs a statement; returns the rows it affected.
     pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<u64, StoreError> {
-        let r = match self {
-            Tx::Sqlite(t) => {
+        let start = Instant::now();
+        let r = match &mut self.conn {
+            TxConn::Sqlite(t) => {
                 let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
             }
-            Tx::MySql(t) => {
+            TxConn::MySql(t) => {
                 let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
             }
-            Tx::Postgres(t) => {
+            TxConn::Postgres(t) => {
                 let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
             }
         };
+        self.db.observe("execute", start, || self.db.sql_of(stmt));
         Ok(r?)
     }
 
     /// Runs a query; returns every row.
     pub async fn fetch_all<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Vec<Row>, StoreError> {
-        let r: Result<Vec<Row>, sqlx::Error> = match self {
-            Tx::Sqlite(t) => {
+        let start = Instant::now();
+        let r: Result<Vec<Row>, sqlx::Error> = match &mut self.conn {
+            TxConn::Sqlite(t) => {
                 let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v)
                     .fetch_all(&mut **t)
                     .await
                     .map(|v| v.into_iter().map(Row::Sqlite).collect())
             }
-            Tx::MySql(t) => {
+            TxConn::MySql(t) => {
                 let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v)
                     .fetch_all(&mut **t)
                     .await
                     .map(|v| v.into_iter().map(Row::MySql).collect())
             }
-            Tx::Postgres(t) => {
+            TxConn::Postgres(t) => {
                 let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v)
                     .fetch_all(&mut **t)
@@ -420,6 +427,7 @@ impl Tx {
                     .map(|v| v.into_iter().map(Row::Postgres).collect())
             }
         };
+        self.db.observe("fetch", start, || self.db.sql_of(stmt));
         Ok(r?)
     }
 
@@ -430,43 +438,45 @@ impl Tx {
 
     /// Inserts one row and returns its generated `id`.
     pub async fn insert_id(&mut self, stmt: &InsertStatement) -> Result<i64, StoreError> {
-        let r: Result<i64, sqlx::Error> = match self {
-            Tx::MySql(t) => {
+        let start = Instant::now();
+        let r: Result<i64, sqlx::Error> = match &mut self.conn {
+            TxConn::MySql(t) => {
                 let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.last_insert_id() as i64)
             }
-            Tx::Sqlite(t) => {
+            TxConn::Sqlite(t) => {
                 let mut stmt = stmt.clone();
                 stmt.returning_col("id");
                 let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v).fetch_one(&mut **t).await.and_then(|r| r.try_get::<i64, _>(0))
             }
-            Tx::Postgres(t) => {
+            TxConn::Postgres(t) => {
                 let mut stmt = stmt.clone();
                 stmt.returning_col("id");
                 let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
                 sqlx::query_with(AssertSqlSafe(sql), v).fetch_one(&mut **t).await.and_then(|r| r.try_get::<i64, _>(0))
             }
         };
+        self.db.observe("insert", start, || self.db.sql_of(stmt));
         Ok(r?)
     }
 
     /// Applies everything.
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::MySql(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::MySql(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
 
     /// Discards everything (dropping the transaction does the same).
     pub async fn rollback(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await?,
-            Tx::MySql(t) => t.rollback().await?,
-            Tx::Postgres(t) => t.rollback().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.rollback().await?,
+            TxConn::MySql(t) => t.rollback().await?,
+            TxConn::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }
