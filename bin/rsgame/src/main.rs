@@ -6,6 +6,7 @@
 //! - `roles.rs`: the role names a process can take.
 //! - `serve.rs`: start-up and graceful shutdown of a serving process.
 
+mod directory;
 mod roles;
 mod serve;
 

@@ -127,9 +127,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let shutdown = Shutdown::new();
     let readiness = Readiness::new(&shutdown);
     let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
-    // Every role but the game node keeps its data in the database.
-    let mut services = None;
-    if roles.iter().any(|r| *r != Role::GameNode) {
+    // Every role keeps its data in the database (the game node: places, friends, chat).
+    let services = {
         let db = open_database(&cfg).await?;
         if cfg.database.migrate_on_start {
             let applied = rsgame_store::migrate::migrate(&db).await?;
@@ -156,26 +155,67 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             let bus = check.clone();
             async move { bus.ping().await.map_err(|e| e.to_string()) }
         });
-        services = Some(Services::new(&cfg, db, cache, bus.clone()).map_err(|e| ServeError::Worker(e.to_string()))?);
-    }
+        Services::new(&cfg, db, cache, bus.clone()).map_err(|e| ServeError::Worker(e.to_string()))?
+    };
+    let s = &services;
+    // The game economy in process, built once for whichever roles need it.
+    let mut local_game: Option<Arc<dyn rsgame_game::Game>> = None;
+    let mut game_logic = |shutdown: &Shutdown| -> Result<Arc<dyn rsgame_game::Game>, ServeError> {
+        if let Some(g) = &local_game {
+            return Ok(g.clone());
+        }
+        let data = rsgame_game::DataStore::open_or_seed(&cfg.game.data_dir)
+            .map_err(|e| ServeError::Worker(format!("game data: {e}")))?;
+        if cfg.game.reload_secs > 0 {
+            data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
+        }
+        let g: Arc<dyn rsgame_game::Game> =
+            Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()));
+        local_game = Some(g.clone());
+        Ok(g)
+    };
     let mut router = http::ops_router(readiness, metrics);
     let mut apidoc = utoipa::openapi::OpenApiBuilder::new().build();
     for role in &roles {
         match role {
             Role::GameNode => {
-                let gate = rsgame_gate::Gate::builder(&cfg.gate, &cfg.tls, rsgame_gate::Router::builder().build())
+                let game: Arc<dyn rsgame_game::Game> = if cfg.rpc.game_url.is_empty() {
+                    game_logic(&shutdown)?
+                } else {
+                    Arc::new(
+                        rsgame_game::rpc::RemoteGame::connect(&cfg.rpc.game_url, cfg.rpc.token.expose())
+                            .map_err(|e| ServeError::Worker(e.to_string()))?,
+                    )
+                };
+                let scenes = rsgame_world::data::load(std::path::Path::new(&cfg.game.data_dir), &cfg.world)
+                    .map_err(|e| ServeError::Worker(format!("world data: {e}")))?;
+                let world = rsgame_world::World::start(rsgame_world::WorldDeps {
+                    cfg: cfg.world.clone(),
+                    scenes,
+                    auth: s.auth.clone(),
+                    game,
+                    directory: Arc::new(crate::directory::UsercenterDirectory(s.usercenter.clone())),
+                    db: s.db.clone(),
+                });
+                let mut routes = rsgame_gate::Router::builder();
+                world.register(&mut routes).map_err(|e| ServeError::Worker(e.to_string()))?;
+                let hook = world.clone();
+                let gate = rsgame_gate::Gate::builder(&cfg.gate, &cfg.tls, routes.build())
+                    .on_disconnect(move |session, reason| hook.on_disconnect(session, reason))
                     .start(&shutdown)
                     .await?;
+                // Registered after the database's close hook, so it runs before it (hooks
+                // run newest first): every place and hit point is written, then the pool closes.
+                let flushing = world.clone();
+                shutdown.on_shutdown("world", move || async move { flushing.flush().await });
                 router = router.merge(gate.ws_routes());
             }
             Role::UsercenterApi => {
-                if let Some(s) = &services {
-                    router = router.merge(rsgame_usercenter::api::router(s.usercenter.clone(), s.auth.clone()));
-                    apidoc.merge(rsgame_usercenter::api::openapi());
-                }
+                router = router.merge(rsgame_usercenter::api::router(s.usercenter.clone(), s.auth.clone()));
+                apidoc.merge(rsgame_usercenter::api::openapi());
             }
             Role::BasicApi => {
-                if let Some(s) = &services {
+                {
                     router =
                         router.merge(rsgame_basic::api::router(s.basic.clone(), s.basic_local.clone(), s.auth.clone()));
                     apidoc.merge(rsgame_basic::api::openapi());
@@ -188,41 +228,28 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 }
             }
             Role::UsercenterRpc => {
-                if let Some(s) = &services {
-                    let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
-                    let router = tonic::transport::Server::builder()
-                        .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
-                        .add_service(svc);
-                    serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, &shutdown).await?;
-                }
+                let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
+                let router = tonic::transport::Server::builder()
+                    .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
+                    .add_service(svc);
+                serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, &shutdown).await?;
             }
             Role::BasicRpc => {
-                if let Some(s) = &services {
-                    let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
-                    let router = tonic::transport::Server::builder()
-                        .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
-                        .add_service(svc);
-                    serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, &shutdown).await?;
-                }
+                let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
+                let router = tonic::transport::Server::builder()
+                    .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
+                    .add_service(svc);
+                serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, &shutdown).await?;
             }
             Role::GameApi => {
-                if let Some(s) = &services {
-                    let data = rsgame_game::DataStore::open_or_seed(&cfg.game.data_dir)
-                        .map_err(|e| ServeError::Worker(format!("game data: {e}")))?;
-                    if cfg.game.reload_secs > 0 {
-                        data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
-                    }
-                    let game: Arc<dyn rsgame_game::Game> =
-                        Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()));
-                    let svc = rsgame_game::rpc::GameRpc::service(game.clone());
-                    let grpc = tonic::transport::Server::builder()
-                        .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
-                        .add_service(svc);
-                    serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, &shutdown).await?;
-                    router =
-                        router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
-                    apidoc.merge(rsgame_game::api::openapi());
-                }
+                let game = game_logic(&shutdown)?;
+                let svc = rsgame_game::rpc::GameRpc::service(game.clone());
+                let grpc = tonic::transport::Server::builder()
+                    .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
+                    .add_service(svc);
+                serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, &shutdown).await?;
+                router = router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
+                apidoc.merge(rsgame_game::api::openapi());
             }
         }
     }

@@ -1,118 +1,14 @@
 //! The `rsgame` binary end to end: commands, configuration errors, and a served process that
 //! answers health and metrics and stops cleanly on SIGTERM.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn rsgame() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rsgame"));
-    // The test's own environment must not leak configuration into the process under test.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RSGAME_") || k == "RUST_LOG" {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run rsgame")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A plain HTTP/1.1 GET; returns status and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((status, body))
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    gate_port: u16,
-}
-
-impl Server {
-    fn start(cfg: &Path, extra_env: &[(&str, &str)]) -> Server {
-        Server::start_roles(cfg, "all", extra_env)
-    }
-
-    fn start_roles(cfg: &Path, roles: &str, extra_env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let gate_port = free_port();
-        let mut c = rsgame();
-        c.arg("--config").arg(cfg).args(["serve", "--role", roles]);
-        c.env("RSGAME_HTTP__PORT", port.to_string()).env("RSGAME_HTTP__HOST", "127.0.0.1");
-        // The gate's own listeners on free ports, so tests can run side by side.
-        c.env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", cfg.parent().unwrap_or(cfg).display()));
-        c.env("RSGAME_GATE__TCP_PORT", gate_port.to_string())
-            .env("RSGAME_GATE__KCP_PORT", "0")
-            .env("RSGAME_GATE__HOST", "127.0.0.1");
-        // Game data seeded beside the test's database rather than in the working directory.
-        c.env("RSGAME_GAME__DATA_DIR", cfg.parent().unwrap_or(cfg).join("data/game"));
-        // The gRPC roles on ephemeral ports unless a test chooses.
-        c.env("RSGAME_RPC__HOST", "127.0.0.1")
-            .env("RSGAME_RPC__USERCENTER_PORT", "0")
-            .env("RSGAME_RPC__BASIC_PORT", "0")
-            .env("RSGAME_RPC__GAME_PORT", "0");
-        for (k, v) in extra_env {
-            c.env(k, v);
-        }
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = c.spawn().expect("spawn");
-        let mut srv = Server { child, port, gate_port };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Some((200, _)) = get(port, "/healthz") {
-                return srv;
-            }
-            if let Ok(Some(st)) = srv.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = srv.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("server exited early with {st}: {err}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = srv.child.kill();
-        panic!("server did not answer /healthz within 20 s");
-    }
-
-    fn sigterm(&self) {
-        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
-    let p = dir.join("rsgame.yaml");
-    std::fs::write(&p, text).expect("write config");
-    p
-}
+use common::*;
 
 #[test]
 fn help_works_on_every_command() {
@@ -369,7 +265,7 @@ fn migrate_applies_pending_migrations_once() {
     };
     let first = run_migrate();
     assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("applied migrations [1, 2, 3]"), "{}", text(&first));
+    assert!(text(&first).contains("applied migrations [1, 2, 3, 4]"), "{}", text(&first));
     let second = run_migrate();
     assert!(second.status.success(), "{}", text(&second));
     assert!(text(&second).contains("up to date"), "{}", text(&second));
@@ -389,22 +285,6 @@ fn unreachable_database_stops_start_up() {
 }
 
 /// A plain HTTP/1.1 JSON POST; returns status and body.
-fn post(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-}
-
 #[test]
 fn the_monolith_serves_accounts_and_captchas() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -258,7 +258,7 @@ impl Session {
     /// Queues message `id` for this session, encoded for its wire.
     pub fn send<M: Message>(&self, id: u32, msg: &M) -> Result<(), SendError> {
         let wire = self.wire();
-        if !wire.text && !self.is_closed() {
+        if !wire.text && !self.is_closed() && self.nothing_queued() {
             // Answering its own session inside its connection task: encode straight into
             // the connection's write buffer.
             match capture::with(self.key(), self.0.capacity, (), |out, ()| {
@@ -270,6 +270,13 @@ impl Session {
             }
         }
         self.send_bytes(wire.encode(id, msg))
+    }
+
+    /// Whether pushes from other tasks are waiting in the queue. Captured replies are written
+    /// before the queue, so a handler captures only when nothing is waiting: a reply that
+    /// follows a push it waited for (a scene's greeting, say) must not overtake it.
+    fn nothing_queued(&self) -> bool {
+        self.0.queued.load(Ordering::Acquire) == 0
     }
 
     fn overflow(&self) -> SendError {
@@ -288,6 +295,9 @@ impl Session {
         // A handler answering its own session, inside its connection task: hand the bytes
         // straight to that task, no channel, no wake-up.
         let text = self.wire().text;
+        if !self.nothing_queued() {
+            return self.enqueue(bytes);
+        }
         let bytes = match capture::with(self.key(), self.0.capacity, bytes, |out, b| {
             if text { out.items.push(b) } else { out.frames.extend_from_slice(&b) }
         }) {
@@ -295,6 +305,11 @@ impl Session {
             capture::Offer::Full => return Err(self.overflow()),
             capture::Offer::NotOurs(b) => b,
         };
+        self.enqueue(bytes)
+    }
+
+    /// Puts encoded bytes on the outbound queue for the connection's task to write.
+    fn enqueue(&self, bytes: Bytes) -> Result<(), SendError> {
         if self.0.queued.fetch_add(1, Ordering::AcqRel) >= self.0.capacity {
             self.0.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(self.overflow());

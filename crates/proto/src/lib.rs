@@ -41,6 +41,24 @@ pub mod ids {
     pub const MOVE: u32 = 100_200;
     /// Attack → AttackResp.
     pub const ATTACK: u32 = 100_201;
+    /// rsgame: ChatHistory → ChatMsgResp (200006).
+    pub const CHAT_HISTORY: u32 = 100_006;
+    /// rsgame push: a friend's online status, a UserInfo (200102).
+    pub const FRIEND_STATUS: u32 = 200_102;
+    /// rsgame: Respawn → PlayerStats (200212).
+    pub const RESPAWN: u32 = 100_202;
+    /// rsgame push: SpawnResp, what came into view.
+    pub const SPAWN: u32 = 200_210;
+    /// rsgame push: DespawnResp, what left view.
+    pub const DESPAWN: u32 = 200_211;
+    /// rsgame push: PlayerStats, the player's own numbers.
+    pub const PLAYER_STATS: u32 = 200_212;
+    /// rsgame: LockstepInput (no reply).
+    pub const LOCKSTEP_INPUT: u32 = 100_300;
+    /// rsgame push: LockstepFrames (200300), also the reply to LockstepSync.
+    pub const LOCKSTEP_FRAMES: u32 = 200_300;
+    /// rsgame: LockstepSync → LockstepFrames.
+    pub const LOCKSTEP_SYNC: u32 = 100_301;
     /// Logout → LogoutResp.
     pub const LOGOUT: u32 = 100_900;
     /// The reply (or push) id of a request id.

@@ -71,6 +71,9 @@ pub enum StoreError {
     /// The cache backend failed or holds a value of another type.
     #[error("cache: {0}")]
     Cache(String),
+    /// A statement could not be built (a column and value count that differ: a bug).
+    #[error("query: {0}")]
+    Query(String),
     /// A migration failed.
     #[error("migration {version} ({name}): {source}")]
     Migration {
@@ -154,6 +157,10 @@ impl Row {
     /// An INTEGER column.
     pub fn i32(&self, col: &str) -> Result<i32, StoreError> {
         get!(self, col, i32)
+    }
+    /// A DOUBLE column.
+    pub fn f64(&self, col: &str) -> Result<f64, StoreError> {
+        get!(self, col, f64)
     }
     /// A text column.
     pub fn string(&self, col: &str) -> Result<String, StoreError> {

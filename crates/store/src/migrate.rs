@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "go-game accounts, logs and files", up: v1 },
     Migration { version: 2, name: "usercenter refresh tokens", up: v2 },
     Migration { version: 3, name: "game players, items, ledger, battles, progress", up: v3 },
+    Migration { version: 4, name: "world positions, friends, chat", up: v4 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -239,6 +240,60 @@ fn v3(b: Backend) -> Vec<String> {
         build(b, &progress),
         unique("ux_game_progress_user_level", "game_progress", &["user_id", "level_id"]),
         index(b, &Index::create().name("idx_game_player_score").table("game_player").col("score").to_owned()),
+    ]
+}
+
+/// The world: where each player was (saved write-behind by the scene), friendships and
+/// blacklists, and private chat (kept for history and for delivery at the next login).
+fn v4(b: Backend) -> Vec<String> {
+    let state = Table::create()
+        .table("world_state")
+        .if_not_exists()
+        .col(ColumnDef::new("user_id").big_integer().not_null().primary_key())
+        .col(ColumnDef::new("scene_id").big_integer().not_null())
+        .col(ColumnDef::new("x").double().not_null())
+        .col(ColumnDef::new("z").double().not_null())
+        .col(ColumnDef::new("updated_at").big_integer().not_null())
+        .to_owned();
+    let friend = Table::create()
+        .table("world_friend")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("friend_id").big_integer().not_null())
+        // go-game's AddFriend type: 1 friend, 2 blacklist, 3 temporary.
+        .col(ColumnDef::new("kind").integer().not_null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let chat = Table::create()
+        .table("world_chat")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("from_id").big_integer().not_null())
+        .col(ColumnDef::new("to_id").big_integer().not_null())
+        .col(ColumnDef::new("msg_type").integer().not_null())
+        .col(ColumnDef::new("msg").text().not_null())
+        .col(ColumnDef::new("url").string_len(512).not_null().default(""))
+        .col(ColumnDef::new("sent_at").big_integer().not_null())
+        // 0 until it reached the receiver (live or at its next login).
+        .col(ColumnDef::new("delivered").integer().not_null().default(0))
+        .to_owned();
+    let mut ux = Index::create();
+    ux.name("ux_world_friend_pair").table("world_friend").col("user_id").col("friend_id").unique();
+    vec![
+        build(b, &state),
+        build(b, &friend),
+        index(b, &ux),
+        index(b, &Index::create().name("idx_world_friend_friend").table("world_friend").col("friend_id").to_owned()),
+        build(b, &chat),
+        index(
+            b,
+            &Index::create().name("idx_world_chat_to").table("world_chat").col("to_id").col("delivered").to_owned(),
+        ),
+        index(
+            b,
+            &Index::create().name("idx_world_chat_from").table("world_chat").col("from_id").col("sent_at").to_owned(),
+        ),
     ]
 }
 

@@ -17,7 +17,6 @@ pub mod data;
 pub mod logic;
 mod ranks;
 pub mod rpc;
-pub mod world;
 
 pub use data::{DataStore, GameData};
 pub use logic::{Game, GameLogic};

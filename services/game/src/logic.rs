@@ -190,6 +190,10 @@ pub trait Game: Send + Sync {
     /// Changes coins and score: for server-side callers (the world, admin tools) only.
     async fn change_score(&self, user_id: i64, coins: i64, score: i64, reason: &str, reference: &str)
     -> Result<Player>;
+    /// Grants experience (level-ups included) and coins: the world's kill rewards.
+    async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player>;
+    /// Saves the world's hit points, each clamped to 0..=max_hp (write-behind, in batches).
+    async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()>;
 }
 
 const PLAYER_COLS: [&str; 13] = [
@@ -914,5 +918,42 @@ impl Game for GameLogic {
         tx.commit().await?;
         self.ranked(user_id).await;
         Ok(p)
+    }
+
+    async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player> {
+        if reason.is_empty() || reason.len() > 32 || reference.len() > 128 {
+            return Err(bad("reason: 1 to 32 characters; reference: at most 128"));
+        }
+        if exp < 0 || coins < 0 {
+            return Err(bad("exp, coins: rewards are not negative"));
+        }
+        let data = self.data.get();
+        self.ensure(user_id).await?;
+        let mut tx = self.db.begin().await?;
+        let p =
+            self.apply(&mut tx, &data, user_id, &Change { coins, exp, ..Change::default() }, reason, reference).await?;
+        tx.commit().await?;
+        self.ranked(user_id).await;
+        Ok(p)
+    }
+
+    async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // One transaction for the batch: a write-behind flush is all or nothing.
+        let mut tx = self.db.begin().await?;
+        for &(user_id, hp) in entries {
+            // Clamped in SQL against the row's own max_hp: a level-up may have raised it.
+            let hp = Ord::max(hp, 0);
+            let mut q = Query::update();
+            q.table("game_player")
+                .value("hp", Expr::case(Expr::col("max_hp").lt(hp), Expr::col("max_hp")).finally(Expr::val(hp)))
+                .value("updated_at", now_ms())
+                .and_where(Expr::col("user_id").eq(user_id));
+            tx.execute(&q).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -304,6 +304,16 @@ impl GameService for GameRpc {
         let r = r.into_inner();
         ok(self.0.change_score(r.user_id, r.coins, r.score, &r.reason, &r.reference).await.map(player))
     }
+
+    async fn reward(&self, r: Request<pb::RewardReq>) -> Reply<pb::Player> {
+        let r = r.into_inner();
+        ok(self.0.reward(r.user_id, r.exp, r.coins, &r.reason, &r.reference).await.map(player))
+    }
+
+    async fn save_hp(&self, r: Request<pb::SaveHpReq>) -> Reply<pb::Empty> {
+        let entries: Vec<(i64, i64)> = r.into_inner().entries.into_iter().map(|e| (e.user_id, e.hp)).collect();
+        ok(self.0.save_hp(&entries).await.map(|()| pb::Empty {}))
+    }
 }
 
 /// A game service reached over gRPC.
@@ -449,5 +459,17 @@ impl Game for RemoteGame {
         let req = pb::ChangeScoreReq { user_id, coins, score, reason: reason.into(), reference: reference.into() };
         let r = self.client.clone().change_score(req).await.map_err(rsgame_rpc::error)?;
         Ok(from_player(r.into_inner()))
+    }
+
+    async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player> {
+        let req = pb::RewardReq { user_id, exp, coins, reason: reason.into(), reference: reference.into() };
+        let r = self.client.clone().reward(req).await.map_err(rsgame_rpc::error)?;
+        Ok(from_player(r.into_inner()))
+    }
+
+    async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()> {
+        let entries = entries.iter().map(|&(user_id, hp)| pb::HpEntry { user_id, hp }).collect();
+        self.client.clone().save_hp(pb::SaveHpReq { entries }).await.map_err(rsgame_rpc::error)?;
+        Ok(())
     }
 }

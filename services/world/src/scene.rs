@@ -33,8 +33,9 @@ pub struct SceneConfig {
     pub respawn: (f32, f32),
 }
 
-/// A monster spawn point.
-#[derive(Debug, Clone)]
+/// A monster spawn point (an entry of a scene's `monsters` in `world.yaml`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MonsterSpawn {
     /// Name.
     pub name: String,
@@ -174,6 +175,19 @@ pub enum Command {
         /// The player.
         id: EntityId,
     },
+    /// A player's numbers changed outside the scene (a level-up, new equipment).
+    Stats {
+        /// The player.
+        id: EntityId,
+        /// Hit points now.
+        hp: i64,
+        /// Maximum hit points.
+        max_hp: i64,
+        /// Attack with equipment.
+        attack: i64,
+        /// Defence with equipment.
+        defence: i64,
+    },
     /// A player says where it moved.
     Move {
         /// The account.
@@ -295,6 +309,20 @@ impl Scene {
     /// An entity's view.
     pub fn get(&self, id: EntityId) -> Option<&View> {
         self.entities.get(&id).map(|e| &e.view)
+    }
+
+    /// What `id` sees around it (itself excluded), sorted by id: what a reconnecting client
+    /// is sent to rebuild its view.
+    pub fn in_view(&self, id: EntityId) -> Vec<View> {
+        let Some(me) = self.entities.get(&id) else { return Vec::new() };
+        let mut v: Vec<View> = self
+            .grid
+            .around(me.view.x, me.view.z)
+            .filter(|o| *o != id)
+            .filter_map(|o| self.entities.get(&o).map(|e| e.view.clone()))
+            .collect();
+        v.sort_unstable_by_key(|e| e.id);
+        v
     }
 
     fn is_player(&self, id: EntityId) -> bool {
@@ -488,6 +516,15 @@ impl Scene {
                 }
             }
             Command::Move { id, x, z } => self.move_player(id, x, z),
+            Command::Stats { id, hp, max_hp, attack, defence } => {
+                if let Some(e) = self.entities.get_mut(&id).filter(|e| e.view.kind == Kind::Player) {
+                    let alive = e.view.hp > 0;
+                    e.view.max_hp = max_hp.max(1);
+                    // A dead player stays dead until it respawns, whatever the new numbers.
+                    e.view.hp = if alive { hp.clamp(1, e.view.max_hp) } else { 0 };
+                    (e.attack, e.defence) = (attack, defence);
+                }
+            }
             Command::Attack { id, target } => {
                 // Players only attack; monsters (and players where PvP is on) are targets.
                 if !self.is_player(id) || (self.is_player(target) && !self.cfg.pvp) || id == target {

@@ -1,0 +1,503 @@
+//! The world end to end: real clients over TCP (protobuf) and WebSocket (protobuf and JSON)
+//! against a served monolith — login rules, seeing each other move and fight, monsters and
+//! rewards, chat (world, room, private to an offline player), friends and blacklists, rooms,
+//! lockstep rooms, second logins and reconnects, and what survives kill -9 and SIGTERM.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use rsgame_bot::{Account, Client, ClientError};
+use rsgame_proto::{ids, pb};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A fixed signing key, so tokens outlive a restart of the server.
+const AUTH: &str = "auth:\n  jwt_secret: world-tests-signing-key-0123456789abcdef\n";
+
+/// A world file for the tests: a harmless dummy beside the spawn point, and a PvP arena.
+const WORLD: &str = r#"
+scenes:
+  - id: 1000
+    name: Meadow
+    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
+    cell: 32.5
+    respawn: { x: 185, z: 159 }
+    monsters:
+      - { name: Dummy, x: 190, z: 165, hp: 25, attack: 0, defence: 0, speed: 0, aggro: 0, leash: 1, respawn_secs: 60, exp: 30, coins: 7 }
+  - id: 1001
+    name: Forest
+    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
+    cell: 32.5
+    respawn: { x: 185, z: 159 }
+  - id: 1002
+    name: Arena
+    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
+    cell: 32.5
+    respawn: { x: 185, z: 159 }
+    pvp: true
+"#;
+
+/// A data folder with the game's sample files and the test world.
+fn game_data(dir: &Path) {
+    let data = dir.join("data/game");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/game/sample");
+    for f in std::fs::read_dir(&sample).expect("sample") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, data.join(f.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::write(data.join("world.yaml"), WORLD).expect("world.yaml");
+}
+
+fn start(dir: &Path, extra: &str) -> Server {
+    game_data(dir);
+    let cfg = write_config(dir, &format!("{AUTH}world:\n  reconnect_grace_secs: 3\n{extra}"));
+    Server::start(&cfg, &[])
+}
+
+async fn account(srv: &Server, name: &str) -> Account {
+    rsgame_bot::client::account(&format!("127.0.0.1:{}", srv.port), name, "secret99").await.expect("account")
+}
+
+async fn tcp(srv: &Server) -> Client {
+    Client::tcp(&format!("127.0.0.1:{}", srv.gate_port)).await.expect("tcp")
+}
+
+async fn ws(srv: &Server, json: bool) -> Client {
+    Client::ws(&format!("ws://127.0.0.1:{}/ws", srv.port), json).await.expect("ws")
+}
+
+fn site(x: f32, z: f32) -> Option<pb::Site> {
+    Some(pb::Site { x, y: 0.0, z, v: 0.0 })
+}
+
+fn code(e: ClientError) -> i32 {
+    match e {
+        ClientError::Server { code, .. } => code,
+        other => panic!("expected an ErrorResp, got {other}"),
+    }
+}
+
+/// Walks in steps the speed check accepts (40 units/s at 20 Hz: 3 units every 100 ms).
+async fn walk(c: &mut Client, me: i64, from: (f32, f32), to: (f32, f32)) -> (f32, f32) {
+    let (mut x, mut z) = from;
+    loop {
+        let (dx, dz) = (to.0 - x, to.1 - z);
+        let d = (dx * dx + dz * dz).sqrt();
+        if d < 0.01 {
+            return (x, z);
+        }
+        let k = (3.0 / d).min(1.0);
+        (x, z) = (x + dx * k, z + dz * k);
+        c.send(ids::MOVE, &pb::Move { user_id: me, site: site(x, z) }).await.expect("move");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn pos(info: &pb::UserInfo) -> (f32, f32) {
+    let p = info.position.as_ref().expect("position");
+    (p.x, p.z)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_log_in_see_each_other_fight_and_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let (a, b, c) = (account(&srv, "ann").await, account(&srv, "bob").await, account(&srv, "cid").await);
+
+    // Nothing but Ping before login; another account's token is refused.
+    let mut ca = tcp(&srv).await;
+    ca.send(ids::MOVE, &pb::Move { user_id: a.user_id, site: site(1.0, 1.0) }).await.expect("send");
+    let e = ca.wait::<pb::MoveResp>(ids::reply(ids::MOVE), T).await.expect_err("refused");
+    assert_eq!(code(e), 400_500, "log in first");
+    ca.send(ids::PING, &pb::Ping { sn: 5 }).await.expect("ping");
+    assert_eq!(ca.wait::<pb::PingResp>(ids::PING_RESP, T).await.expect("pong").sn, 5);
+    let e = ca.login(a.user_id, &b.token).await.expect_err("foreign token");
+    assert_eq!(code(e), 400_501);
+    let e = ca.login(a.user_id, "forged.token.here").await.expect_err("bad token");
+    assert_eq!(code(e), 400_103);
+
+    // Ann over TCP with protobuf, Bob over WebSocket with JSON text.
+    let ia = ca.login(a.user_id, &a.token).await.expect("ann logs in");
+    assert_eq!((ia.user_id, ia.room_id, ia.username.as_str(), ia.online), (a.user_id, 1000, "ann", 1));
+    let mut cb = ws(&srv, true).await;
+    let ib = cb.login(b.user_id, &b.token).await.expect("bob logs in");
+    assert_eq!(ib.room_id, 1000);
+
+    // Each sees the other come into view (spawned within 25 units of the same point).
+    let spawn = cb
+        .wait_where::<pb::SpawnResp>(ids::SPAWN, T, |s| s.list.iter().any(|e| e.id == a.user_id))
+        .await
+        .expect("bob sees ann");
+    let ann = spawn.list.iter().find(|e| e.id == a.user_id).expect("ann");
+    assert_eq!((ann.kind, ann.name.as_str()), (1, "ann"));
+    let seen = ca
+        .wait_where::<pb::SpawnResp>(ids::SPAWN, T, |s| s.list.iter().any(|e| e.id == b.user_id))
+        .await
+        .expect("ann sees bob");
+    let dummy = seen.list.iter().find(|e| e.kind == 2).map(|e| e.id);
+
+    // Ann moves: Bob gets her position in a tick batch.
+    let (ax, az) = pos(&ia);
+    let to = (ax + 1.5, az + 0.5);
+    ca.send(ids::MOVE, &pb::Move { user_id: a.user_id, site: site(to.0, to.1) }).await.expect("move");
+    let m = cb
+        .wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, |m| m.site_list.iter().any(|s| s.user_id == a.user_id))
+        .await
+        .expect("bob sees the move");
+    let s = m.site_list.iter().find(|s| s.user_id == a.user_id).and_then(|s| s.site).expect("site");
+    assert!((s.x - to.0).abs() < 0.01 && (s.z - to.1).abs() < 0.01, "{s:?} vs {to:?}");
+
+    // An impossible jump is cut short and Ann is told where she really is.
+    ca.send(ids::MOVE, &pb::Move { user_id: a.user_id, site: site(to.0 + 150.0, to.1) }).await.expect("jump");
+    let fix = ca
+        .wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, |m| {
+            m.site_list.iter().any(|s| s.user_id == a.user_id && s.action == "correct")
+        })
+        .await
+        .expect("corrected");
+    let real = fix.site_list.iter().find(|s| s.user_id == a.user_id).and_then(|s| s.site).expect("site");
+    assert!(real.x < to.0 + 10.0, "the jump was cut to what the speed allows: {real:?}");
+    let here = (real.x, real.z);
+
+    // Ann fights the dummy; Bob sees the hits; the kill pays through the ledger.
+    let dummy = dummy.expect("the dummy is in view");
+    walk(&mut ca, a.user_id, here, (188.0, 163.0)).await;
+    let mut killed = false;
+    for _ in 0..10 {
+        ca.send(ids::ATTACK, &pb::Attack { user_id: a.user_id, obj_id: dummy, param: String::new() })
+            .await
+            .expect("attack");
+        let hit =
+            ca.wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.obj_id == dummy && r.status != 202).await;
+        if let Ok(r) = &hit
+            && r.status == 201
+        {
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(850)).await; // the cooldown
+    }
+    let seen_hit = cb
+        .wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.user_id == a.user_id && r.status == 200)
+        .await
+        .expect("bob sees ann hit");
+    assert_eq!(seen_hit.obj_id, dummy);
+    if !killed {
+        ca.wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.obj_id == dummy && r.status == 201)
+            .await
+            .expect("the dummy dies");
+    }
+    let reward =
+        ca.wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.status == 202).await.expect("reward");
+    assert_eq!((reward.exp, reward.coin), (30, 7));
+    let stats = ca.wait::<pb::PlayerStats>(ids::PLAYER_STATS, T).await.expect("stats");
+    assert_eq!((stats.coins, stats.exp), (107, 30), "100 start coins + 7");
+    let pack = post(srv.port, "/game/v1/game/getPack", Some(&a.token), "{}").1;
+    assert!(pack.contains("\"coins\":107"), "{pack}");
+
+    // World chat reaches Bob; a private message to Cid, who never logged in, waits for him.
+    let hello = pb::ChatMsg { chat_type: 1, msg_type: 1, msg: "hello world".into(), ..Default::default() };
+    ca.send(ids::CHAT_MSG, &hello).await.expect("chat");
+    let got = cb
+        .wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| {
+            m.msg_list.iter().any(|c| c.msg == "hello world")
+        })
+        .await
+        .expect("bob hears");
+    assert_eq!(got.msg_list[0].user_id, a.user_id, "the server stamps the sender");
+    let dm =
+        pb::ChatMsg { obj_id: c.user_id, chat_type: 3, msg_type: 1, msg: "see you, cid".into(), ..Default::default() };
+    ca.send(ids::CHAT_MSG, &dm).await.expect("dm");
+    ca.wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| {
+        m.msg_list.iter().any(|c| c.msg == "see you, cid")
+    })
+    .await
+    .expect("echo");
+    let mut cc = ws(&srv, false).await;
+    cc.login(c.user_id, &c.token).await.expect("cid logs in");
+    let waiting = cc
+        .wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| {
+            m.msg_list.iter().any(|c| c.msg == "see you, cid")
+        })
+        .await
+        .expect("the offline message arrives at login");
+    assert_eq!((waiting.msg_list[0].user_id, waiting.msg_list[0].chat_type), (a.user_id, 3));
+
+    // Chat limits: too long, a foreign link, too fast.
+    let long = pb::ChatMsg { chat_type: 1, msg_type: 1, msg: "x".repeat(301), ..Default::default() };
+    ca.send(ids::CHAT_MSG, &long).await.expect("send");
+    assert_eq!(code(ca.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T).await.expect_err("long")), 400_102);
+    let link =
+        pb::ChatMsg { chat_type: 1, msg_type: 2, url: "https://evil.example/x.png".into(), ..Default::default() };
+    ca.send(ids::CHAT_MSG, &link).await.expect("send");
+    assert_eq!(code(ca.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T).await.expect_err("link")), 400_102);
+
+    // History: the private conversation, from the database.
+    let h = pb::ChatHistory { chat_type: 3, obj_id: a.user_id, before: 0, limit: 10 };
+    cc.send(ids::CHAT_HISTORY, &h).await.expect("history");
+    let hist = cc.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_HISTORY), T).await.expect("history");
+    assert_eq!(hist.msg_list.len(), 1);
+
+    // Friends: Ann befriends Bob and sees him online; Bob blacklists Ann and hears her no more.
+    ca.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: b.user_id, r#type: 1 }).await.expect("add");
+    assert_eq!(ca.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("added").status, 200);
+    ca.send(ids::MY_FRIEND, &pb::MyFriend { r#type: 1, search_key: String::new() }).await.expect("list");
+    let friends = ca.wait::<pb::MyFriendResp>(ids::reply(ids::MY_FRIEND), T).await.expect("friends");
+    assert_eq!(friends.user_list.len(), 1);
+    assert_eq!((friends.user_list[0].user_id, friends.user_list[0].online), (b.user_id, 1));
+    cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 2 }).await.expect("block");
+    cb.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("blocked");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let quiet = pb::ChatMsg { chat_type: 1, msg_type: 1, msg: "can you hear me".into(), ..Default::default() };
+    ca.send(ids::CHAT_MSG, &quiet).await.expect("chat");
+    cc.wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| {
+        m.msg_list.iter().any(|c| c.msg == "can you hear me")
+    })
+    .await
+    .expect("cid hears");
+    let heard = cb
+        .wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), Duration::from_millis(800), |m| {
+            m.msg_list.iter().any(|c| c.msg == "can you hear me")
+        })
+        .await;
+    assert!(matches!(heard, Err(ClientError::Timeout(_))), "a blacklisting player receives nothing: {heard:?}");
+
+    // Bob goes offline: Ann, his friend, is told.
+    cb.send(ids::LOGOUT, &pb::Logout { r#type: 1, user_id: b.user_id }).await.expect("logout");
+    let off = ca
+        .wait_where::<pb::UserInfo>(ids::FRIEND_STATUS, T, |u| u.user_id == b.user_id && u.online == 0)
+        .await
+        .expect("friend offline notice");
+    assert_eq!(off.username, "bob");
+
+    // A second login of Ann elsewhere replaces the first: Logout type 3, then closed; the
+    // player is resumed where she stands, not duplicated.
+    let mut ca2 = ws(&srv, false).await;
+    let again = ca2.login(a.user_id, &a.token).await.expect("second login");
+    let kicked = ca.wait::<pb::LogoutResp>(ids::reply(ids::LOGOUT), T).await.expect("logout type 3");
+    assert_eq!(kicked.r#type, 3);
+    assert!(ca.closed(T).await, "the first connection is closed");
+    let p = pos(&again);
+    assert!((p.0 - 188.0).abs() < 5.0 && (p.1 - 163.0).abs() < 5.0, "resumed where she was: {p:?}");
+    let metrics = get(srv.port, "/metrics").expect("metrics").1;
+    assert!(metrics.contains("world_players{scene=\"1000\"} 2"), "ann and cid, once each:\n{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_private_passwords_kicks_and_room_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let (a, b) = (account(&srv, "owner").await, account(&srv, "guest").await);
+    let (mut ca, mut cb) = (tcp(&srv).await, ws(&srv, true).await);
+    ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+
+    let bad = pb::CreateRoom { name: "vault".into(), r#type: 2, max_user: 4, password: String::new() };
+    ca.send(ids::CREATE_ROOM, &bad).await.expect("send");
+    assert_eq!(
+        code(ca.wait::<pb::CreateRoomResp>(ids::reply(ids::CREATE_ROOM), T).await.expect_err("no password")),
+        400_102
+    );
+    let create = pb::CreateRoom { name: "vault".into(), r#type: 2, max_user: 4, password: "open sesame".into() };
+    ca.send(ids::CREATE_ROOM, &create).await.expect("send");
+    let made = ca.wait::<pb::CreateRoomResp>(ids::reply(ids::CREATE_ROOM), T).await.expect("created");
+    let room: i64 = made.msg.parse().expect("the room id");
+    let entered = ca.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("owner enters");
+    assert_eq!((entered.room_id, entered.r#type, entered.password.as_str()), (room, 2, ""));
+
+    cb.send(ids::ROOM_LIST, &pb::RoomList { r#type: 2 }).await.expect("list");
+    let list = cb.wait::<pb::RoomListResp>(ids::reply(ids::ROOM_LIST), T).await.expect("list");
+    assert_eq!(list.room_list.len(), 1);
+    assert_eq!(list.room_list[0].user_list.len(), 1);
+    assert!(list.room_list[0].password.is_empty(), "never sent back");
+
+    cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: room, user_id: 0, password: "guess".into() })
+        .await
+        .expect("send");
+    assert_eq!(
+        code(cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect_err("wrong password")),
+        400_501
+    );
+    cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: room, user_id: 0, password: "open sesame".into() })
+        .await
+        .expect("send");
+    let inside = cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("enters");
+    assert_eq!(inside.user_list.len(), 2);
+
+    // Room chat reaches the room.
+    ca.send(ids::CHAT_MSG, &pb::ChatMsg { chat_type: 2, msg_type: 1, msg: "welcome".into(), ..Default::default() })
+        .await
+        .expect("chat");
+    cb.wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| m.msg_list.iter().any(|c| c.msg == "welcome"))
+        .await
+        .expect("room chat");
+
+    // Only the owner removes others; the guest lands back in its scene.
+    cb.send(ids::QUIT_ROOM, &pb::QuitRoom { room_id: room, user_id: a.user_id, ..Default::default() })
+        .await
+        .expect("send");
+    assert_eq!(code(cb.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect_err("not owner")), 400_501);
+    let kick = pb::QuitRoom { room_id: room, user_id: b.user_id, user_id_opt: a.user_id, remark: "bye".into() };
+    ca.send(ids::QUIT_ROOM, &kick).await.expect("kick");
+    let told = cb.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect("guest told");
+    assert_eq!((told.user_id, told.remark.as_str()), (b.user_id, "bye"));
+    let home = cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("back home");
+    assert_eq!(home.room_id, 1000);
+
+    // The owner leaves: the room closes.
+    ca.send(ids::QUIT_ROOM, &pb::QuitRoom { room_id: room, ..Default::default() }).await.expect("quit");
+    ca.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect("quit");
+    cb.send(ids::ROOM_LIST, &pb::RoomList { r#type: 2 }).await.expect("list");
+    let list = cb.wait::<pb::RoomListResp>(ids::reply(ids::ROOM_LIST), T).await.expect("list");
+    assert!(list.room_list.is_empty(), "{list:?}");
+    // A scene is not quit, it is left by entering another.
+    cb.send(ids::QUIT_ROOM, &pb::QuitRoom::default()).await.expect("quit");
+    assert_eq!(code(cb.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect_err("scene")), 400);
+    cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: 1002, ..Default::default() }).await.expect("send");
+    assert_eq!(cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("arena").room_id, 1002);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockstep_rooms_bundle_inputs_and_catch_up_late_joiners() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "  lockstep_fps: 20\n");
+    let (a, b) = (account(&srv, "player1").await, account(&srv, "player2").await);
+    let (mut ca, mut cb) = (tcp(&srv).await, ws(&srv, false).await);
+    ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+
+    // Inputs outside a lockstep room are refused.
+    ca.send(ids::LOCKSTEP_INPUT, &pb::LockstepInput { data: vec![1] }).await.expect("send");
+    assert_eq!(code(ca.wait::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T).await.expect_err("not in one")), 400);
+
+    ca.send(
+        ids::CREATE_ROOM,
+        &pb::CreateRoom { name: "squares".into(), r#type: 3, max_user: 4, password: String::new() },
+    )
+    .await
+    .expect("create");
+    let room: i64 =
+        ca.wait::<pb::CreateRoomResp>(ids::reply(ids::CREATE_ROOM), T).await.expect("made").msg.parse().expect("id");
+    ca.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("in");
+    ca.send(ids::LOCKSTEP_INPUT, &pb::LockstepInput { data: b"left".to_vec() }).await.expect("input");
+    let with_input = ca
+        .wait_where::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T, |f| {
+            f.frames.iter().any(|fr| fr.inputs.iter().any(|i| i.user_id == a.user_id))
+        })
+        .await
+        .expect("my input comes back in a frame");
+    let frame_no = with_input.frames[0].number;
+    assert_eq!(with_input.room_id, room);
+
+    // Frames arrive in order with no gaps.
+    let mut last = frame_no;
+    for _ in 0..5 {
+        let f = ca.wait::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T).await.expect("frame");
+        for fr in f.frames {
+            assert_eq!(fr.number, last + 1, "no gap");
+            last = fr.number;
+        }
+    }
+
+    // A late joiner gets everything it missed, the early input included.
+    cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: room, ..Default::default() }).await.expect("enter");
+    cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("in");
+    let caught = cb.wait::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T).await.expect("catch-up");
+    assert_eq!(caught.frames.first().map(|f| f.number), Some(0), "from the first frame");
+    assert!(
+        caught.frames.iter().any(|f| f.number == frame_no && f.inputs.iter().any(|i| i.data == [b"left".to_vec()]))
+    );
+    // And asking again from a frame works too.
+    cb.send(ids::LOCKSTEP_SYNC, &pb::LockstepSync { from: frame_no }).await.expect("sync");
+    cb.wait_where::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T, |f| {
+        f.frames.first().map(|x| x.number) == Some(frame_no)
+    })
+    .await
+    .expect("sync reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_player_resumes_within_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let (a, b) = (account(&srv, "dropper").await, account(&srv, "watcher").await);
+    let mut cb = tcp(&srv).await;
+    cb.login(b.user_id, &b.token).await.expect("login");
+    let mut ca = tcp(&srv).await;
+    let info = ca.login(a.user_id, &a.token).await.expect("login");
+    let to = walk(&mut ca, a.user_id, pos(&info), (pos(&info).0 + 6.0, pos(&info).1)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(ca);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ca = tcp(&srv).await;
+    let back = ca.login(a.user_id, &a.token).await.expect("back");
+    let p = pos(&back);
+    assert!((p.0 - to.0).abs() < 0.01 && (p.1 - to.1).abs() < 0.01, "where it was: {p:?} vs {to:?}");
+    // The new connection is sent its view at once: the watcher is in it.
+    ca.wait_where::<pb::SpawnResp>(ids::SPAWN, T, |s| s.list.iter().any(|e| e.id == b.user_id)).await.expect("view");
+    // The watcher never saw it leave.
+    let left = cb
+        .wait_where::<pb::DespawnResp>(ids::DESPAWN, Duration::from_millis(500), |d| d.ids.contains(&a.user_id))
+        .await;
+    assert!(matches!(left, Err(ClientError::Timeout(_))), "{left:?}");
+    // Past the grace period (3 s) a dropped player leaves, and the view is told.
+    drop(ca);
+    cb.wait_where::<pb::DespawnResp>(ids::DESPAWN, T, |d| d.ids.contains(&a.user_id))
+        .await
+        .expect("despawn after grace");
+}
+
+/// Logs in, walks somewhere new, and returns where it stands.
+async fn wander(srv: &Server, a: &Account, dx: f32) -> (Client, (f32, f32)) {
+    let mut c = tcp(srv).await;
+    let info = c.login(a.user_id, &a.token).await.expect("login");
+    let (x, z) = pos(&info);
+    let to = walk(&mut c, a.user_id, (x, z), (x + dx, z)).await;
+    (c, to)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_loses_nothing_and_kill_9_at_most_one_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Saves every second; a long interval would make SIGTERM's flush the only save.
+    let mut srv = start(dir.path(), "  save_secs: 1\n");
+    let a = account(&srv, "saver").await;
+
+    // kill -9: what was saved an interval ago is there.
+    let (c, to) = wander(&srv, &a, 9.0).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    srv.child.kill().expect("kill -9");
+    let _ = srv.child.wait();
+    drop(c);
+    drop(srv);
+    srv = Server::start(&dir.path().join("rsgame.yaml"), &[]);
+    let mut c = tcp(&srv).await;
+    let info = c.login(a.user_id, &a.token).await.expect("login after kill -9");
+    let p = pos(&info);
+    assert!(
+        (p.0 - to.0).abs() < 0.01 && (p.1 - to.1).abs() < 0.01,
+        "kill -9 kept the place saved before: {p:?} vs {to:?}"
+    );
+    drop(c);
+    drop(srv);
+
+    // SIGTERM right after the last move, with saves an hour apart: the flush writes it.
+    let cfg = write_config(dir.path(), &format!("{AUTH}world:\n  save_secs: 3600\n"));
+    let mut srv = Server::start(&cfg, &[]);
+    let (c, to) = wander(&srv, &a, -6.0).await;
+    tokio::time::sleep(Duration::from_millis(150)).await; // the last move reaches the scene
+    srv.sigterm();
+    let st = srv.child.wait().expect("exit");
+    assert!(st.success(), "clean exit: {st}");
+    drop(c);
+    drop(srv);
+    let srv = Server::start(&cfg, &[]);
+    let mut c = tcp(&srv).await;
+    let info = c.login(a.user_id, &a.token).await.expect("login after SIGTERM");
+    let p = pos(&info);
+    assert!((p.0 - to.0).abs() < 0.01 && (p.1 - to.1).abs() < 0.01, "SIGTERM lost nothing: {p:?} vs {to:?}");
+}

@@ -1,0 +1,25 @@
+//! rsgame's real-time world: go-game's game protocol over the gate, made into a real MMO
+//! server. A game node runs one [`World`]: it checks every login's token, owns the online
+//! players, and runs each scene and room as its own task with a fixed tick.
+//!
+//! - [`aoi`]: the nine-grid area of interest.
+//! - [`scene`]: a scene's simulation (joins, validated moves, per-tick batches, combat,
+//!   monster AI) — plain code, tested without sockets or clocks.
+//! - [`lockstep`]: frame-sync rooms: inputs bundled per frame at a fixed rate, catch-up.
+//! - [`data`]: the scenes and monsters from `world.yaml`.
+//! - [`store`]: saved places, friends, blacklists and private chat in the database.
+//! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
+//!   gate handlers for every message id (docs/protocol.md).
+//! - `room`: the tasks that own a scene or a lockstep room.
+
+#![warn(missing_docs)]
+
+pub mod aoi;
+pub mod data;
+pub mod lockstep;
+pub mod node;
+mod room;
+pub mod scene;
+pub mod store;
+
+pub use node::{Directory, Profile, World, WorldDeps};

@@ -1,0 +1,1086 @@
+//! The [`World`] of a game node: who is online, which room each player is in, and the gate
+//! handlers for go-game's game messages and rsgame's additions (docs/protocol.md).
+//!
+//! Every login's token is checked and must belong to the `userId` it claims. A player is in
+//! exactly one room at a time: one of the permanent scenes (1000, 1001, 1002…) or a room a
+//! player created (a small scene, or a lockstep room). Rooms are tasks ([`crate::room`]);
+//! handlers only send them messages. A dropped connection leaves its player in the room for
+//! `world.reconnect_grace_secs`; a login within that time resumes it (a second login from
+//! elsewhere does the same and tells the first connection it was replaced). Positions and
+//! hit points are saved write-behind every `world.save_secs`, on logout and leaving, and by
+//! [`World::flush`] at shutdown; kill rewards go through the game service's ledger at once.
+//!
+//! Lock order: `players` before `rooms`; neither is held across an await.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rsgame_game::Game;
+use rsgame_gate::{CloseReason, RouteError, RouterBuilder, Session, send_many};
+use rsgame_kit::auth::{Auth, constant_time_eq, hmac_sha256};
+use rsgame_kit::config::WorldConfig;
+use rsgame_kit::time::unix_ms;
+use rsgame_kit::{Code, Error, Result};
+use rsgame_proto::{ids, pb};
+use rsgame_store::Db;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::aoi::EntityId;
+use crate::data::SceneSpec;
+use crate::lockstep::{Lockstep, LockstepConfig};
+use crate::room::{Greet, LockstepTask, QUEUE, RoomEnv, RoomMsg, SceneTask, Stats};
+use crate::scene::{Command, Scene};
+use crate::store::{BLACKLIST, StoredChat, WorldStore};
+
+/// What the world shows of an account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub nickname: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub sex: i32,
+    /// Avatar link.
+    pub image: String,
+}
+
+/// Where the world reads accounts: usercenter, in process or over gRPC.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync {
+    /// The account's public profile; [`Code::NotFound`] when there is no such account.
+    async fn profile(&self, user_id: i64) -> Result<Profile>;
+}
+
+/// What a world needs.
+pub struct WorldDeps {
+    /// Settings.
+    pub cfg: WorldConfig,
+    /// The scenes (from `world.yaml`).
+    pub scenes: Vec<SceneSpec>,
+    /// Token checks (revocations included).
+    pub auth: Auth,
+    /// The game service: numbers, rewards, hit points.
+    pub game: Arc<dyn Game>,
+    /// Accounts.
+    pub directory: Arc<dyn Directory>,
+    /// The database (saved places, friends, private chat).
+    pub db: Db,
+}
+
+/// The connection's login, so a late disconnect of a replaced connection changes nothing.
+#[derive(Clone, Copy)]
+struct LoginGen(u64);
+
+/// A token bucket for chat.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, burst: u32, per_min: u32) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(per_min) / 60.0;
+        self.tokens = (self.tokens + refill).min(f64::from(burst.max(1)));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Online {
+    /// None while the connection is gone and the grace period runs.
+    session: Option<Session>,
+    generation: u64,
+    room: i64,
+    /// The permanent scene a created room returns to.
+    home: i64,
+    profile: Profile,
+    /// Whom this player blacklisted: nothing from them reaches it.
+    blocked: HashSet<i64>,
+    chat: Bucket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoomKind {
+    Scene,
+    Lockstep,
+}
+
+struct Room {
+    name: String,
+    kind: RoomKind,
+    /// go-game's type as created: 1 public, 2 private; rsgame: 3 lockstep, 4 private lockstep.
+    kind_code: i32,
+    password: Option<[u8; 32]>,
+    max_users: i32,
+    owner: i64,
+    permanent: bool,
+    members: BTreeSet<i64>,
+    tx: mpsc::Sender<RoomMsg>,
+    chat: VecDeque<pb::ChatMsg>,
+    /// Where players enter (a scene's respawn point).
+    spawn: (f32, f32),
+}
+
+struct Inner {
+    cfg: WorldConfig,
+    auth: Auth,
+    game: Arc<dyn Game>,
+    directory: Arc<dyn Directory>,
+    store: WorldStore,
+    env: RoomEnv,
+    /// The scene new players start in, and its settings for created rooms.
+    default_scene: i64,
+    template: crate::scene::SceneConfig,
+    players: Mutex<HashMap<i64, Online>>,
+    rooms: Mutex<BTreeMap<i64, Room>>,
+    world_chat: Mutex<VecDeque<pb::ChatMsg>>,
+    next_room: AtomicI64,
+    generations: AtomicU64,
+    /// Keys room passwords (never stored in the clear, compared in constant time).
+    password_key: [u8; 32],
+}
+
+/// The world of one game node. Cheap to clone.
+#[derive(Clone)]
+pub struct World(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data that is still consistent enough to
+    // serve: the alternative is a node that refuses everyone.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn status(ok: bool, msg: &str) -> (i32, String) {
+    (if ok { 200 } else { 400 }, msg.to_owned())
+}
+
+impl World {
+    /// Starts the scenes' tasks, the saver and the rewarders.
+    pub fn start(deps: WorldDeps) -> World {
+        let WorldDeps { cfg, scenes, auth, game, directory, db } = deps;
+        let store = WorldStore::new(db);
+        let (save_tx, save_rx) = mpsc::unbounded_channel();
+        tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
+        let (reward_tx, reward_rx) = mpsc::unbounded_channel();
+        tokio::spawn(crate::room::rewarder(reward_rx, game.clone()));
+        let env = RoomEnv { saver: save_tx, rewards: reward_tx, save_every: Duration::from_secs(cfg.save_secs.max(1)) };
+        let default_scene = scenes.first().map_or(1000, |s| i64::from(s.config.id));
+        let mut template = scenes.first().map(|s| s.config.clone()).unwrap_or_else(|| {
+            crate::data::parse(crate::data::SAMPLE, &cfg)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map_or_else(|| unreachable_scene(&cfg), |s| s.config)
+        });
+        template.monsters.clear();
+        template.pvp = false;
+        let mut rooms = BTreeMap::new();
+        for spec in scenes {
+            let id = i64::from(spec.config.id);
+            let spawn = spec.config.respawn;
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let task = SceneTask::new(Scene::new(spec.config), true, env.clone(), tx.clone());
+            tokio::spawn(task.run(rx));
+            rooms.insert(
+                id,
+                Room {
+                    name: spec.name,
+                    kind: RoomKind::Scene,
+                    kind_code: 1,
+                    password: None,
+                    max_users: 0,
+                    owner: 0,
+                    permanent: true,
+                    members: BTreeSet::new(),
+                    tx,
+                    chat: VecDeque::new(),
+                    spawn,
+                },
+            );
+        }
+        let mut password_key = [0u8; 32];
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        password_key.copy_from_slice(&hmac_sha256(seed.as_bytes(), &[b"room passwords"]));
+        World(Arc::new(Inner {
+            cfg,
+            auth,
+            game,
+            directory,
+            store,
+            env,
+            default_scene,
+            template,
+            players: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(rooms),
+            world_chat: Mutex::new(VecDeque::new()),
+            next_room: AtomicI64::new(10_000),
+            generations: AtomicU64::new(1),
+            password_key,
+        }))
+    }
+
+    /// Registers the handlers of every world message and the "log in first" rule.
+    pub fn register(&self, r: &mut RouterBuilder) -> std::result::Result<(), RouteError> {
+        r.before(|session, id| {
+            if session.user().is_none() && id != ids::GAME_LOGIN && id != ids::PING {
+                return Err(Error::msg(Code::Unauthorized, "log in first (GameLogin)"));
+            }
+            Ok(())
+        });
+        macro_rules! route {
+            ($id:expr, $method:ident) => {{
+                let w = self.clone();
+                r.route($id, move |s, m| {
+                    let w = w.clone();
+                    async move { w.$method(s, m).await }
+                })?;
+            }};
+        }
+        route!(ids::GAME_LOGIN, login);
+        route!(ids::LOGOUT, logout);
+        route!(ids::MOVE, on_move);
+        route!(ids::ATTACK, attack);
+        route!(ids::RESPAWN, respawn);
+        route!(ids::ENTER_ROOM, enter_room);
+        route!(ids::CREATE_ROOM, create_room);
+        route!(ids::ROOM_LIST, room_list);
+        route!(ids::QUIT_ROOM, quit_room);
+        route!(ids::CHAT_MSG, chat);
+        route!(ids::CHAT_HISTORY, chat_history);
+        route!(ids::ADD_FRIEND, add_friend);
+        route!(ids::MY_FRIEND, my_friends);
+        route!(ids::LOCKSTEP_INPUT, lockstep_input);
+        route!(ids::LOCKSTEP_SYNC, lockstep_sync);
+        Ok(())
+    }
+
+    /// Players online (a dropped one inside its grace period included).
+    pub fn online(&self) -> usize {
+        lock(&self.0.players).len()
+    }
+
+    /// Saves every player's place and hit points now and waits for the writes (graceful
+    /// shutdown).
+    pub async fn flush(&self) {
+        let txs: Vec<mpsc::Sender<RoomMsg>> = lock(&self.0.rooms).values().map(|r| r.tx.clone()).collect();
+        let mut waits = Vec::new();
+        for tx in txs {
+            let (done, wait) = oneshot::channel();
+            if tx.send(RoomMsg::Flush { done }).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+    }
+
+    /// The gate's disconnect hook: the player stays for the grace period, then leaves.
+    pub fn on_disconnect(&self, session: &Session, reason: CloseReason) {
+        let (Some(uid), Some(LoginGen(generation))) = (session.user(), session.get::<LoginGen>()) else { return };
+        // At shutdown the flush saves everyone; nobody is leaving.
+        if reason == CloseReason::Shutdown {
+            return;
+        }
+        let tx = {
+            let mut players = lock(&self.0.players);
+            let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
+            p.session = None;
+            let room = p.room;
+            drop(players);
+            lock(&self.0.rooms).get(&room).map(|r| r.tx.clone())
+        };
+        let world = self.clone();
+        let grace = Duration::from_secs(self.0.cfg.reconnect_grace_secs);
+        tracing::debug!(user = uid, reason = ?reason, "player dropped; waiting for a reconnect");
+        tokio::spawn(async move {
+            if let Some(tx) = tx {
+                let _ = tx.send(RoomMsg::Detach { id: uid as EntityId }).await;
+            }
+            tokio::time::sleep(grace).await;
+            world.expire(uid, generation).await;
+        });
+    }
+
+    /// Ends a dropped player's stay if it did not come back.
+    async fn expire(&self, uid: i64, generation: u64) {
+        let gone = {
+            let mut players = lock(&self.0.players);
+            match players.get(&uid) {
+                Some(p) if p.generation == generation && p.session.is_none() => players.remove(&uid),
+                _ => None,
+            }
+        };
+        if let Some(p) = gone {
+            tracing::debug!(user = uid, "reconnect grace over: player leaves");
+            self.leave_room(uid, p.room).await;
+            self.notify_friends(uid, &p.profile, false).await;
+        }
+    }
+
+    fn room_tx(&self, room: i64) -> Option<mpsc::Sender<RoomMsg>> {
+        lock(&self.0.rooms).get(&room).map(|r| r.tx.clone())
+    }
+
+    /// Takes the player out of `room` and waits until its state is saved; closes a created
+    /// room left empty.
+    async fn leave_room(&self, uid: i64, room: i64) {
+        let (tx, close) = {
+            let mut rooms = lock(&self.0.rooms);
+            let Some(r) = rooms.get_mut(&room) else { return };
+            r.members.remove(&uid);
+            let close = !r.permanent && r.members.is_empty();
+            let tx = r.tx.clone();
+            if close {
+                rooms.remove(&room);
+            }
+            (tx, close)
+        };
+        let (done, wait) = oneshot::channel();
+        if tx.send(RoomMsg::Leave { id: uid as EntityId, done }).await.is_ok() {
+            let _ = wait.await;
+        }
+        if close {
+            let _ = tx.send(RoomMsg::Stop).await;
+            metrics::gauge!("world_rooms").decrement(1.0);
+        }
+    }
+
+    /// The user bound to a logged-in session.
+    fn me(session: &Session) -> Result<i64> {
+        session.user().ok_or_else(|| Error::msg(Code::Unauthorized, "log in first (GameLogin)"))
+    }
+
+    /// The room the player is in, with its queue.
+    fn my_room(&self, uid: i64) -> Result<(i64, mpsc::Sender<RoomMsg>)> {
+        let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
+        let tx = self.room_tx(room).ok_or_else(|| Error::new(Code::NotFound))?;
+        Ok((room, tx))
+    }
+
+    fn user_info(uid: i64, profile: &Profile, plat: &str, online: bool, room: i64) -> pb::UserInfo {
+        pb::UserInfo {
+            user_id: uid,
+            username: profile.username.clone(),
+            nickname: profile.nickname.clone(),
+            sex: profile.sex,
+            image: profile.image.clone(),
+            plat: plat.to_owned(),
+            online: i32::from(online),
+            room_id: room,
+            position: None,
+        }
+    }
+
+    /// Where a new player appears: near the scene's respawn point, spread by account so a
+    /// crowd does not stack on one spot (go-game: 160..210, 134..184).
+    fn spawn_point(uid: i64, at: (f32, f32)) -> (f32, f32) {
+        let h = (uid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let dx = (h % 51) as f32 - 25.0;
+        let dz = ((h >> 20) % 51) as f32 - 25.0;
+        (at.0 + dx, at.1 + dz)
+    }
+
+    async fn login(self, session: Session, msg: pb::GameLogin) -> Result<()> {
+        if session.user().is_some() {
+            return Err(Error::msg(Code::Forbidden, "this connection is logged in already"));
+        }
+        let claims = self.0.auth.check(&msg.token).await.map_err(|e| {
+            tracing::debug!(session = session.id(), reason = %e, "game login refused");
+            Error::new(Code::TokenExpired)
+        })?;
+        if claims.user_id != msg.user_id {
+            tracing::warn!(session = session.id(), claimed = msg.user_id, "game login with another account's token");
+            return Err(Error::msg(Code::Forbidden, "the token belongs to another account"));
+        }
+        let uid = claims.user_id;
+        let profile = self.0.directory.profile(uid).await?;
+        let pack = self.0.game.pack(uid).await?;
+        let place = self.0.store.place(uid).await?;
+        let blocked: HashSet<i64> =
+            self.0.store.relations(uid, BLACKLIST, 10_000).await?.into_iter().map(|(id, _)| id).collect();
+        let generation = self.0.generations.fetch_add(1, Ordering::Relaxed);
+
+        enum Plan {
+            Resume { old: Option<Session>, room: i64 },
+            Fresh { room: i64, x: f32, z: f32 },
+        }
+        let plan = {
+            let mut players = lock(&self.0.players);
+            if let Some(p) = players.get_mut(&uid) {
+                let old = p.session.replace(session.clone());
+                p.generation = generation;
+                p.blocked = blocked;
+                Plan::Resume { old, room: p.room }
+            } else {
+                let mut rooms = lock(&self.0.rooms);
+                // The saved scene if it still exists, else the first one at its start point.
+                let (room, x, z) = match place {
+                    Some(pl) if rooms.get(&i64::from(pl.scene_id)).is_some_and(|r| r.permanent) => {
+                        (i64::from(pl.scene_id), pl.x, pl.z)
+                    }
+                    _ => {
+                        let spawn = rooms.get(&self.0.default_scene).map_or((185.0, 159.0), |r| r.spawn);
+                        let (x, z) = World::spawn_point(uid, spawn);
+                        (self.0.default_scene, x, z)
+                    }
+                };
+                if let Some(r) = rooms.get_mut(&room) {
+                    r.members.insert(uid);
+                }
+                drop(rooms);
+                players.insert(
+                    uid,
+                    Online {
+                        session: Some(session.clone()),
+                        generation,
+                        room,
+                        home: room,
+                        profile: profile.clone(),
+                        blocked,
+                        chat: Bucket { tokens: f64::from(self.0.cfg.chat_burst), last: Instant::now() },
+                    },
+                );
+                Plan::Fresh { room, x, z }
+            }
+        };
+        session.bind_user(uid);
+        session.set(LoginGen(generation));
+        match plan {
+            Plan::Resume { old, room } => {
+                if let Some(old) = old.filter(|o| o.id() != session.id()) {
+                    // go-game's Logout type 3: logged in elsewhere.
+                    let _ = old.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: 3, user_id: uid });
+                    old.close(CloseReason::Kicked);
+                }
+                tracing::info!(user = uid, room, "player resumed");
+                let info = World::user_info(uid, &profile, &msg.plat, true, room);
+                if let Some(tx) = self.room_tx(room) {
+                    let (greeted, wait) = oneshot::channel();
+                    let attach = RoomMsg::Attach {
+                        id: uid as EntityId,
+                        session: session.clone(),
+                        greet: Greet::Login(info),
+                        greeted,
+                    };
+                    if tx.send(attach).await.is_ok() {
+                        let _ = wait.await;
+                    }
+                }
+            }
+            Plan::Fresh { room, x, z } => {
+                tracing::info!(user = uid, room, "player entered the world");
+                let info = World::user_info(uid, &profile, &msg.plat, true, room);
+                if let Some(tx) = self.room_tx(room) {
+                    let (greeted, wait) = oneshot::channel();
+                    let join = RoomMsg::Join {
+                        id: uid as EntityId,
+                        name: if profile.nickname.is_empty() {
+                            profile.username.clone()
+                        } else {
+                            profile.nickname.clone()
+                        },
+                        x,
+                        z,
+                        stats: Stats::from_pack(&pack),
+                        session: session.clone(),
+                        greet: Greet::Login(info),
+                        greeted,
+                    };
+                    // UserInfo first: what follows (offline messages) comes after it.
+                    if tx.send(join).await.is_ok() {
+                        let _ = wait.await;
+                    }
+                }
+                self.notify_friends(uid, &profile, true).await;
+            }
+        }
+        metrics::gauge!("world_online_players").set(self.online() as f64);
+        self.deliver_offline(uid, &session).await;
+        Ok(())
+    }
+
+    /// Private messages that arrived while the player was away.
+    async fn deliver_offline(&self, uid: i64, session: &Session) {
+        loop {
+            let waiting = match self.0.store.undelivered(uid, 100).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(user = uid, error = %e, "offline messages not loaded");
+                    return;
+                }
+            };
+            if waiting.is_empty() {
+                return;
+            }
+            let ids_: Vec<i64> = waiting.iter().map(|m| m.id).collect();
+            let msg_list = waiting.into_iter().map(chat_msg).collect();
+            if session.send(ids::reply(ids::CHAT_MSG), &pb::ChatMsgResp { msg_list }).is_err() {
+                return; // gone again: they stay undelivered
+            }
+            if let Err(e) = self.0.store.mark_delivered(&ids_).await {
+                tracing::warn!(user = uid, error = %e, "offline messages not marked delivered");
+                return;
+            }
+            if ids_.len() < 100 {
+                return;
+            }
+        }
+    }
+
+    /// Tells the online players who have `uid` as a friend that it came or went.
+    async fn notify_friends(&self, uid: i64, profile: &Profile, online: bool) {
+        let followers = match self.0.store.followers(uid, 5000).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(user = uid, error = %e, "friends not told");
+                return;
+            }
+        };
+        let sessions: Vec<Session> = {
+            let players = lock(&self.0.players);
+            followers
+                .iter()
+                .filter_map(|f| players.get(f))
+                .filter(|p| !p.blocked.contains(&uid))
+                .filter_map(|p| p.session.clone())
+                .collect()
+        };
+        if sessions.is_empty() {
+            return;
+        }
+        let info = World::user_info(uid, profile, "", online, 0);
+        send_many(&sessions, ids::FRIEND_STATUS, &info);
+    }
+
+    async fn logout(self, session: Session, _msg: pb::Logout) -> Result<()> {
+        let uid = World::me(&session)?;
+        let gone = {
+            let mut players = lock(&self.0.players);
+            match session.get::<LoginGen>() {
+                Some(LoginGen(g)) if players.get(&uid).is_some_and(|p| p.generation == g) => players.remove(&uid),
+                _ => None,
+            }
+        };
+        if let Some(p) = gone {
+            self.leave_room(uid, p.room).await;
+            self.notify_friends(uid, &p.profile, false).await;
+            tracing::info!(user = uid, "player logged out");
+        }
+        metrics::gauge!("world_online_players").set(self.online() as f64);
+        let _ = session.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: 1, user_id: uid });
+        session.close(CloseReason::Kicked);
+        Ok(())
+    }
+
+    async fn on_move(self, session: Session, msg: pb::Move) -> Result<()> {
+        let uid = World::me(&session)?;
+        let site = msg.site.ok_or_else(|| Error::bad_param("site: required"))?;
+        let (_, tx) = self.my_room(uid)?;
+        tx.send(RoomMsg::Cmd(Command::Move { id: uid as EntityId, x: site.x, z: site.z }))
+            .await
+            .map_err(|_| Error::new(Code::Unavailable))
+    }
+
+    async fn attack(self, session: Session, msg: pb::Attack) -> Result<()> {
+        let uid = World::me(&session)?;
+        if msg.obj_id <= 0 {
+            return Err(Error::bad_param("objId: the target's id"));
+        }
+        let (_, tx) = self.my_room(uid)?;
+        let cmd = Command::Attack { id: uid as EntityId, target: msg.obj_id as EntityId };
+        tx.send(RoomMsg::Cmd(cmd)).await.map_err(|_| Error::new(Code::Unavailable))
+    }
+
+    async fn respawn(self, session: Session, _msg: pb::Respawn) -> Result<()> {
+        let uid = World::me(&session)?;
+        let (_, tx) = self.my_room(uid)?;
+        tx.send(RoomMsg::Cmd(Command::Respawn { id: uid as EntityId })).await.map_err(|_| Error::new(Code::Unavailable))
+    }
+
+    fn room_resp(&self, id: i64, r: &Room, players: &HashMap<i64, Online>) -> pb::EnterRoomResp {
+        // Scenes hold crowds: their member list is what the AOI shows, not this reply.
+        let user_list = if r.permanent {
+            Vec::new()
+        } else {
+            r.members
+                .iter()
+                .map(|m| {
+                    let p = players.get(m);
+                    let profile = p.map(|p| p.profile.clone()).unwrap_or_default();
+                    World::user_info(*m, &profile, "", p.is_some_and(|p| p.session.is_some()), id)
+                })
+                .collect()
+        };
+        pb::EnterRoomResp {
+            room_id: id,
+            r#type: r.kind_code,
+            name: r.name.clone(),
+            max_user: r.max_users,
+            password: String::new(),
+            image: String::new(),
+            user_list,
+        }
+    }
+
+    fn hash_password(&self, password: &str) -> [u8; 32] {
+        hmac_sha256(&self.0.password_key, &[password.as_bytes()])
+    }
+
+    /// Moves a player into `target` (checked: exists, room for it, password), saving it out
+    /// of the room it leaves.
+    async fn move_to(&self, uid: i64, session: &Session, target: i64, password: Option<&str>) -> Result<()> {
+        let (from, resp, tx, spawn, kind) = {
+            let mut players = lock(&self.0.players);
+            let p = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+            let from = p.room;
+            if from == target {
+                return Err(Error::msg(Code::Failed, "already in this room"));
+            }
+            let mut rooms = lock(&self.0.rooms);
+            let r = rooms.get(&target).ok_or_else(|| Error::msg(Code::NotFound, "no such room"))?;
+            if let Some(expected) = &r.password {
+                let given = password.map(|p| self.hash_password(p)).unwrap_or_default();
+                if !constant_time_eq(&given, expected) {
+                    return Err(Error::msg(Code::Forbidden, "wrong room password"));
+                }
+            }
+            if r.max_users > 0 && r.members.len() >= r.max_users as usize {
+                return Err(Error::msg(Code::Forbidden, "the room is full"));
+            }
+            let r = rooms.get_mut(&target).ok_or_else(|| Error::new(Code::NotFound))?;
+            r.members.insert(uid);
+            let (tx, spawn, kind, permanent) = (r.tx.clone(), r.spawn, r.kind, r.permanent);
+            let p = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+            p.room = target;
+            if permanent {
+                p.home = target;
+            }
+            let resp = rooms.get(&target).map(|r| self.room_resp(target, r, &players)).unwrap_or_default();
+            (from, resp, tx, spawn, kind)
+        };
+        self.leave_room(uid, from).await;
+        let stats = match kind {
+            RoomKind::Scene => Stats::from_pack(&self.0.game.pack(uid).await?),
+            RoomKind::Lockstep => Stats::default(),
+        };
+        let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
+        let (x, z) = World::spawn_point(uid, spawn);
+        let (greeted, wait) = oneshot::channel();
+        let greet = Greet::Enter(resp);
+        let join = RoomMsg::Join { id: uid as EntityId, name, x, z, stats, session: session.clone(), greet, greeted };
+        tx.send(join).await.map_err(|_| Error::new(Code::Unavailable))?;
+        let _ = wait.await;
+        Ok(())
+    }
+
+    async fn enter_room(self, session: Session, msg: pb::EnterRoom) -> Result<()> {
+        let uid = World::me(&session)?;
+        let password = (!msg.password.is_empty()).then_some(msg.password.as_str());
+        self.move_to(uid, &session, msg.room_id, password).await
+    }
+
+    async fn create_room(self, session: Session, msg: pb::CreateRoom) -> Result<()> {
+        let uid = World::me(&session)?;
+        let name = msg.name.trim();
+        if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
+            return Err(Error::bad_param("name: 1 to 32 characters"));
+        }
+        let (kind, private) = match msg.r#type {
+            1 => (RoomKind::Scene, false),
+            2 => (RoomKind::Scene, true),
+            3 => (RoomKind::Lockstep, false),
+            4 => (RoomKind::Lockstep, true),
+            _ => return Err(Error::bad_param("type: 1 public, 2 private, 3 lockstep, 4 private lockstep")),
+        };
+        if private && (msg.password.is_empty() || msg.password.len() > 64) {
+            return Err(Error::bad_param("password: 1 to 64 characters for a private room"));
+        }
+        let cap = self.0.cfg.max_room_users.max(2);
+        let max_users = if msg.max_user <= 0 { cap } else { msg.max_user.clamp(2, cap) };
+        let id = {
+            let rooms = lock(&self.0.rooms);
+            if rooms.values().filter(|r| !r.permanent).count() >= self.0.cfg.max_rooms {
+                return Err(Error::msg(Code::TooManyRequests, "too many rooms on this node"));
+            }
+            self.0.next_room.fetch_add(1, Ordering::Relaxed)
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut spawn = self.0.template.respawn;
+        match kind {
+            RoomKind::Scene => {
+                let mut cfg = self.0.template.clone();
+                cfg.id = id as i32;
+                spawn = cfg.respawn;
+                tokio::spawn(SceneTask::new(Scene::new(cfg), false, self.0.env.clone(), tx.clone()).run(rx));
+            }
+            RoomKind::Lockstep => {
+                let ls = Lockstep::new(LockstepConfig {
+                    fps: self.0.cfg.lockstep_fps.clamp(1, 60),
+                    max_players: max_users as usize,
+                    max_input: 256,
+                    keep_frames: self.0.cfg.lockstep_keep_frames.max(1),
+                });
+                tokio::spawn(LockstepTask::new(id, ls).run(rx));
+            }
+        }
+        let room = Room {
+            name: name.to_owned(),
+            kind,
+            kind_code: msg.r#type,
+            password: private.then(|| self.hash_password(&msg.password)),
+            max_users,
+            owner: uid,
+            permanent: false,
+            members: BTreeSet::new(),
+            tx: tx.clone(),
+            chat: VecDeque::new(),
+            spawn,
+        };
+        lock(&self.0.rooms).insert(id, room);
+        metrics::gauge!("world_rooms").increment(1.0);
+        tracing::info!(user = uid, room = id, r#type = msg.r#type, "room created");
+        let _ = session.send(ids::reply(ids::CREATE_ROOM), &{
+            let (status, msg) = status(true, &id.to_string());
+            pb::CreateRoomResp { status, msg }
+        });
+        let entered = self.move_to(uid, &session, id, private.then_some(msg.password.as_str())).await;
+        if entered.is_err() {
+            // Nobody can be in it: close it again.
+            if lock(&self.0.rooms).remove(&id).is_some() {
+                let _ = tx.send(RoomMsg::Stop).await;
+                metrics::gauge!("world_rooms").decrement(1.0);
+            }
+        }
+        entered
+    }
+
+    async fn room_list(self, session: Session, msg: pb::RoomList) -> Result<()> {
+        World::me(&session)?;
+        let room_list = {
+            let players = lock(&self.0.players);
+            let rooms = lock(&self.0.rooms);
+            rooms
+                .iter()
+                .filter(|(_, r)| msg.r#type == 0 || r.kind_code == msg.r#type)
+                .take(500)
+                .map(|(id, r)| self.room_resp(*id, r, &players))
+                .collect()
+        };
+        let _ = session.send(ids::reply(ids::ROOM_LIST), &pb::RoomListResp { room_list });
+        Ok(())
+    }
+
+    async fn quit_room(self, session: Session, msg: pb::QuitRoom) -> Result<()> {
+        let uid = World::me(&session)?;
+        let target = if msg.user_id == 0 { uid } else { msg.user_id };
+        let remark: String = msg.remark.chars().take(100).collect();
+        let (room, home, target_session) = {
+            let players = lock(&self.0.players);
+            let me = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+            let room = if msg.room_id == 0 { me.room } else { msg.room_id };
+            let rooms = lock(&self.0.rooms);
+            let r = rooms.get(&room).ok_or_else(|| Error::msg(Code::NotFound, "no such room"))?;
+            if r.permanent {
+                return Err(Error::msg(Code::Failed, "a scene cannot be quit: enter another room"));
+            }
+            if target != uid && r.owner != uid {
+                return Err(Error::msg(Code::Forbidden, "only the room's owner can remove others"));
+            }
+            let t = players
+                .get(&target)
+                .filter(|t| t.room == room)
+                .ok_or_else(|| Error::msg(Code::NotFound, "not in this room"))?;
+            (room, t.home, t.session.clone())
+        };
+        let resp = pb::QuitRoomResp { user_id: target, remark: remark.clone() };
+        match target_session {
+            Some(ts) => {
+                if target != uid {
+                    let _ = ts.send(ids::reply(ids::QUIT_ROOM), &resp);
+                    tracing::info!(owner = uid, user = target, room, "removed from room");
+                }
+                self.move_to(target, &ts, home, None).await?;
+            }
+            None => {
+                // Dropped and in its grace period: its stay ends now; its next login starts
+                // in its saved scene.
+                let gone = lock(&self.0.players).remove(&target);
+                if let Some(p) = gone {
+                    self.leave_room(target, room).await;
+                    self.notify_friends(target, &p.profile, false).await;
+                }
+                let _ = home;
+            }
+        }
+        let _ = session.send(ids::reply(ids::QUIT_ROOM), &resp);
+        Ok(())
+    }
+
+    fn check_chat(&self, msg: &pb::ChatMsg) -> Result<()> {
+        if !(1..=3).contains(&msg.chat_type) {
+            return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private"));
+        }
+        if !(1..=6).contains(&msg.msg_type) {
+            return Err(Error::bad_param("msgType: 1 text … 6 video call"));
+        }
+        let len = msg.msg.chars().count();
+        if len > self.0.cfg.chat_max_len {
+            return Err(Error::bad_param(format!("msg: at most {} characters", self.0.cfg.chat_max_len)));
+        }
+        if msg.msg.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Error::bad_param("msg: no control characters"));
+        }
+        if len == 0 && msg.url.is_empty() {
+            return Err(Error::bad_param("msg: empty"));
+        }
+        // Attachments are the basic service's own uploads, by their relative link: no
+        // arbitrary sites in other players' chat.
+        if !msg.url.is_empty()
+            && (msg.url.len() > 512
+                || !msg.url.starts_with("/basic/")
+                || msg.url.contains("..")
+                || msg.url.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(Error::bad_param("url: a link to an upload (/basic/…)"));
+        }
+        Ok(())
+    }
+
+    fn remember(ring: &mut VecDeque<pb::ChatMsg>, m: &pb::ChatMsg, keep: usize) {
+        ring.push_back(m.clone());
+        while ring.len() > keep {
+            ring.pop_front();
+        }
+    }
+
+    async fn chat(self, session: Session, msg: pb::ChatMsg) -> Result<()> {
+        let uid = World::me(&session)?;
+        self.check_chat(&msg)?;
+        let m = pb::ChatMsg {
+            user_id: uid,
+            obj_id: msg.obj_id,
+            chat_type: msg.chat_type,
+            msg_type: msg.msg_type,
+            msg: msg.msg,
+            url: msg.url,
+            send_time: unix_ms(),
+        };
+        let (burst, per_min, keep) = (self.0.cfg.chat_burst, self.0.cfg.chat_per_min, self.0.cfg.chat_history);
+        let reply = pb::ChatMsgResp { msg_list: vec![m.clone()] };
+        match m.chat_type {
+            1 | 2 => {
+                let sessions: Vec<Session> = {
+                    let mut players = lock(&self.0.players);
+                    let me = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+                    if !me.chat.take(burst, per_min) {
+                        return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
+                    }
+                    let room = me.room;
+                    let to: Vec<i64> = if m.chat_type == 1 {
+                        Self::remember(&mut lock(&self.0.world_chat), &m, keep);
+                        players.keys().copied().collect()
+                    } else {
+                        let mut rooms = lock(&self.0.rooms);
+                        let r = rooms.get_mut(&room).ok_or_else(|| Error::new(Code::NotFound))?;
+                        Self::remember(&mut r.chat, &m, keep);
+                        r.members.iter().copied().collect()
+                    };
+                    to.iter()
+                        .filter(|t| **t != uid)
+                        .filter_map(|t| players.get(t))
+                        .filter(|p| !p.blocked.contains(&uid))
+                        .filter_map(|p| p.session.clone())
+                        .collect()
+                };
+                send_many(&sessions, ids::reply(ids::CHAT_MSG), &reply);
+            }
+            _ => {
+                let to = m.obj_id;
+                if to <= 0 || to == uid {
+                    return Err(Error::bad_param("objId: another player's id"));
+                }
+                {
+                    let mut players = lock(&self.0.players);
+                    let me = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+                    if !me.chat.take(burst, per_min) {
+                        return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
+                    }
+                }
+                let online = lock(&self.0.players).get(&to).map(|p| (p.blocked.contains(&uid), p.session.clone()));
+                let blocked = match &online {
+                    Some((b, _)) => *b,
+                    None => {
+                        self.0.directory.profile(to).await?;
+                        self.0.store.blocks(to, uid).await?
+                    }
+                };
+                if !blocked {
+                    let live = online.and_then(|(_, s)| s);
+                    let delivered = live.as_ref().is_some_and(|s| s.send(ids::reply(ids::CHAT_MSG), &reply).is_ok());
+                    let stored = StoredChat {
+                        id: 0,
+                        from: uid,
+                        to,
+                        msg_type: m.msg_type,
+                        msg: m.msg.clone(),
+                        url: m.url.clone(),
+                        sent_at: m.send_time,
+                    };
+                    self.0.store.store_chat(&stored, delivered).await?;
+                }
+                // The sender learns nothing about a blacklist: its echo is the same.
+            }
+        }
+        let _ = session.send(ids::reply(ids::CHAT_MSG), &reply);
+        Ok(())
+    }
+
+    async fn chat_history(self, session: Session, msg: pb::ChatHistory) -> Result<()> {
+        let uid = World::me(&session)?;
+        let limit = msg.limit.clamp(1, 100) as usize;
+        let before = if msg.before <= 0 { i64::MAX } else { msg.before };
+        let recent = |ring: &VecDeque<pb::ChatMsg>, blocked: &HashSet<i64>| -> Vec<pb::ChatMsg> {
+            let mut v: Vec<pb::ChatMsg> = ring
+                .iter()
+                .rev()
+                .filter(|m| m.send_time < before && !blocked.contains(&m.user_id))
+                .take(limit)
+                .cloned()
+                .collect();
+            v.reverse();
+            v
+        };
+        let msg_list = match msg.chat_type {
+            1 | 2 => {
+                let players = lock(&self.0.players);
+                let me = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+                if msg.chat_type == 1 {
+                    recent(&lock(&self.0.world_chat), &me.blocked)
+                } else {
+                    let rooms = lock(&self.0.rooms);
+                    rooms.get(&me.room).map(|r| recent(&r.chat, &me.blocked)).unwrap_or_default()
+                }
+            }
+            3 => {
+                if msg.obj_id <= 0 {
+                    return Err(Error::bad_param("objId: the other player's id"));
+                }
+                let v = self.0.store.history(uid, msg.obj_id, before, limit as u64).await?;
+                v.into_iter().map(chat_msg).collect()
+            }
+            _ => return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private")),
+        };
+        let _ = session.send(ids::reply(ids::CHAT_HISTORY), &pb::ChatMsgResp { msg_list });
+        Ok(())
+    }
+
+    async fn add_friend(self, session: Session, msg: pb::AddFriend) -> Result<()> {
+        let uid = World::me(&session)?;
+        if !(0..=3).contains(&msg.r#type) {
+            return Err(Error::bad_param("type: 0 stranger, 1 friend, 2 blacklist, 3 temporary"));
+        }
+        if msg.user_id <= 0 || msg.user_id == uid {
+            return Err(Error::bad_param("userId: another player's id"));
+        }
+        self.0.directory.profile(msg.user_id).await?;
+        self.0.store.set_relation(uid, msg.user_id, msg.r#type).await?;
+        if let Some(p) = lock(&self.0.players).get_mut(&uid) {
+            if msg.r#type == BLACKLIST {
+                p.blocked.insert(msg.user_id);
+            } else {
+                p.blocked.remove(&msg.user_id);
+            }
+        }
+        let (status, text) = status(true, "ok");
+        let _ = session.send(ids::reply(ids::ADD_FRIEND), &pb::AddFriendResp { status, msg: text });
+        Ok(())
+    }
+
+    async fn my_friends(self, session: Session, msg: pb::MyFriend) -> Result<()> {
+        let uid = World::me(&session)?;
+        if !(0..=3).contains(&msg.r#type) {
+            return Err(Error::bad_param("type: 0 all, 1 friends, 2 blacklist, 3 temporary"));
+        }
+        let key = msg.search_key.trim().to_lowercase();
+        let relations = self.0.store.relations(uid, msg.r#type, 500).await?;
+        let mut user_list = Vec::with_capacity(relations.len());
+        for (other, _) in relations {
+            let live = lock(&self.0.players).get(&other).map(|p| (p.profile.clone(), p.session.is_some(), p.room));
+            let (profile, online, room) = match live {
+                Some(v) => v,
+                None => match self.0.directory.profile(other).await {
+                    Ok(p) => (p, false, 0),
+                    Err(_) => continue, // the account is gone
+                },
+            };
+            if !key.is_empty()
+                && !profile.username.to_lowercase().contains(&key)
+                && !profile.nickname.to_lowercase().contains(&key)
+            {
+                continue;
+            }
+            user_list.push(World::user_info(other, &profile, "", online, if online { room } else { 0 }));
+        }
+        let _ = session.send(ids::reply(ids::MY_FRIEND), &pb::MyFriendResp { user_list });
+        Ok(())
+    }
+
+    fn lockstep_room(&self, uid: i64) -> Result<mpsc::Sender<RoomMsg>> {
+        let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
+        let rooms = lock(&self.0.rooms);
+        match rooms.get(&room) {
+            Some(r) if r.kind == RoomKind::Lockstep => Ok(r.tx.clone()),
+            _ => Err(Error::msg(Code::Failed, "not in a lockstep room")),
+        }
+    }
+
+    async fn lockstep_input(self, session: Session, msg: pb::LockstepInput) -> Result<()> {
+        let uid = World::me(&session)?;
+        let tx = self.lockstep_room(uid)?;
+        tx.send(RoomMsg::Input { id: uid as EntityId, data: msg.data }).await.map_err(|_| Error::new(Code::Unavailable))
+    }
+
+    async fn lockstep_sync(self, session: Session, msg: pb::LockstepSync) -> Result<()> {
+        let uid = World::me(&session)?;
+        let tx = self.lockstep_room(uid)?;
+        let from = u64::try_from(msg.from).map_err(|_| Error::bad_param("from: a frame number"))?;
+        tx.send(RoomMsg::Sync { id: uid as EntityId, from }).await.map_err(|_| Error::new(Code::Unavailable))
+    }
+}
+
+fn chat_msg(m: StoredChat) -> pb::ChatMsg {
+    pb::ChatMsg {
+        user_id: m.from,
+        obj_id: m.to,
+        chat_type: 3,
+        msg_type: m.msg_type,
+        msg: m.msg,
+        url: m.url,
+        send_time: m.sent_at,
+    }
+}
+
+/// A last-resort scene template (the sample always parses; this keeps start-up total).
+fn unreachable_scene(cfg: &WorldConfig) -> crate::scene::SceneConfig {
+    crate::scene::SceneConfig {
+        id: 1000,
+        bounds: crate::aoi::Bounds { min_x: 85.0, min_z: 75.0, max_x: 410.0, max_z: 400.0 },
+        cell: 32.5,
+        tick_hz: cfg.tick_hz.max(1),
+        max_speed: cfg.max_speed,
+        monsters: Vec::new(),
+        attack_range: cfg.attack_range,
+        attack_cooldown: 1,
+        pvp: false,
+        respawn: (185.0, 159.0),
+    }
+}

@@ -1,0 +1,670 @@
+//! The tasks that own a room: a scene (its simulation, fixed tick, AOI delivery and
+//! write-behind saves) or a lockstep room (frames at a fixed rate). The world talks to them
+//! only through [`RoomMsg`]; nothing else touches their state, so they need no locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rsgame_gate::{Session, send_many};
+use rsgame_kit::telemetry::metrics::FastHistogram;
+use rsgame_proto::{ids, pb};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+
+use crate::aoi::{EntityId, MONSTER_BASE};
+use crate::lockstep::{Frame, Lockstep};
+use crate::scene::{Command, Kind, Out, Scene, View};
+use crate::store::Place;
+
+/// Room messages queued before a sender waits (a scene drains them every tick).
+pub(crate) const QUEUE: usize = 4096;
+
+/// The first thing a player is told on entering a room.
+pub(crate) enum Greet {
+    /// After GameLogin: UserInfo, its position filled in by the scene.
+    Login(pb::UserInfo),
+    /// After EnterRoom or CreateRoom: EnterRoomResp.
+    Enter(pb::EnterRoomResp),
+}
+
+/// A player's numbers as the world last read them from the game service.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stats {
+    pub hp: i64,
+    pub max_hp: i64,
+    pub level: i64,
+    pub exp: i64,
+    pub coins: i64,
+    pub attack: i64,
+    pub defence: i64,
+}
+
+impl Stats {
+    pub(crate) fn from_pack(p: &rsgame_game::logic::Pack) -> Stats {
+        Stats {
+            hp: p.player.hp,
+            max_hp: p.player.max_hp,
+            level: p.player.level,
+            exp: p.player.exp,
+            coins: p.player.coins,
+            attack: p.total_attack,
+            defence: p.total_defence,
+        }
+    }
+
+    fn message(&self, user_id: i64) -> pb::PlayerStats {
+        pb::PlayerStats {
+            user_id,
+            hp: self.hp,
+            max_hp: self.max_hp,
+            level: self.level,
+            exp: self.exp,
+            coins: self.coins,
+            attack: self.attack,
+            defence: self.defence,
+        }
+    }
+}
+
+/// What a room task is asked to do.
+pub(crate) enum RoomMsg {
+    /// A player enters at (x, z) with these numbers.
+    /// `greeted` fires once the greeting is queued, so what the caller sends next follows it.
+    Join { id: EntityId, name: String, x: f32, z: f32, stats: Stats, session: Session, greet: Greet, greeted: Ack },
+    /// A player already in the room has a new connection (a reconnect or a second login).
+    Attach { id: EntityId, session: Session, greet: Greet, greeted: Ack },
+    /// The player's connection dropped: stop sending to it; it stays in the room.
+    Detach { id: EntityId },
+    /// The player leaves; `done` fires once its state is saved.
+    Leave { id: EntityId, done: oneshot::Sender<()> },
+    /// A scene command (move, attack, respawn).
+    Cmd(Command),
+    /// A kill reward was granted: the player's new numbers.
+    Rewarded { id: EntityId, killed: EntityId, exp: i64, coins: i64, stats: Stats },
+    /// A lockstep input.
+    Input { id: EntityId, data: Vec<u8> },
+    /// A lockstep client asks for the frames from `from` on.
+    Sync { id: EntityId, from: u64 },
+    /// Save everything now; `done` fires once it is written.
+    Flush { done: oneshot::Sender<()> },
+    /// End the task (an empty created room).
+    Stop,
+}
+
+/// Fired when a step is done (dropping it says the same to a waiting caller).
+pub(crate) type Ack = oneshot::Sender<()>;
+
+/// A write-behind batch for the saver.
+pub(crate) struct SaveBatch {
+    pub places: Vec<(i64, Place)>,
+    pub hps: Vec<(i64, i64)>,
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+/// A kill reward for the rewarder.
+pub(crate) struct RewardJob {
+    pub room: mpsc::Sender<RoomMsg>,
+    pub user: i64,
+    pub killed: EntityId,
+    pub exp: i64,
+    pub coins: i64,
+    pub level: i64,
+    pub reference: String,
+}
+
+/// What every room task needs from the world.
+#[derive(Clone)]
+pub(crate) struct RoomEnv {
+    pub saver: mpsc::UnboundedSender<SaveBatch>,
+    pub rewards: mpsc::UnboundedSender<RewardJob>,
+    pub save_every: Duration,
+}
+
+fn site(x: f32, z: f32) -> pb::Site {
+    pb::Site { x, y: 0.0, z, v: 0.0 }
+}
+
+fn entity(v: &View) -> pb::Entity {
+    pb::Entity {
+        id: v.id as i64,
+        kind: if v.kind == Kind::Player { 1 } else { 2 },
+        name: v.name.clone(),
+        site: Some(site(v.x, v.z)),
+        hp: v.hp,
+        max_hp: v.max_hp,
+    }
+}
+
+/// One receiver's messages of a tick, in the order they happened, consecutive ones of a kind
+/// merged into one frame.
+enum Mail {
+    Spawn(Vec<pb::Entity>),
+    Despawn(Vec<i64>),
+    Move(Vec<pb::UserSite>),
+    Attack(pb::AttackResp),
+}
+
+/// Tick durations of the last minute, for the p50/p99 gauges.
+struct TickWindow {
+    samples: Vec<f64>,
+    next: usize,
+    last_report: Instant,
+}
+
+impl TickWindow {
+    fn new(capacity: usize) -> TickWindow {
+        TickWindow { samples: Vec::with_capacity(capacity), next: 0, last_report: Instant::now() }
+    }
+
+    fn record(&mut self, secs: f64, scene: &str) {
+        let cap = self.samples.capacity().max(1);
+        if self.samples.len() < cap {
+            self.samples.push(secs);
+        } else {
+            self.samples[self.next] = secs;
+            self.next = (self.next + 1) % cap;
+        }
+        if self.last_report.elapsed() >= Duration::from_secs(1) {
+            self.last_report = Instant::now();
+            let mut s = self.samples.clone();
+            s.sort_by(f64::total_cmp);
+            let at = |q: f64| s.get(((s.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+            let label = scene.to_string();
+            metrics::gauge!("world_tick_p50_seconds", "scene" => label.clone()).set(at(0.5));
+            metrics::gauge!("world_tick_p99_seconds", "scene" => label.clone()).set(at(0.99));
+            metrics::gauge!("world_tick_max_seconds", "scene" => label).set(at(1.0));
+        }
+    }
+}
+
+/// A scene's task.
+pub(crate) struct SceneTask {
+    pub scene: Scene,
+    /// Permanent scenes save places; a created room's places mean nothing after it closes.
+    pub permanent: bool,
+    pub env: RoomEnv,
+    pub me: mpsc::Sender<RoomMsg>,
+    sessions: HashMap<EntityId, Session>,
+    stats: HashMap<EntityId, Stats>,
+    saved: HashMap<EntityId, (f32, f32, i64)>,
+}
+
+impl SceneTask {
+    pub(crate) fn new(scene: Scene, permanent: bool, env: RoomEnv, me: mpsc::Sender<RoomMsg>) -> SceneTask {
+        SceneTask { scene, permanent, env, me, sessions: HashMap::new(), stats: HashMap::new(), saved: HashMap::new() }
+    }
+
+    /// Runs until [`RoomMsg::Stop`].
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
+        let hz = self.scene.config().tick_hz.max(1);
+        let label = self.scene.config().id.to_string();
+        let hist = FastHistogram::register(
+            "world_tick_seconds",
+            "Time one scene tick takes: simulation and delivery.",
+            &[("scene", &label)],
+        );
+        let mut window = TickWindow::new(hz as usize * 60);
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / hz);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut save = tokio::time::interval(self.env.save_every);
+        save.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        save.reset();
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None | Some(RoomMsg::Stop) => break,
+                    Some(m) => self.handle(m),
+                },
+                _ = tick.tick() => {
+                    let started = Instant::now();
+                    let out = self.scene.tick();
+                    let updates = self.deliver(out);
+                    let took = started.elapsed();
+                    hist.record(took);
+                    window.record(took.as_secs_f64(), &label);
+                    if updates > 0 {
+                        metrics::counter!("world_entity_updates_total", "scene" => label.clone()).increment(updates);
+                    }
+                }
+                _ = save.tick() => self.save(false, None),
+            }
+        }
+    }
+
+    fn handle(&mut self, m: RoomMsg) {
+        match m {
+            RoomMsg::Join { id, name, x, z, stats, session, greet, greeted } => {
+                self.scene.apply(Command::Join {
+                    id,
+                    name,
+                    x,
+                    z,
+                    hp: stats.hp,
+                    max_hp: stats.max_hp,
+                    attack: stats.attack,
+                    defence: stats.defence,
+                });
+                self.stats.insert(id, stats);
+                self.greet(id, &session, greet);
+                let _ = greeted.send(());
+                self.sessions.insert(id, session);
+                self.players_gauge();
+            }
+            RoomMsg::Attach { id, session, greet, greeted } => {
+                if self.scene.get(id).is_none() {
+                    return;
+                }
+                self.greet(id, &session, greet);
+                // A new connection knows nothing: everything in view, now.
+                let list: Vec<pb::Entity> = self.scene.in_view(id).iter().map(entity).collect();
+                if !list.is_empty() {
+                    let _ = session.send(ids::SPAWN, &pb::SpawnResp { list });
+                }
+                let _ = greeted.send(());
+                self.sessions.insert(id, session);
+            }
+            RoomMsg::Detach { id } => {
+                self.sessions.remove(&id);
+            }
+            RoomMsg::Leave { id, done } => {
+                let last = self.scene.get(id).map(|v| (v.x, v.z, v.hp));
+                self.scene.apply(Command::Leave { id });
+                self.sessions.remove(&id);
+                self.stats.remove(&id);
+                self.saved.remove(&id);
+                self.players_gauge();
+                match last {
+                    Some((x, z, hp)) => {
+                        let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
+                        let batch = SaveBatch { places, hps: vec![(id as i64, hp)], done: Some(done) };
+                        let _ = self.env.saver.send(batch);
+                    }
+                    None => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            RoomMsg::Cmd(cmd) => {
+                let respawn = match cmd {
+                    Command::Respawn { id } => Some(id),
+                    _ => None,
+                };
+                self.scene.apply(cmd);
+                if let Some(id) = respawn {
+                    self.push_stats(id);
+                }
+            }
+            RoomMsg::Rewarded { id, killed, exp, coins, mut stats } => {
+                let Some(v) = self.scene.get(id) else { return };
+                let before = self.stats.get(&id).copied().unwrap_or_default();
+                if stats.attack < 0 {
+                    // No level-up: attack and defence did not change.
+                    (stats.attack, stats.defence) = (before.attack, before.defence);
+                }
+                let hp = if stats.level > before.level {
+                    stats.max_hp // a level-up refills
+                } else {
+                    v.hp
+                };
+                self.scene.apply(Command::Stats {
+                    id,
+                    hp,
+                    max_hp: stats.max_hp,
+                    attack: stats.attack,
+                    defence: stats.defence,
+                });
+                self.stats.insert(id, stats);
+                if let Some(s) = self.sessions.get(&id) {
+                    let reward = pb::AttackResp {
+                        user_id: id as i64,
+                        obj_id: killed as i64,
+                        status: 202,
+                        exp,
+                        coin: coins,
+                        ..Default::default()
+                    };
+                    let _ = s.send(ids::reply(ids::ATTACK), &reward);
+                }
+                self.push_stats(id);
+            }
+            RoomMsg::Input { .. } | RoomMsg::Sync { .. } => {}
+            RoomMsg::Flush { done } => self.save(true, Some(done)),
+            RoomMsg::Stop => {}
+        }
+    }
+
+    fn place(&self, x: f32, z: f32) -> Place {
+        Place { scene_id: self.scene.config().id, x, z }
+    }
+
+    fn players_gauge(&self) {
+        metrics::gauge!("world_players", "scene" => self.scene.config().id.to_string()).set(self.stats.len() as f64);
+    }
+
+    fn greet(&self, id: EntityId, session: &Session, greet: Greet) {
+        let Some(v) = self.scene.get(id) else { return };
+        match greet {
+            Greet::Login(mut info) => {
+                info.position = Some(site(v.x, v.z));
+                let _ = session.send(ids::reply(ids::GAME_LOGIN), &info);
+            }
+            Greet::Enter(resp) => {
+                let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
+            }
+        }
+        // The authoritative position, then the numbers.
+        let me = pb::UserSite { user_id: id as i64, site: Some(site(v.x, v.z)), action: "spawn".into() };
+        let _ = session.send(ids::reply(ids::MOVE), &pb::MoveResp { site_list: vec![me] });
+        if let Some(st) = self.stats.get(&id) {
+            let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
+            let _ = session.send(ids::PLAYER_STATS, &st.message(id as i64));
+        }
+    }
+
+    fn push_stats(&self, id: EntityId) {
+        let (Some(v), Some(st), Some(s)) = (self.scene.get(id), self.stats.get(&id), self.sessions.get(&id)) else {
+            return;
+        };
+        let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
+        let _ = s.send(ids::PLAYER_STATS, &st.message(id as i64));
+    }
+
+    /// Queues the players whose place or hp changed since the last save (all with `all`).
+    fn save(&mut self, all: bool, done: Option<oneshot::Sender<()>>) {
+        let mut places = Vec::new();
+        let mut hps = Vec::new();
+        for v in self.scene.players() {
+            let now = (v.x, v.z, v.hp);
+            if !all && self.saved.get(&v.id) == Some(&now) {
+                continue;
+            }
+            if self.permanent {
+                places.push((v.id as i64, Place { scene_id: self.scene.config().id, x: v.x, z: v.z }));
+            }
+            hps.push((v.id as i64, v.hp));
+        }
+        for v in self.scene.players() {
+            self.saved.insert(v.id, (v.x, v.z, v.hp));
+        }
+        if places.is_empty() && hps.is_empty() {
+            if let Some(d) = done {
+                let _ = d.send(());
+            }
+            return;
+        }
+        let _ = self.env.saver.send(SaveBatch { places, hps, done });
+    }
+
+    /// Sends a tick's output; returns how many entity positions were delivered.
+    fn deliver(&mut self, out: Vec<Out>) -> u64 {
+        let mut boxes: HashMap<EntityId, Vec<Mail>> = HashMap::new();
+        let mut updates = 0u64;
+        for o in out {
+            match o {
+                Out::Spawn { to, view } => {
+                    let b = boxes.entry(to).or_default();
+                    match b.last_mut() {
+                        Some(Mail::Spawn(v)) => v.push(entity(&view)),
+                        _ => b.push(Mail::Spawn(vec![entity(&view)])),
+                    }
+                }
+                Out::Despawn { to, id } => {
+                    let b = boxes.entry(to).or_default();
+                    match b.last_mut() {
+                        Some(Mail::Despawn(v)) => v.push(id as i64),
+                        _ => b.push(Mail::Despawn(vec![id as i64])),
+                    }
+                }
+                Out::Positions { to, moves } => {
+                    updates += moves.len() as u64;
+                    let sites = moves.into_iter().map(|(id, x, z)| pb::UserSite {
+                        user_id: id as i64,
+                        site: Some(site(x, z)),
+                        action: String::new(),
+                    });
+                    let b = boxes.entry(to).or_default();
+                    match b.last_mut() {
+                        Some(Mail::Move(v)) => v.extend(sites),
+                        _ => b.push(Mail::Move(sites.collect())),
+                    }
+                }
+                Out::Corrected { to, x, z } => {
+                    let me = pb::UserSite { user_id: to as i64, site: Some(site(x, z)), action: "correct".into() };
+                    let b = boxes.entry(to).or_default();
+                    match b.last_mut() {
+                        Some(Mail::Move(v)) => v.push(me),
+                        _ => b.push(Mail::Move(vec![me])),
+                    }
+                }
+                Out::Hit { to, attacker, target, damage, target_hp } => {
+                    let a = pb::AttackResp {
+                        user_id: attacker as i64,
+                        obj_id: target as i64,
+                        status: 200,
+                        hurt: damage,
+                        obj_hp: target_hp,
+                        ..Default::default()
+                    };
+                    boxes.entry(to).or_default().push(Mail::Attack(a));
+                }
+                Out::Died { to, id } => {
+                    let a = pb::AttackResp { obj_id: id as i64, status: 201, ..Default::default() };
+                    boxes.entry(to).or_default().push(Mail::Attack(a));
+                }
+                Out::Reward { to, killed, exp, coins } => {
+                    let level = self.stats.get(&to).map_or(0, |s| s.level);
+                    let reference =
+                        format!("scene:{}:{}:{}", self.scene.config().id, killed - MONSTER_BASE, self.scene.now());
+                    let job =
+                        RewardJob { room: self.me.clone(), user: to as i64, killed, exp, coins, level, reference };
+                    let _ = self.env.rewards.send(job);
+                }
+            }
+        }
+        for (to, mails) in boxes {
+            let Some(s) = self.sessions.get(&to) else { continue };
+            for m in mails {
+                let _ = match m {
+                    Mail::Spawn(list) => s.send(ids::SPAWN, &pb::SpawnResp { list }),
+                    Mail::Despawn(ids_) => s.send(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
+                    Mail::Move(site_list) => s.send(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
+                    Mail::Attack(a) => s.send(ids::reply(ids::ATTACK), &a),
+                };
+            }
+        }
+        updates
+    }
+}
+
+fn frames_msg(room_id: i64, frames: &[Frame]) -> pb::LockstepFrames {
+    pb::LockstepFrames {
+        room_id,
+        frames: frames
+            .iter()
+            .map(|f| pb::LockstepFrame {
+                number: f.number as i64,
+                inputs: f
+                    .inputs
+                    .iter()
+                    .map(|(id, data)| pb::PlayerInput { user_id: *id as i64, data: data.clone() })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn error(session: &Session, req_id: u32, code: rsgame_kit::Code, msg: &str) {
+    let e = pb::ErrorResp { req_id, code: code.as_u32() as i32, msg: msg.into() };
+    let _ = session.send(ids::ERROR, &e);
+}
+
+/// A lockstep room's task: closes a frame every 1/fps and sends it to every player.
+pub(crate) struct LockstepTask {
+    pub room_id: i64,
+    pub ls: Lockstep,
+    sessions: HashMap<EntityId, Session>,
+    /// The frame each detached player was at, for its catch-up on reconnect.
+    detached_at: HashMap<EntityId, u64>,
+}
+
+impl LockstepTask {
+    pub(crate) fn new(room_id: i64, ls: Lockstep) -> LockstepTask {
+        LockstepTask { room_id, ls, sessions: HashMap::new(), detached_at: HashMap::new() }
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
+        let fps = self.ls.config().fps.max(1);
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / fps);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None | Some(RoomMsg::Stop) => break,
+                    Some(m) => self.handle(m),
+                },
+                _ = tick.tick() => {
+                    let frame = self.ls.step();
+                    let msg = frames_msg(self.room_id, std::slice::from_ref(&frame));
+                    send_many(self.sessions.values(), ids::LOCKSTEP_FRAMES, &msg);
+                }
+            }
+        }
+    }
+
+    fn catch_up(&self, session: &Session, from: u64) {
+        match self.ls.since(from) {
+            Ok(frames) if !frames.is_empty() => {
+                // In bundles of at most 300 frames so no single message is huge.
+                for chunk in frames.chunks(300) {
+                    let _ = session.send(ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => error(session, ids::LOCKSTEP_SYNC, rsgame_kit::Code::NotFound, &e.to_string()),
+        }
+    }
+
+    fn handle(&mut self, m: RoomMsg) {
+        match m {
+            RoomMsg::Join { id, session, greet, greeted, .. } => match self.ls.join(id) {
+                Ok(missed) => {
+                    if let Greet::Enter(resp) = greet {
+                        let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
+                    }
+                    for chunk in missed.chunks(300) {
+                        let _ = session.send(ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
+                    }
+                    let _ = greeted.send(());
+                    self.sessions.insert(id, session);
+                }
+                Err(e) => error(&session, ids::ENTER_ROOM, rsgame_kit::Code::Forbidden, &e.to_string()),
+            },
+            RoomMsg::Attach { id, session, greet, greeted } => {
+                match greet {
+                    Greet::Login(info) => {
+                        let _ = session.send(ids::reply(ids::GAME_LOGIN), &info);
+                    }
+                    Greet::Enter(resp) => {
+                        let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
+                    }
+                }
+                let from = self.detached_at.remove(&id).unwrap_or(0);
+                self.catch_up(&session, from);
+                let _ = greeted.send(());
+                self.sessions.insert(id, session);
+            }
+            RoomMsg::Detach { id } => {
+                if self.sessions.remove(&id).is_some() {
+                    self.detached_at.insert(id, self.ls.next_frame());
+                }
+            }
+            RoomMsg::Leave { id, done } => {
+                self.ls.leave(id);
+                self.sessions.remove(&id);
+                self.detached_at.remove(&id);
+                let _ = done.send(());
+            }
+            RoomMsg::Input { id, data } => {
+                if let Err(e) = self.ls.input(id, data)
+                    && let Some(s) = self.sessions.get(&id)
+                {
+                    error(s, ids::LOCKSTEP_INPUT, rsgame_kit::Code::BadParam, &e.to_string());
+                }
+            }
+            RoomMsg::Sync { id, from } => {
+                if let Some(s) = self.sessions.get(&id) {
+                    self.catch_up(s, from);
+                }
+            }
+            RoomMsg::Flush { done } => {
+                let _ = done.send(());
+            }
+            RoomMsg::Cmd(_) | RoomMsg::Rewarded { .. } | RoomMsg::Stop => {}
+        }
+    }
+}
+
+/// Runs the saver: batches written in order, one at a time (a later position never lands
+/// before an earlier one).
+pub(crate) async fn saver(
+    mut rx: mpsc::UnboundedReceiver<SaveBatch>,
+    store: crate::store::WorldStore,
+    game: Arc<dyn rsgame_game::Game>,
+) {
+    while let Some(b) = rx.recv().await {
+        let started = Instant::now();
+        // A failed write is retried a few times: positions are only worth saving while fresh.
+        for attempt in 0..3u32 {
+            let places = store.save_places(&b.places).await;
+            let hps = game.save_hp(&b.hps).await;
+            match (places, hps) {
+                (Ok(()), Ok(())) => break,
+                (p, h) => {
+                    metrics::counter!("world_save_errors_total").increment(1);
+                    tracing::warn!(
+                        attempt,
+                        places = b.places.len(),
+                        places_error = ?p.err().map(|e| e.to_string()),
+                        hp_error = ?h.err().map(|e| e.to_string()),
+                        "world save failed"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        metrics::histogram!("world_save_seconds").record(started.elapsed().as_secs_f64());
+        if let Some(d) = b.done {
+            let _ = d.send(());
+        }
+    }
+}
+
+/// Runs a rewarder: grants kill rewards through the game service, in order, and tells the
+/// room the player's new numbers.
+pub(crate) async fn rewarder(mut rx: mpsc::UnboundedReceiver<RewardJob>, game: Arc<dyn rsgame_game::Game>) {
+    while let Some(j) = rx.recv().await {
+        let granted = game.reward(j.user, j.exp, j.coins, "kill", &j.reference).await;
+        let p = match granted {
+            Ok(p) => p,
+            Err(e) => {
+                metrics::counter!("world_reward_errors_total").increment(1);
+                tracing::error!(user = j.user, reference = %j.reference, exp = j.exp, coins = j.coins, error = %e, "kill reward not granted");
+                continue;
+            }
+        };
+        // A level-up changes attack and defence: read the totals with equipment again.
+        let stats = if p.level != j.level {
+            match game.pack(j.user).await {
+                Ok(pack) => Stats::from_pack(&pack),
+                Err(_) => continue,
+            }
+        } else {
+            Stats { hp: p.hp, max_hp: p.max_hp, level: p.level, exp: p.exp, coins: p.coins, attack: -1, defence: -1 }
+        };
+        let _ = j
+            .room
+            .send(RoomMsg::Rewarded { id: j.user as EntityId, killed: j.killed, exp: j.exp, coins: j.coins, stats })
+            .await;
+    }
+}
