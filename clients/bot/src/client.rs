@@ -10,9 +10,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use rsgame_proto::{ids, pb};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -52,6 +51,8 @@ impl<T: prost::Message + Default + Serialize + DeserializeOwned + Send + 'static
 pub enum Wire {
     /// Zinx frames (id, length, body) with protobuf bodies over TCP.
     Tcp,
+    /// The same frames over KCP (UDP).
+    Kcp,
     /// Zinx frames with protobuf bodies in binary WebSocket messages.
     WsProto,
     /// `{"id":…,"data":{…}}` WebSocket text messages.
@@ -59,7 +60,7 @@ pub enum Wire {
 }
 
 enum Writer {
-    Tcp(OwnedWriteHalf),
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
     Ws(SplitSink<Ws, WsMessage>),
 }
 
@@ -97,9 +98,40 @@ fn split_frames(buf: &mut BytesMut, out: &mpsc::UnboundedSender<(u32, Vec<u8>)>)
 impl Client {
     /// Connects to the gate's TCP port.
     pub async fn tcp(addr: &str) -> Result<Client, ClientError> {
-        let s = TcpStream::connect(addr).await.map_err(|e| ClientError::Io(e.to_string()))?;
+        Client::tcp_from(addr, None).await
+    }
+
+    /// Connects to the gate's TCP port from a chosen local address (many 127.0.0.x sources
+    /// get past the ephemeral port range of one).
+    pub async fn tcp_from(addr: &str, source: Option<std::net::IpAddr>) -> Result<Client, ClientError> {
+        let io = |e: std::io::Error| ClientError::Io(e.to_string());
+        let target: std::net::SocketAddr = addr.parse().map_err(|e| ClientError::Io(format!("{addr}: {e}")))?;
+        let socket = if target.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+            .map_err(io)?;
+        if let Some(ip) = source {
+            socket.bind(std::net::SocketAddr::new(ip, 0)).map_err(io)?;
+        }
+        let s = socket.connect(target).await.map_err(io)?;
         let _ = s.set_nodelay(true);
-        let (mut r, w) = s.into_split();
+        Ok(Client::stream(s, Wire::Tcp))
+    }
+
+    /// Connects to the gate's KCP port.
+    pub async fn kcp(addr: &str) -> Result<Client, ClientError> {
+        let target: std::net::SocketAddr = addr.parse().map_err(|e| ClientError::Io(format!("{addr}: {e}")))?;
+        let cfg = tokio_kcp::KcpConfig {
+            nodelay: tokio_kcp::KcpNoDelayConfig::fastest(),
+            stream: true,
+            flush_write: true,
+            flush_acks_input: true,
+            ..Default::default()
+        };
+        let s = tokio_kcp::KcpStream::connect(&cfg, target).await.map_err(|e| ClientError::Io(e.to_string()))?;
+        Ok(Client::stream(s, Wire::Kcp))
+    }
+
+    fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(s: S, wire: Wire) -> Client {
+        let (mut r, w) = tokio::io::split(s);
         let (tx, inbox) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -114,7 +146,7 @@ impl Client {
                 }
             }
         });
-        Ok(Client { wire: Wire::Tcp, writer: Writer::Tcp(w), inbox })
+        Client { wire, writer: Writer::Stream(Box::new(w)), inbox }
     }
 
     /// Connects to `ws://host:port/ws`, speaking protobuf frames or JSON text.
@@ -158,7 +190,9 @@ impl Client {
     pub async fn send<M: Msg>(&mut self, id: u32, msg: &M) -> Result<(), ClientError> {
         let io = |e: String| ClientError::Io(e);
         match (&mut self.writer, self.wire) {
-            (Writer::Tcp(w), _) => w.write_all(&frame(id, &msg.encode_to_vec())).await.map_err(|e| io(e.to_string())),
+            (Writer::Stream(w), _) => {
+                w.write_all(&frame(id, &msg.encode_to_vec())).await.map_err(|e| io(e.to_string()))
+            }
             (Writer::Ws(w), Wire::WsJson) => {
                 let text = serde_json::json!({"id": id, "data": msg}).to_string();
                 w.send(WsMessage::Text(text.into())).await.map_err(|e| io(e.to_string()))
@@ -172,7 +206,7 @@ impl Client {
     /// Sends raw bytes (tests of bad input).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         match &mut self.writer {
-            Writer::Tcp(w) => w.write_all(bytes).await.map_err(|e| ClientError::Io(e.to_string())),
+            Writer::Stream(w) => w.write_all(bytes).await.map_err(|e| ClientError::Io(e.to_string())),
             Writer::Ws(w) => {
                 w.send(WsMessage::Binary(bytes.to_vec().into())).await.map_err(|e| ClientError::Io(e.to_string()))
             }
@@ -236,6 +270,22 @@ impl Client {
         self.send(ids::GAME_LOGIN, &m).await?;
         self.wait(ids::reply(ids::GAME_LOGIN), Duration::from_secs(10)).await
     }
+}
+
+/// A minimal HTTP/1.1 GET of `path` on `host:port`; returns the body (metrics scrapes).
+pub async fn get(addr: &str, path: &str) -> Result<String, ClientError> {
+    let io = |e: std::io::Error| ClientError::Io(e.to_string());
+    let mut s = TcpStream::connect(addr).await.map_err(io)?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .map_err(io)?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out))
+        .await
+        .map_err(|_| ClientError::Timeout(0))?
+        .map_err(io)?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    Ok(text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
 }
 
 /// A minimal HTTP/1.1 JSON POST to `host:port`; returns the envelope.

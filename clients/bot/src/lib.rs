@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod stats;
 
 pub use client::{Account, Client, ClientError, Wire};

@@ -13,6 +13,8 @@
 //! every run stops by itself after `--warmup` + `--duration` seconds.
 
 use std::net::SocketAddr;
+
+use rsgame_bot::stats::{percentile, proc_stats};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -266,25 +268,6 @@ async fn flood(args: &Args, mut c: Conn, w: Window) -> ConnResult {
         }
     }
     r
-}
-
-/// utime + stime in seconds, and VmRSS in KiB, of `pid`.
-fn proc_stats(pid: u32) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let cpu = (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
-    Some((cpu, rss))
-}
-
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn run(args: Args) -> serde_json::Value {

@@ -53,10 +53,17 @@ struct SceneDef {
     bounds: Rect,
     cell: f32,
     respawn: Point,
+    /// New players appear within this distance of the respawn point (go-game: 25).
+    #[serde(default = "default_spawn_radius")]
+    spawn_radius: f32,
     #[serde(default)]
     pvp: bool,
     #[serde(default)]
     monsters: Vec<MonsterSpawn>,
+}
+
+fn default_spawn_radius() -> f32 {
+    25.0
 }
 
 /// A scene as the world runs it: its name and its simulation settings.
@@ -64,6 +71,8 @@ struct SceneDef {
 pub struct SceneSpec {
     /// Shown in room lists.
     pub name: String,
+    /// New players appear within this distance of the respawn point (a start zone).
+    pub spawn_radius: f32,
     /// The simulation's settings.
     pub config: SceneConfig,
 }
@@ -108,6 +117,9 @@ pub fn parse(text: &str, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, String> {
             if !bounds.contains(s.respawn.x, s.respawn.z) {
                 return Err(at("respawn: inside the bounds"));
             }
+            if !s.spawn_radius.is_finite() || s.spawn_radius < 0.0 {
+                return Err(at("spawn_radius: zero or more"));
+            }
             for (i, m) in s.monsters.iter().enumerate() {
                 let ok = m.hp > 0
                     && m.attack >= 0
@@ -126,6 +138,7 @@ pub fn parse(text: &str, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, String> {
             }
             Ok(SceneSpec {
                 name: s.name,
+                spawn_radius: s.spawn_radius,
                 config: SceneConfig {
                     id: s.id,
                     bounds,

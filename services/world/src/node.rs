@@ -126,8 +126,9 @@ struct Room {
     members: BTreeSet<i64>,
     tx: mpsc::Sender<RoomMsg>,
     chat: VecDeque<pb::ChatMsg>,
-    /// Where players enter (a scene's respawn point).
+    /// Where players enter (a scene's respawn point) and how far around it.
     spawn: (f32, f32),
+    spawn_radius: f32,
 }
 
 struct Inner {
@@ -185,7 +186,7 @@ impl World {
         let mut rooms = BTreeMap::new();
         for spec in scenes {
             let id = i64::from(spec.config.id);
-            let spawn = spec.config.respawn;
+            let (spawn, spawn_radius) = (spec.config.respawn, spec.spawn_radius);
             let (tx, rx) = mpsc::channel(QUEUE);
             let task = SceneTask::new(Scene::new(spec.config), true, env.clone(), tx.clone());
             tokio::spawn(task.run(rx));
@@ -203,6 +204,7 @@ impl World {
                     tx,
                     chat: VecDeque::new(),
                     spawn,
+                    spawn_radius,
                 },
             );
         }
@@ -380,13 +382,13 @@ impl World {
         }
     }
 
-    /// Where a new player appears: near the scene's respawn point, spread by account so a
-    /// crowd does not stack on one spot (go-game: 160..210, 134..184).
-    fn spawn_point(uid: i64, at: (f32, f32)) -> (f32, f32) {
+    /// Where a new player appears: within `radius` of the scene's respawn point, spread by
+    /// account so a crowd does not stack on one spot (go-game: 160..210, 134..184). The
+    /// scene clamps it to its bounds.
+    fn spawn_point(uid: i64, at: (f32, f32), radius: f32) -> (f32, f32) {
         let h = (uid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let dx = (h % 51) as f32 - 25.0;
-        let dz = ((h >> 20) % 51) as f32 - 25.0;
-        (at.0 + dx, at.1 + dz)
+        let unit = |bits: u64| (bits % 10_001) as f32 / 10_000.0 * 2.0 - 1.0;
+        (at.0 + unit(h >> 7) * radius, at.1 + unit(h >> 35) * radius)
     }
 
     async fn login(self, session: Session, msg: pb::GameLogin) -> Result<()> {
@@ -428,8 +430,10 @@ impl World {
                         (i64::from(pl.scene_id), pl.x, pl.z)
                     }
                     _ => {
-                        let spawn = rooms.get(&self.0.default_scene).map_or((185.0, 159.0), |r| r.spawn);
-                        let (x, z) = World::spawn_point(uid, spawn);
+                        let (spawn, radius) = rooms
+                            .get(&self.0.default_scene)
+                            .map_or(((185.0, 159.0), 25.0), |r| (r.spawn, r.spawn_radius));
+                        let (x, z) = World::spawn_point(uid, spawn, radius);
                         (self.0.default_scene, x, z)
                     }
                 };
@@ -658,7 +662,7 @@ impl World {
             }
             let r = rooms.get_mut(&target).ok_or_else(|| Error::new(Code::NotFound))?;
             r.members.insert(uid);
-            let (tx, spawn, kind, permanent) = (r.tx.clone(), r.spawn, r.kind, r.permanent);
+            let (tx, spawn, kind, permanent) = (r.tx.clone(), (r.spawn, r.spawn_radius), r.kind, r.permanent);
             let p = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
             p.room = target;
             if permanent {
@@ -673,7 +677,7 @@ impl World {
             RoomKind::Lockstep => Stats::default(),
         };
         let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
-        let (x, z) = World::spawn_point(uid, spawn);
+        let (x, z) = World::spawn_point(uid, spawn.0, spawn.1);
         let (greeted, wait) = oneshot::channel();
         let greet = Greet::Enter(resp);
         let join = RoomMsg::Join { id: uid as EntityId, name, x, z, stats, session: session.clone(), greet, greeted };
@@ -744,6 +748,7 @@ impl World {
             tx: tx.clone(),
             chat: VecDeque::new(),
             spawn,
+            spawn_radius: 25.0,
         };
         lock(&self.0.rooms).insert(id, room);
         metrics::gauge!("world_rooms").increment(1.0);

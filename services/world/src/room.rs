@@ -145,7 +145,7 @@ enum Mail {
     Attack(pb::AttackResp),
 }
 
-/// Tick durations of the last minute, for the p50/p99 gauges.
+/// Tick durations of the last ten seconds, for the p50/p99 gauges.
 struct TickWindow {
     samples: Vec<f64>,
     next: usize,
@@ -204,7 +204,7 @@ impl SceneTask {
             "Time one scene tick takes: simulation and delivery.",
             &[("scene", &label)],
         );
-        let mut window = TickWindow::new(hz as usize * 60);
+        let mut window = TickWindow::new(hz as usize * 10);
         let mut tick = tokio::time::interval(Duration::from_secs(1) / hz);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut save = tokio::time::interval(self.env.save_every);

@@ -624,16 +624,18 @@ impl Scene {
         let mut out = std::mem::take(&mut self.out);
         if !self.moved.is_empty() {
             let moved = std::mem::take(&mut self.moved);
-            let receivers: Vec<EntityId> = self.players().map(|p| p.id).collect();
-            for to in receivers {
-                let Some(me) = self.entities.get(&to) else { continue };
-                let visible: BTreeSet<EntityId> = self.grid.around(me.view.x, me.view.z).collect();
-                let moves: Vec<(EntityId, f32, f32)> = moved
-                    .iter()
-                    .filter(|id| **id != to && visible.contains(id))
-                    .filter_map(|id| self.entities.get(id).map(|e| (*id, e.view.x, e.view.z)))
+            // Walk each receiver's nine cells (a handful of entities) rather than every mover:
+            // the cost follows the crowd in view, not the crowd in the scene.
+            let receivers: Vec<(EntityId, f32, f32)> = self.players().map(|p| (p.id, p.x, p.z)).collect();
+            for (to, x, z) in receivers {
+                let mut moves: Vec<(EntityId, f32, f32)> = self
+                    .grid
+                    .around(x, z)
+                    .filter(|id| *id != to && moved.contains(id))
+                    .filter_map(|id| self.entities.get(&id).map(|e| (id, e.view.x, e.view.z)))
                     .collect();
                 if !moves.is_empty() {
+                    moves.sort_unstable_by_key(|m| m.0);
                     out.push(Out::Positions { to, moves });
                 }
             }

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""World benchmark: N bots walking at 10 Hz in one scene of a 20 Hz world, server on one core.
+
+Builds rsgame and rsgame-bot in release, starts the monolith pinned to core 0 (taskset) on a
+fresh SQLite database with a bench world (scene 1000: 1000 x 1000 units, 50-unit AOI cells,
+new players spread over the whole scene, no monsters), and runs rsgame-bot pinned to core 1
+for each player count. The bot reads the scene's tick p50/p99/max (over the last 10 s) and
+entity updates from /metrics, and the server's CPU time and memory from /proc. Rounds run
+500, 1000, 2000, 500, 1000, 2000… so every count sees the same machine noise.
+
+    python3 clients/bot/bench_world.py                 # 500, 1000, 2000; 20 s each; 2 rounds
+    python3 clients/bot/bench_world.py --quick         # 200 players, 5 s, 1 round (smoke)
+    python3 clients/bot/bench_world.py --idle 100000   # N logged-in idle sessions: memory
+
+Accounts are registered over REST once (argon2id: about 90 per second here); later runs mint
+tokens with the bench's signing key for those accounts (--mint-secret), so a run measures the
+world, not password hashing. Traffic goes to 127.0.0.0/8 only; every run ends by itself.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REL = os.path.join(ROOT, "target", "release")
+HTTP, TCP = 18890, 19000
+SECRET = "bench-world-signing-key-0123456789abcdef"
+
+WORLD = """
+scenes:
+  - id: 1000
+    name: Bench
+    bounds: { min_x: 0, min_z: 0, max_x: 1000, max_z: 1000 }
+    cell: 50
+    respawn: { x: 500, z: 500 }
+    spawn_radius: 490
+"""
+
+
+def wait_port(port, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"port {port} did not open")
+
+
+def start_server(workdir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSGAME_") and k != "RUST_LOG"}
+    env.update({
+        "RSGAME_HTTP__HOST": "127.0.0.1", "RSGAME_HTTP__PORT": str(HTTP),
+        "RSGAME_GATE__HOST": "127.0.0.1", "RSGAME_GATE__TCP_PORT": str(TCP),
+        "RSGAME_GATE__KCP_ENABLED": "false",
+        # Many players from one address: lift the per-IP cap; keep the rest real.
+        "RSGAME_GATE__MAX_CONNECTIONS_PER_IP": "0", "RSGAME_GATE__MAX_CONNECTIONS": "200000",
+        "RSGAME_GATE__OUTBOUND_QUEUE": "1024",
+        "RSGAME_DATABASE__URL": f"sqlite://{workdir}/bench.db?mode=rwc",
+        "RSGAME_GAME__DATA_DIR": os.path.join(workdir, "game"),
+        "RSGAME_AUTH__JWT_SECRET": SECRET,
+        "RSGAME_RPC__USERCENTER_PORT": "0", "RSGAME_RPC__BASIC_PORT": "0", "RSGAME_RPC__GAME_PORT": "0",
+        "RSGAME_LOG__LEVEL": "warn",
+        "RSGAME_WORLD__RECONNECT_GRACE_SECS": "1",
+    })
+    p = subprocess.Popen(["taskset", "-c", "0", os.path.join(REL, "rsgame"), "serve"], env=env,
+                         stdout=subprocess.DEVNULL, cwd=workdir)
+    wait_port(HTTP)
+    wait_port(TCP)
+    return p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def bot(args, pid, extra):
+    cmd = ["taskset", "-c", "1", os.path.join(REL, "rsgame-bot"), "--http", f"127.0.0.1:{HTTP}",
+           "--gate", f"127.0.0.1:{TCP}", "--server-pid", str(pid), "--metrics"] + extra
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=sys.stderr if args.verbose else subprocess.DEVNULL)
+    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--counts", default="500,1000,2000")
+    ap.add_argument("--idle", type=int, default=0, help="instead: this many idle logged-in sessions")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    counts = [200] if args.quick else [int(c) for c in args.counts.split(",")]
+    rounds = 1 if args.quick else args.rounds
+    duration = 5 if args.quick else args.duration
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "rsgame", "-p", "rsgame-bot"], cwd=ROOT, check=True)
+
+    workdir = tempfile.mkdtemp(prefix="rsgame-bench-world-")
+    try:
+        os.makedirs(os.path.join(workdir, "game"))
+        sample = os.path.join(ROOT, "services", "game", "sample")
+        for f in os.listdir(sample):
+            shutil.copy(os.path.join(sample, f), os.path.join(workdir, "game", f))
+        with open(os.path.join(workdir, "game", "world.yaml"), "w") as f:
+            f.write(WORLD)
+        srv = start_server(workdir)
+        try:
+            if args.idle:
+                return idle(args, srv, workdir)
+            top = max(counts)
+            print(f"registering {top} accounts over REST…", file=sys.stderr)
+            bot(args, srv.pid, ["--bots", str(top), "--duration", "0", "--scenario", "idle",
+                                "--account-concurrency", "4"])
+            results = {c: [] for c in counts}
+            for r in range(rounds):
+                for c in counts:
+                    rep = bot(args, srv.pid, [
+                        "--bots", str(c), "--duration", str(duration), "--scenario", "walk",
+                        "--move-hz", "10", "--area", "0,0,1000,1000", "--mint-secret", SECRET,
+                        "--first-user", "1", "--connect-rate", "1000"])
+                    rep["round"] = r
+                    print(json.dumps(rep))
+                    results[c].append(rep)
+                    time.sleep(3)  # the reconnect grace ends; the scene empties
+        finally:
+            stop(srv)
+        print("\n| players | tick p50 ms | tick p99 ms | tick max ms | entity updates/s | messages/s (bots) | server CPU (cores) | RSS MiB | errors |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for c in counts:
+            rs = results[c]
+            med = lambda k: statistics.median([x[k] for x in rs if x.get(k) is not None]) if any(x.get(k) is not None for x in rs) else None
+            print(f"| {c} | {med('tick_p50_ms')} | {med('tick_p99_ms')} | {med('tick_max_ms')} | {med('entity_updates_per_s')} "
+                  f"| {med('messages_per_s')} | {med('server_cpu_cores')} | {med('server_rss_mib')} | {sum(x['errors'] for x in rs)} |")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def idle(args, srv, workdir):
+    """N logged-in idle sessions: accounts inserted straight into the bench database (REST
+    would spend N argon2id hashes), tokens minted with the bench key, 64 source addresses."""
+    import sqlite3
+    n = args.idle
+    db = sqlite3.connect(os.path.join(workdir, "bench.db"))
+    cols = [r[1] for r in db.execute("PRAGMA table_info(mem_user)")]
+    now = int(time.time())
+    rows = []
+    for i in range(n):
+        row = {c: None for c in cols}
+        row.update({"username": f"idle{i}", "password": "!", "nickname": f"idle{i}"})
+        for c in cols:
+            if row[c] is None and c != "id":
+                row[c] = now if c.endswith("_at") or c.endswith("_time") else (0 if c not in ("mobile", "email", "realname", "avatar", "info") else "")
+        rows.append(row)
+    keys = [c for c in cols if c != "id"]
+    db.executemany(f"INSERT INTO mem_user ({','.join(keys)}) VALUES ({','.join('?' * len(keys))})",
+                   [[r[k] for k in keys] for r in rows])
+    db.commit()
+    first = db.execute("SELECT MIN(id) FROM mem_user WHERE username LIKE 'idle%'").fetchone()[0]
+    db.close()
+    rep = bot(args, srv.pid, ["--bots", str(n), "--duration", "20", "--scenario", "idle", "--mint-secret", SECRET,
+                              "--first-user", str(first), "--connect-rate", "2000", "--sources", "64"])
+    print(json.dumps(rep))
+    print(f"\n{rep['connected']} idle sessions logged in: server RSS {rep['server_rss_mib']} MiB, "
+          f"{rep['errors']} errors, ping rtt p50 {rep['rtt_p50_ms']} ms p99 {rep['rtt_p99_ms']} ms")
+    stop(srv)
+
+
+if __name__ == "__main__":
+    main()
