@@ -134,11 +134,13 @@ async fn players_log_in_see_each_other_fight_and_chat() {
         .expect("bob sees ann");
     let ann = spawn.list.iter().find(|e| e.id == a.user_id).expect("ann");
     assert_eq!((ann.kind, ann.name.as_str()), (1, "ann"));
-    let seen = ca
-        .wait_where::<pb::SpawnResp>(ids::SPAWN, T, |s| s.list.iter().any(|e| e.id == b.user_id))
-        .await
-        .expect("ann sees bob");
-    let dummy = seen.list.iter().find(|e| e.kind == 2).map(|e| e.id);
+    // Ann's view fills over a tick or two: the dummy when she joins, Bob when he does.
+    let mut seen = Vec::new();
+    while !(seen.iter().any(|e: &pb::Entity| e.id == b.user_id) && seen.iter().any(|e| e.kind == 2)) {
+        let s = ca.wait::<pb::SpawnResp>(ids::SPAWN, T).await.expect("ann sees bob and the dummy");
+        seen.extend(s.list);
+    }
+    let dummy = seen.iter().find(|e| e.kind == 2).map(|e| e.id);
 
     // Ann moves: Bob gets her position in a tick batch.
     let (ax, az) = pos(&ia);
@@ -359,6 +361,25 @@ async fn rooms_private_passwords_kicks_and_room_chat() {
     assert_eq!(code(cb.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect_err("scene")), 400);
     cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: 1002, ..Default::default() }).await.expect("send");
     assert_eq!(cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("arena").room_id, 1002);
+
+    // The arena allows PvP: the owner walks up to the guest and hits; both see it.
+    let own_site = |c: &'static str, id: i64| {
+        move |m: &pb::MoveResp| m.site_list.iter().any(|s| s.user_id == id && s.action == c)
+    };
+    let gm = cb.wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, own_site("spawn", b.user_id)).await.expect("guest site");
+    let g = gm.site_list.iter().find(|s| s.user_id == b.user_id).and_then(|s| s.site).expect("site");
+    ca.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: 1002, ..Default::default() }).await.expect("send");
+    ca.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("arena");
+    let om = ca.wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, own_site("spawn", a.user_id)).await.expect("own site");
+    let o = om.site_list.iter().find(|s| s.user_id == a.user_id).and_then(|s| s.site).expect("site");
+    walk(&mut ca, a.user_id, (o.x, o.z), (g.x + 3.0, g.z)).await;
+    ca.send(ids::ATTACK, &pb::Attack { user_id: a.user_id, obj_id: b.user_id, param: String::new() }).await.expect("hit");
+    let hit = cb
+        .wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.user_id == a.user_id && r.obj_id == b.user_id)
+        .await
+        .expect("the guest is hit");
+    assert_eq!((hit.status, hit.hurt, hit.obj_hp), (200, 9, 91), "attack 10 against defence 2");
+    ca.wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.obj_id == b.user_id).await.expect("the owner sees it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,15 @@ pub struct Client {
     wire: Wire,
     writer: Writer,
     inbox: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
+    /// The reader task; it holds the read half, so dropping the client must stop it for
+    /// the connection to close.
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 fn frame(id: u32, body: &[u8]) -> Vec<u8> {
@@ -133,7 +142,7 @@ impl Client {
     fn stream<S: AsyncRead + AsyncWrite + Send + 'static>(s: S, wire: Wire) -> Client {
         let (mut r, w) = tokio::io::split(s);
         let (tx, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut buf = BytesMut::with_capacity(16 * 1024);
             loop {
                 match r.read_buf(&mut buf).await {
@@ -146,7 +155,7 @@ impl Client {
                 }
             }
         });
-        Client { wire, writer: Writer::Stream(Box::new(w)), inbox }
+        Client { wire, writer: Writer::Stream(Box::new(w)), inbox, reader }
     }
 
     /// Connects to `ws://host:port/ws`, speaking protobuf frames or JSON text.
@@ -154,7 +163,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| ClientError::Io(e.to_string()))?;
         let (w, r): (SplitSink<Ws, WsMessage>, SplitStream<Ws>) = ws.split();
         let (tx, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut r = r;
             let mut buf = BytesMut::new();
             while let Some(Ok(m)) = r.next().await {
@@ -178,7 +187,7 @@ impl Client {
                 }
             }
         });
-        Ok(Client { wire: if json { Wire::WsJson } else { Wire::WsProto }, writer: Writer::Ws(w), inbox })
+        Ok(Client { wire: if json { Wire::WsJson } else { Wire::WsProto }, writer: Writer::Ws(w), inbox, reader })
     }
 
     /// How this client speaks.

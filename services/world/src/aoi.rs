@@ -81,6 +81,16 @@ impl Grid {
         (c, r)
     }
 
+    /// The index of the cell holding (x, z): players with the same index see the same cells.
+    pub fn index_of(&self, x: f32, z: f32) -> usize {
+        self.idx(self.cell_of(x, z))
+    }
+
+    /// The cells in view from the cell at `index` (itself and up to eight around it).
+    pub fn view_of(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.nine((index % self.cols, index / self.cols))
+    }
+
     fn idx(&self, (c, r): (usize, usize)) -> usize {
         r * self.cols + c
     }

@@ -126,10 +126,15 @@ fn site(x: f32, z: f32) -> pb::Site {
 }
 
 fn entity(v: &View) -> pb::Entity {
+    entity_of(v.clone())
+}
+
+/// Takes the view's name rather than copying it: a busy tick sends thousands of spawns.
+fn entity_of(v: View) -> pb::Entity {
     pb::Entity {
         id: v.id as i64,
         kind: if v.kind == Kind::Player { 1 } else { 2 },
-        name: v.name.clone(),
+        name: v.name,
         site: Some(site(v.x, v.z)),
         hp: v.hp,
         max_hp: v.max_hp,
@@ -399,14 +404,15 @@ impl SceneTask {
     /// Sends a tick's output; returns how many entity positions were delivered.
     fn deliver(&mut self, out: Vec<Out>) -> u64 {
         let mut boxes: HashMap<EntityId, Vec<Mail>> = HashMap::new();
+        let mut batches: Vec<(Vec<EntityId>, Vec<(EntityId, f32, f32)>)> = Vec::new();
         let mut updates = 0u64;
         for o in out {
             match o {
                 Out::Spawn { to, view } => {
                     let b = boxes.entry(to).or_default();
                     match b.last_mut() {
-                        Some(Mail::Spawn(v)) => v.push(entity(&view)),
-                        _ => b.push(Mail::Spawn(vec![entity(&view)])),
+                        Some(Mail::Spawn(v)) => v.push(entity_of(view)),
+                        _ => b.push(Mail::Spawn(vec![entity_of(view)])),
                     }
                 }
                 Out::Despawn { to, id } => {
@@ -417,17 +423,8 @@ impl SceneTask {
                     }
                 }
                 Out::Positions { to, moves } => {
-                    updates += moves.len() as u64;
-                    let sites = moves.into_iter().map(|(id, x, z)| pb::UserSite {
-                        user_id: id as i64,
-                        site: Some(site(x, z)),
-                        action: String::new(),
-                    });
-                    let b = boxes.entry(to).or_default();
-                    match b.last_mut() {
-                        Some(Mail::Move(v)) => v.extend(sites),
-                        _ => b.push(Mail::Move(sites.collect())),
-                    }
+                    updates += (moves.len() * to.len()) as u64;
+                    batches.push((to, moves));
                 }
                 Out::Corrected { to, x, z } => {
                     let me = pb::UserSite { user_id: to as i64, site: Some(site(x, z)), action: "correct".into() };
@@ -472,6 +469,15 @@ impl SceneTask {
                     Mail::Attack(a) => s.send(ids::reply(ids::ATTACK), &a),
                 };
             }
+        }
+        // Position batches come last in a tick (after what entered view), one encoding per
+        // cell and wire format.
+        for (to, moves) in batches {
+            let site_list = moves
+                .into_iter()
+                .map(|(id, x, z)| pb::UserSite { user_id: id as i64, site: Some(site(x, z)), action: String::new() })
+                .collect();
+            send_many(to.iter().filter_map(|t| self.sessions.get(t)), ids::reply(ids::MOVE), &pb::MoveResp { site_list });
         }
         updates
     }

@@ -4,7 +4,7 @@
 //! the same way every time. The task that owns a scene feeds it commands and ticks and
 //! delivers the [`Out`] messages.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::aoi::{Bounds, EntityId, Grid, MONSTER_BASE};
 
@@ -216,10 +216,12 @@ pub enum Out {
         /// What left.
         id: EntityId,
     },
-    /// This tick's positions of what moved in view (one batch per receiver and tick).
+    /// This tick's positions of what moved in view, for every player in one cell: they all
+    /// see the same nine cells, so one batch (encoded once) serves them all. A receiver's own
+    /// position is in it when it moved; clients skip their own entry.
     Positions {
-        /// The receiving player.
-        to: EntityId,
+        /// The receiving players (one cell's), ascending.
+        to: Vec<EntityId>,
         /// (id, x, z), sorted by id.
         moves: Vec<(EntityId, f32, f32)>,
     },
@@ -624,20 +626,29 @@ impl Scene {
         let mut out = std::mem::take(&mut self.out);
         if !self.moved.is_empty() {
             let moved = std::mem::take(&mut self.moved);
-            // Walk each receiver's nine cells (a handful of entities) rather than every mover:
-            // the cost follows the crowd in view, not the crowd in the scene.
-            let receivers: Vec<(EntityId, f32, f32)> = self.players().map(|p| (p.id, p.x, p.z)).collect();
-            for (to, x, z) in receivers {
-                let mut moves: Vec<(EntityId, f32, f32)> = self
-                    .grid
-                    .around(x, z)
-                    .filter(|id| *id != to && moved.contains(id))
-                    .filter_map(|id| self.entities.get(&id).map(|e| (id, e.view.x, e.view.z)))
-                    .collect();
-                if !moves.is_empty() {
-                    moves.sort_unstable_by_key(|m| m.0);
-                    out.push(Out::Positions { to, moves });
+            // Movers by cell, then one batch per cell that has players: the cost follows the
+            // cells in use, not players times movers, and each batch is encoded once.
+            let mut by_cell: HashMap<usize, Vec<(EntityId, f32, f32)>> = HashMap::with_capacity(moved.len());
+            for id in &moved {
+                if let Some(e) = self.entities.get(id) {
+                    by_cell.entry(self.grid.index_of(e.view.x, e.view.z)).or_default().push((*id, e.view.x, e.view.z));
                 }
+            }
+            // Players sorted by cell (ids ascending within one): each run is one batch.
+            let mut receivers: Vec<(usize, EntityId)> =
+                self.players().map(|p| (self.grid.index_of(p.x, p.z), p.id)).collect();
+            receivers.sort_unstable();
+            let mut moves: Vec<(EntityId, f32, f32)> = Vec::new();
+            for run in receivers.chunk_by(|a, b| a.0 == b.0) {
+                let cell = run[0].0;
+                moves.clear();
+                moves.extend(self.grid.view_of(cell).filter_map(|c| by_cell.get(&c)).flatten().copied());
+                // Nothing to tell, or only a lone mover its own position.
+                if moves.is_empty() || (run.len() == 1 && moves.len() == 1 && moves[0].0 == run[0].1) {
+                    continue;
+                }
+                moves.sort_unstable_by_key(|m| m.0);
+                out.push(Out::Positions { to: run.iter().map(|r| r.1).collect(), moves: moves.clone() });
             }
         }
         out
@@ -708,7 +719,10 @@ mod tests {
         s.tick();
         s.apply(Command::Move { id: 1, x: 125.4, z: 125.0 });
         let out = s.tick();
-        assert_eq!(out, vec![Out::Positions { to: 2, moves: vec![(1, 125.4, 125.0)] }], "one batch, for 2 only");
+        let batches: Vec<&Out> = out.iter().filter(|o| matches!(o, Out::Positions { .. })).collect();
+        assert_eq!(batches.len(), 1, "one batch: 1 and 2 share a cell: {out:?}");
+        let Out::Positions { to, moves } = batches[0] else { unreachable!() };
+        assert_eq!((to.as_slice(), moves.as_slice()), (&[1, 2][..], &[(1, 125.4, 125.0)][..]), "not for 3, far away");
     }
 
     #[test]
