@@ -119,6 +119,7 @@ def main():
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--counts", default="500,1000,2000")
     ap.add_argument("--idle", type=int, default=0, help="instead: this many idle logged-in sessions")
+    ap.add_argument("--idle-transport", choices=["tcp", "kcp"], default="tcp")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     counts = [200] if args.quick else [int(c) for c in args.counts.split(",")]
@@ -180,29 +181,37 @@ def idle(args, srv, workdir):
     db.commit()
     first = db.execute("SELECT MIN(id) FROM mem_user WHERE username LIKE 'idle%'").fetchone()[0]
     db.close()
-    # KCP: the server holds every session on one UDP socket, so its open-file limit (20000
-    # in this container, and not raisable) does not cap the count; each bot process opens one
-    # UDP socket per session, so the sessions are split over several bot processes.
-    per = 15000
+    def rss_kib():
+        with open(f"/proc/{srv.pid}/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+    base = rss_kib()
     procs = []
     start = time.time()
-    for k in range(0, n, per):
-        cnt = min(per, n - k)
+    if args.idle_transport == "tcp":
+        # One TCP socket per session on both sides: the count is capped by the open-file limit.
         cmd = ["taskset", "-c", "1", os.path.join(REL, "rsgame-bot"), "--http", f"127.0.0.1:{HTTP}",
-               "--gate", f"127.0.0.1:{KCP}", "--transport", "kcp", "--bots", str(cnt), "--duration", "30",
-               "--scenario", "idle", "--mint-secret", SECRET, "--first-user", str(first + k),
-               "--connect-rate", "200"]
-        if k == 0:
-            cmd += ["--server-pid", str(srv.pid)]
+               "--gate", f"127.0.0.1:{TCP}", "--transport", "tcp", "--bots", str(n), "--duration", "30",
+               "--scenario", "idle", "--mint-secret", SECRET, "--first-user", str(first),
+               "--connect-rate", "1000", "--sources", "16", "--server-pid", str(srv.pid)]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr if args.verbose else subprocess.DEVNULL))
-    # Every process connects at its own rate; the server's memory is read while all are in.
+    else:
+        # KCP: the server holds every session on one UDP socket; each bot process opens one
+        # UDP socket per session, so sessions are split over several bot processes.
+        per = 15000
+        for k in range(0, n, per):
+            cnt = min(per, n - k)
+            cmd = ["taskset", "-c", "1", os.path.join(REL, "rsgame-bot"), "--http", f"127.0.0.1:{HTTP}",
+                   "--gate", f"127.0.0.1:{KCP}", "--transport", "kcp", "--bots", str(cnt), "--duration", "30",
+                   "--scenario", "idle", "--mint-secret", SECRET, "--first-user", str(first + k),
+                   "--connect-rate", "200"]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr if args.verbose else subprocess.DEVNULL))
+    # The server's memory is read while every session is in.
     peak = 0
     while any(p.poll() is None for p in procs):
         time.sleep(2)
         try:
-            with open(f"/proc/{srv.pid}/status") as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-            peak = max(peak, rss)
+            peak = max(peak, rss_kib())
         except OSError:
             break
     reps = [json.loads(p.stdout.read().decode().strip().splitlines()[-1]) for p in procs]
@@ -210,9 +219,11 @@ def idle(args, srv, workdir):
         print(json.dumps(r))
     connected = sum(r["connected"] for r in reps)
     errors = sum(r["errors"] for r in reps)
-    print(f"\n{connected} of {n} idle sessions logged in over KCP in {time.time() - start:.0f} s: "
-          f"server peak RSS {peak / 1024:.0f} MiB ({peak * 1024 / max(connected, 1) / 1024:.1f} KiB per session), "
-          f"{errors} errors; ping rtt p50 {reps[0]['rtt_p50_ms']} ms p99 {reps[0]['rtt_p99_ms']} ms (first process)")
+    per_session = (peak - base) / max(connected, 1)
+    print(f"\n{connected} of {n} idle sessions logged in over {args.idle_transport} in {time.time() - start:.0f} s: "
+          f"server RSS {base / 1024:.0f} MiB before, {peak / 1024:.0f} MiB peak: {per_session:.1f} KiB per session "
+          f"(100,000 sessions at that rate: {(base + per_session * 100000) / 1024:.0f} MiB); {errors} errors; "
+          f"ping rtt p50 {reps[0]['rtt_p50_ms']} ms p99 {reps[0]['rtt_p99_ms']} ms")
     stop(srv)
 
 

@@ -141,6 +141,9 @@ fn entity_of(v: View) -> pb::Entity {
     }
 }
 
+/// An entity's position in a batch: (id, x, z).
+type Site = (EntityId, f32, f32);
+
 /// One receiver's messages of a tick, in the order they happened, consecutive ones of a kind
 /// merged into one frame.
 enum Mail {
@@ -404,7 +407,7 @@ impl SceneTask {
     /// Sends a tick's output; returns how many entity positions were delivered.
     fn deliver(&mut self, out: Vec<Out>) -> u64 {
         let mut boxes: HashMap<EntityId, Vec<Mail>> = HashMap::new();
-        let mut batches: Vec<(Vec<EntityId>, Vec<(EntityId, f32, f32)>)> = Vec::new();
+        let mut batches: Vec<(Vec<EntityId>, Vec<Site>)> = Vec::new();
         let mut updates = 0u64;
         for o in out {
             match o {
