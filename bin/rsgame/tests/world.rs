@@ -363,23 +363,30 @@ async fn rooms_private_passwords_kicks_and_room_chat() {
     assert_eq!(cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("arena").room_id, 1002);
 
     // The arena allows PvP: the owner walks up to the guest and hits; both see it.
-    let own_site = |c: &'static str, id: i64| {
-        move |m: &pb::MoveResp| m.site_list.iter().any(|s| s.user_id == id && s.action == c)
-    };
-    let gm = cb.wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, own_site("spawn", b.user_id)).await.expect("guest site");
+    let own_site =
+        |c: &'static str, id: i64| move |m: &pb::MoveResp| m.site_list.iter().any(|s| s.user_id == id && s.action == c);
+    let gm = cb
+        .wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, own_site("spawn", b.user_id))
+        .await
+        .expect("guest site");
     let g = gm.site_list.iter().find(|s| s.user_id == b.user_id).and_then(|s| s.site).expect("site");
     ca.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: 1002, ..Default::default() }).await.expect("send");
     ca.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("arena");
-    let om = ca.wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, own_site("spawn", a.user_id)).await.expect("own site");
+    let om =
+        ca.wait_where::<pb::MoveResp>(ids::reply(ids::MOVE), T, own_site("spawn", a.user_id)).await.expect("own site");
     let o = om.site_list.iter().find(|s| s.user_id == a.user_id).and_then(|s| s.site).expect("site");
     walk(&mut ca, a.user_id, (o.x, o.z), (g.x + 3.0, g.z)).await;
-    ca.send(ids::ATTACK, &pb::Attack { user_id: a.user_id, obj_id: b.user_id, param: String::new() }).await.expect("hit");
+    ca.send(ids::ATTACK, &pb::Attack { user_id: a.user_id, obj_id: b.user_id, param: String::new() })
+        .await
+        .expect("hit");
     let hit = cb
         .wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.user_id == a.user_id && r.obj_id == b.user_id)
         .await
         .expect("the guest is hit");
     assert_eq!((hit.status, hit.hurt, hit.obj_hp), (200, 9, 91), "attack 10 against defence 2");
-    ca.wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.obj_id == b.user_id).await.expect("the owner sees it");
+    ca.wait_where::<pb::AttackResp>(ids::reply(ids::ATTACK), T, |r| r.obj_id == b.user_id)
+        .await
+        .expect("the owner sees it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

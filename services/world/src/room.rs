@@ -480,7 +480,11 @@ impl SceneTask {
                 .into_iter()
                 .map(|(id, x, z)| pb::UserSite { user_id: id as i64, site: Some(site(x, z)), action: String::new() })
                 .collect();
-            send_many(to.iter().filter_map(|t| self.sessions.get(t)), ids::reply(ids::MOVE), &pb::MoveResp { site_list });
+            send_many(
+                to.iter().filter_map(|t| self.sessions.get(t)),
+                ids::reply(ids::MOVE),
+                &pb::MoveResp { site_list },
+            );
         }
         updates
     }
