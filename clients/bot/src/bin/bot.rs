@@ -370,7 +370,11 @@ async fn accounts(args: &Args, shared: &Shared) -> Vec<Account> {
 }
 
 fn markdown(r: &serde_json::Value) -> String {
-    let f = |k: &str| r[k].to_string();
+    let f = |k: &str| match &r[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".to_string(),
+        v => v.to_string(),
+    };
     let mut md = String::from("# rsgame-bot report\n\n| figure | value |\n|---|---|\n");
     for k in [
         "transport",
