@@ -267,8 +267,24 @@ async fn players_log_in_see_each_other_fight_and_chat() {
         })
         .await;
     assert!(matches!(heard, Err(ClientError::Timeout(_))), "a blacklisting player receives nothing: {heard:?}");
+    // Privately too; the sender's history keeps its message, the receiver's does not show it.
+    let psst = pb::ChatMsg { obj_id: b.user_id, chat_type: 3, msg_type: 1, msg: "psst".into(), ..Default::default() };
+    ca.send(ids::CHAT_MSG, &psst).await.expect("dm");
+    ca.wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| m.msg_list.iter().any(|c| c.msg == "psst"))
+        .await
+        .expect("the sender's echo as usual");
+    let h = |other: i64| pb::ChatHistory { chat_type: 3, obj_id: other, before: 0, limit: 10 };
+    ca.send(ids::CHAT_HISTORY, &h(b.user_id)).await.expect("history");
+    let mine = ca.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_HISTORY), T).await.expect("history");
+    assert!(mine.msg_list.iter().any(|m| m.msg == "psst"), "{mine:?}");
+    cb.send(ids::CHAT_HISTORY, &h(a.user_id)).await.expect("history");
+    let theirs = cb.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_HISTORY), T).await.expect("history");
+    assert!(theirs.msg_list.iter().all(|m| m.msg != "psst"), "{theirs:?}");
 
-    // Bob goes offline: Ann, his friend, is told.
+    // Bob forgives Ann and goes offline: Ann, who has him as a friend, is told (a player who
+    // blacklisted her would not tell her).
+    cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 0 }).await.expect("forget");
+    cb.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("forgotten");
     cb.send(ids::LOGOUT, &pb::Logout { r#type: 1, user_id: b.user_id }).await.expect("logout");
     let off = ca
         .wait_where::<pb::UserInfo>(ids::FRIEND_STATUS, T, |u| u.user_id == b.user_id && u.online == 0)
@@ -314,7 +330,7 @@ async fn rooms_private_passwords_kicks_and_room_chat() {
     cb.send(ids::ROOM_LIST, &pb::RoomList { r#type: 2 }).await.expect("list");
     let list = cb.wait::<pb::RoomListResp>(ids::reply(ids::ROOM_LIST), T).await.expect("list");
     assert_eq!(list.room_list.len(), 1);
-    assert_eq!(list.room_list[0].user_list.len(), 1);
+    assert!(list.room_list[0].user_list.is_empty(), "who is in a private room is for its members");
     assert!(list.room_list[0].password.is_empty(), "never sent back");
 
     cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: room, user_id: 0, password: "guess".into() })
@@ -349,6 +365,8 @@ async fn rooms_private_passwords_kicks_and_room_chat() {
     assert_eq!((told.user_id, told.remark.as_str()), (b.user_id, "bye"));
     let home = cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("back home");
     assert_eq!(home.room_id, 1000);
+    let done = ca.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect("the owner's answer");
+    assert_eq!(done.user_id, b.user_id);
 
     // The owner leaves: the room closes.
     ca.send(ids::QUIT_ROOM, &pb::QuitRoom { room_id: room, ..Default::default() }).await.expect("quit");

@@ -275,7 +275,7 @@ fn v4(b: Backend) -> Vec<String> {
         .col(ColumnDef::new("msg").text().not_null())
         .col(ColumnDef::new("url").string_len(512).not_null().default(""))
         .col(ColumnDef::new("sent_at").big_integer().not_null())
-        // 0 until it reached the receiver (live or at its next login).
+        // 0 waiting for the receiver, 1 delivered, 2 withheld (the receiver blacklisted the sender).
         .col(ColumnDef::new("delivered").integer().not_null().default(0))
         .to_owned();
     let mut ux = Index::create();

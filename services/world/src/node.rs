@@ -143,6 +143,10 @@ struct Inner {
     template: crate::scene::SceneConfig,
     players: Mutex<HashMap<i64, Online>>,
     rooms: Mutex<BTreeMap<i64, Room>>,
+    /// One lock per account, held across every change of where its player is (login,
+    /// logout, grace end, room moves, kicks): those await saves and room tasks, and two of
+    /// them interleaving could leave the player in a room task it is no longer listed in.
+    transitions: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     world_chat: Mutex<VecDeque<pb::ChatMsg>>,
     next_room: AtomicI64,
     generations: AtomicU64,
@@ -222,6 +226,7 @@ impl World {
             template,
             players: Mutex::new(HashMap::new()),
             rooms: Mutex::new(rooms),
+            transitions: Mutex::new(HashMap::new()),
             world_chat: Mutex::new(VecDeque::new()),
             next_room: AtomicI64::new(10_000),
             generations: AtomicU64::new(1),
@@ -272,6 +277,11 @@ impl World {
     /// Saves every player's place and hit points now and waits for the writes (graceful
     /// shutdown).
     pub async fn flush(&self) {
+        // Kill rewards queued so far are granted first; then every room saves.
+        let (done, granted) = oneshot::channel();
+        if self.0.env.rewards.send(crate::room::RewardMsg::Flush(done)).is_ok() {
+            let _ = granted.await;
+        }
         let txs: Vec<mpsc::Sender<RoomMsg>> = lock(&self.0.rooms).values().map(|r| r.tx.clone()).collect();
         let mut waits = Vec::new();
         for tx in txs {
@@ -292,20 +302,23 @@ impl World {
         if reason == CloseReason::Shutdown {
             return;
         }
-        let tx = {
-            let mut players = lock(&self.0.players);
-            let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
-            p.session = None;
-            let room = p.room;
-            drop(players);
-            lock(&self.0.rooms).get(&room).map(|r| r.tx.clone())
-        };
         let world = self.clone();
         let grace = Duration::from_secs(self.0.cfg.reconnect_grace_secs);
         tracing::debug!(user = uid, reason = ?reason, "player dropped; waiting for a reconnect");
         tokio::spawn(async move {
-            if let Some(tx) = tx {
-                let _ = tx.send(RoomMsg::Detach { id: uid as EntityId }).await;
+            {
+                let _t = world.transition(uid).await;
+                let tx = {
+                    let mut players = lock(&world.0.players);
+                    let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
+                    p.session = None;
+                    let room = p.room;
+                    drop(players);
+                    lock(&world.0.rooms).get(&room).map(|r| r.tx.clone())
+                };
+                if let Some(tx) = tx {
+                    let _ = tx.send(RoomMsg::Detach { id: uid as EntityId }).await;
+                }
             }
             tokio::time::sleep(grace).await;
             world.expire(uid, generation).await;
@@ -314,6 +327,7 @@ impl World {
 
     /// Ends a dropped player's stay if it did not come back.
     async fn expire(&self, uid: i64, generation: u64) {
+        let _t = self.transition(uid).await;
         let gone = {
             let mut players = lock(&self.0.players);
             match players.get(&uid) {
@@ -324,8 +338,14 @@ impl World {
         if let Some(p) = gone {
             tracing::debug!(user = uid, "reconnect grace over: player leaves");
             self.leave_room(uid, p.room).await;
-            self.notify_friends(uid, &p.profile, false).await;
+            self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         }
+    }
+
+    /// Waits for, and holds, the account's transition lock.
+    async fn transition(&self, uid: i64) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = lock(&self.0.transitions).entry(uid).or_default().clone();
+        m.lock_owned().await
     }
 
     fn room_tx(&self, room: i64) -> Option<mpsc::Sender<RoomMsg>> {
@@ -410,6 +430,7 @@ impl World {
         let blocked: HashSet<i64> =
             self.0.store.relations(uid, BLACKLIST, 10_000).await?.into_iter().map(|(id, _)| id).collect();
         let generation = self.0.generations.fetch_add(1, Ordering::Relaxed);
+        let _t = self.transition(uid).await;
 
         enum Plan {
             Resume { old: Option<Session>, room: i64 },
@@ -504,7 +525,7 @@ impl World {
                         let _ = wait.await;
                     }
                 }
-                self.notify_friends(uid, &profile, true).await;
+                self.notify_friends(uid, &profile, true, None).await;
             }
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
@@ -541,7 +562,7 @@ impl World {
     }
 
     /// Tells the online players who have `uid` as a friend that it came or went.
-    async fn notify_friends(&self, uid: i64, profile: &Profile, online: bool) {
+    async fn notify_friends(&self, uid: i64, profile: &Profile, online: bool, blocked: Option<&HashSet<i64>>) {
         let followers = match self.0.store.followers(uid, 5000).await {
             Ok(v) => v,
             Err(e) => {
@@ -551,8 +572,14 @@ impl World {
         };
         let sessions: Vec<Session> = {
             let players = lock(&self.0.players);
+            let mine = match blocked {
+                Some(b) => b.clone(),
+                None => players.get(&uid).map(|p| p.blocked.clone()).unwrap_or_default(),
+            };
+            // Not to those it blacklisted, nor to those who blacklisted it.
             followers
                 .iter()
+                .filter(|f| !mine.contains(f))
                 .filter_map(|f| players.get(f))
                 .filter(|p| !p.blocked.contains(&uid))
                 .filter_map(|p| p.session.clone())
@@ -567,6 +594,7 @@ impl World {
 
     async fn logout(self, session: Session, _msg: pb::Logout) -> Result<()> {
         let uid = World::me(&session)?;
+        let t = self.transition(uid).await;
         let gone = {
             let mut players = lock(&self.0.players);
             match session.get::<LoginGen>() {
@@ -576,7 +604,8 @@ impl World {
         };
         if let Some(p) = gone {
             self.leave_room(uid, p.room).await;
-            self.notify_friends(uid, &p.profile, false).await;
+            drop(t);
+            self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
             tracing::info!(user = uid, "player logged out");
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
@@ -610,9 +639,10 @@ impl World {
         tx.send(RoomMsg::Cmd(Command::Respawn { id: uid as EntityId })).await.map_err(|_| Error::new(Code::Unavailable))
     }
 
-    fn room_resp(&self, id: i64, r: &Room, players: &HashMap<i64, Online>) -> pb::EnterRoomResp {
-        // Scenes hold crowds: their member list is what the AOI shows, not this reply.
-        let user_list = if r.permanent {
+    fn room_resp(&self, id: i64, r: &Room, players: &HashMap<i64, Online>, viewer: i64) -> pb::EnterRoomResp {
+        // Scenes hold crowds: their member list is what the AOI shows, not this reply. Who is
+        // in a private room is for its members only.
+        let user_list = if r.permanent || (r.password.is_some() && !r.members.contains(&viewer)) {
             Vec::new()
         } else {
             r.members
@@ -640,9 +670,18 @@ impl World {
     }
 
     /// Moves a player into `target` (checked: exists, room for it, password), saving it out
-    /// of the room it leaves.
+    /// of the room it leaves. The caller holds the player's transition lock.
     async fn move_to(&self, uid: i64, session: &Session, target: i64, password: Option<&str>) -> Result<()> {
-        let (from, resp, tx, spawn, kind) = {
+        // Everything that can fail on the way comes first, before the player is touched.
+        let kind = lock(&self.0.rooms)
+            .get(&target)
+            .map(|r| r.kind)
+            .ok_or_else(|| Error::msg(Code::NotFound, "no such room"))?;
+        let stats = match kind {
+            RoomKind::Scene => Stats::from_pack(&self.0.game.pack(uid).await?),
+            RoomKind::Lockstep => Stats::default(),
+        };
+        let (from, resp, tx, spawn) = {
             let mut players = lock(&self.0.players);
             let p = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
             let from = p.room;
@@ -662,20 +701,16 @@ impl World {
             }
             let r = rooms.get_mut(&target).ok_or_else(|| Error::new(Code::NotFound))?;
             r.members.insert(uid);
-            let (tx, spawn, kind, permanent) = (r.tx.clone(), (r.spawn, r.spawn_radius), r.kind, r.permanent);
+            let (tx, spawn, permanent) = (r.tx.clone(), (r.spawn, r.spawn_radius), r.permanent);
             let p = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
             p.room = target;
             if permanent {
                 p.home = target;
             }
-            let resp = rooms.get(&target).map(|r| self.room_resp(target, r, &players)).unwrap_or_default();
-            (from, resp, tx, spawn, kind)
+            let resp = rooms.get(&target).map(|r| self.room_resp(target, r, &players, uid)).unwrap_or_default();
+            (from, resp, tx, spawn)
         };
         self.leave_room(uid, from).await;
-        let stats = match kind {
-            RoomKind::Scene => Stats::from_pack(&self.0.game.pack(uid).await?),
-            RoomKind::Lockstep => Stats::default(),
-        };
         let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
         let (x, z) = World::spawn_point(uid, spawn.0, spawn.1);
         let (greeted, wait) = oneshot::channel();
@@ -688,6 +723,7 @@ impl World {
 
     async fn enter_room(self, session: Session, msg: pb::EnterRoom) -> Result<()> {
         let uid = World::me(&session)?;
+        let _t = self.transition(uid).await;
         let password = (!msg.password.is_empty()).then_some(msg.password.as_str());
         self.move_to(uid, &session, msg.room_id, password).await
     }
@@ -750,17 +786,39 @@ impl World {
             spawn,
             spawn_radius: 25.0,
         };
-        lock(&self.0.rooms).insert(id, room);
+        let full = {
+            let mut rooms = lock(&self.0.rooms);
+            // Checked again where it is inserted: concurrent creations cannot pass the cap.
+            let full = rooms.values().filter(|r| !r.permanent).count() >= self.0.cfg.max_rooms;
+            if !full {
+                rooms.insert(id, room);
+            }
+            full
+        };
+        if full {
+            let _ = tx.send(RoomMsg::Stop).await;
+            return Err(Error::msg(Code::TooManyRequests, "too many rooms on this node"));
+        }
         metrics::gauge!("world_rooms").increment(1.0);
         tracing::info!(user = uid, room = id, r#type = msg.r#type, "room created");
         let _ = session.send(ids::reply(ids::CREATE_ROOM), &{
             let (status, msg) = status(true, &id.to_string());
             pb::CreateRoomResp { status, msg }
         });
-        let entered = self.move_to(uid, &session, id, private.then_some(msg.password.as_str())).await;
+        let entered = {
+            let _t = self.transition(uid).await;
+            self.move_to(uid, &session, id, private.then_some(msg.password.as_str())).await
+        };
         if entered.is_err() {
-            // Nobody can be in it: close it again.
-            if lock(&self.0.rooms).remove(&id).is_some() {
+            // Its creator could not enter: close it again, unless someone else did.
+            let removed = {
+                let mut rooms = lock(&self.0.rooms);
+                match rooms.get(&id) {
+                    Some(r) if r.members.is_empty() => rooms.remove(&id),
+                    _ => None,
+                }
+            };
+            if removed.is_some() {
                 let _ = tx.send(RoomMsg::Stop).await;
                 metrics::gauge!("world_rooms").decrement(1.0);
             }
@@ -769,7 +827,7 @@ impl World {
     }
 
     async fn room_list(self, session: Session, msg: pb::RoomList) -> Result<()> {
-        World::me(&session)?;
+        let uid = World::me(&session)?;
         let room_list = {
             let players = lock(&self.0.players);
             let rooms = lock(&self.0.rooms);
@@ -777,7 +835,7 @@ impl World {
                 .iter()
                 .filter(|(_, r)| msg.r#type == 0 || r.kind_code == msg.r#type)
                 .take(500)
-                .map(|(id, r)| self.room_resp(*id, r, &players))
+                .map(|(id, r)| self.room_resp(*id, r, &players, uid))
                 .collect()
         };
         let _ = session.send(ids::reply(ids::ROOM_LIST), &pb::RoomListResp { room_list });
@@ -788,6 +846,8 @@ impl World {
         let uid = World::me(&session)?;
         let target = if msg.user_id == 0 { uid } else { msg.user_id };
         let remark: String = msg.remark.chars().take(100).collect();
+        // The target's transition lock: it may be moving, logging in or out right now.
+        let _t = self.transition(target).await;
         let (room, home, target_session) = {
             let players = lock(&self.0.players);
             let me = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
@@ -818,12 +878,17 @@ impl World {
             None => {
                 // Dropped and in its grace period: its stay ends now; its next login starts
                 // in its saved scene.
-                let gone = lock(&self.0.players).remove(&target);
+                let gone = {
+                    let mut players = lock(&self.0.players);
+                    match players.get(&target) {
+                        Some(p) if p.session.is_none() && p.room == room => players.remove(&target),
+                        _ => None,
+                    }
+                };
                 if let Some(p) = gone {
                     self.leave_room(target, room).await;
-                    self.notify_friends(target, &p.profile, false).await;
+                    self.notify_friends(target, &p.profile, false, Some(&p.blocked)).await;
                 }
-                let _ = home;
             }
         }
         let _ = session.send(ids::reply(ids::QUIT_ROOM), &resp);
@@ -928,9 +993,9 @@ impl World {
                         self.0.store.blocks(to, uid).await?
                     }
                 };
-                if !blocked {
-                    let live = online.and_then(|(_, s)| s);
-                    let delivered = live.as_ref().is_some_and(|s| s.send(ids::reply(ids::CHAT_MSG), &reply).is_ok());
+                let live = online.and_then(|(_, s)| s).filter(|_| !blocked);
+                let delivered = live.as_ref().is_some_and(|s| s.send(ids::reply(ids::CHAT_MSG), &reply).is_ok());
+                {
                     let stored = StoredChat {
                         id: 0,
                         from: uid,
@@ -940,7 +1005,14 @@ impl World {
                         url: m.url.clone(),
                         sent_at: m.send_time,
                     };
-                    self.0.store.store_chat(&stored, delivered).await?;
+                    // Kept either way, so the sender's history looks the same; a withheld one
+                    // is never delivered nor shown to its receiver.
+                    let state = match (blocked, delivered) {
+                        (true, _) => crate::store::WITHHELD,
+                        (false, true) => crate::store::DELIVERED,
+                        (false, false) => crate::store::PENDING,
+                    };
+                    self.0.store.store_chat(&stored, state).await?;
                 }
                 // The sender learns nothing about a blacklist: its echo is the same.
             }
@@ -1019,7 +1091,10 @@ impl World {
         let relations = self.0.store.relations(uid, msg.r#type, 500).await?;
         let mut user_list = Vec::with_capacity(relations.len());
         for (other, _) in relations {
-            let live = lock(&self.0.players).get(&other).map(|p| (p.profile.clone(), p.session.is_some(), p.room));
+            // Who blacklisted the asker shows as offline to it, and where it is stays hidden.
+            let live = lock(&self.0.players)
+                .get(&other)
+                .map(|p| (p.profile.clone(), p.session.is_some() && !p.blocked.contains(&uid), p.room));
             let (profile, online, room) = match live {
                 Some(v) => v,
                 None => match self.0.directory.profile(other).await {

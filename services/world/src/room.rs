@@ -113,11 +113,19 @@ pub(crate) struct RewardJob {
     pub reference: String,
 }
 
+/// What the rewarder is asked to do.
+pub(crate) enum RewardMsg {
+    /// Grant a kill's reward.
+    Job(RewardJob),
+    /// Fire once every reward queued before is granted (graceful shutdown).
+    Flush(oneshot::Sender<()>),
+}
+
 /// What every room task needs from the world.
 #[derive(Clone)]
 pub(crate) struct RoomEnv {
     pub saver: mpsc::UnboundedSender<SaveBatch>,
-    pub rewards: mpsc::UnboundedSender<RewardJob>,
+    pub rewards: mpsc::UnboundedSender<RewardMsg>,
     pub save_every: Duration,
 }
 
@@ -458,7 +466,7 @@ impl SceneTask {
                         format!("scene:{}:{}:{}", self.scene.config().id, killed - MONSTER_BASE, self.scene.now());
                     let job =
                         RewardJob { room: self.me.clone(), user: to as i64, killed, exp, coins, level, reference };
-                    let _ = self.env.rewards.send(job);
+                    let _ = self.env.rewards.send(RewardMsg::Job(job));
                 }
             }
         }
@@ -655,8 +663,15 @@ pub(crate) async fn saver(
 
 /// Runs a rewarder: grants kill rewards through the game service, in order, and tells the
 /// room the player's new numbers.
-pub(crate) async fn rewarder(mut rx: mpsc::UnboundedReceiver<RewardJob>, game: Arc<dyn rsgame_game::Game>) {
-    while let Some(j) = rx.recv().await {
+pub(crate) async fn rewarder(mut rx: mpsc::UnboundedReceiver<RewardMsg>, game: Arc<dyn rsgame_game::Game>) {
+    while let Some(m) = rx.recv().await {
+        let j = match m {
+            RewardMsg::Job(j) => j,
+            RewardMsg::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let granted = game.reward(j.user, j.exp, j.coins, "kill", &j.reference).await;
         let p = match granted {
             Ok(p) => p,

@@ -23,6 +23,13 @@ pub const BLACKLIST: i32 = 2;
 /// A temporary friend.
 pub const TEMPORARY: i32 = 3;
 
+/// A stored private message waiting for its receiver's next login.
+pub const PENDING: i32 = 0;
+/// Delivered (live, or at a login).
+pub const DELIVERED: i32 = 1;
+/// From a player the receiver blacklisted: kept for the sender's history only.
+pub const WITHHELD: i32 = 2;
+
 /// A stored private message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredChat {
@@ -151,8 +158,8 @@ impl WorldStore {
         Ok(self.db.fetch_optional(&q).await?.is_some())
     }
 
-    /// Stores a private message; `delivered` when it reached the receiver live.
-    pub async fn store_chat(&self, m: &StoredChat, delivered: bool) -> Result<i64, StoreError> {
+    /// Stores a private message in a state: [`PENDING`], [`DELIVERED`] or [`WITHHELD`].
+    pub async fn store_chat(&self, m: &StoredChat, state: i32) -> Result<i64, StoreError> {
         let mut q = Query::insert();
         q.into_table("world_chat")
             .columns(["from_id", "to_id", "msg_type", "msg", "url", "sent_at", "delivered"])
@@ -163,7 +170,7 @@ impl WorldStore {
                 Expr::val(m.msg.as_str()),
                 Expr::val(m.url.as_str()),
                 Expr::val(m.sent_at),
-                Expr::val(i32::from(delivered)),
+                Expr::val(state),
             ])
             .map_err(|e| StoreError::Query(e.to_string()))?;
         self.db.insert_id(&q).await
@@ -173,7 +180,7 @@ impl WorldStore {
     pub async fn undelivered(&self, user_id: i64, limit: u64) -> Result<Vec<StoredChat>, StoreError> {
         let q = chat_select()
             .and_where(Expr::col("to_id").eq(user_id))
-            .and_where(Expr::col("delivered").eq(0))
+            .and_where(Expr::col("delivered").eq(PENDING))
             .order_by("id", Order::Asc)
             .limit(limit)
             .to_owned();
@@ -187,15 +194,15 @@ impl WorldStore {
         }
         let q = Query::update()
             .table("world_chat")
-            .value("delivered", 1)
+            .value("delivered", DELIVERED)
             .and_where(Expr::col("id").is_in(ids.iter().copied()))
             .to_owned();
         self.db.execute(&q).await?;
         Ok(())
     }
 
-    /// The private conversation of `a` and `b` before `before` (unix ms), the newest
-    /// `limit`, returned oldest first.
+    /// The private conversation of `a` and `b` as `a` sees it (without what `a` withheld by
+    /// blacklisting `b`) before `before` (unix ms), the newest `limit`, oldest first.
     pub async fn history(&self, a: i64, b: i64, before: i64, limit: u64) -> Result<Vec<StoredChat>, StoreError> {
         let pair = Expr::col("from_id")
             .eq(a)
@@ -203,6 +210,7 @@ impl WorldStore {
             .or(Expr::col("from_id").eq(b).and(Expr::col("to_id").eq(a)));
         let q = chat_select()
             .and_where(pair)
+            .and_where(Expr::col("to_id").ne(a).or(Expr::col("delivered").ne(WITHHELD)))
             .and_where(Expr::col("sent_at").lt(before))
             .order_by("sent_at", Order::Desc)
             .order_by("id", Order::Desc)
