@@ -49,6 +49,9 @@ enum Command {
     },
     /// Print the effective configuration (defaults, file, environment) with secrets masked.
     Config,
+    /// Run N simulated players against a server (register or log in over REST, connect over
+    /// TCP, WebSocket or KCP, play a scenario), with live progress and a JSON report.
+    Bot(Box<rsgame_bot::bot::Args>),
     /// Print the version.
     Version,
 }
@@ -58,6 +61,14 @@ fn main() -> ExitCode {
     if let Command::Version = cli.command {
         println!("rsgame {}", version());
         return ExitCode::SUCCESS;
+    }
+    // The bots are a client: no server configuration applies to them.
+    if let Command::Bot(args) = cli.command {
+        return run(async move {
+            let report = rsgame_bot::bot::run(*args).await;
+            println!("{report}");
+            Ok(())
+        });
     }
     let cfg = match Config::from_process(cli.config.as_deref()) {
         Ok(c) => c,
@@ -83,7 +94,7 @@ fn main() -> ExitCode {
         }
         Command::Migrate => run(serve::migrate(cfg)),
         Command::Check { .. } => run(serve::check_ledger(cfg)),
-        Command::Version => ExitCode::SUCCESS,
+        Command::Version | Command::Bot(_) => ExitCode::SUCCESS,
     }
 }
 

@@ -12,9 +12,14 @@ use common::*;
 
 #[test]
 fn help_works_on_every_command() {
-    for args in
-        [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["config", "--help"], &["version", "--help"]]
-    {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["config", "--help"],
+        &["bot", "--help"],
+        &["version", "--help"],
+    ] {
         let o = run({
             let mut c = rsgame();
             c.args(args);

@@ -547,3 +547,26 @@ async fn sigterm_loses_nothing_and_kill_9_at_most_one_interval() {
     let p = pos(&info);
     assert!((p.0 - to.0).abs() < 0.01 && (p.1 - to.1).abs() < 0.01, "SIGTERM lost nothing: {p:?} vs {to:?}");
 }
+
+#[test]
+fn rsgame_bot_plays_a_scenario_and_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let out = rsgame()
+        .args(["bot", "--http", &format!("127.0.0.1:{}", srv.port), "--gate", &format!("127.0.0.1:{}", srv.gate_port)])
+        .args(["--bots", "4", "--duration", "2", "--scenario", "fight", "--metrics"])
+        .arg("--report")
+        .arg(dir.path().join("report"))
+        .output()
+        .expect("rsgame bot");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
+    assert_eq!((report["connected"].as_u64(), report["errors"].as_u64()), (Some(4), Some(0)), "{report}");
+    assert!(report["messages_per_s"].as_f64().is_some_and(|m| m > 0.0), "{report}");
+    assert!(report["tick_p99_ms"].as_f64().is_some(), "tick times read from /metrics: {report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connected 4/4"), "live progress on stderr");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).expect("markdown report");
+    assert!(md.contains("| connected | 4 |"), "{md}");
+    assert!(dir.path().join("report.json").exists());
+}

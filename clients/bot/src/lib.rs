@@ -1,8 +1,9 @@
-//! rsgame's bots: a game client (TCP or WebSocket, protobuf or JSON) used by the `rsgame-bot`
-//! load tool and by end-to-end tests.
+//! rsgame's bots: a game client (TCP, WebSocket or KCP; protobuf or JSON), the simulated
+//! players of `rsgame bot` / `rsgame-bot` ([`bot`]), and the figures the load tools report.
 
 #![warn(missing_docs)]
 
+pub mod bot;
 pub mod client;
 pub mod stats;
 
