@@ -570,3 +570,85 @@ fn rsgame_bot_plays_a_scenario_and_reports() {
     assert!(md.contains("| connected | 4 |"), "{md}");
     assert!(dir.path().join("report.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_errors_and_hurts_no_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let (a, b) = (account(&srv, "mallory").await, account(&srv, "bystander").await);
+    let (mut ca, mut cb) = (tcp(&srv).await, ws(&srv, true).await);
+    let info = ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+
+    // Positions that are not numbers, or absurd: the player stays where it was.
+    for (x, z) in [(f32::NAN, 1.0), (f32::INFINITY, f32::NEG_INFINITY), (1e30, -1e30), (-0.0, f32::MIN)] {
+        ca.send(ids::MOVE, &pb::Move { user_id: b.user_id, site: site(x, z) }).await.expect("move");
+    }
+    ca.send(ids::MOVE, &pb::Move { user_id: a.user_id, site: None }).await.expect("no site");
+    // (Waiting on an id that never comes: the corrections of the moves above are skipped.)
+    assert_eq!(code(ca.wait::<pb::MoveResp>(ids::ERROR + 1, T).await.expect_err("error")), 400_102);
+    // Every other message with values out of range, each answered with an error (or dropped).
+    let long = "x".repeat(10_000);
+    ca.send(ids::ATTACK, &pb::Attack { user_id: b.user_id, obj_id: -1, param: long.clone() }).await.expect("send");
+    ca.send(ids::ATTACK, &pb::Attack { user_id: 0, obj_id: i64::MAX, param: String::new() }).await.expect("send");
+    ca.send(ids::CREATE_ROOM, &pb::CreateRoom { name: long.clone(), r#type: 99, max_user: -5, password: long.clone() })
+        .await
+        .expect("send");
+    ca.send(ids::CREATE_ROOM, &pb::CreateRoom { name: "\u{7}bell".into(), r#type: 1, ..Default::default() })
+        .await
+        .expect("send");
+    ca.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: -1, user_id: b.user_id, password: long.clone() })
+        .await
+        .expect("send");
+    ca.send(ids::QUIT_ROOM, &pb::QuitRoom { room_id: i64::MIN, user_id: i64::MIN, ..Default::default() })
+        .await
+        .expect("send");
+    ca.send(ids::CHAT_MSG, &pb::ChatMsg { chat_type: 1, msg_type: 0, msg: "hi".into(), ..Default::default() })
+        .await
+        .expect("send");
+    ca.send(ids::CHAT_MSG, &pb::ChatMsg { chat_type: 1, msg_type: 1, msg: "a\u{0}b".into(), ..Default::default() })
+        .await
+        .expect("send");
+    ca.send(
+        ids::CHAT_MSG,
+        &pb::ChatMsg { chat_type: 3, msg_type: 1, msg: "me".into(), obj_id: a.user_id, ..Default::default() },
+    )
+    .await
+    .expect("send");
+    ca.send(ids::CHAT_HISTORY, &pb::ChatHistory { chat_type: 3, obj_id: -7, before: -1, limit: i32::MIN })
+        .await
+        .expect("send");
+    ca.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 99 }).await.expect("send");
+    ca.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: 987_654_321, r#type: 1 }).await.expect("send");
+    ca.send(ids::MY_FRIEND, &pb::MyFriend { r#type: -3, search_key: long.clone() }).await.expect("send");
+    ca.send(ids::LOCKSTEP_SYNC, &pb::LockstepSync { from: -1 }).await.expect("send");
+    ca.send(ids::LOCKSTEP_INPUT, &pb::LockstepInput { data: vec![0; 60_000] }).await.expect("send");
+    ca.send(ids::GAME_LOGIN, &pb::GameLogin { user_id: b.user_id, token: b.token.clone(), ..Default::default() })
+        .await
+        .expect("a second login on a logged-in connection");
+    let mut errors = 0;
+    while let Some((id, body)) = ca.next(Duration::from_secs(2)).await {
+        if id == ids::ERROR {
+            let e: pb::ErrorResp = ca.decode(&body).expect("error body");
+            assert!(e.code >= 400 && !e.msg.is_empty(), "{e:?}");
+            errors += 1;
+        }
+    }
+    // 15 refused with an error; an attack on an id that is not there is dropped silently.
+    assert_eq!(errors, 15, "each bad request is answered with an error");
+
+    // The sender is still served, still where it was; the bystander never noticed.
+    ca.send(ids::PING, &pb::Ping { sn: 1 }).await.expect("ping");
+    ca.wait::<pb::PingResp>(ids::PING_RESP, T).await.expect("the sender is still served");
+    cb.send(ids::PING, &pb::Ping { sn: 2 }).await.expect("ping");
+    cb.wait::<pb::PingResp>(ids::PING_RESP, T).await.expect("the bystander is unaffected");
+    drop(ca);
+    let mut again = tcp(&srv).await;
+    let back = again.login(a.user_id, &a.token).await.expect("login again");
+    let (p, q) = (pos(&back), pos(&info));
+    // Non-numbers were refused; the finite absurd ones were clamped into the scene and cut to
+    // what the speed allows: a step or two, never a jump.
+    let moved = ((p.0 - q.0).powi(2) + (p.1 - q.1).powi(2)).sqrt();
+    assert!(moved < 10.0 && (85.0..=410.0).contains(&p.0) && (75.0..=400.0).contains(&p.1), "{p:?} vs {q:?}");
+    assert_eq!(get(srv.port, "/healthz").map(|r| r.0), Some(200));
+}
