@@ -941,7 +941,7 @@ impl Game for GameLogic {
         if entries.is_empty() {
             return Ok(());
         }
-        // One transaction for the batch: a write-behind flush is all or nothing.
+        // One transaction for the batch the world hands over (it keeps them small).
         let mut tx = self.db.begin().await?;
         for &(user_id, hp) in entries {
             // Clamped in SQL against the row's own max_hp: a level-up may have raised it.

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rsgame_gate::{Session, send_many};
+use bytes::{Bytes, BytesMut};
+use rsgame_gate::{Session, Wire, send_many};
 use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
 use tokio::sync::{mpsc, oneshot};
@@ -470,29 +471,70 @@ impl SceneTask {
                 }
             }
         }
-        for (to, mails) in boxes {
-            let Some(s) = self.sessions.get(&to) else { continue };
-            for m in mails {
-                let _ = match m {
-                    Mail::Spawn(list) => s.send(ids::SPAWN, &pb::SpawnResp { list }),
-                    Mail::Despawn(ids_) => s.send(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
-                    Mail::Move(site_list) => s.send(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
-                    Mail::Attack(a) => s.send(ids::reply(ids::ATTACK), &a),
-                };
-            }
-        }
-        // Position batches come last in a tick (after what entered view), one encoding per
-        // cell and wire format.
-        for (to, moves) in batches {
+        // Each position batch encoded once per wire format, shared by its cell's players.
+        let mut position_of: HashMap<EntityId, usize> = HashMap::new();
+        let mut encoded: Vec<Vec<(Wire, Bytes)>> = Vec::with_capacity(batches.len());
+        let mut resps: Vec<pb::MoveResp> = Vec::with_capacity(batches.len());
+        for (i, (to, moves)) in batches.into_iter().enumerate() {
             let site_list = moves
                 .into_iter()
                 .map(|(id, x, z)| pb::UserSite { user_id: id as i64, site: Some(site(x, z)), action: String::new() })
                 .collect();
-            send_many(
-                to.iter().filter_map(|t| self.sessions.get(t)),
-                ids::reply(ids::MOVE),
-                &pb::MoveResp { site_list },
-            );
+            resps.push(pb::MoveResp { site_list });
+            encoded.push(Vec::with_capacity(1));
+            for t in to {
+                position_of.insert(t, i);
+            }
+        }
+        let mut positions = |i: usize, wire: Wire| -> Bytes {
+            if let Some((_, b)) = encoded[i].iter().find(|(w, _)| *w == wire) {
+                return b.clone();
+            }
+            let b = wire.encode(ids::reply(ids::MOVE), &resps[i]);
+            encoded[i].push((wire, b.clone()));
+            b
+        };
+        // One queue entry per player and tick on frame wires: what it is told this tick —
+        // spawns, despawns, hits, then positions last — in one buffer.
+        for (to, mails) in boxes {
+            let batch = position_of.remove(&to);
+            let Some(s) = self.sessions.get(&to) else { continue };
+            let wire = s.wire();
+            if wire.text {
+                for m in mails {
+                    let _ = match m {
+                        Mail::Spawn(list) => s.send(ids::SPAWN, &pb::SpawnResp { list }),
+                        Mail::Despawn(ids_) => s.send(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
+                        Mail::Move(site_list) => s.send(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
+                        Mail::Attack(a) => s.send(ids::reply(ids::ATTACK), &a),
+                    };
+                }
+                if let Some(i) = batch {
+                    let _ = s.send_bytes(positions(i, wire));
+                }
+                continue;
+            }
+            let mut buf = BytesMut::new();
+            for m in mails {
+                match m {
+                    Mail::Spawn(list) => wire.encode_into(ids::SPAWN, &pb::SpawnResp { list }, &mut buf),
+                    Mail::Despawn(ids_) => wire.encode_into(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }, &mut buf),
+                    Mail::Move(site_list) => {
+                        wire.encode_into(ids::reply(ids::MOVE), &pb::MoveResp { site_list }, &mut buf);
+                    }
+                    Mail::Attack(a) => wire.encode_into(ids::reply(ids::ATTACK), &a, &mut buf),
+                }
+            }
+            if let Some(i) = batch {
+                buf.extend_from_slice(&positions(i, wire));
+            }
+            let _ = s.send_bytes(buf.freeze());
+        }
+        // Players told nothing but positions get the shared bytes as they are.
+        for (to, i) in position_of {
+            if let Some(s) = self.sessions.get(&to) {
+                let _ = s.send_bytes(positions(i, s.wire()));
+            }
         }
         updates
     }
@@ -626,8 +668,13 @@ impl LockstepTask {
     }
 }
 
+/// Rows per transaction of a write-behind save.
+const SAVE_CHUNK: usize = 200;
+
 /// Runs the saver: batches written in order, one at a time (a later position never lands
-/// before an earlier one).
+/// before an earlier one). A big batch goes in transactions of [`SAVE_CHUNK`] rows with a
+/// short pause between them: one transaction of thousands of rows kept an embedded
+/// database's thread busy long enough to stretch the scene ticks that shared its core.
 pub(crate) async fn saver(
     mut rx: mpsc::UnboundedReceiver<SaveBatch>,
     store: crate::store::WorldStore,
@@ -635,23 +682,30 @@ pub(crate) async fn saver(
 ) {
     while let Some(b) = rx.recv().await {
         let started = Instant::now();
-        // A failed write is retried a few times: positions are only worth saving while fresh.
-        for attempt in 0..3u32 {
-            let places = store.save_places(&b.places).await;
-            let hps = game.save_hp(&b.hps).await;
-            match (places, hps) {
-                (Ok(()), Ok(())) => break,
-                (p, h) => {
-                    metrics::counter!("world_save_errors_total").increment(1);
-                    tracing::warn!(
-                        attempt,
-                        places = b.places.len(),
-                        places_error = ?p.err().map(|e| e.to_string()),
-                        hp_error = ?h.err().map(|e| e.to_string()),
-                        "world save failed"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        let chunks = b.places.len().max(b.hps.len()).div_ceil(SAVE_CHUNK).max(1);
+        for c in 0..chunks {
+            let part = |v: usize| (c * SAVE_CHUNK).min(v)..((c + 1) * SAVE_CHUNK).min(v);
+            let places = &b.places[part(b.places.len())];
+            let hps = &b.hps[part(b.hps.len())];
+            // A failed write is retried a few times: positions are only worth saving while fresh.
+            for attempt in 0..3u32 {
+                match (store.save_places(places).await, game.save_hp(hps).await) {
+                    (Ok(()), Ok(())) => break,
+                    (p, h) => {
+                        metrics::counter!("world_save_errors_total").increment(1);
+                        tracing::warn!(
+                            attempt,
+                            places = places.len(),
+                            places_error = ?p.err().map(|e| e.to_string()),
+                            hp_error = ?h.err().map(|e| e.to_string()),
+                            "world save failed"
+                        );
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
                 }
+            }
+            if c + 1 < chunks {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         metrics::histogram!("world_save_seconds").record(started.elapsed().as_secs_f64());

@@ -72,7 +72,7 @@ impl WorldStore {
         Ok(Some(Place { scene_id: r.i64("scene_id")? as i32, x: r.f64("x")? as f32, z: r.f64("z")? as f32 }))
     }
 
-    /// Saves places, all or none (one transaction per flush).
+    /// Saves places, all or none (one transaction per call).
     pub async fn save_places(&self, places: &[(i64, Place)]) -> Result<(), StoreError> {
         if places.is_empty() {
             return Ok(());
