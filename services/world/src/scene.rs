@@ -546,27 +546,33 @@ impl Scene {
                     e.moved_at = self.tick;
                 }
                 // Teleported by the server: no speed check.
-                let change = self.grid.moved(id, (x, z), (rx, rz));
-                if let Some(e) = self.entities.get_mut(&id) {
-                    (e.view.x, e.view.z) = (rx, rz);
-                }
-                for o in change.left {
-                    self.out.push(Out::Despawn { to: id, id: o });
-                    if self.is_player(o) {
-                        self.out.push(Out::Despawn { to: o, id });
-                    }
-                }
-                let me = self.entities.get(&id).map(|e| e.view.clone());
-                for o in change.entered {
-                    if let Some(ov) = self.entities.get(&o).map(|e| e.view.clone()) {
-                        self.out.push(Out::Spawn { to: id, view: ov });
-                    }
-                    if let (true, Some(me)) = (self.is_player(o), me.clone()) {
-                        self.out.push(Out::Spawn { to: o, view: me });
-                    }
-                }
+                self.relocate(id, (x, z), (rx, rz));
                 self.out.push(Out::Corrected { to: id, x: rx, z: rz });
                 self.moved.insert(id);
+            }
+        }
+    }
+
+    /// Puts player `id` at `to` and tells both sides of every view it entered or left:
+    /// what it now sees (and no longer sees), and the players who now see it (or no longer).
+    fn relocate(&mut self, id: EntityId, from: (f32, f32), to: (f32, f32)) {
+        let change = self.grid.moved(id, from, to);
+        if let Some(e) = self.entities.get_mut(&id) {
+            (e.view.x, e.view.z) = to;
+        }
+        for o in change.left {
+            self.out.push(Out::Despawn { to: id, id: o });
+            if self.is_player(o) {
+                self.out.push(Out::Despawn { to: o, id });
+            }
+        }
+        let me = self.entities.get(&id).map(|e| e.view.clone());
+        for o in change.entered {
+            if let Some(ov) = self.entities.get(&o).map(|e| e.view.clone()) {
+                self.out.push(Out::Spawn { to: id, view: ov });
+            }
+            if let (true, Some(me)) = (self.is_player(o), me.clone()) {
+                self.out.push(Out::Spawn { to: o, view: me });
             }
         }
     }
@@ -592,26 +598,9 @@ impl Scene {
             corrected = true;
         }
         if let Some(e) = self.entities.get_mut(&id) {
-            e.view.x = nx;
-            e.view.z = nz;
             e.moved_at = self.tick;
         }
-        let change = self.grid.moved(id, (ox, oz), (nx, nz));
-        for o in change.left {
-            self.out.push(Out::Despawn { to: id, id: o });
-            if self.is_player(o) {
-                self.out.push(Out::Despawn { to: o, id });
-            }
-        }
-        let me = self.entities.get(&id).map(|e| e.view.clone());
-        for o in change.entered {
-            if let Some(ov) = self.entities.get(&o).map(|e| e.view.clone()) {
-                self.out.push(Out::Spawn { to: id, view: ov });
-            }
-            if let (true, Some(me)) = (self.is_player(o), me.clone()) {
-                self.out.push(Out::Spawn { to: o, view: me });
-            }
-        }
+        self.relocate(id, (ox, oz), (nx, nz));
         if corrected {
             self.out.push(Out::Corrected { to: id, x: nx, z: nz });
         }
