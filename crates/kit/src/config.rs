@@ -91,11 +91,14 @@ pub struct HttpConfig {
     /// `compat`: HTTP 200 for every envelope, as go-game; `matching`: a status matching the
     /// error code.
     pub error_status: ErrorStatus,
+    /// Serve the browser client (built into the binary) at `/` in a process that runs
+    /// `usercenter-api`.
+    pub web_client: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { host: "0.0.0.0".into(), port: 8888, error_status: ErrorStatus::Compat }
+        HttpConfig { host: "0.0.0.0".into(), port: 8888, error_status: ErrorStatus::Compat, web_client: true }
     }
 }
 
@@ -518,6 +521,13 @@ pub struct UsercenterConfig {
     pub lock_secs: u64,
     /// Refresh token lifetime, seconds.
     pub refresh_expire_secs: u64,
+    /// Whether registering needs a captcha from basic (`captchaKey`, `captchaCode`): on for
+    /// a public sign-up page, off for bots and server-side sign-ups.
+    pub register_captcha: bool,
+    /// The game nodes' WebSocket addresses, sent with every token reply (`servers`) so a
+    /// client knows where to connect: absolute (`wss://eu1.example.com/ws`) or a path on
+    /// the REST host (`/ws`, the monolith).
+    pub game_servers: Vec<String>,
 }
 
 impl Default for UsercenterConfig {
@@ -529,6 +539,8 @@ impl Default for UsercenterConfig {
             failure_window_secs: 900,
             lock_secs: 900,
             refresh_expire_secs: 30 * 86_400,
+            register_captcha: false,
+            game_servers: vec!["/ws".into()],
         }
     }
 }
@@ -946,6 +958,15 @@ impl Config {
         if g.kcp.send_window == 0 || g.kcp.recv_window == 0 {
             return Err(("gate.kcp.send_window", "windows must be at least 1".into()));
         }
+        if let Some(bad) = self.usercenter.game_servers.iter().find(|s| {
+            !(s.starts_with('/') || s.starts_with("ws://") || s.starts_with("wss://"))
+                || s.chars().any(char::is_whitespace)
+        }) {
+            return Err((
+                "usercenter.game_servers",
+                format!("each must be a ws:// or wss:// URL or a path starting with /, got {bad:?}"),
+            ));
+        }
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return Err(("tls.key_file", "tls.cert_file and tls.key_file must be set together".into()));
         }
@@ -1264,6 +1285,9 @@ mod tests {
         assert!(text.contains("`trace.sample_ratio`") && text.contains("RSGAME_TRACE__SAMPLE_RATIO"), "{text}");
         let text = Config::load(None, env(&[("RSGAME_LOG__LEVEL", "loud")])).expect_err("fail").to_string();
         assert!(text.contains("`log.level`"), "{text}");
+        let f = file("usercenter:\n  game_servers: [\"eu1.example.com:8888\"]\n");
+        let text = Config::load(Some(f.path()), env(&[])).expect_err("fail").to_string();
+        assert!(text.contains("`usercenter.game_servers`"), "{text}");
     }
 
     #[test]

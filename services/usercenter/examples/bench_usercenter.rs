@@ -172,8 +172,11 @@ async fn main() {
     let auth = Auth { jwt, revocations: Some(logic.revocations()) };
     let shutdown = rsgame_kit::Shutdown::new();
     let readiness = rsgame_kit::http::Readiness::new(&shutdown);
-    let router =
-        rsgame_kit::http::ops_router(readiness, None).merge(rsgame_usercenter::api::router(Arc::new(logic), auth));
+    let router = rsgame_kit::http::ops_router(readiness, None).merge(rsgame_usercenter::api::router(
+        Arc::new(logic),
+        auth,
+        vec!["/ws".into()],
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(rsgame_kit::http::serve(listener, None, rsgame_kit::http::finish(router), shutdown.clone()));

@@ -15,8 +15,29 @@ use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserIn
 
 type Svc = Arc<dyn UserCenter>;
 
-/// The routes, over any [`UserCenter`]; `auth` checks the tokens of protected ones.
-pub fn router(svc: Svc, auth: Auth) -> Router {
+/// The game nodes a client may connect to, sent with every token reply.
+#[derive(Clone)]
+struct Servers(Arc<Vec<String>>);
+
+/// A token reply: the tokens and where the game is (rsgame adds `servers`; go-game's
+/// clients ignore it).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TokenReply {
+    #[serde(flatten)]
+    tokens: Tokens,
+    /// The game nodes' WebSocket addresses (`usercenter.game_servers`): absolute, or a path
+    /// on this host. Connect to the first that answers.
+    servers: Vec<String>,
+}
+
+fn with_servers(servers: &Servers, tokens: Tokens) -> Reply<TokenReply> {
+    Reply(TokenReply { tokens, servers: servers.0.to_vec() })
+}
+
+/// The routes, over any [`UserCenter`]; `auth` checks the tokens of protected ones;
+/// `servers` (`usercenter.game_servers`) go out with every token reply.
+pub fn router(svc: Svc, auth: Auth, servers: Vec<String>) -> Router {
     Router::new()
         .route("/usercenter/v1/user/register", post(register))
         .route("/usercenter/v1/user/login", post(login))
@@ -29,20 +50,27 @@ pub fn router(svc: Svc, auth: Auth) -> Router {
         .route("/usercenter/v1/user/loginScan/confirm", post(scan_confirm))
         .with_state(svc)
         .layer(Extension(auth))
+        .layer(Extension(Servers(Arc::new(servers))))
 }
 
-#[utoipa::path(post, path = "/usercenter/v1/user/register", tag = "usercenter", summary = "Create an account and log in", description = "Username: 3 to 32 letters, digits or _. Password: usercenter.password_min_len to 128 characters with a letter and a digit. A taken username is 400506.", request_body = RegisterReq, responses((status = 200, body = Envelope<Tokens>)))]
+#[utoipa::path(post, path = "/usercenter/v1/user/register", tag = "usercenter", summary = "Create an account and log in", description = "Username: 3 to 32 letters, digits or _. Password: usercenter.password_min_len to 128 characters with a letter and a digit. A taken username is 400506.", request_body = RegisterReq, responses((status = 200, body = Envelope<TokenReply>)))]
 async fn register(
     State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
     ClientIp(ip): ClientIp,
     Json(req): Json<RegisterReq>,
-) -> Result<Reply<Tokens>> {
-    svc.register(req, &ip).await.map(Reply)
+) -> Result<Reply<TokenReply>> {
+    svc.register(req, &ip).await.map(|t| with_servers(&servers, t))
 }
 
-#[utoipa::path(post, path = "/usercenter/v1/user/login", tag = "usercenter", summary = "Log in with a password", description = "Wrong credentials: 400507. After repeated failures a captcha (captchaKey, captchaCode from /basic/v1/basic/captcha) is required (400508, 400509); past the limit the account or IP is locked (400510).", request_body = LoginReq, responses((status = 200, body = Envelope<Tokens>)))]
-async fn login(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<LoginReq>) -> Result<Reply<Tokens>> {
-    svc.login(req, &ip).await.map(Reply)
+#[utoipa::path(post, path = "/usercenter/v1/user/login", tag = "usercenter", summary = "Log in with a password", description = "Wrong credentials: 400507. After repeated failures a captcha (captchaKey, captchaCode from /basic/v1/basic/captcha) is required (400508, 400509); past the limit the account or IP is locked (400510).", request_body = LoginReq, responses((status = 200, body = Envelope<TokenReply>)))]
+async fn login(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<LoginReq>,
+) -> Result<Reply<TokenReply>> {
+    svc.login(req, &ip).await.map(|t| with_servers(&servers, t))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -51,9 +79,14 @@ struct RefreshReq {
     refresh_token: String,
 }
 
-#[utoipa::path(post, path = "/usercenter/v1/user/refresh", tag = "usercenter", summary = "Exchange a refresh token", description = "Refresh tokens rotate: each works once. Presenting a used one revokes its whole family (400103).", request_body = RefreshReq, responses((status = 200, body = Envelope<Tokens>)))]
-async fn refresh(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<RefreshReq>) -> Result<Reply<Tokens>> {
-    svc.refresh(&req.refresh_token, &ip).await.map(Reply)
+#[utoipa::path(post, path = "/usercenter/v1/user/refresh", tag = "usercenter", summary = "Exchange a refresh token", description = "Refresh tokens rotate: each works once. Presenting a used one revokes its whole family (400103).", request_body = RefreshReq, responses((status = 200, body = Envelope<TokenReply>)))]
+async fn refresh(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<RefreshReq>,
+) -> Result<Reply<TokenReply>> {
+    svc.refresh(&req.refresh_token, &ip).await.map(|t| with_servers(&servers, t))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -121,17 +154,22 @@ async fn scan_confirm(
     Ok(Reply(serde_json::json!({})))
 }
 
-#[utoipa::path(post, path = "/usercenter/v1/user/loginScan", tag = "usercenter", summary = "Wait for a QR login", description = "Held up to 20 s until the code is confirmed, then answers tokens (once); 400511 while still pending: ask again.", request_body = ScanReq, responses((status = 200, body = Envelope<Tokens>)))]
+#[utoipa::path(post, path = "/usercenter/v1/user/loginScan", tag = "usercenter", summary = "Wait for a QR login", description = "Held up to 20 s until the code is confirmed, then answers tokens (once); 400511 while still pending: ask again.", request_body = ScanReq, responses((status = 200, body = Envelope<TokenReply>)))]
 /// go-game's `loginScan`: the waiting page asks for its tokens. It is held up to 20 s while
 /// the code is not confirmed (a long poll), then answers 400511 so the page asks again.
-async fn login_scan(State(svc): State<Svc>, ClientIp(ip): ClientIp, Json(req): Json<ScanReq>) -> Result<Reply<Tokens>> {
+async fn login_scan(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<ScanReq>,
+) -> Result<Reply<TokenReply>> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         match svc.login_scan(&req.value, &ip).await {
             Err(e) if e.code() == rsgame_kit::Code::ScanPending && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
-            other => return other.map(Reply),
+            other => return other.map(|t| with_servers(&servers, t)),
         }
     }
 }

@@ -92,6 +92,12 @@ pub struct RegisterReq {
     /// Display name; the username when empty.
     #[serde(default)]
     pub nickname: String,
+    /// When `usercenter.register_captcha` is on: a captcha key from basic.
+    #[serde(default)]
+    pub captcha_key: String,
+    /// When `usercenter.register_captcha` is on: the captcha's answer.
+    #[serde(default)]
+    pub captcha_code: String,
 }
 
 /// A QR login waiting to be confirmed: the waiting page shows `qr` (a QR code of it) and asks
@@ -373,6 +379,16 @@ impl UserCenter for UserCenterLogic {
             return Err(Error::bad_param("nickname: at most 32 characters"));
         }
         let nickname = if req.nickname.is_empty() { req.username.clone() } else { req.nickname.clone() };
+        // Checked last among the cheap checks: a wrong answer uses the captcha up, and a
+        // form rejected for its username should not cost the player a new picture.
+        if self.cfg.register_captcha {
+            if req.captcha_key.is_empty() || req.captcha_code.is_empty() {
+                return Err(Error::new(Code::CaptchaRequired));
+            }
+            if !self.basic.verify_captcha(&req.captcha_key, &req.captcha_code).await? {
+                return Err(Error::new(Code::CaptchaWrong));
+            }
+        }
         let hash = hash_password(req.password).await?;
         let id = match model::insert_user(&self.db, &req.username, &hash, &nickname, ip).await {
             Ok(id) => id,

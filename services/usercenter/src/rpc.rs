@@ -91,7 +91,13 @@ impl Usercenter for UsercenterRpc {
 
     async fn register(&self, r: Request<pb::RegisterReq>) -> Reply<pb::TokenResp> {
         let r = r.into_inner();
-        let req = RegisterReq { username: r.username, password: r.password, nickname: r.nickname };
+        let req = RegisterReq {
+            username: r.username,
+            password: r.password,
+            nickname: r.nickname,
+            captcha_key: r.captcha_key,
+            captcha_code: r.captcha_code,
+        };
         ok(self.0.register(req, &r.ip).await.map(tokens))
     }
 
@@ -173,8 +179,14 @@ fn missing() -> Error {
 #[async_trait::async_trait]
 impl UserCenter for RemoteUserCenter {
     async fn register(&self, req: RegisterReq, ip: &str) -> Result<Tokens> {
-        let r =
-            pb::RegisterReq { username: req.username, password: req.password, nickname: req.nickname, ip: ip.into() };
+        let r = pb::RegisterReq {
+            username: req.username,
+            password: req.password,
+            nickname: req.nickname,
+            ip: ip.into(),
+            captcha_key: req.captcha_key,
+            captcha_code: req.captcha_code,
+        };
         self.client.clone().register(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
     }
 

@@ -89,6 +89,7 @@ async fn go_games_usercenter_methods() {
             password: "secret99".into(),
             nickname: "Hal".into(),
             ip: "10.1.1.1".into(),
+            ..Default::default()
         };
         let t = c.register(reg.clone()).await.expect("register").into_inner();
         let claims = s.jwt.verify(&t.access_token).expect("a valid token");
@@ -124,7 +125,7 @@ async fn go_games_usercenter_methods() {
         // The same through the remote trait implementation the API layer uses.
         let remote = RemoteUserCenter::connect(&s.uc_url, TOKEN).expect("client");
         let e = remote
-            .register(RegisterReq { username: "hal".into(), password: "secret99".into(), nickname: String::new() }, "")
+            .register(RegisterReq { username: "hal".into(), password: "secret99".into(), ..Default::default() }, "")
             .await
             .expect_err("duplicate");
         assert_eq!(e.code(), Code::UsernameTaken);

@@ -51,6 +51,12 @@ fn code(v: &Value) -> i64 {
 }
 
 async fn start(db: Db, cache: Cache) -> Site {
+    let cfg = UsercenterConfig { captcha_after_failures: 3, lock_after_failures: 6, ..UsercenterConfig::default() };
+    start_with(db, cache, cfg).await
+}
+
+async fn start_with(db: Db, cache: Cache, cfg: UsercenterConfig) -> Site {
+    let servers = cfg.game_servers.clone();
     let jwt = Arc::new(Jwt::new(SECRET, Duration::from_secs(3600), Duration::from_secs(1800)));
     let basic = BasicLogic::new(
         db.clone(),
@@ -61,14 +67,10 @@ async fn start(db: Db, cache: Cache) -> Site {
     )
     .expect("basic");
     let basic_dyn: Arc<dyn Basic> = Arc::new(basic.clone());
-    let cfg = UsercenterConfig { captcha_after_failures: 3, lock_after_failures: 6, ..UsercenterConfig::default() };
     let logic = UserCenterLogic::new(db.clone(), cache, jwt.clone(), basic_dyn.clone(), cfg);
     let auth = Auth { jwt, revocations: Some(logic.revocations()) };
-    let router = rsgame_usercenter::api::router(Arc::new(logic), auth.clone()).merge(rsgame_basic::api::router(
-        basic_dyn,
-        basic.clone(),
-        auth,
-    ));
+    let router = rsgame_usercenter::api::router(Arc::new(logic), auth.clone(), servers)
+        .merge(rsgame_basic::api::router(basic_dyn, basic.clone(), auth));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let shutdown = rsgame_kit::Shutdown::new();
@@ -91,6 +93,7 @@ async fn register_login_detail_and_bad_input() {
         assert!(t["accessToken"].as_str().is_some_and(|s| s.split('.').count() == 3), "{t}");
         assert!(t["accessExpire"].as_i64() > t["refreshAfter"].as_i64());
         assert!(t["refreshToken"].as_str().is_some_and(|s| s.len() >= 40));
+        assert_eq!(t["servers"], json!(["/ws"]), "the reply names the game node: {t}");
 
         let (_, v) = post(&site, "/usercenter/v1/user/detail", t["accessToken"].as_str(), json!({})).await;
         assert_eq!(code(&v), 200, "{v}");
@@ -213,6 +216,47 @@ async fn tokens_tampered_expired_missing_and_revoked_get_401() {
         site.db.execute(&ban).await.expect("ban");
         let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": refresh})).await;
         assert_eq!(code(&v), 400501, "{v}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn register_can_require_a_captcha_and_token_replies_name_the_game_servers() {
+    on_every_backend(|_, db, cache| async move {
+        let cfg = UsercenterConfig {
+            register_captcha: true,
+            game_servers: vec!["wss://eu1.example.com/ws".into(), "/ws".into()],
+            ..UsercenterConfig::default()
+        };
+        let site = start_with(db, cache, cfg).await;
+        let form = |key: &str, code: &str| {
+            json!({"username": "cap", "password": "secret99", "captchaKey": key, "captchaCode": code})
+        };
+        let (_, v) = post(&site, "/usercenter/v1/user/register", None, form("", "")).await;
+        assert_eq!(code(&v), 400508, "no captcha: {v}");
+        // A wrong answer uses the captcha up: the right answer afterwards does not pass.
+        let (_, c) = post(&site, "/basic/v1/basic/captcha", None, json!({})).await;
+        let key = c["data"]["key"].as_str().expect("key").to_owned();
+        let answer = site.basic.peek_answer(&key).await.expect("answer");
+        let (_, v) = post(&site, "/usercenter/v1/user/register", None, form(&key, "nope")).await;
+        assert_eq!(code(&v), 400509, "wrong captcha: {v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/register", None, form(&key, &answer)).await;
+        assert_eq!(code(&v), 400509, "a captcha works once: {v}");
+        // A form refused for its username keeps the captcha for the next try.
+        let (_, c) = post(&site, "/basic/v1/basic/captcha", None, json!({})).await;
+        let key = c["data"]["key"].as_str().expect("key").to_owned();
+        let answer = site.basic.peek_answer(&key).await.expect("answer");
+        let bad = json!({"username": "x", "password": "secret99", "captchaKey": key, "captchaCode": answer});
+        let (_, v) = post(&site, "/usercenter/v1/user/register", None, bad).await;
+        assert_eq!(code(&v), 400102, "bad username: {v}");
+        let (_, v) = post(&site, "/usercenter/v1/user/register", None, form(&key, &answer.to_uppercase())).await;
+        assert_eq!(code(&v), 200, "the right answer, in any case: {v}");
+        assert_eq!(v["data"]["servers"], json!(["wss://eu1.example.com/ws", "/ws"]), "{v}");
+        // Logging in needs no captcha (until repeated failures), and names the servers too.
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/login", None, json!({"username": "cap", "password": "secret99"})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        assert_eq!(v["data"]["servers"], json!(["wss://eu1.example.com/ws", "/ws"]), "{v}");
     })
     .await;
 }
