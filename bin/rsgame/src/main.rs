@@ -9,6 +9,7 @@
 mod directory;
 mod roles;
 mod serve;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

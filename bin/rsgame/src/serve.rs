@@ -211,8 +211,15 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 router = router.merge(gate.ws_routes());
             }
             Role::UsercenterApi => {
-                router = router.merge(rsgame_usercenter::api::router(s.usercenter.clone(), s.auth.clone()));
+                router = router.merge(rsgame_usercenter::api::router(
+                    s.usercenter.clone(),
+                    s.auth.clone(),
+                    cfg.usercenter.game_servers.clone(),
+                ));
                 apidoc.merge(rsgame_usercenter::api::openapi());
+                if cfg.http.web_client {
+                    router = router.merge(crate::web::router());
+                }
             }
             Role::BasicApi => {
                 {

@@ -1,0 +1,119 @@
+//! The browser client: served by the monolith at `/`, and played end to end in headless
+//! Chromium (`RSGAME_TEST_CHROMIUM`) by two users — register with the captcha, see each other
+//! move, chat privately, kill a monster, buy, drop and reconnect, a lockstep room, reload.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A raw GET with extra headers: the status line and headers (lower-cased), and the body.
+fn fetch(port: u16, path: &str, extra: &str) -> (String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{extra}\r\n").expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.to_lowercase(), body.to_owned())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+#[test]
+fn the_monolith_serves_the_client_at_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&write_config(dir.path(), ""), &[]);
+    let (head, body) = fetch(server.port, "/", "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(header(&head, "content-type"), Some("text/html; charset=utf-8"));
+    assert!(body.contains(r#"<canvas id="view">"#) && body.contains(r#"<script src="app.js">"#), "{body}");
+    let csp = header(&head, "content-security-policy").expect("a content security policy");
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+
+    // The bundle is the committed build, protobuf classes included.
+    let (head, body) = fetch(server.port, "/app.js", "");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(header(&head, "content-type").is_some_and(|t| t.starts_with("text/javascript")), "{head}");
+    assert!(body.contains("GameLogin") && body.len() > 50_000, "{} bytes", body.len());
+    // Revalidation: the same ETag gets 304 and no body.
+    let etag = header(&head, "etag").expect("etag").to_owned();
+    let (head, body) = fetch(server.port, "/app.js", &format!("if-none-match: {etag}\r\n"));
+    assert!(head.starts_with("http/1.1 304"), "{head}");
+    assert!(body.is_empty());
+    let (head, _) = fetch(server.port, "/style.css", "");
+    assert!(head.starts_with("http/1.1 200") && head.contains("text/css"), "{head}");
+    // Other paths are still the API's envelope 404.
+    let (head, body) = fetch(server.port, "/nope.js", "");
+    assert!(head.starts_with("http/1.1 404") || body.contains("\"code\""), "{head}{body}");
+}
+
+#[test]
+fn the_client_can_be_turned_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&write_config(dir.path(), "http:\n  web_client: false\n"), &[]);
+    let (_, body) = fetch(server.port, "/", "");
+    assert!(!body.contains("<canvas"), "{body}");
+}
+
+/// The sample game data beside the test's database.
+fn game_data(dir: &Path) {
+    let data = dir.join("data/game");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/game/sample");
+    for f in std::fs::read_dir(&sample).expect("sample") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, data.join(f.file_name().expect("name"))).expect("copy");
+    }
+}
+
+#[test]
+fn two_players_in_headless_chromium() {
+    let (Ok(chromium), Ok(redis)) = (std::env::var("RSGAME_TEST_CHROMIUM"), std::env::var("RSGAME_TEST_REDIS_URL"))
+    else {
+        eprintln!("skipped: set RSGAME_TEST_CHROMIUM and RSGAME_TEST_REDIS_URL to play the web client in Chromium");
+        return;
+    };
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "clients/web/node_modules is missing: run `npm ci` in clients/web (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    game_data(dir.path());
+    // Captcha answers in Redis under a prefix of this run, where the test reads them as the
+    // human would read the picture.
+    let prefix = format!("rsgame-web-{}:", std::process::id());
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "cache:\n  backend: redis\n  url: {redis}\n  prefix: \"{prefix}\"\nusercenter:\n  register_captcha: true\n"
+        ),
+    );
+    let server = Server::start(&cfg, &[]);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-e2e");
+    let _ = std::fs::remove_dir_all(&shots);
+    let out = Command::new("node")
+        .current_dir(&web)
+        .arg("e2e/e2e.mjs")
+        .arg(format!("http://127.0.0.1:{}", server.port))
+        .env("CHROMIUM", &chromium)
+        .env("REDIS_URL", &redis)
+        .env("CACHE_PREFIX", &prefix)
+        .env("E2E_SHOTS", &shots)
+        .output()
+        .expect("node runs");
+    let text = text(&out);
+    println!("{text}");
+    assert!(out.status.success(), "the browser test failed:\n{text}");
+    let taken = std::fs::read_dir(&shots).map(|d| d.count()).unwrap_or(0);
+    assert!(taken >= 10, "screenshots of every step in {}: {taken}", shots.display());
+}

@@ -1,0 +1,165 @@
+// REST: go-game's envelope `{code, msg, data}` (code 200 on success), JWT bearer auth, and
+// the session kept in sessionStorage so a page reload resumes it.
+
+export class ApiError extends Error {
+  constructor(
+    public code: number,
+    msg: string,
+  ) {
+    super(msg);
+  }
+}
+
+export interface Session {
+  accessToken: string;
+  accessExpire: number;
+  refreshAfter: number;
+  refreshToken: string;
+  servers: string[];
+  userId: number;
+  username: string;
+  nickname: string;
+}
+
+const KEY = "rsgame.session";
+
+export function loadSession(): Session | null {
+  try {
+    const raw = sessionStorage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(s: Session | null): void {
+  if (s) sessionStorage.setItem(KEY, JSON.stringify(s));
+  else sessionStorage.removeItem(KEY);
+}
+
+export async function call<T>(path: string, body: unknown, token?: string): Promise<T> {
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetch(path, { method: "POST", headers, body: JSON.stringify(body ?? {}) });
+  } catch {
+    throw new ApiError(0, "the server cannot be reached");
+  }
+  let env: { code: number; msg: string; data?: T };
+  try {
+    env = await res.json();
+  } catch {
+    throw new ApiError(res.status, `HTTP ${res.status}`);
+  }
+  if (env.code !== 200) throw new ApiError(env.code, env.msg);
+  return env.data as T;
+}
+
+interface TokenReply {
+  accessToken: string;
+  accessExpire: number;
+  refreshAfter: number;
+  refreshToken: string;
+  servers: string[];
+}
+
+interface Detail {
+  userInfo: { id: number; username: string; nickname: string };
+}
+
+async function complete(t: TokenReply): Promise<Session> {
+  const d = await call<Detail>("/usercenter/v1/user/detail", {}, t.accessToken);
+  const s: Session = {
+    accessToken: t.accessToken,
+    accessExpire: t.accessExpire,
+    refreshAfter: t.refreshAfter,
+    refreshToken: t.refreshToken,
+    servers: t.servers?.length ? t.servers : ["/ws"],
+    userId: d.userInfo.id,
+    username: d.userInfo.username,
+    nickname: d.userInfo.nickname,
+  };
+  saveSession(s);
+  return s;
+}
+
+export interface Captcha {
+  key: string;
+  code: string;
+}
+
+export async function register(username: string, password: string, nickname: string, captcha?: Captcha) {
+  const t = await call<TokenReply>("/usercenter/v1/user/register", {
+    username,
+    password,
+    nickname,
+    captchaKey: captcha?.key ?? "",
+    captchaCode: captcha?.code ?? "",
+  });
+  return complete(t);
+}
+
+export async function login(username: string, password: string, captcha?: Captcha) {
+  const t = await call<TokenReply>("/usercenter/v1/user/login", {
+    username,
+    password,
+    captchaKey: captcha?.key ?? "",
+    captchaCode: captcha?.code ?? "",
+  });
+  return complete(t);
+}
+
+/** A valid access token: the stored one, or a refreshed one when it is due. Null: log in again. */
+export async function freshToken(s: Session): Promise<Session | null> {
+  const now = Date.now() / 1000;
+  if (now < s.refreshAfter && now < s.accessExpire - 30) return s;
+  try {
+    const t = await call<TokenReply>("/usercenter/v1/user/refresh", { refreshToken: s.refreshToken });
+    const next = { ...s, ...t, servers: t.servers?.length ? t.servers : s.servers };
+    saveSession(next);
+    return next;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 0) return s; // offline: try the old one
+    saveSession(null);
+    return null;
+  }
+}
+
+export async function logout(s: Session): Promise<void> {
+  try {
+    await call("/usercenter/v1/user/logout", { refreshToken: s.refreshToken }, s.accessToken);
+  } finally {
+    saveSession(null);
+  }
+}
+
+export function captcha(): Promise<{ image: string; key: string; length: number }> {
+  return call("/basic/v1/basic/captcha", {});
+}
+
+export interface Goods {
+  id: number;
+  name: string;
+  kind: string;
+  attack: number;
+  defence: number;
+}
+
+export interface Pack {
+  player: { userId: number; level: number; exp: number; coins: number; hp: number; maxHp: number; score: number };
+  totalAttack: number;
+  totalDefence: number;
+  items: Array<{ goods: Goods; count: number; equipped: boolean }>;
+}
+
+export interface ShopItem {
+  id: number;
+  price: number;
+  goods: Goods;
+}
+
+export interface Ranking {
+  list: Array<{ rank: number; userId: number; value: number }>;
+  me?: { rank: number; userId: number; value: number };
+}

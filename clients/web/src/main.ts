@@ -1,0 +1,493 @@
+// rsgame's browser client: log in over REST, then play over one WebSocket to the game node
+// the login reply names. Screens: log in / register (captcha when the server asks), the
+// world, chat, friends, rooms, lockstep rooms, bag, shop and leaderboard.
+import * as api from "./api";
+import { ID } from "./ids";
+import { Lockstep } from "./lockstep";
+import { Conn, Status, wsUrl } from "./net";
+import { World } from "./world";
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+let session: api.Session | null = null;
+let conn: Conn | null = null;
+
+// ---- log in / register ------------------------------------------------------------------
+
+let registering = false;
+let captchaKey = "";
+
+function showAuth(msg = ""): void {
+  $("game").hidden = true;
+  $("auth").hidden = false;
+  $("auth-error").textContent = msg;
+}
+
+function setMode(reg: boolean): void {
+  registering = reg;
+  $("tab-login").classList.toggle("on", !reg);
+  $("tab-register").classList.toggle("on", reg);
+  $("nickname-row").hidden = !reg;
+  $("auth-submit").textContent = reg ? "Register" : "Log in";
+  $("auth-error").textContent = "";
+}
+
+async function showCaptcha(): Promise<void> {
+  try {
+    const c = await api.captcha();
+    captchaKey = c.key;
+    $<HTMLImageElement>("captcha-img").src = c.image;
+    $("captcha-img").dataset.key = c.key;
+    $<HTMLInputElement>("captcha-code").value = "";
+    $("captcha-row").hidden = false;
+  } catch (e) {
+    $("auth-error").textContent = (e as Error).message;
+  }
+}
+
+async function submitAuth(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const user = $<HTMLInputElement>("username").value.trim();
+  const pass = $<HTMLInputElement>("password").value;
+  const nick = $<HTMLInputElement>("nickname").value.trim();
+  const code = $<HTMLInputElement>("captcha-code").value.trim();
+  const captcha = !$("captcha-row").hidden && code ? { key: captchaKey, code } : undefined;
+  $("auth-error").textContent = "";
+  try {
+    session = registering ? await api.register(user, pass, nick, captcha) : await api.login(user, pass, captcha);
+    $("captcha-row").hidden = true;
+    enterGame();
+  } catch (e) {
+    const err = e as api.ApiError;
+    $("auth-error").textContent = err.message;
+    // 400508: the server wants a captcha; 400509: it was wrong (and is used up).
+    if (err.code === 400508 || err.code === 400509 || !$("captcha-row").hidden) await showCaptcha();
+  }
+}
+
+$("tab-login").onclick = () => setMode(false);
+$("tab-register").onclick = () => setMode(true);
+$("captcha-img").onclick = () => void showCaptcha();
+$("auth-form").addEventListener("submit", (ev) => void submitAuth(ev));
+
+// ---- the game ----------------------------------------------------------------------------
+
+const world = new World($<HTMLCanvasElement>("view"), (id, m) => conn?.send(id, m));
+const lockstep = new Lockstep($<HTMLCanvasElement>("lockstep"), (id, m) => conn?.send(id, m));
+const names = new Map<number, string>();
+let roomId = 0;
+let roomType = 1;
+
+function send(id: number, m: object): void {
+  conn?.send(id, m);
+}
+
+function toast(msg: string): void {
+  $("toast").textContent = msg;
+}
+
+function nameOf(id: number): string {
+  if (id === world.me.id) return world.me.name || "me";
+  return names.get(id) ?? world.entities.get(id)?.name ?? `#${id}`;
+}
+
+function status(s: Status, detail?: string): void {
+  const el = $("status");
+  el.textContent = s === "offline" && detail ? `offline: ${detail}` : s;
+  el.className = `status ${s}`;
+  if (s === "kicked") toast("You logged in somewhere else: this page is disconnected.");
+}
+
+function showStats(): void {
+  const m = world.me;
+  $("me-name").textContent = `${m.name} #${m.id}`;
+  $("me-level").textContent = String(m.level);
+  $("me-hp").textContent = String(m.hp);
+  $("me-maxhp").textContent = String(m.maxHp);
+  $("me-coins").textContent = String(m.coins);
+  $("dead").hidden = !m.dead || !world.active;
+}
+
+world.onStats = showStats;
+world.onReward = () => void refreshBag();
+world.onPick = (e) => {
+  $<HTMLInputElement>("chat-to").value = String(e.id);
+  $<HTMLInputElement>("friend-id").value = String(e.id);
+  chatTab(3);
+  toast(`${e.name} (#${e.id}) selected: chat privately or add as a friend`);
+};
+
+function enterGame(): void {
+  if (!session) return;
+  $("auth").hidden = true;
+  $("game").hidden = false;
+  world.me.id = session.userId;
+  world.me.name = session.nickname || session.username;
+  names.set(session.userId, world.me.name);
+  showStats();
+  conn?.stop();
+  conn = new Conn({
+    url: wsUrl(session.servers[0]),
+    credentials: async () => {
+      if (!session) return null;
+      const s = await api.freshToken(session);
+      if (!s) {
+        showAuth("Your session expired: log in again.");
+        return null;
+      }
+      session = s;
+      return { userId: s.userId, token: s.accessToken };
+    },
+    onMessage: onMessage,
+    onStatus: status,
+  });
+  conn.start();
+  void refreshBag();
+  void refreshShop();
+  void refreshRanks();
+}
+
+function onMessage(id: number, m: any): void {
+  world.handle(id, m);
+  switch (id) {
+    case ID.UserInfo:
+      // The login reply: where we are. The view follows over the next tick.
+      world.reset();
+      world.handle(id, m);
+      roomId = Number(m.roomId);
+      roomType = 1;
+      setPlace(`scene ${roomId}`);
+      showStats();
+      send(ID.MyFriend, { type: 1 });
+      send(ID.ChatHistory, { chatType: 1, limit: 30 });
+      break;
+    case ID.EnterRoomResp:
+      onEnter(m);
+      if (!$("panel-rooms").hidden) send(ID.RoomList, { type: 0 });
+      break;
+    case ID.ChatMsgResp:
+    case ID.ChatHistoryResp:
+      for (const c of m.msgList ?? []) addChat(c);
+      break;
+    case ID.CreateRoomResp:
+      toast(m.status === 200 ? `room ${m.msg} created` : `not created: ${m.msg}`);
+      break;
+    case ID.RoomListResp:
+      showRooms(m.roomList ?? []);
+      break;
+    case ID.QuitRoomResp:
+      toast(Number(m.userId) === world.me.id ? "you left the room" : `${nameOf(Number(m.userId))} left`);
+      break;
+    case ID.MyFriendResp:
+      showFriends(m.userList ?? []);
+      break;
+    case ID.FriendStatus:
+      names.set(Number(m.userId), m.nickname || m.username);
+      toast(`${m.nickname || m.username} is ${m.online ? "online" : "offline"}`);
+      send(ID.MyFriend, { type: 1 });
+      break;
+    case ID.AddFriendResp:
+      toast(m.msg || "done");
+      send(ID.MyFriend, { type: 1 });
+      break;
+    case ID.SpawnResp:
+      for (const e of m.list ?? []) if (e.kind === 1) names.set(Number(e.id), e.name);
+      break;
+    case ID.LockstepFrames:
+      lockstep.handle(m);
+      $("lockstep-digest").textContent = `${lockstep.frame} ${lockstep.digest()}`;
+      break;
+    case ID.ErrorResp:
+      toast(`error ${m.code}: ${m.msg}`);
+      break;
+    case ID.LogoutResp:
+      if (m.type === 3) showAuth("You logged in somewhere else.");
+      break;
+  }
+}
+
+function setPlace(text: string): void {
+  $("place").textContent = text;
+}
+
+function onEnter(m: any): void {
+  roomId = Number(m.roomId);
+  roomType = m.type;
+  for (const u of m.userList ?? []) names.set(Number(u.userId), u.nickname || u.username);
+  const ls = roomType === 3 || roomType === 4;
+  world.reset();
+  world.active = !ls;
+  world.pvp = m.name === "Arena";
+  $("view").hidden = ls;
+  $("lockstep-box").hidden = !ls;
+  if (ls) lockstep.enter(roomId);
+  setPlace(`${m.name || "room"} (${roomId})`);
+  $("chat-log").replaceChildren();
+  showStats();
+}
+
+// ---- chat --------------------------------------------------------------------------------
+
+let chatType = 1;
+const chats: Record<number, HTMLLIElement[]> = { 1: [], 2: [], 3: [] };
+
+function chatTab(t: number): void {
+  chatType = t;
+  for (const b of $("chat-tabs").querySelectorAll("button")) b.classList.toggle("on", b.dataset.chat === String(t));
+  $("chat-to").hidden = t !== 3;
+  $("chat-log").replaceChildren(...chats[t]);
+  $("chat-log").scrollTop = 1e9;
+}
+
+function addChat(c: any): void {
+  const t = Number(c.chatType) || 1;
+  const from = Number(c.userId);
+  const li = document.createElement("li");
+  const who = document.createElement("span");
+  who.className = "who";
+  const to = Number(c.objId);
+  who.textContent = t === 3 ? `${nameOf(from)} → ${nameOf(to)}: ` : `${nameOf(from)}: `;
+  li.append(who, document.createTextNode(c.msg));
+  if (t === 3) li.className = "private";
+  li.dataset.sendTime = String(c.sendTime);
+  const list = chats[t] ?? chats[1];
+  list.push(li);
+  if (list.length > 200) list.shift();
+  if (t === chatType) {
+    $("chat-log").append(li);
+    $("chat-log").scrollTop = 1e9;
+  } else if (t === 3 && from !== world.me.id) {
+    toast(`private message from ${nameOf(from)}`);
+  }
+}
+
+for (const b of $("chat-tabs").querySelectorAll<HTMLButtonElement>("button")) {
+  b.onclick = () => chatTab(Number(b.dataset.chat));
+}
+$("chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $<HTMLInputElement>("chat-text");
+  if (!text.value.trim()) return;
+  const msg: Record<string, unknown> = { chatType, msgType: 1, msg: text.value };
+  if (chatType === 3) {
+    const to = Number($<HTMLInputElement>("chat-to").value);
+    if (!to) return toast("who to? enter a user id");
+    msg.objId = to;
+  }
+  send(ID.ChatMsg, msg);
+  text.value = "";
+});
+
+// ---- friends -----------------------------------------------------------------------------
+
+function showFriends(list: any[]): void {
+  const items = list.map((u) => {
+    names.set(Number(u.userId), u.nickname || u.username);
+    const li = document.createElement("li");
+    const dot = document.createElement("span");
+    dot.className = `dot${u.online ? " on" : ""}`;
+    const name = document.createElement("span");
+    name.className = "grow";
+    name.textContent = `${u.nickname || u.username} #${u.userId}${u.online && u.roomId ? ` · in ${u.roomId}` : ""}`;
+    const chat = document.createElement("button");
+    chat.textContent = "Chat";
+    chat.onclick = () => {
+      $<HTMLInputElement>("chat-to").value = String(u.userId);
+      panel("chat");
+      chatTab(3);
+      send(ID.ChatHistory, { chatType: 3, objId: u.userId, limit: 30 });
+    };
+    li.append(dot, name, chat);
+    return li;
+  });
+  $("friend-list").replaceChildren(...items);
+}
+
+$("friend-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const id = Number($<HTMLInputElement>("friend-id").value);
+  if (!id) return;
+  send(ID.AddFriend, { userId: id, type: Number($<HTMLSelectElement>("friend-type").value) });
+});
+
+// ---- rooms -------------------------------------------------------------------------------
+
+const ROOM_TYPES: Record<number, string> = { 1: "public", 2: "private", 3: "lockstep", 4: "private lockstep" };
+
+function showRooms(list: any[]): void {
+  const items = list.map((r) => {
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "grow";
+    const members = (r.userList ?? []).length;
+    name.textContent = `${r.name} (${r.roomId}) · ${ROOM_TYPES[r.type] ?? r.type}${members ? ` · ${members}/${r.maxUser}` : ""}`;
+    const enter = document.createElement("button");
+    enter.textContent = Number(r.roomId) === roomId ? "here" : "Enter";
+    enter.disabled = Number(r.roomId) === roomId;
+    enter.onclick = () => {
+      let password = "";
+      if (r.type === 2 || r.type === 4) password = prompt("Room password") ?? "";
+      send(ID.EnterRoom, { roomId: r.roomId, password });
+    };
+    li.append(name, enter);
+    return li;
+  });
+  $("room-list").replaceChildren(...items);
+}
+
+$("rooms-refresh").onclick = () => send(ID.RoomList, { type: 0 });
+$("room-quit").onclick = () => send(ID.QuitRoom, { roomId });
+$("room-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  send(ID.CreateRoom, {
+    name: $<HTMLInputElement>("room-name").value,
+    type: Number($<HTMLSelectElement>("room-type").value),
+    maxUser: 8,
+    password: $<HTMLInputElement>("room-password").value,
+  });
+});
+for (const b of document.querySelectorAll<HTMLButtonElement>(".pad button")) {
+  b.onclick = () => lockstep.press(b.dataset.dir ?? "");
+}
+
+// ---- bag, shop, ranks (REST) -------------------------------------------------------------
+
+async function authed<T>(path: string, body: unknown): Promise<T> {
+  if (!session) throw new api.ApiError(400103, "log in first");
+  const s = await api.freshToken(session);
+  if (!s) {
+    showAuth("Your session expired: log in again.");
+    throw new api.ApiError(400103, "session expired");
+  }
+  session = s;
+  return api.call<T>(path, body, s.accessToken);
+}
+
+function showPack(p: api.Pack): void {
+  $("bag-coins").textContent = String(p.player.coins);
+  $("bag-level").textContent = String(p.player.level);
+  $("bag-attack").textContent = String(p.totalAttack);
+  $("bag-defence").textContent = String(p.totalDefence);
+  $("me-coins").textContent = String(p.player.coins);
+  const items = p.items.map((it) => {
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "grow";
+    name.textContent = `${it.goods.name} ×${it.count}${it.equipped ? " (equipped)" : ""}`;
+    li.append(name);
+    if (it.goods.kind !== "material" && !it.equipped) {
+      const use = document.createElement("button");
+      use.textContent = it.goods.kind === "equipment" ? "Equip" : "Use";
+      use.onclick = async () => {
+        try {
+          showPack(await authed<api.Pack>("/game/v1/game/useGoods", { id: it.goods.id }));
+          toast(`${it.goods.name} used`);
+        } catch (e) {
+          toast((e as Error).message);
+        }
+      };
+      li.append(use);
+    }
+    return li;
+  });
+  $("bag-list").replaceChildren(...items);
+}
+
+async function refreshBag(): Promise<void> {
+  try {
+    showPack(await authed<api.Pack>("/game/v1/game/getPack", {}));
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+
+async function refreshShop(): Promise<void> {
+  try {
+    const list = await api.call<api.ShopItem[]>("/game/v1/game/getShop", {});
+    $("shop-list").replaceChildren(
+      ...list.map((s) => {
+        const li = document.createElement("li");
+        const name = document.createElement("span");
+        name.className = "grow";
+        name.textContent = `${s.goods.name} · ${s.price} coins`;
+        const buy = document.createElement("button");
+        buy.textContent = "Buy";
+        buy.dataset.listing = String(s.id);
+        buy.onclick = async () => {
+          try {
+            showPack(await authed<api.Pack>("/game/v1/game/buyGoods", { id: s.id, count: 1 }));
+            $("shop-msg").textContent = "";
+            toast(`bought ${s.goods.name}`);
+          } catch (e) {
+            $("shop-msg").textContent = (e as Error).message;
+          }
+        };
+        li.append(name, buy);
+        return li;
+      }),
+    );
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+
+let rankBy = "score";
+async function refreshRanks(): Promise<void> {
+  try {
+    const r = await authed<api.Ranking>("/game/v1/game/getRank", { by: rankBy, page: 1, pageSize: 20 });
+    const items = r.list.map((e) => {
+      const li = document.createElement("li");
+      li.textContent = `${nameOf(e.userId)} — ${e.value}`;
+      return li;
+    });
+    if (r.me) {
+      const li = document.createElement("li");
+      li.textContent = `you: #${r.me.rank} — ${r.me.value}`;
+      items.push(li);
+    }
+    $("rank-list").replaceChildren(...items);
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+for (const b of $("rank-tabs").querySelectorAll<HTMLButtonElement>("button")) {
+  b.onclick = () => {
+    rankBy = b.dataset.by ?? "score";
+    for (const o of $("rank-tabs").querySelectorAll("button")) o.classList.toggle("on", o === b);
+    void refreshRanks();
+  };
+}
+
+// ---- panels, respawn, logout -------------------------------------------------------------
+
+function panel(name: string): void {
+  for (const b of $("panels").querySelectorAll<HTMLButtonElement>("button")) b.classList.toggle("on", b.dataset.panel === name);
+  for (const p of document.querySelectorAll<HTMLElement>(".panel")) p.hidden = p.id !== `panel-${name}`;
+  if (name === "bag") void refreshBag();
+  if (name === "shop") void refreshShop();
+  if (name === "ranks") void refreshRanks();
+  if (name === "rooms") send(ID.RoomList, { type: 0 });
+  if (name === "friends") send(ID.MyFriend, { type: 1 });
+}
+for (const b of $("panels").querySelectorAll<HTMLButtonElement>("button")) b.onclick = () => panel(b.dataset.panel ?? "chat");
+
+$("respawn").onclick = () => world.respawn();
+$("logout").onclick = async () => {
+  send(ID.Logout, { type: 1 });
+  conn?.stop();
+  conn = null;
+  if (session) await api.logout(session).catch(() => undefined);
+  session = null;
+  showAuth();
+};
+window.setInterval(() => {
+  if (conn?.online) $("rtt").textContent = `${Math.round(conn.rtt)} ms`;
+}, 1000);
+
+// Tests and curious players can reach the state from the console.
+(window as any).rsgame = { world, lockstep, get conn() { return conn; }, get session() { return session; }, panel };
+
+// A reload resumes the session kept in this tab.
+session = api.loadSession();
+if (session) enterGame();
+else showAuth();
