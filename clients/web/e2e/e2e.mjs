@@ -272,6 +272,20 @@ try {
   check(await a.isHidden("#auth"), "no login form after the reload");
   await until(b, "B still sees A after A's reload", (id) => window.rsgame.world.entities.has(id), idA);
   await shot(a, "A-after-reload");
+
+  // Tokens revoked elsewhere (B logs out over REST, as another device would): B's next page
+  // load is refused at the game login, fails to refresh, and lands on the login form.
+  await b.evaluate(async () => {
+    const s = window.rsgame.session;
+    await fetch("/usercenter/v1/user/logout", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${s.accessToken}` },
+      body: JSON.stringify({ refreshToken: s.refreshToken }),
+    });
+  });
+  await b.reload();
+  await until(b, "B's revoked session ends at the login form", () => !document.getElementById("auth").hidden && /log in again/.test(document.getElementById("auth-error").textContent), null);
+  await shot(b, "B-revoked");
 } catch (e) {
   failures.push(e.message);
 } finally {

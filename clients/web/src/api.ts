@@ -110,10 +110,25 @@ export async function login(username: string, password: string, captcha?: Captch
   return complete(t);
 }
 
-/** A valid access token: the stored one, or a refreshed one when it is due. Null: log in again. */
-export async function freshToken(s: Session): Promise<Session | null> {
+let refreshing: Promise<Session | null> | null = null;
+
+/**
+ * A valid access token: the stored one, or a refreshed one when it is due. Null: log in again.
+ * One refresh at a time: refresh tokens rotate and a reused one revokes the whole family, so
+ * the socket's reconnect and a REST call must not both spend the same one.
+ */
+export function freshToken(s: Session): Promise<Session | null> {
   const now = Date.now() / 1000;
-  if (now < s.refreshAfter && now < s.accessExpire - 30) return s;
+  if (now < s.refreshAfter && now < s.accessExpire - 30) return Promise.resolve(s);
+  if (!refreshing) {
+    refreshing = refresh(s).finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+async function refresh(s: Session): Promise<Session | null> {
   try {
     const t = await call<TokenReply>("/usercenter/v1/user/refresh", { refreshToken: s.refreshToken });
     const next = { ...s, ...t, servers: t.servers?.length ? t.servers : s.servers };

@@ -199,6 +199,11 @@ function onMessage(id: number, m: any): void {
       break;
     case ID.ErrorResp:
       toast(`error ${m.code}: ${m.msg}`);
+      if (conn && !conn.online && session && m.code === 400103) {
+        // The game login refused the token (revoked, or our clock is off): refresh it
+        // before the next attempt; if that fails too, credentials() sends us to log in.
+        session = { ...session, refreshAfter: 0 };
+      }
       break;
     case ID.LogoutResp:
       if (m.type === 3) showAuth("You logged in somewhere else.");

@@ -138,7 +138,8 @@ export class Conn {
   send(id: number, msg: object): void {
     const f = frame(id, msg);
     if (this.ready && this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(f);
-    else if (id !== ID.Move && id !== ID.LockstepInput) this.pending.push(f);
+    // Movement and lockstep input go stale: only requests wait, and only so many.
+    else if (id !== ID.Move && id !== ID.LockstepInput && this.pending.length < 100) this.pending.push(f);
   }
 
   /** Closes for good (a logout, or leaving the page). */
@@ -225,12 +226,14 @@ export class Conn {
     if (id === ID.LogoutResp && msg.type === 3) {
       this.stop("kicked");
     }
-    if (id === ID.ErrorResp && !this.ready && (msg.code === 400103 || msg.code === 400501)) {
-      // The login itself was refused: the token is bad. credentials() refreshes it on the
-      // next attempt, or gives up.
-      this.opts.onStatus("offline", msg.msg);
-    }
     this.opts.onMessage(id, msg);
+    if (id === ID.ErrorResp && !this.ready && (msg.code === 400103 || msg.code === 400501)) {
+      // The login itself was refused. A bad or revoked token (400103): close, and the next
+      // attempt asks credentials() again, which refreshes it or gives up. A token of another
+      // account (400501) will never work: stop.
+      if (msg.code === 400501) this.stop("closed");
+      else ws.close(4001, "login refused");
+    }
   }
 
   private ping(): void {
