@@ -125,6 +125,9 @@ struct Entity {
     view: View,
     /// The tick of its last accepted move (players) — the base of the speed check.
     moved_at: u64,
+    /// Distance it may still cover beyond what the ticks since `moved_at` allow: what a move
+    /// that arrived early (network or timer jitter) did not use of the one before.
+    move_budget: f32,
     attack: i64,
     defence: i64,
     /// The first tick it may attack again.
@@ -333,8 +336,18 @@ impl Scene {
 
     fn add(&mut self, view: View, attack: i64, defence: i64, spawn: Option<usize>) {
         self.grid.insert(view.id, view.x, view.z);
-        let e =
-            Entity { view, moved_at: self.tick, attack, defence, ready_at: 0, spawn, ai: Ai::Idle, dead_until: None };
+        let e = Entity {
+            view,
+            moved_at: self.tick,
+            // Arrived rested: a first step right after the login is not cut.
+            move_budget: self.move_cap(),
+            attack,
+            defence,
+            ready_at: 0,
+            spawn,
+            ai: Ai::Idle,
+            dead_until: None,
+        };
         self.entities.insert(e.view.id, e);
     }
 
@@ -541,9 +554,11 @@ impl Scene {
                 }
                 let (x, z) = (e.view.x, e.view.z);
                 let (rx, rz) = self.cfg.bounds.clamp(self.cfg.respawn.0, self.cfg.respawn.1);
+                let cap = self.move_cap();
                 if let Some(e) = self.entities.get_mut(&id) {
                     e.view.hp = e.view.max_hp;
                     e.moved_at = self.tick;
+                    e.move_budget = cap;
                 }
                 // Teleported by the server: no speed check.
                 self.relocate(id, (x, z), (rx, rz));
@@ -577,9 +592,24 @@ impl Scene {
         }
     }
 
-    /// Validates a move: inside the bounds, and no farther than the speed allows since the
-    /// last accepted move (with 10 % slack for network jitter). A move too far is cut to the
-    /// allowed distance along its direction and the player is told its position.
+    /// The distance a player may cover per tick (with the 10 % slack).
+    fn move_per_tick(&self) -> f32 {
+        self.cfg.max_speed / self.cfg.tick_hz.max(1) as f32 * 1.1
+    }
+
+    /// The most movement allowance a player can save up: one second's worth, so a client
+    /// that sends its position once a second (a throttled background tab) still walks.
+    fn move_cap(&self) -> f32 {
+        self.move_per_tick() * self.cfg.tick_hz.max(1) as f32
+    }
+
+    /// Validates a move: inside the bounds, and no farther than the speed allows (10 % slack).
+    /// The allowance is a budget that fills at the speed with every tick and is spent by
+    /// moves, holding at most one second's worth: a move that arrives a tick early (timer or
+    /// network jitter) uses what the previous one left, so a steady walker is never cut,
+    /// while nobody outruns the speed by more than that second's worth, however long it
+    /// stood still. A move
+    /// too far is cut to the budget along its direction and the player is told its position.
     fn move_player(&mut self, id: EntityId, x: f32, z: f32) {
         let Some(e) = self.entities.get(&id) else { return };
         if e.view.kind != Kind::Player || e.view.hp <= 0 {
@@ -588,8 +618,9 @@ impl Scene {
         let (ox, oz) = (e.view.x, e.view.z);
         let mut corrected = !(x.is_finite() && z.is_finite() && self.cfg.bounds.contains(x, z));
         let (mut nx, mut nz) = if x.is_finite() && z.is_finite() { self.cfg.bounds.clamp(x, z) } else { (ox, oz) };
-        let ticks = self.tick.saturating_sub(e.moved_at).max(1) as f32;
-        let allowed = self.cfg.max_speed * ticks / self.cfg.tick_hz.max(1) as f32 * 1.1;
+        let ticks = self.tick.saturating_sub(e.moved_at) as f32;
+        let (per_tick, cap) = (self.move_per_tick(), self.move_cap());
+        let allowed = (e.move_budget + ticks * per_tick).min(cap);
         let (dx, dz) = (nx - ox, nz - oz);
         let dist = (dx * dx + dz * dz).sqrt();
         if dist > allowed {
@@ -599,6 +630,7 @@ impl Scene {
         }
         if let Some(e) = self.entities.get_mut(&id) {
             e.moved_at = self.tick;
+            e.move_budget = (allowed - dist).max(0.0);
         }
         self.relocate(id, (ox, oz), (nx, nz));
         if corrected {
@@ -719,18 +751,55 @@ mod tests {
         let mut s = scene();
         join(&mut s, 1, 25.0, 25.0);
         s.tick();
-        // One tick at 10 units/s allows 0.5 (+10 %); a teleport of 100 is refused.
+        // At 10 units/s (+10 %) a player saves up at most a second: 11 units. A teleport of
+        // 100 is cut to that, and the next one, a tick later, to one tick's 0.55.
         s.apply(Command::Move { id: 1, x: 125.0, z: 25.0 });
         let out = s.tick();
         let Some(Out::Corrected { x, .. }) = out.iter().find(|o| matches!(o, Out::Corrected { .. })) else {
             panic!("corrected: {out:?}")
         };
-        assert!((x - 25.55).abs() < 0.01, "moved only as far as allowed: {x}");
+        assert!((x - 36.0).abs() < 0.01, "moved only as far as allowed: {x}");
+        s.apply(Command::Move { id: 1, x: 125.0, z: 25.0 });
+        let out = s.tick();
+        let Some(Out::Corrected { x, .. }) = out.iter().find(|o| matches!(o, Out::Corrected { .. })) else {
+            panic!("corrected: {out:?}")
+        };
+        assert!((x - 36.55).abs() < 0.01, "one tick's worth: {x}");
         s.apply(Command::Move { id: 1, x: -50.0, z: f32::NAN });
         let out = s.tick();
         assert!(out.iter().any(|o| matches!(o, Out::Corrected { .. })), "out of bounds or NaN: corrected");
         let me = s.get(1).expect("me");
         assert!(s.config().bounds.contains(me.x, me.z));
+    }
+
+    #[test]
+    fn jittered_steady_steps_pass_but_sustained_speeding_is_cut() {
+        let mut s = scene();
+        join(&mut s, 1, 25.0, 25.0);
+        // 10 units/s at 20 Hz: a step of 1.0 every two ticks is exactly the speed. Timer jitter
+        // delivers them one and three ticks apart in turn: none may be cut.
+        let mut x = 25.0;
+        for gap in [2, 1, 3, 1, 3, 2, 1, 3, 1, 3] {
+            for _ in 0..gap {
+                s.tick();
+            }
+            x += 1.0;
+            s.apply(Command::Move { id: 1, x, z: 25.0 });
+        }
+        let out = s.tick();
+        assert!(!out.iter().any(|o| matches!(o, Out::Corrected { .. })), "{out:?}");
+        assert!((s.get(1).expect("me").x - x).abs() < 1e-3);
+        // Twice the speed, every tick: the saved budget runs out and moves are cut.
+        let mut cut = false;
+        for _ in 0..40 {
+            x += 1.0;
+            s.apply(Command::Move { id: 1, x, z: 25.0 });
+            cut |= s.tick().iter().any(|o| matches!(o, Out::Corrected { .. }));
+        }
+        assert!(cut, "sustained double speed is corrected");
+        // Over those 40 ticks (2 s) it gained at most the saved second beyond the speed.
+        let gained = s.get(1).expect("me").x - 35.0;
+        assert!(gained <= 2.0 * 10.0 * 1.1 + 11.0 + 0.01, "{gained}");
     }
 
     #[test]
