@@ -111,6 +111,8 @@ export async function login(username: string, password: string, captcha?: Captch
 }
 
 let refreshing: Promise<Session | null> | null = null;
+/** Bumped by logout, so a refresh that finishes afterwards does not store its tokens. */
+let epoch = 0;
 
 /**
  * A valid access token: the stored one, or a refreshed one when it is due. Null: log in again.
@@ -129,13 +131,17 @@ export function freshToken(s: Session): Promise<Session | null> {
 }
 
 async function refresh(s: Session): Promise<Session | null> {
+  const started = epoch;
   try {
     const t = await call<TokenReply>("/usercenter/v1/user/refresh", { refreshToken: s.refreshToken });
+    if (epoch !== started) return null;
     const next = { ...s, ...t, servers: t.servers?.length ? t.servers : s.servers };
     saveSession(next);
     return next;
   } catch (e) {
-    if (e instanceof ApiError && e.code === 0) return s; // offline: try the old one
+    // Only a refused token ends the session; a proxy error, a rate limit or no network
+    // leave it for the next try.
+    if (!(e instanceof ApiError) || e.code !== 400103) return s;
     saveSession(null);
     return null;
   }
@@ -143,8 +149,11 @@ async function refresh(s: Session): Promise<Session | null> {
 
 export async function logout(s: Session): Promise<void> {
   try {
-    await call("/usercenter/v1/user/logout", { refreshToken: s.refreshToken }, s.accessToken);
+    // A live access token, or the revocation is refused and the tokens stay valid.
+    const live = (await freshToken(s)) ?? s;
+    await call("/usercenter/v1/user/logout", { refreshToken: live.refreshToken }, live.accessToken);
   } finally {
+    epoch += 1;
     saveSession(null);
   }
 }

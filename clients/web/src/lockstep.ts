@@ -23,6 +23,8 @@ export class Lockstep {
   /** The state after each recent frame, so two screens can be compared frame by frame. */
   history = new Map<number, string>();
   private keys = new Set<string>();
+  /** When a LockstepSync was sent: one at a time, again after 2 s without an answer. */
+  private syncSent = 0;
 
   constructor(
     private canvas: HTMLCanvasElement,
@@ -40,6 +42,7 @@ export class Lockstep {
   enter(roomId: number): void {
     this.roomId = roomId;
     this.frame = 0;
+    this.syncSent = 0;
     this.squares.clear();
     this.history.clear();
     this.draw();
@@ -68,10 +71,15 @@ export class Lockstep {
       const n = Number(f.number);
       if (n < this.frame) continue; // already stepped (a sync overlapping what we had)
       if (n > this.frame) {
-        // A gap (we were away): ask for what we missed and drop this bundle.
-        this.send(ID.LockstepSync, { from: this.frame });
+        // A gap (we were away, or joined after a reload): ask for what we missed, once,
+        // and drop this bundle; the answer replays from where we are.
+        if (performance.now() - this.syncSent > 2000) {
+          this.syncSent = performance.now();
+          this.send(ID.LockstepSync, { from: this.frame });
+        }
         return;
       }
+      this.syncSent = 0;
       this.apply(f);
       this.frame = n + 1;
       this.history.set(n, this.digest());

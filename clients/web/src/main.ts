@@ -150,17 +150,23 @@ function enterGame(): void {
 function onMessage(id: number, m: any): void {
   world.handle(id, m);
   switch (id) {
-    case ID.UserInfo:
+    case ID.UserInfo: {
       // The login reply: where we are. The view follows over the next tick.
-      world.reset();
-      world.handle(id, m);
-      roomId = Number(m.roomId);
-      roomType = 1;
-      setPlace(`scene ${roomId}`);
+      const back = Number(m.roomId) === roomId && (roomType === 3 || roomType === 4);
+      if (back) {
+        // Reconnected inside the same lockstep room: the server replays the missed frames.
+      } else {
+        onEnter({ roomId: m.roomId, type: 1, name: `scene ${m.roomId}` });
+        world.handle(id, m);
+        // UserInfo does not say what kind of place it is: the room list does (a reload
+        // inside a lockstep room must show the squares, not the world).
+        send(ID.RoomList, { type: 0 });
+      }
       showStats();
       send(ID.MyFriend, { type: 1 });
       send(ID.ChatHistory, { chatType: 1, limit: 30 });
       break;
+    }
     case ID.EnterRoomResp:
       onEnter(m);
       if (!$("panel-rooms").hidden) send(ID.RoomList, { type: 0 });
@@ -172,9 +178,15 @@ function onMessage(id: number, m: any): void {
     case ID.CreateRoomResp:
       toast(m.status === 200 ? `room ${m.msg} created` : `not created: ${m.msg}`);
       break;
-    case ID.RoomListResp:
-      showRooms(m.roomList ?? []);
+    case ID.RoomListResp: {
+      const list = m.roomList ?? [];
+      const here = list.find((r: any) => Number(r.roomId) === roomId);
+      const lockstepHere = here && (here.type === 3 || here.type === 4);
+      if (here && lockstepHere !== (roomType === 3 || roomType === 4)) onEnter(here);
+      else if (here) setPlace(`${here.name} (${roomId})`);
+      showRooms(list);
       break;
+    }
     case ID.QuitRoomResp:
       toast(Number(m.userId) === world.me.id ? "you left the room" : `${nameOf(Number(m.userId))} left`);
       break;
@@ -227,7 +239,9 @@ function onEnter(m: any): void {
   $("lockstep-box").hidden = !ls;
   if (ls) lockstep.enter(roomId);
   setPlace(`${m.name || "room"} (${roomId})`);
-  $("chat-log").replaceChildren();
+  // Room chat belongs to the room left behind.
+  chats[2] = [];
+  chatTab(chatType);
   showStats();
 }
 
@@ -244,9 +258,16 @@ function chatTab(t: number): void {
   $("chat-log").scrollTop = 1e9;
 }
 
+/** Messages already shown: history after a reconnect overlaps what arrived live. */
+const seen = new Set<string>();
+
 function addChat(c: any): void {
   const t = Number(c.chatType) || 1;
   const from = Number(c.userId);
+  const key = `${t}|${from}|${Number(c.objId)}|${Number(c.sendTime)}|${c.msg}`;
+  if (seen.has(key)) return;
+  seen.add(key);
+  if (seen.size > 2000) seen.delete(seen.values().next().value as string);
   const li = document.createElement("li");
   const who = document.createElement("span");
   who.className = "who";
@@ -490,7 +511,7 @@ window.setInterval(() => {
 }, 1000);
 
 // Tests and curious players can reach the state from the console.
-(window as any).rsgame = { world, lockstep, get conn() { return conn; }, get session() { return session; }, panel };
+(window as any).rsgame = { world, lockstep, get conn() { return conn; }, panel };
 
 // A reload resumes the session kept in this tab.
 session = api.loadSession();

@@ -58,6 +58,9 @@ const OUTBOUND: Record<number, Codec> = {
   [ID.Logout]: pb.Logout,
 };
 
+/** What is not worth sending late. */
+const STALE = new Set<number>([ID.Move, ID.Attack, ID.Respawn, ID.LockstepInput, ID.Ping]);
+
 const HEADER = 8;
 const MAX_BODY = 1 << 20;
 const PING_EVERY_MS = 5000;
@@ -122,7 +125,9 @@ export class Conn {
   private attempt = 0;
   private pending: Uint8Array[] = [];
   private pinger: number | undefined;
+  private retry: number | undefined;
   private sn = 0;
+  private onlineSince = 0;
   /** The last round trip, ms. */
   rtt = 0;
   private pingSent = new Map<number, number>();
@@ -138,15 +143,17 @@ export class Conn {
   send(id: number, msg: object): void {
     const f = frame(id, msg);
     if (this.ready && this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(f);
-    // Movement and lockstep input go stale: only requests wait, and only so many.
-    else if (id !== ID.Move && id !== ID.LockstepInput && this.pending.length < 100) this.pending.push(f);
+    // Movement, attacks and lockstep input go stale: only requests wait, and only so many.
+    else if (!STALE.has(id) && this.pending.length < 32) this.pending.push(f);
   }
 
   /** Closes for good (a logout, or leaving the page). */
   stop(status: Status = "closed"): void {
     this.stopped = true;
     this.ready = false;
+    this.pending = [];
     window.clearInterval(this.pinger);
+    window.clearTimeout(this.retry);
     this.ws?.close(1000, "bye");
     this.ws = null;
     this.opts.onStatus(status);
@@ -165,6 +172,7 @@ export class Conn {
     if (this.stopped) return;
     this.opts.onStatus("connecting");
     const cred = await this.opts.credentials();
+    if (this.stopped) return; // stopped (logged out) while the token was being refreshed
     if (!cred) {
       this.stop("closed");
       return;
@@ -194,9 +202,12 @@ export class Conn {
       window.clearInterval(this.pinger);
       if (this.stopped) return;
       this.opts.onStatus("offline", ev.reason || `closed (${ev.code})`);
+      // A connection that did not last is no success: keep backing off (a server that
+      // closes us for flooding or oversize frames must not be hammered every 0.5 s).
+      if (performance.now() - this.onlineSince > 30_000 && ev.code !== 1008 && ev.code !== 1009) this.attempt = 0;
       const delay = Math.min(10_000, 500 * 2 ** this.attempt) * (0.8 + Math.random() * 0.4);
       this.attempt = Math.min(this.attempt + 1, 6);
-      window.setTimeout(() => void this.open(), delay);
+      this.retry = window.setTimeout(() => void this.open(), delay);
     };
   }
 
@@ -210,9 +221,10 @@ export class Conn {
       console.warn(`message ${id} did not decode`, e);
       return;
     }
+    if (this.ws !== ws) return; // the rest of a batch that arrived after stop()
     if (id === ID.UserInfo && !this.ready) {
       this.ready = true;
-      this.attempt = 0;
+      this.onlineSince = performance.now();
       this.opts.onStatus("online");
       for (const f of this.pending.splice(0)) ws.send(f);
       window.clearInterval(this.pinger);

@@ -62,6 +62,7 @@ export class World {
   target: number | null = null;
   private lastAttack = 0;
   private lastSent = { x: NaN, z: NaN };
+  private lastStep = performance.now();
   /** The player stands in a scene (not a lockstep room): the view is live. */
   active = true;
   pvp = false;
@@ -226,6 +227,8 @@ export class World {
 
   private float(x: number, z: number, text: string, color: string): void {
     this.floaters.push({ x, z, text, color, born: performance.now() });
+    // Drawn (and expired) only while the tab is visible: keep a hidden tab's list short.
+    if (this.floaters.length > 40) this.floaters.shift();
   }
 
   private toWorld(px: number, py: number): { x: number; z: number } {
@@ -275,8 +278,13 @@ export class World {
     this.moveTo = { x, z };
   }
 
-  /** One movement step: at most SPEED × STEP, then the position goes to the server. */
+  /** One movement step: SPEED × the time since the last step, then the position goes to the
+   * server. Timers drift and stall (a background tab runs them once a second): the distance
+   * follows the clock, not the count of steps, so the server's speed check always agrees. */
   private step(): void {
+    const now = performance.now();
+    const dt = Math.min(now - this.lastStep, 500) / 1000;
+    this.lastStep = now;
     if (!this.active || this.me.dead || this.me.id === 0) return;
     let dx = 0;
     let dz = 0;
@@ -310,7 +318,7 @@ export class World {
     }
     const len = Math.hypot(dx, dz);
     if (len > 0) {
-      let step = (SPEED * STEP_MS) / 1000;
+      let step = SPEED * dt;
       if (this.moveTo && !this.keys.size && this.target === null) step = Math.min(step, len);
       this.me.x += (dx / len) * step;
       this.me.z += (dz / len) * step;
