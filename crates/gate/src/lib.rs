@@ -12,6 +12,7 @@
 //! - [`codec`]: protobuf and JSON bodies, WebSocket JSON text messages, wire formats.
 //! - [`session`]: a connection as the server sees it: user, properties, outbound queue, close.
 //! - [`router`]: message id → handler, before / after hooks, panic isolation.
+//! - [`room`]: a game's own state and rules on one task, with its own tick.
 //! - `limits`: connection limits (total, per IP) and the per-session message rate.
 //! - `conn`: the reader and writer tasks of byte-stream transports.
 //! - `ws`: the WebSocket routes and their reader and writer.
@@ -38,6 +39,7 @@ mod conn;
 pub mod frame;
 mod limits;
 pub mod metrics;
+pub mod room;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -45,6 +47,7 @@ mod ws;
 
 pub use codec::{Message, Wire};
 pub use frame::{Frame, FrameCodec, Layout};
+pub use room::{Room, RoomCtx, RoomHandle};
 pub use router::{Outcome, RouteError, Router, RouterBuilder};
 pub use server::{Gate, GateBuilder, GateError, Hub, send_many};
 pub use session::{CloseReason, SendError, Session, Transport};

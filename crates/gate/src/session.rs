@@ -144,6 +144,13 @@ pub enum SendError {
     SlowConsumer,
 }
 
+/// A failed send as a handler's error: the connection is going, nothing to tell it.
+impl From<SendError> for rsgame_kit::Error {
+    fn from(e: SendError) -> Self {
+        rsgame_kit::Error::msg(rsgame_kit::Code::Unavailable, e.to_string())
+    }
+}
+
 /// A client session. Clone freely: every clone is the same session.
 #[derive(Clone)]
 pub struct Session(pub(crate) Arc<Inner>);

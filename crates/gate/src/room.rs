@@ -1,0 +1,403 @@
+//! Rooms: a game's own state and rules, owned by one task, with its own tick.
+//!
+//! A [`Room`] is plain single-threaded game logic — a board game, a match, an arena. [`spawn`]
+//! gives it a task and returns a [`RoomHandle`] that message handlers use from any session:
+//! players join and leave, inputs are queued in arrival order, and the room answers through
+//! [`RoomCtx`] (to one player, or to everyone in it). Nothing in a room is shared or locked:
+//! the task applies one command at a time and calls [`Room::tick`] at the room's own rate.
+//!
+//! ```
+//! use rsgame_gate::room::{self, Room, RoomCtx};
+//! use rsgame_kit::Error;
+//!
+//! /// Counts presses; tells everyone the total once a second.
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl Room for Counter {
+//!     type Input = ();
+//!     fn tick_every(&self) -> Option<std::time::Duration> {
+//!         Some(std::time::Duration::from_secs(1))
+//!     }
+//!     fn input(&mut self, _ctx: &mut RoomCtx, _player: i64, _input: ()) -> Result<(), Error> {
+//!         self.0 += 1;
+//!         Ok(())
+//!     }
+//!     fn tick(&mut self, ctx: &mut RoomCtx) {
+//!         let total = rsgame_proto::pb::Ping { sn: self.0 as i64 };
+//!         ctx.broadcast(2000, &total);
+//!     }
+//! }
+//!
+//! # async fn demo(session: rsgame_gate::Session) -> Result<(), Error> {
+//! let counter = room::spawn(Counter::default(), 64);
+//! counter.join(7, session).await?;
+//! counter.input(7, ()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rsgame_kit::{Code, Error};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::Message;
+use crate::router::{RouteError, RouterBuilder};
+use crate::session::Session;
+
+/// A room's rules and state. Every method runs on the room's own task, one at a time.
+pub trait Room: Send + 'static {
+    /// What players send to the room (decoded by the handler that forwards it).
+    type Input: Send + 'static;
+
+    /// How often [`Room::tick`] runs; `None` (the default): never — a turn-based room
+    /// acts on inputs alone.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A player asks to join. It is already among [`RoomCtx::players`] (so the room can send
+    /// it the state); an error refuses it (the caller gets the error, so a handler that
+    /// returns it sends the client an ErrorResp with its code and message).
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), Error> {
+        let _ = (ctx, player);
+        Ok(())
+    }
+
+    /// A player left (asked to, or its connection closed).
+    fn leave(&mut self, ctx: &mut RoomCtx, player: i64) {
+        let _ = (ctx, player);
+    }
+
+    /// A player's input, in the order inputs arrived. An error goes back to the sender.
+    fn input(&mut self, ctx: &mut RoomCtx, player: i64, input: Self::Input) -> Result<(), Error>;
+
+    /// Called every [`Room::tick_every`].
+    fn tick(&mut self, ctx: &mut RoomCtx) {
+        let _ = ctx;
+    }
+}
+
+/// What a room can do while it runs: see its players, send to them, close itself.
+pub struct RoomCtx {
+    members: BTreeMap<i64, Session>,
+    closing: bool,
+}
+
+impl RoomCtx {
+    /// The players in the room, in ascending id order.
+    pub fn players(&self) -> impl Iterator<Item = i64> + '_ {
+        self.members.keys().copied()
+    }
+
+    /// How many players are in the room.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the room is empty.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Sends `msg` as message `id` to one player; false when it is not here or cannot take
+    /// it (its connection is closing, or its queue is full: a slow consumer is cut off).
+    pub fn send<M: Message>(&self, player: i64, id: u32, msg: &M) -> bool {
+        self.members.get(&player).is_some_and(|s| s.send(id, msg).is_ok())
+    }
+
+    /// Sends `msg` to every player in the room (encoded once per wire format); returns how
+    /// many took it.
+    pub fn broadcast<M: Message>(&self, id: u32, msg: &M) -> usize {
+        crate::server::send_many(self.members.values(), id, msg)
+    }
+
+    /// Ends the room after the current call: its players are let go (their sessions stay
+    /// open) and its handle refuses everything from then on.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+}
+
+enum Cmd<I> {
+    Join(i64, Session, oneshot::Sender<Result<(), Error>>),
+    /// A player leaves; with a session id, only if that is still its session (a closed old
+    /// connection must not take out the player's new one).
+    Leave(i64, Option<u64>),
+    Input(i64, I, oneshot::Sender<Result<(), Error>>),
+}
+
+/// A running room: cheap to clone, usable from any handler.
+pub struct RoomHandle<I> {
+    tx: mpsc::Sender<Cmd<I>>,
+}
+
+impl<I> Clone for RoomHandle<I> {
+    fn clone(&self) -> Self {
+        RoomHandle { tx: self.tx.clone() }
+    }
+}
+
+fn gone() -> Error {
+    Error::msg(Code::NotFound, "the room is closed")
+}
+
+fn busy() -> Error {
+    Error::msg(Code::TooManyRequests, "the room is busy: try again")
+}
+
+impl<I: Send + 'static> RoomHandle<I> {
+    /// Adds `player` on `session` (a player already in the room just moves to the new
+    /// session). Its connection closing later takes it out of the room.
+    pub async fn join(&self, player: i64, session: Session) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Cmd::Join(player, session, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Takes `player` out (no error when it was not in).
+    pub async fn leave(&self, player: i64) {
+        let _ = self.tx.send(Cmd::Leave(player, None)).await;
+    }
+
+    /// Queues `player`'s input and waits for the room's verdict. A full queue refuses
+    /// rather than waits, so one flooding client cannot stall its handler task.
+    pub async fn input(&self, player: i64, input: I) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.try_send(Cmd::Input(player, input, tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => busy(),
+            mpsc::error::TrySendError::Closed(_) => gone(),
+        })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Whether the room has ended.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Names a connection's player by its session id: for rooms open to anyone connected.
+pub fn by_session(session: &Session) -> Result<i64, Error> {
+    Ok(session.id() as i64)
+}
+
+/// Names a connection's player by the account bound to it (`Session::bind_user`, after a
+/// login); a connection that has not logged in is refused.
+pub fn by_user(session: &Session) -> Result<i64, Error> {
+    session.user().ok_or_else(|| Error::msg(Code::Unauthorized, "log in first"))
+}
+
+impl<I: Message> RoomHandle<I> {
+    /// Routes message `id` (body ignored, decoded as `M`) to joining this room, as the player
+    /// `player` names ([`by_session`], [`by_user`] or your own).
+    pub fn join_on<M: Message>(
+        &self,
+        routes: &mut RouterBuilder,
+        id: u32,
+        player: fn(&Session) -> Result<i64, Error>,
+    ) -> Result<(), RouteError> {
+        let room = self.clone();
+        routes.route(id, move |session, _: M| {
+            let room = room.clone();
+            async move { room.join(player(&session)?, session).await }
+        })?;
+        Ok(())
+    }
+
+    /// Routes message `id`, decoded as the room's input, to this room as `player`'s input.
+    pub fn input_on(
+        &self,
+        routes: &mut RouterBuilder,
+        id: u32,
+        player: fn(&Session) -> Result<i64, Error>,
+    ) -> Result<(), RouteError> {
+        let room = self.clone();
+        routes.route(id, move |session, input: I| {
+            let room = room.clone();
+            async move { room.input(player(&session)?, input).await }
+        })?;
+        Ok(())
+    }
+}
+
+/// Starts `room` on its own task; `queue` bounds the commands waiting for it. The room runs
+/// until it calls [`RoomCtx::close`], or until every handle is dropped and its players have
+/// left.
+pub fn spawn<R: Room>(room: R, queue: usize) -> RoomHandle<R::Input> {
+    let (tx, rx) = mpsc::channel(queue.max(1));
+    tokio::spawn(run(room, rx, tx.downgrade()));
+    RoomHandle { tx }
+}
+
+async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R::Input>>, me: mpsc::WeakSender<Cmd<R::Input>>) {
+    let mut ctx = RoomCtx { members: BTreeMap::new(), closing: false };
+    let mut ticker = room.tick_every().map(|every| {
+        let mut t = tokio::time::interval(every.max(Duration::from_millis(1)));
+        // A slow tick is not followed by a burst of catch-up ticks.
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    while !ctx.closing {
+        let tick = async {
+            match ticker.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let cmd = tokio::select! {
+            cmd = rx.recv() => cmd,
+            () = tick => {
+                room.tick(&mut ctx);
+                continue;
+            }
+        };
+        let Some(cmd) = cmd else { break };
+        match cmd {
+            Cmd::Join(player, session, reply) => {
+                // A player already here on another connection (a reconnect) keeps its place:
+                // only its session changes, and the room is not asked again.
+                let verdict = match ctx.members.insert(player, session.clone()) {
+                    Some(_) => Ok(()),
+                    None => {
+                        // In the room while its join runs, so the room can greet it.
+                        let verdict = room.join(&mut ctx, player);
+                        if verdict.is_err() {
+                            ctx.members.remove(&player);
+                        }
+                        verdict
+                    }
+                };
+                if verdict.is_ok() {
+                    // The connection's end is a leave: watch it without holding the room up.
+                    if let Some(tx) = me.upgrade() {
+                        let watched = session.clone();
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                () = watched.closed() => {
+                                    let _ = tx.send(Cmd::Leave(player, Some(watched.id()))).await;
+                                }
+                                () = tx.closed() => {}
+                            }
+                        });
+                    }
+                }
+                let _ = reply.send(verdict);
+            }
+            Cmd::Leave(player, session) => {
+                let current = ctx.members.get(&player).map(Session::id);
+                if current.is_some() && (session.is_none() || session == current) {
+                    ctx.members.remove(&player);
+                    room.leave(&mut ctx, player);
+                }
+            }
+            Cmd::Input(player, input, reply) => {
+                let verdict = if ctx.members.contains_key(&player) {
+                    room.input(&mut ctx, player, input)
+                } else {
+                    Err(Error::msg(Code::Forbidden, "join the room first"))
+                };
+                let _ = reply.send(verdict);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Wire;
+    use crate::frame::Layout;
+    use crate::session::{CloseReason, Outbox, Transport};
+    use rsgame_kit::config::BodyCodec;
+    use rsgame_proto::pb;
+
+    fn session(id: u64) -> (Session, Outbox) {
+        let addr = "127.0.0.1:9".parse().expect("addr");
+        Session::new(id, addr, Transport::Tcp, Wire::frames(Layout::Zinx, BodyCodec::Protobuf), 64)
+    }
+
+    /// A room of at most two that echoes each input to everyone and ticks a counter.
+    #[derive(Default)]
+    struct Duo {
+        ticks: i64,
+        left: Vec<i64>,
+    }
+
+    impl Room for Duo {
+        type Input = i64;
+        fn tick_every(&self) -> Option<Duration> {
+            Some(Duration::from_millis(10))
+        }
+        fn join(&mut self, ctx: &mut RoomCtx, _player: i64) -> Result<(), Error> {
+            if ctx.len() > 2 { Err(Error::msg(Code::Forbidden, "full")) } else { Ok(()) }
+        }
+        fn leave(&mut self, ctx: &mut RoomCtx, player: i64) {
+            self.left.push(player);
+            ctx.broadcast(2000, &pb::Ping { sn: -player });
+        }
+        fn input(&mut self, ctx: &mut RoomCtx, _player: i64, n: i64) -> Result<(), Error> {
+            if n < 0 {
+                return Err(Error::bad_param("negative"));
+            }
+            if n == 99 {
+                ctx.close();
+            }
+            ctx.broadcast(2000, &pb::Ping { sn: n });
+            Ok(())
+        }
+        fn tick(&mut self, ctx: &mut RoomCtx) {
+            self.ticks += 1;
+            if self.ticks == 3 {
+                ctx.send(1, 2000, &pb::Ping { sn: 1000 });
+            }
+        }
+    }
+
+    async fn next_sn(rx: &mut Outbox) -> i64 {
+        let bytes = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.expect("in time").expect("a frame");
+        let msg: pb::Ping = prost::Message::decode(&bytes[8..]).expect("ping");
+        msg.sn
+    }
+
+    #[tokio::test]
+    async fn joins_inputs_ticks_leaves_and_close() {
+        let h = spawn(Duo::default(), 16);
+        let (s1, mut r1) = session(1);
+        let (s2, mut r2) = session(2);
+        let (s3, _r3) = session(3);
+        h.join(1, s1.clone()).await.expect("first");
+        h.join(2, s2.clone()).await.expect("second");
+        let full = h.join(3, s3).await.expect_err("a third is refused by the room's rule");
+        assert_eq!(full.code(), Code::Forbidden);
+        // The tick reached player 1 alone.
+        assert_eq!(next_sn(&mut r1).await, 1000);
+        // Inputs in order, to everyone; a refused input is the sender's error only.
+        h.input(1, 5).await.expect("input");
+        h.input(2, 6).await.expect("input");
+        assert_eq!(h.input(1, -1).await.expect_err("refused").code(), Code::BadParam);
+        assert_eq!((next_sn(&mut r1).await, next_sn(&mut r1).await), (5, 6));
+        assert_eq!((next_sn(&mut r2).await, next_sn(&mut r2).await), (5, 6));
+        // Not a member: refused.
+        assert_eq!(h.input(3, 1).await.expect_err("outsider").code(), Code::Forbidden);
+        // A closed connection is a leave, told to those who stay.
+        s2.close(CloseReason::ClientClosed);
+        assert_eq!(next_sn(&mut r1).await, -2);
+        // A player who reconnects keeps its place; its old connection closing later does not
+        // take it out.
+        let (s1b, mut r1b) = session(11);
+        h.join(1, s1b).await.expect("rejoin");
+        s1.close(CloseReason::ClientClosed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h.input(1, 7).await.expect("still in");
+        assert_eq!(next_sn(&mut r1b).await, 7);
+        // The room closes itself: the handle refuses from then on.
+        h.input(1, 99).await.expect("last input");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(h.is_closed());
+        assert_eq!(h.input(1, 1).await.expect_err("closed").code(), Code::NotFound);
+    }
+}
