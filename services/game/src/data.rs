@@ -1,6 +1,6 @@
 //! Game data: goods, shop listings, levels, the experience table and notices, loaded from
 //! YAML files in one folder and checked as a whole (a dangling id, a negative price or an
-//! unknown effect is an error naming the file and the entry). [`GameData::watch`] reloads
+//! unknown effect is an error naming the file and the entry). [`DataStore::watch`] reloads
 //! the folder when a file changes: a good set replaces the old one atomically; a bad one is
 //! logged and the previous set stays.
 

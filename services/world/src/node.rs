@@ -3,7 +3,7 @@
 //!
 //! Every login's token is checked and must belong to the `userId` it claims. A player is in
 //! exactly one room at a time: one of the permanent scenes (1000, 1001, 1002…) or a room a
-//! player created (a small scene, or a lockstep room). Rooms are tasks ([`crate::room`]);
+//! player created (a small scene, or a lockstep room). Rooms are tasks (the private `room` module);
 //! handlers only send them messages. A dropped connection leaves its player in the room for
 //! `world.reconnect_grace_secs`; a login within that time resumes it (a second login from
 //! elsewhere does the same and tells the first connection it was replaced). Positions and
