@@ -65,8 +65,24 @@ pub trait Room: Send + 'static {
         Ok(())
     }
 
-    /// A player left (asked to, or its connection closed).
+    /// A player left (asked to, or its connection closed and [`Room::disconnected`] said so).
     fn leave(&mut self, ctx: &mut RoomCtx, player: i64) {
+        let _ = (ctx, player);
+    }
+
+    /// A player's connection closed. `true` (the default) makes it a leave. `false` keeps the
+    /// player in the room, unreachable, until it joins again from a new connection
+    /// ([`Room::rejoin`]) or something calls [`RoomHandle::leave`] — the shape of a reconnect
+    /// grace period, which the caller times.
+    fn disconnected(&mut self, ctx: &mut RoomCtx, player: i64) -> bool {
+        let _ = (ctx, player);
+        true
+    }
+
+    /// A player already in the room joined again from a new connection (a reconnect, or a
+    /// second login taking over): its session has been swapped; the room may send it what it
+    /// missed. [`Room::join`] is not called again.
+    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
         let _ = (ctx, player);
     }
 
@@ -79,16 +95,29 @@ pub trait Room: Send + 'static {
     }
 }
 
+/// A player in a room.
+struct Member {
+    /// `None` while disconnected but kept (see [`Room::disconnected`]).
+    session: Option<Session>,
+    /// Dropping it stops the task that watches the session for its close.
+    _watch: Option<oneshot::Sender<()>>,
+}
+
 /// What a room can do while it runs: see its players, send to them, close itself.
 pub struct RoomCtx {
-    members: BTreeMap<i64, Session>,
+    members: BTreeMap<i64, Member>,
     closing: bool,
 }
 
 impl RoomCtx {
-    /// The players in the room, in ascending id order.
+    /// The players in the room, connected or kept while away, in ascending id order.
     pub fn players(&self) -> impl Iterator<Item = i64> + '_ {
         self.members.keys().copied()
+    }
+
+    /// Whether `player` is in the room with a live connection.
+    pub fn is_connected(&self, player: i64) -> bool {
+        self.members.get(&player).is_some_and(|m| m.session.is_some())
     }
 
     /// How many players are in the room.
@@ -104,13 +133,13 @@ impl RoomCtx {
     /// Sends `msg` as message `id` to one player; false when it is not here or cannot take
     /// it (its connection is closing, or its queue is full: a slow consumer is cut off).
     pub fn send<M: Message>(&self, player: i64, id: u32, msg: &M) -> bool {
-        self.members.get(&player).is_some_and(|s| s.send(id, msg).is_ok())
+        self.members.get(&player).and_then(|m| m.session.as_ref()).is_some_and(|s| s.send(id, msg).is_ok())
     }
 
     /// Sends `msg` to every player in the room (encoded once per wire format); returns how
     /// many took it.
     pub fn broadcast<M: Message>(&self, id: u32, msg: &M) -> usize {
-        crate::server::send_many(self.members.values(), id, msg)
+        crate::server::send_many(self.members.values().filter_map(|m| m.session.as_ref()), id, msg)
     }
 
     /// Ends the room after the current call: its players are let go (their sessions stay
@@ -223,12 +252,31 @@ impl<I: Message> RoomHandle<I> {
 }
 
 /// Starts `room` on its own task; `queue` bounds the commands waiting for it. The room runs
-/// until it calls [`RoomCtx::close`], or until every handle is dropped and its players have
-/// left.
+/// until it calls [`RoomCtx::close`] or every handle is dropped (its players' connections do
+/// not keep it alive).
 pub fn spawn<R: Room>(room: R, queue: usize) -> RoomHandle<R::Input> {
     let (tx, rx) = mpsc::channel(queue.max(1));
     tokio::spawn(run(room, rx, tx.downgrade()));
     RoomHandle { tx }
+}
+
+/// Watches `session` for its close and tells the room, until the returned sender drops (the
+/// player left or rejoined elsewhere, or the room ended). It holds only a weak sender: a
+/// connection does not keep a room alive.
+fn watch<I: Send + 'static>(me: &mpsc::WeakSender<Cmd<I>>, player: i64, session: &Session) -> oneshot::Sender<()> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (me, watched) = (me.clone(), session.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watched.closed() => {
+                if let Some(tx) = me.upgrade() {
+                    let _ = tx.send(Cmd::Leave(player, Some(watched.id()))).await;
+                }
+            }
+            _ = stopped => {}
+        }
+    });
+    stop
 }
 
 async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R::Input>>, me: mpsc::WeakSender<Cmd<R::Input>>) {
@@ -259,39 +307,41 @@ async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R::Input>>, me: mp
         match cmd {
             Cmd::Join(player, session, reply) => {
                 // A player already here on another connection (a reconnect) keeps its place:
-                // only its session changes, and the room is not asked again.
-                let verdict = match ctx.members.insert(player, session.clone()) {
-                    Some(_) => Ok(()),
-                    None => {
-                        // In the room while its join runs, so the room can greet it.
-                        let verdict = room.join(&mut ctx, player);
-                        if verdict.is_err() {
-                            ctx.members.remove(&player);
-                        }
-                        verdict
+                // only its session changes (its old watcher stops), and `rejoin` is called.
+                let known = ctx.members.contains_key(&player);
+                let watch = watch(&me, player, &session);
+                ctx.members.insert(player, Member { session: Some(session), _watch: Some(watch) });
+                let verdict = if known {
+                    room.rejoin(&mut ctx, player);
+                    Ok(())
+                } else {
+                    // In the room while its join runs, so the room can greet it.
+                    let verdict = room.join(&mut ctx, player);
+                    if verdict.is_err() {
+                        ctx.members.remove(&player);
                     }
+                    verdict
                 };
-                if verdict.is_ok() {
-                    // The connection's end is a leave: watch it without holding the room up.
-                    if let Some(tx) = me.upgrade() {
-                        let watched = session.clone();
-                        tokio::spawn(async move {
-                            tokio::select! {
-                                () = watched.closed() => {
-                                    let _ = tx.send(Cmd::Leave(player, Some(watched.id()))).await;
-                                }
-                                () = tx.closed() => {}
-                            }
-                        });
-                    }
-                }
                 let _ = reply.send(verdict);
             }
-            Cmd::Leave(player, session) => {
-                let current = ctx.members.get(&player).map(Session::id);
-                if current.is_some() && (session.is_none() || session == current) {
-                    ctx.members.remove(&player);
-                    room.leave(&mut ctx, player);
+            Cmd::Leave(player, closed) => {
+                let current = ctx.members.get(&player).map(|m| m.session.as_ref().map(Session::id));
+                match (closed, current) {
+                    // Asked to leave: it goes, connected or not.
+                    (None, Some(_)) => {
+                        ctx.members.remove(&player);
+                        room.leave(&mut ctx, player);
+                    }
+                    // Its connection closed, and it is still the player's connection.
+                    (Some(closed), Some(Some(current))) if current == closed => {
+                        if room.disconnected(&mut ctx, player) {
+                            ctx.members.remove(&player);
+                            room.leave(&mut ctx, player);
+                        } else if let Some(m) = ctx.members.get_mut(&player) {
+                            *m = Member { session: None, _watch: None };
+                        }
+                    }
+                    _ => {}
                 }
             }
             Cmd::Input(player, input, reply) => {
@@ -399,5 +449,79 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(h.is_closed());
         assert_eq!(h.input(1, 1).await.expect_err("closed").code(), Code::NotFound);
+    }
+
+    /// Keeps disconnected players (a grace period) and tells a returning one its count.
+    #[derive(Default)]
+    struct Patient {
+        rejoins: i64,
+    }
+
+    impl Room for Patient {
+        type Input = ();
+        fn input(&mut self, _: &mut RoomCtx, _: i64, _: ()) -> Result<(), Error> {
+            Ok(())
+        }
+        fn disconnected(&mut self, _: &mut RoomCtx, _: i64) -> bool {
+            false
+        }
+        fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
+            self.rejoins += 1;
+            ctx.send(player, 2000, &pb::Ping { sn: self.rejoins });
+        }
+        fn leave(&mut self, ctx: &mut RoomCtx, player: i64) {
+            ctx.broadcast(2000, &pb::Ping { sn: -player });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_can_keep_disconnected_players_until_they_return_or_are_let_go() {
+        let h = spawn(Patient::default(), 16);
+        let (s1, _r1) = session(1);
+        let (s2, mut r2) = session(2);
+        h.join(1, s1.clone()).await.expect("join");
+        h.join(2, s2).await.expect("join");
+        s1.close(CloseReason::ClientClosed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Still in (no leave told to player 2), but its inputs need a connection to come from.
+        h.input(1, ()).await.expect("kept while away");
+        let (s1b, mut r1b) = session(3);
+        h.join(1, s1b).await.expect("back");
+        assert_eq!(next_sn(&mut r1b).await, 1, "rejoin, not a second join");
+        // The caller ends the grace: now it leaves.
+        h.leave(1).await;
+        assert_eq!(next_sn(&mut r2).await, -1);
+    }
+
+    /// Counts its ticks where the test can see them.
+    struct Ticker(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Room for Ticker {
+        type Input = ();
+        fn tick_every(&self) -> Option<Duration> {
+            Some(Duration::from_millis(5))
+        }
+        fn input(&mut self, _: &mut RoomCtx, _: i64, _: ()) -> Result<(), Error> {
+            Ok(())
+        }
+        fn tick(&mut self, _: &mut RoomCtx) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_ends_with_its_last_handle_even_with_players_connected() {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = spawn(Ticker(ticks.clone()), 4);
+        let (s, _r) = session(1);
+        h.join(1, s.clone()).await.expect("join");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        drop(h);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let stopped = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(ticks.load(std::sync::atomic::Ordering::Relaxed), stopped, "no idle room ticking on");
+        assert!(!s.is_closed(), "the player's connection is not the room's to close");
     }
 }
