@@ -465,6 +465,35 @@ async fn lockstep_rooms_bundle_inputs_and_catch_up_late_joiners() {
     })
     .await
     .expect("sync reply");
+
+    // A dropped player comes back within the grace period and is sent exactly the frames it
+    // missed, then the live ones, without a gap.
+    let seen = {
+        let mut seen = 0;
+        for _ in 0..3 {
+            let f = ca.wait::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T).await.expect("frame");
+            seen = f.frames.last().map_or(seen, |x| x.number);
+        }
+        seen
+    };
+    drop(ca);
+    tokio::time::sleep(Duration::from_millis(400)).await; // frames go on without A
+    let mut ca = tcp(&srv).await;
+    ca.login(a.user_id, &a.token).await.expect("back");
+    // The server resends from where it noticed the drop; frames it had already sent to the
+    // dead connection (at most a tick or two) the client asks for with a sync.
+    let back = ca.wait::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T).await.expect("frames after return");
+    let first = back.frames.first().map_or(-1, |f| f.number);
+    assert!(first > seen - 1 && first <= seen + 3, "the catch-up starts at the drop: {first} after {seen}");
+    for (want, fr) in (first..).zip(back.frames.iter()) {
+        assert_eq!(fr.number, want, "in order");
+    }
+    ca.send(ids::LOCKSTEP_SYNC, &pb::LockstepSync { from: seen + 1 }).await.expect("sync");
+    ca.wait_where::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T, |f| {
+        f.frames.first().map(|x| x.number) == Some(seen + 1)
+    })
+    .await
+    .expect("nothing lost for good");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

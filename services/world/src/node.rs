@@ -30,9 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::aoi::EntityId;
 use crate::data::SceneSpec;
 use crate::lockstep::{Lockstep, LockstepConfig};
-use crate::room::{Greet, LockstepTask, QUEUE, RoomEnv, RoomMsg, SceneTask, Stats};
+use crate::room::{Greet, LockstepCmd, LockstepRoom, QUEUE, RoomEnv, RoomMsg, SceneTask, Stats, lockstep_adapter};
 use crate::scene::{Command, Scene};
 use crate::store::{BLACKLIST, StoredChat, WorldStore};
+use rsgame_gate::room::RoomHandle;
 
 /// What the world shows of an account.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -125,6 +126,8 @@ struct Room {
     permanent: bool,
     members: BTreeSet<i64>,
     tx: mpsc::Sender<RoomMsg>,
+    /// A lockstep room's handle on the public room API (inputs go straight to it).
+    lockstep: Option<RoomHandle<LockstepCmd>>,
     chat: VecDeque<pb::ChatMsg>,
     /// Where players enter (a scene's respawn point) and how far around it.
     spawn: (f32, f32),
@@ -206,6 +209,7 @@ impl World {
                     permanent: true,
                     members: BTreeSet::new(),
                     tx,
+                    lockstep: None,
                     chat: VecDeque::new(),
                     spawn,
                     spawn_radius,
@@ -755,6 +759,7 @@ impl World {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut spawn = self.0.template.respawn;
+        let mut lockstep = None;
         match kind {
             RoomKind::Scene => {
                 let mut cfg = self.0.template.clone();
@@ -769,7 +774,9 @@ impl World {
                     max_input: 256,
                     keep_frames: self.0.cfg.lockstep_keep_frames.max(1),
                 });
-                tokio::spawn(LockstepTask::new(id, ls).run(rx));
+                let handle = rsgame_gate::room::spawn(LockstepRoom::new(id, ls), QUEUE);
+                lockstep = Some(handle.clone());
+                tokio::spawn(lockstep_adapter(handle, rx));
             }
         }
         let room = Room {
@@ -782,6 +789,7 @@ impl World {
             permanent: false,
             members: BTreeSet::new(),
             tx: tx.clone(),
+            lockstep,
             chat: VecDeque::new(),
             spawn,
             spawn_radius: 25.0,
@@ -1114,26 +1122,24 @@ impl World {
         Ok(())
     }
 
-    fn lockstep_room(&self, uid: i64) -> Result<mpsc::Sender<RoomMsg>> {
+    fn lockstep_room(&self, uid: i64) -> Result<RoomHandle<LockstepCmd>> {
         let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
         let rooms = lock(&self.0.rooms);
-        match rooms.get(&room) {
-            Some(r) if r.kind == RoomKind::Lockstep => Ok(r.tx.clone()),
-            _ => Err(Error::msg(Code::Failed, "not in a lockstep room")),
-        }
+        rooms
+            .get(&room)
+            .and_then(|r| r.lockstep.clone())
+            .ok_or_else(|| Error::msg(Code::Failed, "not in a lockstep room"))
     }
 
     async fn lockstep_input(self, session: Session, msg: pb::LockstepInput) -> Result<()> {
         let uid = World::me(&session)?;
-        let tx = self.lockstep_room(uid)?;
-        tx.send(RoomMsg::Input { id: uid as EntityId, data: msg.data }).await.map_err(|_| Error::new(Code::Unavailable))
+        self.lockstep_room(uid)?.input(uid, LockstepCmd::Input(msg.data)).await
     }
 
     async fn lockstep_sync(self, session: Session, msg: pb::LockstepSync) -> Result<()> {
         let uid = World::me(&session)?;
-        let tx = self.lockstep_room(uid)?;
         let from = u64::try_from(msg.from).map_err(|_| Error::bad_param("from: a frame number"))?;
-        tx.send(RoomMsg::Sync { id: uid as EntityId, from }).await.map_err(|_| Error::new(Code::Unavailable))
+        self.lockstep_room(uid)?.input(uid, LockstepCmd::Sync(from)).await
     }
 }
 

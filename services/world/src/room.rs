@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rsgame_gate::{Session, Wire, send_many};
+use rsgame_gate::room::{Room, RoomCtx, RoomHandle};
+use rsgame_gate::{Session, Wire};
 use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
 use tokio::sync::{mpsc, oneshot};
@@ -83,10 +84,6 @@ pub(crate) enum RoomMsg {
     Cmd(Command),
     /// A kill reward was granted: the player's new numbers.
     Rewarded { id: EntityId, killed: EntityId, exp: i64, coins: i64, stats: Stats },
-    /// A lockstep input.
-    Input { id: EntityId, data: Vec<u8> },
-    /// A lockstep client asks for the frames from `from` on.
-    Sync { id: EntityId, from: u64 },
     /// Save everything now; `done` fires once it is written.
     Flush { done: oneshot::Sender<()> },
     /// End the task (an empty created room).
@@ -345,7 +342,6 @@ impl SceneTask {
                 }
                 self.push_stats(id);
             }
-            RoomMsg::Input { .. } | RoomMsg::Sync { .. } => {}
             RoomMsg::Flush { done } => self.save(true, Some(done)),
             RoomMsg::Stop => {}
         }
@@ -562,68 +558,102 @@ fn error(session: &Session, req_id: u32, code: rsgame_kit::Code, msg: &str) {
     let _ = session.send(ids::ERROR, &e);
 }
 
-/// A lockstep room's task: closes a frame every 1/fps and sends it to every player.
-pub(crate) struct LockstepTask {
-    pub room_id: i64,
-    pub ls: Lockstep,
-    sessions: HashMap<EntityId, Session>,
-    /// The frame each detached player was at, for its catch-up on reconnect.
-    detached_at: HashMap<EntityId, u64>,
+/// What a lockstep room takes from its players.
+pub(crate) enum LockstepCmd {
+    /// An input for the frame being built.
+    Input(Vec<u8>),
+    /// Send me the frames from this one on.
+    Sync(u64),
 }
 
-impl LockstepTask {
-    pub(crate) fn new(room_id: i64, ls: Lockstep) -> LockstepTask {
-        LockstepTask { room_id, ls, sessions: HashMap::new(), detached_at: HashMap::new() }
+/// A lockstep room, written as a game would write one: a [`rsgame_gate::Room`] on the
+/// framework's public room API. It closes a frame every 1/fps and sends it to every player;
+/// a joiner gets the kept frames first; a dropped player stays (the world times its grace)
+/// and gets what it missed when it comes back.
+pub(crate) struct LockstepRoom {
+    room_id: i64,
+    ls: Lockstep,
+    /// The frame each disconnected player was at, for its catch-up on return.
+    away_since: HashMap<i64, u64>,
+}
+
+impl LockstepRoom {
+    pub(crate) fn new(room_id: i64, ls: Lockstep) -> LockstepRoom {
+        LockstepRoom { room_id, ls, away_since: HashMap::new() }
     }
 
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
-        let fps = self.ls.config().fps.max(1);
-        let mut tick = tokio::time::interval(Duration::from_secs(1) / fps);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    None | Some(RoomMsg::Stop) => break,
-                    Some(m) => self.handle(m),
-                },
-                _ = tick.tick() => {
-                    let frame = self.ls.step();
-                    let msg = frames_msg(self.room_id, std::slice::from_ref(&frame));
-                    send_many(self.sessions.values(), ids::LOCKSTEP_FRAMES, &msg);
-                }
-            }
+    /// Sends `player` the frames from `from` on, in bundles of at most 300 so no single
+    /// message is huge.
+    fn catch_up(&self, ctx: &RoomCtx, player: i64, from: u64) -> Result<(), rsgame_kit::Error> {
+        let frames =
+            self.ls.since(from).map_err(|e| rsgame_kit::Error::msg(rsgame_kit::Code::NotFound, e.to_string()))?;
+        for chunk in frames.chunks(300) {
+            ctx.send(player, ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
+        }
+        Ok(())
+    }
+}
+
+impl Room for LockstepRoom {
+    type Input = LockstepCmd;
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1) / self.ls.config().fps.max(1))
+    }
+
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), rsgame_kit::Error> {
+        let missed = self
+            .ls
+            .join(player as EntityId)
+            .map_err(|e| rsgame_kit::Error::msg(rsgame_kit::Code::Forbidden, e.to_string()))?;
+        for chunk in missed.chunks(300) {
+            ctx.send(player, ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
+        }
+        Ok(())
+    }
+
+    fn disconnected(&mut self, _ctx: &mut RoomCtx, player: i64) -> bool {
+        self.away_since.insert(player, self.ls.next_frame());
+        false
+    }
+
+    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
+        let from = self.away_since.remove(&player).unwrap_or(0);
+        if let Err(e) = self.catch_up(ctx, player, from) {
+            let msg = pb::ErrorResp { req_id: ids::LOCKSTEP_SYNC, code: e.code().as_u32() as i32, msg: e.to_string() };
+            ctx.send(player, ids::ERROR, &msg);
         }
     }
 
-    fn catch_up(&self, session: &Session, from: u64) {
-        match self.ls.since(from) {
-            Ok(frames) if !frames.is_empty() => {
-                // In bundles of at most 300 frames so no single message is huge.
-                for chunk in frames.chunks(300) {
-                    let _ = session.send(ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
-                }
+    fn leave(&mut self, _ctx: &mut RoomCtx, player: i64) {
+        self.ls.leave(player as EntityId);
+        self.away_since.remove(&player);
+    }
+
+    fn input(&mut self, ctx: &mut RoomCtx, player: i64, cmd: LockstepCmd) -> Result<(), rsgame_kit::Error> {
+        match cmd {
+            LockstepCmd::Input(data) => {
+                self.ls.input(player as EntityId, data).map_err(|e| rsgame_kit::Error::bad_param(e.to_string()))
             }
-            Ok(_) => {}
-            Err(e) => error(session, ids::LOCKSTEP_SYNC, rsgame_kit::Code::NotFound, &e.to_string()),
+            LockstepCmd::Sync(from) => self.catch_up(ctx, player, from),
         }
     }
 
-    fn handle(&mut self, m: RoomMsg) {
-        match m {
-            RoomMsg::Join { id, session, greet, greeted, .. } => match self.ls.join(id) {
-                Ok(missed) => {
-                    if let Greet::Enter(resp) = greet {
-                        let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
-                    }
-                    for chunk in missed.chunks(300) {
-                        let _ = session.send(ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
-                    }
-                    let _ = greeted.send(());
-                    self.sessions.insert(id, session);
-                }
-                Err(e) => error(&session, ids::ENTER_ROOM, rsgame_kit::Code::Forbidden, &e.to_string()),
-            },
-            RoomMsg::Attach { id, session, greet, greeted } => {
+    fn tick(&mut self, ctx: &mut RoomCtx) {
+        let frame = self.ls.step();
+        ctx.broadcast(ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, std::slice::from_ref(&frame)));
+    }
+}
+
+/// Drives a lockstep room from the world's room messages: the world moves players between
+/// scenes and rooms with [`RoomMsg`]s whatever the room's kind; here they become the room
+/// API's joins and leaves. Inputs do not pass through here: the handlers call the room
+/// handle directly, so a refused input is answered as the handler's error.
+pub(crate) async fn lockstep_adapter(room: RoomHandle<LockstepCmd>, mut rx: mpsc::Receiver<RoomMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            RoomMsg::Join { id, session, greet, greeted, .. } | RoomMsg::Attach { id, session, greet, greeted } => {
+                // The greeting first, then what the room sends (the frames to catch up on).
                 match greet {
                     Greet::Login(info) => {
                         let _ = session.send(ids::reply(ids::GAME_LOGIN), &info);
@@ -632,38 +662,23 @@ impl LockstepTask {
                         let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
                     }
                 }
-                let from = self.detached_at.remove(&id).unwrap_or(0);
-                self.catch_up(&session, from);
-                let _ = greeted.send(());
-                self.sessions.insert(id, session);
-            }
-            RoomMsg::Detach { id } => {
-                if self.sessions.remove(&id).is_some() {
-                    self.detached_at.insert(id, self.ls.next_frame());
+                // The world checked the room's capacity under its lock, so this is not refused.
+                if let Err(e) = room.join(id as i64, session.clone()).await {
+                    error(&session, ids::ENTER_ROOM, e.code(), &e.to_string());
                 }
+                let _ = greeted.send(());
             }
             RoomMsg::Leave { id, done } => {
-                self.ls.leave(id);
-                self.sessions.remove(&id);
-                self.detached_at.remove(&id);
+                room.leave(id as i64).await;
                 let _ = done.send(());
-            }
-            RoomMsg::Input { id, data } => {
-                if let Err(e) = self.ls.input(id, data)
-                    && let Some(s) = self.sessions.get(&id)
-                {
-                    error(s, ids::LOCKSTEP_INPUT, rsgame_kit::Code::BadParam, &e.to_string());
-                }
-            }
-            RoomMsg::Sync { id, from } => {
-                if let Some(s) = self.sessions.get(&id) {
-                    self.catch_up(s, from);
-                }
             }
             RoomMsg::Flush { done } => {
                 let _ = done.send(());
             }
-            RoomMsg::Cmd(_) | RoomMsg::Rewarded { .. } | RoomMsg::Stop => {}
+            RoomMsg::Stop => break,
+            // The room sees its players' connections close by itself.
+            RoomMsg::Detach { .. } => {}
+            RoomMsg::Cmd(_) | RoomMsg::Rewarded { .. } => {}
         }
     }
 }
