@@ -13,6 +13,7 @@
 //! - [`session`]: a connection as the server sees it: user, properties, outbound queue, close.
 //! - [`router`]: message id → handler, before / after hooks, panic isolation.
 //! - [`room`]: a game's own state and rules on one task, with its own tick.
+//! - [`aoi`]: the nine-grid area of interest, for sending to a scene's view.
 //! - `limits`: connection limits (total, per IP) and the per-session message rate.
 //! - `conn`: the reader and writer tasks of byte-stream transports.
 //! - `ws`: the WebSocket routes and their reader and writer.
@@ -34,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aoi;
 pub mod codec;
 mod conn;
 pub mod frame;
