@@ -19,6 +19,7 @@
 pub mod apidoc;
 pub mod auth;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod extract;
 pub mod http;
