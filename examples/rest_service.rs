@@ -1,7 +1,8 @@
 //! A REST endpoint with JWT auth and go-game's `{code, msg, data}` envelope:
 //! `POST /hello/v1/greet {"name": "Ann"}` with `Authorization: Bearer <token>`, where the
-//! token is one usercenter issues (the same `auth.jwt_secret`). Beside it: `/healthz`,
-//! `/readyz`, request ids, access logs and the envelope's 404.
+//! token is one usercenter issues (the same `auth.jwt_secret`). Governance (timeouts, a rate
+//! limit per IP, load shedding) guards it; beside it: `/healthz`, `/readyz`, request ids,
+//! access logs and the envelope's 404.
 //!
 //! `RSGAME_AUTH__JWT_SECRET=… cargo run --example rest_service`
 use std::sync::Arc;
@@ -39,6 +40,8 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let shutdown = rsgame_kit::Shutdown::new();
     let auth = Auth { jwt: Arc::new(Jwt::from_config(&cfg.auth)), revocations: None };
     let api = Router::new().route("/hello/v1/greet", post(greet)).layer(Extension(auth));
+    // Timeouts, a rate limit per client IP and load shedding (`governance.*` in the config).
+    let api = rsgame_kit::governance::apply(api, &cfg.governance);
     let ops = http::ops_router(http::Readiness::new(&shutdown), None);
     let listener = http::bind(&cfg.http.host, cfg.http.port).await?;
     println!("rest_service on http://{}", listener.local_addr()?);

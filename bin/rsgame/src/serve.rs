@@ -174,7 +174,10 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         local_game = Some(g.clone());
         Ok(g)
     };
+    // Ops routes, the web client and the WebSocket upgrade stay outside governance (health
+    // checks must answer under load; the gate has its own limits); the REST API goes in `api`.
     let mut router = http::ops_router(readiness, metrics);
+    let mut api = axum::Router::new();
     let mut apidoc = utoipa::openapi::OpenApiBuilder::new().build();
     for role in &roles {
         match role {
@@ -211,7 +214,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 router = router.merge(gate.ws_routes());
             }
             Role::UsercenterApi => {
-                router = router.merge(rsgame_usercenter::api::router(
+                api = api.merge(rsgame_usercenter::api::router(
                     s.usercenter.clone(),
                     s.auth.clone(),
                     cfg.usercenter.game_servers.clone(),
@@ -223,8 +226,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             }
             Role::BasicApi => {
                 {
-                    router =
-                        router.merge(rsgame_basic::api::router(s.basic.clone(), s.basic_local.clone(), s.auth.clone()));
+                    api = api.merge(rsgame_basic::api::router(s.basic.clone(), s.basic_local.clone(), s.auth.clone()));
                     apidoc.merge(rsgame_basic::api::openapi());
                     // The worker that sends verification codes runs beside the API that
                     // queues them (a dedicated worker role can come with the distributed issue).
@@ -255,12 +257,13 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
                     .add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, &shutdown).await?;
-                router = router.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
+                api = api.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
                 apidoc.merge(rsgame_game::api::openapi());
             }
         }
     }
-    let router = http::finish(router.merge(rsgame_kit::apidoc::router(apidoc)));
+    let api = rsgame_kit::governance::apply(api, &cfg.governance);
+    let router = http::finish(router.merge(api).merge(rsgame_kit::apidoc::router(apidoc)));
     let tls = if cfg.tls.http {
         Some(rsgame_kit::tls::server_config(cfg.tls.cert_file.as_ref(), cfg.tls.key_file.as_ref(), false)?)
     } else {

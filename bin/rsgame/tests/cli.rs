@@ -392,3 +392,17 @@ fn check_ledger_reports_a_consistent_database() {
     assert!(text(&out).contains("ledger ok"), "{}", text(&out));
     assert!(!cmd(&["check", "nothing"]).status.success(), "unknown checks are refused");
 }
+
+#[test]
+fn the_rest_api_is_rate_limited_but_health_checks_are_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "governance:\n  rate_per_sec: 1\n  rate_burst: 3\n");
+    let server = Server::start(&cfg, &[]);
+    let codes: Vec<String> =
+        (0..6).map(|_| post(server.port, "/game/v1/game/getShop", None, "{}").1).map(|b| b.replace(' ', "")).collect();
+    let limited = codes.iter().filter(|b| b.contains("\"code\":400502")).count();
+    assert!((2..=3).contains(&limited), "a burst of 3, then refused: {codes:?}");
+    assert!(codes[0].contains("\"code\":200"), "{codes:?}");
+    // Health checks and metrics are outside governance.
+    assert!((0..10).all(|_| get(server.port, "/healthz").map(|r| r.0) == Some(200)));
+}

@@ -62,6 +62,35 @@ pub struct Config {
     pub game: GameConfig,
     /// The real-time world of the game node.
     pub world: WorldConfig,
+    /// Request governance for REST routes: timeouts, rate limits, load shedding.
+    pub governance: GovernanceConfig,
+}
+
+/// `governance.*` — what keeps REST routes up under load, in the manner of go-zero: a
+/// deadline per request, a rate limit per client IP, and adaptive load shedding.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// The longest a REST request may take, milliseconds; past it the client gets 400504
+    /// and the handler is cancelled (0: no limit). Above the 20 s of loginScan's long poll;
+    /// multipart uploads are exempt.
+    pub timeout_ms: u64,
+    /// Requests per second per client IP, sustained (0: no limit); beyond it 400502.
+    pub rate_per_sec: u32,
+    /// Requests a client IP may burst above the rate.
+    pub rate_burst: u32,
+    /// Shed load adaptively: when the machine's CPU is above `shed_cpu_percent` and more
+    /// requests are in flight than the server has recently shown it can finish, new ones
+    /// get 400503 at once instead of queueing.
+    pub shedding: bool,
+    /// The CPU use (percent, the whole machine) from which shedding may start.
+    pub shed_cpu_percent: u32,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        GovernanceConfig { timeout_ms: 30_000, rate_per_sec: 0, rate_burst: 50, shedding: true, shed_cpu_percent: 90 }
+    }
 }
 
 /// `app.*`
@@ -966,6 +995,12 @@ impl Config {
                 "usercenter.game_servers",
                 format!("each must be a ws:// or wss:// URL or a path starting with /, got {bad:?}"),
             ));
+        }
+        if self.governance.rate_per_sec > 0 && self.governance.rate_burst == 0 {
+            return Err(("governance.rate_burst", "must be at least 1 when governance.rate_per_sec is set".into()));
+        }
+        if !(1..=100).contains(&self.governance.shed_cpu_percent) {
+            return Err(("governance.shed_cpu_percent", "must be between 1 and 100".into()));
         }
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return Err(("tls.key_file", "tls.cert_file and tls.key_file must be set together".into()));

@@ -22,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod extract;
+pub mod governance;
 pub mod http;
 pub mod shutdown;
 pub mod telemetry;
