@@ -115,6 +115,12 @@ impl RoomCtx {
         self.members.keys().copied()
     }
 
+    /// `player`'s connection, for a room that sends in its own way (say, bytes encoded once
+    /// and shared by many players); None when it is away or not here.
+    pub fn session(&self, player: i64) -> Option<&Session> {
+        self.members.get(&player).and_then(|m| m.session.as_ref())
+    }
+
     /// Whether `player` is in the room with a live connection.
     pub fn is_connected(&self, player: i64) -> bool {
         self.members.get(&player).is_some_and(|m| m.session.is_some())
@@ -149,20 +155,26 @@ impl RoomCtx {
     }
 }
 
-enum Cmd<I> {
+/// Work for the room's task: a boxed call on the room itself.
+type Call<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx) + Send>;
+
+enum Cmd<R: Room> {
     Join(i64, Session, oneshot::Sender<Result<(), Error>>),
     /// A player leaves; with a session id, only if that is still its session (a closed old
     /// connection must not take out the player's new one).
     Leave(i64, Option<u64>),
-    Input(i64, I, oneshot::Sender<Result<(), Error>>),
+    Input(i64, R::Input, oneshot::Sender<Result<(), Error>>),
+    /// An input nobody waits for (its error, if any, is dropped).
+    Tell(i64, R::Input),
+    Call(Call<R>),
 }
 
 /// A running room: cheap to clone, usable from any handler.
-pub struct RoomHandle<I> {
-    tx: mpsc::Sender<Cmd<I>>,
+pub struct RoomHandle<R: Room> {
+    tx: mpsc::Sender<Cmd<R>>,
 }
 
-impl<I> Clone for RoomHandle<I> {
+impl<R: Room> Clone for RoomHandle<R> {
     fn clone(&self) -> Self {
         RoomHandle { tx: self.tx.clone() }
     }
@@ -176,7 +188,7 @@ fn busy() -> Error {
     Error::msg(Code::TooManyRequests, "the room is busy: try again")
 }
 
-impl<I: Send + 'static> RoomHandle<I> {
+impl<R: Room> RoomHandle<R> {
     /// Adds `player` on `session` (a player already in the room just moves to the new
     /// session). Its connection closing later takes it out of the room.
     pub async fn join(&self, player: i64, session: Session) -> Result<(), Error> {
@@ -192,13 +204,30 @@ impl<I: Send + 'static> RoomHandle<I> {
 
     /// Queues `player`'s input and waits for the room's verdict. A full queue refuses
     /// rather than waits, so one flooding client cannot stall its handler task.
-    pub async fn input(&self, player: i64, input: I) -> Result<(), Error> {
+    pub async fn input(&self, player: i64, input: R::Input) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.tx.try_send(Cmd::Input(player, input, tx)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => busy(),
             mpsc::error::TrySendError::Closed(_) => gone(),
         })?;
         rx.await.map_err(|_| gone())?
+    }
+
+    /// Queues `player`'s input without waiting for the verdict (a refused input is dropped):
+    /// for the hot path of real-time games, where a move per player and tick must cost no
+    /// more than a queue entry. Errs only when the queue is full or the room has ended.
+    pub fn tell(&self, player: i64, input: R::Input) -> Result<(), Error> {
+        self.tx.try_send(Cmd::Tell(player, input)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => busy(),
+            mpsc::error::TrySendError::Closed(_) => gone(),
+        })
+    }
+
+    /// Runs `f` on the room's task, between its other commands, in order with them: for
+    /// work that is not a player's input (a save, a server-side event, data to stash before a
+    /// join). Waits for room in the queue.
+    pub async fn call(&self, f: impl FnOnce(&mut R, &mut RoomCtx) + Send + 'static) -> Result<(), Error> {
+        self.tx.send(Cmd::Call(Box::new(f))).await.map_err(|_| gone())
     }
 
     /// Whether the room has ended.
@@ -218,7 +247,10 @@ pub fn by_user(session: &Session) -> Result<i64, Error> {
     session.user().ok_or_else(|| Error::msg(Code::Unauthorized, "log in first"))
 }
 
-impl<I: Message> RoomHandle<I> {
+impl<R: Room> RoomHandle<R>
+where
+    R::Input: Message,
+{
     /// Routes message `id` (body ignored, decoded as `M`) to joining this room, as the player
     /// `player` names ([`by_session`], [`by_user`] or your own).
     pub fn join_on<M: Message>(
@@ -243,7 +275,7 @@ impl<I: Message> RoomHandle<I> {
         player: fn(&Session) -> Result<i64, Error>,
     ) -> Result<(), RouteError> {
         let room = self.clone();
-        routes.route(id, move |session, input: I| {
+        routes.route(id, move |session, input: R::Input| {
             let room = room.clone();
             async move { room.input(player(&session)?, input).await }
         })?;
@@ -254,7 +286,7 @@ impl<I: Message> RoomHandle<I> {
 /// Starts `room` on its own task; `queue` bounds the commands waiting for it. The room runs
 /// until it calls [`RoomCtx::close`] or every handle is dropped (its players' connections do
 /// not keep it alive).
-pub fn spawn<R: Room>(room: R, queue: usize) -> RoomHandle<R::Input> {
+pub fn spawn<R: Room>(room: R, queue: usize) -> RoomHandle<R> {
     let (tx, rx) = mpsc::channel(queue.max(1));
     tokio::spawn(run(room, rx, tx.downgrade()));
     RoomHandle { tx }
@@ -263,7 +295,7 @@ pub fn spawn<R: Room>(room: R, queue: usize) -> RoomHandle<R::Input> {
 /// Watches `session` for its close and tells the room, until the returned sender drops (the
 /// player left or rejoined elsewhere, or the room ended). It holds only a weak sender: a
 /// connection does not keep a room alive.
-fn watch<I: Send + 'static>(me: &mpsc::WeakSender<Cmd<I>>, player: i64, session: &Session) -> oneshot::Sender<()> {
+fn watch<R: Room>(me: &mpsc::WeakSender<Cmd<R>>, player: i64, session: &Session) -> oneshot::Sender<()> {
     let (stop, stopped) = oneshot::channel::<()>();
     let (me, watched) = (me.clone(), session.clone());
     tokio::spawn(async move {
@@ -279,7 +311,7 @@ fn watch<I: Send + 'static>(me: &mpsc::WeakSender<Cmd<I>>, player: i64, session:
     stop
 }
 
-async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R::Input>>, me: mpsc::WeakSender<Cmd<R::Input>>) {
+async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R>>, me: mpsc::WeakSender<Cmd<R>>) {
     let mut ctx = RoomCtx { members: BTreeMap::new(), closing: false };
     let mut ticker = room.tick_every().map(|every| {
         let mut t = tokio::time::interval(every.max(Duration::from_millis(1)));
@@ -344,6 +376,12 @@ async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R::Input>>, me: mp
                     _ => {}
                 }
             }
+            Cmd::Tell(player, input) => {
+                if ctx.members.contains_key(&player) {
+                    let _ = room.input(&mut ctx, player, input);
+                }
+            }
+            Cmd::Call(f) => f(&mut room, &mut ctx),
             Cmd::Input(player, input, reply) => {
                 let verdict = if ctx.members.contains_key(&player) {
                     room.input(&mut ctx, player, input)
@@ -444,6 +482,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         h.input(1, 7).await.expect("still in");
         assert_eq!(next_sn(&mut r1b).await, 7);
+        // Fire-and-forget inputs and calls run in order with the rest.
+        h.tell(1, 8).expect("told");
+        h.tell(1, -5).expect("a refused told input is dropped, not answered");
+        h.call(|duo, ctx| {
+            duo.ticks = -100;
+            assert!(ctx.session(1).is_some() && ctx.session(2).is_none(), "1 here, 2 gone");
+            ctx.broadcast(2000, &pb::Ping { sn: 77 });
+        })
+        .await
+        .expect("call");
+        assert_eq!((next_sn(&mut r1b).await, next_sn(&mut r1b).await), (8, 77));
         // The room closes itself: the handle refuses from then on.
         h.input(1, 99).await.expect("last input");
         tokio::time::sleep(Duration::from_millis(50)).await;
