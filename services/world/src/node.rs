@@ -30,7 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::aoi::EntityId;
 use crate::data::SceneSpec;
 use crate::lockstep::{Lockstep, LockstepConfig};
-use crate::room::{Greet, LockstepCmd, LockstepRoom, QUEUE, RoomEnv, RoomMsg, SceneTask, Stats, lockstep_adapter};
+use crate::room::{
+    Greet, LockstepCmd, LockstepRoom, QUEUE, RoomEnv, RoomMsg, SceneInput, SceneRoom, Stats, lockstep_adapter,
+    scene_adapter,
+};
 use crate::scene::{Command, Scene};
 use crate::store::{BLACKLIST, StoredChat, WorldStore};
 use rsgame_gate::room::RoomHandle;
@@ -126,8 +129,10 @@ struct Room {
     permanent: bool,
     members: BTreeSet<i64>,
     tx: mpsc::Sender<RoomMsg>,
+    /// A scene's handle on the public room API (moves, attacks, respawns go straight to it).
+    scene: Option<RoomHandle<SceneRoom>>,
     /// A lockstep room's handle on the public room API (inputs go straight to it).
-    lockstep: Option<RoomHandle<LockstepCmd>>,
+    lockstep: Option<RoomHandle<LockstepRoom>>,
     chat: VecDeque<pb::ChatMsg>,
     /// Where players enter (a scene's respawn point) and how far around it.
     spawn: (f32, f32),
@@ -195,8 +200,9 @@ impl World {
             let id = i64::from(spec.config.id);
             let (spawn, spawn_radius) = (spec.config.respawn, spec.spawn_radius);
             let (tx, rx) = mpsc::channel(QUEUE);
-            let task = SceneTask::new(Scene::new(spec.config), true, env.clone(), tx.clone());
-            tokio::spawn(task.run(rx));
+            let handle =
+                rsgame_gate::room::spawn(SceneRoom::new(Scene::new(spec.config), true, env.clone(), tx.clone()), QUEUE);
+            tokio::spawn(scene_adapter(handle.clone(), rx));
             rooms.insert(
                 id,
                 Room {
@@ -209,6 +215,7 @@ impl World {
                     permanent: true,
                     members: BTreeSet::new(),
                     tx,
+                    scene: Some(handle),
                     lockstep: None,
                     chat: VecDeque::new(),
                     spawn,
@@ -311,18 +318,11 @@ impl World {
         tracing::debug!(user = uid, reason = ?reason, "player dropped; waiting for a reconnect");
         tokio::spawn(async move {
             {
+                // The room sees the connection close by itself and keeps the player.
                 let _t = world.transition(uid).await;
-                let tx = {
-                    let mut players = lock(&world.0.players);
-                    let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
-                    p.session = None;
-                    let room = p.room;
-                    drop(players);
-                    lock(&world.0.rooms).get(&room).map(|r| r.tx.clone())
-                };
-                if let Some(tx) = tx {
-                    let _ = tx.send(RoomMsg::Detach { id: uid as EntityId }).await;
-                }
+                let mut players = lock(&world.0.players);
+                let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
+                p.session = None;
             }
             tokio::time::sleep(grace).await;
             world.expire(uid, generation).await;
@@ -386,10 +386,11 @@ impl World {
     }
 
     /// The room the player is in, with its queue.
-    fn my_room(&self, uid: i64) -> Result<(i64, mpsc::Sender<RoomMsg>)> {
+    /// The scene the player stands in (moves in a lockstep room are refused).
+    fn my_scene(&self, uid: i64) -> Result<RoomHandle<SceneRoom>> {
         let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
-        let tx = self.room_tx(room).ok_or_else(|| Error::new(Code::NotFound))?;
-        Ok((room, tx))
+        let rooms = lock(&self.0.rooms);
+        rooms.get(&room).and_then(|r| r.scene.clone()).ok_or_else(|| Error::msg(Code::Failed, "not in a scene"))
     }
 
     fn user_info(uid: i64, profile: &Profile, plat: &str, online: bool, room: i64) -> pb::UserInfo {
@@ -621,10 +622,7 @@ impl World {
     async fn on_move(self, session: Session, msg: pb::Move) -> Result<()> {
         let uid = World::me(&session)?;
         let site = msg.site.ok_or_else(|| Error::bad_param("site: required"))?;
-        let (_, tx) = self.my_room(uid)?;
-        tx.send(RoomMsg::Cmd(Command::Move { id: uid as EntityId, x: site.x, z: site.z }))
-            .await
-            .map_err(|_| Error::new(Code::Unavailable))
+        self.my_scene(uid)?.tell(uid, SceneInput::Cmd(Command::Move { id: uid as EntityId, x: site.x, z: site.z }))
     }
 
     async fn attack(self, session: Session, msg: pb::Attack) -> Result<()> {
@@ -632,15 +630,13 @@ impl World {
         if msg.obj_id <= 0 {
             return Err(Error::bad_param("objId: the target's id"));
         }
-        let (_, tx) = self.my_room(uid)?;
         let cmd = Command::Attack { id: uid as EntityId, target: msg.obj_id as EntityId };
-        tx.send(RoomMsg::Cmd(cmd)).await.map_err(|_| Error::new(Code::Unavailable))
+        self.my_scene(uid)?.tell(uid, SceneInput::Cmd(cmd))
     }
 
     async fn respawn(self, session: Session, _msg: pb::Respawn) -> Result<()> {
         let uid = World::me(&session)?;
-        let (_, tx) = self.my_room(uid)?;
-        tx.send(RoomMsg::Cmd(Command::Respawn { id: uid as EntityId })).await.map_err(|_| Error::new(Code::Unavailable))
+        self.my_scene(uid)?.tell(uid, SceneInput::Cmd(Command::Respawn { id: uid as EntityId }))
     }
 
     fn room_resp(&self, id: i64, r: &Room, players: &HashMap<i64, Online>, viewer: i64) -> pb::EnterRoomResp {
@@ -759,13 +755,18 @@ impl World {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut spawn = self.0.template.respawn;
-        let mut lockstep = None;
+        let (mut scene, mut lockstep) = (None, None);
         match kind {
             RoomKind::Scene => {
                 let mut cfg = self.0.template.clone();
                 cfg.id = id as i32;
                 spawn = cfg.respawn;
-                tokio::spawn(SceneTask::new(Scene::new(cfg), false, self.0.env.clone(), tx.clone()).run(rx));
+                let handle = rsgame_gate::room::spawn(
+                    SceneRoom::new(Scene::new(cfg), false, self.0.env.clone(), tx.clone()),
+                    QUEUE,
+                );
+                scene = Some(handle.clone());
+                tokio::spawn(scene_adapter(handle, rx));
             }
             RoomKind::Lockstep => {
                 let ls = Lockstep::new(LockstepConfig {
@@ -789,6 +790,7 @@ impl World {
             permanent: false,
             members: BTreeSet::new(),
             tx: tx.clone(),
+            scene,
             lockstep,
             chat: VecDeque::new(),
             spawn,
@@ -1122,7 +1124,7 @@ impl World {
         Ok(())
     }
 
-    fn lockstep_room(&self, uid: i64) -> Result<RoomHandle<LockstepCmd>> {
+    fn lockstep_room(&self, uid: i64) -> Result<RoomHandle<LockstepRoom>> {
         let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
         let rooms = lock(&self.0.rooms);
         rooms

@@ -1,6 +1,9 @@
-//! The tasks that own a room: a scene (its simulation, fixed tick, AOI delivery and
-//! write-behind saves) or a lockstep room (frames at a fixed rate). The world talks to them
-//! only through [`RoomMsg`]; nothing else touches their state, so they need no locks.
+//! The world's rooms, written on the framework's public room API ([`rsgame_gate::room`]): a
+//! scene ([`SceneRoom`]: its simulation, fixed tick, AOI delivery and write-behind saves) or
+//! a lockstep room ([`LockstepRoom`]: frames at a fixed rate). The world moves players
+//! between places with [`RoomMsg`]s, which small adapters turn into room-API joins, leaves
+//! and calls; players' moves, attacks and lockstep inputs go straight to the room handles.
+//! Nothing else touches a room's state, so it needs no locks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +15,6 @@ use rsgame_gate::{Session, Wire};
 use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::MissedTickBehavior;
 
 use crate::aoi::{EntityId, MONSTER_BASE};
 use crate::lockstep::{Frame, Lockstep};
@@ -76,12 +78,8 @@ pub(crate) enum RoomMsg {
     Join { id: EntityId, name: String, x: f32, z: f32, stats: Stats, session: Session, greet: Greet, greeted: Ack },
     /// A player already in the room has a new connection (a reconnect or a second login).
     Attach { id: EntityId, session: Session, greet: Greet, greeted: Ack },
-    /// The player's connection dropped: stop sending to it; it stays in the room.
-    Detach { id: EntityId },
     /// The player leaves; `done` fires once its state is saved.
     Leave { id: EntityId, done: oneshot::Sender<()> },
-    /// A scene command (move, attack, respawn).
-    Cmd(Command),
     /// A kill reward was granted: the player's new numbers.
     Rewarded { id: EntityId, killed: EntityId, exp: i64, coins: i64, stats: Stats },
     /// Save everything now; `done` fires once it is written.
@@ -192,161 +190,232 @@ impl TickWindow {
     }
 }
 
-/// A scene's task.
-pub(crate) struct SceneTask {
+/// What a scene takes from its players: the simulation's commands (move, attack, respawn).
+pub(crate) enum SceneInput {
+    Cmd(Command),
+}
+
+/// A player about to be added: what the world knows of it, stashed (with a [`RoomHandle::call`])
+/// just before its join or rejoin so both happen in one step of the scene's task.
+enum Arrival {
+    Join { name: String, x: f32, z: f32, stats: Stats, greet: Greet },
+    Return { greet: Greet },
+}
+
+/// A scene, on the framework's public room API: the simulation with its fixed tick, AOI
+/// delivery (each position batch encoded once per wire and cell) and write-behind saves.
+pub(crate) struct SceneRoom {
     pub scene: Scene,
     /// Permanent scenes save places; a created room's places mean nothing after it closes.
     pub permanent: bool,
     pub env: RoomEnv,
+    /// The world's channel to this scene, for the rewarder's answers.
     pub me: mpsc::Sender<RoomMsg>,
-    sessions: HashMap<EntityId, Session>,
     stats: HashMap<EntityId, Stats>,
     saved: HashMap<EntityId, (f32, f32, i64)>,
+    arrivals: HashMap<EntityId, Arrival>,
+    label: String,
+    hist: Arc<FastHistogram>,
+    window: TickWindow,
+    last_save: Instant,
 }
 
-impl SceneTask {
-    pub(crate) fn new(scene: Scene, permanent: bool, env: RoomEnv, me: mpsc::Sender<RoomMsg>) -> SceneTask {
-        SceneTask { scene, permanent, env, me, sessions: HashMap::new(), stats: HashMap::new(), saved: HashMap::new() }
-    }
-
-    /// Runs until [`RoomMsg::Stop`].
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
-        let hz = self.scene.config().tick_hz.max(1);
-        let label = self.scene.config().id.to_string();
+impl SceneRoom {
+    pub(crate) fn new(scene: Scene, permanent: bool, env: RoomEnv, me: mpsc::Sender<RoomMsg>) -> SceneRoom {
+        let hz = scene.config().tick_hz.max(1);
+        let label = scene.config().id.to_string();
         let hist = FastHistogram::register(
             "world_tick_seconds",
             "Time one scene tick takes: simulation and delivery.",
             &[("scene", &label)],
         );
-        let mut window = TickWindow::new(hz as usize * 10);
-        let mut tick = tokio::time::interval(Duration::from_secs(1) / hz);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut save = tokio::time::interval(self.env.save_every);
-        save.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        save.reset();
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    None | Some(RoomMsg::Stop) => break,
-                    Some(m) => self.handle(m),
-                },
-                _ = tick.tick() => {
-                    let started = Instant::now();
-                    let out = self.scene.tick();
-                    let updates = self.deliver(out);
-                    let took = started.elapsed();
-                    hist.record(took);
-                    window.record(took.as_secs_f64(), &label);
-                    if updates > 0 {
-                        metrics::counter!("world_entity_updates_total", "scene" => label.clone()).increment(updates);
-                    }
-                }
-                _ = save.tick() => self.save(false, None),
-            }
+        SceneRoom {
+            scene,
+            permanent,
+            env,
+            me,
+            stats: HashMap::new(),
+            saved: HashMap::new(),
+            arrivals: HashMap::new(),
+            label,
+            hist,
+            window: TickWindow::new(hz as usize * 10),
+            last_save: Instant::now(),
         }
     }
 
-    fn handle(&mut self, m: RoomMsg) {
-        match m {
+    /// The player leaves the scene; `done` fires once its state is saved. Idempotent: the
+    /// room API's own leave, right after, finds nothing left to do.
+    fn depart(&mut self, id: EntityId, done: Option<oneshot::Sender<()>>) {
+        let last = self.scene.get(id).map(|v| (v.x, v.z, v.hp));
+        let Some((x, z, hp)) = last else {
+            if let Some(d) = done {
+                let _ = d.send(());
+            }
+            return;
+        };
+        self.scene.apply(Command::Leave { id });
+        self.stats.remove(&id);
+        self.saved.remove(&id);
+        self.players_gauge();
+        let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
+        let _ = self.env.saver.send(SaveBatch { places, hps: vec![(id as i64, hp)], done });
+    }
+
+    fn apply(&mut self, ctx: &RoomCtx, cmd: Command) {
+        let respawn = match cmd {
+            Command::Respawn { id } => Some(id),
+            _ => None,
+        };
+        self.scene.apply(cmd);
+        if let Some(id) = respawn {
+            self.push_stats(ctx, id);
+        }
+    }
+
+    fn rewarded(&mut self, ctx: &RoomCtx, id: EntityId, killed: EntityId, exp: i64, coins: i64, mut stats: Stats) {
+        let Some(v) = self.scene.get(id) else { return };
+        let before = self.stats.get(&id).copied().unwrap_or_default();
+        if stats.attack < 0 {
+            // No level-up: attack and defence did not change.
+            (stats.attack, stats.defence) = (before.attack, before.defence);
+        }
+        let hp = if stats.level > before.level {
+            stats.max_hp // a level-up refills
+        } else {
+            v.hp
+        };
+        self.scene.apply(Command::Stats { id, hp, max_hp: stats.max_hp, attack: stats.attack, defence: stats.defence });
+        self.stats.insert(id, stats);
+        let reward = pb::AttackResp {
+            user_id: id as i64,
+            obj_id: killed as i64,
+            status: 202,
+            exp,
+            coin: coins,
+            ..Default::default()
+        };
+        ctx.send(id as i64, ids::reply(ids::ATTACK), &reward);
+        self.push_stats(ctx, id);
+    }
+}
+
+impl Room for SceneRoom {
+    type Input = SceneInput;
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1) / self.scene.config().tick_hz.max(1))
+    }
+
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), rsgame_kit::Error> {
+        let id = player as EntityId;
+        let Some(Arrival::Join { name, x, z, stats, greet }) = self.arrivals.remove(&id) else {
+            return Err(rsgame_kit::Error::msg(rsgame_kit::Code::Forbidden, "enter the scene through the world"));
+        };
+        self.scene.apply(Command::Join {
+            id,
+            name,
+            x,
+            z,
+            hp: stats.hp,
+            max_hp: stats.max_hp,
+            attack: stats.attack,
+            defence: stats.defence,
+        });
+        self.stats.insert(id, stats);
+        if let Some(session) = ctx.session(player) {
+            self.greet(id, session, greet);
+        }
+        self.players_gauge();
+        Ok(())
+    }
+
+    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
+        let id = player as EntityId;
+        let greet = match self.arrivals.remove(&id) {
+            Some(Arrival::Return { greet } | Arrival::Join { greet, .. }) => greet,
+            None => return,
+        };
+        let (Some(session), Some(_)) = (ctx.session(player), self.scene.get(id)) else { return };
+        self.greet(id, session, greet);
+        // A new connection knows nothing: everything in view, now.
+        let list: Vec<pb::Entity> = self.scene.in_view(id).iter().map(entity).collect();
+        if !list.is_empty() {
+            let _ = session.send(ids::SPAWN, &pb::SpawnResp { list });
+        }
+    }
+
+    fn disconnected(&mut self, _ctx: &mut RoomCtx, _player: i64) -> bool {
+        // The player stays in the scene through the world's reconnect grace.
+        false
+    }
+
+    fn leave(&mut self, _ctx: &mut RoomCtx, player: i64) {
+        self.depart(player as EntityId, None);
+    }
+
+    fn input(&mut self, ctx: &mut RoomCtx, _player: i64, input: SceneInput) -> Result<(), rsgame_kit::Error> {
+        let SceneInput::Cmd(cmd) = input;
+        self.apply(ctx, cmd);
+        Ok(())
+    }
+
+    fn tick(&mut self, ctx: &mut RoomCtx) {
+        let started = Instant::now();
+        let out = self.scene.tick();
+        let updates = self.deliver(ctx, out);
+        let took = started.elapsed();
+        self.hist.record(took);
+        self.window.record(took.as_secs_f64(), &self.label);
+        if updates > 0 {
+            metrics::counter!("world_entity_updates_total", "scene" => self.label.clone()).increment(updates);
+        }
+        if self.last_save.elapsed() >= self.env.save_every {
+            self.last_save = Instant::now();
+            self.save(false, None);
+        }
+    }
+}
+
+/// Drives a scene from the world's room messages (as [`lockstep_adapter`] does a lockstep
+/// room): what a join needs is stashed on the scene's task, then the room API adds the
+/// player, so the greeting, the entity and the first view happen in one step. Moves,
+/// attacks and respawns do not pass through here: the handlers tell the room handle.
+pub(crate) async fn scene_adapter(room: RoomHandle<SceneRoom>, mut rx: mpsc::Receiver<RoomMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
             RoomMsg::Join { id, name, x, z, stats, session, greet, greeted } => {
-                self.scene.apply(Command::Join {
-                    id,
-                    name,
-                    x,
-                    z,
-                    hp: stats.hp,
-                    max_hp: stats.max_hp,
-                    attack: stats.attack,
-                    defence: stats.defence,
-                });
-                self.stats.insert(id, stats);
-                self.greet(id, &session, greet);
+                let arrival = Arrival::Join { name, x, z, stats, greet };
+                if room.call(move |r, _| drop(r.arrivals.insert(id, arrival))).await.is_ok()
+                    && let Err(e) = room.join(id as i64, session.clone()).await
+                {
+                    error(&session, ids::ENTER_ROOM, e.code(), &e.to_string());
+                }
                 let _ = greeted.send(());
-                self.sessions.insert(id, session);
-                self.players_gauge();
             }
             RoomMsg::Attach { id, session, greet, greeted } => {
-                if self.scene.get(id).is_none() {
-                    return;
-                }
-                self.greet(id, &session, greet);
-                // A new connection knows nothing: everything in view, now.
-                let list: Vec<pb::Entity> = self.scene.in_view(id).iter().map(entity).collect();
-                if !list.is_empty() {
-                    let _ = session.send(ids::SPAWN, &pb::SpawnResp { list });
+                let arrival = Arrival::Return { greet };
+                if room.call(move |r, _| drop(r.arrivals.insert(id, arrival))).await.is_ok() {
+                    let _ = room.join(id as i64, session).await;
                 }
                 let _ = greeted.send(());
-                self.sessions.insert(id, session);
-            }
-            RoomMsg::Detach { id } => {
-                self.sessions.remove(&id);
             }
             RoomMsg::Leave { id, done } => {
-                let last = self.scene.get(id).map(|v| (v.x, v.z, v.hp));
-                self.scene.apply(Command::Leave { id });
-                self.sessions.remove(&id);
-                self.stats.remove(&id);
-                self.saved.remove(&id);
-                self.players_gauge();
-                match last {
-                    Some((x, z, hp)) => {
-                        let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
-                        let batch = SaveBatch { places, hps: vec![(id as i64, hp)], done: Some(done) };
-                        let _ = self.env.saver.send(batch);
-                    }
-                    None => {
-                        let _ = done.send(());
-                    }
-                }
+                let _ = room.call(move |r, _| r.depart(id, Some(done))).await;
+                room.leave(id as i64).await;
             }
-            RoomMsg::Cmd(cmd) => {
-                let respawn = match cmd {
-                    Command::Respawn { id } => Some(id),
-                    _ => None,
-                };
-                self.scene.apply(cmd);
-                if let Some(id) = respawn {
-                    self.push_stats(id);
-                }
+            RoomMsg::Rewarded { id, killed, exp, coins, stats } => {
+                let _ = room.call(move |r, ctx| r.rewarded(ctx, id, killed, exp, coins, stats)).await;
             }
-            RoomMsg::Rewarded { id, killed, exp, coins, mut stats } => {
-                let Some(v) = self.scene.get(id) else { return };
-                let before = self.stats.get(&id).copied().unwrap_or_default();
-                if stats.attack < 0 {
-                    // No level-up: attack and defence did not change.
-                    (stats.attack, stats.defence) = (before.attack, before.defence);
-                }
-                let hp = if stats.level > before.level {
-                    stats.max_hp // a level-up refills
-                } else {
-                    v.hp
-                };
-                self.scene.apply(Command::Stats {
-                    id,
-                    hp,
-                    max_hp: stats.max_hp,
-                    attack: stats.attack,
-                    defence: stats.defence,
-                });
-                self.stats.insert(id, stats);
-                if let Some(s) = self.sessions.get(&id) {
-                    let reward = pb::AttackResp {
-                        user_id: id as i64,
-                        obj_id: killed as i64,
-                        status: 202,
-                        exp,
-                        coin: coins,
-                        ..Default::default()
-                    };
-                    let _ = s.send(ids::reply(ids::ATTACK), &reward);
-                }
-                self.push_stats(id);
+            RoomMsg::Flush { done } => {
+                let _ = room.call(move |r, _| r.save(true, Some(done))).await;
             }
-            RoomMsg::Flush { done } => self.save(true, Some(done)),
-            RoomMsg::Stop => {}
+            RoomMsg::Stop => break,
         }
     }
+}
 
+impl SceneRoom {
     fn place(&self, x: f32, z: f32) -> Place {
         Place { scene_id: self.scene.config().id, x, z }
     }
@@ -375,12 +444,10 @@ impl SceneTask {
         }
     }
 
-    fn push_stats(&self, id: EntityId) {
-        let (Some(v), Some(st), Some(s)) = (self.scene.get(id), self.stats.get(&id), self.sessions.get(&id)) else {
-            return;
-        };
+    fn push_stats(&self, ctx: &RoomCtx, id: EntityId) {
+        let (Some(v), Some(st)) = (self.scene.get(id), self.stats.get(&id)) else { return };
         let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
-        let _ = s.send(ids::PLAYER_STATS, &st.message(id as i64));
+        ctx.send(id as i64, ids::PLAYER_STATS, &st.message(id as i64));
     }
 
     /// Queues the players whose place or hp changed since the last save (all with `all`).
@@ -410,7 +477,7 @@ impl SceneTask {
     }
 
     /// Sends a tick's output; returns how many entity positions were delivered.
-    fn deliver(&mut self, out: Vec<Out>) -> u64 {
+    fn deliver(&mut self, ctx: &RoomCtx, out: Vec<Out>) -> u64 {
         let mut boxes: HashMap<EntityId, Vec<Mail>> = HashMap::new();
         let mut batches: Vec<(Vec<EntityId>, Vec<Site>)> = Vec::new();
         let mut updates = 0u64;
@@ -494,7 +561,7 @@ impl SceneTask {
         // spawns, despawns, hits, then positions last — in one buffer.
         for (to, mails) in boxes {
             let batch = position_of.remove(&to);
-            let Some(s) = self.sessions.get(&to) else { continue };
+            let Some(s) = ctx.session(to as i64) else { continue };
             let wire = s.wire();
             if wire.text {
                 for m in mails {
@@ -528,7 +595,7 @@ impl SceneTask {
         }
         // Players told nothing but positions get the shared bytes as they are.
         for (to, i) in position_of {
-            if let Some(s) = self.sessions.get(&to) {
+            if let Some(s) = ctx.session(to as i64) {
                 let _ = s.send_bytes(positions(i, s.wire()));
             }
         }
@@ -649,7 +716,7 @@ impl Room for LockstepRoom {
 /// scenes and rooms with [`RoomMsg`]s whatever the room's kind; here they become the room
 /// API's joins and leaves. Inputs do not pass through here: the handlers call the room
 /// handle directly, so a refused input is answered as the handler's error.
-pub(crate) async fn lockstep_adapter(room: RoomHandle<LockstepCmd>, mut rx: mpsc::Receiver<RoomMsg>) {
+pub(crate) async fn lockstep_adapter(room: RoomHandle<LockstepRoom>, mut rx: mpsc::Receiver<RoomMsg>) {
     while let Some(msg) = rx.recv().await {
         match msg {
             RoomMsg::Join { id, session, greet, greeted, .. } | RoomMsg::Attach { id, session, greet, greeted } => {
@@ -676,9 +743,7 @@ pub(crate) async fn lockstep_adapter(room: RoomHandle<LockstepCmd>, mut rx: mpsc
                 let _ = done.send(());
             }
             RoomMsg::Stop => break,
-            // The room sees its players' connections close by itself.
-            RoomMsg::Detach { .. } => {}
-            RoomMsg::Cmd(_) | RoomMsg::Rewarded { .. } => {}
+            RoomMsg::Rewarded { .. } => {}
         }
     }
 }
