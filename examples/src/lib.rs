@@ -7,6 +7,7 @@
 //! `cargo test`.
 
 #![doc = include_str!("../../docs/guide.md")]
+#![warn(missing_docs)]
 
 /// The guide in Chinese (`docs/guide.zh-CN.md`), compiled the same way.
 #[doc = include_str!("../../docs/guide.zh-CN.md")]
