@@ -36,7 +36,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rsgame_kit::{Code, Error};
@@ -105,14 +105,18 @@ struct Member {
 
 /// What a room can do while it runs: see its players, send to them, close itself.
 pub struct RoomCtx {
-    members: BTreeMap<i64, Member>,
+    /// A hash map: a real-time room looks its players up thousands of times a tick.
+    members: HashMap<i64, Member>,
     closing: bool,
 }
 
 impl RoomCtx {
-    /// The players in the room, connected or kept while away, in ascending id order.
-    pub fn players(&self) -> impl Iterator<Item = i64> + '_ {
-        self.members.keys().copied()
+    /// The players in the room, connected or kept while away, in ascending id order (the
+    /// same order on every run: deterministic games depend on it).
+    pub fn players(&self) -> impl Iterator<Item = i64> + use<> {
+        let mut ids: Vec<i64> = self.members.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
     }
 
     /// `player`'s connection, for a room that sends in its own way (say, bytes encoded once
@@ -312,7 +316,7 @@ fn watch<R: Room>(me: &mpsc::WeakSender<Cmd<R>>, player: i64, session: &Session)
 }
 
 async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R>>, me: mpsc::WeakSender<Cmd<R>>) {
-    let mut ctx = RoomCtx { members: BTreeMap::new(), closing: false };
+    let mut ctx = RoomCtx { members: HashMap::new(), closing: false };
     let mut ticker = room.tick_every().map(|every| {
         let mut t = tokio::time::interval(every.max(Duration::from_millis(1)));
         // A slow tick is not followed by a burst of catch-up ticks.
