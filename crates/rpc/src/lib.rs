@@ -1,8 +1,49 @@
-//! rsgame's gRPC layer: the services generated from `proto/usercenter.proto` and
-//! `proto/basic.proto`, the mapping between [`rsgame_kit::Error`] and gRPC statuses, and
-//! server and channel helpers. Each service crate implements the generated server over its
-//! trait, and a client that implements the same trait, so the API layer never knows which
-//! one it holds. (Discovery, balancing and governance come with the distributed issue.)
+//! rsgame's gRPC layer: the services generated from `proto/usercenter.proto`,
+//! `proto/basic.proto` and `proto/gamesvc.proto`, the mapping between [`rsgame_kit::Error`]
+//! and gRPC statuses, and server and channel helpers. Each service crate implements the
+//! generated server over its trait, and a client that implements the same trait, so the API
+//! layer never knows which one it holds. (Discovery and balancing come with the distributed
+//! issue.)
+//!
+//! # Adding a service with a local and a remote implementation
+//!
+//! 1. Declare its messages and methods in a `.proto` file; `tonic-build` compiles them in
+//!    `build.rs` (this crate's `build.rs` does it for the demo's services).
+//! 2. Write the trait the API layer calls, and a local implementation over the database
+//!    (the demo: `rsgame_game::Game` and `GameLogic`).
+//! 3. Serve it: implement the generated `…_server` trait by calling any implementation of
+//!    your trait, turning its errors into statuses with [`status`]; run it with [`serve`]
+//!    behind [`RequireToken`] (`rsgame_game::rpc::GameRpc`).
+//! 4. Call it: implement your trait again over the generated client on a [`channel`],
+//!    turning statuses back into the same errors with [`error`] (`RemoteGame`).
+//! 5. Let configuration choose: the demo holds an `Arc<dyn Game>` that is the local logic,
+//!    or the remote one when `rpc.game_url` is set.
+//!
+//! The remote half, against the demo's game service:
+//!
+//! ```no_run
+//! use rsgame_rpc::pb::gamesvc::{UserReq, game_client::GameClient};
+//!
+//! /// What the API layer calls, wherever the service runs.
+//! trait Coins {
+//!     fn coins(&self, user: i64) -> impl Future<Output = rsgame_kit::Result<i64>> + Send;
+//! }
+//!
+//! /// The service in another process.
+//! struct RemoteCoins(GameClient<rsgame_rpc::AuthChannel>);
+//!
+//! impl Coins for RemoteCoins {
+//!     async fn coins(&self, user: i64) -> rsgame_kit::Result<i64> {
+//!         let pack = self.0.clone().get_pack(UserReq { user_id: user }).await.map_err(rsgame_rpc::error)?;
+//!         Ok(pack.into_inner().player.map_or(0, |p| p.coins))
+//!     }
+//! }
+//!
+//! # fn connect() -> rsgame_kit::Result<RemoteCoins> {
+//! // A lazy channel: calls while the server is away fail with 400503 and it reconnects.
+//! let remote = RemoteCoins(GameClient::new(rsgame_rpc::channel("http://127.0.0.1:2003", "rpc-token")?));
+//! # Ok(remote) }
+//! ```
 
 #![warn(missing_docs)]
 
