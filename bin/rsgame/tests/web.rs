@@ -64,17 +64,6 @@ fn the_client_can_be_turned_off() {
     assert!(!body.contains("<canvas"), "{body}");
 }
 
-/// The sample game data beside the test's database.
-fn game_data(dir: &Path) {
-    let data = dir.join("data/game");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/game/sample");
-    for f in std::fs::read_dir(&sample).expect("sample") {
-        let f = f.expect("entry").path();
-        std::fs::copy(&f, data.join(f.file_name().expect("name"))).expect("copy");
-    }
-}
-
 #[test]
 fn two_players_in_headless_chromium() {
     let (Ok(chromium), Ok(redis)) = (std::env::var("RSGAME_TEST_CHROMIUM"), std::env::var("RSGAME_TEST_REDIS_URL"))
@@ -88,7 +77,7 @@ fn two_players_in_headless_chromium() {
         "clients/web/node_modules is missing: run `npm ci` in clients/web (.ci/run does)"
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    game_data(dir.path());
+    sample_game_data(dir.path());
     // Captcha answers in Redis under a prefix of this run, where the test reads them as the
     // human would read the picture.
     let prefix = format!("rsgame-web-{}:", std::process::id());

@@ -42,13 +42,7 @@ scenes:
 
 /// A data folder with the game's sample files and the test world.
 fn game_data(dir: &Path) {
-    let data = dir.join("data/game");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/game/sample");
-    for f in std::fs::read_dir(&sample).expect("sample") {
-        let f = f.expect("entry").path();
-        std::fs::copy(&f, data.join(f.file_name().expect("name"))).expect("copy");
-    }
+    let data = sample_game_data(dir);
     std::fs::write(data.join("world.yaml"), WORLD).expect("world.yaml");
 }
 

@@ -136,3 +136,16 @@ pub fn post(port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, Str
     let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
 }
+
+/// The game's sample data files copied to `dir/data/game`, where `Server::start` points the
+/// process; returns that folder.
+pub fn sample_game_data(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data/game");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services/game/sample");
+    for f in std::fs::read_dir(&sample).expect("sample") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, data.join(f.file_name().expect("name"))).expect("copy");
+    }
+    data
+}
