@@ -105,7 +105,14 @@ async fn shed(State(shedder): State<Arc<Shedder>>, req: Request, next: Next) -> 
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<Buckets>,
+}
+
+struct Buckets {
+    by_ip: HashMap<IpAddr, (f64, Instant)>,
+    /// When the table was last swept: at most once a second, so a flood from very many
+    /// addresses cannot make every request scan it.
+    swept: Option<Instant>,
 }
 
 /// Buckets kept before idle full ones are dropped.
@@ -114,24 +121,30 @@ const MAX_BUCKETS: usize = 100_000;
 impl RateLimiter {
     /// `rate` requests per second sustained, `burst` at once.
     pub fn new(rate: f64, burst: f64) -> RateLimiter {
-        RateLimiter { rate, burst, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter { rate, burst, buckets: Mutex::new(Buckets { by_ip: HashMap::new(), swept: None }) }
     }
 
     /// Takes a token for `ip` at `now`; false when it has none.
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&ip) {
-            // A bucket refilled to the brim says nothing a new one would not: drop those.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
-            if buckets.len() >= MAX_BUCKETS {
+        let mut guard = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = &mut *guard;
+        if b.by_ip.len() >= MAX_BUCKETS && !b.by_ip.contains_key(&ip) {
+            if b.swept.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+                // A bucket refilled to the brim says nothing a new one would not: drop those.
+                let (rate, burst) = (self.rate, self.burst);
+                b.by_ip.retain(|_, (tokens, at)| {
+                    *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+                });
+                b.swept = Some(now);
+            }
+            if b.by_ip.len() >= MAX_BUCKETS {
                 // Every bucket is busy: a flood from very many addresses. Refuse the new one
                 // rather than grow without bound.
                 return false;
             }
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        let (tokens, at) = b.by_ip.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -167,17 +180,24 @@ pub struct Shedder {
     dropped_at: AtomicI64,
 }
 
-/// An admitted request: report when it is done.
+/// An admitted request: report when it is done. Dropped without [`Pass::done`] (the client
+/// went away and the request's future with it), it still leaves the in-flight count.
 pub struct Pass<'a> {
     shedder: &'a Shedder,
     began: Instant,
 }
 
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.shedder.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Pass<'_> {
-    /// The request finished at `now` (successfully or not: it left the server).
+    /// The request finished at `now` (successfully or not: it left the server): its latency
+    /// joins the window.
     pub fn done(self, now: Instant) {
         let s = self.shedder;
-        s.in_flight.fetch_sub(1, Ordering::Relaxed);
         let slot = s.slot(now);
         let mut w = s.window.lock().unwrap_or_else(|p| p.into_inner());
         let b = &mut w[(slot % BUCKETS as u64) as usize];
@@ -186,6 +206,7 @@ impl Pass<'_> {
         }
         b.passed += 1;
         b.total_rt += now.saturating_duration_since(self.began);
+        // Drop leaves the in-flight count.
     }
 }
 
@@ -320,6 +341,21 @@ mod tests {
     }
 
     #[test]
+    fn the_bucket_table_is_bounded() {
+        let l = RateLimiter::new(1.0, 5.0);
+        let t0 = Instant::now();
+        let ip = |i: u32| IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) + 1));
+        for i in 0..MAX_BUCKETS as u32 {
+            assert!(l.allow(ip(i), t0));
+        }
+        // Every bucket is in use: a new address is refused rather than the table growing.
+        assert!(!l.allow(ip(u32::MAX), t0));
+        assert!(l.allow(ip(7), t0), "known addresses keep their buckets");
+        // Once the buckets have refilled they are swept, and newcomers get theirs.
+        assert!(l.allow(ip(u32::MAX), t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
     fn the_shedder_admits_until_hot_and_over_what_it_can_finish() {
         let cpu = Arc::new(AtomicU32::new(10));
         let s = Shedder::new(90, cpu.clone());
@@ -393,6 +429,18 @@ mod tests {
                 .iter()
                 .all(|&c| c == 200)
         );
+    }
+
+    #[test]
+    fn an_abandoned_request_leaves_the_in_flight_count() {
+        let s = Shedder::new(90, Arc::new(AtomicU32::new(0)));
+        let now = Instant::now();
+        let a = s.admit(now).expect("admitted");
+        let b = s.admit(now).expect("admitted");
+        assert_eq!(s.in_flight.load(Ordering::Relaxed), 2);
+        drop(a); // the client went away mid-request
+        b.done(now);
+        assert_eq!(s.in_flight.load(Ordering::Relaxed), 0);
     }
 
     #[test]
