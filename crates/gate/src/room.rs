@@ -188,8 +188,12 @@ fn gone() -> Error {
     Error::msg(Code::NotFound, "the room is closed")
 }
 
-fn busy() -> Error {
-    Error::msg(Code::TooManyRequests, "the room is busy: try again")
+/// Why a command was not queued: the queue is full (refused, not awaited) or the room ended.
+fn refused<T>(e: mpsc::error::TrySendError<T>) -> Error {
+    match e {
+        mpsc::error::TrySendError::Full(_) => Error::msg(Code::TooManyRequests, "the room is busy: try again"),
+        mpsc::error::TrySendError::Closed(_) => gone(),
+    }
 }
 
 impl<R: Room> RoomHandle<R> {
@@ -210,10 +214,7 @@ impl<R: Room> RoomHandle<R> {
     /// rather than waits, so one flooding client cannot stall its handler task.
     pub async fn input(&self, player: i64, input: R::Input) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        self.tx.try_send(Cmd::Input(player, input, tx)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => busy(),
-            mpsc::error::TrySendError::Closed(_) => gone(),
-        })?;
+        self.tx.try_send(Cmd::Input(player, input, tx)).map_err(refused)?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -221,10 +222,7 @@ impl<R: Room> RoomHandle<R> {
     /// for the hot path of real-time games, where a move per player and tick must cost no
     /// more than a queue entry. Errs only when the queue is full or the room has ended.
     pub fn tell(&self, player: i64, input: R::Input) -> Result<(), Error> {
-        self.tx.try_send(Cmd::Tell(player, input)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => busy(),
-            mpsc::error::TrySendError::Closed(_) => gone(),
-        })
+        self.tx.try_send(Cmd::Tell(player, input)).map_err(refused)
     }
 
     /// Runs `f` on the room's task, between its other commands, in order with them: for

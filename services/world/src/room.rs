@@ -686,9 +686,8 @@ impl Room for LockstepRoom {
 
     fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
         let from = self.away_since.remove(&player).unwrap_or(0);
-        if let Err(e) = self.catch_up(ctx, player, from) {
-            let msg = pb::ErrorResp { req_id: ids::LOCKSTEP_SYNC, code: e.code().as_u32() as i32, msg: e.to_string() };
-            ctx.send(player, ids::ERROR, &msg);
+        if let (Err(e), Some(session)) = (self.catch_up(ctx, player, from), ctx.session(player)) {
+            error(session, ids::LOCKSTEP_SYNC, e.code(), &e.to_string());
         }
     }
 
