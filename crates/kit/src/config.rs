@@ -64,6 +64,59 @@ pub struct Config {
     pub world: WorldConfig,
     /// Request governance for REST routes: timeouts, rate limits, load shedding.
     pub governance: GovernanceConfig,
+    /// Service discovery through etcd.
+    pub discovery: DiscoveryConfig,
+    /// This process as a game node among others.
+    pub node: NodeConfig,
+}
+
+/// `discovery.*` — where processes find each other. With `etcd_endpoints` set, every gRPC
+/// role registers its address under a lease (`{prefix}services/{name}/{addr}`), every game
+/// node registers itself (`{prefix}nodes/{id}`), and `rpc.*_url: etcd` clients watch them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// etcd client URLs (`http://127.0.0.1:2379`); empty: no registration, static URLs only.
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix of everything rsgame writes to etcd.
+    pub prefix: String,
+    /// Lease time-to-live, seconds: a process that dies silently leaves the directory this
+    /// long after its last keep-alive.
+    pub lease_ttl_secs: u64,
+    /// The host other processes reach this one at (registered with each gRPC port); empty:
+    /// `rpc.host`, or `127.0.0.1` when that is a wildcard address.
+    pub advertise_host: String,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            etcd_endpoints: Vec::new(),
+            prefix: "/rsgame/".into(),
+            lease_ttl_secs: 10,
+            advertise_host: String::new(),
+        }
+    }
+}
+
+/// `node.*` — a game node's identity among several.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The node's unique name (in etcd, presence and bus subjects); empty: `node-{gate port}`.
+    pub id: String,
+    /// The WebSocket URL clients are sent to for this node (`ws://eu1.example.com:8888/ws`);
+    /// empty: the path `/ws` (one node behind the same address as the REST API).
+    pub public_url: String,
+    /// How long a player's presence (user → node) lives in the cache without a refresh,
+    /// seconds; nodes refresh it while the player is connected.
+    pub presence_ttl_secs: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { id: String::new(), public_url: String::new(), presence_ttl_secs: 60 }
+    }
 }
 
 /// `governance.*` — what keeps REST routes up under load, in the manner of go-zero: a
@@ -85,11 +138,22 @@ pub struct GovernanceConfig {
     pub shedding: bool,
     /// The CPU use (percent, the whole machine) from which shedding may start.
     pub shed_cpu_percent: u32,
+    /// gRPC calls per second per calling IP, sustained (0: no limit); beyond it the caller
+    /// gets `RESOURCE_EXHAUSTED` (400502). gRPC servers also shed load and honour the
+    /// caller's deadline.
+    pub rpc_rate_per_sec: u32,
 }
 
 impl Default for GovernanceConfig {
     fn default() -> Self {
-        GovernanceConfig { timeout_ms: 30_000, rate_per_sec: 0, rate_burst: 50, shedding: true, shed_cpu_percent: 90 }
+        GovernanceConfig {
+            timeout_ms: 30_000,
+            rate_per_sec: 0,
+            rate_burst: 50,
+            shedding: true,
+            shed_cpu_percent: 90,
+            rpc_rate_per_sec: 0,
+        }
     }
 }
 
@@ -327,6 +391,12 @@ pub struct LogConfig {
     pub console: bool,
     /// Rotating files (go-game's "file mode").
     pub file: LogFileConfig,
+    /// Shipping to a Kafka topic (go-game's `gogame-log`).
+    pub kafka: LogKafkaConfig,
+    /// Shipping to Elasticsearch's `_bulk` API.
+    pub elasticsearch: LogElasticsearchConfig,
+    /// What the shippers (Kafka, Elasticsearch) share: queue, batches, level.
+    pub ship: LogShipConfig,
 }
 
 impl Default for LogConfig {
@@ -337,6 +407,9 @@ impl Default for LogConfig {
             modules: BTreeMap::new(),
             console: true,
             file: LogFileConfig::default(),
+            kafka: LogKafkaConfig::default(),
+            elasticsearch: LogElasticsearchConfig::default(),
+            ship: LogShipConfig::default(),
         }
     }
 }
@@ -372,6 +445,65 @@ impl Default for LogFileConfig {
             max_size_mb: 100,
             keep: 7,
         }
+    }
+}
+
+/// `log.kafka.*` — log lines as JSON records on a Kafka topic, as go-game's log consumers
+/// expect them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogKafkaConfig {
+    /// Brokers, `host:port` separated by commas; empty turns Kafka shipping off.
+    pub brokers: String,
+    /// Topic the lines go to (created if missing, with the broker's default partitions and
+    /// replication).
+    pub topic: String,
+}
+
+impl Default for LogKafkaConfig {
+    fn default() -> Self {
+        LogKafkaConfig { brokers: String::new(), topic: "gogame-log".into() }
+    }
+}
+
+/// `log.elasticsearch.*` — log lines indexed through Elasticsearch's (or OpenSearch's)
+/// `_bulk` API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogElasticsearchConfig {
+    /// Base URL, `http://127.0.0.1:9200` (https and `user:password@` work too); empty turns
+    /// Elasticsearch shipping off.
+    pub url: String,
+    /// Index the lines go to.
+    pub index: String,
+}
+
+impl Default for LogElasticsearchConfig {
+    fn default() -> Self {
+        LogElasticsearchConfig { url: String::new(), index: "rsgame-logs".into() }
+    }
+}
+
+/// `log.ship.*` — how lines reach the shippers. Memory is bounded: when a sink is down or
+/// slow, lines beyond `queue` are dropped (and counted in `rsgame_log_ship_dropped_total`)
+/// instead of slowing the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogShipConfig {
+    /// Most lines held in memory per sink, waiting or being retried.
+    pub queue: usize,
+    /// Most lines sent in one request.
+    pub batch: usize,
+    /// Longest a line waits for its batch to fill, milliseconds.
+    pub flush_ms: u64,
+    /// Level of shipped lines (a level or a filter like `log.level`); lines must also pass
+    /// `log.level`.
+    pub level: String,
+}
+
+impl Default for LogShipConfig {
+    fn default() -> Self {
+        LogShipConfig { queue: 10_000, batch: 500, flush_ms: 1000, level: "info".into() }
     }
 }
 
@@ -661,12 +793,23 @@ pub struct RpcConfig {
     pub basic_port: u16,
     /// The game service's gRPC port, served by the game-api role.
     pub game_port: u16,
-    /// Where API roles call usercenter (`http://host:2001`); empty: in this process.
+    /// Where API roles call usercenter: empty, in this process; `http://a:2001,http://b:2001`,
+    /// those servers, balanced by power of two choices; `etcd`, the servers registered in etcd.
     pub usercenter_url: String,
-    /// Where API roles call basic (`http://host:2002`); empty: in this process.
+    /// Where API roles call basic (`http://host:2002`, a list, or `etcd`); empty: in process.
     pub basic_url: String,
-    /// Where the game node calls the game service (`http://host:2003`); empty: in this process.
+    /// Where the game node calls the game service (`http://host:2003`, a list, or `etcd`);
+    /// empty: in this process.
     pub game_url: String,
+    /// The longest a gRPC call may take, milliseconds, retries included; a shorter deadline
+    /// inherited from the request being served wins, and travels on to the callee.
+    pub timeout_ms: u64,
+    /// Further attempts for a failed call: on another server, for idempotent methods, or for
+    /// any method when the request never reached a server (connection refused).
+    pub retries: u32,
+    /// Google SRE's adaptive client-side throttling: when servers fail, a share of calls is
+    /// refused locally (400503) instead of piling onto them.
+    pub breaker: bool,
     /// The shared secret every gRPC call carries and every gRPC server checks. Required when
     /// `rpc.host` is not a loopback address.
     pub token: Secret,
@@ -682,6 +825,9 @@ impl Default for RpcConfig {
             usercenter_url: String::new(),
             basic_url: String::new(),
             game_url: String::new(),
+            timeout_ms: 5_000,
+            retries: 2,
+            breaker: true,
             token: Secret::default(),
         }
     }
@@ -1048,10 +1194,44 @@ impl Config {
         if !loopback && self.rpc.token.is_empty() {
             return Err(("rpc.token", "must be set when rpc.host is not a loopback address".into()));
         }
-        for (key, url) in [("rpc.usercenter_url", &self.rpc.usercenter_url), ("rpc.basic_url", &self.rpc.basic_url)] {
-            if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err((key, "must be empty or an http:// URL".into()));
+        for (key, url) in [
+            ("rpc.usercenter_url", &self.rpc.usercenter_url),
+            ("rpc.basic_url", &self.rpc.basic_url),
+            ("rpc.game_url", &self.rpc.game_url),
+        ] {
+            if url == "etcd" {
+                if self.discovery.etcd_endpoints.is_empty() {
+                    return Err((key, "is `etcd` but discovery.etcd_endpoints is empty".into()));
+                }
+                continue;
             }
+            let bad = url.split(',').map(str::trim).any(|u| !u.starts_with("http://") && !u.starts_with("https://"));
+            if !url.is_empty() && bad {
+                return Err((key, "must be empty, `etcd`, or comma-separated http:// URLs".into()));
+            }
+        }
+        if self.rpc.timeout_ms == 0 {
+            return Err(("rpc.timeout_ms", "must be at least 1".into()));
+        }
+        if let Some(bad) = self.discovery.etcd_endpoints.iter().find(|u| !u.starts_with("http://")) {
+            return Err(("discovery.etcd_endpoints", format!("each must be an http:// URL, got {bad:?}")));
+        }
+        if self.discovery.lease_ttl_secs < 2 {
+            return Err(("discovery.lease_ttl_secs", "must be at least 2".into()));
+        }
+        if !self.discovery.prefix.starts_with('/') || !self.discovery.prefix.ends_with('/') {
+            return Err(("discovery.prefix", "must start and end with /".into()));
+        }
+        let public = &self.node.public_url;
+        let ws = |u: &str| u.starts_with("ws://") || u.starts_with("wss://") || u.starts_with('/');
+        if !public.is_empty() && !ws(public) {
+            return Err(("node.public_url", "must be empty, a ws:// or wss:// URL, or a path".into()));
+        }
+        if self.node.id.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+            return Err(("node.id", "may only hold letters, digits, - and _".into()));
+        }
+        if self.node.presence_ttl_secs < 5 {
+            return Err(("node.presence_ttl_secs", "must be at least 5".into()));
         }
         if !(4..=8).contains(&self.basic.captcha_length) {
             return Err(("basic.captcha_length", "must be between 4 and 8".into()));

@@ -11,14 +11,18 @@
 //! - [`cache`]: the typed cache over moka (in-process) or Redis, with single-flight loading.
 //! - [`migrate`]: versioned migrations and the first schema (go-game's `mem_user`, `mem_logs`,
 //!   `basic_file`).
+//! - [`logship`]: the Kafka log sink (shipped log lines on go-game's `gogame-log` topic), for
+//!   the toolkit's log shipping.
 
 #![warn(missing_docs)]
 
 pub mod bus;
 pub mod cache;
 pub mod db;
+pub mod logship;
 pub mod migrate;
 
 pub use bus::{Bus, BusOptions, Delivery, Subscription};
 pub use cache::Cache;
 pub use db::{Backend, Db, Row, StoreError, Tx};
+pub use logship::KafkaLogSink;

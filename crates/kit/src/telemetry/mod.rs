@@ -1,13 +1,19 @@
 //! Telemetry for one process: logs (console and rotating files, human or JSON, level per
-//! module), Prometheus metrics, and OpenTelemetry traces.
+//! module; shipped to Kafka or Elasticsearch), Prometheus metrics, and OpenTelemetry traces.
 //!
 //! [`init`] installs all three once at start-up and returns a [`Telemetry`] guard; dropping
-//! it (or calling [`Telemetry::shutdown`]) flushes buffered log lines and exports the spans
-//! still queued, which is what a graceful shutdown needs last.
+//! it (or calling [`Telemetry::shutdown`]) flushes buffered log lines, delivers the shipped
+//! lines still held and exports the spans still queued, which is what a graceful shutdown
+//! needs last. [`init_with_sinks`] is the same with log sinks built elsewhere (the Kafka
+//! one lives in the storage crate).
 
 pub mod metrics;
 pub mod otel;
 pub mod rolling;
+pub mod ship;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
@@ -17,6 +23,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Config, LogConfig, LogFormat};
 pub use metrics::Metrics;
+pub use ship::{LogSink, SinkStats};
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,9 @@ pub enum TelemetryError {
     /// The trace exporter could not be built.
     #[error("tracing export: {0}")]
     Otlp(String),
+    /// Log shipping is misconfigured (the text names the key) or could not start.
+    #[error("log shipping: {0}")]
+    Ship(String),
 }
 
 /// Keeps telemetry running; see the module docs.
@@ -45,6 +55,8 @@ pub struct Telemetry {
     metrics: Option<Metrics>,
     tracer: Option<SdkTracerProvider>,
     log_guards: Vec<WorkerGuard>,
+    /// The log shipping senders and their counters, when some sink is configured.
+    ship: Option<(ship::Shipper, ship::ShipGuard)>,
 }
 
 impl Telemetry {
@@ -53,9 +65,18 @@ impl Telemetry {
         self.metrics.clone()
     }
 
-    /// Exports queued spans and flushes log files. Call last: log lines written after this
-    /// may be lost.
+    /// Each log sink's counters (sent, dropped, errors, held); empty when nothing is shipped.
+    pub fn ship_stats(&self) -> Vec<SinkStats> {
+        self.ship.as_ref().map(|(s, _)| s.stats()).unwrap_or_default()
+    }
+
+    /// Delivers the shipped lines still held (5 s at most), exports queued spans and flushes
+    /// log files. Call last: log lines written after this may be lost.
     pub fn shutdown(mut self) {
+        // First, while the console and files still take the shippers' last warnings.
+        if let Some((_, guard)) = self.ship.take() {
+            guard.shutdown();
+        }
         if let Some(p) = self.tracer.take() {
             if let Err(e) = p.shutdown() {
                 tracing::warn!(error = %e, "trace export did not finish");
@@ -69,6 +90,11 @@ impl Telemetry {
 /// The filter directives from `log.level` and `log.modules`: `info,rsgame_gate=debug`.
 /// Returns an error text if they do not parse.
 pub fn filter_directives(cfg: &LogConfig) -> Result<String, String> {
+    directives(&cfg.level, &cfg.modules)
+}
+
+/// [`filter_directives`] for a level (or filter) and levels per module.
+fn directives(level_or_filter: &str, modules: &BTreeMap<String, String>) -> Result<String, String> {
     use tracing_subscriber::filter::LevelFilter;
     // A bare word parses as a target name to tracing ("loud" = everything from target
     // `loud`), so a typo in a level would silently log nothing; here every level must be one.
@@ -79,7 +105,7 @@ pub fn filter_directives(cfg: &LogConfig) -> Result<String, String> {
             .map_err(|_| format!("{s:?} is not a level (trace, debug, info, warn, error, off)"))
     };
     let mut d = String::new();
-    for part in cfg.level.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in level_or_filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.rsplit_once('=') {
             Some((_, l)) => level(l)?,
             None => level(part)?,
@@ -88,7 +114,7 @@ pub fn filter_directives(cfg: &LogConfig) -> Result<String, String> {
         d.push_str(part);
         d.push(',');
     }
-    for (module, l) in &cfg.modules {
+    for (module, l) in modules {
         level(l)?;
         d.push_str(&format!("{module}={l},"));
     }
@@ -97,8 +123,17 @@ pub fn filter_directives(cfg: &LogConfig) -> Result<String, String> {
 }
 
 /// Installs logging, metrics and (when configured) trace export for this process. Must run
-/// inside a Tokio runtime when `trace.otlp_endpoint` is set.
+/// inside a Tokio runtime when `trace.otlp_endpoint` is set. Ships logs to Elasticsearch when
+/// `log.elasticsearch.url` is set; Kafka needs [`init_with_sinks`].
 pub fn init(cfg: &Config) -> Result<Telemetry, TelemetryError> {
+    init_with_sinks(cfg, Vec::new())
+}
+
+/// [`init`], shipping logs to `sinks` as well as to the Elasticsearch sink that
+/// `log.elasticsearch.url` configures. The binary passes the Kafka sink here
+/// (`rsgame_store::logship::sinks(&cfg.log)`), since this crate cannot depend on Kafka's
+/// client. With no sink at all, nothing is shipped and no thread is started.
+pub fn init_with_sinks(cfg: &Config, mut sinks: Vec<Arc<dyn LogSink>>) -> Result<Telemetry, TelemetryError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
             EnvFilter::try_new(&v).map_err(|e| TelemetryError::Filter(format!("RUST_LOG={v}: {e}")))?
@@ -124,6 +159,26 @@ pub fn init(cfg: &Config) -> Result<Telemetry, TelemetryError> {
         guards.push(guard);
         layers.push(fmt_layer(f.format, writer, false));
     }
+    let es = &cfg.log.elasticsearch;
+    if !es.url.is_empty() {
+        let sink = ship::elasticsearch::Elasticsearch::new(&es.url, &es.index).map_err(|e| {
+            let url = crate::config::mask_url_password(&es.url).unwrap_or_else(|| es.url.clone());
+            TelemetryError::Ship(format!("log.elasticsearch ({url}): {e}"))
+        })?;
+        sinks.insert(0, Arc::new(sink));
+    }
+    let kafka_missing = !cfg.log.kafka.brokers.trim().is_empty() && !sinks.iter().any(|s| s.name() == "kafka");
+    let shipping = if sinks.is_empty() {
+        None
+    } else {
+        let opts = ship::ShipOptions::from_config(&cfg.log.ship).map_err(TelemetryError::Ship)?;
+        let level = directives(&cfg.log.ship.level, &BTreeMap::new())
+            .and_then(|d| EnvFilter::try_new(d).map_err(|e| e.to_string()))
+            .map_err(|e| TelemetryError::Ship(format!("log.ship.level: {e}")))?;
+        let (shipper, workers) = ship::Shipper::new(sinks, opts);
+        layers.push(Box::new(shipper.layer(level)));
+        Some((shipper, workers))
+    };
     let tracer = if cfg.trace.otlp_endpoint.is_empty() {
         None
     } else {
@@ -142,7 +197,22 @@ pub fn init(cfg: &Config) -> Result<Telemetry, TelemetryError> {
 
     let metrics =
         if cfg.metrics.enabled { Some(Metrics::install().map_err(TelemetryError::AlreadyInit)?) } else { None };
-    Ok(Telemetry { metrics, tracer, log_guards: guards })
+    // Started after the metrics recorder, so the senders' counters go to it. Lines logged
+    // until then wait in the queues.
+    let ship = match shipping {
+        Some((shipper, workers)) => {
+            let guard =
+                workers.start_thread().map_err(|e| TelemetryError::Ship(format!("starting its thread: {e}")))?;
+            Some((shipper, guard))
+        }
+        None => None,
+    };
+    if kafka_missing {
+        tracing::warn!(
+            "log.kafka.brokers is set, but this process was started without a Kafka log sink: not shipping to Kafka"
+        );
+    }
+    Ok(Telemetry { metrics, tracer, log_guards: guards, ship })
 }
 
 fn fmt_layer<W>(format: LogFormat, writer: W, ansi: bool) -> Box<dyn Layer<Registry> + Send + Sync>

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
@@ -56,4 +56,21 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
         // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
         let _ = span.set_parent(cx);
     }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Writes `span`'s trace context into `headers` (`traceparent`), so the next process
+/// continues this trace. Nothing is written when no trace is being recorded.
+pub fn inject_trace(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let cx = span.context();
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
 }
