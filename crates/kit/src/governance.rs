@@ -71,7 +71,10 @@ async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Res
     if upload {
         return next.run(req).await;
     }
-    match tokio::time::timeout(limit, next.run(req)).await {
+    // The deadline travels with the request: gRPC calls made while serving it send on what
+    // is left of it (`grpc-timeout`) instead of their own longer limit.
+    let until = deadline::at(limit);
+    match tokio::time::timeout(limit, deadline::scope(until, next.run(req))).await {
         Ok(resp) => resp,
         Err(_) => {
             metrics::counter!("governance_timeouts_total").increment(1);
@@ -260,6 +263,42 @@ impl Shedder {
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Some(Pass { shedder: self, began: now })
+    }
+}
+
+/// The deadline of the request being served, carried by the task serving it: set by the
+/// REST timeout and by gRPC servers from the caller's `grpc-timeout`, read by gRPC clients so
+/// a call never outlives what its caller still waits for.
+pub mod deadline {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    tokio::task_local! {
+        static DEADLINE: Instant;
+    }
+
+    /// The instant `limit` from now, or no later than an inherited deadline.
+    pub fn at(limit: Duration) -> Instant {
+        let own = Instant::now() + limit;
+        current().map_or(own, |d| d.min(own))
+    }
+
+    /// The deadline in force, if any.
+    pub fn current() -> Option<Instant> {
+        DEADLINE.try_with(|d| *d).ok()
+    }
+
+    /// Time left before the deadline in force (zero when it has passed), if any.
+    pub fn remaining() -> Option<Duration> {
+        current().map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Runs `fut` with `until` as its deadline (an earlier inherited one stays in force).
+    pub fn scope<F: Future>(until: Instant, fut: F) -> impl Future<Output = F::Output> {
+        let until = current().map_or(until, |d| d.min(until));
+        DEADLINE.scope(until, fut)
     }
 }
 

@@ -2,8 +2,13 @@
 //! `proto/basic.proto` and `proto/gamesvc.proto`, the mapping between [`rsgame_kit::Error`]
 //! and gRPC statuses, and server and channel helpers. Each service crate implements the
 //! generated server over its trait, and a client that implements the same trait, so the API
-//! layer never knows which one it holds. (Discovery and balancing come with the distributed
-//! issue.)
+//! layer never knows which one it holds.
+//!
+//! Around the generated code: [`client`] (the channel every client runs on: power of two
+//! choices over the servers, deadlines handed on, safe retries, adaptive throttling, trace
+//! context), [`server`] (the layer every server runs under: the caller's trace and deadline,
+//! load shedding, rate limits, metrics), [`discovery`] and [`etcd`] (registration under a
+//! lease, watched directories).
 //!
 //! # Adding a service with a local and a remote implementation
 //!
@@ -30,7 +35,7 @@
 //! }
 //!
 //! /// The service in another process.
-//! struct RemoteCoins(GameClient<rsgame_rpc::AuthChannel>);
+//! struct RemoteCoins(GameClient<rsgame_rpc::RpcChannel>);
 //!
 //! impl Coins for RemoteCoins {
 //!     async fn coins(&self, user: i64) -> rsgame_kit::Result<i64> {
@@ -41,15 +46,21 @@
 //!
 //! # fn connect() -> rsgame_kit::Result<RemoteCoins> {
 //! // A lazy channel: calls while the server is away fail with 400503 and it reconnects.
+//! // (`Connector::channel` makes one from configuration: a list of URLs, or `etcd`.)
 //! let remote = RemoteCoins(GameClient::new(rsgame_rpc::channel("http://127.0.0.1:2003", "rpc-token")?));
 //! # Ok(remote) }
 //! ```
 
 #![warn(missing_docs)]
 
-use std::time::Duration;
+pub mod client;
+pub mod discovery;
+pub mod etcd;
+pub mod server;
 
 use rsgame_kit::{Code, Error};
+
+pub use client::{ClientOptions, Connector, RpcChannel};
 
 /// The generated code.
 pub mod pb {
@@ -67,6 +78,16 @@ pub mod pb {
     #[allow(missing_docs, clippy::all)]
     pub mod gamesvc {
         tonic::include_proto!("gamesvc");
+    }
+    /// etcd's `mvccpb` (the subset in `proto/etcd/kv.proto`).
+    #[allow(missing_docs, clippy::all)]
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    /// etcd's `etcdserverpb` (the subset in `proto/etcd/rpc.proto`).
+    #[allow(missing_docs, clippy::all)]
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
     }
 }
 
@@ -105,36 +126,15 @@ pub fn error(st: tonic::Status) -> Error {
 /// The metadata key that carries the shared service token (`rpc.token`).
 pub const TOKEN_KEY: &str = "x-rsgame-rpc-token";
 
-/// Adds the service token to every outgoing call.
-#[derive(Clone)]
-pub struct AddToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for AddToken {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(t) = &self.0 {
-            req.metadata_mut().insert(TOKEN_KEY, t.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// A channel whose calls carry the service token.
-pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>;
-
-/// A lazily connecting channel to `url` (`http://host:port`) sending `token` with each call:
-/// calls made while the server is away fail with 400503 and the channel reconnects by itself.
-pub fn channel(url: &str, token: &str) -> Result<AuthChannel, Error> {
-    let ep = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|e| Error::internal(Code::Failed, e))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true);
-    let value = if token.is_empty() {
-        None
-    } else {
-        Some(token.parse().map_err(|_| Error::msg(Code::Failed, "rpc.token must be printable ASCII"))?)
-    };
-    Ok(tonic::service::interceptor::InterceptedService::new(ep.connect_lazy(), AddToken(value)))
+/// A channel to the servers at `url` (`http://host:port`, or several separated by commas)
+/// sending `token` with each call, with the default [`ClientOptions`]. It connects lazily:
+/// calls made while no server is up fail with 400503, and it reconnects by itself.
+pub fn channel(url: &str, token: &str) -> Result<RpcChannel, Error> {
+    let opts = ClientOptions { token: token.to_owned(), ..ClientOptions::default() };
+    let ch = RpcChannel::new("rpc", &opts, &[])?;
+    let urls: Vec<String> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+    ch.set_endpoints(&urls)?;
+    Ok(ch)
 }
 
 /// Checks the service token on every incoming call (constant-time compare). An empty
@@ -169,14 +169,20 @@ impl tonic::service::Interceptor for RequireToken {
     }
 }
 
-/// The layer stack of every rsgame gRPC server: the service-token check.
-pub type Secured =
-    tower::layer::util::Stack<tonic::service::InterceptorLayer<RequireToken>, tower::layer::util::Identity>;
+/// The layer stack of every rsgame gRPC server: the service-token check (a call without it
+/// costs nothing more), then governance (trace, deadline, shedding, rate limits, metrics).
+pub type Secured = tower::layer::util::Stack<
+    server::GovernLayer,
+    tower::layer::util::Stack<tonic::service::InterceptorLayer<RequireToken>, tower::layer::util::Identity>,
+>;
 
-/// A gRPC server that checks `token` on every call (an empty token checks nothing: loopback
-/// deployments only, which the configuration enforces).
-pub fn server(token: &str) -> tonic::transport::Server<Secured> {
-    tonic::transport::Server::builder().layer(RequireToken::new(token).layer())
+/// A gRPC server under `governance` that checks `token` on every call (an empty token
+/// checks nothing: loopback deployments only, which the configuration enforces).
+pub fn server(token: &str, governance: &rsgame_kit::config::GovernanceConfig) -> tonic::transport::Server<Secured> {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .layer(RequireToken::new(token).layer())
+        .layer(server::GovernLayer::new(governance))
 }
 
 /// Serves `router` (made from [`server`]) on `listener` until `shutdown` triggers.

@@ -12,6 +12,7 @@ use rsgame_kit::config::DatabaseConfig;
 use sea_query::{InsertStatement, MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::{AssertSqlSafe, Row as _};
+use tracing::Instrument as _;
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +173,18 @@ impl Row {
     }
 }
 
+/// The span of one statement: with trace export on, each query is a client span of the
+/// request that ran it (REST → gRPC → database in one trace).
+fn query_span(op: &'static str, backend: Backend) -> tracing::Span {
+    tracing::info_span!(
+        "db.query",
+        otel.name = op,
+        otel.kind = "client",
+        db.system = backend.as_str(),
+        db.operation = op
+    )
+}
+
 impl Db {
     /// Opens a pool for `database.url` with go-game's pool settings: `max_open` connections
     /// at most, `max_idle` kept open, idle ones closed after `idle_time_secs`, every one
@@ -246,20 +259,24 @@ impl Db {
     /// Runs a statement; returns the rows it affected.
     pub async fn execute<S: SqlxBinder>(&self, stmt: &S) -> Result<u64, StoreError> {
         let start = Instant::now();
-        let r = match &self.pool {
-            Pool::Sqlite(p) => {
-                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+        let r = async {
+            match &self.pool {
+                Pool::Sqlite(p) => {
+                    let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+                }
+                Pool::MySql(p) => {
+                    let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+                }
+                Pool::Postgres(p) => {
+                    let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
+                }
             }
-            Pool::MySql(p) => {
-                let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
-            }
-            Pool::Postgres(p) => {
-                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.rows_affected())
-            }
-        };
+        }
+        .instrument(query_span("execute", self.backend))
+        .await;
         self.observe("execute", start, || self.sql_of(stmt));
         Ok(r?)
     }
@@ -267,29 +284,33 @@ impl Db {
     /// Runs a query; returns every row.
     pub async fn fetch_all<S: SqlxBinder>(&self, stmt: &S) -> Result<Vec<Row>, StoreError> {
         let start = Instant::now();
-        let r: Result<Vec<Row>, sqlx::Error> = match &self.pool {
-            Pool::Sqlite(p) => {
-                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values)
-                    .fetch_all(p)
-                    .await
-                    .map(|v| v.into_iter().map(Row::Sqlite).collect())
+        let r: Result<Vec<Row>, sqlx::Error> = async {
+            match &self.pool {
+                Pool::Sqlite(p) => {
+                    let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values)
+                        .fetch_all(p)
+                        .await
+                        .map(|v| v.into_iter().map(Row::Sqlite).collect())
+                }
+                Pool::MySql(p) => {
+                    let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values)
+                        .fetch_all(p)
+                        .await
+                        .map(|v| v.into_iter().map(Row::MySql).collect())
+                }
+                Pool::Postgres(p) => {
+                    let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values)
+                        .fetch_all(p)
+                        .await
+                        .map(|v| v.into_iter().map(Row::Postgres).collect())
+                }
             }
-            Pool::MySql(p) => {
-                let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values)
-                    .fetch_all(p)
-                    .await
-                    .map(|v| v.into_iter().map(Row::MySql).collect())
-            }
-            Pool::Postgres(p) => {
-                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values)
-                    .fetch_all(p)
-                    .await
-                    .map(|v| v.into_iter().map(Row::Postgres).collect())
-            }
-        };
+        }
+        .instrument(query_span("fetch", self.backend))
+        .await;
         self.observe("fetch", start, || self.sql_of(stmt));
         Ok(r?)
     }
@@ -303,24 +324,28 @@ impl Db {
     /// LAST_INSERT_ID on MySQL).
     pub async fn insert_id(&self, stmt: &InsertStatement) -> Result<i64, StoreError> {
         let start = Instant::now();
-        let r: Result<i64, sqlx::Error> = match &self.pool {
-            Pool::MySql(p) => {
-                let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.last_insert_id() as i64)
+        let r: Result<i64, sqlx::Error> = async {
+            match &self.pool {
+                Pool::MySql(p) => {
+                    let (sql, values) = stmt.build_sqlx(MysqlQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values).execute(p).await.map(|r| r.last_insert_id() as i64)
+                }
+                Pool::Sqlite(p) => {
+                    let mut stmt = stmt.clone();
+                    stmt.returning_col("id");
+                    let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0))
+                }
+                Pool::Postgres(p) => {
+                    let mut stmt = stmt.clone();
+                    stmt.returning_col("id");
+                    let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0))
+                }
             }
-            Pool::Sqlite(p) => {
-                let mut stmt = stmt.clone();
-                stmt.returning_col("id");
-                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0))
-            }
-            Pool::Postgres(p) => {
-                let mut stmt = stmt.clone();
-                stmt.returning_col("id");
-                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), values).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0))
-            }
-        };
+        }
+        .instrument(query_span("insert", self.backend))
+        .await;
         self.observe("insert", start, || self.sql_of(stmt));
         Ok(r?)
     }
@@ -390,20 +415,25 @@ impl Tx {
     /// Runs a statement; returns the rows it affected.
     pub async fn execute<S: SqlxBinder>(&mut self, stmt: &S) -> Result<u64, StoreError> {
         let start = Instant::now();
-        let r = match &mut self.conn {
-            TxConn::Sqlite(t) => {
-                let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+        let span = query_span("execute", self.db.backend);
+        let r = async {
+            match &mut self.conn {
+                TxConn::Sqlite(t) => {
+                    let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+                }
+                TxConn::MySql(t) => {
+                    let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+                }
+                TxConn::Postgres(t) => {
+                    let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
+                }
             }
-            TxConn::MySql(t) => {
-                let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
-            }
-            TxConn::Postgres(t) => {
-                let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.rows_affected())
-            }
-        };
+        }
+        .instrument(span)
+        .await;
         self.db.observe("execute", start, || self.db.sql_of(stmt));
         Ok(r?)
     }
@@ -411,29 +441,34 @@ impl Tx {
     /// Runs a query; returns every row.
     pub async fn fetch_all<S: SqlxBinder>(&mut self, stmt: &S) -> Result<Vec<Row>, StoreError> {
         let start = Instant::now();
-        let r: Result<Vec<Row>, sqlx::Error> = match &mut self.conn {
-            TxConn::Sqlite(t) => {
-                let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v)
-                    .fetch_all(&mut **t)
-                    .await
-                    .map(|v| v.into_iter().map(Row::Sqlite).collect())
+        let span = query_span("fetch", self.db.backend);
+        let r: Result<Vec<Row>, sqlx::Error> = async {
+            match &mut self.conn {
+                TxConn::Sqlite(t) => {
+                    let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v)
+                        .fetch_all(&mut **t)
+                        .await
+                        .map(|v| v.into_iter().map(Row::Sqlite).collect())
+                }
+                TxConn::MySql(t) => {
+                    let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v)
+                        .fetch_all(&mut **t)
+                        .await
+                        .map(|v| v.into_iter().map(Row::MySql).collect())
+                }
+                TxConn::Postgres(t) => {
+                    let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v)
+                        .fetch_all(&mut **t)
+                        .await
+                        .map(|v| v.into_iter().map(Row::Postgres).collect())
+                }
             }
-            TxConn::MySql(t) => {
-                let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v)
-                    .fetch_all(&mut **t)
-                    .await
-                    .map(|v| v.into_iter().map(Row::MySql).collect())
-            }
-            TxConn::Postgres(t) => {
-                let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v)
-                    .fetch_all(&mut **t)
-                    .await
-                    .map(|v| v.into_iter().map(Row::Postgres).collect())
-            }
-        };
+        }
+        .instrument(span)
+        .await;
         self.db.observe("fetch", start, || self.db.sql_of(stmt));
         Ok(r?)
     }
@@ -446,24 +481,35 @@ impl Tx {
     /// Inserts one row and returns its generated `id`.
     pub async fn insert_id(&mut self, stmt: &InsertStatement) -> Result<i64, StoreError> {
         let start = Instant::now();
-        let r: Result<i64, sqlx::Error> = match &mut self.conn {
-            TxConn::MySql(t) => {
-                let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.last_insert_id() as i64)
+        let span = query_span("insert", self.db.backend);
+        let r: Result<i64, sqlx::Error> = async {
+            match &mut self.conn {
+                TxConn::MySql(t) => {
+                    let (sql, v) = stmt.build_sqlx(MysqlQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v).execute(&mut **t).await.map(|r| r.last_insert_id() as i64)
+                }
+                TxConn::Sqlite(t) => {
+                    let mut stmt = stmt.clone();
+                    stmt.returning_col("id");
+                    let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v)
+                        .fetch_one(&mut **t)
+                        .await
+                        .and_then(|r| r.try_get::<i64, _>(0))
+                }
+                TxConn::Postgres(t) => {
+                    let mut stmt = stmt.clone();
+                    stmt.returning_col("id");
+                    let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), v)
+                        .fetch_one(&mut **t)
+                        .await
+                        .and_then(|r| r.try_get::<i64, _>(0))
+                }
             }
-            TxConn::Sqlite(t) => {
-                let mut stmt = stmt.clone();
-                stmt.returning_col("id");
-                let (sql, v) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v).fetch_one(&mut **t).await.and_then(|r| r.try_get::<i64, _>(0))
-            }
-            TxConn::Postgres(t) => {
-                let mut stmt = stmt.clone();
-                stmt.returning_col("id");
-                let (sql, v) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(AssertSqlSafe(sql), v).fetch_one(&mut **t).await.and_then(|r| r.try_get::<i64, _>(0))
-            }
-        };
+        }
+        .instrument(span)
+        .await;
         self.db.observe("insert", start, || self.db.sql_of(stmt));
         Ok(r?)
     }

@@ -134,14 +134,21 @@ impl BasicService for BasicRpc {
 /// A basic service reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteBasic {
-    client: BasicClient<rsgame_rpc::AuthChannel>,
+    client: BasicClient<rsgame_rpc::RpcChannel>,
 }
 
 impl RemoteBasic {
-    /// A client for the server at `url` (`http://host:port`) sending the service `token`;
-    /// it connects on first use.
-    pub fn connect(url: &str, token: &str) -> Result<RemoteBasic> {
-        Ok(RemoteBasic { client: BasicClient::new(rsgame_rpc::channel(url, token)?) })
+    /// The methods that read or set a value, which a retry cannot apply twice.
+    pub const IDEMPOTENT: &'static [&'static str] = &["FileDetail", "FileByMd5", "FileList"];
+
+    /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
+    pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteBasic> {
+        Ok(RemoteBasic::over(connector.channel("basic", url, Self::IDEMPOTENT)?))
+    }
+
+    /// A client over `channel`.
+    pub fn over(channel: rsgame_rpc::RpcChannel) -> RemoteBasic {
+        RemoteBasic { client: BasicClient::new(channel) }
     }
 }
 

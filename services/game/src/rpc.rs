@@ -319,14 +319,22 @@ impl GameService for GameRpc {
 /// A game service reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteGame {
-    client: GameClient<rsgame_rpc::AuthChannel>,
+    client: GameClient<rsgame_rpc::RpcChannel>,
 }
 
 impl RemoteGame {
-    /// A client for the server at `url` (`http://host:port`) sending the service `token`;
-    /// it connects on first use.
-    pub fn connect(url: &str, token: &str) -> Result<RemoteGame> {
-        Ok(RemoteGame { client: GameClient::new(rsgame_rpc::channel(url, token)?) })
+    /// The methods that read or set a value, which a retry cannot apply twice.
+    pub const IDEMPOTENT: &'static [&'static str] =
+        &["GetPlayer", "GetShop", "GetPack", "GetBattle", "GetMyBattle", "GetRank", "GetNotify", "SaveHp"];
+
+    /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
+    pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteGame> {
+        Ok(RemoteGame::over(connector.channel("game", url, Self::IDEMPOTENT)?))
+    }
+
+    /// A client over `channel`.
+    pub fn over(channel: rsgame_rpc::RpcChannel) -> RemoteGame {
+        RemoteGame { client: GameClient::new(channel) }
     }
 }
 

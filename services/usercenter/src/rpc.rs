@@ -161,14 +161,21 @@ impl Usercenter for UsercenterRpc {
 /// A usercenter reached over gRPC.
 #[derive(Clone)]
 pub struct RemoteUserCenter {
-    client: UsercenterClient<rsgame_rpc::AuthChannel>,
+    client: UsercenterClient<rsgame_rpc::RpcChannel>,
 }
 
 impl RemoteUserCenter {
-    /// A client for the server at `url` (`http://host:port`) sending the service `token`;
-    /// it connects on first use.
-    pub fn connect(url: &str, token: &str) -> Result<RemoteUserCenter> {
-        Ok(RemoteUserCenter { client: UsercenterClient::new(rsgame_rpc::channel(url, token)?) })
+    /// The methods that read or set a value, which a retry cannot apply twice.
+    pub const IDEMPOTENT: &'static [&'static str] = &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId"];
+
+    /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
+    pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteUserCenter> {
+        Ok(RemoteUserCenter::over(connector.channel("usercenter", url, Self::IDEMPOTENT)?))
+    }
+
+    /// A client over `channel`.
+    pub fn over(channel: rsgame_rpc::RpcChannel) -> RemoteUserCenter {
+        RemoteUserCenter { client: UsercenterClient::new(channel) }
     }
 }
 

@@ -48,18 +48,15 @@ async fn start(db: Db, cache: Cache) -> Servers {
     let shutdown = rsgame_kit::Shutdown::new();
     let basic_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let basic_url = format!("http://{}", basic_l.local_addr().expect("addr"));
-    let router = tonic::transport::Server::builder()
-        .layer(rsgame_rpc::RequireToken::new(TOKEN).layer())
-        .add_service(BasicRpc::service(Arc::new(basic.clone())));
+    let router = rsgame_rpc::server(TOKEN, &Default::default()).add_service(BasicRpc::service(Arc::new(basic.clone())));
     tokio::spawn(rsgame_rpc::serve(basic_l, router, shutdown.clone()));
     // usercenter checks captchas through the remote basic, as in a split deployment.
-    let remote_basic: Arc<dyn Basic> = Arc::new(RemoteBasic::connect(&basic_url, TOKEN).expect("client"));
+    let remote_basic: Arc<dyn Basic> =
+        Arc::new(RemoteBasic::over(rsgame_rpc::channel(&basic_url, TOKEN).expect("channel")));
     let logic = UserCenterLogic::new(db, cache, jwt.clone(), remote_basic, UsercenterConfig::default());
     let uc_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let uc_url = format!("http://{}", uc_l.local_addr().expect("addr"));
-    let router = tonic::transport::Server::builder()
-        .layer(rsgame_rpc::RequireToken::new(TOKEN).layer())
-        .add_service(UsercenterRpc::service(Arc::new(logic)));
+    let router = rsgame_rpc::server(TOKEN, &Default::default()).add_service(UsercenterRpc::service(Arc::new(logic)));
     tokio::spawn(rsgame_rpc::serve(uc_l, router, shutdown.clone()));
     Servers { uc_url, basic_url, basic, jwt, _stop: Stop(shutdown) }
 }
@@ -123,7 +120,7 @@ async fn go_games_usercenter_methods() {
         assert!(c.generate_token(pb::GenerateTokenReq { user_id: 999_999 }).await.is_err(), "only for an account");
 
         // The same through the remote trait implementation the API layer uses.
-        let remote = RemoteUserCenter::connect(&s.uc_url, TOKEN).expect("client");
+        let remote = RemoteUserCenter::over(rsgame_rpc::channel(&s.uc_url, TOKEN).expect("channel"));
         let e = remote
             .register(RegisterReq { username: "hal".into(), password: "secret99".into(), ..Default::default() }, "")
             .await
