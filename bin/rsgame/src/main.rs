@@ -7,6 +7,7 @@
 //! - `serve.rs`: start-up and graceful shutdown of a serving process.
 
 mod directory;
+mod nodes;
 mod roles;
 mod serve;
 mod web;

@@ -56,6 +56,7 @@ struct Services {
     basic_local: rsgame_basic::BasicLogic,
     db: rsgame_store::Db,
     cache: rsgame_store::Cache,
+    bus: rsgame_store::Bus,
 }
 
 impl Services {
@@ -64,14 +65,16 @@ impl Services {
         db: rsgame_store::Db,
         cache: rsgame_store::Cache,
         bus: rsgame_store::Bus,
+        rpc: &rsgame_rpc::Connector,
     ) -> Result<Services, rsgame_kit::Error> {
         let jwt = Arc::new(rsgame_kit::auth::Jwt::from_config(&cfg.auth));
         let url_key = jwt.derive_key("basic file links");
-        let basic_local = rsgame_basic::BasicLogic::new(db.clone(), cache.clone(), bus, cfg.basic.clone(), url_key)?;
+        let basic_local =
+            rsgame_basic::BasicLogic::new(db.clone(), cache.clone(), bus.clone(), cfg.basic.clone(), url_key)?;
         let basic: Arc<dyn rsgame_basic::Basic> = if cfg.rpc.basic_url.is_empty() {
             Arc::new(basic_local.clone())
         } else {
-            Arc::new(rsgame_basic::rpc::RemoteBasic::connect(&cfg.rpc.basic_url, cfg.rpc.token.expose())?)
+            Arc::new(rsgame_basic::rpc::RemoteBasic::connect(rpc, &cfg.rpc.basic_url)?)
         };
         let revocations = rsgame_usercenter::logic::revocations(cache.clone());
         let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> =
@@ -85,40 +88,63 @@ impl Services {
         let usercenter: Arc<dyn rsgame_usercenter::UserCenter> = if cfg.rpc.usercenter_url.is_empty() {
             usercenter_local.clone()
         } else {
-            Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(
-                &cfg.rpc.usercenter_url,
-                cfg.rpc.token.expose(),
-            )?)
+            Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(rpc, &cfg.rpc.usercenter_url)?)
         };
         let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(revocations) };
-        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db, cache })
+        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db, cache, bus })
     }
 }
 
-/// Binds a gRPC role's port and serves it until shutdown.
+/// Binds a gRPC role's port, serves it until shutdown, and registers it in etcd when
+/// discovery is on (revoked first thing at shutdown, so callers move away before it stops).
 async fn serve_rpc(
     cfg: &Config,
     port: u16,
     name: &'static str,
     router: tonic::transport::server::Router<rsgame_rpc::Secured>,
+    etcd: Option<&rsgame_rpc::etcd::Etcd>,
     shutdown: &Shutdown,
 ) -> Result<(), ServeError> {
     let addr = format!("{}:{port}", cfg.rpc.host);
     let listener =
         http::bind(&cfg.rpc.host, port).await.map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
-    tracing::info!(service = name, addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), "grpc listening");
+    let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+    tracing::info!(service = name, addr = %bound, "grpc listening");
     let sd = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = rsgame_rpc::serve(listener, router, sd).await {
             tracing::error!(service = name, error = %e, "grpc server stopped");
         }
     });
+    if let Some(etcd) = etcd {
+        let host = advertise_host(cfg);
+        let url = format!("http://{host}:{}", bound.port());
+        let key =
+            format!("{}{host}:{}", rsgame_rpc::discovery::service_prefix(&cfg.discovery.prefix, name), bound.port());
+        let ttl = Duration::from_secs(cfg.discovery.lease_ttl_secs);
+        rsgame_rpc::discovery::register(etcd.clone(), key, url, ttl, shutdown.clone());
+    }
     Ok(())
+}
+
+/// The host other processes reach this one at.
+fn advertise_host(cfg: &Config) -> String {
+    if !cfg.discovery.advertise_host.is_empty() {
+        return cfg.discovery.advertise_host.clone();
+    }
+    match cfg.rpc.host.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1".into(),
+        h => h.into(),
+    }
 }
 
 /// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
-    let telemetry = telemetry::init(&cfg)?;
+    // Log shipping to Kafka (`log.kafka.*`) needs the store's producer; Elasticsearch is
+    // built by telemetry itself. Neither contacts its sink here: a sink that is down costs
+    // dropped, counted lines, never the start.
+    let log_sinks = rsgame_store::logship::sinks(&cfg.log)?;
+    let telemetry = telemetry::init_with_sinks(&cfg, log_sinks)?;
     rsgame_kit::error::set_error_status(cfg.http.error_status);
     let role_names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), roles = %role_names.join(","), "rsgame starting");
@@ -127,6 +153,24 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let shutdown = Shutdown::new();
     let readiness = Readiness::new(&shutdown);
     let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
+    let etcd = if cfg.discovery.etcd_endpoints.is_empty() {
+        None
+    } else {
+        let etcd = rsgame_rpc::etcd::Etcd::connect(&cfg.discovery.etcd_endpoints)
+            .map_err(|e| ServeError::Worker(format!("etcd: {e}")))?;
+        tracing::info!(endpoints = ?cfg.discovery.etcd_endpoints, prefix = %cfg.discovery.prefix, "discovery through etcd");
+        Some(etcd)
+    };
+    let connector = rsgame_rpc::Connector::new(
+        rsgame_rpc::ClientOptions {
+            token: cfg.rpc.token.expose().to_owned(),
+            timeout: Duration::from_millis(cfg.rpc.timeout_ms),
+            retries: cfg.rpc.retries,
+            breaker: cfg.rpc.breaker,
+        },
+        etcd.clone().map(|e| (e, cfg.discovery.prefix.clone())),
+        shutdown.clone(),
+    );
     // Every role keeps its data in the database (the game node: places, friends, chat).
     let services = {
         let db = open_database(&cfg).await?;
@@ -155,7 +199,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             let bus = check.clone();
             async move { bus.ping().await.map_err(|e| e.to_string()) }
         });
-        Services::new(&cfg, db, cache, bus.clone()).map_err(|e| ServeError::Worker(e.to_string()))?
+        Services::new(&cfg, db, cache, bus.clone(), &connector).map_err(|e| ServeError::Worker(e.to_string()))?
     };
     let s = &services;
     // The game economy in process, built once for whichever roles need it.
@@ -186,12 +230,21 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     game_logic(&shutdown)?
                 } else {
                     Arc::new(
-                        rsgame_game::rpc::RemoteGame::connect(&cfg.rpc.game_url, cfg.rpc.token.expose())
+                        rsgame_game::rpc::RemoteGame::connect(&connector, &cfg.rpc.game_url)
                             .map_err(|e| ServeError::Worker(e.to_string()))?,
                     )
                 };
                 let scenes = rsgame_world::data::load(std::path::Path::new(&cfg.game.data_dir), &cfg.world)
                     .map_err(|e| ServeError::Worker(format!("world data: {e}")))?;
+                let scene_names: Vec<String> = scenes.iter().map(|s| s.name.clone()).collect();
+                // One node among several: presence, chat and kicks cross nodes.
+                let clustered = etcd.is_some() || !cfg.node.id.is_empty();
+                let cluster = clustered.then(|| {
+                    let id = crate::nodes::node_id(&cfg);
+                    tracing::info!(node = %id, "game node in a cluster");
+                    let ttl = Duration::from_secs(cfg.node.presence_ttl_secs);
+                    Arc::new(rsgame_world::cluster::Cluster::new(id, s.bus.clone(), s.cache.clone(), ttl))
+                });
                 let world = rsgame_world::World::start(rsgame_world::WorldDeps {
                     cfg: cfg.world.clone(),
                     scenes,
@@ -199,7 +252,11 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     game,
                     directory: Arc::new(crate::directory::UsercenterDirectory(s.usercenter.clone())),
                     db: s.db.clone(),
+                    cluster,
                 });
+                if let Some(etcd) = &etcd {
+                    crate::nodes::register(&cfg, etcd.clone(), world.clone(), scene_names, &shutdown);
+                }
                 let mut routes = rsgame_gate::Router::builder();
                 world.register(&mut routes).map_err(|e| ServeError::Worker(e.to_string()))?;
                 let hook = world.clone();
@@ -214,11 +271,11 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 router = router.merge(gate.ws_routes());
             }
             Role::UsercenterApi => {
-                api = api.merge(rsgame_usercenter::api::router(
-                    s.usercenter.clone(),
-                    s.auth.clone(),
-                    cfg.usercenter.game_servers.clone(),
-                ));
+                let servers: Arc<dyn rsgame_usercenter::api::GameServers> = match &etcd {
+                    Some(etcd) => crate::nodes::NodeDirectory::new(&cfg, etcd.clone(), s.cache.clone(), &shutdown),
+                    None => Arc::new(cfg.usercenter.game_servers.clone()),
+                };
+                api = api.merge(rsgame_usercenter::api::router(s.usercenter.clone(), s.auth.clone(), servers));
                 apidoc.merge(rsgame_usercenter::api::openapi());
                 if cfg.http.web_client {
                     router = router.merge(crate::web::router());
@@ -238,25 +295,19 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             }
             Role::UsercenterRpc => {
                 let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
-                let router = tonic::transport::Server::builder()
-                    .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
-                    .add_service(svc);
-                serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, &shutdown).await?;
+                let router = rsgame_rpc::server(cfg.rpc.token.expose(), &cfg.governance).add_service(svc);
+                serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::BasicRpc => {
                 let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
-                let router = tonic::transport::Server::builder()
-                    .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
-                    .add_service(svc);
-                serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, &shutdown).await?;
+                let router = rsgame_rpc::server(cfg.rpc.token.expose(), &cfg.governance).add_service(svc);
+                serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::GameApi => {
                 let game = game_logic(&shutdown)?;
                 let svc = rsgame_game::rpc::GameRpc::service(game.clone());
-                let grpc = tonic::transport::Server::builder()
-                    .layer(rsgame_rpc::RequireToken::new(cfg.rpc.token.expose()).layer())
-                    .add_service(svc);
-                serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, &shutdown).await?;
+                let grpc = rsgame_rpc::server(cfg.rpc.token.expose(), &cfg.governance).add_service(svc);
+                serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, etcd.as_ref(), &shutdown).await?;
                 api = api.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
                 apidoc.merge(rsgame_game::api::openapi());
             }

@@ -15,9 +15,31 @@ use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserIn
 
 type Svc = Arc<dyn UserCenter>;
 
-/// The game nodes a client may connect to, sent with every token reply.
+/// Where a player's game is: the game nodes' WebSocket addresses, best first, sent with every
+/// token reply. A fixed list (`usercenter.game_servers`), or a live directory of nodes that
+/// puts the node the player is on first, then the least loaded.
+#[async_trait::async_trait]
+pub trait GameServers: Send + Sync {
+    /// The addresses for `user_id`, best first.
+    async fn for_user(&self, user_id: i64) -> Vec<String>;
+}
+
+#[async_trait::async_trait]
+impl GameServers for Vec<String> {
+    async fn for_user(&self, _: i64) -> Vec<String> {
+        self.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl GameServers for Arc<dyn GameServers> {
+    async fn for_user(&self, user_id: i64) -> Vec<String> {
+        self.as_ref().for_user(user_id).await
+    }
+}
+
 #[derive(Clone)]
-struct Servers(Arc<Vec<String>>);
+struct Servers(Arc<dyn GameServers>, Auth);
 
 /// A token reply: the tokens and where the game is (rsgame adds `servers`; go-game's
 /// clients ignore it).
@@ -31,13 +53,16 @@ struct TokenReply {
     servers: Vec<String>,
 }
 
-fn with_servers(servers: &Servers, tokens: Tokens) -> Reply<TokenReply> {
-    Reply(TokenReply { tokens, servers: servers.0.to_vec() })
+async fn with_servers(servers: &Servers, tokens: Tokens) -> Reply<TokenReply> {
+    // The token was minted a moment ago by usercenter: its subject is the player.
+    let user = servers.1.jwt.verify(&tokens.access.access_token).map_or(0, |c| c.user_id);
+    Reply(TokenReply { tokens, servers: servers.0.for_user(user).await })
 }
 
 /// The routes, over any [`UserCenter`]; `auth` checks the tokens of protected ones;
 /// `servers` (`usercenter.game_servers`) go out with every token reply.
-pub fn router(svc: Svc, auth: Auth, servers: Vec<String>) -> Router {
+pub fn router<S: GameServers + 'static>(svc: Svc, auth: Auth, servers: S) -> Router {
+    let servers = Servers(Arc::new(servers), auth.clone());
     Router::new()
         .route("/usercenter/v1/user/register", post(register))
         .route("/usercenter/v1/user/login", post(login))
@@ -50,7 +75,7 @@ pub fn router(svc: Svc, auth: Auth, servers: Vec<String>) -> Router {
         .route("/usercenter/v1/user/loginScan/confirm", post(scan_confirm))
         .with_state(svc)
         .layer(Extension(auth))
-        .layer(Extension(Servers(Arc::new(servers))))
+        .layer(Extension(servers))
 }
 
 #[utoipa::path(post, path = "/usercenter/v1/user/register", tag = "usercenter", summary = "Create an account and log in", description = "Username: 3 to 32 letters, digits or _. Password: usercenter.password_min_len to 128 characters with a letter and a digit. A taken username is 400506.", request_body = RegisterReq, responses((status = 200, body = Envelope<TokenReply>)))]
@@ -60,7 +85,8 @@ async fn register(
     ClientIp(ip): ClientIp,
     Json(req): Json<RegisterReq>,
 ) -> Result<Reply<TokenReply>> {
-    svc.register(req, &ip).await.map(|t| with_servers(&servers, t))
+    let t = svc.register(req, &ip).await?;
+    Ok(with_servers(&servers, t).await)
 }
 
 #[utoipa::path(post, path = "/usercenter/v1/user/login", tag = "usercenter", summary = "Log in with a password", description = "Wrong credentials: 400507. After repeated failures a captcha (captchaKey, captchaCode from /basic/v1/basic/captcha) is required (400508, 400509); past the limit the account or IP is locked (400510).", request_body = LoginReq, responses((status = 200, body = Envelope<TokenReply>)))]
@@ -70,7 +96,8 @@ async fn login(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginReq>,
 ) -> Result<Reply<TokenReply>> {
-    svc.login(req, &ip).await.map(|t| with_servers(&servers, t))
+    let t = svc.login(req, &ip).await?;
+    Ok(with_servers(&servers, t).await)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -86,7 +113,8 @@ async fn refresh(
     ClientIp(ip): ClientIp,
     Json(req): Json<RefreshReq>,
 ) -> Result<Reply<TokenReply>> {
-    svc.refresh(&req.refresh_token, &ip).await.map(|t| with_servers(&servers, t))
+    let t = svc.refresh(&req.refresh_token, &ip).await?;
+    Ok(with_servers(&servers, t).await)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -169,7 +197,7 @@ async fn login_scan(
             Err(e) if e.code() == rsgame_kit::Code::ScanPending && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
-            other => return other.map(|t| with_servers(&servers, t)),
+            other => return Ok(with_servers(&servers, other?).await),
         }
     }
 }

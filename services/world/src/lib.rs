@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod aoi;
+pub mod cluster;
 pub mod data;
 pub mod lockstep;
 pub mod node;

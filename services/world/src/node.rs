@@ -28,6 +28,7 @@ use rsgame_store::Db;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::aoi::EntityId;
+use crate::cluster::{Cluster, What};
 use crate::data::SceneSpec;
 use crate::lockstep::{Lockstep, LockstepConfig};
 use crate::room::{
@@ -72,6 +73,8 @@ pub struct WorldDeps {
     pub directory: Arc<dyn Directory>,
     /// The database (saved places, friends, private chat).
     pub db: Db,
+    /// The other game nodes, when this is one of several (see [`crate::cluster`]).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// The connection's login, so a late disconnect of a replaced connection changes nothing.
@@ -160,6 +163,7 @@ struct Inner {
     generations: AtomicU64,
     /// Keys room passwords (never stored in the clear, compared in constant time).
     password_key: [u8; 32],
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The world of one game node. Cheap to clone.
@@ -179,7 +183,7 @@ fn status(ok: bool, msg: &str) -> (i32, String) {
 impl World {
     /// Starts the scenes' tasks, the saver and the rewarders.
     pub fn start(deps: WorldDeps) -> World {
-        let WorldDeps { cfg, scenes, auth, game, directory, db } = deps;
+        let WorldDeps { cfg, scenes, auth, game, directory, db, cluster } = deps;
         let store = WorldStore::new(db);
         let (save_tx, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
@@ -226,7 +230,7 @@ impl World {
         let mut password_key = [0u8; 32];
         let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
         password_key.copy_from_slice(&hmac_sha256(seed.as_bytes(), &[b"room passwords"]));
-        World(Arc::new(Inner {
+        let world = World(Arc::new(Inner {
             cfg,
             auth,
             game,
@@ -242,7 +246,106 @@ impl World {
             next_room: AtomicI64::new(10_000),
             generations: AtomicU64::new(1),
             password_key,
-        }))
+            cluster,
+        }));
+        if let Some(c) = world.0.cluster.clone() {
+            tokio::spawn(world.clone().follow_cluster(c.clone()));
+            tokio::spawn(world.clone().refresh_presence(c));
+        }
+        world
+    }
+
+    /// Handles what other nodes send, until the bus subscription ends.
+    async fn follow_cluster(self, cluster: Arc<Cluster>) {
+        let mut sub = loop {
+            match cluster.bus().subscribe(crate::cluster::TOPIC, cluster.node()).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster subscription failed: retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        tracing::info!(node = cluster.node(), "following the other game nodes");
+        while let Some(d) = sub.next().await {
+            if let Some(what) = cluster.decode(&d.payload) {
+                self.on_cluster(what).await;
+            }
+            if let Err(e) = d.ack().await {
+                tracing::debug!(error = %e, "cluster message not acknowledged");
+            }
+        }
+    }
+
+    /// Keeps the presence of every player on this node alive in the shared cache.
+    async fn refresh_presence(self, cluster: Arc<Cluster>) {
+        let mut tick = tokio::time::interval(cluster.presence_ttl() / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let here: Vec<i64> = lock(&self.0.players).keys().copied().collect();
+            for uid in here {
+                cluster.arrived(uid).await;
+            }
+        }
+    }
+
+    /// One message from another node.
+    async fn on_cluster(&self, what: What) {
+        match what {
+            What::World(m) => {
+                let reply = pb::ChatMsgResp { msg_list: vec![m.clone()] };
+                Self::remember(&mut lock(&self.0.world_chat), &m, self.0.cfg.chat_history);
+                let sessions: Vec<Session> = lock(&self.0.players)
+                    .values()
+                    .filter(|p| !p.blocked.contains(&m.user_id))
+                    .filter_map(|p| p.session.clone())
+                    .collect();
+                send_many(&sessions, ids::reply(ids::CHAT_MSG), &reply);
+            }
+            What::Private { to, stored, msg } => {
+                let live = lock(&self.0.players)
+                    .get(&to)
+                    .filter(|p| !p.blocked.contains(&msg.user_id))
+                    .and_then(|p| p.session.clone());
+                let reply = pb::ChatMsgResp { msg_list: vec![msg] };
+                if live.is_some_and(|s| s.send(ids::reply(ids::CHAT_MSG), &reply).is_ok())
+                    && let Err(e) = self.0.store.mark_delivered(&[stored]).await
+                {
+                    tracing::warn!(user = to, error = %e, "private message not marked delivered: it comes again at login");
+                }
+            }
+            What::Friend { user, info, followers, blocked } => {
+                let sessions: Vec<Session> = {
+                    let players = lock(&self.0.players);
+                    followers
+                        .iter()
+                        .filter(|f| !blocked.contains(f))
+                        .filter_map(|f| players.get(f))
+                        .filter(|p| !p.blocked.contains(&user))
+                        .filter_map(|p| p.session.clone())
+                        .collect()
+                };
+                send_many(&sessions, ids::FRIEND_STATUS, &info);
+            }
+            What::Kick { user } => self.kick_here(user).await,
+        }
+    }
+
+    /// Ends the stay of `uid` on this node: it logged in on another one.
+    async fn kick_here(&self, uid: i64) {
+        let t = self.transition(uid).await;
+        let gone = lock(&self.0.players).remove(&uid);
+        let Some(p) = gone else { return };
+        if let Some(s) = &p.session {
+            // go-game's Logout type 3: logged in elsewhere.
+            let _ = s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: 3, user_id: uid });
+            s.close(CloseReason::Kicked);
+        }
+        self.leave_room(uid, p.room).await;
+        drop(t);
+        tracing::info!(user = uid, "player moved to another node");
+        metrics::gauge!("world_online_players").set(self.online() as f64);
     }
 
     /// Registers the handlers of every world message and the "log in first" rule.
@@ -342,6 +445,9 @@ impl World {
         if let Some(p) = gone {
             tracing::debug!(user = uid, "reconnect grace over: player leaves");
             self.leave_room(uid, p.room).await;
+            if let Some(c) = &self.0.cluster {
+                c.left(uid).await;
+            }
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         }
     }
@@ -429,6 +535,12 @@ impl World {
             return Err(Error::msg(Code::Forbidden, "the token belongs to another account"));
         }
         let uid = claims.user_id;
+        if let Some(c) = &self.0.cluster
+            && c.where_is(uid).await.is_some_and(|n| n != c.node())
+        {
+            // On another node: that stay ends (its connection hears "logged in elsewhere").
+            c.publish(What::Kick { user: uid }).await;
+        }
         let profile = self.0.directory.profile(uid).await?;
         let pack = self.0.game.pack(uid).await?;
         let place = self.0.store.place(uid).await?;
@@ -534,6 +646,9 @@ impl World {
             }
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
+        if let Some(c) = &self.0.cluster {
+            c.arrived(uid).await;
+        }
         self.deliver_offline(uid, &session).await;
         Ok(())
     }
@@ -575,12 +690,22 @@ impl World {
                 return;
             }
         };
+        let mine = match blocked {
+            Some(b) => b.clone(),
+            None => lock(&self.0.players).get(&uid).map(|p| p.blocked.clone()).unwrap_or_default(),
+        };
+        let info = World::user_info(uid, profile, "", online, 0);
+        if let Some(c) = &self.0.cluster {
+            let what = What::Friend {
+                user: uid,
+                info: info.clone(),
+                followers: followers.clone(),
+                blocked: mine.iter().copied().collect(),
+            };
+            c.publish(what).await;
+        }
         let sessions: Vec<Session> = {
             let players = lock(&self.0.players);
-            let mine = match blocked {
-                Some(b) => b.clone(),
-                None => players.get(&uid).map(|p| p.blocked.clone()).unwrap_or_default(),
-            };
             // Not to those it blacklisted, nor to those who blacklisted it.
             followers
                 .iter()
@@ -590,10 +715,6 @@ impl World {
                 .filter_map(|p| p.session.clone())
                 .collect()
         };
-        if sessions.is_empty() {
-            return;
-        }
-        let info = World::user_info(uid, profile, "", online, 0);
         send_many(&sessions, ids::FRIEND_STATUS, &info);
     }
 
@@ -609,6 +730,9 @@ impl World {
         };
         if let Some(p) = gone {
             self.leave_room(uid, p.room).await;
+            if let Some(c) = &self.0.cluster {
+                c.left(uid).await;
+            }
             drop(t);
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
             tracing::info!(user = uid, "player logged out");
@@ -982,6 +1106,9 @@ impl World {
                         .collect()
                 };
                 send_many(&sessions, ids::reply(ids::CHAT_MSG), &reply);
+                if let Some(c) = self.0.cluster.as_ref().filter(|_| m.chat_type == 1) {
+                    c.publish(What::World(m.clone())).await;
+                }
             }
             _ => {
                 let to = m.obj_id;
@@ -1003,6 +1130,7 @@ impl World {
                         self.0.store.blocks(to, uid).await?
                     }
                 };
+                let here = online.is_some();
                 let live = online.and_then(|(_, s)| s).filter(|_| !blocked);
                 let delivered = live.as_ref().is_some_and(|s| s.send(ids::reply(ids::CHAT_MSG), &reply).is_ok());
                 {
@@ -1022,7 +1150,13 @@ impl World {
                         (false, true) => crate::store::DELIVERED,
                         (false, false) => crate::store::PENDING,
                     };
-                    self.0.store.store_chat(&stored, state).await?;
+                    let id = self.0.store.store_chat(&stored, state).await?;
+                    // Not here: the node the receiver is on delivers it and marks it.
+                    if let Some(c) = self.0.cluster.as_ref().filter(|_| !here && state == crate::store::PENDING)
+                        && c.where_is(to).await.is_some_and(|n| n != c.node())
+                    {
+                        c.publish(What::Private { to, stored: id, msg: m.clone() }).await;
+                    }
                 }
                 // The sender learns nothing about a blacklist: its echo is the same.
             }

@@ -1,0 +1,105 @@
+//! Game nodes in etcd: each node registers where clients reach it, how many players it holds
+//! and the scenes it runs (`{discovery.prefix}nodes/{id}`, under a lease); the REST API
+//! sends each player to the node it is already on, else to the least loaded live one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsgame_kit::{Config, Shutdown};
+use rsgame_rpc::etcd::Etcd;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// What a node registers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeInfo {
+    /// `node.id`.
+    pub id: String,
+    /// Where clients connect (`node.public_url`).
+    pub url: String,
+    /// Players online on it.
+    pub players: usize,
+    /// The scenes it runs.
+    pub scenes: Vec<String>,
+}
+
+/// This node's id: `node.id`, or one made from its gate port.
+pub fn node_id(cfg: &Config) -> String {
+    if cfg.node.id.is_empty() { format!("node-{}", cfg.gate.tcp_port) } else { cfg.node.id.clone() }
+}
+
+fn prefix(cfg: &Config) -> String {
+    format!("{}nodes/", cfg.discovery.prefix)
+}
+
+/// Registers this node and refreshes its player count every few seconds until shutdown.
+pub fn register(cfg: &Config, etcd: Etcd, world: rsgame_world::World, scenes: Vec<String>, shutdown: &Shutdown) {
+    let id = node_id(cfg);
+    let url = if cfg.node.public_url.is_empty() { "/ws".to_owned() } else { cfg.node.public_url.clone() };
+    let key = format!("{}{id}", prefix(cfg));
+    let info = move |players| NodeInfo { id: id.clone(), url: url.clone(), players, scenes: scenes.clone() };
+    let encode = |i: &NodeInfo| serde_json::to_string(i).unwrap_or_default();
+    let ttl = Duration::from_secs(cfg.discovery.lease_ttl_secs);
+    let reg = rsgame_rpc::discovery::register(etcd, key, encode(&info(0)), ttl, shutdown.clone());
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut last = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = stop.triggered() => return,
+                _ = tick.tick() => {}
+            }
+            let now = world.online();
+            if now != last {
+                last = now;
+                reg.update(encode(&info(now)));
+            }
+        }
+    });
+}
+
+/// The live nodes, read from etcd, as usercenter's [`rsgame_usercenter::api::GameServers`].
+pub struct NodeDirectory {
+    nodes: watch::Receiver<BTreeMap<String, String>>,
+    cache: rsgame_store::Cache,
+    /// Used while no node is registered (`usercenter.game_servers`).
+    fallback: Vec<String>,
+}
+
+impl NodeDirectory {
+    /// Watches the nodes registered under `discovery.prefix`.
+    pub fn new(cfg: &Config, etcd: Etcd, cache: rsgame_store::Cache, shutdown: &Shutdown) -> Arc<NodeDirectory> {
+        let nodes = rsgame_rpc::discovery::watch_prefix(etcd, prefix(cfg), shutdown.clone());
+        Arc::new(NodeDirectory { nodes, cache, fallback: cfg.usercenter.game_servers.clone() })
+    }
+
+    /// The live nodes, least loaded first (ties by id, so the order is stable).
+    pub fn live(&self) -> Vec<NodeInfo> {
+        let mut v: Vec<NodeInfo> =
+            self.nodes.borrow().values().filter_map(|raw| serde_json::from_str::<NodeInfo>(raw).ok()).collect();
+        v.sort_by(|a, b| a.players.cmp(&b.players).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+}
+
+#[async_trait::async_trait]
+impl rsgame_usercenter::api::GameServers for NodeDirectory {
+    async fn for_user(&self, user_id: i64) -> Vec<String> {
+        let mut live = self.live();
+        if live.is_empty() {
+            return self.fallback.clone();
+        }
+        // Already on a node (a refresh, a second device): that one first, so the player is
+        // not moved; its other sessions would be ended by a login elsewhere.
+        let key = rsgame_world::cluster::presence_key(user_id);
+        if let Ok(Some(on)) = self.cache.get::<String>(&key).await
+            && let Some(i) = live.iter().position(|n| n.id == on)
+        {
+            let n = live.remove(i);
+            live.insert(0, n);
+        }
+        live.into_iter().map(|n| n.url).collect()
+    }
+}

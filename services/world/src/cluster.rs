@@ -1,0 +1,139 @@
+//! The world over several game nodes. Each node is a line (分线) of the same world: it runs
+//! every scene for the players connected to it. What crosses nodes: presence (which node a
+//! player is on, in the shared cache with a TTL the node keeps refreshing), and over the bus
+//! (NATS, Kafka or Redis streams; one consumer group per node, so every node gets every
+//! message) world chat, private messages and friend notices for players on other nodes, and
+//! the kick that ends a player's stay on one node when it logs in on another.
+//!
+//! When a node dies its players reconnect to a live one (the login reply names the live
+//! nodes) and continue from their saved place and hit points; their presence expires after
+//! `node.presence_ttl_secs` unless the new node overwrote it first.
+
+use std::time::Duration;
+
+use rsgame_proto::pb;
+use rsgame_store::{Bus, Cache};
+use serde::{Deserialize, Serialize};
+
+/// The bus topic every node publishes world traffic to.
+pub const TOPIC: &str = "world.cluster";
+
+/// Messages older than this when they arrive are dropped: a node that was down does not
+/// replay minutes of world chat on restart.
+const STALE_MS: i64 = 30_000;
+
+/// The cache key of a player's presence (shared with whoever routes logins).
+pub fn presence_key(user_id: i64) -> String {
+    format!("presence:{user_id}")
+}
+
+/// What one node tells the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Wire {
+    /// The node that sent it (its own copy is ignored).
+    pub from: String,
+    /// When it was sent, ms since the epoch.
+    pub at: i64,
+    pub what: What,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum What {
+    /// World chat, for every player.
+    World(pb::ChatMsg),
+    /// A private message to `to`, stored as pending under `stored`: the node where `to` is
+    /// delivers it and marks it delivered.
+    Private { to: i64, stored: i64, msg: pb::ChatMsg },
+    /// `user` came or went: for those of `followers` on this node, except the blocked.
+    Friend { user: i64, info: pb::UserInfo, followers: Vec<i64>, blocked: Vec<i64> },
+    /// `user` logged in on another node: end its stay here.
+    Kick { user: i64 },
+}
+
+/// This node's place in the cluster.
+pub struct Cluster {
+    node: String,
+    bus: Bus,
+    cache: Cache,
+    presence_ttl: Duration,
+}
+
+impl Cluster {
+    /// Node `node` on `bus` with presence in `cache` (a shared one: Redis).
+    pub fn new(node: String, bus: Bus, cache: Cache, presence_ttl: Duration) -> Cluster {
+        Cluster { node, bus, cache, presence_ttl }
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub(crate) fn presence_ttl(&self) -> Duration {
+        self.presence_ttl
+    }
+
+    pub(crate) async fn publish(&self, what: What) {
+        let wire = Wire { from: self.node.clone(), at: rsgame_kit::time::unix_ms(), what };
+        let payload = match serde_json::to_vec(&wire) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cluster message not encoded");
+                return;
+            }
+        };
+        if let Err(e) = self.bus.publish(TOPIC, &payload).await {
+            metrics::counter!("world_cluster_publish_errors_total").increment(1);
+            tracing::warn!(error = %e, "cluster message not published: players on other nodes miss it");
+        }
+    }
+
+    /// Decodes a message from the bus: None for this node's own, stale or unreadable ones.
+    pub(crate) fn decode(&self, payload: &[u8]) -> Option<What> {
+        let wire: Wire = match serde_json::from_slice(payload) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable cluster message dropped");
+                return None;
+            }
+        };
+        if wire.from == self.node {
+            return None;
+        }
+        if rsgame_kit::time::unix_ms() - wire.at > STALE_MS {
+            metrics::counter!("world_cluster_stale_total").increment(1);
+            return None;
+        }
+        Some(wire.what)
+    }
+
+    /// The player is here now.
+    pub(crate) async fn arrived(&self, user: i64) {
+        if let Err(e) = self.cache.set(&presence_key(user), &self.node, Some(self.presence_ttl)).await {
+            tracing::warn!(user, error = %e, "presence not written");
+        }
+    }
+
+    /// The player left this node (its presence is removed unless another node took it).
+    pub(crate) async fn left(&self, user: i64) {
+        let key = presence_key(user);
+        match self.cache.get::<String>(&key).await {
+            Ok(Some(n)) if n == self.node => {
+                if let Err(e) = self.cache.delete(&[&key]).await {
+                    tracing::warn!(user, error = %e, "presence not removed: it expires");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(user, error = %e, "presence not read"),
+        }
+    }
+
+    /// The node the player is on, if any.
+    pub(crate) async fn where_is(&self, user: i64) -> Option<String> {
+        self.cache.get::<String>(&presence_key(user)).await.ok().flatten()
+    }
+}
