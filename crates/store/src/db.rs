@@ -176,9 +176,15 @@ impl Row {
 /// The span of one statement: with trace export on, each query is a client span of the
 /// request that ran it (REST → gRPC → database in one trace).
 fn query_span(op: &'static str, backend: Backend) -> tracing::Span {
+    let name = match op {
+        "execute" => "db.execute",
+        "fetch" => "db.fetch",
+        "insert" => "db.insert",
+        _ => "db.query",
+    };
     tracing::info_span!(
         "db.query",
-        otel.name = op,
+        otel.name = name,
         otel.kind = "client",
         db.system = backend.as_str(),
         db.operation = op

@@ -56,7 +56,11 @@ impl Server {
     }
 
     pub fn start_roles(cfg: &Path, roles: &str, extra_env: &[(&str, &str)]) -> Server {
-        let port = free_port();
+        Server::start_at(cfg, roles, free_port(), extra_env)
+    }
+
+    /// `roles` served with HTTP on `port` (chosen beforehand, for URLs in the configuration).
+    pub fn start_at(cfg: &Path, roles: &str, port: u16, extra_env: &[(&str, &str)]) -> Server {
         let gate_port = free_port();
         let mut c = rsgame();
         c.arg("--config").arg(cfg).args(["serve", "--role", roles]);
