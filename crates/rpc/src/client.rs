@@ -317,10 +317,12 @@ impl Inner {
             rpc.grpc.status_code = tracing::field::Empty,
         );
         let started = Instant::now();
-        let resp = self.attempts(parts, body, &method, &span).instrument(span.clone()).await;
+        let (resp, sent) = self.attempts(parts, body, &method, &span).instrument(span.clone()).await;
         let code = grpc_code(&resp);
         span.record("rpc.grpc.status_code", code);
-        if let Some(b) = &self.breaker {
+        // Only calls that went out judge the servers: a spent deadline or the breaker's own
+        // refusal say nothing about them.
+        if let Some(b) = self.breaker.as_ref().filter(|_| sent) {
             b.record(Instant::now(), !server_failed(code));
         }
         let labels = [("service", self.service.to_owned()), ("method", method)];
@@ -337,25 +339,23 @@ impl Inner {
         body: Body,
         method: &str,
         span: &tracing::Span,
-    ) -> http::Response<Body> {
+    ) -> (http::Response<Body>, bool) {
         let limit = deadline::remaining().map_or(self.timeout, |left| left.min(self.timeout));
         if limit.is_zero() {
-            return reply(tonic::Status::deadline_exceeded("the caller's deadline has passed"));
+            return (reply(tonic::Status::deadline_exceeded("the caller's deadline has passed")), false);
         }
         let until = Instant::now() + limit;
         if let Some(b) = &self.breaker
             && !b.allow(Instant::now())
         {
             metrics::counter!("rpc_client_breaker_rejected_total", "service" => self.service).increment(1);
-            return reply(tonic::Status::unavailable(format!(
-                "{} is failing: call refused by the breaker",
-                self.service
-            )));
+            let msg = format!("{} is failing: call refused by the breaker", self.service);
+            return (reply(tonic::Status::unavailable(msg)), false);
         }
         // Unary bodies are small: holding them lets a retry send the same bytes again.
         let bytes = match body.collect().await {
             Ok(c) => c.to_bytes(),
-            Err(e) => return reply(tonic::Status::internal(format!("request body: {e}"))),
+            Err(e) => return (reply(tonic::Status::internal(format!("request body: {e}"))), false),
         };
         if let Some(t) = &self.token {
             parts.headers.insert(crate::TOKEN_KEY, t.clone());
@@ -363,11 +363,12 @@ impl Inner {
         rsgame_kit::telemetry::otel::inject_trace(span, &mut parts.headers);
         let idempotent = self.idempotent.contains(&method);
         let mut tried: Vec<Arc<Server>> = Vec::new();
+        let mut went_out = false;
         let mut last = tonic::Status::unavailable(format!("no {} server is known", self.service));
         for attempt in 0..=self.retries {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return reply(tonic::Status::deadline_exceeded("deadline exceeded"));
+                return (reply(tonic::Status::deadline_exceeded("deadline exceeded")), went_out);
             }
             let Some(server) = self.pick(&tried) else { break };
             if attempt > 0 {
@@ -384,12 +385,13 @@ impl Inner {
                 req.headers_mut().insert("grpc-timeout", v);
             }
             server.in_flight.fetch_add(1, Ordering::Relaxed);
+            went_out = true;
             let t0 = Instant::now();
             let res = tokio::time::timeout(left, tower::ServiceExt::oneshot(server.channel.clone(), req)).await;
             server.in_flight.fetch_sub(1, Ordering::Relaxed);
             server.observe(t0.elapsed());
             match res {
-                Err(_) => return reply(tonic::Status::deadline_exceeded("deadline exceeded")),
+                Err(_) => return (reply(tonic::Status::deadline_exceeded("deadline exceeded")), true),
                 Ok(Err(e)) => {
                     // Refused: the request never reached a server, so any method may go
                     // to another one. Otherwise only an idempotent one may.
@@ -411,11 +413,11 @@ impl Inner {
                         tried.push(server);
                         continue;
                     }
-                    return resp;
+                    return (resp, true);
                 }
             }
         }
-        reply(last)
+        (reply(last), went_out)
     }
 }
 
