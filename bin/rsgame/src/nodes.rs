@@ -22,6 +22,18 @@ pub struct NodeInfo {
     pub players: usize,
     /// The scenes it runs.
     pub scenes: Vec<String>,
+    /// The rooms players created on it (at most 100 listed).
+    #[serde(default)]
+    pub rooms: Vec<HostedRoom>,
+}
+
+/// A created room, as the directory lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostedRoom {
+    /// The room id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
 }
 
 /// This node's id: `node.id`, or one made from its gate port.
@@ -38,23 +50,26 @@ pub fn register(cfg: &Config, etcd: Etcd, world: rsgame_world::World, scenes: Ve
     let id = node_id(cfg);
     let url = if cfg.node.public_url.is_empty() { "/ws".to_owned() } else { cfg.node.public_url.clone() };
     let key = format!("{}{id}", prefix(cfg));
-    let info = move |players| NodeInfo { id: id.clone(), url: url.clone(), players, scenes: scenes.clone() };
+    let info =
+        move |players, rooms| NodeInfo { id: id.clone(), url: url.clone(), players, scenes: scenes.clone(), rooms };
     let encode = |i: &NodeInfo| serde_json::to_string(i).unwrap_or_default();
     let ttl = Duration::from_secs(cfg.discovery.lease_ttl_secs);
-    let reg = rsgame_rpc::discovery::register(etcd, key, encode(&info(0)), ttl, shutdown.clone());
+    let reg = rsgame_rpc::discovery::register(etcd, key, encode(&info(0, Vec::new())), ttl, shutdown.clone());
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let mut last = 0;
+        let mut last = (0, Vec::new());
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 _ = stop.triggered() => return,
                 _ = tick.tick() => {}
             }
-            let now = world.online();
+            let rooms: Vec<HostedRoom> =
+                world.created_rooms().into_iter().take(100).map(|(id, name)| HostedRoom { id, name }).collect();
+            let now = (world.online(), rooms);
             if now != last {
+                reg.update(encode(&info(now.0, now.1.clone())));
                 last = now;
-                reg.update(encode(&info(now)));
             }
         }
     });

@@ -133,9 +133,23 @@ fn advertise_host(cfg: &Config) -> String {
         return cfg.discovery.advertise_host.clone();
     }
     match cfg.rpc.host.as_str() {
-        "0.0.0.0" | "::" | "[::]" => "127.0.0.1".into(),
+        // Bound to every interface: advertise the address this machine reaches etcd from
+        // (a UDP "connect" sends nothing; it only picks the route), which is the address
+        // other processes on that network reach it at (a container's, a pod's).
+        "0.0.0.0" | "::" | "[::]" => outbound_ip(&cfg.discovery.etcd_endpoints).unwrap_or_else(|| "127.0.0.1".into()),
         h => h.into(),
     }
+}
+
+fn outbound_ip(endpoints: &[String]) -> Option<String> {
+    use std::net::ToSocketAddrs as _;
+    let url = endpoints.first()?;
+    let authority = url.trim_start_matches("http://").trim_start_matches("https://").split('/').next()?;
+    let target = authority.to_socket_addrs().ok()?.next()?;
+    let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let sock = std::net::UdpSocket::bind(bind).ok()?;
+    sock.connect(target).ok()?;
+    Some(sock.local_addr().ok()?.ip().to_string())
 }
 
 /// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.

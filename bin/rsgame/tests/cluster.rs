@@ -318,7 +318,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_ne!(servers_b[0], node_of_a, "bob is sent to the emptier node");
-    let (mut cb, node_of_b, info_b) = enter(&servers_b[..1], &b).await;
+    let (mut cb, node_of_b, _) = enter(&servers_b[..1], &b).await;
     eprintln!("ann on {node_of_a}, bob on {node_of_b}");
 
     let hello =
@@ -337,6 +337,18 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         .await
         .expect("a private message crosses nodes");
     assert_eq!((got.msg_list[0].user_id, got.msg_list[0].chat_type), (b.user_id, 3));
+    // Friend notices: ann follows bob; bob leaving and coming back reaches ann's node.
+    ca.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: b.user_id, r#type: 1 }).await.expect("add friend");
+    assert_eq!(ca.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("added").status, 200);
+    cb.send(ids::LOGOUT, &pb::Logout { r#type: 1, user_id: b.user_id }).await.expect("logout");
+    ca.wait_where::<pb::UserInfo>(ids::FRIEND_STATUS, T, |u| u.user_id == b.user_id && u.online == 0)
+        .await
+        .expect("an offline notice crosses nodes");
+    drop(cb);
+    let (cb, _, info_b) = enter(std::slice::from_ref(&node_of_b), &b).await;
+    ca.wait_where::<pb::UserInfo>(ids::FRIEND_STATUS, T, |u| u.user_id == b.user_id && u.online == 1)
+        .await
+        .expect("an online notice crosses nodes");
 
     // 2. One REST call, traced: REST -> gRPC (usercenter) -> the database.
     let trace_id = format!("{:032x}", rand_id());

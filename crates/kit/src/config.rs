@@ -84,7 +84,8 @@ pub struct DiscoveryConfig {
     /// long after its last keep-alive.
     pub lease_ttl_secs: u64,
     /// The host other processes reach this one at (registered with each gRPC port); empty:
-    /// `rpc.host`, or `127.0.0.1` when that is a wildcard address.
+    /// `rpc.host`, or, when that is a wildcard address, the address this machine reaches
+    /// etcd from.
     pub advertise_host: String,
 }
 

@@ -255,6 +255,11 @@ impl World {
         world
     }
 
+    /// The rooms players created on this node (id, name), for the node directory.
+    pub fn created_rooms(&self) -> Vec<(i64, String)> {
+        lock(&self.0.rooms).iter().filter(|(_, r)| !r.permanent).map(|(id, r)| (*id, r.name.clone())).collect()
+    }
+
     /// Handles what other nodes send, until the bus subscription ends.
     async fn follow_cluster(self, cluster: Arc<Cluster>) {
         let mut sub = loop {
