@@ -36,9 +36,17 @@ pub struct HostedRoom {
     pub name: String,
 }
 
-/// This node's id: `node.id`, or one made from its gate port.
+/// This node's id: `node.id`, or the machine's host name and the gate port (unique per
+/// host and port, so two containers with default settings do not share an id).
 pub fn node_id(cfg: &Config) -> String {
-    if cfg.node.id.is_empty() { format!("node-{}", cfg.gate.tcp_port) } else { cfg.node.id.clone() }
+    if !cfg.node.id.is_empty() {
+        return cfg.node.id.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String =
+        host.trim().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let host = if host.is_empty() { "node".to_owned() } else { host };
+    format!("{host}-{}", cfg.gate.tcp_port)
 }
 
 fn prefix(cfg: &Config) -> String {
@@ -46,8 +54,32 @@ fn prefix(cfg: &Config) -> String {
 }
 
 /// Registers this node and refreshes its player count every few seconds until shutdown.
-pub fn register(cfg: &Config, etcd: Etcd, world: rsgame_world::World, scenes: Vec<String>, shutdown: &Shutdown) {
+/// Refuses to start when a live node holds the same id (after waiting out one lease, in case
+/// it is this node's own entry from before a crash).
+pub async fn register(
+    cfg: &Config,
+    etcd: Etcd,
+    world: rsgame_world::World,
+    scenes: Vec<String>,
+    shutdown: &Shutdown,
+) -> Result<(), String> {
     let id = node_id(cfg);
+    let key = format!("{}{id}", prefix(cfg));
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(cfg.discovery.lease_ttl_secs + 2);
+    loop {
+        match etcd.get(&key).await {
+            Ok(None) => break,
+            Ok(Some(_)) if tokio::time::Instant::now() < give_up => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(Some(_)) => return Err(format!("node.id {id:?} is in use by a live node")),
+            // etcd away: registration retries by itself; the id check is best effort.
+            Err(e) => {
+                tracing::warn!(error = %e, "node id not checked: etcd unreachable");
+                break;
+            }
+        }
+    }
     let url = if cfg.node.public_url.is_empty() { "/ws".to_owned() } else { cfg.node.public_url.clone() };
     let key = format!("{}{id}", prefix(cfg));
     let info =
@@ -73,6 +105,7 @@ pub fn register(cfg: &Config, etcd: Etcd, world: rsgame_world::World, scenes: Ve
             }
         }
     });
+    Ok(())
 }
 
 /// The live nodes, read from etcd, as usercenter's [`rsgame_usercenter::api::GameServers`].

@@ -110,11 +110,22 @@ async fn serve_rpc(
         http::bind(&cfg.rpc.host, port).await.map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     tracing::info!(service = name, addr = %bound, "grpc listening");
-    let sd = shutdown.clone();
+    // The server stops accepting a moment after the shutdown starts, so callers watching etcd
+    // see the deregistration first; the shutdown then waits for its calls in flight.
+    let stopping = Shutdown::new();
+    let (sd, trigger) = (shutdown.clone(), stopping.clone());
     tokio::spawn(async move {
-        if let Err(e) = rsgame_rpc::serve(listener, router, sd).await {
+        sd.triggered().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trigger.trigger();
+    });
+    let server = tokio::spawn(async move {
+        if let Err(e) = rsgame_rpc::serve(listener, router, stopping).await {
             tracing::error!(service = name, error = %e, "grpc server stopped");
         }
+    });
+    shutdown.on_shutdown(format!("{name} grpc"), move || async move {
+        let _ = server.await;
     });
     if let Some(etcd) = etcd {
         let host = advertise_host(cfg);
@@ -269,7 +280,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     cluster,
                 });
                 if let Some(etcd) = &etcd {
-                    crate::nodes::register(&cfg, etcd.clone(), world.clone(), scene_names, &shutdown);
+                    crate::nodes::register(&cfg, etcd.clone(), world.clone(), scene_names, &shutdown)
+                        .await
+                        .map_err(ServeError::Worker)?;
                 }
                 let mut routes = rsgame_gate::Router::builder();
                 world.register(&mut routes).map_err(|e| ServeError::Worker(e.to_string()))?;

@@ -151,6 +151,13 @@ fn get_body(port: u16, path: &str) -> String {
     out
 }
 
+async fn saved_place(db: &rsgame_store::Db, user: i64) -> Option<(f32, f32)> {
+    use sea_query::{Expr, ExprTrait as _, Query};
+    let q = Query::select().columns(["x", "z"]).from("world_state").and_where(Expr::col("user_id").eq(user)).to_owned();
+    let r = db.fetch_optional(&q).await.expect("place")?;
+    Some((r.f64("x").expect("x") as f32, r.f64("z").expect("z") as f32))
+}
+
 fn metric_lines(port: u16) -> String {
     get(port, "/metrics").map(|(_, b)| b).unwrap_or_default()
 }
@@ -456,7 +463,20 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     let bought = post(api, "/game/v1/game/buyGoods", Some(&acc_a.token), json!({"id": 1, "count": 2})).await;
     assert_eq!(bought["code"], 200, "{bought}");
     let here = walk(&mut on_a, acc_a.user_id, pos(&info_on_a), 9.0).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await; // saved (world.save_secs: 1)
+    // Killed only once the place is saved (world.save_secs: 1): what a crash keeps.
+    let check =
+        rsgame_store::Db::connect(&rsgame_kit::config::DatabaseConfig { url: db_url.clone(), ..Default::default() })
+            .await
+            .expect("db");
+    let start = Instant::now();
+    while saved_place(&check, acc_a.user_id)
+        .await
+        .is_none_or(|(x, z)| (x - here.0).abs() > 0.01 || (z - here.1).abs() > 0.01)
+    {
+        assert!(start.elapsed() < Duration::from_secs(15), "the place was never saved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check.close().await;
     let pack_before = post(api, "/game/v1/game/getPack", Some(&acc_a.token), json!({})).await["data"].clone();
     node_a.child.kill().expect("kill -9 node A");
     let _ = node_a.child.wait();

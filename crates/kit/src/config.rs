@@ -104,7 +104,8 @@ impl Default for DiscoveryConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// The node's unique name (in etcd, presence and bus subjects); empty: `node-{gate port}`.
+    /// The node's unique name (in etcd, presence and bus subjects); empty: `{host name}-{gate
+    /// port}`.
     pub id: String,
     /// The WebSocket URL clients are sent to for this node (`ws://eu1.example.com:8888/ws`);
     /// empty: the path `/ws` (one node behind the same address as the REST API).

@@ -89,6 +89,22 @@ struct Server {
     refusals: AtomicU32,
 }
 
+/// A call under way on a server: counted while it lives.
+struct InFlight<'a>(&'a Server);
+
+impl<'a> InFlight<'a> {
+    fn enter(s: &'a Server) -> InFlight<'a> {
+        s.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn now_ms() -> u64 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
@@ -235,11 +251,22 @@ impl RpcChannel {
     pub fn set_endpoints(&self, urls: &[String]) -> Result<()> {
         let old = self.0.servers.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut next = Vec::with_capacity(urls.len());
+        let mut bad = None;
         for url in urls {
             match old.iter().find(|s| &s.url == url) {
                 Some(s) => next.push(s.clone()),
-                None => next.push(Arc::new(Server::new(url)?)),
+                // One bad entry (a typo in a directory) must not hide the good ones.
+                None => match Server::new(url) {
+                    Ok(s) => next.push(Arc::new(s)),
+                    Err(e) => {
+                        tracing::warn!(service = self.0.service, url = %url, error = %e, "endpoint skipped");
+                        bad = Some(e);
+                    }
+                },
             }
+        }
+        if let (true, Some(e)) = (next.is_empty(), bad) {
+            return Err(e);
         }
         let list: Vec<&str> = next.iter().map(|s| s.url.as_str()).collect();
         tracing::info!(service = self.0.service, servers = ?list, "rpc endpoints");
@@ -384,11 +411,13 @@ impl Inner {
             if let Ok(v) = http::HeaderValue::from_str(&format!("{}m", left.as_millis().max(1))) {
                 req.headers_mut().insert("grpc-timeout", v);
             }
-            server.in_flight.fetch_add(1, Ordering::Relaxed);
             went_out = true;
             let t0 = Instant::now();
-            let res = tokio::time::timeout(left, tower::ServiceExt::oneshot(server.channel.clone(), req)).await;
-            server.in_flight.fetch_sub(1, Ordering::Relaxed);
+            let res = {
+                // Leaves the count however the call ends, a dropped caller included.
+                let _busy = InFlight::enter(&server);
+                tokio::time::timeout(left, tower::ServiceExt::oneshot(server.channel.clone(), req)).await
+            };
             server.observe(t0.elapsed());
             match res {
                 Err(_) => return (reply(tonic::Status::deadline_exceeded("deadline exceeded")), true),

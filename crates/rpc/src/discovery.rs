@@ -103,6 +103,9 @@ pub fn register(etcd: Etcd, key: String, value: String, ttl: Duration, shutdown:
                         }
                         Err(e) => {
                             tracing::warn!(key = %key, error = %e, "keep-alive failed: registering again");
+                            // Best effort: the old lease would otherwise hold a second copy
+                            // of the key until its TTL.
+                            let _ = etcd.revoke(lease).await;
                             break;
                         }
                     },
@@ -150,6 +153,8 @@ pub fn watch_prefix(etcd: Etcd, prefix: String, shutdown: Shutdown) -> watch::Re
             };
             tokio::select! {
                 _ = &mut stop => return,
+                // Nobody follows the directory any more.
+                _ = tx.closed() => return,
                 r = run => if let Err(e) = r {
                     tracing::warn!(prefix = %prefix, error = %e, retry_ms = backoff.as_millis() as u64, "etcd watch lost: keeping the last endpoints");
                 },

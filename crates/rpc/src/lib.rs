@@ -6,7 +6,7 @@
 //!
 //! Around the generated code: [`client`] (the channel every client runs on: power of two
 //! choices over the servers, deadlines handed on, safe retries, adaptive throttling, trace
-//! context), [`server`] (the layer every server runs under: the caller's trace and deadline,
+//! context), [`server`](mod@server) (the layer every server runs under: the caller's trace and deadline,
 //! load shedding, rate limits, metrics), [`discovery`] and [`etcd`] (registration under a
 //! lease, watched directories).
 //!
@@ -185,7 +185,7 @@ pub fn server(token: &str, governance: &rsgame_kit::config::GovernanceConfig) ->
         .layer(server::GovernLayer::new(governance))
 }
 
-/// Serves `router` (made from [`server`]) on `listener` until `shutdown` triggers.
+/// Serves `router` (made from [`server()`]) on `listener` until `shutdown` triggers.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: tonic::transport::server::Router<Secured>,

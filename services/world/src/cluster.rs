@@ -46,7 +46,8 @@ pub(crate) enum What {
     Private { to: i64, stored: i64, msg: pb::ChatMsg },
     /// `user` came or went: for those of `followers` on this node, except the blocked.
     Friend { user: i64, info: pb::UserInfo, followers: Vec<i64>, blocked: Vec<i64> },
-    /// `user` logged in on another node: end its stay here.
+    /// `user` logged in on another node: end its stay here (unless it logged in here again
+    /// after this was sent).
     Kick { user: i64 },
 }
 
@@ -92,8 +93,9 @@ impl Cluster {
         }
     }
 
-    /// Decodes a message from the bus: None for this node's own, stale or unreadable ones.
-    pub(crate) fn decode(&self, payload: &[u8]) -> Option<What> {
+    /// Decodes a message from the bus with when it was sent: None for this node's own, stale
+    /// or unreadable ones.
+    pub(crate) fn decode(&self, payload: &[u8]) -> Option<(What, i64)> {
         let wire: Wire = match serde_json::from_slice(payload) {
             Ok(w) => w,
             Err(e) => {
@@ -108,7 +110,7 @@ impl Cluster {
             metrics::counter!("world_cluster_stale_total").increment(1);
             return None;
         }
-        Some(wire.what)
+        Some((wire.what, wire.at))
     }
 
     /// The player is here now.

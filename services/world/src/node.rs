@@ -110,6 +110,9 @@ struct Online {
     /// The permanent scene a created room returns to.
     home: i64,
     profile: Profile,
+    /// When its current connection logged in (ms since the epoch): a kick from another node
+    /// sent before that is stale.
+    since_ms: i64,
     /// Whom this player blacklisted: nothing from them reaches it.
     blocked: HashSet<i64>,
     chat: Bucket,
@@ -273,8 +276,8 @@ impl World {
         };
         tracing::info!(node = cluster.node(), "following the other game nodes");
         while let Some(d) = sub.next().await {
-            if let Some(what) = cluster.decode(&d.payload) {
-                self.on_cluster(what).await;
+            if let Some((what, sent_at)) = cluster.decode(&d.payload) {
+                self.on_cluster(what, sent_at).await;
             }
             if let Err(e) = d.ack().await {
                 tracing::debug!(error = %e, "cluster message not acknowledged");
@@ -290,13 +293,17 @@ impl World {
             tick.tick().await;
             let here: Vec<i64> = lock(&self.0.players).keys().copied().collect();
             for uid in here {
-                cluster.arrived(uid).await;
+                // Still here (not kicked to another node since the list was taken), so the
+                // refresh cannot point presence back at this node wrongly.
+                if lock(&self.0.players).contains_key(&uid) {
+                    cluster.arrived(uid).await;
+                }
             }
         }
     }
 
     /// One message from another node.
-    async fn on_cluster(&self, what: What) {
+    async fn on_cluster(&self, what: What, sent_at: i64) {
         match what {
             What::World(m) => {
                 let reply = pb::ChatMsgResp { msg_list: vec![m.clone()] };
@@ -333,14 +340,21 @@ impl World {
                 };
                 send_many(&sessions, ids::FRIEND_STATUS, &info);
             }
-            What::Kick { user } => self.kick_here(user).await,
+            What::Kick { user } => self.kick_here(user, sent_at).await,
         }
     }
 
-    /// Ends the stay of `uid` on this node: it logged in on another one.
-    async fn kick_here(&self, uid: i64) {
+    /// Ends the stay of `uid` on this node: it logged in on another one at `sent_at`. A
+    /// login here after that (the player came back) is newer and stays.
+    async fn kick_here(&self, uid: i64, sent_at: i64) {
         let t = self.transition(uid).await;
-        let gone = lock(&self.0.players).remove(&uid);
+        let gone = {
+            let mut players = lock(&self.0.players);
+            match players.get(&uid) {
+                Some(p) if p.since_ms <= sent_at => players.remove(&uid),
+                _ => None,
+            }
+        };
         let Some(p) = gone else { return };
         if let Some(s) = &p.session {
             // go-game's Logout type 3: logged in elsewhere.
@@ -563,6 +577,7 @@ impl World {
             if let Some(p) = players.get_mut(&uid) {
                 let old = p.session.replace(session.clone());
                 p.generation = generation;
+                p.since_ms = unix_ms();
                 p.blocked = blocked;
                 Plan::Resume { old, room: p.room }
             } else {
@@ -592,6 +607,7 @@ impl World {
                         room,
                         home: room,
                         profile: profile.clone(),
+                        since_ms: unix_ms(),
                         blocked,
                         chat: Bucket { tokens: f64::from(self.0.cfg.chat_burst), last: Instant::now() },
                     },
