@@ -213,7 +213,8 @@ fn served_requests_are_traced_to_the_collector() {
         if text.contains(&trace_id) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "trace {trace_id} not in collector log {collector_log}");
+        // The collector is shared with the other tests running now: give it time.
+        assert!(start.elapsed() < Duration::from_secs(30), "trace {trace_id} not in collector log {collector_log}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -243,7 +243,10 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     let db_url = format!("{base}/{db_name}");
     let key = unique("cl");
     let otlp = std::env::var("RSGAME_TEST_OTLP_ENDPOINT").ok().filter(|v| !v.is_empty());
-    let trace = otlp.as_ref().map(|e| format!("trace:\n  otlp_endpoint: {e}\n")).unwrap_or_default();
+    // Only traces a caller asked for (a sampled traceparent) are exported: the cluster's own
+    // background traffic would flood the shared collector other tests read.
+    let trace =
+        otlp.as_ref().map(|e| format!("trace:\n  otlp_endpoint: {e}\n  sample_ratio: 0.0\n")).unwrap_or_default();
     let cfg = write_config(
         dir.path(),
         &format!(
@@ -313,7 +316,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(BTreeSet::from_iter(servers_a.iter().cloned()), BTreeSet::from([url_a.clone(), url_b.clone()]));
-    let (mut ca, node_of_a, info_a) = enter(&servers_a, &a).await;
+    let (mut ca, node_of_a, _) = enter(&servers_a, &a).await;
     let (b, _) = signup(api, "bob").await;
     let start = Instant::now();
     let servers_b = loop {
@@ -455,6 +458,21 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         "sessions issued {issued}, logins answered {ok}, errors {failed}"
     );
     eprintln!("logins through a replica's death: {ok} ok, {failed} clear errors, {issued} sessions");
+
+    // A second login on the other node ends the first stay (go-game's Logout type 3), and
+    // coming back ends that one in turn; the stay that came last is the one that lasts.
+    let other_node = if node_of_a == url_a { url_b.clone() } else { url_a.clone() };
+    let (mut away, _, _) = enter(std::slice::from_ref(&other_node), &a).await;
+    let kicked =
+        ca.wait::<pb::LogoutResp>(ids::reply(ids::LOGOUT), T).await.expect("the first stay hears of the second");
+    assert_eq!((kicked.r#type, kicked.user_id), (3, a.user_id));
+    assert!(ca.closed(T).await, "and its connection ends");
+    let (back, _, info_back) = enter(std::slice::from_ref(&node_of_a), &a).await;
+    let kicked = away.wait::<pb::LogoutResp>(ids::reply(ids::LOGOUT), T).await.expect("the second stay ends in turn");
+    assert_eq!(kicked.r#type, 3);
+    let (mut ca, info_a) = (back, info_back);
+    ca.send(ids::PING, &pb::Ping { sn: 7 }).await.expect("ping");
+    ca.wait::<pb::PingResp>(ids::reply(ids::PING), T).await.expect("the last stay lasts");
 
     // 4. The node one player is on dies: it reconnects, lands on the other node, and goes on
     //    from its saved place, coins and bag.
