@@ -87,6 +87,8 @@ struct Server {
     /// Until when it is skipped after refusing connections (ms since `EPOCH`).
     down_until: AtomicU64,
     refusals: AtomicU32,
+    /// When it last answered a call (ms since `EPOCH`).
+    last_seen: AtomicU64,
 }
 
 /// A call under way on a server: counted while it lives.
@@ -107,7 +109,8 @@ impl Drop for InFlight<'_> {
 
 fn now_ms() -> u64 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+    // Offset so that 0 ("never") is always long ago.
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 60_000
 }
 
 impl Server {
@@ -125,11 +128,19 @@ impl Server {
             ewma_ns: AtomicU64::new(0),
             down_until: AtomicU64::new(0),
             refusals: AtomicU32::new(0),
+            last_seen: AtomicU64::new(0),
         })
     }
 
-    fn load(&self) -> u64 {
-        u64::from(self.in_flight.load(Ordering::Relaxed) + 1) * self.ewma_ns.load(Ordering::Relaxed).max(1)
+    fn load(&self, now: u64) -> u64 {
+        // A latency figure older than a second is not trusted: the server is tried again as
+        // if new, so one slow call cannot keep it out of every pair for good.
+        let ewma = if now.saturating_sub(self.last_seen.load(Ordering::Relaxed)) > 1_000 {
+            1
+        } else {
+            self.ewma_ns.load(Ordering::Relaxed).max(1)
+        };
+        u64::from(self.in_flight.load(Ordering::Relaxed) + 1) * ewma
     }
 
     fn observe(&self, took: Duration) {
@@ -139,6 +150,7 @@ impl Server {
         // slow call.
         let new = if old == 0 { sample } else { (old * 9 + sample) / 10 };
         self.ewma_ns.store(new, Ordering::Relaxed);
+        self.last_seen.store(now_ms(), Ordering::Relaxed);
     }
 
     fn refused(&self) {
@@ -325,7 +337,7 @@ impl Inner {
                     b += 1;
                 }
                 let (a, b) = (pool[a], pool[b]);
-                Some(if a.load() <= b.load() { a.clone() } else { b.clone() })
+                Some(if a.load(now) <= b.load(now) { a.clone() } else { b.clone() })
             }
         }
     }
@@ -543,6 +555,9 @@ mod tests {
         let servers = ch.0.servers.read().expect("lock").clone();
         servers[0].ewma_ns.store(1_000, Ordering::Relaxed);
         servers[1].ewma_ns.store(1_000_000, Ordering::Relaxed);
+        for s in &servers[..2] {
+            s.last_seen.store(now_ms(), Ordering::Relaxed);
+        }
         servers[2].refused();
         let mut picks = [0usize; 3];
         for _ in 0..300 {
@@ -553,6 +568,10 @@ mod tests {
         let s = ch.0.pick(&[servers[0].clone()]).expect("another");
         assert!(Arc::ptr_eq(&s, &servers[1]), "a retry goes elsewhere");
         assert!(ch.0.pick(&servers).is_none());
+        // The slow one's figure goes stale without calls: it is probed again.
+        servers[1].last_seen.store(0, Ordering::Relaxed);
+        let s = ch.0.pick(&[servers[2].clone()]).expect("a server");
+        assert!(Arc::ptr_eq(&s, &servers[1]), "a stale latency does not keep a server out");
         // Known servers keep their figures across a directory change.
         ch.set_endpoints(&urls[..2]).expect("endpoints");
         assert_eq!(ch.0.servers.read().expect("lock")[0].ewma_ns.load(Ordering::Relaxed), 1_000);
