@@ -57,11 +57,6 @@ fn services() -> Option<Services> {
     Some(Services { etcd, mysql, redis, nats })
 }
 
-fn unique(p: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
-    format!("{p}_{}_{}", std::process::id(), n % 1_000_000_000)
-}
-
 async fn post(port: u16, path: &str, token: Option<&str>, body: Value) -> Value {
     rsgame_bot::client::post(&format!("127.0.0.1:{port}"), path, token, &body).await.expect("an envelope reply")
 }
@@ -151,13 +146,6 @@ fn get_body(port: u16, path: &str) -> String {
     out
 }
 
-async fn saved_place(db: &rsgame_store::Db, user: i64) -> Option<(f32, f32)> {
-    use sea_query::{Expr, ExprTrait as _, Query};
-    let q = Query::select().columns(["x", "z"]).from("world_state").and_where(Expr::col("user_id").eq(user)).to_owned();
-    let r = db.fetch_optional(&q).await.expect("place")?;
-    Some((r.f64("x").expect("x") as f32, r.f64("z").expect("z") as f32))
-}
-
 fn metric_lines(port: u16) -> String {
     get(port, "/metrics").map(|(_, b)| b).unwrap_or_default()
 }
@@ -237,11 +225,11 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     // A database of its own on MariaDB, migrated once before the roles start.
     let admin_cfg = rsgame_kit::config::DatabaseConfig { url: svc.mysql.clone(), ..Default::default() };
     let admin = rsgame_store::Db::connect(&admin_cfg).await.expect("mariadb");
-    let db_name = unique("rsgame_cluster");
+    let db_name = rsgame_testkit::unique("rsgame_cluster");
     admin.raw(&format!("CREATE DATABASE {db_name}")).await.expect("create database");
     let base = svc.mysql.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(svc.mysql.clone());
     let db_url = format!("{base}/{db_name}");
-    let key = unique("cl");
+    let key = rsgame_testkit::unique("cl");
     let otlp = std::env::var("RSGAME_TEST_OTLP_ENDPOINT").ok().filter(|v| !v.is_empty());
     // Only traces a caller asked for (a sampled traceparent) are exported: the cluster's own
     // background traffic would flood the shared collector other tests read.
@@ -487,9 +475,12 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
             .await
             .expect("db");
     let start = Instant::now();
-    while saved_place(&check, acc_a.user_id)
+    let places = rsgame_world::store::WorldStore::new(check.clone());
+    while places
+        .place(acc_a.user_id)
         .await
-        .is_none_or(|(x, z)| (x - here.0).abs() > 0.01 || (z - here.1).abs() > 0.01)
+        .expect("place")
+        .is_none_or(|p| (p.x - here.0).abs() > 0.01 || (p.z - here.1).abs() > 0.01)
     {
         assert!(start.elapsed() < Duration::from_secs(15), "the place was never saved");
         tokio::time::sleep(Duration::from_millis(100)).await;
