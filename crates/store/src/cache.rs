@@ -239,6 +239,42 @@ impl Cache {
         r
     }
 
+    /// Stores `value` at `key` and returns what was there: one atomic step on Redis (`SET …
+    /// GET`), so of two processes writing at once, the second sees the first's value.
+    pub async fn replace<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<Option<T>, StoreError> {
+        let bytes = encode(value)?;
+        let r = match &self.backend {
+            // In process there is no other writer to race with.
+            Backend::Memory(_) => {
+                let old = self.get_raw(key).await?;
+                self.set_raw(key, bytes, ttl).await.map(|()| old)
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.key(key)).arg(bytes);
+                if ttl.is_some() {
+                    cmd.arg("PX").arg(ttl_ms(ttl));
+                }
+                cmd.arg("GET");
+                cmd.query_async::<Option<Vec<u8>>>(&mut conn).await.map_err(redis_err)
+            }
+        };
+        match r {
+            Ok(Some(b)) => decode(key, &b).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.fail("replace", &e);
+                Err(e)
+            }
+        }
+    }
+
     /// Stores `value` only if `key` is absent (a lock); true if it was stored.
     pub async fn set_if_absent<T: Serialize>(
         &self,

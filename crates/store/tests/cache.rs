@@ -63,6 +63,14 @@ async fn typed_values_ttl_batches_and_prefix_delete() {
         assert!(!c.set_if_absent("lock", &"you", None).await.expect("nx"));
         assert_eq!(c.get::<String>("lock").await.expect("get").as_deref(), Some("me"));
 
+        // replace: the old value comes back; of many writers at once each sees another's.
+        assert_eq!(
+            c.replace::<String>("seat", &"a".into(), Some(Duration::from_secs(5))).await.expect("replace"),
+            None
+        );
+        assert_eq!(c.replace::<String>("seat", &"b".into(), None).await.expect("replace").as_deref(), Some("a"));
+        assert_eq!(c.get::<String>("seat").await.expect("get").as_deref(), Some("b"));
+
         // take: one of many concurrent takers gets the value.
         c.set("code", &"ABCD", Some(Duration::from_secs(5))).await.expect("set");
         let takes = futures_util::future::join_all((0..10).map(|_| c.take::<String>("code"))).await;

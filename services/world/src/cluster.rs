@@ -113,7 +113,20 @@ impl Cluster {
         Some((wire.what, wire.at))
     }
 
-    /// The player is here now.
+    /// The player is here now; returns the node it was on before, if another (one atomic
+    /// step on Redis: of two nodes logging the player in at once, the second sees the first
+    /// and ends its stay).
+    pub(crate) async fn claim(&self, user: i64) -> Option<String> {
+        match self.cache.replace(&presence_key(user), &self.node, Some(self.presence_ttl)).await {
+            Ok(prev) => prev.filter(|n| *n != self.node),
+            Err(e) => {
+                tracing::warn!(user, error = %e, "presence not written");
+                None
+            }
+        }
+    }
+
+    /// The player is still here (a refresh of its presence).
     pub(crate) async fn arrived(&self, user: i64) {
         if let Err(e) = self.cache.set(&presence_key(user), &self.node, Some(self.presence_ttl)).await {
             tracing::warn!(user, error = %e, "presence not written");

@@ -555,7 +555,7 @@ impl World {
         }
         let uid = claims.user_id;
         if let Some(c) = &self.0.cluster
-            && c.where_is(uid).await.is_some_and(|n| n != c.node())
+            && c.claim(uid).await.is_some()
         {
             // On another node: that stay ends (its connection hears "logged in elsewhere").
             c.publish(What::Kick { user: uid }).await;
