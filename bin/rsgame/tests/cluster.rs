@@ -304,7 +304,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(BTreeSet::from_iter(servers_a.iter().cloned()), BTreeSet::from([url_a.clone(), url_b.clone()]));
-    let (mut ca, node_of_a, _) = enter(&servers_a, &a).await;
+    let (mut ca, node_of_a, info_a) = enter(&servers_a, &a).await;
     let (b, _) = signup(api, "bob").await;
     let start = Instant::now();
     let servers_b = loop {
@@ -450,7 +450,13 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     // A second login on the other node ends the first stay (go-game's Logout type 3), and
     // coming back ends that one in turn; the stay that came last is the one that lasts.
     let other_node = if node_of_a == url_a { url_b.clone() } else { url_a.clone() };
-    let (mut away, _, _) = enter(std::slice::from_ref(&other_node), &a).await;
+    // Moved just before: the first node saves the place as it lets go, and the second
+    // waits for that, so the player stands where it was, not where the last interval left it.
+    let moved = walk(&mut ca, a.user_id, pos(&info_a), 6.0).await;
+    tokio::time::sleep(Duration::from_millis(150)).await; // the last step reaches the scene
+    let (mut away, _, info_away) = enter(std::slice::from_ref(&other_node), &a).await;
+    let p = pos(&info_away);
+    assert!((p.0 - moved.0).abs() < 0.01 && (p.1 - moved.1).abs() < 0.01, "moved nodes in place: {p:?} vs {moved:?}");
     let kicked =
         ca.wait::<pb::LogoutResp>(ids::reply(ids::LOGOUT), T).await.expect("the first stay hears of the second");
     assert_eq!((kicked.r#type, kicked.user_id), (3, a.user_id));

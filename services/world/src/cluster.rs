@@ -49,6 +49,9 @@ pub(crate) enum What {
     /// `user` logged in on another node: end its stay here (unless it logged in here again
     /// after this was sent).
     Kick { user: i64 },
+    /// `user`'s stay on the sending node has ended and its place is saved: node `to`, which
+    /// asked with a kick, may load it now.
+    Left { user: i64, to: String },
 }
 
 /// This node's place in the cluster.
@@ -93,9 +96,9 @@ impl Cluster {
         }
     }
 
-    /// Decodes a message from the bus with when it was sent: None for this node's own, stale
-    /// or unreadable ones.
-    pub(crate) fn decode(&self, payload: &[u8]) -> Option<(What, i64)> {
+    /// Decodes a message from the bus: what, when it was sent and by which node; None for
+    /// this node's own, stale or unreadable ones.
+    pub(crate) fn decode(&self, payload: &[u8]) -> Option<(What, i64, String)> {
         let wire: Wire = match serde_json::from_slice(payload) {
             Ok(w) => w,
             Err(e) => {
@@ -110,7 +113,7 @@ impl Cluster {
             metrics::counter!("world_cluster_stale_total").increment(1);
             return None;
         }
-        Some((wire.what, wire.at))
+        Some((wire.what, wire.at, wire.from))
     }
 
     /// The player is here now; returns the node it was on before, if another (one atomic

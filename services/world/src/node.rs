@@ -167,7 +167,12 @@ struct Inner {
     /// Keys room passwords (never stored in the clear, compared in constant time).
     password_key: [u8; 32],
     cluster: Option<Arc<Cluster>>,
+    /// Logins waiting for another node to confirm their player left it.
+    leaving: Mutex<HashMap<i64, oneshot::Sender<()>>>,
 }
+
+/// How long a login waits for the node the player was on to save it and let go.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// The world of one game node. Cheap to clone.
 #[derive(Clone)]
@@ -250,6 +255,7 @@ impl World {
             generations: AtomicU64::new(1),
             password_key,
             cluster,
+            leaving: Mutex::new(HashMap::new()),
         }));
         if let Some(c) = world.0.cluster.clone() {
             tokio::spawn(world.clone().follow_cluster(c.clone()));
@@ -276,8 +282,8 @@ impl World {
         };
         tracing::info!(node = cluster.node(), "following the other game nodes");
         while let Some(d) = sub.next().await {
-            if let Some((what, sent_at)) = cluster.decode(&d.payload) {
-                self.on_cluster(what, sent_at).await;
+            if let Some((what, sent_at, from)) = cluster.decode(&d.payload) {
+                self.on_cluster(what, sent_at, from).await;
             }
             if let Err(e) = d.ack().await {
                 tracing::debug!(error = %e, "cluster message not acknowledged");
@@ -303,7 +309,7 @@ impl World {
     }
 
     /// One message from another node.
-    async fn on_cluster(&self, what: What, sent_at: i64) {
+    async fn on_cluster(&self, what: What, sent_at: i64, from: String) {
         match what {
             What::World(m) => {
                 let reply = pb::ChatMsgResp { msg_list: vec![m.clone()] };
@@ -340,7 +346,20 @@ impl World {
                 };
                 send_many(&sessions, ids::FRIEND_STATUS, &info);
             }
-            What::Kick { user } => self.kick_here(user, sent_at).await,
+            What::Kick { user } => {
+                self.kick_here(user, sent_at).await;
+                // Saved (or never here): the node that asked may load the place now.
+                if let Some(c) = &self.0.cluster {
+                    c.publish(What::Left { user, to: from }).await;
+                }
+            }
+            What::Left { user, to } => {
+                if self.0.cluster.as_ref().is_some_and(|c| c.node() == to)
+                    && let Some(waiting) = lock(&self.0.leaving).remove(&user)
+                {
+                    let _ = waiting.send(());
+                }
+            }
         }
     }
 
@@ -557,8 +576,16 @@ impl World {
         if let Some(c) = &self.0.cluster
             && c.claim(uid).await.is_some()
         {
-            // On another node: that stay ends (its connection hears "logged in elsewhere").
+            // On another node: that stay ends (its connection hears "logged in elsewhere"),
+            // and its place is saved before this node loads it, so moving between nodes loses
+            // nothing; a node that does not answer in time (dead) left its last save.
+            let (tx, rx) = oneshot::channel();
+            lock(&self.0.leaving).insert(uid, tx);
             c.publish(What::Kick { user: uid }).await;
+            if tokio::time::timeout(LEAVE_WAIT, rx).await.is_err() {
+                tracing::debug!(user = uid, "the previous node did not confirm the player left");
+            }
+            lock(&self.0.leaving).remove(&uid);
         }
         let profile = self.0.directory.profile(uid).await?;
         let pack = self.0.game.pack(uid).await?;
