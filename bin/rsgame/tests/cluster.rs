@@ -25,15 +25,6 @@ use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(10);
 
-const WORLD: &str = r#"
-scenes:
-  - id: 1000
-    name: Meadow
-    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
-    cell: 32.5
-    respawn: { x: 185, z: 159 }
-"#;
-
 struct Services {
     etcd: String,
     mysql: String,
@@ -219,8 +210,7 @@ fn spans_of(log: &str, trace_id: &str) -> Vec<String> {
 async fn roles_as_processes_route_chat_and_survive_deaths() {
     let Some(svc) = services() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = sample_game_data(dir.path());
-    std::fs::write(data.join("world.yaml"), WORLD).expect("world.yaml");
+    world_data(dir.path());
 
     // A database of its own on MariaDB, migrated once before the roles start.
     let admin_cfg = rsgame_kit::config::DatabaseConfig { url: svc.mysql.clone(), ..Default::default() };

@@ -17,37 +17,8 @@ const T: Duration = Duration::from_secs(10);
 /// A fixed signing key, so tokens outlive a restart of the server.
 const AUTH: &str = "auth:\n  jwt_secret: world-tests-signing-key-0123456789abcdef\n";
 
-/// A world file for the tests: a harmless dummy beside the spawn point, and a PvP arena.
-const WORLD: &str = r#"
-scenes:
-  - id: 1000
-    name: Meadow
-    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
-    cell: 32.5
-    respawn: { x: 185, z: 159 }
-    monsters:
-      - { name: Dummy, x: 190, z: 165, hp: 25, attack: 0, defence: 0, speed: 0, aggro: 0, leash: 1, respawn_secs: 60, exp: 30, coins: 7 }
-  - id: 1001
-    name: Forest
-    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
-    cell: 32.5
-    respawn: { x: 185, z: 159 }
-  - id: 1002
-    name: Arena
-    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
-    cell: 32.5
-    respawn: { x: 185, z: 159 }
-    pvp: true
-"#;
-
-/// A data folder with the game's sample files and the test world.
-fn game_data(dir: &Path) {
-    let data = sample_game_data(dir);
-    std::fs::write(data.join("world.yaml"), WORLD).expect("world.yaml");
-}
-
 fn start(dir: &Path, extra: &str) -> Server {
-    game_data(dir);
+    world_data(dir);
     let cfg = write_config(dir, &format!("{AUTH}world:\n  reconnect_grace_secs: 3\n{extra}"));
     Server::start(&cfg, &[])
 }

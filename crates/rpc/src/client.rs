@@ -70,11 +70,15 @@ impl Connector {
                 discovery::watch_prefix(etcd.clone(), discovery::service_prefix(root, service), self.shutdown.clone());
             ch.follow(rx);
         } else {
-            let urls: Vec<String> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
-            ch.set_endpoints(&urls)?;
+            ch.set_endpoints(&url_list(url))?;
         }
         Ok(ch)
     }
+}
+
+/// The servers of a static `rpc.*_url`: comma-separated, blanks ignored.
+pub(crate) fn url_list(url: &str) -> Vec<String> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect()
 }
 
 /// A server behind a channel, with what power of two choices weighs.

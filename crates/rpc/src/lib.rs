@@ -132,8 +132,7 @@ pub const TOKEN_KEY: &str = "x-rsgame-rpc-token";
 pub fn channel(url: &str, token: &str) -> Result<RpcChannel, Error> {
     let opts = ClientOptions { token: token.to_owned(), ..ClientOptions::default() };
     let ch = RpcChannel::new("rpc", &opts, &[])?;
-    let urls: Vec<String> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
-    ch.set_endpoints(&urls)?;
+    ch.set_endpoints(&client::url_list(url))?;
     Ok(ch)
 }
 

@@ -153,3 +153,32 @@ pub fn sample_game_data(dir: &Path) -> std::path::PathBuf {
     }
     data
 }
+
+/// A world file for the tests: a harmless dummy beside the spawn point, and a PvP arena.
+pub const WORLD: &str = r#"
+scenes:
+  - id: 1000
+    name: Meadow
+    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
+    cell: 32.5
+    respawn: { x: 185, z: 159 }
+    monsters:
+      - { name: Dummy, x: 190, z: 165, hp: 25, attack: 0, defence: 0, speed: 0, aggro: 0, leash: 1, respawn_secs: 60, exp: 30, coins: 7 }
+  - id: 1001
+    name: Forest
+    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
+    cell: 32.5
+    respawn: { x: 185, z: 159 }
+  - id: 1002
+    name: Arena
+    bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
+    cell: 32.5
+    respawn: { x: 185, z: 159 }
+    pvp: true
+"#;
+
+/// A data folder with the game's sample files and the test world.
+pub fn world_data(dir: &Path) {
+    let data = sample_game_data(dir);
+    std::fs::write(data.join("world.yaml"), WORLD).expect("world.yaml");
+}
