@@ -5,6 +5,10 @@
 //! library holds no code: it carries `docs/guide.md` and its Chinese translation as
 //! documentation, so every Rust block in them is compiled (and the runnable ones run) by
 //! `cargo test`.
+//!
+//! # Layout
+//!
+//! - [`guide_zh_cn`]: the guide in Chinese, compiled the same way.
 
 #![doc = include_str!("../../docs/guide.md")]
 #![warn(missing_docs)]

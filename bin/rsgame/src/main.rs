@@ -5,6 +5,9 @@
 //! - `main.rs`: the commands (`serve`, `migrate`, `config`, `version`) and exit codes.
 //! - `roles.rs`: the role names a process can take.
 //! - `serve.rs`: start-up and graceful shutdown of a serving process.
+//! - `directory.rs`: the world's view of accounts, read from usercenter (in process or gRPC).
+//! - `nodes.rs`: game nodes in etcd, and sending each player to its node.
+//! - `web.rs`: the browser client, built into the binary.
 
 mod directory;
 mod nodes;

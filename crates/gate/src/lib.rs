@@ -2,9 +2,10 @@
 //!
 //! Bytes → frame → session → router → handler: a transport (TCP, TLS, WebSocket, KCP)
 //! delivers bytes; the frame codec cuts zinx frames out of them (size-limited before the body
-//! is read); the session's reader dispatches each frame, in order, to the handler registered
-//! for its message id; handlers answer through the session's bounded outbound queue, which a
-//! writer task drains in coalesced writes.
+//! is read); the connection's one task dispatches each frame, in order, to the handler
+//! registered for its message id; handlers answer through the session's bounded outbound
+//! queue, which the same task writes out — replies in one coalesced write right after the
+//! read that caused them, pushes from elsewhere as they come.
 //!
 //! # Layout
 //!
@@ -15,8 +16,8 @@
 //! - [`room`]: a game's own state and rules on one task, with its own tick.
 //! - [`aoi`]: the nine-grid area of interest, for sending to a scene's view.
 //! - `limits`: connection limits (total, per IP) and the per-session message rate.
-//! - `conn`: the reader and writer tasks of byte-stream transports.
-//! - `ws`: the WebSocket routes and their reader and writer.
+//! - `conn`: one connection's life in one task (read, dispatch, write) over any link.
+//! - `ws`: the WebSocket routes and the WebSocket link.
 //! - [`server`]: listeners, the session hub, fan-out, hooks, shutdown.
 //! - [`metrics`]: the gate's Prometheus metrics.
 //!

@@ -13,6 +13,13 @@
 //! - [`shutdown`]: the shutdown signal and the hooks components register for it.
 //! - [`tls`]: rustls configuration from PEM files and a TLS listener.
 //! - [`time`]: UTC calendar helpers (timestamps for clients, log file dates).
+//! - [`auth`]: access tokens (HS256 JWTs with go-game's `jwtUserId` claim), issued and checked.
+//! - [`extract`]: request extractors that answer bad input in go-game's envelope.
+//! - [`governance`]: REST governance: per-request deadlines, per-IP rate limits, adaptive
+//!   load shedding.
+//! - [`data`]: [`data::DataFile`], a game data file loaded into your type, checked and
+//!   hot-reloaded.
+//! - [`apidoc`]: the OpenAPI document (`/openapi.json`) and its browsable page (`/docs`).
 
 #![warn(missing_docs)]
 

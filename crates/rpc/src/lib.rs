@@ -4,11 +4,15 @@
 //! generated server over its trait, and a client that implements the same trait, so the API
 //! layer never knows which one it holds.
 //!
-//! Around the generated code: [`client`] (the channel every client runs on: power of two
-//! choices over the servers, deadlines handed on, safe retries, adaptive throttling, trace
-//! context), [`server`](mod@server) (the layer every server runs under: the caller's trace and deadline,
-//! load shedding, rate limits, metrics), [`discovery`] and [`etcd`] (registration under a
-//! lease, watched directories).
+//! # Layout
+//!
+//! - [`pb`]: the generated messages, servers and clients (and etcd's, for [`etcd`]).
+//! - [`client`]: the channel every client runs on: power of two choices over the servers,
+//!   deadlines handed on, safe retries, adaptive throttling, trace context.
+//! - [`server`](mod@server): the layer every server runs under: the caller's trace and
+//!   deadline, load shedding, rate limits, metrics.
+//! - [`discovery`]: registration under a lease and watched directories of servers.
+//! - [`etcd`]: rsgame's own etcd v3 client (range, put, txn, leases, watch).
 //!
 //! # Adding a service with a local and a remote implementation
 //!

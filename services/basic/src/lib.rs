@@ -1,8 +1,15 @@
 //! The basic service: captchas, verification codes (SMS or email, sent by a worker over the
 //! bus) and files (uploads to local disk, listing, soft deletion, signed download links).
 //!
-//! - [`Basic`]: the service trait other services call (usercenter checks captchas through it);
-//!   [`BasicLogic`] is the in-process implementation, a gRPC client will be the remote one.
+//! [`Basic`] is the service trait other services call (usercenter checks captchas through
+//! it); [`BasicLogic`] is the in-process implementation, [`rpc::RemoteBasic`] the remote one.
+//!
+//! # Layout
+//!
+//! - [`captcha`]: captcha images, their answers in the cache, consumed once.
+//! - [`code`]: verification codes (SMS or email), rate-limited, sent by a worker over the bus.
+//! - [`files`]: uploads, listing, soft deletion and signed downloads.
+//! - [`s3`]: the S3-compatible object store uploaded files may live in.
 //! - [`api`]: the REST routes under `/basic/v1/basic/`.
 //! - [`rpc`]: the gRPC server over any [`Basic`], and a remote [`Basic`].
 

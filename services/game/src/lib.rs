@@ -1,11 +1,15 @@
 //! The game service: a small, correct economy behind go-game's game REST endpoints.
 //!
+//! # Layout
+//!
 //! - [`data`]: goods, shop, levels, experience table and notices from YAML files, validated,
 //!   hot-reloaded.
 //! - [`battle`]: the deterministic battle simulation.
 //! - [`logic`]: the [`Game`] trait and its in-process implementation (profiles, shop, pack,
 //!   use, battles, ranks, notices, score changes), every change in one transaction with its
 //!   ledger rows.
+//! - `ranks`: leaderboards in Redis sorted sets when the cache is Redis, rebuilt from the
+//!   database, which stays the truth.
 //! - [`api`]: the REST routes under `/game/v1/game/`.
 //! - [`rpc`]: the gRPC `game` service over any [`Game`], and a remote [`Game`].
 

@@ -1,6 +1,8 @@
 //! The usercenter service: accounts, passwords (argon2id), JWT access tokens, rotating refresh
 //! tokens, brute-force protection, login logs.
 //!
+//! # Layout
+//!
 //! - [`model`]: `mem_user`, `mem_logs`, `uc_refresh_token`.
 //! - [`logic`]: the [`UserCenter`] trait and its in-process implementation.
 //! - [`api`]: the REST routes under `/usercenter/v1/user/`.

@@ -2,6 +2,8 @@
 //! server. A game node runs one [`World`]: it checks every login's token, owns the online
 //! players, and runs each scene and room as its own task with a fixed tick.
 //!
+//! # Layout
+//!
 //! - [`aoi`]: the nine-grid area of interest.
 //! - [`scene`]: a scene's simulation (joins, validated moves, per-tick batches, combat,
 //!   monster AI) — plain code, tested without sockets or clocks.
@@ -11,6 +13,8 @@
 //! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
 //!   gate handlers for every message id (docs/protocol.md).
 //! - `room`: the tasks that own a scene or a lockstep room.
+//! - [`cluster`]: the world over several game nodes: presence in the shared cache, chat,
+//!   friend notices and kicks over the bus.
 
 #![warn(missing_docs)]
 
