@@ -178,12 +178,9 @@ fn serve_answers_health_and_metrics_then_stops_on_sigterm() {
 
 #[test]
 fn served_requests_are_traced_to_the_collector() {
-    let (Ok(endpoint), Ok(collector_log)) =
-        (std::env::var("RSGAME_TEST_OTLP_ENDPOINT"), std::env::var("RSGAME_TEST_OTLP_LOG"))
+    let Some([endpoint, collector_log]) =
+        rsgame_testkit::services(["RSGAME_TEST_OTLP_ENDPOINT", "RSGAME_TEST_OTLP_LOG"])
     else {
-        eprintln!(
-            "skipped: RSGAME_TEST_OTLP_ENDPOINT and RSGAME_TEST_OTLP_LOG are not set (CI runs rotel and sets them)"
-        );
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -326,8 +323,8 @@ fn the_monolith_serves_accounts_and_captchas() {
 
 #[test]
 fn api_roles_call_usercenter_and_basic_over_grpc() {
-    let Ok(redis) = std::env::var("RSGAME_TEST_REDIS_URL") else {
-        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (split roles share the cache through Redis)");
+    // Split roles share the cache through Redis.
+    let Some(redis) = rsgame_testkit::service("RSGAME_TEST_REDIS_URL") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

@@ -33,18 +33,12 @@ struct Services {
 }
 
 fn services() -> Option<Services> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let (Some(etcd), Some(mysql), Some(redis), Some(nats)) = (
-        var("RSGAME_TEST_ETCD_ENDPOINTS"),
-        var("RSGAME_TEST_MYSQL_URL"),
-        var("RSGAME_TEST_REDIS_URL"),
-        var("RSGAME_TEST_NATS_URL"),
-    ) else {
-        eprintln!(
-            "skipped: the cluster test needs RSGAME_TEST_ETCD_ENDPOINTS, RSGAME_TEST_MYSQL_URL, RSGAME_TEST_REDIS_URL and RSGAME_TEST_NATS_URL"
-        );
-        return None;
-    };
+    let [etcd, mysql, redis, nats] = rsgame_testkit::services([
+        "RSGAME_TEST_ETCD_ENDPOINTS",
+        "RSGAME_TEST_MYSQL_URL",
+        "RSGAME_TEST_REDIS_URL",
+        "RSGAME_TEST_NATS_URL",
+    ])?;
     Some(Services { etcd, mysql, redis, nats })
 }
 
@@ -220,7 +214,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     let base = svc.mysql.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(svc.mysql.clone());
     let db_url = format!("{base}/{db_name}");
     let key = rsgame_testkit::unique("cl");
-    let otlp = std::env::var("RSGAME_TEST_OTLP_ENDPOINT").ok().filter(|v| !v.is_empty());
+    let otlp = rsgame_testkit::services(["RSGAME_TEST_OTLP_ENDPOINT", "RSGAME_TEST_OTLP_LOG"]).map(|[e, _]| e);
     // Only traces a caller asked for (a sampled traceparent) are exported: the cluster's own
     // background traffic would flood the shared collector other tests read.
     let trace =
@@ -267,8 +261,8 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     let node_b = node("node-b", pb_, &url_b, "127.0.0.7");
 
     // Every role's /metrics, scraped by a real Prometheus.
-    match std::env::var("RSGAME_TEST_PROMETHEUS").ok().filter(|v| !v.is_empty()) {
-        Some(bin) => prometheus_scrapes(
+    if let Some(bin) = rsgame_testkit::service("RSGAME_TEST_PROMETHEUS") {
+        prometheus_scrapes(
             &bin,
             dir.path(),
             &[
@@ -279,8 +273,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
                 ("game-node-a", pa),
                 ("game-node-b", pb_),
             ],
-        ),
-        None => eprintln!("skipped the Prometheus scrape: RSGAME_TEST_PROMETHEUS is not set"),
+        );
     }
 
     // 1. Two players, sent to the two nodes by load, talk across them.

@@ -66,9 +66,7 @@ fn the_client_can_be_turned_off() {
 
 #[test]
 fn two_players_in_headless_chromium() {
-    let (Ok(chromium), Ok(redis)) = (std::env::var("RSGAME_TEST_CHROMIUM"), std::env::var("RSGAME_TEST_REDIS_URL"))
-    else {
-        eprintln!("skipped: set RSGAME_TEST_CHROMIUM and RSGAME_TEST_REDIS_URL to play the web client in Chromium");
+    let Some([chromium, redis]) = rsgame_testkit::services(["RSGAME_TEST_CHROMIUM", "RSGAME_TEST_REDIS_URL"]) else {
         return;
     };
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/web");

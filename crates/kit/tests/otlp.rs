@@ -34,8 +34,7 @@ async fn emit_and_flush(cfg: TraceConfig, name: String) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_a_real_collector() {
-    let Ok(endpoint) = std::env::var("RSGAME_TEST_OTLP_ENDPOINT") else {
-        eprintln!("skipped: RSGAME_TEST_OTLP_ENDPOINT is not set (CI runs rotel and sets it)");
+    let Some(endpoint) = rsgame_testkit::service("RSGAME_TEST_OTLP_ENDPOINT") else {
         return;
     };
     let name = format!("otlp-probe-{}", uuid_like());

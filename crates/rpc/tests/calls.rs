@@ -189,8 +189,7 @@ async fn failing_servers_trip_the_breaker() {
 
 #[tokio::test]
 async fn servers_register_in_etcd_and_clients_follow() {
-    let Ok(endpoints) = std::env::var("RSGAME_TEST_ETCD_ENDPOINTS") else {
-        eprintln!("skipped: RSGAME_TEST_ETCD_ENDPOINTS is not set");
+    let Some(endpoints) = rsgame_testkit::service("RSGAME_TEST_ETCD_ENDPOINTS") else {
         return;
     };
     let endpoints: Vec<String> = endpoints.split(',').map(String::from).collect();
@@ -248,8 +247,7 @@ async fn servers_register_in_etcd_and_clients_follow() {
 
 #[tokio::test]
 async fn registrations_update_and_leave_on_shutdown() {
-    let Ok(endpoints) = std::env::var("RSGAME_TEST_ETCD_ENDPOINTS") else {
-        eprintln!("skipped: RSGAME_TEST_ETCD_ENDPOINTS is not set");
+    let Some(endpoints) = rsgame_testkit::service("RSGAME_TEST_ETCD_ENDPOINTS") else {
         return;
     };
     let endpoints: Vec<String> = endpoints.split(',').map(String::from).collect();

@@ -79,9 +79,8 @@ fn durable() -> Vec<(&'static str, String)> {
     for (name, var) in
         [("redis", "RSGAME_TEST_REDIS_URL"), ("nats", "RSGAME_TEST_NATS_URL"), ("kafka", "RSGAME_TEST_KAFKA_BROKERS")]
     {
-        match std::env::var(var) {
-            Ok(url) => v.push((name, url)),
-            Err(_) => eprintln!("skipped {name}: {var} is not set"),
+        if let Some(url) = rsgame_testkit::service(var) {
+            v.push((name, url));
         }
     }
     v
@@ -209,8 +208,8 @@ async fn an_unacknowledged_message_goes_to_a_live_member() {
 
 #[tokio::test]
 async fn a_broker_outage_fails_publishes_loudly_and_subscribers_come_back() {
-    if std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
-        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (this test also needs redis-server)");
+    // This test also starts its own redis-server.
+    if rsgame_testkit::service("RSGAME_TEST_REDIS_URL").is_none() {
         return;
     }
     let port = free_port();
@@ -252,8 +251,8 @@ fn own_nats(port: u16, store: &std::path::Path) -> Option<OwnServer> {
 
 #[tokio::test]
 async fn nats_outage_fails_publishes_loudly_and_keeps_what_was_stored() {
-    if std::env::var("RSGAME_TEST_NATS_URL").is_err() {
-        eprintln!("skipped: RSGAME_TEST_NATS_URL is not set (this test also needs nats-server)");
+    // This test also starts its own nats-server.
+    if rsgame_testkit::service("RSGAME_TEST_NATS_URL").is_none() {
         return;
     }
     let store = tempfile::tempdir().expect("tempdir");
@@ -353,8 +352,7 @@ fn own_tansu(bin: &str, port: u16, advertised: u16) -> Option<OwnServer> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_connections_cut_mid_stream_lose_no_acknowledged_message() {
-    let (Ok(_), Ok(bin)) = (std::env::var("RSGAME_TEST_KAFKA_BROKERS"), std::env::var("RSGAME_TEST_TANSU_BIN")) else {
-        eprintln!("skipped: RSGAME_TEST_KAFKA_BROKERS and RSGAME_TEST_TANSU_BIN (a tansu binary) are not both set");
+    let Some([_, bin]) = rsgame_testkit::services(["RSGAME_TEST_KAFKA_BROKERS", "RSGAME_TEST_TANSU_BIN"]) else {
         return;
     };
     let broker_port = free_port();

@@ -26,9 +26,8 @@ fn prefix() -> String {
 async fn caches() -> Vec<(Cache, String)> {
     let p = prefix();
     let mut v = vec![(Cache::memory(10_000, &p), p.clone())];
-    match std::env::var("RSGAME_TEST_REDIS_URL") {
-        Ok(url) => v.push((Cache::redis(&url, &p).await.expect("redis"), p)),
-        Err(_) => eprintln!("skipped redis: RSGAME_TEST_REDIS_URL is not set"),
+    if let Some(url) = rsgame_testkit::service("RSGAME_TEST_REDIS_URL") {
+        v.push((Cache::redis(&url, &p).await.expect("redis"), p));
     }
     v
 }
@@ -137,8 +136,8 @@ async fn concurrent_misses_load_once() {
 
 #[tokio::test]
 async fn redis_going_away_falls_back_to_the_loader_and_reconnects() {
-    if std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
-        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (this test also needs redis-server)");
+    // This test also starts its own redis-server.
+    if rsgame_testkit::service("RSGAME_TEST_REDIS_URL").is_none() {
         return;
     }
     let port = free_port();
@@ -172,8 +171,8 @@ async fn redis_going_away_falls_back_to_the_loader_and_reconnects() {
 
 #[tokio::test]
 async fn redis_over_tls_checks_the_certificate() {
-    if std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
-        eprintln!("skipped: RSGAME_TEST_REDIS_URL is not set (this test also needs redis-server)");
+    // This test also starts its own redis-server.
+    if rsgame_testkit::service("RSGAME_TEST_REDIS_URL").is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

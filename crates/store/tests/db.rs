@@ -37,8 +37,7 @@ where
     check(Db::connect(&cfg(sqlite)).await.expect("sqlite")).await;
 
     for (var, backend) in [("RSGAME_TEST_MYSQL_URL", Backend::MySql), ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres)] {
-        let Ok(admin_url) = std::env::var(var) else {
-            eprintln!("skipped {backend:?}: {var} is not set");
+        let Some(admin_url) = rsgame_testkit::service(var) else {
             continue;
         };
         let (admin, url, name) = fresh_database(&admin_url, backend).await;
@@ -199,8 +198,7 @@ async fn cut_connections(admin: &Db, backend: Backend, name: &str) {
 #[tokio::test]
 async fn connections_cut_mid_stream_lose_no_acknowledged_write() {
     for (var, backend) in [("RSGAME_TEST_MYSQL_URL", Backend::MySql), ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres)] {
-        let Ok(admin_url) = std::env::var(var) else {
-            eprintln!("skipped {backend:?}: {var} is not set");
+        let Some(admin_url) = rsgame_testkit::service(var) else {
             continue;
         };
         let (admin, url, name) = fresh_database(&admin_url, backend).await;

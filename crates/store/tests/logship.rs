@@ -60,8 +60,7 @@ async fn consume(brokers: &str, topic: &str, want: usize) -> Vec<(Option<Vec<u8>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_lines_reach_the_topic_and_the_last_ones_are_flushed_at_shutdown() {
-    let Ok(brokers) = std::env::var("RSGAME_TEST_KAFKA_BROKERS") else {
-        eprintln!("skipped: RSGAME_TEST_KAFKA_BROKERS is not set (CI runs tansu and sets it)");
+    let Some(brokers) = rsgame_testkit::service("RSGAME_TEST_KAFKA_BROKERS") else {
         return;
     };
     let topic = unique("logship");

@@ -7,12 +7,60 @@
 //!   stderr.
 //! - [`call`]: one HTTP/1.1 request over a fresh connection, returning the status, the
 //!   headers and the body.
+//! - [`service`] and [`skip`]: a test that needs a real service reads its address from a
+//!   `RSGAME_TEST_*` variable; when it is unset the test says `skipped: …` and passes, unless
+//!   `RSGAME_TEST_REQUIRE=1` (set by `.ci/run`), which makes it fail instead — so a CI run in
+//!   which a service did not start cannot pass with its tests silently not run.
 
 #![allow(clippy::unwrap_used)]
 
 use rsgame_kit::config::DatabaseConfig;
 use rsgame_store::{Backend, Cache, Db};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Whether a missing service fails the test (`RSGAME_TEST_REQUIRE=1`, as in CI) rather than
+/// skipping it.
+pub fn services_required() -> bool {
+    std::env::var("RSGAME_TEST_REQUIRE").is_ok_and(|v| v == "1")
+}
+
+/// A part of a test cannot run for want of `what`: says `skipped: {what}` on stderr, or
+/// panics when [`services_required`].
+#[track_caller]
+pub fn skip(what: &str) {
+    if services_required() {
+        panic!("RSGAME_TEST_REQUIRE=1 and a required service is missing: {what}");
+    }
+    // Straight to the stream, not through `eprintln!`, which the test harness captures and
+    // hides for a passing test: a bare `cargo test --workspace` shows what it skipped.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("skipped: {what}\n").as_bytes());
+}
+
+/// The value of a test service variable (`RSGAME_TEST_REDIS_URL`…), or `None` after
+/// [`skip`] when it is unset or empty.
+#[track_caller]
+pub fn service(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            skip(&format!("{var} is not set"));
+            None
+        }
+    }
+}
+
+/// [`service`] for several variables a test needs together: all their values, or `None`
+/// after one [`skip`] naming those that are missing.
+#[track_caller]
+pub fn services<const N: usize>(vars: [&str; N]) -> Option<[String; N]> {
+    let values = vars.map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    let missing: Vec<&str> = vars.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
+    if !missing.is_empty() {
+        skip(&format!("{} not set", missing.join(", ")));
+        return None;
+    }
+    Some(values.map(|v| v.unwrap_or_default()))
+}
 
 /// A unique name for a test's database or key prefix.
 pub fn unique(p: &str) -> String {
@@ -46,13 +94,11 @@ where
     rsgame_store::migrate::migrate(&db).await.expect("migrate");
     check(Stack::Embedded, db, Cache::memory(10_000, "t:")).await;
 
-    let redis = std::env::var("RSGAME_TEST_REDIS_URL").ok();
     for (var, backend, stack) in [
         ("RSGAME_TEST_MYSQL_URL", Backend::MySql, Stack::MariaDb),
         ("RSGAME_TEST_POSTGRES_URL", Backend::Postgres, Stack::Postgres),
     ] {
-        let (Ok(admin_url), Some(redis)) = (std::env::var(var), redis.as_ref()) else {
-            eprintln!("skipped {backend:?} + Redis: {var} or RSGAME_TEST_REDIS_URL is not set");
+        let Some([admin_url, redis]) = services([var, "RSGAME_TEST_REDIS_URL"]) else {
             continue;
         };
         let admin = Db::connect(&db_cfg(admin_url.clone())).await.expect("admin");
@@ -62,7 +108,7 @@ where
         let db = Db::connect(&db_cfg(format!("{base}/{name}"))).await.expect("connect");
         rsgame_store::migrate::migrate(&db).await.expect("migrate");
         let prefix = format!("{}:", unique("rsgame-t"));
-        let cache = Cache::redis(redis, &prefix).await.expect("redis");
+        let cache = Cache::redis(&redis, &prefix).await.expect("redis");
         // A failing check still cleans up: the panic is caught, the database and keys are
         // removed, then the panic goes on.
         let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(check(

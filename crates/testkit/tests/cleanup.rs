@@ -11,10 +11,9 @@ async fn a_failing_check_still_drops_its_database() {
         ("RSGAME_TEST_POSTGRES_URL", "pg_database", "datname"),
     ]
     .into_iter()
-    .filter_map(|(var, table, col)| std::env::var(var).ok().map(|url| (url, table, col)))
+    .filter_map(|(var, table, col)| rsgame_testkit::service(var).map(|url| (url, table, col)))
     .collect();
-    if servers.is_empty() || std::env::var("RSGAME_TEST_REDIS_URL").is_err() {
-        eprintln!("skipped: no server database (RSGAME_TEST_MYSQL_URL / _POSTGRES_URL) with RSGAME_TEST_REDIS_URL");
+    if servers.is_empty() || rsgame_testkit::service("RSGAME_TEST_REDIS_URL").is_none() {
         return;
     }
     let failed = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(rsgame_testkit::on_every_backend(

@@ -308,7 +308,7 @@ async fn codes_are_emailed_over_smtp() {
         .stderr(std::process::Stdio::null())
         .spawn();
     let Ok(mut child) = child else {
-        eprintln!("skipped: python3 is not available for an SMTP server");
+        rsgame_testkit::skip("python3 is not available for an SMTP server");
         return;
     };
     let mut up = false;
@@ -321,7 +321,7 @@ async fn codes_are_emailed_over_smtp() {
     }
     if !up {
         let _ = child.kill();
-        eprintln!("skipped: python3's smtpd module did not start (Python 3.12 removed it)");
+        rsgame_testkit::skip("python3's smtpd module did not start (Python 3.12 removed it)");
         return;
     }
     let cfg = BasicConfig {
@@ -343,8 +343,7 @@ async fn codes_are_emailed_over_smtp() {
 /// server): upload, dedupe, signed download streamed back from the bucket.
 #[tokio::test]
 async fn files_in_an_s3_bucket() {
-    let Ok(endpoint) = std::env::var("RSGAME_TEST_S3_ENDPOINT") else {
-        eprintln!("skipped: RSGAME_TEST_S3_ENDPOINT is not set");
+    let Some(endpoint) = rsgame_testkit::service("RSGAME_TEST_S3_ENDPOINT") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
