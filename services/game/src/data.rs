@@ -409,14 +409,42 @@ impl DataStore {
     pub fn open_or_seed(dir: impl Into<PathBuf>) -> Result<DataStore, DataError> {
         let dir = dir.into();
         if !dir.exists() {
-            let err = |e: std::io::Error| DataError { file: dir.display().to_string(), msg: e.to_string() };
-            std::fs::create_dir_all(&dir).map_err(err)?;
-            for (name, text) in SAMPLE {
-                std::fs::write(dir.join(name), text).map_err(err)?;
-            }
-            tracing::info!(dir = %dir.display(), "game data folder created with the sample data");
+            Self::seed(&dir)?;
         }
         DataStore::open(dir)
+    }
+
+    /// Writes the sample into a private folder beside `dir`, then renames it into place, so
+    /// several processes starting at once on one machine never read a half-written folder:
+    /// the first rename wins and the others find the folder whole.
+    fn seed(dir: &std::path::Path) -> Result<(), DataError> {
+        let err = |e: std::io::Error| DataError { file: dir.display().to_string(), msg: e.to_string() };
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "game".into());
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = dir.with_file_name(format!(".{name}.seeding-{}-{seq}", std::process::id()));
+        if let Some(parent) = staging.parent() {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        std::fs::create_dir_all(&staging).map_err(err)?;
+        for (file, text) in SAMPLE {
+            std::fs::write(staging.join(file), text).map_err(err)?;
+        }
+        match std::fs::rename(&staging, dir) {
+            Ok(()) => {
+                tracing::info!(dir = %dir.display(), "game data folder created with the sample data");
+                Ok(())
+            }
+            // Another process put its copy there first.
+            Err(_) if dir.exists() => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Err(err(e))
+            }
+        }
     }
 
     /// Loads `dir`; start-up fails when the data is bad.
@@ -487,6 +515,27 @@ mod tests {
         for f in FILES {
             std::fs::copy(sample().join(f), dir.join(f)).expect("copy");
         }
+    }
+
+    #[test]
+    fn processes_seeding_one_folder_at_once_all_read_it_whole() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data").join("game");
+        // Threads stand in for processes: each writes its own staging folder and races to
+        // rename it into place.
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || DataStore::open_or_seed(&dir).map(|d| d.get().goods.len()))
+            })
+            .collect();
+        for h in handles {
+            let goods = h.join().expect("thread").expect("seeded or found whole");
+            assert!(goods > 0);
+        }
+        let left: Vec<_> =
+            std::fs::read_dir(tmp.path().join("data")).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, ["game"], "no staging folder is left behind");
     }
 
     #[test]
