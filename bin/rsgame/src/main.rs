@@ -55,7 +55,8 @@ enum Command {
     /// Print the effective configuration (defaults, file, environment) with secrets masked.
     Config,
     /// Run N simulated players against a server (register or log in over REST, connect over
-    /// TCP, WebSocket or KCP, play a scenario), with live progress and a JSON report.
+    /// TCP, WebSocket or KCP, play a scenario), with live progress and a JSON report; exits 1
+    /// when not every bot was connected at the end.
     Bot(Box<rsgame_bot::bot::Args>),
     /// Print the version.
     Version,
@@ -69,11 +70,19 @@ fn main() -> ExitCode {
     }
     // The bots are a client: no server configuration applies to them.
     if let Command::Bot(args) = cli.command {
-        return run(async move {
+        let mut all_in = true;
+        let code = run(async {
             let report = rsgame_bot::bot::run(*args).await;
             println!("{report}");
+            all_in = report["connected"].as_u64() >= report["bots"].as_u64();
             Ok(())
         });
+        // A bot that never got in (or was dropped) fails the run, so scripts can rely on it.
+        if code == ExitCode::SUCCESS && !all_in {
+            eprintln!("error: not every bot was connected at the end");
+            return ExitCode::FAILURE;
+        }
+        return code;
     }
     let cfg = match Config::from_process(cli.config.as_deref()) {
         Ok(c) => c,

@@ -164,7 +164,7 @@ impl Rng {
     }
 }
 
-async fn connect(args: &Args, i: usize) -> Result<Client, client::ClientError> {
+async fn connect(args: &Args, i: usize, acc: &Account) -> Result<Client, client::ClientError> {
     match args.transport {
         Transport::Tcp => {
             let n = args.sources.max(1);
@@ -172,15 +172,24 @@ async fn connect(args: &Args, i: usize) -> Result<Client, client::ClientError> {
             Client::tcp_from(&args.gate, src).await
         }
         Transport::Kcp => Client::kcp(&args.gate).await,
-        Transport::Ws | Transport::WsJson => {
-            Client::ws(&format!("ws://{}/ws", args.http), args.transport == Transport::WsJson).await
-        }
+        Transport::Ws | Transport::WsJson => Client::ws(&ws_url(args, acc), args.transport == Transport::WsJson).await,
+    }
+}
+
+/// Where a WebSocket bot connects: the first server the token reply named (in a cluster, the
+/// node the player is on or the least loaded one), a path in it taken on the HTTP address;
+/// the HTTP address's `/ws` when the reply named none this client can open (`wss://`).
+fn ws_url(args: &Args, acc: &Account) -> String {
+    match acc.servers.first() {
+        Some(s) if s.starts_with("ws://") => s.clone(),
+        Some(path) if path.starts_with('/') => format!("ws://{}{path}", args.http),
+        _ => format!("ws://{}/ws", args.http),
     }
 }
 
 /// One bot's life.
 async fn play(args: Arc<Args>, shared: Arc<Shared>, i: usize, acc: Account, end: Instant) {
-    let mut c = match connect(&args, i).await {
+    let mut c = match connect(&args, i, &acc).await {
         Ok(c) => c,
         Err(e) => return shared.error(format!("connect: {e}")),
     };
@@ -348,7 +357,7 @@ async fn accounts(args: &Args, shared: &Shared) -> Vec<Account> {
         return (0..args.bots as i64)
             .filter_map(|i| {
                 let user_id = args.first_user + i;
-                jwt.issue(user_id).ok().map(|(t, _)| Account { user_id, token: t.access_token })
+                jwt.issue(user_id).ok().map(|(t, _)| Account { user_id, token: t.access_token, servers: Vec::new() })
             })
             .collect();
     }

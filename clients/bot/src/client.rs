@@ -333,6 +333,9 @@ pub struct Account {
     pub user_id: i64,
     /// Its access token.
     pub token: String,
+    /// The game servers the token reply listed (WebSocket URLs, the player's node first);
+    /// empty when the token was made without REST.
+    pub servers: Vec<String>,
 }
 
 /// Registers `username` (or logs in when it exists) over REST and reads its id.
@@ -346,5 +349,9 @@ pub async fn account(http: &str, username: &str, password: &str) -> Result<Accou
         v["data"]["accessToken"].as_str().ok_or_else(|| ClientError::Decode(format!("no token: {v}")))?.to_owned();
     let d = post(http, "/usercenter/v1/user/detail", Some(&token), &serde_json::json!({})).await?;
     let user_id = d["data"]["userInfo"]["id"].as_i64().ok_or_else(|| ClientError::Decode(format!("no id: {d}")))?;
-    Ok(Account { user_id, token })
+    let servers = v["data"]["servers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    Ok(Account { user_id, token, servers })
 }

@@ -165,8 +165,15 @@ pub struct RemoteUserCenter {
 }
 
 impl RemoteUserCenter {
-    /// The methods that read or set a value, which a retry cannot apply twice.
-    pub const IDEMPOTENT: &'static [&'static str] = &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId"];
+    /// The methods a retry on another replica may repeat after one saw them: reads, and
+    /// `Login`. A login whose reply was lost (its replica died mid-call) and that is retried
+    /// issues a second session; the first one's refresh token was never delivered, so nobody
+    /// can use it and it expires. Its only other traces are one more login log row and, for
+    /// a wrong password, one failure counted twice. `Register`, `Refresh` (a rotated token
+    /// presented again revokes its family), `Logout` and the QR calls are not retried once
+    /// a server saw them.
+    pub const IDEMPOTENT: &'static [&'static str] =
+        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login"];
 
     /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
     pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteUserCenter> {
