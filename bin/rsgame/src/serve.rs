@@ -163,6 +163,21 @@ fn outbound_ip(endpoints: &[String]) -> Option<String> {
     Some(sock.local_addr().ok()?.ip().to_string())
 }
 
+/// The token every gRPC call carries and every gRPC server requires: `rpc.token`, or else
+/// this installation's own, kept in `{app.data_dir}/rpc.token` (owner-only), so gRPC is never
+/// open to whoever can reach the port — a local process or a co-tenant container included —
+/// and processes sharing the data folder (the roles of one machine) agree on it.
+fn rpc_token(cfg: &Config) -> Result<String, ServeError> {
+    if !cfg.rpc.token.is_empty() {
+        return Ok(cfg.rpc.token.expose().to_owned());
+    }
+    let path = cfg.app.data_dir.join("rpc.token");
+    let token = rsgame_kit::auth::install_secret(&path)
+        .map_err(|e| ServeError::Worker(format!("rpc.token is not set and {} is unusable: {e}", path.display())))?;
+    tracing::info!(file = %path.display(), "rpc.token is not set: using this installation's token");
+    Ok(token)
+}
+
 /// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     // Log shipping to Kafka (`log.kafka.*`) needs the store's producer; Elasticsearch is
@@ -186,9 +201,10 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         tracing::info!(endpoints = ?cfg.discovery.etcd_endpoints, prefix = %cfg.discovery.prefix, "discovery through etcd");
         Some(etcd)
     };
+    let rpc_token = rpc_token(&cfg)?;
     let connector = rsgame_rpc::Connector::new(
         rsgame_rpc::ClientOptions {
-            token: cfg.rpc.token.expose().to_owned(),
+            token: rpc_token.clone(),
             timeout: Duration::from_millis(cfg.rpc.timeout_ms),
             retries: cfg.rpc.retries,
             breaker: cfg.rpc.breaker,
@@ -322,18 +338,18 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             }
             Role::UsercenterRpc => {
                 let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
-                let router = rsgame_rpc::server(cfg.rpc.token.expose(), &cfg.governance).add_service(svc);
+                let router = rsgame_rpc::server(&rpc_token, &cfg.governance).add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::BasicRpc => {
                 let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
-                let router = rsgame_rpc::server(cfg.rpc.token.expose(), &cfg.governance).add_service(svc);
+                let router = rsgame_rpc::server(&rpc_token, &cfg.governance).add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::GameApi => {
                 let game = game_logic(&shutdown)?;
                 let svc = rsgame_game::rpc::GameRpc::service(game.clone());
-                let grpc = rsgame_rpc::server(cfg.rpc.token.expose(), &cfg.governance).add_service(svc);
+                let grpc = rsgame_rpc::server(&rpc_token, &cfg.governance).add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, etcd.as_ref(), &shutdown).await?;
                 api = api.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
                 apidoc.merge(rsgame_game::api::openapi());
@@ -399,7 +415,6 @@ async fn open_database(cfg: &Config) -> Result<rsgame_store::Db, ServeError> {
     Ok(db)
 }
 
-/// Applies pending migrations and exits.
 /// `rsgame check ledger`: balances against the ledger; an error when something does not add up.
 pub async fn check_ledger(cfg: Config) -> Result<(), ServeError> {
     let db = open_database(&cfg).await?;
@@ -410,16 +425,21 @@ pub async fn check_ledger(cfg: Config) -> Result<(), ServeError> {
     db.close().await;
     let found = found?;
     for m in &found {
-        println!("user {} {}: balance {} but the ledger adds up to {}", m.user_id, m.asset, m.balance, m.ledger);
+        if m.balance != m.ledger {
+            println!("user {} {}: balance {} but the ledger adds up to {}", m.user_id, m.asset, m.balance, m.ledger);
+        } else {
+            println!("user {} {}: balance {} is negative", m.user_id, m.asset, m.balance);
+        }
     }
     if found.is_empty() {
-        println!("ledger ok: every balance equals the sum of its ledger rows");
+        println!("ledger ok: every balance equals the sum of its ledger rows, and none is negative");
         Ok(())
     } else {
         Err(ServeError::Worker(format!("{} balances do not match the ledger", found.len())))
     }
 }
 
+/// Applies pending migrations and exits.
 pub async fn migrate(cfg: Config) -> Result<(), ServeError> {
     let telemetry = telemetry::init(&Config {
         metrics: rsgame_kit::config::MetricsConfig { enabled: false, ..cfg.metrics.clone() },

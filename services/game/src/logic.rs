@@ -151,7 +151,14 @@ pub struct Ranking {
     pub me: Option<RankEntry>,
 }
 
-/// A ledger check's finding: a balance that its ledger does not add up to.
+/// The most one change may move an asset, either way. Far above anything a game grants,
+/// far below where 64-bit arithmetic wraps: a larger amount is a bug or an attack.
+pub const MAX_DELTA: i64 = 1_000_000_000_000;
+/// The most any balance may hold (coins, score, exp, an item count).
+pub const MAX_BALANCE: i64 = 1_000_000_000_000_000;
+
+/// A ledger check's finding: a balance that its ledger does not add up to, or one that is
+/// negative (`balance < 0`), which no change may leave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mismatch {
     /// The account.
@@ -406,7 +413,12 @@ impl GameLogic {
         reason: &str,
         reference: &str,
     ) -> Result<Player> {
-        // Conditional: coins and items never go below zero, whatever races.
+        let deltas = [c.coins, c.score, c.exp].into_iter().chain(c.items.iter().map(|&(_, d)| d));
+        if deltas.into_iter().any(|d| !(-MAX_DELTA..=MAX_DELTA).contains(&d)) {
+            return Err(bad("an amount is out of range"));
+        }
+        // Conditional: coins and items never go below zero, and no balance passes
+        // MAX_BALANCE, whatever races. (Deltas are bounded above, so `-d` cannot wrap.)
         let mut up = Query::update();
         up.table("game_player")
             .value("coins", Expr::col("coins").add(c.coins))
@@ -417,8 +429,18 @@ impl GameLogic {
         if c.coins < 0 {
             up.and_where(Expr::col("coins").gte(-c.coins));
         }
+        for (col, d) in [("coins", c.coins), ("score", c.score), ("exp", c.exp)] {
+            if d > 0 {
+                up.and_where(Expr::col(col).lte(MAX_BALANCE - d));
+            }
+        }
         if tx.execute(&up).await? == 0 {
-            return Err(Error::new(Code::NotEnoughCoins));
+            let p = self.load(tx, user_id).await?;
+            return Err(if p.coins + c.coins < 0 {
+                Error::new(Code::NotEnoughCoins)
+            } else {
+                Error::msg(Code::Forbidden, "a balance would pass its limit")
+            });
         }
         for &(goods_id, delta) in &c.items {
             let mut q = Query::update();
@@ -428,10 +450,21 @@ impl GameLogic {
                 .and_where(Expr::col("goods_id").eq(goods_id));
             if delta < 0 {
                 q.and_where(Expr::col("count").gte(-delta));
+            } else {
+                q.and_where(Expr::col("count").lte(MAX_BALANCE - delta));
             }
             if tx.execute(&q).await? == 0 {
                 if delta < 0 {
                     return Err(Error::new(Code::NotEnoughItems));
+                }
+                let exists = Query::select()
+                    .column("count")
+                    .from("game_item")
+                    .and_where(Expr::col("user_id").eq(user_id))
+                    .and_where(Expr::col("goods_id").eq(goods_id))
+                    .to_owned();
+                if tx.fetch_optional(&exists).await?.is_some() {
+                    return Err(Error::msg(Code::Forbidden, "a balance would pass its limit"));
                 }
                 let mut ins = Query::insert();
                 ins.into_table("game_item")
@@ -532,7 +565,7 @@ impl GameLogic {
         let mut out = Vec::new();
         let mut check = |user_id: i64, asset: String, balance: i64| {
             let l = ledger.remove(&(user_id, asset.clone())).unwrap_or(0);
-            if l != balance {
+            if l != balance || balance < 0 {
                 out.push(Mismatch { user_id, asset, balance, ledger: l });
             }
         };

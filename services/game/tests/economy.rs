@@ -129,6 +129,64 @@ async fn goods_heal_teach_buff_and_equip() {
 }
 
 #[tokio::test]
+async fn amounts_that_would_wrap_or_pass_the_limit_are_refused() {
+    use rsgame_game::logic::{MAX_BALANCE, MAX_DELTA};
+    on_every_backend(|stack, db, _| async move {
+        let game = GameLogic::new(db.clone(), data());
+        let refused = |r: rsgame_kit::Result<rsgame_game::logic::Player>| r.map(|_| ()).map_err(|e| e.code());
+        // `-i64::MIN` wraps to itself: it once passed the balance guard.
+        for coins in [i64::MIN, i64::MIN + 1, -MAX_DELTA - 1, MAX_DELTA + 1, i64::MAX] {
+            assert_eq!(refused(game.change_score(41, coins, 0, "gm", "").await), Err(Code::BadParam), "{coins}");
+            assert_eq!(refused(game.change_score(41, 0, coins, "gm", "").await), Err(Code::BadParam), "{coins}");
+        }
+        assert_eq!(refused(game.change_score(41, -MAX_DELTA, 0, "gm", "").await), Err(Code::NotEnoughCoins));
+        // Up to the limit and no further.
+        let q = Query::update()
+            .table("game_player")
+            .value("coins", MAX_BALANCE - 10)
+            .and_where(Expr::col("user_id").eq(41))
+            .to_owned();
+        db.execute(&q).await.expect("near the limit");
+        assert_eq!(refused(game.change_score(41, 11, 0, "gm", "").await), Err(Code::Forbidden), "{stack:?}");
+        assert_eq!(game.change_score(41, 10, 0, "gm", "").await.expect("to the limit").coins, MAX_BALANCE);
+        let p = game.player(41).await.expect("player");
+        assert_eq!(p.coins, MAX_BALANCE, "{stack:?}: a refused change leaves the balance alone");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_ledger_check_flags_a_negative_balance() {
+    on_every_backend(|stack, db, _| async move {
+        let game = GameLogic::new(db.clone(), data());
+        game.change_score(42, 0, 5, "gm", "").await.expect("change");
+        assert_eq!(game.check_ledger().await.expect("check"), []);
+        // A negative balance whose ledger rows agree with it (as a wrapped sum once did).
+        let q =
+            Query::update().table("game_player").value("score", -7).and_where(Expr::col("user_id").eq(42)).to_owned();
+        db.execute(&q).await.expect("tamper");
+        let q = Query::insert()
+            .into_table("game_ledger")
+            .columns(["user_id", "asset", "delta", "balance", "reason", "reference", "created_at"])
+            .values_panic([
+                42i64.into(),
+                "score".into(),
+                (-12i64).into(),
+                (-7i64).into(),
+                "t".into(),
+                "".into(),
+                0i64.into(),
+            ])
+            .to_owned();
+        db.insert_id(&q).await.expect("ledger row");
+        let found = game.check_ledger().await.expect("check");
+        assert_eq!(found.len(), 1, "{stack:?}: {found:?}");
+        assert_eq!((found[0].asset.as_str(), found[0].balance, found[0].ledger), ("score", -7, -7));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn ranks_and_the_guard_on_score_changes() {
     on_every_backend(|stack, db, cache| async move {
         // With Redis, the boards are Redis sorted sets; the database answers the same.
