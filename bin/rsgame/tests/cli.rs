@@ -404,3 +404,34 @@ fn the_rest_api_is_rate_limited_but_health_checks_are_not() {
     // Health checks and metrics are outside governance.
     assert!((0..10).all(|_| get(server.port, "/healthz").map(|r| r.0) == Some(200)));
 }
+
+#[test]
+fn grpc_is_never_open_without_the_service_token() {
+    use rsgame_rpc::pb::usercenter::{GenerateTokenReq, usercenter_client::UsercenterClient};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let grpc = free_port();
+    // A default monolith: no rpc.token configured, gRPC on loopback.
+    let srv = Server::start_at(&cfg, "all", free_port(), &[("RSGAME_RPC__USERCENTER_PORT", &grpc.to_string())]);
+    let (_, body) =
+        post(srv.port, "/usercenter/v1/user/register", None, r#"{"username":"mint","password":"secret99"}"#);
+    assert!(body.contains("\"code\":200"), "{body}");
+    let token_file = dir.path().join("data").join("rpc.token");
+    let install_token = std::fs::read_to_string(&token_file).expect("the installation's token").trim().to_owned();
+    assert_eq!(install_token.len(), 64);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mint = |token: String| async move {
+            let ch = rsgame_rpc::channel(&format!("http://127.0.0.1:{grpc}"), &token).expect("channel");
+            UsercenterClient::new(ch).generate_token(GenerateTokenReq { user_id: 1 }).await.map(|r| r.into_inner())
+        };
+        // Any local process could once mint a token for any player.
+        for wrong in [String::new(), "guess".to_owned(), install_token[..63].to_owned()] {
+            let st = mint(wrong).await.expect_err("refused");
+            assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+        }
+        let ok = mint(install_token.clone()).await.expect("the installation's own token works");
+        assert!(!ok.access_token.is_empty());
+    });
+    drop(srv);
+}

@@ -107,6 +107,43 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// The secret of this installation kept in `path` (64 hex digits), created on first use
+/// with owner-only permissions. Processes that share the folder share the secret; a process
+/// that cannot read it cannot present it. Two processes creating it at once agree: the file
+/// is created exclusively and the loser reads the winner's.
+pub fn install_secret(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw[..]);
+    let fresh = hex::encode(raw);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(fresh.as_bytes())?;
+            f.sync_all()?;
+            Ok(fresh)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // The creator may still be writing: a short file is read again for a moment.
+            for _ in 0..50 {
+                let s = std::fs::read_to_string(path)?.trim().to_owned();
+                if s.len() >= 32 {
+                    return Ok(s);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} holds no secret", path.display())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Jwt {
     /// A codec with `secret`; an empty secret gets a random one (tokens then die with the
     /// process, which start-up warns about).
@@ -280,6 +317,27 @@ mod tests {
 
     fn jwt() -> Jwt {
         Jwt::new(b"test-secret", Duration::from_secs(60), Duration::from_secs(30))
+    }
+
+    #[test]
+    fn an_install_secret_is_made_once_private_and_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data").join("rpc.token");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || install_secret(&path).expect("secret"))
+            })
+            .collect();
+        let got: Vec<String> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+        assert!(got.iter().all(|s| *s == got[0] && s.len() == 64), "one secret for all: {got:?}");
+        assert_eq!(install_secret(&path).expect("again"), got[0], "kept across restarts");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "only its owner reads it");
+        }
     }
 
     #[test]

@@ -159,8 +159,10 @@ impl RequireToken {
 
 impl tonic::service::Interceptor for RequireToken {
     fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        // Never open: a server built without a token refuses every call.
         if self.0.is_empty() {
-            return Ok(req);
+            tracing::warn!("rpc call refused: this server has no service token configured");
+            return Err(status(Error::msg(Code::Unauthorized, "this server has no service token configured")));
         }
         let sent = req.metadata().get(TOKEN_KEY).map(|v| v.as_bytes()).unwrap_or_default();
         if rsgame_kit::auth::constant_time_eq(sent, self.0.as_bytes()) {

@@ -70,7 +70,9 @@ impl Server {
         c.env("RSGAME_GATE__TCP_PORT", gate_port.to_string())
             .env("RSGAME_GATE__KCP_PORT", "0")
             .env("RSGAME_GATE__HOST", "127.0.0.1");
-        // Game data seeded beside the test's database rather than in the working directory.
+        // Game data (and the installation's rpc.token) beside the test's database rather
+        // than in the working directory.
+        c.env("RSGAME_APP__DATA_DIR", cfg.parent().unwrap_or(cfg).join("data"));
         c.env("RSGAME_GAME__DATA_DIR", cfg.parent().unwrap_or(cfg).join("data/game"));
         // The gRPC roles on ephemeral ports unless a test chooses.
         c.env("RSGAME_RPC__HOST", "127.0.0.1")
