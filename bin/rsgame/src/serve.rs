@@ -358,6 +358,10 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     }
     let api = rsgame_kit::governance::apply(api, &cfg.governance);
     let router = http::finish(router.merge(api).merge(rsgame_kit::apidoc::router(apidoc)));
+    // Outermost, so the access log, rate limits, login counters and the WebSocket gate all
+    // see the client behind a trusted proxy.
+    let proxies = rsgame_kit::proxy::TrustedProxies::parse(&cfg.http.trusted_proxies).map_err(ServeError::Worker)?;
+    let router = rsgame_kit::proxy::layer(router, proxies);
     let tls = if cfg.tls.http {
         Some(rsgame_kit::tls::server_config(cfg.tls.cert_file.as_ref(), cfg.tls.key_file.as_ref(), false)?)
     } else {

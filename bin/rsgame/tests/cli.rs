@@ -435,3 +435,42 @@ fn grpc_is_never_open_without_the_service_token() {
     });
     drop(srv);
 }
+
+/// getShop from `forwarded_for` (an X-Forwarded-For header), answered with its code.
+fn shop_as(port: u16, forwarded_for: &str) -> i64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        s,
+        "POST /game/v1/game/getShop HTTP/1.1\r\nhost: x\r\nx-forwarded-for: {forwarded_for}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    v["code"].as_i64().unwrap_or(-1)
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_nobody_else_chooses_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = "governance:\n  rate_per_sec: 1\n  rate_burst: 2\n";
+    let cfg = write_config(dir.path(), &format!("{limits}http:\n  trusted_proxies: [127.0.0.1/32]\n"));
+    let proxied = Server::start(&cfg, &[]);
+    // Two players behind the proxy: one spending its burst does not limit the other.
+    let first: Vec<i64> = (0..4).map(|_| shop_as(proxied.port, "198.51.100.1")).collect();
+    assert_eq!(first[..2], [200, 200], "{first:?}");
+    assert!(first[2..].contains(&400502), "the first player's burst runs out: {first:?}");
+    assert_eq!(shop_as(proxied.port, "198.51.100.2"), 200, "the second player has its own");
+    // A client cannot pick its address by writing the header itself: the proxy's entry wins.
+    assert_eq!(shop_as(proxied.port, "198.51.100.2, 198.51.100.1"), 400502);
+    drop(proxied);
+
+    // Without trusted proxies the header is ignored: every request is the peer's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), limits);
+    let direct = Server::start(&cfg, &[]);
+    let codes: Vec<i64> = (0..4).map(|i| shop_as(direct.port, &format!("198.51.100.{i}"))).collect();
+    assert!(codes.contains(&400502), "forged headers buy no fresh limits: {codes:?}");
+}

@@ -189,11 +189,20 @@ pub struct HttpConfig {
     /// Serve the browser client (built into the binary) at `/` in a process that runs
     /// `usercenter-api`.
     pub web_client: bool,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the real
+    /// client; from any other peer the header is ignored. Empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { host: "0.0.0.0".into(), port: 8888, error_status: ErrorStatus::Compat, web_client: true }
+        HttpConfig {
+            host: "0.0.0.0".into(),
+            port: 8888,
+            error_status: ErrorStatus::Compat,
+            web_client: true,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -673,11 +682,19 @@ impl Default for BusConfig {
 pub struct UsercenterConfig {
     /// Shortest password accepted.
     pub password_min_len: usize,
-    /// Failed logins (per account or per IP, within the window) after which a captcha is
-    /// required.
+    /// Failed logins for one account from one address (within the window) after which that
+    /// address needs a captcha for it.
     pub captcha_after_failures: i64,
-    /// Failed logins after which the account or IP is locked out.
+    /// Failed logins for one account from one address after which that address is locked
+    /// out of it; the same number from all addresses puts the whole account behind a
+    /// captcha, and the same number made with solved captchas locks the addresses that
+    /// failed on it.
     pub lock_after_failures: i64,
+    /// Failed logins from one address over all accounts after which every login from it
+    /// needs a captcha (well above one player's typos: players share addresses).
+    pub ip_captcha_after_failures: i64,
+    /// Failed logins from one address over all accounts after which it is locked out.
+    pub ip_lock_after_failures: i64,
     /// The window failures are counted in, seconds.
     pub failure_window_secs: u64,
     /// How long a lock-out lasts, seconds.
@@ -699,6 +716,8 @@ impl Default for UsercenterConfig {
             password_min_len: 8,
             captcha_after_failures: 3,
             lock_after_failures: 10,
+            ip_captcha_after_failures: 30,
+            ip_lock_after_failures: 200,
             failure_window_secs: 900,
             lock_secs: 900,
             refresh_expire_secs: 30 * 86_400,
@@ -1082,6 +1101,9 @@ impl Config {
 
     /// Checks values that a type alone cannot: returns the key and what is wrong.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Err(e) = crate::proxy::TrustedProxies::parse(&self.http.trusted_proxies) {
+            return Err(("http.trusted_proxies", e));
+        }
         if !(0.0..=1.0).contains(&self.trace.sample_ratio) {
             return Err((
                 "trace.sample_ratio",
@@ -1190,6 +1212,12 @@ impl Config {
         }
         if self.usercenter.lock_after_failures <= self.usercenter.captcha_after_failures {
             return Err(("usercenter.lock_after_failures", "must exceed usercenter.captcha_after_failures".into()));
+        }
+        if self.usercenter.ip_lock_after_failures <= self.usercenter.ip_captcha_after_failures {
+            return Err((
+                "usercenter.ip_lock_after_failures",
+                "must exceed usercenter.ip_captcha_after_failures".into(),
+            ));
         }
         let loopback =
             self.rpc.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || self.rpc.host == "localhost";

@@ -223,9 +223,9 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crat
     }
 }
 
-/// The client's IP address for logs and rate limits: the connection's peer (a proxy in front
-/// is the peer; trusted forwarding headers are not read yet). Empty when the router was not
-/// served with connection info (in-process tests).
+/// The client's IP address for logs and rate limits: the connection's peer, or the client
+/// behind it when the peer is a trusted proxy ([`crate::proxy`]). Empty when the router was
+/// not served with connection info (in-process tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIp(pub String);
 

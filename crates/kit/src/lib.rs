@@ -10,6 +10,7 @@
 //! - [`telemetry`]: logs (console, rotating files), Prometheus metrics, OpenTelemetry traces.
 //! - [`http`]: the middleware, health and metrics routes and serving that every HTTP
 //!   listener shares.
+//! - [`proxy`]: the real client address behind trusted reverse proxies.
 //! - [`shutdown`]: the shutdown signal and the hooks components register for it.
 //! - [`tls`]: rustls configuration from PEM files and a TLS listener.
 //! - [`time`]: UTC calendar helpers (timestamps for clients, log file dates).
@@ -31,6 +32,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod http;
+pub mod proxy;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

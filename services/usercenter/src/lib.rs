@@ -5,6 +5,8 @@
 //!
 //! - [`model`]: `mem_user`, `mem_logs`, `uc_refresh_token`.
 //! - [`logic`]: the [`UserCenter`] trait and its in-process implementation.
+//! - [`guard`]: login protection: failures counted per account and address, captchas and
+//!   lock-outs that a stranger cannot turn against a player.
 //! - [`api`]: the REST routes under `/usercenter/v1/user/`.
 //! - [`rpc`]: the gRPC server over any [`UserCenter`], and a remote [`UserCenter`].
 //!
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod guard;
 pub mod logic;
 pub mod model;
 pub mod rpc;

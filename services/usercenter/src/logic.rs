@@ -12,6 +12,7 @@ use rsgame_store::{Cache, Db, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use crate::guard::{LoginGuard, Verdict};
 use crate::model::{self, LogKind, User};
 
 /// Tokens as login, register and refresh return them: go-game's three fields plus the
@@ -290,12 +291,14 @@ pub struct UserCenterLogic {
     jwt: Arc<Jwt>,
     basic: Arc<dyn Basic>,
     cfg: UsercenterConfig,
+    guard: LoginGuard,
 }
 
 impl UserCenterLogic {
     /// The logic over its storage, token codec and basic (for captchas).
     pub fn new(db: Db, cache: Cache, jwt: Arc<Jwt>, basic: Arc<dyn Basic>, cfg: UsercenterConfig) -> Self {
-        UserCenterLogic { db, cache, jwt, basic, cfg }
+        let guard = LoginGuard::new(cache.clone(), cfg.clone());
+        UserCenterLogic { db, cache, jwt, basic, cfg, guard }
     }
 
     /// The revocation list that logouts write, for [`rsgame_kit::auth::Auth`].
@@ -315,33 +318,6 @@ impl UserCenterLogic {
     /// Whether the account exists and its status allows logging in (3 banned, 5 closed do not).
     async fn may_log_in(&self, user_id: i64) -> Result<bool> {
         Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.status != 3 && u.status != 5))
-    }
-
-    fn window(&self) -> Duration {
-        Duration::from_secs(self.cfg.failure_window_secs)
-    }
-
-    /// Counts a failed login for the account and the IP; locks either at the limit.
-    async fn failed(&self, user_key: &str, ip_key: &str) {
-        for k in [user_key, ip_key] {
-            // A cache outage must not turn a wrong password into a 500: the failure just
-            // goes uncounted (and is logged by the cache).
-            if let Ok(n) = self.cache.incr(&format!("uc:fail:{k}"), 1, Some(self.window())).await
-                && n >= self.cfg.lock_after_failures
-            {
-                tracing::warn!(target_key = k, failures = n, "login locked after repeated failures");
-                let _ =
-                    self.cache.set(&format!("uc:lock:{k}"), &true, Some(Duration::from_secs(self.cfg.lock_secs))).await;
-            }
-        }
-    }
-
-    async fn failures(&self, k: &str) -> i64 {
-        self.cache.get::<i64>(&format!("uc:fail:{k}")).await.ok().flatten().unwrap_or(0)
-    }
-
-    async fn locked(&self, k: &str) -> bool {
-        self.cache.get::<bool>(&format!("uc:lock:{k}")).await.ok().flatten().unwrap_or(false)
     }
 }
 
@@ -405,32 +381,32 @@ impl UserCenter for UserCenterLogic {
         if req.username.is_empty() || req.username.len() > 64 || req.password.is_empty() || req.password.len() > 512 {
             return Err(Error::new(Code::LoginFailed));
         }
-        let user_key = format!("user:{}", req.username.to_lowercase());
-        let ip_key = format!("ip:{ip}");
-        if self.locked(&user_key).await || self.locked(&ip_key).await {
-            return Err(Error::new(Code::AccountLocked));
-        }
-        let failures = self.failures(&user_key).await.max(self.failures(&ip_key).await);
-        if failures >= self.cfg.captcha_after_failures {
-            if req.captcha_key.is_empty() || req.captcha_code.is_empty() {
-                return Err(Error::new(Code::CaptchaRequired));
+        let solved = match self.guard.check(&req.username, ip).await {
+            Verdict::Locked => return Err(Error::new(Code::AccountLocked)),
+            Verdict::Open => false,
+            Verdict::Captcha => {
+                if req.captcha_key.is_empty() || req.captcha_code.is_empty() {
+                    return Err(Error::new(Code::CaptchaRequired));
+                }
+                // A wrong or made-up captcha is no password failure: counting it let
+                // strangers lock any account without ever solving one.
+                if !self.basic.verify_captcha(&req.captcha_key, &req.captcha_code).await? {
+                    return Err(Error::new(Code::CaptchaWrong));
+                }
+                true
             }
-            if !self.basic.verify_captcha(&req.captcha_key, &req.captcha_code).await? {
-                self.failed(&user_key, &ip_key).await;
-                return Err(Error::new(Code::CaptchaWrong));
-            }
-        }
+        };
         let user = model::user_by_name(&self.db, &req.username).await?;
         let ok = verify_password(req.password, user.as_ref().map(|u| u.password.clone())).await;
         let Some(user) = user.filter(|_| ok) else {
-            self.failed(&user_key, &ip_key).await;
+            self.guard.failed(&req.username, ip, solved).await;
             return Err(Error::new(Code::LoginFailed));
         };
         if user.status == 3 || user.status == 5 {
             model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
             return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
         }
-        let _ = self.cache.delete(&[&format!("uc:fail:{user_key}")]).await;
+        self.guard.succeeded(&req.username, ip).await;
         model::touch_login(&self.db, user.id, ip).await?;
         model::log(&self.db, user.id, LogKind::Login, "login", ip).await?;
         self.issue(user.id, None).await

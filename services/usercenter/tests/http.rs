@@ -292,6 +292,11 @@ async fn repeated_failures_need_a_captcha_then_lock() {
         assert_eq!(code(&v), 400509, "wrong captcha: {v}");
         let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", &key, &answer)).await;
         assert_eq!(code(&v), 400509, "a captcha works once, even with the right answer: {v}");
+        // Made-up captchas are no password failures: however many, they lock nothing.
+        for i in 0..20 {
+            let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("wrong123", &format!("made-up-{i}"), "x")).await;
+            assert_eq!(code(&v), 400509, "{v}");
+        }
 
         let (_, v) = call(site.port, "GET", "/basic/v1/basic/captcha", None, "").await;
         let key = v["data"]["key"].as_str().expect("key").to_owned();
@@ -299,8 +304,9 @@ async fn repeated_failures_need_a_captcha_then_lock() {
         let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", &key, &answer)).await;
         assert_eq!(code(&v), 200, "right captcha (any case) and password: {v}");
 
-        // Failures pile up per IP too (5 so far: the account's count was reset by the login,
-        // the IP's was not); at the limit (6) everything is locked out.
+        // The right password started this address afresh on the account: three more
+        // failures, then three with solved captchas reach the limit (6), and this address is
+        // locked out of the account.
         let mut locked = false;
         for _ in 0..10 {
             let (_, v) = call(site.port, "GET", "/basic/v1/basic/captcha", None, "").await;
@@ -313,7 +319,7 @@ async fn repeated_failures_need_a_captcha_then_lock() {
             }
             assert_eq!(code(&v), 400507, "{v}");
         }
-        assert!(locked, "repeated failures lock the login");
+        assert!(locked, "repeated failures with solved captchas lock the login");
         let (_, v) = post(&site, "/usercenter/v1/user/login", None, login("secret99", "", "")).await;
         assert_eq!(code(&v), 400510, "locked, even with the right password: {v}");
     })
