@@ -374,7 +374,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     tracing::info!(addr = %local, tls = tls.is_some(), "http listening");
-    let mut server = tokio::spawn(http::serve(listener, tls, router, shutdown.clone()));
+    let limits = rsgame_kit::listen::ConnLimits::from_config(&cfg.http).map_err(ServeError::Worker)?;
+    let mut server = tokio::spawn(rsgame_kit::listen::serve(listener, tls, router, shutdown.clone(), limits));
 
     tokio::select! {
         sig = shutdown::signal() => tracing::info!(signal = sig, "shutdown requested"),

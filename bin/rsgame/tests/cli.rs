@@ -474,3 +474,72 @@ fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_nobody_else_chooses_
     let codes: Vec<i64> = (0..4).map(|i| shop_as(direct.port, &format!("198.51.100.{i}"))).collect();
     assert!(codes.contains(&400502), "forged headers buy no fresh limits: {codes:?}");
 }
+
+/// Whether the server closes `s` within `within` (a read returns end of file or an error).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or the like may come first; what matters is the close after it.
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn slow_silent_and_idle_http_connections_are_closed_and_capped_per_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "http:\n  header_timeout_secs: 2\n  max_connections_per_ip: 6\n");
+    let srv = Server::start(&cfg, &[]);
+    let connect = || TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+
+    // Slowloris: a header line a second never completes a request.
+    let mut slow = connect();
+    let start = Instant::now();
+    let mut cut = false;
+    for i in 0..8 {
+        if write!(slow, "{}x-slow-{i}: 1\r\n", if i == 0 { "GET /healthz HTTP/1.1\r\n" } else { "" }).is_err() {
+            cut = true;
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_secs(1)) {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut && start.elapsed() < Duration::from_secs(6), "cut after {:?}", start.elapsed());
+    // A connection that sends nothing, and one kept alive after its request, go too.
+    let mut silent = connect();
+    assert!(closed_within(&mut silent, Duration::from_secs(5)), "a silent connection is closed");
+    let mut kept = connect();
+    write!(kept, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").expect("request");
+    assert!(closed_within(&mut kept, Duration::from_secs(5)), "an idle kept-alive connection is closed");
+
+    // One address holds at most 6 connections; the 7th is closed at once, and places come
+    // back when connections close.
+    let held: Vec<TcpStream> = (0..6).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = connect();
+    assert!(closed_within(&mut extra, Duration::from_millis(1500)), "the 7th connection is refused");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(srv.port, "/healthz").map(|r| r.0), Some(200), "places came back");
+
+    // An upgraded WebSocket is the gate's: it outlives the header timeout.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut ws =
+            rsgame_bot::client::Client::ws(&format!("ws://127.0.0.1:{}/ws", srv.port), false).await.expect("ws");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ws.send(rsgame_proto::ids::PING, &rsgame_proto::pb::Ping { sn: 7 }).await.expect("ping");
+        let pong: rsgame_proto::pb::PingResp =
+            ws.wait(rsgame_proto::ids::PING_RESP, Duration::from_secs(5)).await.expect("pong after 3 s idle");
+        assert_eq!(pong.sn, 7);
+    });
+}

@@ -192,6 +192,15 @@ pub struct HttpConfig {
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the real
     /// client; from any other peer the header is ignored. Empty: the peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a connection may take to send a request's headers, counted from when it
+    /// starts waiting for one: also how long a kept-alive connection may sit idle, and how
+    /// long a TLS handshake may take.
+    pub header_timeout_secs: u64,
+    /// Open HTTP connections over all clients (WebSocket ones until their upgrade); `0`:
+    /// no limit.
+    pub max_connections: usize,
+    /// Open HTTP connections from one address (trusted proxies exempt); `0`: no limit.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
@@ -202,6 +211,9 @@ impl Default for HttpConfig {
             error_status: ErrorStatus::Compat,
             web_client: true,
             trusted_proxies: Vec::new(),
+            header_timeout_secs: 10,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }

@@ -240,21 +240,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 
 /// Serves `router` until `shutdown` triggers, then stops accepting and returns once the
 /// in-flight requests are done. The caller bounds that wait with the grace period. With a
-/// TLS configuration the listener speaks https (and wss for the WebSocket routes).
+/// TLS configuration the listener speaks https (and wss for the WebSocket routes). Default
+/// [`crate::listen::ConnLimits`]; `listen::serve` takes others.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     router: Router,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let app = router.into_make_service_with_connect_info::<Peer>();
-    match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown.triggered()).await,
-        Some(cfg) => {
-            let tls = crate::tls::TlsListener::new(listener, cfg, Duration::from_secs(10))?;
-            axum::serve(tls, app).with_graceful_shutdown(shutdown.triggered()).await
-        }
-    }
+    crate::listen::serve(listener, tls, router, shutdown, crate::listen::ConnLimits::default()).await
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! - [`telemetry`]: logs (console, rotating files), Prometheus metrics, OpenTelemetry traces.
 //! - [`http`]: the middleware, health and metrics routes and serving that every HTTP
 //!   listener shares.
+//! - [`listen`]: accepting HTTP connections: caps in total and per address, header and
+//!   idle timeouts, bounded TLS handshakes, graceful shutdown.
 //! - [`proxy`]: the real client address behind trusted reverse proxies.
 //! - [`shutdown`]: the shutdown signal and the hooks components register for it.
 //! - [`tls`]: rustls configuration from PEM files and a TLS listener.
@@ -32,6 +34,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod http;
+pub mod listen;
 pub mod proxy;
 pub mod shutdown;
 pub mod telemetry;
