@@ -421,7 +421,9 @@ impl<'a> Conn<'a> {
     /// The timer fired: a close reason, or `None` to keep going.
     fn on_timer(&self) -> Option<CloseReason> {
         if !self.got_frame {
-            tracing::info!(session = self.session.id(), remote = %self.session.remote(), "closing: no frame in time");
+            // A stranger can open connections that never speak: at DEBUG, counted in the
+            // close-reason metric rather than a line each.
+            tracing::debug!(session = self.session.id(), remote = %self.session.remote(), "closing: no frame in time");
             return Some(CloseReason::FirstFrameTimeout);
         }
         if Instant::now() >= self.last_rx + self.shared.settings.heartbeat {

@@ -384,7 +384,9 @@ async fn accept_tcp(
         let permit = match shared.admit(remote.ip()) {
             Ok(p) => p,
             Err(reason) => {
-                tracing::info!(remote = %remote, reason = %reason, "connection refused");
+                if let Some(held) = REFUSED.hit() {
+                    tracing::warn!(remote = %remote, reason = %reason, refused_since_last = held, "connection refused");
+                }
                 refuse_tcp(stream, shared.settings.layout, codec, reason);
                 continue;
             }
@@ -416,6 +418,10 @@ async fn accept_tcp(
     tracing::info!("gate tcp stopped accepting");
 }
 
+/// Refused connections (any transport) are warned about at most once a second: a stranger's
+/// flood must not become a flood of log lines.
+pub(crate) static REFUSED: rsgame_kit::telemetry::sampled::Sampled = rsgame_kit::telemetry::sampled::Sampled::new();
+
 async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, codec: BodyCodec, shutdown: Shutdown) {
     let stop = shutdown.triggered();
     tokio::pin!(stop);
@@ -425,7 +431,9 @@ async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, c
         let permit = match shared.admit(remote.ip()) {
             Ok(p) => p,
             Err(reason) => {
-                tracing::info!(remote = %remote, reason = %reason, "kcp connection refused");
+                if let Some(held) = REFUSED.hit() {
+                    tracing::warn!(remote = %remote, reason = %reason, refused_since_last = held, "kcp connection refused");
+                }
                 continue;
             }
         };

@@ -45,7 +45,9 @@ async fn upgrade(
     let permit = match shared.admit(peer.0.ip()) {
         Ok(p) => p,
         Err(reason) => {
-            tracing::info!(remote = %peer.0, reason = %reason, "websocket refused");
+            if let Some(held) = crate::server::REFUSED.hit() {
+                tracing::warn!(remote = %peer.0, reason = %reason, refused_since_last = held, "websocket refused");
+            }
             let status = if reason == CloseReason::IpLimit {
                 StatusCode::TOO_MANY_REQUESTS
             } else {

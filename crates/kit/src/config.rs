@@ -868,12 +868,14 @@ impl Default for RpcConfig {
 
 /// How verification codes are delivered.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum CodeSender {
-    /// Written to the log (development).
+    /// Not delivered: the log says a code was asked for (target masked, code never written).
     #[default]
     Log,
-    /// Emailed over SMTP (`basic.smtp_*`); SMS targets still go to the log.
+    /// Development only: the code itself is written to the log. Never on a public server.
+    DevLog,
+    /// Emailed over SMTP (`basic.smtp_*`); SMS targets are handled as by `log`.
     Smtp,
 }
 
@@ -891,7 +893,7 @@ pub struct BasicConfig {
     pub code_resend_secs: u64,
     /// Codes one IP may request per hour.
     pub code_per_ip_per_hour: i64,
-    /// `log` or `smtp`.
+    /// `log`, `dev-log` or `smtp`.
     pub code_sender: CodeSender,
     /// SMTP server host.
     pub smtp_host: String,

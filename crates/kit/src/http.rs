@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -146,7 +147,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Gives each request an id (the caller's `x-request-id` if sane, else a new one) and a span
 /// carrying it, so every log line of the request names it; records the request metrics;
-/// writes one access log line.
+/// writes one access log line at DEBUG and, at most once a second, an INFO summary.
 pub async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -182,15 +183,62 @@ pub async fn observe(req: Request, next: Next) -> Response {
     }
     let code = resp.extensions().get::<Code>().map(|c| c.as_u32());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        // Probes and scrapes arrive every few seconds: keep them out of the info log.
-        if route == "/healthz" || route == "/readyz" || route == "/metrics" {
-            tracing::debug!(status, latency_ms, "request");
-        } else {
-            tracing::info!(status, code, latency_ms, "request");
-        }
-    });
+    // One line per request at DEBUG; at INFO a summary at most once a second. A line per
+    // request let unauthenticated traffic fill the disk when file logging is on.
+    span.in_scope(|| tracing::debug!(status, code, latency_ms, "request"));
+    if !(route == "/healthz" || route == "/readyz" || route == "/metrics") {
+        REQUEST_SUMMARY.record(status, elapsed);
+    }
     resp
+}
+
+/// Requests since the last summary line: counts by status class and the slowest.
+struct RequestSummary {
+    since_ms: AtomicU64,
+    ok: AtomicU64,
+    client_errors: AtomicU64,
+    server_errors: AtomicU64,
+    slowest_us: AtomicU64,
+}
+
+static REQUEST_SUMMARY: RequestSummary = RequestSummary {
+    since_ms: AtomicU64::new(0),
+    ok: AtomicU64::new(0),
+    client_errors: AtomicU64::new(0),
+    server_errors: AtomicU64::new(0),
+    slowest_us: AtomicU64::new(0),
+};
+
+impl RequestSummary {
+    /// Counts one request; the first request a second after the last summary writes the
+    /// next (no task or timer: an idle server writes nothing).
+    fn record(&self, status: u16, elapsed: Duration) {
+        let class = match status {
+            500.. => &self.server_errors,
+            400..=499 => &self.client_errors,
+            _ => &self.ok,
+        };
+        class.fetch_add(1, Ordering::Relaxed);
+        self.slowest_us.fetch_max(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let now = crate::time::unix_ms().max(0) as u64;
+        let since = self.since_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(since) < 1000
+            || self.since_ms.compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let (ok, client, server) = (
+            self.ok.swap(0, Ordering::Relaxed),
+            self.client_errors.swap(0, Ordering::Relaxed),
+            self.server_errors.swap(0, Ordering::Relaxed),
+        );
+        let slowest_ms = self.slowest_us.swap(0, Ordering::Relaxed) as f64 / 1000.0;
+        // The first call only starts the clock.
+        if since != 0 {
+            let secs = (now - since) as f64 / 1000.0;
+            tracing::info!(secs, ok, client_errors = client, server_errors = server, slowest_ms, "requests");
+        }
+    }
 }
 
 fn valid_request_id(v: &str) -> bool {

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +32,7 @@ use tokio::sync::watch;
 use crate::http::Peer;
 use crate::proxy::TrustedProxies;
 use crate::shutdown::Shutdown;
+use crate::telemetry::sampled::Sampled;
 
 /// The limits of one HTTP listener (`http.*`).
 #[derive(Debug, Clone)]
@@ -126,27 +126,11 @@ impl Drop for Permit {
     }
 }
 
-/// A warning at most once a second, saying how many were held back: a flood of refusals
-/// must not become a flood of log lines.
-#[derive(Default)]
-struct Sampled {
-    last_ms: AtomicU64,
-    held: AtomicU64,
-}
-
-impl Sampled {
-    fn refused(&self, peer: SocketAddr, reason: &str) {
-        metrics::counter!("http_connections_refused_total", "reason" => reason.to_owned()).increment(1);
-        let now = crate::time::unix_ms().max(0) as u64;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self.last_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            let held = self.held.swap(0, Ordering::Relaxed);
-            tracing::warn!(peer = %peer.ip(), reason, refused_since_last = held, "http connection refused: too many open");
-        } else {
-            self.held.fetch_add(1, Ordering::Relaxed);
-        }
+/// Counts a refused connection; warns at most once a second.
+fn refused(sampled: &Sampled, peer: SocketAddr, reason: &'static str) {
+    metrics::counter!("http_connections_refused_total", "reason" => reason).increment(1);
+    if let Some(held) = sampled.hit() {
+        tracing::warn!(peer = %peer.ip(), reason, refused_since_last = held, "http connection refused: too many open");
     }
 }
 
@@ -185,7 +169,7 @@ pub async fn serve(
             Ok(p) => p,
             Err(reason) => {
                 // Closed at once: the socket is all it cost.
-                sampled.refused(peer, reason);
+                refused(&sampled, peer, reason);
                 continue;
             }
         };

@@ -130,15 +130,47 @@ pub trait Provider: Send + Sync {
     async fn send(&self, job: &Job) -> std::io::Result<()>;
 }
 
-/// Writes the message to the log: development only, since the code is in the line.
+/// Delivers nothing: says in the log that a code was asked for, with the target masked and
+/// never the code (logs are read by more people than the players the codes belong to).
 pub struct LogProvider;
 
 #[async_trait::async_trait]
 impl Provider for LogProvider {
     async fn send(&self, job: &Job) -> std::io::Result<()> {
         let via = if job.send_type == 1 { "sms" } else { "email" };
-        tracing::info!(via, to = %job.target, code = %job.code, purpose = job.verily_type, "verification code (log provider)");
+        tracing::warn!(
+            via,
+            to = %mask(&job.target),
+            purpose = job.verily_type,
+            "verification code not delivered: no sender for it (basic.code_sender)"
+        );
         Ok(())
+    }
+}
+
+/// Writes the code itself to the log: for development only, chosen explicitly with
+/// `basic.code_sender: dev-log` (start-up warns).
+pub struct DevLogProvider;
+
+#[async_trait::async_trait]
+impl Provider for DevLogProvider {
+    async fn send(&self, job: &Job) -> std::io::Result<()> {
+        let via = if job.send_type == 1 { "sms" } else { "email" };
+        tracing::info!(via, to = %job.target, code = %job.code, purpose = job.verily_type, "verification code (dev-log sender)");
+        Ok(())
+    }
+}
+
+/// A phone number or email address as logs may show it: the last four digits of a phone,
+/// the first letter and the domain of an email.
+pub fn mask(target: &str) -> String {
+    match target.split_once('@') {
+        Some((user, domain)) => format!("{}***@{domain}", user.chars().next().unwrap_or('*')),
+        None => {
+            let digits: Vec<char> = target.chars().collect();
+            let keep = digits.len().saturating_sub(4);
+            format!("***{}", digits[keep..].iter().collect::<String>())
+        }
     }
 }
 
@@ -238,6 +270,12 @@ impl SmtpProvider {
 pub fn provider(cfg: &BasicConfig) -> std::sync::Arc<dyn Provider> {
     match cfg.code_sender {
         CodeSender::Log => std::sync::Arc::new(LogProvider),
+        CodeSender::DevLog => {
+            tracing::warn!(
+                "basic.code_sender is dev-log: verification codes are written to the log (development only)"
+            );
+            std::sync::Arc::new(DevLogProvider)
+        }
         CodeSender::Smtp => std::sync::Arc::new(SmtpProvider::from_config(cfg)),
     }
 }
@@ -275,6 +313,14 @@ mod tests {
 
     fn req(send_type: i32, phone: &str) -> SendCodeReq {
         SendCodeReq { send_type, phone: phone.into(), verily_type: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn logs_show_targets_masked() {
+        assert_eq!(mask("+8613800138000"), "***8000");
+        assert_eq!(mask("ann@example.com"), "a***@example.com");
+        assert_eq!(mask("12"), "***12");
+        assert_eq!(mask("@x"), "****@x");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod metrics;
 pub mod otel;
 pub mod rolling;
+pub mod sampled;
 pub mod ship;
 
 use std::collections::BTreeMap;
