@@ -1,0 +1,261 @@
+//! The attack suite: what a hostile stranger tried against `rsgame serve` (issue 17's table),
+//! each as an attack on the served binary over loopback, asserting the defence. Bounded in
+//! time; every attack stops by itself. docs/security.md describes each defence and its
+//! setting.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A JSON POST from a chosen loopback source address (127.0.0.x), answered as JSON.
+fn post_from(src: &str, port: u16, path: &str, body: &str) -> serde_json::Value {
+    let mut s = connect_from(src.parse().expect("src"), port);
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body.trim()).unwrap_or_default()
+}
+
+/// A TCP connection to 127.0.0.1:`port` from `src`: std cannot bind before connecting, so
+/// tokio's socket does it, then hands the connection over (made blocking again).
+fn connect_from(src: IpAddr, port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind((src, 0).into()).expect("bind the source address");
+        sock.connect(([127, 0, 0, 1], port).into()).await.expect("connect").into_std().expect("std")
+    });
+    s.set_nonblocking(false).expect("blocking");
+    s
+}
+
+fn code(v: &serde_json::Value) -> i64 {
+    v["code"].as_i64().unwrap_or(-1)
+}
+
+/// Row 2: a stranger who knows a username sends wrong passwords and made-up captchas.
+#[test]
+fn a_stranger_cannot_lock_a_player_out_nor_the_players_behind_its_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let srv = Server::start(&cfg, &[]);
+    let reg = |name: &str| {
+        let body = format!(r#"{{"username":"{name}","password":"secret99","nickname":"{name}"}}"#);
+        assert_eq!(code(&post_from("127.0.0.1", srv.port, "/usercenter/v1/user/register", &body)), 200);
+    };
+    reg("victim");
+    reg("neighbour");
+    let login = |src: &str, name: &str, pw: &str, key: &str| {
+        let body = format!(r#"{{"username":"{name}","password":"{pw}","captchaKey":"{key}","captchaCode":"abcde"}}"#);
+        code(&post_from(src, srv.port, "/usercenter/v1/user/login", &body))
+    };
+    // The attacker at 127.0.0.9: wrong passwords, then forty made-up captchas (once, each
+    // counted as a failure and locked the victim everywhere).
+    for _ in 0..3 {
+        assert_eq!(login("127.0.0.9", "victim", "guess1234", ""), 400507);
+    }
+    for i in 0..40 {
+        let c = login("127.0.0.9", "victim", "guess1234", &format!("made-up-{i}"));
+        assert!(c == 400509 || c == 400508, "a made-up captcha is refused as such: {c}");
+    }
+    // The victim, from its own address, logs in with its password alone.
+    assert_eq!(login("127.0.0.2", "victim", "secret99", ""), 200, "the victim is not locked out");
+    // A player sharing the attacker's address is not behind a captcha.
+    assert_eq!(login("127.0.0.9", "neighbour", "secret99", ""), 200, "the neighbour is not caught");
+}
+
+/// Row 9: an amount that wraps 64-bit arithmetic, through the admin token.
+#[test]
+fn an_amount_that_would_wrap_is_refused_and_the_ledger_stays_right() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = "attack-suite-admin-token-0123456789abcdef";
+    let cfg = write_config(dir.path(), &format!("game:\n  admin_token: {admin}\n"));
+    let srv = Server::start(&cfg, &[]);
+    let body = r#"{"username":"rich","password":"secret99","nickname":"rich"}"#;
+    let v = post_from("127.0.0.1", srv.port, "/usercenter/v1/user/register", body);
+    let token = v["data"]["accessToken"].as_str().expect("token").to_owned();
+    let (_, d) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "{}");
+    let d: serde_json::Value = serde_json::from_str(&d).expect("json");
+    let user = d["data"]["userInfo"]["id"].as_i64().expect("id");
+    let change = |coins: i64| {
+        let mut s = TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+        let body = format!(r#"{{"userId":{user},"coins":{coins},"reason":"attack"}}"#);
+        write!(
+            s,
+            "POST /game/v1/game/changeScore HTTP/1.1\r\nhost: x\r\nx-admin-token: {admin}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let v: serde_json::Value =
+            serde_json::from_str(out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default().trim())
+                .unwrap_or_default();
+        code(&v)
+    };
+    assert_eq!(change(i64::MIN), 400102, "i64::MIN once passed the balance guard");
+    assert_eq!(change(i64::MAX), 400102);
+    assert_eq!(change(-1_000), 400512, "not enough coins");
+    assert_eq!(change(50), 200);
+    drop(srv);
+    let mut c = rsgame();
+    c.args(["check", "ledger"])
+        .env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", dir.path().display()))
+        .env("RSGAME_GAME__DATA_DIR", dir.path().join("data/game"))
+        .env("RSGAME_LOG__LEVEL", "warn");
+    let out = run(c);
+    assert!(out.status.success() && text(&out).contains("ledger ok"), "{}", text(&out));
+}
+
+/// Row 4: minting a token over gRPC on a default install.
+#[test]
+fn grpc_is_never_open_without_the_service_token() {
+    use rsgame_rpc::pb::usercenter::{GenerateTokenReq, usercenter_client::UsercenterClient};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let grpc = free_port();
+    // A default monolith: no rpc.token configured, gRPC on loopback.
+    let srv = Server::start_at(&cfg, "all", free_port(), &[("RSGAME_RPC__USERCENTER_PORT", &grpc.to_string())]);
+    let (_, body) =
+        post(srv.port, "/usercenter/v1/user/register", None, r#"{"username":"mint","password":"secret99"}"#);
+    assert!(body.contains("\"code\":200"), "{body}");
+    let token_file = dir.path().join("data").join("rpc.token");
+    let install_token = std::fs::read_to_string(&token_file).expect("the installation's token").trim().to_owned();
+    assert_eq!(install_token.len(), 64);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mint = |token: String| async move {
+            let ch = rsgame_rpc::channel(&format!("http://127.0.0.1:{grpc}"), &token).expect("channel");
+            UsercenterClient::new(ch).generate_token(GenerateTokenReq { user_id: 1 }).await.map(|r| r.into_inner())
+        };
+        // Any local process could once mint a token for any player.
+        for wrong in [String::new(), "guess".to_owned(), install_token[..63].to_owned()] {
+            let st = mint(wrong).await.expect_err("refused");
+            assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+        }
+        let ok = mint(install_token.clone()).await.expect("the installation's own token works");
+        assert!(!ok.access_token.is_empty());
+    });
+    drop(srv);
+}
+
+/// getShop from `forwarded_for` (an X-Forwarded-For header), answered with its code.
+fn shop_as(port: u16, forwarded_for: &str) -> i64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        s,
+        "POST /game/v1/game/getShop HTTP/1.1\r\nhost: x\r\nx-forwarded-for: {forwarded_for}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    v["code"].as_i64().unwrap_or(-1)
+}
+
+/// Row 2, behind a proxy: per-address limits see the real client, and nobody else picks theirs.
+#[test]
+fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_nobody_else_chooses_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = "governance:\n  rate_per_sec: 1\n  rate_burst: 2\n";
+    let cfg = write_config(dir.path(), &format!("{limits}http:\n  trusted_proxies: [127.0.0.1/32]\n"));
+    let proxied = Server::start(&cfg, &[]);
+    // Two players behind the proxy: one spending its burst does not limit the other.
+    let first: Vec<i64> = (0..4).map(|_| shop_as(proxied.port, "198.51.100.1")).collect();
+    assert_eq!(first[..2], [200, 200], "{first:?}");
+    assert!(first[2..].contains(&400502), "the first player's burst runs out: {first:?}");
+    assert_eq!(shop_as(proxied.port, "198.51.100.2"), 200, "the second player has its own");
+    // A client cannot pick its address by writing the header itself: the proxy's entry wins.
+    assert_eq!(shop_as(proxied.port, "198.51.100.2, 198.51.100.1"), 400502);
+    drop(proxied);
+
+    // Without trusted proxies the header is ignored: every request is the peer's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), limits);
+    let direct = Server::start(&cfg, &[]);
+    let codes: Vec<i64> = (0..4).map(|i| shop_as(direct.port, &format!("198.51.100.{i}"))).collect();
+    assert!(codes.contains(&400502), "forged headers buy no fresh limits: {codes:?}");
+}
+
+/// Whether the server closes `s` within `within` (a read returns end of file or an error).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or the like may come first; what matters is the close after it.
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Row 3: slowloris, silent and idle connections, and one address holding many.
+#[test]
+fn slow_silent_and_idle_http_connections_are_closed_and_capped_per_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "http:\n  header_timeout_secs: 2\n  max_connections_per_ip: 6\n");
+    let srv = Server::start(&cfg, &[]);
+    let connect = || TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+
+    // Slowloris: a header line a second never completes a request.
+    let mut slow = connect();
+    let start = Instant::now();
+    let mut cut = false;
+    for i in 0..8 {
+        if write!(slow, "{}x-slow-{i}: 1\r\n", if i == 0 { "GET /healthz HTTP/1.1\r\n" } else { "" }).is_err() {
+            cut = true;
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_secs(1)) {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut && start.elapsed() < Duration::from_secs(6), "cut after {:?}", start.elapsed());
+    // A connection that sends nothing, and one kept alive after its request, go too.
+    let mut silent = connect();
+    assert!(closed_within(&mut silent, Duration::from_secs(5)), "a silent connection is closed");
+    let mut kept = connect();
+    write!(kept, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").expect("request");
+    assert!(closed_within(&mut kept, Duration::from_secs(5)), "an idle kept-alive connection is closed");
+
+    // One address holds at most 6 connections; the 7th is closed at once, and places come
+    // back when connections close.
+    let held: Vec<TcpStream> = (0..6).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = connect();
+    assert!(closed_within(&mut extra, Duration::from_millis(1500)), "the 7th connection is refused");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(srv.port, "/healthz").map(|r| r.0), Some(200), "places came back");
+
+    // An upgraded WebSocket is the gate's: it outlives the header timeout.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut ws =
+            rsgame_bot::client::Client::ws(&format!("ws://127.0.0.1:{}/ws", srv.port), false).await.expect("ws");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ws.send(rsgame_proto::ids::PING, &rsgame_proto::pb::Ping { sn: 7 }).await.expect("ping");
+        let pong: rsgame_proto::pb::PingResp =
+            ws.wait(rsgame_proto::ids::PING_RESP, Duration::from_secs(5)).await.expect("pong after 3 s idle");
+        assert_eq!(pong.sn, 7);
+    });
+}
