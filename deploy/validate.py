@@ -26,6 +26,7 @@ Exits 1 on any error.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -457,8 +458,9 @@ def tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def run(cmd: list[str], cwd: Path = ROOT) -> tuple[int, str]:
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+def run(cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> tuple[int, str]:
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, **env} if env else None)
     return p.returncode, (p.stdout + p.stderr).strip()
 
 
@@ -547,6 +549,9 @@ def check_dockerfile(roles: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------ compose
+COMPOSE_SECRETS = ("JWT_SECRET", "RPC_TOKEN", "DB_PASSWORD", "DB_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+
+
 def parse_port(spec: object) -> tuple[str | None, str, str]:
     """'8891:8888', '9001:9001/udp', {published, target, protocol} → (host, container, proto)."""
     if isinstance(spec, dict):
@@ -590,7 +595,9 @@ def service_args(svc: dict) -> list[str]:
 
 
 def url_host(u: str) -> str | None:
-    u = u.strip()
+    # A compose interpolation (${VAR:?message}) stands for one value: its '?' and spaces
+    # must not be read as the URL's query.
+    u = re.sub(r"\$\{[^}]*\}", "x", u.strip())
     if "://" not in u:
         u = "tcp://" + u
     try:
@@ -779,8 +786,17 @@ def check_compose(docs: dict[Path, list[object]], roles: list[str]) -> dict:
             R.check(target in by_role.get(role, []), rel(conf), f"{prefix} must go to {role}, goes to {target}")
         R.ok(f"nginx edge: {len(ups)} upstreams, routes by prefix to the API roles")
 
+    # Secrets have no default: compose refuses to start without them (a shipped default is
+    # a secret everyone who read the repository knows).
+    text = path.read_text(encoding="utf-8")
+    for var in COMPOSE_SECRETS:
+        R.check(re.search(r"\$\{" + var + r"(:?-|\})", text) is None, where,
+                f"${{{var}}} must be required (${{{var}:?…}}), never defaulted")
+    R.ok(f"secrets required, none defaulted: {', '.join(COMPOSE_SECRETS)}")
     if tool("docker-compose"):
-        code, out = run(["docker-compose", "-f", str(path), "config", "--quiet"])
+        # Stand-in values only for the syntax check.
+        code, out = run(["docker-compose", "-f", str(path), "config", "--quiet"],
+                        env={v: "0" * 64 for v in COMPOSE_SECRETS})
         if R.check(code == 0, where, f"docker-compose config:\n{out}"):
             R.ok(f"docker-compose config --quiet ({run(['docker-compose', 'version', '--short'])[1]}): valid")
     else:

@@ -866,6 +866,28 @@ impl Default for RpcConfig {
     }
 }
 
+/// Whether `host` (a bind address) is loopback only.
+fn is_loopback(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || host == "localhost"
+}
+
+/// Refuses a secret shorter than 32 bytes or one that reads like a shipped placeholder.
+fn weak_secret(secret: &str) -> Result<(), String> {
+    const PLACEHOLDERS: [&str; 8] =
+        ["change-me", "changeme", "change_me", "replace-me", "placeholder", "example", "trial", "secret-here"];
+    if secret.len() < 32 {
+        return Err(format!(
+            "must be at least 32 bytes on a server reachable from other machines (it has {}; try `openssl rand -hex 32`)",
+            secret.len()
+        ));
+    }
+    let lower = secret.to_ascii_lowercase();
+    if let Some(p) = PLACEHOLDERS.iter().find(|p| lower.contains(*p)) {
+        return Err(format!("looks like a placeholder (contains {p:?}): set a random value (`openssl rand -hex 32`)"));
+    }
+    Ok(())
+}
+
 /// How verification codes are delivered.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -1233,10 +1255,21 @@ impl Config {
                 "must exceed usercenter.ip_captcha_after_failures".into(),
             ));
         }
-        let loopback =
-            self.rpc.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || self.rpc.host == "localhost";
+        let loopback = is_loopback(&self.rpc.host);
         if !loopback && self.rpc.token.is_empty() {
             return Err(("rpc.token", "must be set when rpc.host is not a loopback address".into()));
+        }
+        // Secrets a server reachable from elsewhere relies on: a short one can be guessed,
+        // a shipped placeholder is known to everyone who read the repository.
+        let public_http = !is_loopback(&self.http.host);
+        for (key, secret, exposed) in [
+            ("auth.jwt_secret", &self.auth.jwt_secret, public_http),
+            ("game.admin_token", &self.game.admin_token, public_http),
+            ("rpc.token", &self.rpc.token, !loopback),
+        ] {
+            if exposed && !secret.is_empty() {
+                weak_secret(secret.expose()).map_err(|why| (key, why))?;
+            }
         }
         for (key, url) in [
             ("rpc.usercenter_url", &self.rpc.usercenter_url),
@@ -1471,6 +1504,29 @@ mod tests {
     }
 
     #[test]
+    fn weak_or_placeholder_secrets_are_refused_on_a_reachable_server() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs)).map(|_| ()).map_err(|e| e.to_string());
+        let strong = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(load(&[("RSGAME_AUTH__JWT_SECRET", "short")]).is_err_and(|e| e.contains("auth.jwt_secret")));
+        let trial = "compose-trial-jwt-secret-change-me-please-0123456789";
+        assert!(load(&[("RSGAME_AUTH__JWT_SECRET", trial)]).is_err_and(|e| e.contains("placeholder")));
+        assert!(load(&[("RSGAME_GAME__ADMIN_TOKEN", "CHANGE-ME-admin-token-for-changeScore")]).is_err());
+        let rpc = [("RSGAME_RPC__HOST", "0.0.0.0"), ("RSGAME_RPC__TOKEN", "tok")];
+        assert!(load(&rpc).is_err_and(|e| e.contains("rpc.token")));
+        assert!(
+            load(&[
+                ("RSGAME_AUTH__JWT_SECRET", strong),
+                ("RSGAME_RPC__HOST", "0.0.0.0"),
+                ("RSGAME_RPC__TOKEN", strong)
+            ])
+            .is_ok()
+        );
+        // On loopback (development, tests) any secret goes.
+        assert!(load(&[("RSGAME_HTTP__HOST", "127.0.0.1"), ("RSGAME_AUTH__JWT_SECRET", "short")]).is_ok());
+        assert!(load(&[("RSGAME_RPC__TOKEN", "tok")]).is_ok(), "rpc on loopback by default");
+    }
+
+    #[test]
     fn defaults_without_file_or_env() {
         let cfg = Config::load(None, env(&[("PATH", "/bin"), ("RSGAME_TEST_REDIS_URL", "redis://x")])).expect("load");
         assert_eq!(cfg, Config::default());
@@ -1494,6 +1550,8 @@ mod tests {
         let cfg = Config::load(
             None,
             env(&[
+                // On loopback, where a short secret is allowed (a reachable server refuses it).
+                ("RSGAME_HTTP__HOST", "127.0.0.1"),
                 ("RSGAME_AUTH__JWT_SECRET", "12345"),
                 ("RSGAME_LOG__FILE__ENABLED", "true"),
                 ("RSGAME_LOG__FILE__ROTATION", "size"),
@@ -1565,7 +1623,9 @@ mod tests {
 
     #[test]
     fn masked_yaml_hides_secrets_and_url_passwords() {
-        let f = file("database:\n  url: mysql://root:s3cret@db:3306/game\nauth:\n  jwt_secret: topsecret\n");
+        let f = file(
+            "database:\n  url: mysql://root:s3cret@db:3306/game\nauth:\n  jwt_secret: topsecret-0123456789abcdef0123456789\n",
+        );
         let cfg = Config::load(Some(f.path()), env(&[])).expect("load");
         let text = cfg.to_masked_yaml();
         assert!(!text.contains("s3cret") && !text.contains("topsecret"), "{text}");
