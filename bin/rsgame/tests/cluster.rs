@@ -328,9 +328,12 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         .await
         .expect("a private message crosses nodes");
     assert_eq!((got.msg_list[0].user_id, got.msg_list[0].chat_type), (b.user_id, 3));
-    // Friend notices: ann follows bob; bob leaving and coming back reaches ann's node.
+    // Friend notices: ann and bob befriend each other; bob leaving and coming back reaches
+    // ann's node.
     ca.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: b.user_id, r#type: 1 }).await.expect("add friend");
     assert_eq!(ca.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("added").status, 200);
+    cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 1 }).await.expect("add back");
+    assert_eq!(cb.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("added").status, 200);
     cb.send(ids::LOGOUT, &pb::Logout { r#type: 1, user_id: b.user_id }).await.expect("logout");
     ca.wait_where::<pb::UserInfo>(ids::FRIEND_STATUS, T, |u| u.user_id == b.user_id && u.online == 0)
         .await

@@ -210,13 +210,24 @@ async fn players_log_in_see_each_other_fight_and_chat() {
     let hist = cc.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_HISTORY), T).await.expect("history");
     assert_eq!(hist.msg_list.len(), 1);
 
-    // Friends: Ann befriends Bob and sees him online; Bob blacklists Ann and hears her no more.
+    // Friends: Ann befriends Bob, who shows as offline to her until he befriends her too (a
+    // one-sided friend must not watch whether and where someone plays); then she sees him
+    // online. Bob blacklists Ann and hears her no more.
     ca.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: b.user_id, r#type: 1 }).await.expect("add");
     assert_eq!(ca.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("added").status, 200);
     ca.send(ids::MY_FRIEND, &pb::MyFriend { r#type: 1, search_key: String::new() }).await.expect("list");
     let friends = ca.wait::<pb::MyFriendResp>(ids::reply(ids::MY_FRIEND), T).await.expect("friends");
     assert_eq!(friends.user_list.len(), 1);
-    assert_eq!((friends.user_list[0].user_id, friends.user_list[0].online), (b.user_id, 1));
+    assert_eq!(
+        (friends.user_list[0].user_id, friends.user_list[0].online, friends.user_list[0].room_id),
+        (b.user_id, 0, 0),
+        "one-sided: nothing shown"
+    );
+    cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 1 }).await.expect("add back");
+    cb.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("added back");
+    ca.send(ids::MY_FRIEND, &pb::MyFriend { r#type: 1, search_key: String::new() }).await.expect("list");
+    let friends = ca.wait::<pb::MyFriendResp>(ids::reply(ids::MY_FRIEND), T).await.expect("friends");
+    assert_eq!((friends.user_list[0].user_id, friends.user_list[0].online), (b.user_id, 1), "mutual friends");
     cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 2 }).await.expect("block");
     cb.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("blocked");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -247,9 +258,9 @@ async fn players_log_in_see_each_other_fight_and_chat() {
     let theirs = cb.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_HISTORY), T).await.expect("history");
     assert!(theirs.msg_list.iter().all(|m| m.msg != "psst"), "{theirs:?}");
 
-    // Bob forgives Ann and goes offline: Ann, who has him as a friend, is told (a player who
-    // blacklisted her would not tell her).
-    cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 0 }).await.expect("forget");
+    // Bob forgives Ann (friends again) and goes offline: Ann, his mutual friend, is told (a
+    // player who blacklisted her, or never befriended her, would not tell her).
+    cb.send(ids::ADD_FRIEND, &pb::AddFriend { user_id: a.user_id, r#type: 1 }).await.expect("forgive");
     cb.wait::<pb::AddFriendResp>(ids::reply(ids::ADD_FRIEND), T).await.expect("forgotten");
     cb.send(ids::LOGOUT, &pb::Logout { r#type: 1, user_id: b.user_id }).await.expect("logout");
     let off = ca

@@ -729,9 +729,11 @@ impl World {
         }
     }
 
-    /// Tells the online players who have `uid` as a friend that it came or went.
+    /// Tells the online players who have `uid` as a friend, and whom `uid` has as a friend in
+    /// turn, that it came or went. Consent runs both ways: adding someone is one-sided, so
+    /// it must not let the adder watch them.
     async fn notify_friends(&self, uid: i64, profile: &Profile, online: bool, blocked: Option<&HashSet<i64>>) {
-        let followers = match self.0.store.followers(uid, 5000).await {
+        let followers = match self.mutual_friends(uid).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(user = uid, error = %e, "friends not told");
@@ -1252,6 +1254,25 @@ impl World {
         Ok(())
     }
 
+    /// Who has `uid` as a friend and is one of `uid`'s friends: the players who may see its
+    /// status and room.
+    async fn mutual_friends(&self, uid: i64) -> std::result::Result<Vec<i64>, rsgame_store::StoreError> {
+        let followers = self.0.store.followers(uid, 5000).await?;
+        if followers.is_empty() {
+            return Ok(followers);
+        }
+        let mine: HashSet<i64> = self
+            .0
+            .store
+            .relations(uid, 0, 5000)
+            .await?
+            .into_iter()
+            .filter(|(_, kind)| *kind == crate::store::FRIEND || *kind == crate::store::TEMPORARY)
+            .map(|(other, _)| other)
+            .collect();
+        Ok(followers.into_iter().filter(|f| mine.contains(f)).collect())
+    }
+
     async fn add_friend(self, session: Session, msg: pb::AddFriend) -> Result<()> {
         let uid = World::me(&session)?;
         if !(0..=3).contains(&msg.r#type) {
@@ -1281,12 +1302,16 @@ impl World {
         }
         let key = msg.search_key.trim().to_lowercase();
         let relations = self.0.store.relations(uid, msg.r#type, 500).await?;
+        // Only those who have the asker as a friend too show whether and where they are.
+        let consenting: HashSet<i64> = self.0.store.followers(uid, 5000).await?.into_iter().collect();
         let mut user_list = Vec::with_capacity(relations.len());
         for (other, _) in relations {
-            // Who blacklisted the asker shows as offline to it, and where it is stays hidden.
-            let live = lock(&self.0.players)
-                .get(&other)
-                .map(|p| (p.profile.clone(), p.session.is_some() && !p.blocked.contains(&uid), p.room));
+            // Who blacklisted the asker, or never befriended it, shows as offline to it, and
+            // where it is stays hidden.
+            let live = lock(&self.0.players).get(&other).map(|p| {
+                let shown = p.session.is_some() && !p.blocked.contains(&uid) && consenting.contains(&other);
+                (p.profile.clone(), shown, p.room)
+            });
             let (profile, online, room) = match live {
                 Some(v) => v,
                 None => match self.0.directory.profile(other).await {
