@@ -357,6 +357,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         }
     }
     let api = rsgame_kit::governance::apply(api, &cfg.governance);
+    let public: Vec<&'static str> = [rsgame_usercenter::api::PUBLIC_ROUTES, rsgame_basic::api::PUBLIC_ROUTES].concat();
+    let api = rsgame_kit::governance::limit_public(api, &public, &cfg.governance);
     let router = http::finish(router.merge(api).merge(rsgame_kit::apidoc::router(apidoc)));
     // Outermost, so the access log, rate limits, login counters and the WebSocket gate all
     // see the client behind a trusted proxy.

@@ -75,6 +75,31 @@ fn a_stranger_cannot_lock_a_player_out_nor_the_players_behind_its_address() {
     assert_eq!(login("127.0.0.9", "neighbour", "secret99", ""), 200, "the neighbour is not caught");
 }
 
+/// Row 6: a registration flood and a hammered captcha route from one address.
+#[test]
+fn sign_up_floods_meet_a_captcha_and_public_routes_a_per_address_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let srv = Server::start(&cfg, &[]);
+    let reg = |src: &str, i: usize| {
+        let body = format!(r#"{{"username":"flood{i}","password":"secret99"}}"#);
+        code(&post_from(src, srv.port, "/usercenter/v1/user/register", &body))
+    };
+    // Ten sign-ups from one address in an hour, then a captcha is required (each is a hash).
+    let codes: Vec<i64> = (0..12).map(|i| reg("127.0.0.7", i)).collect();
+    assert_eq!(codes[..10], [200; 10], "{codes:?}");
+    assert_eq!(codes[10..], [400508, 400508], "{codes:?}");
+    assert_eq!(reg("127.0.0.8", 99), 200, "another address signs up as usual");
+    // A public route hammered from one address (verifyCode: cheap, so the loop is fast): a
+    // burst, then 400502; another address is unaffected.
+    let verify = |src: &str| code(&post_from(src, srv.port, "/basic/v1/basic/verifyCode", "{}"));
+    let start = Instant::now();
+    let hammered: Vec<i64> = (0..150).map(|_| verify("127.0.0.7")).collect();
+    let limited = hammered.iter().filter(|c| **c == 400502).count();
+    assert!(limited >= 40, "{limited} of 150 limited in {:?}", start.elapsed());
+    assert_ne!(verify("127.0.0.8"), 400502, "the limit is per address");
+}
+
 /// Row 9: an amount that wraps 64-bit arithmetic, through the admin token.
 #[test]
 fn an_amount_that_would_wrap_is_refused_and_the_ledger_stays_right() {

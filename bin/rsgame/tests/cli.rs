@@ -46,7 +46,7 @@ fn config_shows_file_and_env_values_with_secrets_masked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(
         dir.path(),
-        "http:\n  port: 9100\ndatabase:\n  url: mysql://game:dbpass123@10.0.0.5:3306/game\nauth:\n  jwt_secret: jwtsecret456\n",
+        "http:\n  port: 9100\ndatabase:\n  url: mysql://game:dbpass123@10.0.0.5:3306/game\nauth:\n  jwt_secret: jwtsecret456-0123456789abcdef0123\n",
     );
     let o = run({
         let mut c = rsgame();
@@ -123,7 +123,11 @@ fn serve_answers_health_and_metrics_then_stops_on_sigterm() {
     let logs = dir.path().join("logs");
     let cfg = write_config(
         dir.path(),
-        &format!("log:\n  file:\n    enabled: true\n    path: {}\n    rotation: size\n", logs.display()),
+        // Request lines are at DEBUG (a stranger's traffic must not write one each at INFO).
+        &format!(
+            "log:\n  modules:\n    rsgame_kit::http: debug\n  file:\n    enabled: true\n    path: {}\n    rotation: size\n",
+            logs.display()
+        ),
     );
     let srv = Server::start(&cfg, &[]);
 

@@ -338,12 +338,33 @@ pub struct Account {
     pub servers: Vec<String>,
 }
 
+/// A REST call, tried again with backoff (for up to half a minute) while the server answers
+/// that it is busy: rate-limited (400502) or shedding load (400503), as a polite client does.
+async fn post_patiently(
+    http: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, ClientError> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let v = post(http, path, token, body).await?;
+        let busy = v["code"] == 400_502 || v["code"] == 400_503;
+        if !busy || tokio::time::Instant::now() + wait > give_up {
+            return Ok(v);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Registers `username` (or logs in when it exists) over REST and reads its id.
 pub async fn account(http: &str, username: &str, password: &str) -> Result<Account, ClientError> {
     let creds = serde_json::json!({"username": username, "password": password, "nickname": username});
-    let mut v = post(http, "/usercenter/v1/user/register", None, &creds).await?;
+    let mut v = post_patiently(http, "/usercenter/v1/user/register", None, &creds).await?;
     if v["code"] == 400_506 {
-        v = post(http, "/usercenter/v1/user/login", None, &creds).await?;
+        v = post_patiently(http, "/usercenter/v1/user/login", None, &creds).await?;
     }
     let token =
         v["data"]["accessToken"].as_str().ok_or_else(|| ClientError::Decode(format!("no token: {v}")))?.to_owned();

@@ -134,11 +134,17 @@ pub struct GovernanceConfig {
     pub rate_per_sec: u32,
     /// Requests a client IP may burst above the rate.
     pub rate_burst: u32,
-    /// Shed load adaptively: when the machine's CPU is above `shed_cpu_percent` and more
+    /// Requests per second per client IP to the routes a stranger reaches without a token
+    /// (register, login, refresh, QR login, captcha, codes), sustained; beyond it 400502.
+    /// On by default, unlike `rate_per_sec`. 0: no limit.
+    pub public_rate_per_sec: u32,
+    /// Requests a client IP may burst above `public_rate_per_sec`.
+    pub public_rate_burst: u32,
+    /// Shed load adaptively: when this process's CPU is above `shed_cpu_percent` and more
     /// requests are in flight than the server has recently shown it can finish, new ones
     /// get 400503 at once instead of queueing.
     pub shedding: bool,
-    /// The CPU use (percent, the whole machine) from which shedding may start.
+    /// This process's CPU use (percent of the cores it may use) from which shedding may start.
     pub shed_cpu_percent: u32,
     /// gRPC calls per second per calling IP, sustained (0: no limit); beyond it the caller
     /// gets `RESOURCE_EXHAUSTED` (400502). gRPC servers also shed load and honour the
@@ -152,6 +158,8 @@ impl Default for GovernanceConfig {
             timeout_ms: 30_000,
             rate_per_sec: 0,
             rate_burst: 50,
+            public_rate_per_sec: 10,
+            public_rate_burst: 60,
             shedding: true,
             shed_cpu_percent: 90,
             rpc_rate_per_sec: 0,
@@ -716,6 +724,9 @@ pub struct UsercenterConfig {
     /// Whether registering needs a captcha from basic (`captchaKey`, `captchaCode`): on for
     /// a public sign-up page, off for bots and server-side sign-ups.
     pub register_captcha: bool,
+    /// Registrations from one address within an hour after which further ones need a
+    /// captcha (400508) even when `register_captcha` is off. 0: never.
+    pub register_captcha_after_per_ip: i64,
     /// The game nodes' WebSocket addresses, sent with every token reply (`servers`) so a
     /// client knows where to connect: absolute (`wss://eu1.example.com/ws`) or a path on
     /// the REST host (`/ws`, the monolith).
@@ -734,6 +745,7 @@ impl Default for UsercenterConfig {
             lock_secs: 900,
             refresh_expire_secs: 30 * 86_400,
             register_captcha: false,
+            register_captcha_after_per_ip: 10,
             game_servers: vec!["/ws".into()],
         }
     }

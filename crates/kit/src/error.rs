@@ -336,6 +336,17 @@ impl Error {
     /// the request's span so the line carries its request id.
     pub fn to_response(&self, policy: ErrorStatus) -> Response {
         self.log();
+        self.unlogged_response(policy)
+    }
+
+    /// The response of a refusal its caller has already counted and logged in sampled form
+    /// (rate limits, load shedding, timeouts): no line per request, which a flood would turn
+    /// into a flood of lines.
+    pub fn into_quiet_response(self) -> Response {
+        self.unlogged_response(ERROR_STATUS.get().copied().unwrap_or_default())
+    }
+
+    fn unlogged_response(&self, policy: ErrorStatus) -> Response {
         let status = match policy {
             ErrorStatus::Compat => StatusCode::OK,
             ErrorStatus::Matching => self.code.http_status(),

@@ -11,7 +11,8 @@
 //! - **Load shedding** (go-zero's adaptive shedder): the server keeps, over the last five
 //!   seconds in 100 ms buckets, the most requests it finished in a bucket and the shortest
 //!   average latency of a bucket. Their product is how many requests it can have in flight
-//!   without queueing. When the machine's CPU is above `shed_cpu_percent` (or a request was
+//!   without queueing. When this process's CPU use (a share of the cores it may use) is above
+//!   `shed_cpu_percent` (or a request was
 //!   shed within the last second) and more than that are in flight, a new request gets
 //!   400503 at once: it fails fast instead of waiting in a queue it would time out in.
 //!
@@ -35,11 +36,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::config::GovernanceConfig;
 use crate::error::{Code, Error};
 use crate::http::Peer;
+use crate::telemetry::sampled::Sampled;
 
 /// Wraps every route of `router` with the governance `cfg` asks for (nothing when all of it
 /// is off). Call it on the API routes before merging the ops routes.
@@ -60,6 +62,33 @@ pub fn apply(router: Router, cfg: &GovernanceConfig) -> Router {
     router
 }
 
+/// Refusals are warned about at most once a second each, with a count.
+static TIMEOUT_LOG: Sampled = Sampled::new();
+static RATE_LOG: Sampled = Sampled::new();
+static SHED_LOG: Sampled = Sampled::new();
+
+/// Wraps `router` with a per-address rate limit (`public_rate_per_sec`, `public_rate_burst`)
+/// on the routes in `paths`: those a stranger reaches without a token (register, login,
+/// captcha…), which each cost the server a password hash, an image or a cache entry. On by
+/// default, unlike the limit on every route.
+pub fn limit_public(router: Router, paths: &[&'static str], cfg: &GovernanceConfig) -> Router {
+    if cfg.public_rate_per_sec == 0 || paths.is_empty() {
+        return router;
+    }
+    let limiter =
+        Arc::new(RateLimiter::new(f64::from(cfg.public_rate_per_sec), f64::from(cfg.public_rate_burst.max(1))));
+    let paths: Arc<std::collections::HashSet<&'static str>> = Arc::new(paths.iter().copied().collect());
+    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let (limiter, paths) = (limiter.clone(), paths.clone());
+        async move {
+            if !paths.contains(req.uri().path()) {
+                return next.run(req).await;
+            }
+            rate_limit(State(limiter), req, next).await
+        }
+    }))
+}
+
 async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     // An upload's time is the client's bandwidth, not the server's work: its size limit
     // bounds it instead.
@@ -78,7 +107,10 @@ async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Res
         Ok(resp) => resp,
         Err(_) => {
             metrics::counter!("governance_timeouts_total").increment(1);
-            Error::new(Code::Timeout).into_response()
+            if let Some(held) = TIMEOUT_LOG.hit() {
+                tracing::warn!(timeouts_since_last = held, "request timed out");
+            }
+            Error::new(Code::Timeout).into_quiet_response()
         }
     }
 }
@@ -89,7 +121,10 @@ async fn rate_limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next:
         && !limiter.allow(ip, Instant::now())
     {
         metrics::counter!("governance_rate_limited_total").increment(1);
-        return Error::new(Code::TooManyRequests).into_response();
+        if let Some(held) = RATE_LOG.hit() {
+            tracing::warn!(ip = %ip, limited_since_last = held, "request rate-limited");
+        }
+        return Error::new(Code::TooManyRequests).into_quiet_response();
     }
     next.run(req).await
 }
@@ -97,7 +132,11 @@ async fn rate_limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next:
 async fn shed(State(shedder): State<Arc<Shedder>>, req: Request, next: Next) -> Response {
     let Some(pass) = shedder.admit(Instant::now()) else {
         metrics::counter!("governance_shed_total").increment(1);
-        return Error::msg(Code::Unavailable, "the server is overloaded: try again shortly").into_response();
+        // Once logged at ERROR per request: a busy machine turned refusals into a log flood.
+        if let Some(held) = SHED_LOG.hit() {
+            tracing::warn!(shed_since_last = held, "request shed: the server is overloaded");
+        }
+        return Error::msg(Code::Unavailable, "the server is overloaded: try again shortly").into_quiet_response();
     };
     let resp = next.run(req).await;
     pass.done(Instant::now());
@@ -302,8 +341,10 @@ pub mod deadline {
     }
 }
 
-/// The machine's CPU use, sampled from `/proc/stat` every 250 ms and smoothed (as go-zero
-/// does, β = 0.95). 0 where there is no `/proc/stat`: shedding then never starts.
+/// This process's CPU use, as a share of the cores it may use, sampled from
+/// `/proc/self/stat` every 250 ms and smoothed (as go-zero does, β = 0.95). The machine's
+/// use would let another process (a build, a neighbour container) make rsgame refuse its own
+/// requests. 0 where there is no `/proc/self/stat`: shedding then never starts.
 pub mod cpu {
     use super::*;
 
@@ -313,18 +354,21 @@ pub mod cpu {
         CPU.get_or_init(|| {
             let value = Arc::new(AtomicU32::new(0));
             let out = value.clone();
+            // Cores this process may use (cgroup quotas included).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
             let spawned = std::thread::Builder::new().name("cpu-sampler".into()).spawn(move || {
-                let mut last = read();
+                let mut last = (read(), Instant::now());
                 let mut smooth = 0.0f64;
                 loop {
                     std::thread::sleep(Duration::from_millis(250));
-                    let now = read();
-                    if let (Some((busy0, total0)), Some((busy1, total1))) = (last, now)
-                        && total1 > total0
-                    {
-                        let used = (busy1.saturating_sub(busy0)) as f64 / (total1 - total0) as f64 * 100.0;
-                        smooth = smooth * 0.95 + used * 0.05;
-                        out.store(smooth.round() as u32, Ordering::Relaxed);
+                    let now = (read(), Instant::now());
+                    if let (Some(t0), Some(t1)) = (last.0, now.0) {
+                        let wall = now.1.duration_since(last.1).as_secs_f64();
+                        if wall > 0.0 {
+                            let used = share(t1.saturating_sub(t0), wall, cores);
+                            smooth = smooth * 0.95 + used * 0.05;
+                            out.store(smooth.round() as u32, Ordering::Relaxed);
+                        }
                     }
                     last = now;
                 }
@@ -337,26 +381,23 @@ pub mod cpu {
         .clone()
     }
 
-    /// (busy, total) jiffies of all CPUs.
-    fn read() -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string("/proc/stat").ok()?;
-        parse(text.lines().next()?)
+    /// Percent of `cores` used by `ticks` of CPU time (USER_HZ, 100 a second on Linux) over
+    /// `wall` seconds.
+    pub(super) fn share(ticks: u64, wall: f64, cores: f64) -> f64 {
+        (ticks as f64 / 100.0 / wall / cores * 100.0).clamp(0.0, 100.0)
     }
 
-    /// Parses the aggregate `cpu` line of `/proc/stat`.
-    pub(super) fn parse(line: &str) -> Option<(u64, u64)> {
-        let mut parts = line.split_whitespace();
-        if parts.next()? != "cpu" {
-            return None;
-        }
-        let v: Vec<u64> = parts.filter_map(|p| p.parse().ok()).collect();
-        if v.len() < 4 {
-            return None;
-        }
-        let total: u64 = v.iter().take(8).sum();
-        // idle + iowait are not busy.
-        let idle = v[3] + v.get(4).copied().unwrap_or(0);
-        Some((total - idle, total))
+    /// This process's user + system time, in ticks.
+    fn read() -> Option<u64> {
+        parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    }
+
+    /// utime + stime from a `/proc/[pid]/stat` line (fields 14 and 15; the command name in
+    /// parentheses may hold spaces, so counting starts after its closing parenthesis).
+    pub(super) fn parse(stat: &str) -> Option<u64> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
     }
 }
 
@@ -484,8 +525,11 @@ mod tests {
 
     #[test]
     fn proc_stat_lines_parse() {
-        assert_eq!(cpu::parse("cpu  100 0 100 700 100 0 0 0 0 0"), Some((200, 1000)));
-        assert_eq!(cpu::parse("cpu0 1 2 3 4"), None);
-        assert_eq!(cpu::parse("cpu 1 2"), None);
+        let line = "4242 (rsgame serve) S 1 4242 4242 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 9 0 1 2 3";
+        assert_eq!(cpu::parse(line), Some(200), "utime 150 + stime 50");
+        assert_eq!(cpu::parse("1 (a) b) S 1 2 3 4 5 6 7 8 9 10 7 3"), Some(10), "a name with a parenthesis");
+        assert_eq!(cpu::parse("garbage"), None);
+        assert_eq!(cpu::share(100, 1.0, 2.0), 50.0, "one core of two for a second");
+        assert_eq!(cpu::share(1000, 1.0, 2.0), 100.0);
     }
 }

@@ -27,6 +27,11 @@ struct St {
     storage: Storage,
 }
 
+/// The routes a stranger reaches without an access token: rate-limited per address by
+/// default (`governance.public_rate_per_sec`).
+pub const PUBLIC_ROUTES: &[&str] =
+    &["/basic/v1/basic/captcha", "/basic/v1/basic/sendCode", "/basic/v1/basic/verifyCode"];
+
 /// The routes. `local` handles the bytes of uploads and downloads; everything else goes
 /// through `basic` (in process or remote). `auth` checks the tokens of protected routes.
 pub fn router(basic: Arc<dyn Basic>, local: BasicLogic, auth: Auth) -> Router {

@@ -59,6 +59,16 @@ async fn with_servers(servers: &Servers, tokens: Tokens) -> Reply<TokenReply> {
     Reply(TokenReply { tokens, servers: servers.0.for_user(user).await })
 }
 
+/// The routes a stranger reaches without an access token: rate-limited per address by
+/// default (`governance.public_rate_per_sec`).
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/usercenter/v1/user/register",
+    "/usercenter/v1/user/login",
+    "/usercenter/v1/user/refresh",
+    "/usercenter/v1/user/loginScan",
+    "/usercenter/v1/user/loginScan/create",
+];
+
 /// The routes, over any [`UserCenter`]; `auth` checks the tokens of protected ones;
 /// `servers` (`usercenter.game_servers`) go out with every token reply.
 pub fn router<S: GameServers + 'static>(svc: Svc, auth: Auth, servers: S) -> Router {

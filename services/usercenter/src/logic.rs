@@ -356,14 +356,23 @@ impl UserCenter for UserCenterLogic {
         }
         let nickname = if req.nickname.is_empty() { req.username.clone() } else { req.nickname.clone() };
         // Checked last among the cheap checks: a wrong answer uses the captcha up, and a
-        // form rejected for its username should not cost the player a new picture.
-        if self.cfg.register_captcha {
+        // form rejected for its username should not cost the player a new picture. Past
+        // `register_captcha_after_per_ip` sign-ups from one address in an hour, a captcha
+        // is needed even where the page does not ask for one: each costs a password hash.
+        let per_ip = self.cfg.register_captcha_after_per_ip;
+        let ip_key = format!("uc:reg:ip:{ip}");
+        let busy = per_ip > 0 && self.cache.get::<i64>(&ip_key).await.ok().flatten().unwrap_or(0) >= per_ip;
+        if self.cfg.register_captcha || busy {
             if req.captcha_key.is_empty() || req.captcha_code.is_empty() {
                 return Err(Error::new(Code::CaptchaRequired));
             }
             if !self.basic.verify_captcha(&req.captcha_key, &req.captcha_code).await? {
                 return Err(Error::new(Code::CaptchaWrong));
             }
+        }
+        if per_ip > 0 {
+            // A cache error leaves the sign-up uncounted rather than refused.
+            let _ = self.cache.incr(&ip_key, 1, Some(Duration::from_secs(3600))).await;
         }
         let hash = hash_password(req.password).await?;
         let id = match model::insert_user(&self.db, &req.username, &hash, &nickname, ip).await {
