@@ -13,11 +13,16 @@ use common::*;
 
 /// A JSON POST from a chosen loopback source address (127.0.0.x), answered as JSON.
 fn post_from(src: &str, port: u16, path: &str, body: &str) -> serde_json::Value {
-    let mut s = connect_from(src.parse().expect("src"), port);
+    exchange(connect_from(src.parse().expect("src"), port), path, "", body)
+}
+
+/// One JSON POST over `s` with `headers` (whole lines, each ending in CRLF); the reply's
+/// body as JSON (`Null` when it is not).
+fn exchange(mut s: TcpStream, path: &str, headers: &str, body: &str) -> serde_json::Value {
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: x\r\n{headers}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
@@ -114,20 +119,9 @@ fn an_amount_that_would_wrap_is_refused_and_the_ledger_stays_right() {
     let d: serde_json::Value = serde_json::from_str(&d).expect("json");
     let user = d["data"]["userInfo"]["id"].as_i64().expect("id");
     let change = |coins: i64| {
-        let mut s = TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+        let s = TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
         let body = format!(r#"{{"userId":{user},"coins":{coins},"reason":"attack"}}"#);
-        write!(
-            s,
-            "POST /game/v1/game/changeScore HTTP/1.1\r\nhost: x\r\nx-admin-token: {admin}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        let v: serde_json::Value =
-            serde_json::from_str(out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default().trim())
-                .unwrap_or_default();
-        code(&v)
+        code(&exchange(s, "/game/v1/game/changeScore", &format!("x-admin-token: {admin}\r\n"), &body))
     };
     assert_eq!(change(i64::MIN), 400102, "i64::MIN once passed the balance guard");
     assert_eq!(change(i64::MAX), 400102);
@@ -177,18 +171,8 @@ fn grpc_is_never_open_without_the_service_token() {
 
 /// getShop from `forwarded_for` (an X-Forwarded-For header), answered with its code.
 fn shop_as(port: u16, forwarded_for: &str) -> i64 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(
-        s,
-        "POST /game/v1/game/getShop HTTP/1.1\r\nhost: x\r\nx-forwarded-for: {forwarded_for}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
-    v["code"].as_i64().unwrap_or(-1)
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    code(&exchange(s, "/game/v1/game/getShop", &format!("x-forwarded-for: {forwarded_for}\r\n"), "{}"))
 }
 
 /// Row 2, behind a proxy: per-address limits see the real client, and nobody else picks theirs.
