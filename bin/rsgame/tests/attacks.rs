@@ -249,18 +249,36 @@ fn slow_silent_and_idle_http_connections_are_closed_and_capped_per_address() {
     // One address holds at most 6 connections; the 7th is closed at once, and places come
     // back when connections close.
     let held: Vec<TcpStream> = (0..6).map(|_| connect()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Until the server has taken all six (counted from another address, which has its own
+    // places): the gauge counts the asking connection too.
+    let open = || {
+        let mut s = connect_from("127.0.0.2".parse().expect("src"), srv.port);
+        write!(s, "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.lines()
+            .find_map(|l| l.strip_prefix("http_connections_open ").and_then(|v| v.trim().parse::<f64>().ok()))
+            .unwrap_or(0.0)
+    };
+    let start = Instant::now();
+    while open() < 7.0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the six connections were not all accepted");
+    }
     let mut extra = connect();
     assert!(closed_within(&mut extra, Duration::from_millis(1500)), "the 7th connection is refused");
     drop(held);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(get(srv.port, "/healthz").map(|r| r.0), Some(200), "places came back");
+    let start = Instant::now();
+    while get(srv.port, "/healthz").map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < Duration::from_secs(5), "places did not come back");
+    }
 
     // An upgraded WebSocket is the gate's: it outlives the header timeout.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let mut ws =
             rsgame_bot::client::Client::ws(&format!("ws://127.0.0.1:{}/ws", srv.port), false).await.expect("ws");
+        // Not a wait for a condition: the idle time itself is what is tested (longer than
+        // the 2 s header timeout).
         tokio::time::sleep(Duration::from_secs(3)).await;
         ws.send(rsgame_proto::ids::PING, &rsgame_proto::pb::Ping { sn: 7 }).await.expect("ping");
         let pong: rsgame_proto::pb::PingResp =
