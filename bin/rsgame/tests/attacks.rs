@@ -105,6 +105,39 @@ fn sign_up_floods_meet_a_captcha_and_public_routes_a_per_address_limit() {
     assert_ne!(verify("127.0.0.8"), 400502, "the limit is per address");
 }
 
+/// Row 7: a flood of QR tickets from many addresses into a full in-process cache; the
+/// victim's ticket, made during the flood, still works.
+#[test]
+fn a_qr_ticket_made_during_a_cache_flood_survives_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "cache:\n  max_entries: 500\n");
+    let srv = Server::start(&cfg, &[]);
+    let flood = |per_address: usize| {
+        for a in 10..30 {
+            let src = format!("127.0.0.{a}");
+            for _ in 0..per_address {
+                assert_eq!(code(&post_from(&src, srv.port, "/usercenter/v1/user/loginScan/create", "{}")), 200);
+            }
+        }
+    };
+    let body = r#"{"username":"scanner","password":"secret99"}"#;
+    let token = post_from("127.0.0.2", srv.port, "/usercenter/v1/user/register", body)["data"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    flood(30); // 600 one-off tickets: the cache (500) is full
+    let ticket = post_from("127.0.0.3", srv.port, "/usercenter/v1/user/loginScan/create", "{}");
+    let value = ticket["data"]["value"].as_str().expect("value").to_owned();
+    flood(10); // 200 more while the victim scans
+    let confirm = exchange(
+        TcpStream::connect(("127.0.0.1", srv.port)).expect("connect"),
+        "/usercenter/v1/user/loginScan/confirm",
+        &format!("authorization: Bearer {token}\r\n"),
+        &format!(r#"{{"value":"{value}"}}"#),
+    );
+    assert_eq!(code(&confirm), 200, "the ticket was kept through the flood: {confirm}");
+}
+
 /// Row 9: an amount that wraps 64-bit arithmetic, through the admin token.
 #[test]
 fn an_amount_that_would_wrap_is_refused_and_the_ledger_stays_right() {

@@ -108,7 +108,16 @@ fn redis_err(e: redis::RedisError) -> StoreError {
 impl Cache {
     /// An in-process cache holding at most `max_entries` keys (least useful evicted first).
     pub fn memory(max_entries: u64, prefix: &str) -> Cache {
-        let c = moka::future::Cache::builder().max_capacity(max_entries).expire_after(MemExpiry).build();
+        // LRU, not moka's default TinyLFU: TinyLFU admits a new key only if it promises more
+        // hits than the one it would evict, so once a flood of one-off keys (QR tickets) had
+        // filled the cache, every new captcha or ticket — read once, by design — was refused
+        // within seconds. LRU always admits; a fresh entry lives until `max_entries` newer
+        // ones arrive, which the per-address limits on public routes make slow.
+        let c = moka::future::Cache::builder()
+            .max_capacity(max_entries)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .expire_after(MemExpiry)
+            .build();
         Cache { backend: Backend::Memory(c), prefix: prefix.to_owned(), flights: Arc::default(), label: "memory" }
     }
 

@@ -198,3 +198,22 @@ async fn redis_over_tls_checks_the_certificate() {
     let d = tokio::time::timeout(Duration::from_secs(3), sub.next()).await.expect("delivered").expect("some");
     assert_eq!(d.payload, b"over tls");
 }
+
+/// A full in-process cache still keeps what was just written: a flood of one-off keys (QR
+/// tickets from a stranger) must not make every new captcha vanish at once.
+#[tokio::test]
+async fn a_flooded_memory_cache_keeps_new_entries() {
+    let c = Cache::memory(1_000, &prefix());
+    for i in 0..5_000 {
+        c.set(&format!("flood:{i}"), &i, Some(Duration::from_secs(120))).await.expect("flood");
+    }
+    c.set("captcha:victim", &"abcde", Some(Duration::from_secs(120))).await.expect("set");
+    for i in 5_000..5_200 {
+        c.set(&format!("flood:{i}"), &i, Some(Duration::from_secs(120))).await.expect("flood");
+    }
+    assert_eq!(
+        c.get::<String>("captcha:victim").await.expect("get").as_deref(),
+        Some("abcde"),
+        "a new entry outlives fewer newer ones than the capacity"
+    );
+}
