@@ -642,7 +642,7 @@ pub struct CacheConfig {
     pub url: String,
     /// Namespace put before every key.
     pub prefix: String,
-    /// Most keys the in-process cache holds (least useful evicted first).
+    /// Most keys the in-process cache holds (least recently used evicted first: LRU).
     pub max_entries: u64,
     /// With `rediss://`: a PEM file of the CA that signed Redis's certificate; empty: the
     /// system's roots.
