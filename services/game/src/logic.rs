@@ -457,12 +457,7 @@ impl GameLogic {
                 if delta < 0 {
                     return Err(Error::new(Code::NotEnoughItems));
                 }
-                let exists = Query::select()
-                    .column("count")
-                    .from("game_item")
-                    .and_where(Expr::col("user_id").eq(user_id))
-                    .and_where(Expr::col("goods_id").eq(goods_id))
-                    .to_owned();
+                let exists = item_row(user_id, goods_id);
                 if tx.fetch_optional(&exists).await?.is_some() {
                     return Err(Error::msg(Code::Forbidden, "a balance would pass its limit"));
                 }
@@ -501,12 +496,7 @@ impl GameLogic {
             }
         }
         for &(goods_id, delta) in &c.items {
-            let q = Query::select()
-                .column("count")
-                .from("game_item")
-                .and_where(Expr::col("user_id").eq(user_id))
-                .and_where(Expr::col("goods_id").eq(goods_id))
-                .to_owned();
+            let q = item_row(user_id, goods_id);
             let balance = tx.fetch_optional(&q).await?.map(|r| r.i64("count")).transpose()?.unwrap_or(0);
             ledger(tx, user_id, &format!("item:{goods_id}"), delta, balance, reason, reference).await?;
         }
@@ -596,6 +586,16 @@ fn totals(data: &GameData, p: &Player) -> (i64, i64) {
     let gear = |id: i64| data.goods.get(&id).map(|g| (g.attack, g.defence)).unwrap_or((0, 0));
     let buff = if p.buff_until > now_ms() { p.buff_attack } else { 0 };
     (p.attack + gear(p.weapon).0 + gear(p.armor).0 + buff, p.defence + gear(p.weapon).1 + gear(p.armor).1)
+}
+
+/// The count of one item a player holds (no row: none).
+fn item_row(user_id: i64, goods_id: i64) -> sea_query::SelectStatement {
+    Query::select()
+        .column("count")
+        .from("game_item")
+        .and_where(Expr::col("user_id").eq(user_id))
+        .and_where(Expr::col("goods_id").eq(goods_id))
+        .to_owned()
 }
 
 async fn ledger(

@@ -43,19 +43,10 @@ pub struct LoginGuard {
     cfg: UsercenterConfig,
 }
 
-/// The cache keys of one attempt. The address goes first and never holds `|`, so no
-/// username (which may hold anything at login) can make two pairs share a key.
-struct Keys {
-    pair: String,
-    account: String,
-    solved: String,
-    ip: String,
-}
-
-impl Keys {
-    fn new(user: &str, ip: &str) -> Keys {
-        Keys { pair: format!("{ip}|{user}"), account: user.to_owned(), solved: user.to_owned(), ip: ip.to_owned() }
-    }
+/// The key of one (address, account) pair. The address goes first and never holds `|`, so
+/// no username (which may hold anything at login) can make two pairs share a key.
+fn pair(user: &str, ip: &str) -> String {
+    format!("{ip}|{user}")
 }
 
 impl LoginGuard {
@@ -66,20 +57,20 @@ impl LoginGuard {
 
     /// What an attempt on `user` (lower-cased) from `ip` needs.
     pub async fn check(&self, user: &str, ip: &str) -> Verdict {
-        let k = Keys::new(user, ip);
-        if self.is_locked("pair", &k.pair).await || self.is_locked("ip", &k.ip).await {
+        let pair_key = pair(user, ip);
+        if self.is_locked("pair", &pair_key).await || self.is_locked("ip", ip).await {
             return Verdict::Locked;
         }
-        let pair = self.count("pair", &k.pair).await;
-        let account_locked = self.is_locked("account", &k.account).await;
+        let pair = self.count("pair", &pair_key).await;
+        let account_locked = self.is_locked("account", user).await;
         if account_locked && pair > 0 {
             return Verdict::Locked;
         }
         let c = &self.cfg;
         if account_locked
             || pair >= c.captcha_after_failures
-            || self.count("account", &k.account).await >= c.lock_after_failures
-            || self.count("ip", &k.ip).await >= c.ip_captcha_after_failures
+            || self.count("account", user).await >= c.lock_after_failures
+            || self.count("ip", ip).await >= c.ip_captcha_after_failures
         {
             return Verdict::Captcha;
         }
@@ -89,17 +80,17 @@ impl LoginGuard {
     /// Counts a wrong password (or an unknown account) for `user` from `ip`; `solved`: the
     /// attempt carried a solved captcha. Locks what reached its limit.
     pub async fn failed(&self, user: &str, ip: &str, solved: bool) {
-        let k = Keys::new(user, ip);
+        let pair_key = pair(user, ip);
         let c = &self.cfg;
-        if self.bump("pair", &k.pair).await >= c.lock_after_failures {
-            self.lock("pair", &k.pair).await;
+        if self.bump("pair", &pair_key).await >= c.lock_after_failures {
+            self.lock("pair", &pair_key).await;
         }
-        self.bump("account", &k.account).await;
-        if solved && self.bump("solved", &k.solved).await >= c.lock_after_failures {
-            self.lock("account", &k.account).await;
+        self.bump("account", user).await;
+        if solved && self.bump("solved", user).await >= c.lock_after_failures {
+            self.lock("account", user).await;
         }
-        if self.bump("ip", &k.ip).await >= c.ip_lock_after_failures {
-            self.lock("ip", &k.ip).await;
+        if self.bump("ip", ip).await >= c.ip_lock_after_failures {
+            self.lock("ip", ip).await;
         }
     }
 
@@ -107,8 +98,7 @@ impl LoginGuard {
     /// and the address's counts run out with their window: an attack in progress goes on
     /// meeting captchas.
     pub async fn succeeded(&self, user: &str, ip: &str) {
-        let k = Keys::new(user, ip);
-        let _ = self.cache.delete(&[&format!("uc:fail:pair:{}", k.pair)]).await;
+        let _ = self.cache.delete(&[&format!("uc:fail:pair:{}", pair(user, ip))]).await;
     }
 
     async fn count(&self, kind: &str, key: &str) -> i64 {
