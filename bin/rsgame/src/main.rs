@@ -2,13 +2,16 @@
 //!
 //! # Layout
 //!
-//! - `main.rs`: the commands (`serve`, `migrate`, `config`, `version`) and exit codes.
+//! - `main.rs`: the commands (`serve`, `migrate`, `check`, `admin`, `config`, `bot`,
+//!   `version`) and exit codes.
+//! - `admin.rs`: operator actions on accounts (ban, unban).
 //! - `roles.rs`: the role names a process can take.
 //! - `serve.rs`: start-up and graceful shutdown of a serving process.
 //! - `directory.rs`: the world's view of accounts, read from usercenter (in process or gRPC).
 //! - `nodes.rs`: game nodes in etcd, and sending each player to its node.
 //! - `web.rs`: the browser client, built into the binary.
 
+mod admin;
 mod directory;
 mod nodes;
 mod roles;
@@ -52,6 +55,11 @@ enum Command {
         #[arg(value_parser = ["ledger"])]
         what: String,
     },
+    /// Operator actions on accounts, through the database, cache and bus the servers share.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Print the effective configuration (defaults, file, environment) with secrets masked.
     Config,
     /// Run N simulated players against a server (register or log in over REST, connect over
@@ -60,6 +68,22 @@ enum Command {
     Bot(Box<rsgame_bot::bot::Args>),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminAction {
+    /// Ban an account: no more logins, and its sessions end on every server (its tokens are
+    /// refused, its game connections close). Needs the servers' shared cache and bus (Redis,
+    /// NATS…): with the embedded defaults it is refused.
+    Ban {
+        /// The account's id.
+        user_id: i64,
+    },
+    /// Lift a ban.
+    Unban {
+        /// The account's id.
+        user_id: i64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -108,6 +132,8 @@ fn main() -> ExitCode {
         }
         Command::Migrate => run(serve::migrate(cfg)),
         Command::Check { .. } => run(serve::check_ledger(cfg)),
+        Command::Admin { action: AdminAction::Ban { user_id } } => run(admin::set_banned(cfg, user_id, true)),
+        Command::Admin { action: AdminAction::Unban { user_id } } => run(admin::set_banned(cfg, user_id, false)),
         Command::Version | Command::Bot(_) => ExitCode::SUCCESS,
     }
 }

@@ -76,11 +76,12 @@ impl Services {
         } else {
             Arc::new(rsgame_basic::rpc::RemoteBasic::connect(rpc, &cfg.rpc.basic_url)?)
         };
-        let revocations = rsgame_usercenter::logic::revocations(cache.clone());
+        let revocations = rsgame_usercenter::sessions::revocations(cache.clone());
         let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> =
             Arc::new(rsgame_usercenter::UserCenterLogic::new(
                 db.clone(),
                 cache.clone(),
+                bus.clone(),
                 jwt.clone(),
                 basic.clone(),
                 cfg.usercenter.clone(),
@@ -280,8 +281,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 let scene_names: Vec<String> = scenes.iter().map(|s| s.name.clone()).collect();
                 // One node among several: presence, chat and kicks cross nodes.
                 let clustered = etcd.is_some() || !cfg.node.id.is_empty();
+                let node_id = crate::nodes::node_id(&cfg);
                 let cluster = clustered.then(|| {
-                    let id = crate::nodes::node_id(&cfg);
+                    let id = node_id.clone();
                     tracing::info!(node = %id, "game node in a cluster");
                     let ttl = Duration::from_secs(cfg.node.presence_ttl_secs);
                     Arc::new(rsgame_world::cluster::Cluster::new(id, s.bus.clone(), s.cache.clone(), ttl))
@@ -294,6 +296,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     directory: Arc::new(crate::directory::UsercenterDirectory(s.usercenter.clone())),
                     db: s.db.clone(),
                     cluster,
+                    accounts: Some((s.bus.clone(), node_id)),
                 });
                 if let Some(etcd) = &etcd {
                     crate::nodes::register(&cfg, etcd.clone(), world.clone(), scene_names, &shutdown)
@@ -415,7 +418,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn open_database(cfg: &Config) -> Result<rsgame_store::Db, ServeError> {
+pub(crate) async fn open_database(cfg: &Config) -> Result<rsgame_store::Db, ServeError> {
     let db = rsgame_store::Db::connect(&cfg.database).await?;
     let masked = rsgame_kit::config::mask_url_password(&cfg.database.url).unwrap_or_else(|| cfg.database.url.clone());
     tracing::info!(backend = db.backend().as_str(), url = %masked, "database connected");

@@ -18,6 +18,7 @@ fn help_works_on_every_command() {
         &["migrate", "--help"],
         &["config", "--help"],
         &["bot", "--help"],
+        &["admin", "ban", "--help"],
         &["version", "--help"],
     ] {
         let o = run({
@@ -368,9 +369,72 @@ fn api_roles_call_usercenter_and_basic_over_grpc() {
     assert!(body.contains("\"code\":200"), "{body}");
     let (status, _) = post(api.port, "/usercenter/v1/user/detail", Some(&token), "");
     assert_eq!(status, 401, "the logout done over gRPC is seen by the API process");
+    let (_, body) = post(api.port, "/usercenter/v1/user/login", None, r#"{"username":"gus","password":"secret99"}"#);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let token = v["data"]["accessToken"].as_str().expect("token").to_owned();
+    let (_, body) = post(api.port, "/usercenter/v1/user/logoutAll", Some(&token), "{}");
+    assert!(body.contains("\"code\":200"), "{body}");
+    let (status, _) = post(api.port, "/usercenter/v1/user/detail", Some(&token), "");
+    assert_eq!(status, 401, "logoutAll over gRPC ends the token the API process checks");
     drop((api, rpc));
     // Leave nothing behind in the shared Redis.
     let clean = format!("redis-cli -u {redis} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis} del");
+    let out = Command::new("sh").args(["-c", &clean]).output().expect("redis-cli");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn admin_ban_ends_the_sessions_on_a_running_server() {
+    // Redis as the cache and the bus: everything the test leaves goes with one key pattern.
+    let Some(redis) = rsgame_testkit::service("RSGAME_TEST_REDIS_URL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "app:\n  name: bans\n");
+    let cache_prefix = format!("rsgame-ban-{}-{}:", std::process::id(), free_port());
+    let bus_prefix = format!("{cache_prefix}bus:");
+    let db_url = format!("sqlite://{}/data/rsgame.db", dir.path().display());
+    let shared = [
+        ("RSGAME_CACHE__BACKEND", "redis"),
+        ("RSGAME_CACHE__URL", redis.as_str()),
+        ("RSGAME_CACHE__PREFIX", cache_prefix.as_str()),
+        ("RSGAME_BUS__URL", redis.as_str()),
+        ("RSGAME_BUS__PREFIX", bus_prefix.as_str()),
+        ("RSGAME_AUTH__JWT_SECRET", "ban-test-signing-key-0123456789abcdef"),
+    ];
+    let srv = Server::start(&cfg, &shared);
+    let (_, body) = post(srv.port, "/usercenter/v1/user/register", None, r#"{"username":"hal","password":"secret99"}"#);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let token = v["data"]["accessToken"].as_str().expect("token").to_owned();
+    let (_, body) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = v["data"]["userInfo"]["id"].as_i64().expect("id").to_string();
+
+    let admin = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = rsgame();
+        c.arg("--config").arg(&cfg).arg("admin").args(args).env("RSGAME_DATABASE__URL", &db_url);
+        c.env("RSGAME_LOG__LEVEL", "warn").envs(env.iter().copied());
+        run(c)
+    };
+    // On the embedded defaults a ban could not reach the server: refused, nothing changed.
+    let out = admin(&["ban", &id], &[]);
+    assert!(!out.status.success() && text(&out).contains("shared cache and bus"), "{}", text(&out));
+    let (status, _) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "");
+    assert_eq!(status, 200);
+
+    let out = admin(&["ban", &id], &shared);
+    assert!(out.status.success(), "{}", text(&out));
+    let (status, body) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "");
+    assert_eq!(status, 401, "the running server refuses the banned account's token at once: {body}");
+    let (_, body) = post(srv.port, "/usercenter/v1/user/login", None, r#"{"username":"hal","password":"secret99"}"#);
+    assert!(!body.contains("\"code\":200"), "no login while banned: {body}");
+    let out = admin(&["unban", &id], &shared);
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, body) = post(srv.port, "/usercenter/v1/user/login", None, r#"{"username":"hal","password":"secret99"}"#);
+    assert!(body.contains("\"code\":200"), "after the ban is lifted: {body}");
+    assert!(!admin(&["ban", "999999"], &shared).status.success(), "no such account");
+    drop(srv);
+    let clean = format!("redis-cli -u {redis} --scan --pattern '{cache_prefix}*' | xargs -r redis-cli -u {redis} del");
     let out = Command::new("sh").args(["-c", &clean]).output().expect("redis-cli");
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -503,6 +503,40 @@ async fn a_dropped_player_resumes_within_the_grace_period() {
         .expect("despawn after grace");
 }
 
+/// Attack row 5 of issue 17: a stolen token, or a banned player, kept playing after the
+/// account's sessions were ended. "Log out everywhere" now closes the live game connection
+/// within 5 s and the old token stops working at once; nobody else is touched.
+#[tokio::test]
+async fn logging_out_everywhere_ends_the_live_game_session_and_its_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let http = format!("127.0.0.1:{}", srv.port);
+    let (a, b) = (account(&srv, "stolen").await, account(&srv, "bystander").await);
+    let (mut ca, mut cb) = (tcp(&srv).await, ws(&srv, false).await);
+    ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+
+    let v = rsgame_bot::client::post(&http, "/usercenter/v1/user/logoutAll", Some(&a.token), &serde_json::json!({}))
+        .await
+        .expect("logoutAll");
+    assert_eq!(v["code"], 200, "{v}");
+    let bye: pb::LogoutResp = ca.wait(ids::reply(ids::LOGOUT), Duration::from_secs(5)).await.expect("LogoutResp");
+    assert_eq!((bye.r#type, bye.user_id), (pb::LogoutType::Ended as i32, a.user_id));
+    assert!(ca.closed(Duration::from_secs(5)).await, "the connection is closed");
+    let d = rsgame_bot::client::post(&http, "/usercenter/v1/user/detail", Some(&a.token), &serde_json::json!({}))
+        .await
+        .expect("detail");
+    assert_eq!(d["code"], 400103, "the old token on REST: {d}");
+    let mut again = tcp(&srv).await;
+    assert_eq!(code(again.login(a.user_id, &a.token).await.expect_err("old token")), 400103);
+
+    // The other player plays on; the owner logs in again with the password.
+    assert!(!cb.closed(Duration::from_millis(500)).await, "the bystander stays");
+    let fresh = account(&srv, "stolen").await;
+    let mut back = tcp(&srv).await;
+    back.login(fresh.user_id, &fresh.token).await.expect("a new login works");
+}
+
 /// Logs in, walks somewhere new, and returns where it stands.
 async fn wander(srv: &Server, a: &Account, dx: f32) -> (Client, (f32, f32)) {
     let mut c = tcp(srv).await;

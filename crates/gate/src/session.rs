@@ -76,6 +76,9 @@ pub enum CloseReason {
     Shutdown,
     /// Server code closed the session (kicked, logged in elsewhere…).
     Kicked,
+    /// The account's sessions were ended (a ban, a password change, "log out everywhere"):
+    /// its token no longer works, so reconnecting with it is pointless.
+    SessionEnded,
     /// `max_connections` was reached.
     ServerFull,
     /// `max_connections_per_ip` was reached.
@@ -99,6 +102,7 @@ impl CloseReason {
             CloseReason::HandlerPanic => "handler_panic",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Kicked => "kicked",
+            CloseReason::SessionEnded => "session_ended",
             CloseReason::ServerFull => "server_full",
             CloseReason::IpLimit => "ip_limit",
             CloseReason::IoError => "io_error",
@@ -119,6 +123,7 @@ impl CloseReason {
             CloseReason::IpLimit => Some((400_502, "too many connections from this address")),
             CloseReason::Shutdown => Some((400_503, "server shutting down")),
             CloseReason::Kicked => Some((400_501, "closed by the server")),
+            CloseReason::SessionEnded => Some((400_103, "the account's sessions were ended: log in again")),
             CloseReason::ClientClosed
             | CloseReason::SlowConsumer
             | CloseReason::HandlerPanic

@@ -132,6 +132,8 @@ fn close_code(reason: CloseReason) -> u16 {
         CloseReason::ClientClosed | CloseReason::Kicked => 1000,
         CloseReason::Shutdown => 1001,
         CloseReason::BadFrame | CloseReason::TooManyBadMessages => 1002,
+        // Policy: this token may not be used any more.
+        CloseReason::SessionEnded => 1008,
         CloseReason::FrameTooLarge => 1009,
         CloseReason::HandlerPanic | CloseReason::IoError => 1011,
         CloseReason::ServerFull => 1013,

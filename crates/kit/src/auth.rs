@@ -37,6 +37,23 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id, so one token can be revoked (logout).
     pub jti: String,
+    /// rsgame: issued at, unix milliseconds. Ending an account's sessions kills the tokens
+    /// issued before a moment; `iat`'s whole seconds cannot tell a token issued just before
+    /// a password change from the one the change itself returns. 0 in tokens without it.
+    #[serde(rename = "iatMs", default, skip_serializing_if = "is_zero")]
+    pub iat_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+impl Claims {
+    /// When the token was issued, unix milliseconds (from `iat` when it has no `iatMs`:
+    /// the second's start, so such a token counts as older than anything in its second).
+    pub fn issued_ms(&self) -> i64 {
+        if self.iat_ms > 0 { self.iat_ms } else { self.iat.saturating_mul(1000) }
+    }
 }
 
 /// A token as go-game's login and register return it.
@@ -158,6 +175,11 @@ impl Jwt {
         Jwt { key, access_expire, refresh_after }
     }
 
+    /// How long an access token lives.
+    pub fn access_expire(&self) -> Duration {
+        self.access_expire
+    }
+
     /// The codec `auth.*` configures.
     pub fn from_config(cfg: &crate::config::AuthConfig) -> Jwt {
         if cfg.jwt_secret.is_empty() {
@@ -179,11 +201,17 @@ impl Jwt {
 
     /// A new access token for `user_id`.
     pub fn issue(&self, user_id: i64) -> Result<(AccessToken, Claims), Error> {
-        let now = crate::time::unix_secs();
+        let now_ms = crate::time::unix_ms();
+        let now = now_ms / 1000;
         let mut jti = [0u8; 16];
         rand::fill(&mut jti);
-        let claims =
-            Claims { user_id, iat: now, exp: now + self.access_expire.as_secs() as i64, jti: hex::encode(jti) };
+        let claims = Claims {
+            user_id,
+            iat: now,
+            exp: now + self.access_expire.as_secs() as i64,
+            jti: hex::encode(jti),
+            iat_ms: now_ms,
+        };
         let payload = serde_json::to_vec(&claims).map_err(|e| Error::internal(Code::TokenGenerate, e))?;
         let signing_input = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
         let sig = B64.encode(hmac_sha256(&self.key, &[signing_input.as_bytes()]));

@@ -82,6 +82,9 @@ impl Usercenter for Fake {
     async fn logout(&self, _: Request<pb::LogoutReq>) -> Result<Response<pb::Empty>, Status> {
         nope()
     }
+    async fn logout_all(&self, _: Request<pb::LogoutAllReq>) -> Result<Response<pb::Empty>, Status> {
+        nope()
+    }
     async fn scan_create(&self, _: Request<pb::Empty>) -> Result<Response<pb::ScanTicket>, Status> {
         nope()
     }

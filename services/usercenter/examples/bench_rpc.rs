@@ -83,8 +83,14 @@ async fn hop(n: usize) -> f64 {
     let basic = Arc::new(
         BasicLogic::new(db.clone(), cache.clone(), bus, BasicConfig::default(), b"k".to_vec()).expect("basic"),
     );
-    let local: Arc<dyn UserCenter> =
-        Arc::new(rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic, UsercenterConfig::default()));
+    let local: Arc<dyn UserCenter> = Arc::new(rsgame_usercenter::UserCenterLogic::new(
+        db,
+        cache,
+        rsgame_store::Bus::memory(Default::default()),
+        jwt.clone(),
+        basic,
+        UsercenterConfig::default(),
+    ));
     let req = RegisterReq { username: "hopper".into(), password: "secret99".into(), ..Default::default() };
     let tokens = local.register(req, "127.0.0.1").await.expect("register");
     let id = jwt.verify(&tokens.access.access_token).expect("claims").user_id;

@@ -168,7 +168,14 @@ async fn main() {
     // No lock-outs: every login in the benchmark is a right one from one IP.
     let cfg =
         UsercenterConfig { captcha_after_failures: 1_000_000, lock_after_failures: 2_000_000, ..Default::default() };
-    let logic = rsgame_usercenter::UserCenterLogic::new(db, cache, jwt.clone(), basic, cfg);
+    let logic = rsgame_usercenter::UserCenterLogic::new(
+        db,
+        cache,
+        rsgame_store::Bus::memory(Default::default()),
+        jwt.clone(),
+        basic,
+        cfg,
+    );
     let auth = Auth { jwt, revocations: Some(logic.revocations()) };
     let shutdown = rsgame_kit::Shutdown::new();
     let readiness = rsgame_kit::http::Readiness::new(&shutdown);

@@ -80,6 +80,7 @@ pub fn router<S: GameServers + 'static>(svc: Svc, auth: Auth, servers: S) -> Rou
         .route("/usercenter/v1/user/detail", post(detail).get(detail))
         .route("/usercenter/v1/user/tokenVerify", post(token_verify).get(token_verify))
         .route("/usercenter/v1/user/logout", post(logout))
+        .route("/usercenter/v1/user/logoutAll", post(logout_all))
         .route("/usercenter/v1/user/loginScan", post(login_scan))
         .route("/usercenter/v1/user/loginScan/create", post(scan_create))
         .route("/usercenter/v1/user/loginScan/confirm", post(scan_confirm))
@@ -169,6 +170,16 @@ async fn logout(
     Ok(Reply(serde_json::json!({})))
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/logoutAll", tag = "usercenter", summary = "Log out everywhere", description = "Ends every session of the account: every access and refresh token issued until now stops working at once, on every server, and open game connections are closed (LogoutResp type 4).", security(("bearer" = [])), responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn logout_all(
+    State(svc): State<Svc>,
+    ClientIp(ip): ClientIp,
+    user: AuthUser,
+) -> Result<Reply<serde_json::Value>> {
+    svc.logout_all(user.user_id, &ip).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 struct ScanReq {
     value: String,
@@ -214,7 +225,18 @@ async fn login_scan(
 
 /// The OpenAPI document of these routes.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register, login, refresh, detail, token_verify, logout, scan_create, scan_confirm, login_scan))]
+#[openapi(paths(
+    register,
+    login,
+    refresh,
+    detail,
+    token_verify,
+    logout,
+    logout_all,
+    scan_create,
+    scan_confirm,
+    login_scan
+))]
 struct Doc;
 
 /// The OpenAPI document of usercenter's routes.

@@ -9,6 +9,8 @@
 //!   lock-outs that a stranger cannot turn against a player.
 //! - [`api`]: the REST routes under `/usercenter/v1/user/`.
 //! - [`rpc`]: the gRPC server over any [`UserCenter`], and a remote [`UserCenter`].
+//! - [`sessions`]: ending sessions, one token or all of an account's (log out everywhere, a
+//!   ban), and the revocation checks every token check reads.
 //!
 //! QR login: the waiting page calls `loginScan/create` and shows the QR code; a logged-in
 //! device scans it and calls `loginScan/confirm`; the waiting page's `loginScan` (a long poll)
@@ -21,5 +23,6 @@ pub mod guard;
 pub mod logic;
 pub mod model;
 pub mod rpc;
+pub mod sessions;
 
 pub use logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserCenterLogic, UserInfo};

@@ -8,12 +8,14 @@ use rsgame_basic::Basic;
 use rsgame_kit::auth::{AccessToken, Claims, Jwt, Revocations};
 use rsgame_kit::config::UsercenterConfig;
 use rsgame_kit::{Code, Error, Result};
-use rsgame_store::{Cache, Db, StoreError};
+use rsgame_proto::events::SessionsEndedReason;
+use rsgame_store::{Bus, Cache, Db, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::guard::{LoginGuard, Verdict};
 use crate::model::{self, LogKind, User};
+use crate::sessions::Sessions;
 
 /// Tokens as login, register and refresh return them: go-game's three fields plus the
 /// refresh token.
@@ -147,6 +149,9 @@ pub trait UserCenter: Send + Sync {
     /// Revokes the access token and the refresh token's family (all the user's refresh
     /// tokens when none is given).
     async fn logout(&self, claims: &Claims, refresh_token: Option<&str>, ip: &str) -> Result<()>;
+    /// Logs `user_id` out everywhere: every access and refresh token issued until now stops
+    /// working and its game connections close.
+    async fn logout_all(&self, user_id: i64, ip: &str) -> Result<()>;
     /// Starts a QR login (the waiting page).
     async fn scan_create(&self) -> Result<ScanTicket>;
     /// Confirms a QR login from a device where `user_id` is logged in.
@@ -292,18 +297,38 @@ pub struct UserCenterLogic {
     basic: Arc<dyn Basic>,
     cfg: UsercenterConfig,
     guard: LoginGuard,
+    sessions: Sessions,
 }
 
 impl UserCenterLogic {
-    /// The logic over its storage, token codec and basic (for captchas).
-    pub fn new(db: Db, cache: Cache, jwt: Arc<Jwt>, basic: Arc<dyn Basic>, cfg: UsercenterConfig) -> Self {
+    /// The logic over its storage, its bus (to tell game nodes of ended sessions), token
+    /// codec and basic (for captchas).
+    pub fn new(db: Db, cache: Cache, bus: Bus, jwt: Arc<Jwt>, basic: Arc<dyn Basic>, cfg: UsercenterConfig) -> Self {
         let guard = LoginGuard::new(cache.clone(), cfg.clone());
-        UserCenterLogic { db, cache, jwt, basic, cfg, guard }
+        let sessions = Sessions::new(db.clone(), cache.clone(), bus, jwt.access_expire());
+        UserCenterLogic { db, cache, jwt, basic, cfg, guard, sessions }
     }
 
-    /// The revocation list that logouts write, for [`rsgame_kit::auth::Auth`].
+    /// The revocation checks that logouts and ended sessions feed, for
+    /// [`rsgame_kit::auth::Auth`].
     pub fn revocations(&self) -> Arc<dyn Revocations> {
-        revocations(self.cache.clone())
+        crate::sessions::revocations(self.cache.clone())
+    }
+
+    /// Bans `user_id` (account status 3) and ends its sessions, or lifts the ban (status 1).
+    /// Returns false when there is no such account.
+    pub async fn set_banned(&self, user_id: i64, banned: bool, ip: &str) -> Result<bool> {
+        if model::user_by_id(&self.db, user_id).await?.is_none() {
+            return Ok(false);
+        }
+        model::set_status(&self.db, user_id, if banned { 3 } else { 1 }).await?;
+        let what = if banned { "banned" } else { "ban lifted" };
+        model::log(&self.db, user_id, LogKind::Logout, what, ip).await?;
+        if banned {
+            self.sessions.end_all(user_id, SessionsEndedReason::Banned).await?;
+        }
+        tracing::info!(user_id, what, "account status changed");
+        Ok(true)
     }
 
     async fn issue(&self, user_id: i64, family: Option<String>) -> Result<Tokens> {
@@ -318,28 +343,6 @@ impl UserCenterLogic {
     /// Whether the account exists and its status allows logging in (3 banned, 5 closed do not).
     async fn may_log_in(&self, user_id: i64) -> Result<bool> {
         Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.status != 3 && u.status != 5))
-    }
-}
-
-/// The revocation list in `cache` (shared with a remote usercenter through Redis), for
-/// [`rsgame_kit::auth::Auth`] in any process that checks tokens.
-pub fn revocations(cache: Cache) -> Arc<dyn Revocations> {
-    Arc::new(CacheRevocations(cache))
-}
-
-/// Logged-out access tokens, by `jti`, until they would have expired anyway.
-struct CacheRevocations(Cache);
-
-fn revoked_key(jti: &str) -> String {
-    format!("uc:revoked:{jti}")
-}
-
-#[async_trait::async_trait]
-impl Revocations for CacheRevocations {
-    async fn is_revoked(&self, claims: &Claims) -> bool {
-        // A cache outage lets signed, unexpired tokens through rather than failing every
-        // request; the cache logs and counts the outage.
-        self.0.get::<bool>(&revoked_key(&claims.jti)).await.ok().flatten().unwrap_or(false)
     }
 }
 
@@ -462,10 +465,7 @@ impl UserCenter for UserCenterLogic {
     }
 
     async fn logout(&self, claims: &Claims, refresh_token: Option<&str>, ip: &str) -> Result<()> {
-        let left = claims.exp - model::now_ms() / 1000;
-        if left > 0 {
-            self.cache.set(&revoked_key(&claims.jti), &true, Some(Duration::from_secs(left as u64 + 1))).await?;
-        }
+        self.sessions.revoke_token(claims).await?;
         match refresh_token.filter(|t| !t.is_empty()) {
             Some(t) => {
                 if let Some(r) = model::refresh_by_hash(&self.db, &sha256_hex(t)).await?
@@ -479,6 +479,12 @@ impl UserCenter for UserCenterLogic {
             }
         }
         model::log(&self.db, claims.user_id, LogKind::Logout, "logout", ip).await?;
+        Ok(())
+    }
+
+    async fn logout_all(&self, user_id: i64, ip: &str) -> Result<()> {
+        self.sessions.end_all(user_id, SessionsEndedReason::LogoutAll).await?;
+        model::log(&self.db, user_id, LogKind::Logout, "logout everywhere", ip).await?;
         Ok(())
     }
 

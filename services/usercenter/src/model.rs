@@ -221,6 +221,12 @@ pub async fn family_revoked(db: &Db, family: &str) -> Result<bool, StoreError> {
     Ok(db.fetch_optional(&q).await?.is_some())
 }
 
+/// Sets an account's status (1 approved, 3 login banned, 5 closed).
+pub async fn set_status(db: &Db, user_id: i64, status: i32) -> Result<(), StoreError> {
+    let q = Query::update().table("mem_user").value("status", status).and_where(Expr::col("id").eq(user_id)).to_owned();
+    db.execute(&q).await.map(drop)
+}
+
 /// Revokes every refresh token of a user (logout without a refresh token).
 pub async fn revoke_user(db: &Db, user_id: i64) -> Result<u64, StoreError> {
     let q = Query::update()

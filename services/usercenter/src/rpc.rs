@@ -139,8 +139,14 @@ impl Usercenter for UsercenterRpc {
 
     async fn logout(&self, r: Request<pb::LogoutReq>) -> Reply<pb::Empty> {
         let r = r.into_inner();
-        let claims = Claims { user_id: r.user_id, iat: r.iat, exp: r.exp, jti: r.jti };
+        // A logout needs the token's id and expiry; its issue time in ms is not carried.
+        let claims = Claims { user_id: r.user_id, iat: r.iat, exp: r.exp, jti: r.jti, iat_ms: 0 };
         ok(self.0.logout(&claims, Some(&r.refresh_token), &r.ip).await.map(|()| pb::Empty {}))
+    }
+
+    async fn logout_all(&self, r: Request<pb::LogoutAllReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        ok(self.0.logout_all(r.user_id, &r.ip).await.map(|()| pb::Empty {}))
     }
 
     async fn scan_create(&self, _: Request<pb::Empty>) -> Reply<pb::ScanTicket> {
@@ -170,7 +176,7 @@ impl RemoteUserCenter {
     /// issues a second session; the first one's refresh token was never delivered, so nobody
     /// can use it and it expires. Its only other traces are one more login log row and, for
     /// a wrong password, one failure counted twice. `Register`, `Refresh` (a rotated token
-    /// presented again revokes its family), `Logout` and the QR calls are not retried once
+    /// presented again revokes its family), `Logout`, `LogoutAll` and the QR calls are not retried once
     /// a server saw them.
     pub const IDEMPOTENT: &'static [&'static str] =
         &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login"];
@@ -236,6 +242,11 @@ impl UserCenter for RemoteUserCenter {
             ip: ip.into(),
         };
         self.client.clone().logout(r).await.map(|_| ()).map_err(rsgame_rpc::error)
+    }
+
+    async fn logout_all(&self, user_id: i64, ip: &str) -> Result<()> {
+        let r = pb::LogoutAllReq { user_id, ip: ip.into() };
+        self.client.clone().logout_all(r).await.map(|_| ()).map_err(rsgame_rpc::error)
     }
 
     async fn scan_create(&self) -> Result<ScanTicket> {

@@ -53,7 +53,14 @@ async fn start(db: Db, cache: Cache) -> Servers {
     // usercenter checks captchas through the remote basic, as in a split deployment.
     let remote_basic: Arc<dyn Basic> =
         Arc::new(RemoteBasic::over(rsgame_rpc::channel(&basic_url, TOKEN).expect("channel")));
-    let logic = UserCenterLogic::new(db, cache, jwt.clone(), remote_basic, UsercenterConfig::default());
+    let logic = UserCenterLogic::new(
+        db,
+        cache,
+        rsgame_store::Bus::memory(Default::default()),
+        jwt.clone(),
+        remote_basic,
+        UsercenterConfig::default(),
+    );
     let uc_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let uc_url = format!("http://{}", uc_l.local_addr().expect("addr"));
     let router = rsgame_rpc::server(TOKEN, &Default::default()).add_service(UsercenterRpc::service(Arc::new(logic)));

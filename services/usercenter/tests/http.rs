@@ -20,6 +20,8 @@ struct Site {
     port: u16,
     basic: BasicLogic,
     db: Db,
+    bus: rsgame_store::Bus,
+    logic: Arc<UserCenterLogic>,
     _shutdown: Stop,
 }
 
@@ -67,15 +69,19 @@ async fn start_with(db: Db, cache: Cache, cfg: UsercenterConfig) -> Site {
     )
     .expect("basic");
     let basic_dyn: Arc<dyn Basic> = Arc::new(basic.clone());
-    let logic = UserCenterLogic::new(db.clone(), cache, jwt.clone(), basic_dyn.clone(), cfg);
+    let bus = rsgame_store::Bus::memory(rsgame_store::BusOptions::default());
+    let logic = Arc::new(UserCenterLogic::new(db.clone(), cache, bus.clone(), jwt.clone(), basic_dyn.clone(), cfg));
     let auth = Auth { jwt, revocations: Some(logic.revocations()) };
-    let router = rsgame_usercenter::api::router(Arc::new(logic), auth.clone(), servers)
-        .merge(rsgame_basic::api::router(basic_dyn, basic.clone(), auth));
+    let router = rsgame_usercenter::api::router(logic.clone(), auth.clone(), servers).merge(rsgame_basic::api::router(
+        basic_dyn,
+        basic.clone(),
+        auth,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let shutdown = rsgame_kit::Shutdown::new();
     tokio::spawn(rsgame_kit::http::serve(listener, None, rsgame_kit::http::finish(router), shutdown.clone()));
-    Site { port, basic, db, _shutdown: Stop(shutdown) }
+    Site { port, basic, db, bus, logic, _shutdown: Stop(shutdown) }
 }
 
 async fn register(site: &Site, username: &str) -> Value {
@@ -216,6 +222,74 @@ async fn tokens_tampered_expired_missing_and_revoked_get_401() {
         site.db.execute(&ban).await.expect("ban");
         let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": refresh})).await;
         assert_eq!(code(&v), 400501, "{v}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn logout_everywhere_and_a_ban_end_every_token_of_the_account_at_once() {
+    use prost::Message as _;
+    use rsgame_proto::events::{SESSIONS_ENDED_TOPIC, SessionsEnded, SessionsEndedReason};
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
+        let mut ended = site.bus.subscribe(SESSIONS_ENDED_TOPIC, "node-test").await.expect("subscribe");
+        let detail = "/usercenter/v1/user/detail";
+        let login = |name: &'static str| {
+            let site = &site;
+            async move {
+                let (_, v) =
+                    post(site, "/usercenter/v1/user/login", None, json!({"username": name, "password": "secret99"}))
+                        .await;
+                let access = v["data"]["accessToken"].as_str().expect("access").to_owned();
+                let refresh = v["data"]["refreshToken"].as_str().expect("refresh").to_owned();
+                (access, refresh)
+            }
+        };
+        let me = register(&site, "erin").await;
+        let other = register(&site, "fred").await;
+        let erin = me["accessToken"].as_str().expect("token").to_owned();
+        let (erin_phone, erin_phone_refresh) = login("erin").await;
+        let fred = other["accessToken"].as_str().expect("token").to_owned();
+
+        let (status, v) = post(&site, "/usercenter/v1/user/logoutAll", Some(&erin), json!({})).await;
+        assert_eq!((status, code(&v)), (200, 200), "{v}");
+        for token in [&erin, &erin_phone] {
+            let (status, v) = post(&site, detail, Some(token), json!({})).await;
+            assert_eq!((status, code(&v)), (401, 400103), "every token of erin: {v}");
+        }
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": erin_phone_refresh})).await;
+        assert_eq!(code(&v), 400103, "refresh tokens too: {v}");
+        let (status, _) = post(&site, detail, Some(&fred), json!({})).await;
+        assert_eq!(status, 200, "another account is untouched");
+        let event = tokio::time::timeout(Duration::from_secs(5), ended.next()).await.expect("event").expect("open");
+        let first = SessionsEnded::decode(event.payload.as_slice()).expect("decode");
+        assert_eq!(first.reason, SessionsEndedReason::LogoutAll as i32);
+        // Logging in again afterwards works, at once: the new token is newer than the mark.
+        let (fresh, _) = login("erin").await;
+        let (status, v) = post(&site, detail, Some(&fresh), json!({})).await;
+        assert_eq!(status, 200, "a login after the logout: {v}");
+
+        // A ban: the live token dies, the password no longer logs in; lifting it restores both.
+        let id = v["data"]["userInfo"]["id"].as_i64().expect("id");
+        assert_eq!(first.user_id, id, "the event names erin");
+        assert!(site.logic.set_banned(id, true, "127.0.0.1").await.expect("ban"));
+        let (status, _) = post(&site, detail, Some(&fresh), json!({})).await;
+        assert_eq!(status, 401, "the banned account's token");
+        let event = tokio::time::timeout(Duration::from_secs(5), ended.next()).await.expect("event").expect("open");
+        let event = SessionsEnded::decode(event.payload.as_slice()).expect("decode");
+        assert_eq!((event.user_id, event.reason), (id, SessionsEndedReason::Banned as i32));
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/login", None, json!({"username": "erin", "password": "secret99"})).await;
+        assert_ne!(code(&v), 200, "a banned account cannot log in: {v}");
+        assert!(site.logic.set_banned(id, false, "127.0.0.1").await.expect("unban"));
+        let (fresh, _) = login("erin").await;
+        let (status, _) = post(&site, detail, Some(&fresh), json!({})).await;
+        assert_eq!(status, 200, "after the ban is lifted");
+        assert!(!site.logic.set_banned(i64::MAX, true, "127.0.0.1").await.expect("no account"));
+        // Without a token, or with another's: refused.
+        let (status, _) = post(&site, "/usercenter/v1/user/logoutAll", None, json!({})).await;
+        assert_eq!(status, 401);
     })
     .await;
 }

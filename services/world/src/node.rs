@@ -17,14 +17,17 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prost::Message as _;
 use rsgame_game::Game;
 use rsgame_gate::{CloseReason, RouteError, RouterBuilder, Session, send_many};
 use rsgame_kit::auth::{Auth, constant_time_eq, hmac_sha256};
 use rsgame_kit::config::WorldConfig;
 use rsgame_kit::time::unix_ms;
 use rsgame_kit::{Code, Error, Result};
+use rsgame_proto::events::{SESSIONS_ENDED_TOPIC, SessionsEnded};
+use rsgame_proto::pb::LogoutType;
 use rsgame_proto::{ids, pb};
-use rsgame_store::Db;
+use rsgame_store::{Bus, Db};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::aoi::EntityId;
@@ -75,6 +78,10 @@ pub struct WorldDeps {
     pub db: Db,
     /// The other game nodes, when this is one of several (see [`crate::cluster`]).
     pub cluster: Option<Arc<Cluster>>,
+    /// Where the usercenter announces accounts whose sessions were ended (a ban, log out
+    /// everywhere), and this node's id: it reads every announcement, as a consumer group of
+    /// its own, and closes those accounts' connections.
+    pub accounts: Option<(Bus, String)>,
 }
 
 /// The connection's login, so a late disconnect of a replaced connection changes nothing.
@@ -191,7 +198,7 @@ fn status(ok: bool, msg: &str) -> (i32, String) {
 impl World {
     /// Starts the scenes' tasks, the saver and the rewarders.
     pub fn start(deps: WorldDeps) -> World {
-        let WorldDeps { cfg, scenes, auth, game, directory, db, cluster } = deps;
+        let WorldDeps { cfg, scenes, auth, game, directory, db, cluster, accounts } = deps;
         let store = WorldStore::new(db);
         let (save_tx, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
@@ -261,7 +268,59 @@ impl World {
             tokio::spawn(world.clone().follow_cluster(c.clone()));
             tokio::spawn(world.clone().refresh_presence(c));
         }
+        if let Some((bus, node)) = accounts {
+            tokio::spawn(world.clone().follow_accounts(bus, node));
+        }
         world
+    }
+
+    /// Closes the connections of accounts whose sessions the usercenter ended, until the bus
+    /// subscription ends.
+    async fn follow_accounts(self, bus: Bus, node: String) {
+        let mut sub = loop {
+            match bus.subscribe(SESSIONS_ENDED_TOPIC, &node).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscription to ended sessions failed: retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        while let Some(d) = sub.next().await {
+            match SessionsEnded::decode(d.payload.as_slice()) {
+                Ok(e) => self.end_sessions(e.user_id, e.before_ms).await,
+                Err(e) => tracing::warn!(error = %e, "undecodable ended-sessions event dropped"),
+            }
+            if let Err(e) = d.ack().await {
+                tracing::debug!(error = %e, "ended-sessions event not acknowledged");
+            }
+        }
+    }
+
+    /// Ends the stay of `uid` if it logged in before `before_ms`: its token was issued before
+    /// its sessions were ended. A login after that (with a newer token) stays.
+    async fn end_sessions(&self, uid: i64, before_ms: i64) {
+        let t = self.transition(uid).await;
+        let gone = {
+            let mut players = lock(&self.0.players);
+            match players.get(&uid) {
+                Some(p) if p.since_ms < before_ms => players.remove(&uid),
+                _ => None,
+            }
+        };
+        let Some(p) = gone else { return };
+        if let Some(s) = &p.session {
+            let _ = s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Ended as i32, user_id: uid });
+            s.close(CloseReason::SessionEnded);
+        }
+        self.leave_room(uid, p.room).await;
+        if let Some(c) = &self.0.cluster {
+            c.left(uid).await;
+        }
+        drop(t);
+        self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
+        tracing::info!(user = uid, "player's session ended: the account's sessions were ended");
+        metrics::gauge!("world_online_players").set(self.online() as f64);
     }
 
     /// The rooms players created on this node (id, name), for the node directory.
@@ -376,8 +435,8 @@ impl World {
         };
         let Some(p) = gone else { return };
         if let Some(s) = &p.session {
-            // go-game's Logout type 3: logged in elsewhere.
-            let _ = s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: 3, user_id: uid });
+            let _ =
+                s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid });
             s.close(CloseReason::Kicked);
         }
         self.leave_room(uid, p.room).await;
@@ -647,8 +706,10 @@ impl World {
         match plan {
             Plan::Resume { old, room } => {
                 if let Some(old) = old.filter(|o| o.id() != session.id()) {
-                    // go-game's Logout type 3: logged in elsewhere.
-                    let _ = old.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: 3, user_id: uid });
+                    let _ = old.send(
+                        ids::reply(ids::LOGOUT),
+                        &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid },
+                    );
                     old.close(CloseReason::Kicked);
                 }
                 tracing::info!(user = uid, room, "player resumed");
@@ -788,7 +849,8 @@ impl World {
             tracing::info!(user = uid, "player logged out");
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
-        let _ = session.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: 1, user_id: uid });
+        let _ =
+            session.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Quit as i32, user_id: uid });
         session.close(CloseReason::Kicked);
         Ok(())
     }
