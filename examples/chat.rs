@@ -41,6 +41,7 @@ impl Room for Lobby {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = rsgame_kit::Config::from_process(None)?;
     cfg.gate.ws_codec = rsgame_kit::config::BodyCodec::Json; // JSON bodies on /ws
+    cfg.gate.login_timeout_secs = 0; // players pick a name, nothing logs them in
     let lobby = room::spawn(Lobby, 1024);
     let mut routes = Router::builder();
     let chat = lobby.clone();

@@ -47,7 +47,8 @@ impl Room for TicTacToe {
 }
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cfg = rsgame_kit::Config::from_process(None)?;
+    let mut cfg = rsgame_kit::Config::from_process(None)?;
+    cfg.gate.login_timeout_secs = 0; // players join a table, nothing logs them in
     let (board, mut routes) = (room::spawn(TicTacToe::default(), 64), Router::builder());
     board.join_on::<Place>(&mut routes, 500, room::by_session)?; // any connection may sit down
     board.input_on(&mut routes, 501, room::by_session)?;

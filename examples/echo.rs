@@ -6,7 +6,8 @@ use rsgame_proto::pb::ChatMsg;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cfg = rsgame_kit::Config::from_process(None)?; // defaults, then RSGAME_* variables
+    let mut cfg = rsgame_kit::Config::from_process(None)?; // defaults, then RSGAME_* variables
+    cfg.gate.login_timeout_secs = 0; // this protocol has no login to wait for
     let mut routes = Router::builder(); // Ping is built in
     routes.route(1, |session, msg: ChatMsg| async move { Ok(session.send(100_001, &msg)?) })?;
     let shutdown = rsgame_kit::Shutdown::new();

@@ -319,3 +319,84 @@ fn slow_silent_and_idle_http_connections_are_closed_and_capped_per_address() {
         assert_eq!(pong.sn, 7);
     });
 }
+
+/// A metric's value from the server's `/metrics` (asked from 127.0.0.2, whose HTTP places are
+/// its own); 0 when the line is not there yet.
+fn metric(port: u16, line_prefix: &str) -> f64 {
+    let mut s = connect_from("127.0.0.2".parse().expect("src"), port);
+    write!(s, "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0)
+}
+
+/// A 24-byte KCP segment (a PUSH with no data) opening conversation `conv`: all a stranger
+/// needs to make the transport open a session.
+fn kcp_push(conv: u32) -> Vec<u8> {
+    let mut p = Vec::with_capacity(24);
+    p.extend_from_slice(&conv.to_le_bytes());
+    p.extend_from_slice(&[81, 0]); // cmd PUSH, frg 0
+    p.extend_from_slice(&32u16.to_le_bytes()); // window
+    p.extend_from_slice(&[0; 16]); // ts, sn, una, len
+    p
+}
+
+/// Sends a Ping frame (zinx layout, empty body) and says whether a PingResp came back.
+fn ping(s: &mut TcpStream) -> bool {
+    if s.write_all(&[0, 0, 0x03, 0xe8, 0, 0, 0, 0]).is_err() {
+        return false;
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut head = [0u8; 8];
+    if s.read_exact(&mut head).is_err() {
+        return false;
+    }
+    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).is_ok() && u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == 2000
+}
+
+/// Row 1: KCP-looking packets from many source ports (UDP sources can be forged) each made a
+/// session that counted against the address's cap shared with TCP and WebSocket, and pings
+/// kept them forever. They now fill KCP's own cap only, and nothing that never logs in lives
+/// past `gate.login_timeout_secs`.
+#[test]
+fn a_kcp_flood_fills_only_its_own_cap_and_sessions_that_never_log_in_are_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "gate:\n  login_timeout_secs: 2\n  kcp:\n    max_sessions_per_ip: 16\n");
+    let kcp_port = free_port();
+    let srv = Server::start(&cfg, &[("RSGAME_GATE__KCP_PORT", &kcp_port.to_string())]);
+    let kcp_open = r#"gate_connections{transport="kcp"} "#;
+    let flood: Vec<std::net::UdpSocket> = (0..200u32)
+        .map(|i| {
+            let s = std::net::UdpSocket::bind("127.0.0.9:0").expect("bind");
+            s.send_to(&kcp_push(1000 + i), ("127.0.0.1", kcp_port)).expect("send");
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    while metric(srv.port, kcp_open) < 16.0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the flood never filled the KCP cap");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(metric(srv.port, kcp_open), 16.0, "no more than the per-address KCP cap");
+
+    // The same address's TCP player is let in: the flood used KCP's places, not its own.
+    let mut player = connect_from("127.0.0.9".parse().expect("src"), srv.gate_port);
+    assert!(ping(&mut player), "a TCP player from the flooding address is served");
+
+    // It never logs in: pinging every half second does not keep it past the login timeout,
+    // and the flood's sessions go too.
+    let start = Instant::now();
+    while ping(&mut player) {
+        assert!(start.elapsed() < Duration::from_secs(6), "a session that never logs in stayed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let start = Instant::now();
+    while metric(srv.port, kcp_open) > 0.0 {
+        assert!(start.elapsed() < Duration::from_secs(6), "the flood's KCP sessions stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(flood);
+}

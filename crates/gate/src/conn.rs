@@ -231,7 +231,7 @@ impl<'a> Conn<'a> {
         let s = &self.shared.settings;
         let session = self.session;
         let mut buf = BytesMut::new();
-        let timer = tokio::time::sleep_until(self.started + s.first_frame_timeout);
+        let timer = tokio::time::sleep_until(self.next_deadline(false));
         tokio::pin!(timer);
         // Whether the timer is armed for traffic (after the first frame) yet.
         let mut armed = false;
@@ -304,7 +304,12 @@ impl<'a> Conn<'a> {
     fn next_deadline(&self, holding_buffer: bool) -> Instant {
         let s = &self.shared.settings;
         let wait = if holding_buffer { s.heartbeat.min(s.idle_release) } else { s.heartbeat };
-        self.last_rx + wait
+        let traffic = if self.got_frame { self.last_rx + wait } else { self.started + s.first_frame_timeout };
+        match s.login_timeout {
+            // Not logged in yet: wake at the login deadline too.
+            Some(login) if self.session.user().is_none() => traffic.min(self.started + login),
+            _ => traffic,
+        }
     }
 
     /// Cuts and dispatches every whole frame in `buf`.
@@ -420,13 +425,22 @@ impl<'a> Conn<'a> {
 
     /// The timer fired: a close reason, or `None` to keep going.
     fn on_timer(&self) -> Option<CloseReason> {
-        if !self.got_frame {
-            // A stranger can open connections that never speak: at DEBUG, counted in the
-            // close-reason metric rather than a line each.
+        let s = &self.shared.settings;
+        let now = Instant::now();
+        // A stranger can open connections that never speak or never log in: at DEBUG,
+        // counted in the close-reason metric rather than a line each.
+        if !self.got_frame && now >= self.started + s.first_frame_timeout {
             tracing::debug!(session = self.session.id(), remote = %self.session.remote(), "closing: no frame in time");
             return Some(CloseReason::FirstFrameTimeout);
         }
-        if Instant::now() >= self.last_rx + self.shared.settings.heartbeat {
+        if let Some(login) = s.login_timeout
+            && self.session.user().is_none()
+            && now >= self.started + login
+        {
+            tracing::debug!(session = self.session.id(), remote = %self.session.remote(), "closing: no login in time");
+            return Some(CloseReason::LoginTimeout);
+        }
+        if self.got_frame && now >= self.last_rx + s.heartbeat {
             tracing::debug!(session = self.session.id(), "closing: heartbeat timeout");
             return Some(CloseReason::IdleTimeout);
         }

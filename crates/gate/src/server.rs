@@ -28,6 +28,8 @@ pub(crate) struct Settings {
     /// Quiet time after which a session gives its read buffer back.
     pub idle_release: Duration,
     pub first_frame_timeout: Duration,
+    /// A session no user is bound to this long after connecting is closed; None: never.
+    pub login_timeout: Option<Duration>,
     pub queue: usize,
     /// Free queue slots kept for replies: fewer, and the connection writes before it
     /// dispatches the next request.
@@ -47,14 +49,26 @@ pub(crate) struct Shared {
     pub router: Router,
     pub hub: Hub,
     limits: Arc<Limits>,
+    /// KCP's own: forged UDP sources must not use up the TCP and WebSocket players' room.
+    kcp_limits: Arc<Limits>,
     next_id: AtomicU64,
     on_connect: Vec<ConnectHook>,
     on_disconnect: Vec<DisconnectHook>,
 }
 
 impl Shared {
+    /// Admits a TCP, TLS or WebSocket connection from `ip`, or says which limit refuses it.
     pub fn admit(&self, ip: IpAddr) -> Result<ConnPermit, CloseReason> {
         let r = self.limits.try_admit(ip);
+        if let Err(reason) = r {
+            crate::metrics::refused(reason);
+        }
+        r
+    }
+
+    /// Admits a KCP session from `ip`, against KCP's own limits.
+    fn admit_kcp(&self, ip: IpAddr) -> Result<ConnPermit, CloseReason> {
+        let r = self.kcp_limits.try_admit(ip);
         if let Err(reason) = r {
             crate::metrics::refused(reason);
         }
@@ -223,6 +237,7 @@ impl GateBuilder {
             heartbeat: Duration::from_secs(c.heartbeat_timeout_secs),
             idle_release: Duration::from_secs(2),
             first_frame_timeout: Duration::from_secs(c.first_frame_timeout_secs),
+            login_timeout: (c.login_timeout_secs > 0).then(|| Duration::from_secs(c.login_timeout_secs)),
             queue: c.outbound_queue,
             reply_room: (c.outbound_queue / 2).clamp(1, 64),
             rate_per_sec: c.rate_per_sec,
@@ -235,6 +250,7 @@ impl GateBuilder {
             router: self.router,
             hub: Hub::default(),
             limits: Limits::new(c.max_connections, c.max_connections_per_ip),
+            kcp_limits: Limits::new(c.kcp.max_sessions, c.kcp.max_sessions_per_ip),
             next_id: AtomicU64::new(1),
             on_connect: self.on_connect,
             on_disconnect: self.on_disconnect,
@@ -428,11 +444,11 @@ async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, c
     loop {
         let Some(next) = accept_next(stop.as_mut(), listener.accept(), "kcp").await else { break };
         let Some((stream, remote)) = next else { continue };
-        let permit = match shared.admit(remote.ip()) {
+        let permit = match shared.admit_kcp(remote.ip()) {
             Ok(p) => p,
             Err(reason) => {
                 if let Some(held) = REFUSED.hit() {
-                    tracing::warn!(remote = %remote, reason = %reason, refused_since_last = held, "kcp connection refused");
+                    tracing::warn!(remote = %remote, reason = %reason, refused_since_last = held, "kcp session refused");
                 }
                 continue;
             }

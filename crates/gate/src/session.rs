@@ -60,6 +60,8 @@ pub enum CloseReason {
     IdleTimeout,
     /// No whole frame arrived within `first_frame_timeout` of connecting.
     FirstFrameTimeout,
+    /// No user was bound to the session (no login) within `login_timeout` of connecting.
+    LoginTimeout,
     /// A frame header announced a body over `max_body`.
     FrameTooLarge,
     /// Bytes that are not a valid frame or WebSocket message.
@@ -94,6 +96,7 @@ impl CloseReason {
             CloseReason::ClientClosed => "client_closed",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::FirstFrameTimeout => "first_frame_timeout",
+            CloseReason::LoginTimeout => "login_timeout",
             CloseReason::FrameTooLarge => "frame_too_large",
             CloseReason::BadFrame => "bad_frame",
             CloseReason::TooManyBadMessages => "too_many_bad_messages",
@@ -119,6 +122,7 @@ impl CloseReason {
             CloseReason::Flood => Some((400_502, "too many messages")),
             CloseReason::IdleTimeout => Some((400_504, "idle timeout")),
             CloseReason::FirstFrameTimeout => Some((400_504, "no message in time")),
+            CloseReason::LoginTimeout => Some((400_504, "no login in time")),
             CloseReason::ServerFull => Some((400_503, "server full")),
             CloseReason::IpLimit => Some((400_502, "too many connections from this address")),
             CloseReason::Shutdown => Some((400_503, "server shutting down")),

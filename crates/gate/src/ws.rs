@@ -139,6 +139,7 @@ fn close_code(reason: CloseReason) -> u16 {
         CloseReason::ServerFull => 1013,
         CloseReason::IdleTimeout
         | CloseReason::FirstFrameTimeout
+        | CloseReason::LoginTimeout
         | CloseReason::Flood
         | CloseReason::SlowConsumer
         | CloseReason::IpLimit => 1008,

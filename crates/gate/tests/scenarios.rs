@@ -190,10 +190,12 @@ async fn flood(kind: Kind) {
 async fn limit(kind: Kind, per_ip: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut cfg, cert) = config_for(kind, dir.path());
-    if per_ip {
-        cfg.gate.max_connections_per_ip = 1;
-    } else {
-        cfg.gate.max_connections = 1;
+    // KCP has its own limits (forged UDP sources must not use up TCP's and WebSocket's).
+    match (kind, per_ip) {
+        (Kind::Kcp, true) => cfg.gate.kcp.max_sessions_per_ip = 1,
+        (Kind::Kcp, false) => cfg.gate.kcp.max_sessions = 1,
+        (_, true) => cfg.gate.max_connections_per_ip = 1,
+        (_, false) => cfg.gate.max_connections = 1,
     }
     let g = TestGate::start(cfg).await;
     let mut a = connect(&g, kind, cert.as_deref()).await;
@@ -247,6 +249,41 @@ async fn idle_timeout(kind: Kind) {
     assert!(waited >= Duration::from_secs(19) && waited <= Duration::from_secs(26), "{waited:?}");
 }
 
+/// A session nothing logs in (no user bound) is closed at `login_timeout_secs`, however
+/// busy it keeps; one that logs in stays.
+async fn login_timeout(kind: Kind) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut cfg, cert) = config_for(kind, dir.path());
+    cfg.gate.login_timeout_secs = 3;
+    let g = TestGate::start(cfg).await;
+    // In turn, so the second session registered is the one that logs in (a KCP session is
+    // made by its first packet).
+    let start = tokio::time::Instant::now();
+    let mut c = connect(&g, kind, cert.as_deref()).await;
+    c.send(ids::PING, &pb::Ping { sn: 0 }).await;
+    c.recv_msg::<pb::PingResp>(ids::PING_RESP).await;
+    let mut user = connect(&g, kind, cert.as_deref()).await;
+    user.send(ids::PING, &pb::Ping { sn: 1 }).await;
+    user.recv_msg::<pb::PingResp>(ids::PING_RESP).await;
+    let second = g.connects.lock().expect("connects")[1];
+    g.gate.hub().get(second).expect("live").bind_user(7);
+    for sn in 0.. {
+        c.send(ids::PING, &pb::Ping { sn }).await;
+        if !g.disconnects.lock().expect("disconnects").is_empty() || start.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let d = g.wait_disconnects(1).await;
+    assert_eq!(d[0].1, CloseReason::LoginTimeout);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(2500) && waited <= Duration::from_secs(5), "{waited:?}");
+    user.send(ids::PING, &pb::Ping { sn: 2 }).await;
+    user.recv_msg::<pb::PingResp>(ids::PING_RESP).await;
+    // (A KCP client that still sends after its close opens a new session: its own business.)
+    assert!(g.gate.hub().get(second).is_some(), "the logged-in session stays");
+}
+
 async fn slowloris(kind: Kind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cfg, cert) = config_for(kind, dir.path());
@@ -290,4 +327,5 @@ per_transport!(
     per_ip,
     idle_timeout: start_paused,
     slowloris: start_paused,
+    login_timeout,
 );

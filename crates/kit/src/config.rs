@@ -259,11 +259,16 @@ pub struct GateConfig {
     pub heartbeat_timeout_secs: u64,
     /// A connection that has not sent one whole frame within this time is closed (slowloris).
     pub first_frame_timeout_secs: u64,
+    /// A session that has not logged in (nothing bound a user to it) within this time is
+    /// closed, whatever it sends: a stranger cannot keep one open with pings. 0 = no limit
+    /// (a gate whose protocol has no login).
+    pub login_timeout_secs: u64,
     /// Frames queued for one session; when full the session is closed as a slow consumer.
     pub outbound_queue: usize,
-    /// Most connections at once over all transports; 0 = no limit.
+    /// Most TCP, TLS and WebSocket connections at once; 0 = no limit. KCP sessions have
+    /// their own (`gate.kcp.max_sessions`): UDP sources can be forged.
     pub max_connections: usize,
-    /// Most connections from one IP address; 0 = no limit.
+    /// Most TCP, TLS and WebSocket connections from one IP address; 0 = no limit.
     pub max_connections_per_ip: usize,
     /// Messages per second one session may send, sustained.
     pub rate_per_sec: u32,
@@ -290,6 +295,7 @@ impl Default for GateConfig {
             max_body: 64 * 1024,
             heartbeat_timeout_secs: 20,
             first_frame_timeout_secs: 10,
+            login_timeout_secs: 15,
             outbound_queue: 256,
             max_connections: 100_000,
             max_connections_per_ip: 1000,
@@ -342,6 +348,11 @@ pub struct KcpConfig {
     pub mtu: usize,
     /// A KCP session with no packets for this long is dropped by the transport.
     pub session_expire_secs: u64,
+    /// Most KCP sessions at once; 0 = no limit. Counted apart from TCP and WebSocket: a
+    /// flood of forged UDP sources fills this one, never the others.
+    pub max_sessions: usize,
+    /// Most KCP sessions from one IP address; 0 = no limit.
+    pub max_sessions_per_ip: usize,
 }
 
 impl Default for KcpConfig {
@@ -356,6 +367,8 @@ impl Default for KcpConfig {
             recv_window: 32,
             mtu: 1400,
             session_expire_secs: 90,
+            max_sessions: 10_000,
+            max_sessions_per_ip: 64,
         }
     }
 }

@@ -45,6 +45,8 @@ pub fn config() -> Config {
             kcp_port: 0,
             rate_per_sec: 10_000,
             rate_burst: 10_000,
+            // The test router has no login.
+            login_timeout_secs: 0,
             ..GateConfig::default()
         },
         ..Config::default()
