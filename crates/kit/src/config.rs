@@ -657,6 +657,13 @@ pub struct CacheConfig {
     pub prefix: String,
     /// Most keys the in-process cache holds (least recently used evicted first: LRU).
     pub max_entries: u64,
+    /// In process: most captchas, codes and QR tickets held at once. They are kept apart from
+    /// the LRU, so no flood of other keys evicts them; past this a new one is refused. 0 = no
+    /// limit.
+    pub reserved_max: usize,
+    /// In process: most captchas, codes and QR tickets one client address holds at once. 0 =
+    /// no limit.
+    pub reserved_per_owner: usize,
     /// With `rediss://`: a PEM file of the CA that signed Redis's certificate; empty: the
     /// system's roots.
     pub tls_ca_file: String,
@@ -669,6 +676,8 @@ impl Default for CacheConfig {
             url: "redis://127.0.0.1:6379/0".into(),
             prefix: "rsgame:".into(),
             max_entries: 100_000,
+            reserved_max: 100_000,
+            reserved_per_owner: 32,
             tls_ca_file: String::new(),
         }
     }

@@ -85,7 +85,7 @@ impl Usercenter for Fake {
     async fn logout_all(&self, _: Request<pb::LogoutAllReq>) -> Result<Response<pb::Empty>, Status> {
         nope()
     }
-    async fn scan_create(&self, _: Request<pb::Empty>) -> Result<Response<pb::ScanTicket>, Status> {
+    async fn scan_create(&self, _: Request<pb::ScanCreateReq>) -> Result<Response<pb::ScanTicket>, Status> {
         nope()
     }
     async fn scan_confirm(&self, _: Request<pb::ScanConfirmReq>) -> Result<Response<pb::Empty>, Status> {

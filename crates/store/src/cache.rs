@@ -6,7 +6,8 @@
 //! never fails a request that could be served: [`Cache::get_or_load`] falls back to the
 //! loader and a failed write is logged and counted (`cache_errors_total`), not returned.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +52,9 @@ enum Backend {
 
 type Flight = Arc<OnceCell<Result<Vec<u8>, String>>>;
 
+/// Reserved entries one owner may hold unless configured (`cache.reserved_per_owner`).
+const RESERVED_PER_OWNER: usize = 32;
+
 /// A cache handle. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Cache {
@@ -58,6 +62,82 @@ pub struct Cache {
     prefix: String,
     flights: Arc<Mutex<HashMap<String, Flight>>>,
     label: &'static str,
+    /// In process only: the entries [`Cache::set_reserved`] keeps apart from the LRU.
+    reserved: Option<Arc<Mutex<Reserved>>>,
+}
+
+/// Entries a flood of other entries cannot evict, with a quota per owner and in all.
+struct Reserved {
+    entries: HashMap<String, Held>,
+    /// Expiry order, for purging; an entry taken early leaves a stale item, skipped later.
+    by_expiry: BinaryHeap<Reverse<(Instant, String)>>,
+    per_owner: HashMap<Arc<str>, usize>,
+    max_total: usize,
+    max_per_owner: usize,
+}
+
+struct Held {
+    bytes: Arc<Vec<u8>>,
+    expires: Instant,
+    owner: Arc<str>,
+}
+
+impl Reserved {
+    fn new(max_total: usize, max_per_owner: usize) -> Reserved {
+        Reserved {
+            entries: HashMap::new(),
+            by_expiry: BinaryHeap::new(),
+            per_owner: HashMap::new(),
+            max_total,
+            max_per_owner,
+        }
+    }
+
+    fn purge(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.by_expiry.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, k))) = self.by_expiry.pop() else { break };
+            if self.entries.get(&k).is_some_and(|h| h.expires <= now) {
+                self.remove(&k);
+            }
+        }
+    }
+
+    fn remove(&mut self, k: &str) -> Option<Held> {
+        let held = self.entries.remove(k)?;
+        if let Some(n) = self.per_owner.get_mut(&held.owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_owner.remove(&held.owner);
+            }
+        }
+        Some(held)
+    }
+
+    fn get(&self, k: &str, now: Instant) -> Option<Arc<Vec<u8>>> {
+        self.entries.get(k).filter(|h| h.expires > now).map(|h| h.bytes.clone())
+    }
+
+    /// Stores the entry, or says which limit refuses it.
+    fn insert(&mut self, owner: &str, k: String, bytes: Vec<u8>, expires: Instant) -> Result<(), &'static str> {
+        let now = Instant::now();
+        self.purge(now);
+        // Written again (the same ticket refreshed): its old place is given back first.
+        self.remove(&k);
+        let owner: Arc<str> = Arc::from(owner);
+        if self.max_per_owner > 0 && self.per_owner.get(&owner).copied().unwrap_or(0) >= self.max_per_owner {
+            return Err("owner");
+        }
+        if self.max_total > 0 && self.entries.len() >= self.max_total {
+            return Err("total");
+        }
+        *self.per_owner.entry(owner.clone()).or_insert(0) += 1;
+        self.by_expiry.push(Reverse((expires, k.clone())));
+        self.entries.insert(k, Held { bytes: Arc::new(bytes), expires, owner });
+        Ok(())
+    }
 }
 
 fn ttl_ms(ttl: Option<Duration>) -> u64 {
@@ -118,7 +198,25 @@ impl Cache {
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .expire_after(MemExpiry)
             .build();
-        Cache { backend: Backend::Memory(c), prefix: prefix.to_owned(), flights: Arc::default(), label: "memory" }
+        let reserved = Some(Arc::new(Mutex::new(Reserved::new(max_entries as usize, RESERVED_PER_OWNER))));
+        Cache {
+            backend: Backend::Memory(c),
+            prefix: prefix.to_owned(),
+            flights: Arc::default(),
+            label: "memory",
+            reserved,
+        }
+    }
+
+    /// Sets the in-process reserve's quotas ([`Cache::set_reserved`]): at most `max_total`
+    /// reserved entries and `max_per_owner` per owner (0: no limit). Nothing on Redis.
+    pub fn with_reserve(self, max_total: usize, max_per_owner: usize) -> Cache {
+        if let Some(r) = &self.reserved
+            && let Ok(mut r) = r.lock()
+        {
+            (r.max_total, r.max_per_owner) = (max_total, max_per_owner);
+        }
+        self
     }
 
     /// A Redis cache (`redis://[:password@]host:port/db`). The connection
@@ -132,13 +230,21 @@ impl Cache {
     pub async fn redis_tls(url: &str, prefix: &str, ca_file: Option<&std::path::Path>) -> Result<Cache, StoreError> {
         let client = redis_client(url, ca_file)?;
         let conn = redis_manager(&client, Duration::from_secs(2)).await.map_err(redis_err)?;
-        Ok(Cache { backend: Backend::Redis(conn), prefix: prefix.to_owned(), flights: Arc::default(), label: "redis" })
+        Ok(Cache {
+            backend: Backend::Redis(conn),
+            prefix: prefix.to_owned(),
+            flights: Arc::default(),
+            label: "redis",
+            reserved: None,
+        })
     }
 
     /// The cache `cache.*` configures.
     pub async fn from_config(cfg: &rsgame_kit::config::CacheConfig) -> Result<Cache, StoreError> {
         match cfg.backend {
-            rsgame_kit::config::CacheBackend::Memory => Ok(Cache::memory(cfg.max_entries, &cfg.prefix)),
+            rsgame_kit::config::CacheBackend::Memory => {
+                Ok(Cache::memory(cfg.max_entries, &cfg.prefix).with_reserve(cfg.reserved_max, cfg.reserved_per_owner))
+            }
             rsgame_kit::config::CacheBackend::Redis => {
                 let ca = (!cfg.tls_ca_file.is_empty()).then(|| std::path::Path::new(&cfg.tls_ca_file));
                 Cache::redis_tls(&cfg.url, &cfg.prefix, ca).await
@@ -166,6 +272,10 @@ impl Cache {
 
     async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = self.key(key);
+        if let Some(b) = self.reserved_get(&k) {
+            self.count("cache_hits_total");
+            return Ok(Some(b.to_vec()));
+        }
         let r = match &self.backend {
             Backend::Memory(c) => Ok(match c.get(&k).await.map(|e| e.value) {
                 Some(Mem::Bytes(b)) => Some(b.to_vec()),
@@ -217,6 +327,9 @@ impl Cache {
     /// gets the value (one-time codes, captchas).
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         let k = self.key(key);
+        if let Some(held) = self.reserved_take(&k) {
+            return decode(key, &held).map(Some);
+        }
         let r = match &self.backend {
             Backend::Memory(c) => Ok(match c.remove(&k).await {
                 Some(MemEntry { value: Mem::Bytes(b), expires }) if expires.is_none_or(|e| e > Instant::now()) => {
@@ -237,6 +350,51 @@ impl Cache {
                 Err(e)
             }
         }
+    }
+
+    /// Stores `value` at `key` for `ttl` where no flood of other entries can evict it: for
+    /// what a player is waiting on (a captcha, a verification code, a QR ticket). In process
+    /// these entries are kept apart from the LRU, at most `cache.reserved_per_owner` live ones
+    /// per `owner` (the client's address) and `cache.reserved_max` in all: past either the
+    /// new one is refused ([`StoreError::Full`], counted in
+    /// `cache_reserved_refused_total{limit}`) and nothing is evicted. On Redis it is a plain
+    /// set (Redis evicts nothing unless its `maxmemory-policy` says so). Read, take and delete
+    /// it like any key.
+    pub async fn set_reserved<T: Serialize>(
+        &self,
+        owner: &str,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let Some(reserved) = &self.reserved else {
+            return self.set(key, value, Some(ttl)).await;
+        };
+        let bytes = encode(value)?;
+        let refused = match reserved.lock() {
+            Ok(mut r) => r.insert(owner, self.key(key), bytes, Instant::now() + ttl).err(),
+            Err(_) => Some("total"),
+        };
+        match refused {
+            None => Ok(()),
+            Some(limit) => {
+                metrics::counter!("cache_reserved_refused_total", "limit" => limit).increment(1);
+                Err(StoreError::Full(match limit {
+                    "owner" => "too many open captchas, codes or tickets from this address".into(),
+                    _ => "too many open captchas, codes or tickets: try again in a minute".into(),
+                }))
+            }
+        }
+    }
+
+    fn reserved_get(&self, full_key: &str) -> Option<Arc<Vec<u8>>> {
+        self.reserved.as_ref()?.lock().ok()?.get(full_key, Instant::now())
+    }
+
+    fn reserved_take(&self, full_key: &str) -> Option<Arc<Vec<u8>>> {
+        let mut r = self.reserved.as_ref()?.lock().ok()?;
+        let held = r.remove(full_key)?;
+        (held.expires > Instant::now()).then_some(held.bytes)
     }
 
     /// Stores `value` at `key`, for `ttl` (or until evicted).
@@ -343,7 +501,8 @@ impl Cache {
             Backend::Memory(c) => {
                 let mut n = 0;
                 for k in keys {
-                    if c.remove(&self.key(k)).await.is_some() {
+                    let k = self.key(k);
+                    if self.reserved_take(&k).is_some() || c.remove(&k).await.is_some() {
                         n += 1;
                     }
                 }
@@ -661,6 +820,44 @@ fn span(len: usize, start: i64, stop: i64) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::span;
+
+    #[tokio::test]
+    async fn reserved_entries_outlive_floods_and_each_owner_holds_only_its_quota() {
+        use super::{Cache, StoreError};
+        use std::time::Duration;
+        let c = Cache::memory(50, "t:").with_reserve(10, 3);
+        c.set_reserved("victim", "ticket", &7, Duration::from_secs(60)).await.expect("reserved");
+        // A flood of ordinary keys, far past the LRU's size, evicts none of it.
+        for i in 0..500 {
+            c.set(&format!("flood:{i}"), &i, None).await.expect("set");
+        }
+        assert_eq!(c.get::<i32>("ticket").await.expect("get"), Some(7));
+        // One owner: three places, then refused; another owner is unaffected.
+        for i in 0..3 {
+            c.set_reserved("flooder", &format!("f{i}"), &i, Duration::from_secs(60)).await.expect("within quota");
+        }
+        let over = c.set_reserved("flooder", "f3", &3, Duration::from_secs(60)).await;
+        assert!(matches!(over, Err(StoreError::Full(_))), "{over:?}");
+        // Taking one gives its place back; writing the same key again does not cost one more.
+        assert_eq!(c.take::<i32>("f0").await.expect("take"), Some(0));
+        c.set_reserved("flooder", "f3", &3, Duration::from_secs(60)).await.expect("a place came back");
+        c.set_reserved("flooder", "f3", &4, Duration::from_secs(60)).await.expect("rewritten in place");
+        // The whole reserve (10): full means refused, never evicted.
+        for i in 0..6 {
+            c.set_reserved(&format!("o{i}"), "x", &i, Duration::from_secs(60)).await.ok();
+            c.set_reserved(&format!("o{i}"), &format!("k{i}"), &i, Duration::from_secs(60)).await.ok();
+        }
+        let full = c.set_reserved("late", "late", &1, Duration::from_secs(60)).await;
+        assert!(matches!(full, Err(StoreError::Full(_))), "{full:?}");
+        assert_eq!(c.get::<i32>("ticket").await.expect("get"), Some(7), "the first entry is still there");
+        // Expired entries give their places back.
+        let short = Cache::memory(50, "t:").with_reserve(1, 1);
+        short.set_reserved("a", "one", &1, Duration::from_millis(30)).await.expect("first");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(short.get::<i32>("one").await.expect("get"), None, "expired");
+        short.set_reserved("a", "two", &2, Duration::from_secs(60)).await.expect("the expired one's place");
+        assert_eq!(short.delete(&["two"]).await.expect("delete"), 1);
+    }
 
     #[test]
     fn spans_follow_redis() {

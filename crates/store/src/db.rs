@@ -72,6 +72,9 @@ pub enum StoreError {
     /// The cache backend failed or holds a value of another type.
     #[error("cache: {0}")]
     Cache(String),
+    /// A quota refused a new entry (too many reserved entries for one owner, or in all).
+    #[error("full: {0}")]
+    Full(String),
     /// A statement could not be built (a column and value count that differ: a bug).
     #[error("query: {0}")]
     Query(String),
@@ -104,6 +107,8 @@ impl From<StoreError> for rsgame_kit::Error {
         use rsgame_kit::Code;
         let code = match &e {
             StoreError::Conflict(_) => Code::InsertFailed,
+            // The caller asked for more than its share: its own doing, said plainly.
+            StoreError::Full(why) => return rsgame_kit::Error::msg(Code::TooManyRequests, why.clone()),
             _ => Code::Db,
         };
         rsgame_kit::Error::internal(code, e)

@@ -55,8 +55,8 @@ pub fn router(basic: Arc<dyn Basic>, local: BasicLogic, auth: Auth) -> Router {
 }
 
 #[utoipa::path(get, path = "/basic/v1/basic/captcha", tag = "basic", summary = "A new captcha", description = "image is a PNG data URI; send key and the answer where a captcha is asked for. It works once (case-insensitive) and for basic.captcha_ttl_secs.", responses((status = 200, body = Envelope<CaptchaImage>)))]
-async fn captcha(State(st): State<St>) -> Result<Reply<CaptchaImage>> {
-    st.basic.captcha().await.map(Reply)
+async fn captcha(State(st): State<St>, ClientIp(ip): ClientIp) -> Result<Reply<CaptchaImage>> {
+    st.basic.captcha(&ip).await.map(Reply)
 }
 
 #[utoipa::path(post, path = "/basic/v1/basic/sendCode", tag = "basic", summary = "Send a verification code", description = "sendType 1 SMS (phone) / 2 email (phone holds the address); verilyType 1 register, 2 password login, 3 phone login, 4 change password; key and code answer a captcha (400509 when wrong). Rate-limited per target and per IP (400502). Also accepted as GET with query parameters.", request_body = SendCodeReq, responses((status = 200, body = Envelope<CodeTicket>)))]

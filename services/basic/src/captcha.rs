@@ -44,8 +44,9 @@ fn draw(length: u32) -> Option<(String, Vec<u8>)> {
     c.as_tuple()
 }
 
-/// Draws a captcha, keeps its answer under a new key for `ttl`.
-pub(crate) async fn create(cache: &Cache, ttl: Duration, length: u32) -> rsgame_kit::Result<CaptchaImage> {
+/// Draws a captcha, keeps its answer under a new key for `ttl`, reserved for `owner` (the
+/// client's address): no flood of other keys evicts it, and one address holds only so many.
+pub(crate) async fn create(cache: &Cache, owner: &str, ttl: Duration, length: u32) -> rsgame_kit::Result<CaptchaImage> {
     let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
         .await
         .map_err(|e| Error::internal(Code::Failed, e))?
@@ -53,7 +54,7 @@ pub(crate) async fn create(cache: &Cache, ttl: Duration, length: u32) -> rsgame_
     let mut raw = [0u8; 16];
     rand::fill(&mut raw);
     let k = hex::encode(raw);
-    cache.set(&key(&k), &answer.to_lowercase(), Some(ttl)).await?;
+    cache.set_reserved(owner, &key(&k), &answer.to_lowercase(), ttl).await?;
     Ok(CaptchaImage {
         image: format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png)),
         key: k,

@@ -47,6 +47,9 @@ pub(crate) struct Pending {
     pub verily_type: i32,
     pub wrong: u32,
     pub expires: i64,
+    /// The address that asked for it: the reserve's quota is counted against it.
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// A sending job, as it goes over the bus.

@@ -35,8 +35,8 @@ pub use files::{FileInfo, FileList, NewFile};
 /// What other services (and the API) may ask of basic.
 #[async_trait::async_trait]
 pub trait Basic: Send + Sync {
-    /// A new captcha.
-    async fn captcha(&self) -> Result<CaptchaImage>;
+    /// A new captcha for the client at `ip` (which holds only so many at once).
+    async fn captcha(&self, ip: &str) -> Result<CaptchaImage>;
     /// Whether `code` answers the captcha `key` (case-insensitive). A key works once: it is
     /// gone after this call whatever the answer, so a captcha cannot be replayed or guessed
     /// at repeatedly.
@@ -125,8 +125,9 @@ impl BasicLogic {
 
 #[async_trait::async_trait]
 impl Basic for BasicLogic {
-    async fn captcha(&self) -> Result<CaptchaImage> {
-        captcha::create(&self.cache, Duration::from_secs(self.cfg.captcha_ttl_secs), self.cfg.captcha_length).await
+    async fn captcha(&self, ip: &str) -> Result<CaptchaImage> {
+        let ttl = Duration::from_secs(self.cfg.captcha_ttl_secs);
+        captcha::create(&self.cache, ip, ttl, self.cfg.captcha_length).await
     }
 
     async fn verify_captcha(&self, key: &str, code: &str) -> Result<bool> {
@@ -150,8 +151,9 @@ impl Basic for BasicLogic {
             verily_type: req.verily_type,
             wrong: 0,
             expires,
+            owner: ip.to_owned(),
         };
-        self.cache.set(&code::pending_key(&key), &pending, Some(ttl)).await?;
+        self.cache.set_reserved(ip, &code::pending_key(&key), &pending, ttl).await?;
         let job =
             code::Job { send_type: req.send_type, target: req.phone, code: pending.code, verily_type: req.verily_type };
         code::enqueue(&self.bus, &job).await?;
@@ -171,7 +173,8 @@ impl Basic for BasicLogic {
         p.wrong += 1;
         let left = p.expires - rsgame_kit::time::unix_secs();
         if p.wrong < 5 && left > 0 {
-            self.cache.set(&k, &p, Some(Duration::from_secs(left as u64))).await?;
+            let owner = p.owner.clone();
+            self.cache.set_reserved(&owner, &k, &p, Duration::from_secs(left as u64)).await?;
         }
         Ok(false)
     }

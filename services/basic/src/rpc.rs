@@ -59,8 +59,8 @@ impl BasicRpc {
 
 #[tonic::async_trait]
 impl BasicService for BasicRpc {
-    async fn captcha(&self, _: Request<pb::Empty>) -> Reply<pb::CaptchaResp> {
-        ok(self.0.captcha().await.map(|c| pb::CaptchaResp {
+    async fn captcha(&self, r: Request<pb::CaptchaReq>) -> Reply<pb::CaptchaResp> {
+        ok(self.0.captcha(&r.into_inner().ip).await.map(|c| pb::CaptchaResp {
             image: c.image,
             key: c.key,
             expire_time: c.expire_time,
@@ -154,8 +154,14 @@ impl RemoteBasic {
 
 #[async_trait::async_trait]
 impl Basic for RemoteBasic {
-    async fn captcha(&self) -> Result<CaptchaImage> {
-        let c = self.client.clone().captcha(pb::Empty {}).await.map_err(rsgame_rpc::error)?.into_inner();
+    async fn captcha(&self, ip: &str) -> Result<CaptchaImage> {
+        let c = self
+            .client
+            .clone()
+            .captcha(pb::CaptchaReq { ip: ip.into() })
+            .await
+            .map_err(rsgame_rpc::error)?
+            .into_inner();
         Ok(CaptchaImage { image: c.image, key: c.key, expire_time: c.expire_time, length: c.length })
     }
 

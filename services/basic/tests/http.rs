@@ -283,7 +283,7 @@ async fn five_wrong_codes_end_the_key() {
     let cache = Cache::memory(100, "t:");
     let site = start(db, cache).await;
     let (key, answer) = {
-        let c = site.basic.captcha().await.expect("captcha");
+        let c = site.basic.captcha("127.0.0.1").await.expect("captcha");
         let a = site.basic.peek_answer(&c.key).await.expect("answer");
         (c.key, a)
     };

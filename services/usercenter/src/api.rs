@@ -187,8 +187,8 @@ struct ScanReq {
 
 #[utoipa::path(post, path = "/usercenter/v1/user/loginScan/create", tag = "usercenter", summary = "Start a QR login", description = "Show qr as a QR code; then call loginScan with value.", responses((status = 200, body = Envelope<ScanTicket>)))]
 /// The waiting page starts a QR login.
-async fn scan_create(State(svc): State<Svc>) -> Result<Reply<ScanTicket>> {
-    svc.scan_create().await.map(Reply)
+async fn scan_create(State(svc): State<Svc>, ClientIp(ip): ClientIp) -> Result<Reply<ScanTicket>> {
+    svc.scan_create(&ip).await.map(Reply)
 }
 
 #[utoipa::path(post, path = "/usercenter/v1/user/loginScan/confirm", tag = "usercenter", summary = "Confirm a scanned QR login", description = "Called by a device where the user is logged in.", security(("bearer" = [])), request_body = ScanReq, responses((status = 200, body = Envelope<serde_json::Value>)))]

@@ -153,7 +153,7 @@ pub trait UserCenter: Send + Sync {
     /// working and its game connections close.
     async fn logout_all(&self, user_id: i64, ip: &str) -> Result<()>;
     /// Starts a QR login (the waiting page).
-    async fn scan_create(&self) -> Result<ScanTicket>;
+    async fn scan_create(&self, ip: &str) -> Result<ScanTicket>;
     /// Confirms a QR login from a device where `user_id` is logged in.
     async fn scan_confirm(&self, user_id: i64, value: &str, ip: &str) -> Result<()>;
     /// The waiting page asks: tokens once confirmed (once only), [`Code::ScanPending`] before.
@@ -488,9 +488,9 @@ impl UserCenter for UserCenterLogic {
         Ok(())
     }
 
-    async fn scan_create(&self) -> Result<ScanTicket> {
+    async fn scan_create(&self, ip: &str) -> Result<ScanTicket> {
         let value = random_token(24);
-        self.cache.set(&scan_key(&value), &Scan { user_id: None }, Some(SCAN_TTL)).await?;
+        self.cache.set_reserved(ip, &scan_key(&value), &Scan { user_id: None }, SCAN_TTL).await?;
         Ok(ScanTicket {
             qr: format!("rsgame://login?value={value}"),
             value,

@@ -149,8 +149,12 @@ impl Usercenter for UsercenterRpc {
         ok(self.0.logout_all(r.user_id, &r.ip).await.map(|()| pb::Empty {}))
     }
 
-    async fn scan_create(&self, _: Request<pb::Empty>) -> Reply<pb::ScanTicket> {
-        ok(self.0.scan_create().await.map(|t| pb::ScanTicket { value: t.value, qr: t.qr, expire_time: t.expire_time }))
+    async fn scan_create(&self, r: Request<pb::ScanCreateReq>) -> Reply<pb::ScanTicket> {
+        ok(self.0.scan_create(&r.into_inner().ip).await.map(|t| pb::ScanTicket {
+            value: t.value,
+            qr: t.qr,
+            expire_time: t.expire_time,
+        }))
     }
 
     async fn scan_confirm(&self, r: Request<pb::ScanConfirmReq>) -> Reply<pb::Empty> {
@@ -249,8 +253,14 @@ impl UserCenter for RemoteUserCenter {
         self.client.clone().logout_all(r).await.map(|_| ()).map_err(rsgame_rpc::error)
     }
 
-    async fn scan_create(&self) -> Result<ScanTicket> {
-        let t = self.client.clone().scan_create(pb::Empty {}).await.map_err(rsgame_rpc::error)?.into_inner();
+    async fn scan_create(&self, ip: &str) -> Result<ScanTicket> {
+        let t = self
+            .client
+            .clone()
+            .scan_create(pb::ScanCreateReq { ip: ip.into() })
+            .await
+            .map_err(rsgame_rpc::error)?
+            .into_inner();
         Ok(ScanTicket { value: t.value, qr: t.qr, expire_time: t.expire_time })
     }
 

@@ -143,7 +143,7 @@ async fn go_games_basic_methods() {
     on_every_backend(|_, db, cache| async move {
         let s = start(db, cache).await;
         let mut c = bpb::basic_client::BasicClient::new(rsgame_rpc::channel(&s.basic_url, TOKEN).expect("channel"));
-        let cap = c.captcha(bpb::Empty {}).await.expect("captcha").into_inner();
+        let cap = c.captcha(bpb::CaptchaReq { ip: "127.0.0.1".into() }).await.expect("captcha").into_inner();
         assert!(cap.image.starts_with("data:image/png;base64,"));
         let answer = s.basic.peek_answer(&cap.key).await.expect("answer");
         let ok = c.verify_captcha(bpb::VerifyReq { key: cap.key.clone(), code: answer.clone() }).await.expect("verify");
@@ -151,7 +151,7 @@ async fn go_games_basic_methods() {
         let again = c.verify_captcha(bpb::VerifyReq { key: cap.key, code: answer }).await.expect("verify");
         assert!(!again.into_inner().status, "once only");
 
-        let cap = c.captcha(bpb::Empty {}).await.expect("captcha").into_inner();
+        let cap = c.captcha(bpb::CaptchaReq { ip: "127.0.0.1".into() }).await.expect("captcha").into_inner();
         let answer = s.basic.peek_answer(&cap.key).await.expect("answer");
         let send = bpb::SendCodeReq {
             send_type: 1,
