@@ -329,14 +329,26 @@ fn slow_silent_and_idle_http_connections_are_closed_and_capped_per_address() {
     });
 }
 
-/// A metric's value from the server's `/metrics` (asked from 127.0.0.2, whose HTTP places are
-/// its own); 0 when the line is not there yet.
-fn metric(port: u16, line_prefix: &str) -> f64 {
+/// The server's `/metrics` (asked from 127.0.0.2, whose HTTP places are its own).
+fn metrics_text(port: u16) -> String {
     let mut s = connect_from("127.0.0.2".parse().expect("src"), port);
     write!(s, "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("write");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    out.lines().find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0)
+    out
+}
+
+/// A metric's value; 0 when the line is not there yet.
+fn metric(port: u16, line_prefix: &str) -> f64 {
+    metrics_text(port)
+        .lines()
+        .find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse::<f64>().ok()))
+        .unwrap_or(0.0)
+}
+
+/// The gate's KCP and connection lines, for a failure's message.
+fn gate_lines(port: u16) -> String {
+    metrics_text(port).lines().filter(|l| l.starts_with("gate_")).collect::<Vec<_>>().join("\n")
 }
 
 /// A 24-byte KCP segment (a PUSH with no data) opening conversation `conv`: all a stranger
@@ -365,38 +377,73 @@ fn ping(s: &mut TcpStream) -> bool {
     s.read_exact(&mut body).is_ok() && u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == 2000
 }
 
+/// The conversation id the gate gives `udp`'s address (the KCP handshake, done by hand).
+fn ask_conv(udp: &std::net::UdpSocket, port: u16) -> u32 {
+    let mut hello = [0u8; 24];
+    hello[..8].copy_from_slice(b"RSGKHELO");
+    udp.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    udp.send_to(&hello, ("127.0.0.1", port)).expect("hello");
+    let mut reply = [0u8; 64];
+    let (n, _) = udp.recv_from(&mut reply).expect("the gate answers a hello");
+    assert!(n == 12 && reply.starts_with(b"RSGKCONV"), "{:?}", &reply[..n]);
+    u32::from_le_bytes([reply[8], reply[9], reply[10], reply[11]])
+}
+
 /// Row 1: KCP-looking packets from many source ports (UDP sources can be forged) each made a
-/// session that counted against the address's cap shared with TCP and WebSocket, and pings
-/// kept them forever. They now fill KCP's own cap only, and nothing that never logs in lives
-/// past `gate.login_timeout_secs`.
+/// session (~58 KiB) that counted against the address's cap shared with TCP and WebSocket,
+/// and pings kept them forever. Now a session needs the conversation id the gate gave its
+/// address (forgers never see it), sessions have caps of their own, and nothing that never
+/// logs in lives past `gate.login_timeout_secs`.
 #[test]
-fn a_kcp_flood_fills_only_its_own_cap_and_sessions_that_never_log_in_are_closed() {
+fn kcp_floods_make_no_sessions_fill_only_their_own_cap_and_never_outlive_the_login_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(dir.path(), "gate:\n  login_timeout_secs: 2\n  kcp:\n    max_sessions_per_ip: 16\n");
     let kcp_port = free_port();
     let srv = Server::start(&cfg, &[("RSGAME_GATE__KCP_PORT", &kcp_port.to_string())]);
     let kcp_open = r#"gate_connections{transport="kcp"} "#;
-    let flood: Vec<std::net::UdpSocket> = (0..200u32)
+    let send = |udp: &std::net::UdpSocket, conv: u32| {
+        udp.send_to(&kcp_push(conv), ("127.0.0.1", kcp_port)).expect("send");
+    };
+
+    // Forged: segments that never asked. No session, nothing kept.
+    let forged: Vec<std::net::UdpSocket> = (0..300u32)
         .map(|i| {
             let s = std::net::UdpSocket::bind("127.0.0.9:0").expect("bind");
-            s.send_to(&kcp_push(1000 + i), ("127.0.0.1", kcp_port)).expect("send");
+            send(&s, 1000 + i);
+            s
+        })
+        .collect();
+    let dropped = r#"gate_kcp_dropped_total{reason="no_cookie"} "#;
+    let start = Instant::now();
+    while metric(srv.port, dropped) < 300.0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the forged segments were not all seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(srv.port, kcp_open), 0.0, "no session for a forged segment");
+    drop(forged);
+
+    // Clients that did ask, 20 from one address: KCP's own cap (16) holds them.
+    let asked: Vec<std::net::UdpSocket> = (0..20)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind("127.0.0.9:0").expect("bind");
+            let conv = ask_conv(&s, kcp_port);
+            send(&s, conv);
             s
         })
         .collect();
     let start = Instant::now();
     while metric(srv.port, kcp_open) < 16.0 {
-        assert!(start.elapsed() < Duration::from_secs(5), "the flood never filled the KCP cap");
+        assert!(start.elapsed() < Duration::from_secs(5), "the KCP cap was never reached: {}", gate_lines(srv.port));
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(metric(srv.port, kcp_open), 16.0, "no more than the per-address KCP cap");
 
-    // The same address's TCP player is let in: the flood used KCP's places, not its own.
+    // The same address's TCP player is let in: KCP used its own places.
     let mut player = connect_from("127.0.0.9".parse().expect("src"), srv.gate_port);
-    assert!(ping(&mut player), "a TCP player from the flooding address is served");
-
+    assert!(ping(&mut player), "a TCP player from that address is served");
     // It never logs in: pinging every half second does not keep it past the login timeout,
-    // and the flood's sessions go too.
+    // and the KCP sessions, which never logged in either, go too.
     let start = Instant::now();
     while ping(&mut player) {
         assert!(start.elapsed() < Duration::from_secs(6), "a session that never logs in stayed");
@@ -404,8 +451,8 @@ fn a_kcp_flood_fills_only_its_own_cap_and_sessions_that_never_log_in_are_closed(
     }
     let start = Instant::now();
     while metric(srv.port, kcp_open) > 0.0 {
-        assert!(start.elapsed() < Duration::from_secs(6), "the flood's KCP sessions stayed");
+        assert!(start.elapsed() < Duration::from_secs(6), "KCP sessions that never logged in stayed");
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop(flood);
+    drop(asked);
 }

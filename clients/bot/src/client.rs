@@ -135,7 +135,14 @@ impl Client {
             flush_acks_input: true,
             ..Default::default()
         };
-        let s = tokio_kcp::KcpStream::connect(&cfg, target).await.map_err(|e| ClientError::Io(e.to_string()))?;
+        let io = |e: std::io::Error| ClientError::Io(e.to_string());
+        let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let udp = tokio::net::UdpSocket::bind(bind).await.map_err(io)?;
+        // The gate opens a session only for the conversation id it gave this address.
+        let conv = rsgame_gate::kcp::ask_conv(&udp, target, Duration::from_secs(5)).await.map_err(io)?;
+        let s = tokio_kcp::KcpStream::connect_with_socket_conv(&cfg, conv, udp, target)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))?;
         Ok(Client::stream(s, Wire::Kcp))
     }
 

@@ -18,6 +18,8 @@
 //! - `limits`: connection limits (total, per IP) and the per-session message rate.
 //! - `conn`: one connection's life in one task (read, dispatch, write) over any link.
 //! - `ws`: the WebSocket routes and the WebSocket link.
+//! - [`kcp`]: KCP on our own UDP listener: the conversation-id handshake (a stateless
+//!   cookie), sessions as byte streams, and the client's side of the handshake.
 //! - [`server`]: listeners, the session hub, fan-out, hooks, shutdown.
 //! - [`metrics`]: the gate's Prometheus metrics.
 //!
@@ -40,6 +42,7 @@ pub mod aoi;
 pub mod codec;
 mod conn;
 pub mod frame;
+pub mod kcp;
 mod limits;
 pub mod metrics;
 pub mod room;

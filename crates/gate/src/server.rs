@@ -275,12 +275,27 @@ impl GateBuilder {
         }
         if c.kcp_enabled {
             let addr = format!("{}:{}", c.host, c.kcp_port);
-            let listener = tokio_kcp::KcpListener::bind(kcp_config(&c.kcp), &addr)
-                .await
-                .map_err(|e| GateError::Bind { transport: "kcp", addr: addr.clone(), msg: e.to_string() })?;
-            gate.kcp_addr = listener.local_addr().ok();
-            tracing::info!(addr = ?gate.kcp_addr, "gate kcp listening");
-            tokio::spawn(accept_kcp(shared.clone(), listener, c.kcp_codec, shutdown.clone()));
+            let udp = tokio::net::UdpSocket::bind(&addr).await.map_err(|e| GateError::Bind {
+                transport: "kcp",
+                addr: addr.clone(),
+                msg: e.to_string(),
+            })?;
+            gate.kcp_addr = udp.local_addr().ok();
+            tracing::info!(addr = ?gate.kcp_addr, cookie = c.kcp.cookie, "gate kcp listening");
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            let admitting = shared.clone();
+            let admit = move |peer: SocketAddr| match admitting.admit_kcp(peer.ip()) {
+                Ok(p) => Some(p),
+                Err(reason) => {
+                    if let Some(held) = REFUSED.hit() {
+                        tracing::warn!(remote = %peer, reason = %reason, refused_since_last = held, "kcp session refused");
+                    }
+                    None
+                }
+            };
+            let stop = shutdown.triggered();
+            tokio::spawn(crate::kcp::listen(Arc::new(udp), c.kcp.clone(), admit, tx, stop));
+            tokio::spawn(accept_kcp(shared.clone(), rx, c.kcp_codec));
         }
 
         let closing = shared.clone();
@@ -333,25 +348,6 @@ impl Gate {
     /// Live sessions.
     pub fn hub(&self) -> &Hub {
         &self.shared.hub
-    }
-}
-
-fn kcp_config(k: &rsgame_kit::config::KcpConfig) -> tokio_kcp::KcpConfig {
-    tokio_kcp::KcpConfig {
-        mtu: k.mtu,
-        nodelay: tokio_kcp::KcpNoDelayConfig {
-            nodelay: k.nodelay,
-            interval: k.interval_ms as i32,
-            resend: k.resend as i32,
-            nc: k.no_congestion,
-        },
-        wnd_size: (k.send_window, k.recv_window),
-        session_expire: Duration::from_secs(k.session_expire_secs),
-        flush_write: true,
-        flush_acks_input: true,
-        // Stream mode: KCP carries a byte stream, like TCP, so zinx frames work unchanged.
-        stream: true,
-        ..Default::default()
     }
 }
 
@@ -438,23 +434,16 @@ async fn accept_tcp(
 /// flood must not become a flood of log lines.
 pub(crate) static REFUSED: rsgame_kit::telemetry::sampled::Sampled = rsgame_kit::telemetry::sampled::Sampled::new();
 
-async fn accept_kcp(shared: Arc<Shared>, mut listener: tokio_kcp::KcpListener, codec: BodyCodec, shutdown: Shutdown) {
-    let stop = shutdown.triggered();
-    tokio::pin!(stop);
-    loop {
-        let Some(next) = accept_next(stop.as_mut(), listener.accept(), "kcp").await else { break };
-        let Some((stream, remote)) = next else { continue };
-        let permit = match shared.admit_kcp(remote.ip()) {
-            Ok(p) => p,
-            Err(reason) => {
-                if let Some(held) = REFUSED.hit() {
-                    tracing::warn!(remote = %remote, reason = %reason, refused_since_last = held, "kcp session refused");
-                }
-                continue;
-            }
-        };
+/// Serves the sessions the KCP listener admits, until it stops.
+async fn accept_kcp(
+    shared: Arc<Shared>,
+    mut accepted: tokio::sync::mpsc::Receiver<crate::kcp::Accepted<ConnPermit>>,
+    codec: BodyCodec,
+) {
+    while let Some(a) = accepted.recv().await {
         let wire = Wire::frames(shared.settings.layout, codec);
-        tokio::spawn(run(shared.clone(), permit, StreamLink::new(Generic(stream)), remote, Transport::Kcp, wire));
+        let link = StreamLink::new(Generic(a.stream));
+        tokio::spawn(run(shared.clone(), a.permit, link, a.peer, Transport::Kcp, wire));
     }
     tracing::info!("gate kcp stopped accepting");
 }

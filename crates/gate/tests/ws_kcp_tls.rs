@@ -150,7 +150,7 @@ async fn kcp_ping_and_echo() {
         flush_write: true,
         ..Default::default()
     };
-    let stream = tokio_kcp::KcpStream::connect(&cfg, addr).await.expect("kcp connect");
+    let stream = kcp_connect(&cfg, addr).await;
     let mut c = Client::new(stream);
     c.send(ids::PING, &pb::Ping { sn: 77 }).await;
     assert_eq!(c.recv_msg::<pb::PingResp>(ids::PING_RESP).await.sn, 77);
@@ -166,6 +166,43 @@ fn client_tls(cert_der: &[u8]) -> tokio_rustls::TlsConnector {
     roots.add(rustls::pki_types::CertificateDer::from(cert_der.to_vec())).expect("root");
     let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// A KCP client that did not ask for a conversation id (or forged its source) gets no
+/// session: the server keeps nothing and answers nothing. With `gate.kcp.cookie: false`
+/// such clients (kcp-go, zinx) are served.
+#[tokio::test]
+async fn kcp_sessions_need_the_conversation_id_the_server_gave_unless_cookies_are_off() {
+    let cfg = tokio_kcp::KcpConfig {
+        nodelay: tokio_kcp::KcpNoDelayConfig { nodelay: true, interval: 10, resend: 2, nc: true },
+        stream: true,
+        flush_write: true,
+        ..Default::default()
+    };
+    let g = TestGate::start(config()).await;
+    let addr = g.gate.kcp_addr().expect("kcp on");
+    let stream = tokio_kcp::KcpStream::connect(&cfg, addr).await.expect("kcp socket");
+    let mut c = Client::new(stream);
+    c.send(ids::PING, &pb::Ping { sn: 1 }).await;
+    assert!(tokio::time::timeout(Duration::from_millis(800), c.recv()).await.is_err(), "no answer");
+    assert_eq!(g.gate.hub().len(), 0, "and no session");
+    // Another address cannot use an id given to this one.
+    let asker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let conv = rsgame_gate::kcp::ask_conv(&asker, addr, Duration::from_secs(5)).await.expect("conv");
+    let thief = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let stolen = tokio_kcp::KcpStream::connect_with_socket_conv(&cfg, conv, thief, addr).await.expect("kcp");
+    let mut t = Client::new(stolen);
+    t.send(ids::PING, &pb::Ping { sn: 2 }).await;
+    assert!(tokio::time::timeout(Duration::from_millis(800), t.recv()).await.is_err(), "no answer");
+    assert_eq!(g.gate.hub().len(), 0, "no session for a borrowed id");
+
+    let mut open = config();
+    open.gate.kcp.cookie = false;
+    let g = TestGate::start(open).await;
+    let legacy = tokio_kcp::KcpStream::connect(&cfg, g.gate.kcp_addr().expect("kcp")).await.expect("kcp");
+    let mut c = Client::new(legacy);
+    c.send(ids::PING, &pb::Ping { sn: 3 }).await;
+    assert_eq!(c.recv_msg::<pb::PingResp>(ids::PING_RESP).await.sn, 3);
 }
 
 #[tokio::test]

@@ -348,6 +348,10 @@ pub struct KcpConfig {
     pub mtu: usize,
     /// A KCP session with no packets for this long is dropped by the transport.
     pub session_expire_secs: u64,
+    /// Sessions only for clients that asked for a conversation id first (a stateless
+    /// cookie: forged UDP sources cannot open sessions; docs/protocol.md). Off: any
+    /// conversation id opens one, for clients that cannot ask (kcp-go, zinx).
+    pub cookie: bool,
     /// Most KCP sessions at once; 0 = no limit. Counted apart from TCP and WebSocket: a
     /// flood of forged UDP sources fills this one, never the others.
     pub max_sessions: usize,
@@ -367,6 +371,7 @@ impl Default for KcpConfig {
             recv_window: 32,
             mtu: 1400,
             session_expire_secs: 90,
+            cookie: true,
             max_sessions: 10_000,
             max_sessions_per_ip: 64,
         }

@@ -282,6 +282,13 @@ pub fn config_for(kind: Kind, dir: &std::path::Path) -> (Config, Option<Vec<u8>>
 /// Connects a byte-stream client over `kind`. WebSocket is bridged to a byte stream by a
 /// pump task: bytes written become binary messages (cut wherever the writes fall), binary
 /// messages read become bytes, a close becomes end of stream.
+/// A KCP client that asks for its conversation id first, as the gate requires.
+pub async fn kcp_connect(cfg: &tokio_kcp::KcpConfig, server: std::net::SocketAddr) -> tokio_kcp::KcpStream {
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let conv = rsgame_gate::kcp::ask_conv(&udp, server, Duration::from_secs(5)).await.expect("conversation id");
+    tokio_kcp::KcpStream::connect_with_socket_conv(cfg, conv, udp, server).await.expect("kcp")
+}
+
 pub async fn connect(g: &TestGate, kind: Kind, cert: Option<&[u8]>) -> AnyClient {
     match kind {
         Kind::Tcp => Client::new(Box::new(TcpStream::connect(g.tcp()).await.expect("connect")) as Box<dyn Io>),
@@ -293,7 +300,7 @@ pub async fn connect(g: &TestGate, kind: Kind, cert: Option<&[u8]>) -> AnyClient
                 flush_write: true,
                 ..Default::default()
             };
-            let s = tokio_kcp::KcpStream::connect(&cfg, g.gate.kcp_addr().expect("kcp")).await.expect("kcp");
+            let s = kcp_connect(&cfg, g.gate.kcp_addr().expect("kcp")).await;
             Client::new(Box::new(s) as Box<dyn Io>)
         }
         Kind::Tls => {
