@@ -83,14 +83,14 @@ impl LoginGuard {
         let pair_key = pair(user, ip);
         let c = &self.cfg;
         if self.bump("pair", &pair_key).await >= c.lock_after_failures {
-            self.lock("pair", &pair_key).await;
+            self.lock("pair", &pair_key, ip).await;
         }
         self.bump("account", user).await;
         if solved && self.bump("solved", user).await >= c.lock_after_failures {
-            self.lock("account", user).await;
+            self.lock("account", user, &format!("account:{user}")).await;
         }
         if self.bump("ip", ip).await >= c.ip_lock_after_failures {
-            self.lock("ip", ip).await;
+            self.lock("ip", ip, ip).await;
         }
     }
 
@@ -115,12 +115,17 @@ impl LoginGuard {
         self.cache.get::<bool>(&format!("uc:lock:{kind}:{key}")).await.ok().flatten().unwrap_or(false)
     }
 
-    async fn lock(&self, kind: &str, key: &str) {
+    /// Locks `key`, a reserved entry held by `owner` (the failing address, or the account):
+    /// no flood of other keys evicts a lock before its time.
+    async fn lock(&self, kind: &str, key: &str, owner: &str) {
         // The key itself (a username, an address) is not logged: the count and kind suffice
         // to see an attack, and logs are no place for account names under attack.
         tracing::warn!(kind, "login locked after repeated failures");
         let ttl = Duration::from_secs(self.cfg.lock_secs);
-        let _ = self.cache.set(&format!("uc:lock:{kind}:{key}"), &true, Some(ttl)).await;
+        if let Err(e) = self.cache.set_reserved(owner, &format!("uc:lock:{kind}:{key}"), &true, ttl).await {
+            // The counts that led here still ask for a captcha on every attempt.
+            tracing::warn!(kind, error = %e, "login lock not kept: the failure counts still require captchas");
+        }
     }
 }
 
