@@ -66,6 +66,7 @@ def start_server(workdir):
         "RSGAME_GATE__KCP_PORT": str(KCP),
         # Many players from one address: lift the per-IP cap; keep the rest real.
         "RSGAME_GATE__MAX_CONNECTIONS_PER_IP": "0", "RSGAME_GATE__MAX_CONNECTIONS": "200000",
+        "RSGAME_GATE__KCP__MAX_SESSIONS_PER_IP": "0", "RSGAME_GATE__KCP__MAX_SESSIONS": "200000",
         "RSGAME_GATE__OUTBOUND_QUEUE": "1024",
         "RSGAME_DATABASE__URL": f"sqlite://{workdir}/bench.db?mode=rwc",
         "RSGAME_GAME__DATA_DIR": os.path.join(workdir, "game"),
@@ -215,8 +216,22 @@ def idle(args, srv, workdir):
     connected = sum(r["connected"] for r in reps)
     errors = sum(r["errors"] for r in reps)
     per_session = (peak - base) / max(connected, 1)
-    print(f"\n{connected} of {n} idle sessions logged in over {args.idle_transport} in {time.time() - start:.0f} s: "
-          f"server RSS {base / 1024:.0f} MiB before, {peak / 1024:.0f} MiB peak: {per_session:.1f} KiB per session "
+    took = time.time() - start
+    # The bots are gone: wait until the server has closed every session (a KCP session ends
+    # at its heartbeat timeout), then see how much memory it gave back.
+    import urllib.request
+    def open_sessions():
+        with urllib.request.urlopen(f"http://127.0.0.1:{HTTP}/metrics", timeout=5) as r:
+            lines = r.read().decode().splitlines()
+        return sum(float(l.split()[-1]) for l in lines if l.startswith("gate_connections{"))
+    deadline = time.time() + 120
+    while open_sessions() > 0 and time.time() < deadline:
+        time.sleep(2)
+    time.sleep(2)
+    after = rss_kib()
+    print(f"\n{connected} of {n} idle sessions logged in over {args.idle_transport} in {took:.0f} s: "
+          f"server RSS {base / 1024:.0f} MiB before, {peak / 1024:.0f} MiB peak, {after / 1024:.0f} MiB once all "
+          f"were closed: {per_session:.1f} KiB per session "
           f"(100,000 sessions at that rate: {(base + per_session * 100000) / 1024:.0f} MiB); {errors} errors; "
           f"ping rtt p50 {reps[0]['rtt_p50_ms']} ms p99 {reps[0]['rtt_p99_ms']} ms")
     stop(srv)
