@@ -203,12 +203,14 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         Some(etcd)
     };
     let rpc_token = rpc_token(&cfg)?;
+    let rpc_tls = rsgame_rpc::tls::RpcTls::from_config(&cfg.rpc).map_err(|e| ServeError::Worker(e.to_string()))?;
     let connector = rsgame_rpc::Connector::new(
         rsgame_rpc::ClientOptions {
             token: rpc_token.clone(),
             timeout: Duration::from_millis(cfg.rpc.timeout_ms),
             retries: cfg.rpc.retries,
             breaker: cfg.rpc.breaker,
+            tls: rpc_tls.clone(),
         },
         etcd.clone().map(|e| (e, cfg.discovery.prefix.clone())),
         shutdown.clone(),
@@ -341,18 +343,24 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             }
             Role::UsercenterRpc => {
                 let svc = rsgame_usercenter::rpc::UsercenterRpc::service(s.usercenter_local.clone());
-                let router = rsgame_rpc::server(&rpc_token, &cfg.governance).add_service(svc);
+                let router = rsgame_rpc::server(&rpc_token, &cfg.governance, rpc_tls.as_ref())
+                    .map_err(|e| ServeError::Worker(e.to_string()))?
+                    .add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.usercenter_port, "usercenter", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::BasicRpc => {
                 let svc = rsgame_basic::rpc::BasicRpc::service(Arc::new(s.basic_local.clone()));
-                let router = rsgame_rpc::server(&rpc_token, &cfg.governance).add_service(svc);
+                let router = rsgame_rpc::server(&rpc_token, &cfg.governance, rpc_tls.as_ref())
+                    .map_err(|e| ServeError::Worker(e.to_string()))?
+                    .add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::GameApi => {
                 let game = game_logic(&shutdown)?;
                 let svc = rsgame_game::rpc::GameRpc::service(game.clone());
-                let grpc = rsgame_rpc::server(&rpc_token, &cfg.governance).add_service(svc);
+                let grpc = rsgame_rpc::server(&rpc_token, &cfg.governance, rpc_tls.as_ref())
+                    .map_err(|e| ServeError::Worker(e.to_string()))?
+                    .add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, etcd.as_ref(), &shutdown).await?;
                 api = api.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
                 apidoc.merge(rsgame_game::api::openapi());

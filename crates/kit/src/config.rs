@@ -885,6 +885,18 @@ pub struct RpcConfig {
     /// The shared secret every gRPC call carries and every gRPC server checks. Required when
     /// `rpc.host` is not a loopback address.
     pub token: Secret,
+    /// Mutual TLS, for studios that run their own CA: this process's certificate chain (PEM),
+    /// presented as a server and as a client. With `tls_key_file` and `tls_ca_file`, every
+    /// gRPC server requires a client certificate signed by that CA, and every client checks
+    /// the server's. All three or none.
+    pub tls_cert_file: String,
+    /// The private key of `tls_cert_file` (PEM).
+    pub tls_key_file: String,
+    /// The CA (PEM) that signed every process's certificate.
+    pub tls_ca_file: String,
+    /// The name every gRPC server's certificate holds (a DNS subject alternative name),
+    /// checked by clients whatever address they dial.
+    pub tls_server_name: String,
 }
 
 impl Default for RpcConfig {
@@ -901,6 +913,10 @@ impl Default for RpcConfig {
             retries: 2,
             breaker: true,
             token: Secret::default(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_ca_file: String::new(),
+            tls_server_name: "rsgame-rpc".into(),
         }
     }
 }
@@ -1295,6 +1311,14 @@ impl Config {
             ));
         }
         let loopback = is_loopback(&self.rpc.host);
+        let tls_files = [&self.rpc.tls_cert_file, &self.rpc.tls_key_file, &self.rpc.tls_ca_file];
+        let set = tls_files.iter().filter(|f| !f.is_empty()).count();
+        if set != 0 && set != 3 {
+            return Err((
+                "rpc.tls_cert_file",
+                "mutual TLS needs rpc.tls_cert_file, rpc.tls_key_file and rpc.tls_ca_file together".into(),
+            ));
+        }
         if !loopback && self.rpc.token.is_empty() {
             return Err(("rpc.token", "must be set when rpc.host is not a loopback address".into()));
         }
@@ -1552,6 +1576,8 @@ mod tests {
         assert!(load(&[("RSGAME_GAME__ADMIN_TOKEN", "CHANGE-ME-admin-token-for-changeScore")]).is_err());
         let rpc = [("RSGAME_RPC__HOST", "0.0.0.0"), ("RSGAME_RPC__TOKEN", "tok")];
         assert!(load(&rpc).is_err_and(|e| e.contains("rpc.token")));
+        let half_tls = [("RSGAME_RPC__TLS_CERT_FILE", "/etc/rsgame/rpc.pem")];
+        assert!(load(&half_tls).is_err_and(|e| e.contains("rpc.tls_cert_file")), "mutual TLS needs all three files");
         assert!(
             load(&[
                 ("RSGAME_AUTH__JWT_SECRET", strong),

@@ -35,11 +35,13 @@ pub struct ClientOptions {
     pub retries: u32,
     /// Adaptive client-side throttling.
     pub breaker: bool,
+    /// Mutual TLS (`rpc.tls_*`): servers are dialled over `https://` with this identity.
+    pub tls: Option<crate::tls::RpcTls>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { token: String::new(), timeout: Duration::from_secs(5), retries: 2, breaker: true }
+        ClientOptions { token: String::new(), timeout: Duration::from_secs(5), retries: 2, breaker: true, tls: None }
     }
 }
 
@@ -118,9 +120,18 @@ fn now_ms() -> u64 {
 }
 
 impl Server {
-    fn new(url: &str) -> Result<Server> {
-        let ep = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| Error::internal(Code::Failed, std::io::Error::other(format!("rpc url {url}: {e}"))))?
+    fn new(url: &str, tls: Option<&crate::tls::RpcTls>) -> Result<Server> {
+        let bad = |e: tonic::transport::Error| {
+            Error::internal(Code::Failed, std::io::Error::other(format!("rpc url {url}: {e}")))
+        };
+        let ep = match tls {
+            // The list keeps the URL as given (directories hold http://); TLS dials https://.
+            Some(t) => {
+                Endpoint::from_shared(crate::tls::secure_url(url)).map_err(bad)?.tls_config(t.client()).map_err(bad)?
+            }
+            None => Endpoint::from_shared(url.to_owned()).map_err(bad)?,
+        };
+        let ep = ep
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -232,6 +243,7 @@ struct Inner {
     retries: u32,
     idempotent: &'static [&'static str],
     breaker: Option<Breaker>,
+    tls: Option<crate::tls::RpcTls>,
 }
 
 /// A channel to one service's servers; see the [module docs](self). Cheap to clone.
@@ -260,6 +272,7 @@ impl RpcChannel {
             retries: opts.retries,
             idempotent,
             breaker: opts.breaker.then(Breaker::default),
+            tls: opts.tls.clone(),
         })))
     }
 
@@ -272,7 +285,7 @@ impl RpcChannel {
             match old.iter().find(|s| &s.url == url) {
                 Some(s) => next.push(s.clone()),
                 // One bad entry (a typo in a directory) must not hide the good ones.
-                None => match Server::new(url) {
+                None => match Server::new(url, self.0.tls.as_ref()) {
                     Ok(s) => next.push(Arc::new(s)),
                     Err(e) => {
                         tracing::warn!(service = self.0.service, url = %url, error = %e, "endpoint skipped");

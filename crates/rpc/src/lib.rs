@@ -13,6 +13,7 @@
 //!   deadline, load shedding, rate limits, metrics.
 //! - [`discovery`]: registration under a lease and watched directories of servers.
 //! - [`etcd`]: rsgame's own etcd v3 client (range, put, txn, leases, watch).
+//! - [`tls`]: mutual TLS between processes, for studios that run their own CA.
 //!
 //! # Adding a service with a local and a remote implementation
 //!
@@ -61,6 +62,7 @@ pub mod client;
 pub mod discovery;
 pub mod etcd;
 pub mod server;
+pub mod tls;
 
 use rsgame_kit::{Code, Error};
 
@@ -141,7 +143,7 @@ pub fn channel(url: &str, token: &str) -> Result<RpcChannel, Error> {
 }
 
 /// Checks the service token on every incoming call (constant-time compare). An empty
-/// expected token accepts every call: only allowed on a loopback address (see `serve.rs`).
+/// expected token refuses every call: gRPC is never open.
 #[derive(Clone)]
 pub struct RequireToken(std::sync::Arc<String>);
 
@@ -182,12 +184,19 @@ pub type Secured = tower::layer::util::Stack<
 >;
 
 /// A gRPC server under `governance` that checks `token` on every call (an empty token
-/// checks nothing: loopback deployments only, which the configuration enforces).
-pub fn server(token: &str, governance: &rsgame_kit::config::GovernanceConfig) -> tonic::transport::Server<Secured> {
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .layer(RequireToken::new(token).layer())
-        .layer(server::GovernLayer::new(governance))
+/// refuses every call), over mutual TLS when `tls` is given.
+pub fn server(
+    token: &str,
+    governance: &rsgame_kit::config::GovernanceConfig,
+    tls: Option<&tls::RpcTls>,
+) -> Result<tonic::transport::Server<Secured>, Error> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        builder = builder
+            .tls_config(t.server())
+            .map_err(|e| Error::internal(Code::Failed, std::io::Error::other(format!("rpc.tls_*: {e}"))))?;
+    }
+    Ok(builder.tcp_nodelay(true).layer(RequireToken::new(token).layer()).layer(server::GovernLayer::new(governance)))
 }
 
 /// Serves `router` (made from [`server()`]) on `listener` until `shutdown` triggers.

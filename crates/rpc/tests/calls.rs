@@ -108,13 +108,14 @@ async fn start(name: &str, mode: Mode) -> Running {
     let stop = Shutdown::new();
     let logins = Arc::new(AtomicU32::new(0));
     let fake = Fake { name: name.into(), logins: logins.clone(), mode };
-    let router = rsgame_rpc::server("tok", &Default::default()).add_service(UsercenterServer::new(fake));
+    let router =
+        rsgame_rpc::server("tok", &Default::default(), None).expect("server").add_service(UsercenterServer::new(fake));
     tokio::spawn(rsgame_rpc::serve(listener, router, stop.clone()));
     Running { url, stop, logins }
 }
 
 fn connector(timeout: Duration) -> Connector {
-    let opts = ClientOptions { token: "tok".into(), timeout, retries: 2, breaker: true };
+    let opts = ClientOptions { token: "tok".into(), timeout, retries: 2, breaker: true, tls: None };
     Connector::new(opts, None, Shutdown::new())
 }
 
@@ -277,4 +278,56 @@ async fn registrations_update_and_leave_on_shutdown() {
     read(Some("two")).await;
     stop.trigger();
     read(None).await;
+}
+
+/// A CA and a certificate it signed for `name`, as PEM: (ca, cert, key).
+fn pki(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Mutual TLS (`rpc.tls_*`): a client with a certificate from the deployment's CA is served;
+/// one without a certificate, with one from another CA, or speaking plain HTTP/2 is not.
+#[tokio::test]
+async fn mutual_tls_serves_only_clients_with_the_cas_certificates() {
+    use rsgame_rpc::tls::RpcTls;
+    let (ca, cert, key) = pki("rsgame-rpc");
+    let tls = RpcTls::from_pem(cert.as_bytes(), key.as_bytes(), ca.as_bytes(), "rsgame-rpc");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = Shutdown::new();
+    let fake = Fake { name: "tls".into(), logins: Arc::default(), mode: Mode::Ok };
+    let router =
+        rsgame_rpc::server("tok", &Default::default(), Some(&tls)).unwrap().add_service(UsercenterServer::new(fake));
+    tokio::spawn(rsgame_rpc::serve(listener, router, stop.clone()));
+
+    let with = |tls: Option<RpcTls>| {
+        let opts =
+            ClientOptions { token: "tok".into(), timeout: Duration::from_secs(2), retries: 0, breaker: false, tls };
+        Connector::new(opts, None, Shutdown::new()).channel("usercenter", &url, IDEMPOTENT).unwrap()
+    };
+    let start = Instant::now();
+    loop {
+        match who(&with(Some(tls.clone()))).await {
+            Ok(u) => {
+                assert_eq!(u.username, "tls");
+                break;
+            }
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(5), "never served over mutual TLS: {e}"),
+        }
+    }
+    assert!(who(&with(None)).await.is_err(), "plain HTTP/2 to a TLS server");
+    let (other_ca, other_cert, other_key) = pki("rsgame-rpc");
+    let stranger = RpcTls::from_pem(other_cert.as_bytes(), other_key.as_bytes(), ca.as_bytes(), "rsgame-rpc");
+    assert!(who(&with(Some(stranger))).await.is_err(), "a client certificate from another CA");
+    let unsure = RpcTls::from_pem(cert.as_bytes(), key.as_bytes(), other_ca.as_bytes(), "rsgame-rpc");
+    assert!(who(&with(Some(unsure))).await.is_err(), "a client that does not trust the server's CA");
+    let wrong_name = RpcTls::from_pem(cert.as_bytes(), key.as_bytes(), ca.as_bytes(), "elsewhere");
+    assert!(who(&with(Some(wrong_name))).await.is_err(), "a server certificate for another name");
+    stop.trigger();
 }

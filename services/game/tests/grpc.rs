@@ -17,7 +17,9 @@ async fn the_economy_over_grpc() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = rsgame_kit::Shutdown::new();
-        let router = rsgame_rpc::server("game-token", &Default::default()).add_service(GameRpc::service(local.clone()));
+        let router = rsgame_rpc::server("game-token", &Default::default(), None)
+            .expect("server")
+            .add_service(GameRpc::service(local.clone()));
         tokio::spawn(rsgame_rpc::serve(listener, router, stop.clone()));
         let remote = RemoteGame::over(rsgame_rpc::channel(&url, "game-token").expect("channel"));
         let intruder = RemoteGame::over(rsgame_rpc::channel(&url, "guess").expect("channel"));

@@ -98,8 +98,9 @@ async fn hop(n: usize) -> f64 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = rsgame_kit::Shutdown::new();
-    let router =
-        rsgame_rpc::server(TOKEN, &GovernanceConfig::default()).add_service(UsercenterRpc::service(local.clone()));
+    let router = rsgame_rpc::server(TOKEN, &GovernanceConfig::default(), None)
+        .expect("server")
+        .add_service(UsercenterRpc::service(local.clone()));
     tokio::spawn(rsgame_rpc::serve(listener, router, stop.clone()));
     let remote = RemoteUserCenter::over(rsgame_rpc::channel(&url, TOKEN).expect("channel"));
     // The floor: plain tonic, no rsgame layers on either side.

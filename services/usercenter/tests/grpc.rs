@@ -48,7 +48,9 @@ async fn start(db: Db, cache: Cache) -> Servers {
     let shutdown = rsgame_kit::Shutdown::new();
     let basic_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let basic_url = format!("http://{}", basic_l.local_addr().expect("addr"));
-    let router = rsgame_rpc::server(TOKEN, &Default::default()).add_service(BasicRpc::service(Arc::new(basic.clone())));
+    let router = rsgame_rpc::server(TOKEN, &Default::default(), None)
+        .expect("server")
+        .add_service(BasicRpc::service(Arc::new(basic.clone())));
     tokio::spawn(rsgame_rpc::serve(basic_l, router, shutdown.clone()));
     // usercenter checks captchas through the remote basic, as in a split deployment.
     let remote_basic: Arc<dyn Basic> =
@@ -63,7 +65,9 @@ async fn start(db: Db, cache: Cache) -> Servers {
     );
     let uc_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let uc_url = format!("http://{}", uc_l.local_addr().expect("addr"));
-    let router = rsgame_rpc::server(TOKEN, &Default::default()).add_service(UsercenterRpc::service(Arc::new(logic)));
+    let router = rsgame_rpc::server(TOKEN, &Default::default(), None)
+        .expect("server")
+        .add_service(UsercenterRpc::service(Arc::new(logic)));
     tokio::spawn(rsgame_rpc::serve(uc_l, router, shutdown.clone()));
     Servers { uc_url, basic_url, basic, jwt, _stop: Stop(shutdown) }
 }
