@@ -6,6 +6,7 @@ import { ID } from "./ids";
 import { Lockstep } from "./lockstep";
 import { Conn, Status, wsUrl } from "./net";
 import { World } from "./world";
+import { pb } from "./gen/game.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -218,7 +219,13 @@ function onMessage(id: number, m: any): void {
       }
       break;
     case ID.LogoutResp:
-      if (m.type === 3) showAuth("You logged in somewhere else.");
+      if (m.type === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE) showAuth("You logged in somewhere else.");
+      if (m.type === pb.LogoutType.LOGOUT_TYPE_ENDED) {
+        // Banned, or logged out everywhere: the tokens are dead; only a new login helps.
+        session = null;
+        api.saveSession(null);
+        showAuth("This account's sessions were ended. Log in again.");
+      }
       break;
   }
 }
@@ -499,7 +506,7 @@ for (const b of $("panels").querySelectorAll<HTMLButtonElement>("button")) b.onc
 
 $("respawn").onclick = () => world.respawn();
 $("logout").onclick = async () => {
-  send(ID.Logout, { type: 1 });
+  send(ID.Logout, { type: pb.LogoutType.LOGOUT_TYPE_QUIT });
   conn?.stop();
   conn = null;
   if (session) await api.logout(session).catch(() => undefined);

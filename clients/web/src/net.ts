@@ -116,7 +116,8 @@ export interface ConnOptions {
 /**
  * One game connection that logs in on every (re)connect. Sends queue until the login is
  * answered; a drop reconnects after 0.5, 1, 2, 4… s (at most 10 s, with jitter). A takeover by
- * another login (LogoutResp type 3) or a logout stops it.
+ * another login (LogoutResp type 3), the account's sessions being ended (type 4: a ban, "log
+ * out everywhere"; the token is dead) or a logout stops it.
  */
 export class Conn {
   private ws: WebSocket | null = null;
@@ -235,7 +236,7 @@ export class Conn {
       if (sent !== undefined) this.rtt = performance.now() - sent;
       this.pingSent.clear();
     }
-    if (id === ID.LogoutResp && msg.type === 3) {
+    if (id === ID.LogoutResp && (msg.type === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE || msg.type === pb.LogoutType.LOGOUT_TYPE_ENDED)) {
       this.stop("kicked");
     }
     this.opts.onMessage(id, msg);
