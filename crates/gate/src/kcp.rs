@@ -15,7 +15,7 @@
 //! `gate.kcp.cookie: false` accepts any conversation id, for clients (kcp-go, zinx) that
 //! cannot ask first.
 //!
-//! Each session is a [`KcpStream`] (stream mode, like TCP: zinx frames work unchanged) that
+//! Each session is a `KcpStream` (stream mode, like TCP: zinx frames work unchanged) that
 //! the gate serves like any connection; one task per session drives KCP's clock.
 
 use std::collections::HashMap;

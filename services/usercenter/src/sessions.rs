@@ -3,10 +3,10 @@
 //!
 //! An account-wide end writes one mark to the shared cache, `uc:ended_before:{user}` = the
 //! moment (unix ms): every access token issued before it is refused from then on, by every
-//! process that checks tokens ([`CacheRevocations`], one `MGET` with the per-token deny-list).
-//! It also revokes every refresh token in the database, and publishes
-//! [`SessionsEnded`](rsgame_proto::events::SessionsEnded) so that each game node closes the
-//! account's live connections. The mark lives as long as an access token can, then goes.
+//! process that checks tokens ([`revocations`]: one `MGET` with the per-token deny-list).
+//! It also revokes every refresh token in the database, and publishes [`SessionsEnded`] so
+//! that each game node closes the account's live connections. The mark lives as long as an
+//! access token can, then goes.
 
 use std::sync::Arc;
 use std::time::Duration;
