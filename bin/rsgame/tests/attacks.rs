@@ -454,6 +454,8 @@ fn kcp_floods_make_no_sessions_fill_only_their_own_cap_and_never_outlive_the_log
         assert!(start.elapsed() < Duration::from_secs(5), "the KCP cap was never reached: {}", gate_lines(srv.port));
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Not a wait for a condition: the four over the cap must have no chance to slip in, and
+    // an absence cannot be polled for.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(metric(srv.port, kcp_open), 16.0, "no more than the per-address KCP cap");
 
