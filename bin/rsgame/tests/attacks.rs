@@ -293,15 +293,7 @@ fn slow_silent_and_idle_http_connections_are_closed_and_capped_per_address() {
     let held: Vec<TcpStream> = (0..6).map(|_| connect()).collect();
     // Until the server has taken all six (counted from another address, which has its own
     // places): the gauge counts the asking connection too.
-    let open = || {
-        let mut s = connect_from("127.0.0.2".parse().expect("src"), srv.port);
-        write!(s, "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("write");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out.lines()
-            .find_map(|l| l.strip_prefix("http_connections_open ").and_then(|v| v.trim().parse::<f64>().ok()))
-            .unwrap_or(0.0)
-    };
+    let open = || metric(srv.port, "http_connections_open ");
     let start = Instant::now();
     while open() < 7.0 {
         assert!(start.elapsed() < Duration::from_secs(5), "the six connections were not all accepted");

@@ -191,6 +191,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A subscription to `topic` as `group`, tried again every second until the bus takes it.
+async fn subscribe(bus: &Bus, topic: &str, group: &str) -> rsgame_store::Subscription {
+    loop {
+        match bus.subscribe(topic, group).await {
+            Ok(s) => return s,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "bus subscription failed: retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 fn status(ok: bool, msg: &str) -> (i32, String) {
     (if ok { 200 } else { 400 }, msg.to_owned())
 }
@@ -277,15 +290,7 @@ impl World {
     /// Closes the connections of accounts whose sessions the usercenter ended, until the bus
     /// subscription ends.
     async fn follow_accounts(self, bus: Bus, node: String) {
-        let mut sub = loop {
-            match bus.subscribe(SESSIONS_ENDED_TOPIC, &node).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "subscription to ended sessions failed: retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
+        let mut sub = subscribe(&bus, SESSIONS_ENDED_TOPIC, &node).await;
         while let Some(d) = sub.next().await {
             match SessionsEnded::decode(d.payload.as_slice()) {
                 Ok(e) => self.end_sessions(e.user_id, e.before_ms).await,
@@ -313,10 +318,7 @@ impl World {
             let _ = s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Ended as i32, user_id: uid });
             s.close(CloseReason::SessionEnded);
         }
-        self.leave_room(uid, p.room).await;
-        if let Some(c) = &self.0.cluster {
-            c.left(uid).await;
-        }
+        self.leave_node(uid, p.room).await;
         drop(t);
         self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         tracing::info!(user = uid, "player's session ended: the account's sessions were ended");
@@ -330,15 +332,7 @@ impl World {
 
     /// Handles what other nodes send, until the bus subscription ends.
     async fn follow_cluster(self, cluster: Arc<Cluster>) {
-        let mut sub = loop {
-            match cluster.bus().subscribe(crate::cluster::TOPIC, cluster.node()).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cluster subscription failed: retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
+        let mut sub = subscribe(cluster.bus(), crate::cluster::TOPIC, cluster.node()).await;
         tracing::info!(node = cluster.node(), "following the other game nodes");
         while let Some(d) = sub.next().await {
             if let Some((what, sent_at, from)) = cluster.decode(&d.payload) {
@@ -541,10 +535,7 @@ impl World {
         };
         if let Some(p) = gone {
             tracing::debug!(user = uid, "reconnect grace over: player leaves");
-            self.leave_room(uid, p.room).await;
-            if let Some(c) = &self.0.cluster {
-                c.left(uid).await;
-            }
+            self.leave_node(uid, p.room).await;
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         }
     }
@@ -557,6 +548,15 @@ impl World {
 
     fn room_tx(&self, room: i64) -> Option<mpsc::Sender<RoomMsg>> {
         lock(&self.0.rooms).get(&room).map(|r| r.tx.clone())
+    }
+
+    /// Ends a stay on this node: out of `room` (saved), and no longer present here for the
+    /// cluster.
+    async fn leave_node(&self, uid: i64, room: i64) {
+        self.leave_room(uid, room).await;
+        if let Some(c) = &self.0.cluster {
+            c.left(uid).await;
+        }
     }
 
     /// Takes the player out of `room` and waits until its state is saved; closes a created
@@ -840,10 +840,7 @@ impl World {
             }
         };
         if let Some(p) = gone {
-            self.leave_room(uid, p.room).await;
-            if let Some(c) = &self.0.cluster {
-                c.left(uid).await;
-            }
+            self.leave_node(uid, p.room).await;
             drop(t);
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
             tracing::info!(user = uid, "player logged out");
