@@ -354,6 +354,15 @@ fn kcp_push(conv: u32) -> Vec<u8> {
     p
 }
 
+/// A KCP segment 0 of `conv` carrying a whole Ping frame (zinx layout, empty body): a first
+/// frame the gate routes, so with the right conversation id it opens a session.
+fn kcp_ping(conv: u32) -> Vec<u8> {
+    let mut p = kcp_push(conv);
+    p[20..24].copy_from_slice(&8u32.to_le_bytes());
+    p.extend_from_slice(&[0, 0, 0x03, 0xe8, 0, 0, 0, 0]);
+    p
+}
+
 /// Sends a Ping frame (zinx layout, empty body) and says whether a PingResp came back.
 fn ping(s: &mut TcpStream) -> bool {
     if s.write_all(&[0, 0, 0x03, 0xe8, 0, 0, 0, 0]).is_err() {
@@ -437,7 +446,9 @@ fn kcp_floods_make_no_sessions_fill_only_their_own_cap_and_never_outlive_the_log
         .map(|_| {
             let s = std::net::UdpSocket::bind("127.0.0.9:0").expect("bind");
             let conv = ask_conv(&s, kcp_port);
+            // An empty first segment opens nothing, even with the right id; a Ping does.
             send(&s, conv);
+            s.send_to(&kcp_ping(conv), ("127.0.0.1", kcp_port)).expect("send");
             s
         })
         .collect();
@@ -450,6 +461,8 @@ fn kcp_floods_make_no_sessions_fill_only_their_own_cap_and_never_outlive_the_log
     // an absence cannot be polled for.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(metric(srv.port, kcp_open), 16.0, "no more than the per-address KCP cap");
+    let empty = metric(srv.port, r#"gate_kcp_dropped_total{reason="no_first_frame"} "#);
+    assert!(empty >= 10.0, "empty first segments were not refused: {}", gate_lines(srv.port));
 
     // The same address's TCP player is let in: KCP used its own places.
     let mut player = connect_from("127.0.0.9".parse().expect("src"), srv.gate_port);

@@ -89,6 +89,18 @@ impl FrameCodec {
     /// The id and body length of the whole frame at the front of `buf`, without consuming
     /// it; `Ok(None)` means "need more bytes" (and room for the rest is reserved).
     pub fn peek(&self, buf: &mut BytesMut) -> Result<Option<(u32, usize)>, FrameError> {
+        let found = self.whole(buf)?;
+        if found.is_none() && buf.len() >= HEADER_LEN {
+            let (_, len) = self.header(&buf[..HEADER_LEN]);
+            // Make room for the rest of this frame in one allocation, not several.
+            buf.reserve(HEADER_LEN + len as usize - buf.len());
+        }
+        Ok(found)
+    }
+
+    /// The id and body length of the whole frame at the front of `buf`; `Ok(None)` when
+    /// `buf` holds only part of one.
+    pub fn whole(&self, buf: &[u8]) -> Result<Option<(u32, usize)>, FrameError> {
         if buf.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -96,10 +108,7 @@ impl FrameCodec {
         if len > self.max_body {
             return Err(FrameError::TooLarge { id, len, max: self.max_body });
         }
-        let total = HEADER_LEN + len as usize;
-        if buf.len() < total {
-            // Make room for the rest of this frame in one allocation, not several.
-            buf.reserve(total - buf.len());
+        if buf.len() < HEADER_LEN + len as usize {
             return Ok(None);
         }
         Ok(Some((id, len as usize)))

@@ -12,6 +12,12 @@
 //! session is made only for a KCP segment whose conversation id matches its source address
 //! (this minute's or the last one's), within `gate.kcp.max_sessions` and
 //! `max_sessions_per_ip`. A forger never sees the answer, so it cannot open sessions.
+//!
+//! Nor is an empty or half-sent stream worth a session: the datagram that opens one must
+//! carry the client's whole first frame (segments 0, 1, … of its stream, which KCP packs
+//! into one datagram up to the MTU), and the gate must route that frame's id — in practice
+//! a `GameLogin` or a `Ping`. Anything else is dropped before any state is kept; the
+//! client's KCP sends it again with what follows, so a real client loses nothing.
 //! `gate.kcp.cookie: false` accepts any conversation id, for clients (kcp-go, zinx) that
 //! cannot ask first.
 //!
@@ -40,6 +46,8 @@ pub const CONV_MAGIC: &[u8; 8] = b"RSGKCONV";
 pub const CONV_LEN: usize = 12;
 /// The KCP segment header.
 const KCP_HEADER: usize = 24;
+/// KCP's command for a segment that carries data.
+const CMD_PUSH: u8 = 81;
 
 /// The server's side of the handshake: conversation ids for addresses.
 pub(crate) struct Cookies {
@@ -101,6 +109,27 @@ pub(crate) fn classify(packet: &[u8]) -> Datagram {
         return Datagram::Junk;
     }
     Datagram::Segment { conv: u32::from_le_bytes([packet[0], packet[1], packet[2], packet[3]]) }
+}
+
+/// The start of the stream that `datagram`, the first of conversation `conv`, carries: the
+/// data of its PUSH segments numbered 0, 1, 2, … in order, into `out` (cleared first).
+/// Anything after a segment that breaks the sequence, or a truncated one, is left out.
+pub(crate) fn opening(datagram: &[u8], conv: u32, out: &mut Vec<u8>) {
+    out.clear();
+    let mut rest = datagram;
+    let mut next = 0u32;
+    while rest.len() >= KCP_HEADER {
+        let word = |at: usize| u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+        let (seg_conv, cmd, sn, len) = (word(0), rest[4], word(12), word(20) as usize);
+        if seg_conv != conv || rest.len() - KCP_HEADER < len {
+            break;
+        }
+        if cmd == CMD_PUSH && sn == next {
+            out.extend_from_slice(&rest[KCP_HEADER..KCP_HEADER + len]);
+            next += 1;
+        }
+        rest = &rest[KCP_HEADER + len..];
+    }
 }
 
 /// The answer to a hello from `peer`.
@@ -363,12 +392,14 @@ pub(crate) struct Accepted<P> {
 }
 
 /// Reads the socket until `stop`: answers hellos, feeds segments to their sessions, and
-/// makes a session for a segment with a valid conversation id when `admit` lets it in
-/// (`admit` returns its permit, or None to refuse: it counts and logs). New sessions go to
+/// makes a session for a datagram with a valid conversation id whose [`opening`] bytes
+/// `opens` accepts (a whole first frame the gate routes), when `admit` lets it in (`admit`
+/// returns its permit, or None to refuse: it counts and logs). New sessions go to
 /// `accepted`.
 pub(crate) async fn listen<P>(
     udp: Arc<UdpSocket>,
     cfg: rsgame_kit::config::KcpConfig,
+    opens: impl Fn(&[u8]) -> bool,
     mut admit: impl FnMut(SocketAddr) -> Option<P>,
     accepted: mpsc::Sender<Accepted<P>>,
     stop: impl std::future::Future<Output = ()>,
@@ -378,6 +409,7 @@ pub(crate) async fn listen<P>(
     let mut sessions: HashMap<SocketAddr, (u32, Arc<Conn>)> = HashMap::new();
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut first = Vec::new();
     tokio::pin!(stop);
     loop {
         let (n, peer) = tokio::select! {
@@ -414,6 +446,11 @@ pub(crate) async fn listen<P>(
                 }
                 if cfg.cookie && !cookies.valid(peer, conv) {
                     metrics::counter!("gate_kcp_dropped_total", "reason" => "no_cookie").increment(1);
+                    continue;
+                }
+                opening(packet, conv, &mut first);
+                if !opens(&first) {
+                    metrics::counter!("gate_kcp_dropped_total", "reason" => "no_first_frame").increment(1);
                     continue;
                 }
                 let Some(permit) = admit(peer) else { continue };
@@ -460,6 +497,39 @@ mod tests {
         seg[..4].copy_from_slice(&7u32.to_le_bytes());
         assert_eq!(classify(&seg), Datagram::Segment { conv: 7 });
         assert_eq!(classify(&[1, 2, 3]), Datagram::Junk);
+    }
+
+    /// A KCP segment of `conv`: command, number and data.
+    fn segment(conv: u32, cmd: u8, sn: u32, data: &[u8]) -> Vec<u8> {
+        let mut p = conv.to_le_bytes().to_vec();
+        p.extend_from_slice(&[cmd, 0]);
+        p.extend_from_slice(&32u16.to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes()); // ts
+        p.extend_from_slice(&sn.to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes()); // una
+        p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        p.extend_from_slice(data);
+        p
+    }
+
+    #[test]
+    fn the_opening_is_the_stream_from_segment_zero_in_order() {
+        let mut out = Vec::new();
+        let one = [segment(9, CMD_PUSH, 0, b"abc"), segment(9, CMD_PUSH, 1, b"de")].concat();
+        opening(&one, 9, &mut out);
+        assert_eq!(out, b"abcde");
+        // An ack (cmd 82) between them is skipped; segment 2 before 1 ends the sequence.
+        let mixed = [segment(9, 82, 0, b""), segment(9, CMD_PUSH, 0, b"ab"), segment(9, CMD_PUSH, 2, b"x")].concat();
+        opening(&mixed, 9, &mut out);
+        assert_eq!(out, b"ab");
+        opening(&segment(9, CMD_PUSH, 1, b"late"), 9, &mut out);
+        assert!(out.is_empty(), "no segment 0");
+        opening(&segment(8, CMD_PUSH, 0, b"other"), 9, &mut out);
+        assert!(out.is_empty(), "another conversation");
+        let mut cut = segment(9, CMD_PUSH, 0, b"abcdef");
+        cut.truncate(26);
+        opening(&cut, 9, &mut out);
+        assert!(out.is_empty(), "a segment shorter than its length says");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::codec::{Message, Wire};
 use crate::conn::{Generic, StreamLink, run};
-use crate::frame::Layout;
+use crate::frame::{FrameCodec, Layout};
 use crate::limits::{ConnPermit, Limits};
 use crate::router::Router;
 use crate::session::{CloseReason, Session, Transport};
@@ -293,8 +293,12 @@ impl GateBuilder {
                     None
                 }
             };
+            // A session opens only for a whole first frame that something handles.
+            let first = FrameCodec::new(shared.settings.layout, shared.settings.max_body);
+            let routes = shared.clone();
+            let opens = move |bytes: &[u8]| matches!(first.whole(bytes), Ok(Some((id, _))) if routes.router.has(id));
             let stop = shutdown.triggered();
-            tokio::spawn(crate::kcp::listen(Arc::new(udp), c.kcp.clone(), admit, tx, stop));
+            tokio::spawn(crate::kcp::listen(Arc::new(udp), c.kcp.clone(), opens, admit, tx, stop));
             tokio::spawn(accept_kcp(shared.clone(), rx, c.kcp_codec));
         }
 

@@ -180,7 +180,9 @@ async fn flood(kind: Kind) {
     c.send_raw(&all).await;
     let frames = closed(&mut c, kind).await;
     let pongs = frames.iter().filter(|f| f.id == ids::PING_RESP).count();
-    assert!((20..=21).contains(&pongs), "the burst is served, then the session closes: {pongs}");
+    // Over KCP, the Ping that opened the session took one of the burst.
+    let burst = if kind == Kind::Kcp { 19..=20 } else { 20..=21 };
+    assert!(burst.contains(&pongs), "the burst is served, then the session closes: {pongs}");
     assert_eq!(notice(&frames).code, 400_502);
     assert_eq!(g.wait_disconnects(1).await[0].1, CloseReason::Flood);
 }
@@ -219,7 +221,7 @@ async fn limit(kind: Kind, per_ip: bool) {
             assert_eq!(notice(&plain.until_closed().await).code, code);
         }
         Kind::Kcp => {
-            let mut b = connect(&g, kind, cert.as_deref()).await;
+            let mut b = kcp_unopened(&g).await;
             b.send(ids::PING, &pb::Ping { sn: 2 }).await;
             assert!(tokio::time::timeout(Duration::from_millis(800), b.recv()).await.is_err(), "no answer");
         }
@@ -285,6 +287,11 @@ async fn login_timeout(kind: Kind) {
 }
 
 async fn slowloris(kind: Kind) {
+    if kind == Kind::Kcp {
+        // A KCP session exists only once a whole first frame has come (ws_kcp_tls.rs:
+        // a_kcp_session_opens_only_for_a_whole_routed_first_frame): nothing to time out.
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let (cfg, cert) = config_for(kind, dir.path());
     let g = TestGate::start(cfg).await;

@@ -205,6 +205,57 @@ async fn kcp_sessions_need_the_conversation_id_the_server_gave_unless_cookies_ar
     assert_eq!(c.recv_msg::<pb::PingResp>(ids::PING_RESP).await.sn, 3);
 }
 
+/// A raw KCP datagram: one PUSH segment numbered `sn` of conversation `conv` carrying `data`.
+fn kcp_push(conv: u32, sn: u32, data: &[u8]) -> Vec<u8> {
+    let mut p = conv.to_le_bytes().to_vec();
+    p.extend_from_slice(&[81, 0]); // PUSH, frg 0
+    p.extend_from_slice(&128u16.to_le_bytes()); // window
+    p.extend_from_slice(&0u32.to_le_bytes()); // ts
+    p.extend_from_slice(&sn.to_le_bytes());
+    p.extend_from_slice(&0u32.to_le_bytes()); // una
+    p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    p.extend_from_slice(data);
+    p
+}
+
+/// Even with the conversation id the server gave, a session opens only for a datagram that
+/// carries a whole first frame the gate routes: not for an empty segment, half a frame, a
+/// frame nothing handles, an oversized announcement or a stream that does not start at 0.
+#[tokio::test]
+async fn a_kcp_session_opens_only_for_a_whole_routed_first_frame() {
+    let g = TestGate::start(config()).await;
+    let addr = g.gate.kcp_addr().expect("kcp on");
+    let codec = FrameCodec::new(Layout::Zinx, 1 << 20);
+    let ping = codec.encode(ids::PING, &pb::Ping { sn: 7 }.encode_to_vec());
+    let unrouted = codec.encode(424_242, b"x");
+    let mut huge = ping.to_vec();
+    huge[4..8].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    let bad: [(u32, &[u8]); 5] = [(0, b""), (0, &ping[..ping.len() - 1]), (0, &unrouted), (0, &huge), (1, &ping)];
+    let mut wrong = Vec::new();
+    for (sn, data) in bad {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let conv = rsgame_gate::kcp::ask_conv(&udp, addr, Duration::from_secs(5)).await.expect("conv");
+        udp.send_to(&kcp_push(conv, sn, data), addr).await.expect("send");
+        wrong.push(udp);
+    }
+    let good = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let conv = rsgame_gate::kcp::ask_conv(&good, addr, Duration::from_secs(5)).await.expect("conv");
+    good.send_to(&kcp_push(conv, 0, &ping), addr).await.expect("send");
+    let mut reply = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), good.recv_from(&mut reply))
+        .await
+        .expect("the whole Ping is answered")
+        .expect("recv");
+    assert!(n >= 24 && reply[..4] == conv.to_le_bytes(), "a KCP datagram of that conversation");
+    // The listener reads datagrams in order: the bad ones were seen before the good one.
+    assert_eq!(g.gate.hub().len(), 1, "only the whole routed frame opened a session");
+    for udp in &wrong {
+        let mut buf = [0u8; 64];
+        let heard = tokio::time::timeout(Duration::from_millis(50), udp.recv_from(&mut buf)).await;
+        assert!(heard.is_err(), "nothing is sent to a datagram that opened nothing");
+    }
+}
+
 #[tokio::test]
 async fn tls_over_tcp_and_wss() {
     let dir = tempfile::tempdir().expect("tempdir");

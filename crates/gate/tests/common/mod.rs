@@ -289,19 +289,31 @@ pub async fn kcp_connect(cfg: &tokio_kcp::KcpConfig, server: std::net::SocketAdd
     tokio_kcp::KcpStream::connect_with_socket_conv(cfg, conv, udp, server).await.expect("kcp")
 }
 
+/// A KCP client of `g` that has its conversation id but has sent nothing: no session yet.
+pub async fn kcp_unopened(g: &TestGate) -> AnyClient {
+    let cfg = tokio_kcp::KcpConfig {
+        nodelay: tokio_kcp::KcpNoDelayConfig { nodelay: true, interval: 10, resend: 2, nc: true },
+        wnd_size: (256, 256),
+        stream: true,
+        flush_write: true,
+        ..Default::default()
+    };
+    let s = kcp_connect(&cfg, g.gate.kcp_addr().expect("kcp")).await;
+    Client::new(Box::new(s) as Box<dyn Io>)
+}
+
+/// A client of `g` over `kind`; over KCP its session is already open (see below).
 pub async fn connect(g: &TestGate, kind: Kind, cert: Option<&[u8]>) -> AnyClient {
     match kind {
         Kind::Tcp => Client::new(Box::new(TcpStream::connect(g.tcp()).await.expect("connect")) as Box<dyn Io>),
         Kind::Kcp => {
-            let cfg = tokio_kcp::KcpConfig {
-                nodelay: tokio_kcp::KcpNoDelayConfig { nodelay: true, interval: 10, resend: 2, nc: true },
-                wnd_size: (256, 256),
-                stream: true,
-                flush_write: true,
-                ..Default::default()
-            };
-            let s = kcp_connect(&cfg, g.gate.kcp_addr().expect("kcp")).await;
-            Client::new(Box::new(s) as Box<dyn Io>)
+            let mut c = kcp_unopened(g).await;
+            // A KCP session opens only for a whole first frame: open it with a Ping, so that
+            // the scenario's own bytes (split, junk) go to a session as they would over TCP.
+            c.send(rsgame_proto::ids::PING, &rsgame_proto::pb::Ping { sn: i64::MAX }).await;
+            let opened = c.recv_msg::<rsgame_proto::pb::PingResp>(rsgame_proto::ids::PING_RESP).await;
+            assert_eq!(opened.sn, i64::MAX, "the opening Ping's answer");
+            c
         }
         Kind::Tls => {
             rsgame_kit::tls::install_provider();
