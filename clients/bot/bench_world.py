@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_gate import wait_port  # noqa: E402  (one helper for both benchmarks)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# `--bin-dir` runs another build's binaries (e.g. two builds of one commit, alternately).
 REL = os.path.join(ROOT, "target", "release")
 HTTP, TCP, KCP = 18890, 19000, 19001
 SECRET = "bench-world-signing-key-0123456789abcdef"
@@ -117,11 +118,16 @@ def main():
     ap.add_argument("--idle", type=int, default=0, help="instead: this many idle logged-in sessions")
     ap.add_argument("--idle-transport", choices=["tcp", "kcp"], default="tcp")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--bin-dir", help="use rsgame and rsgame-bot from here, unbuilt")
     args = ap.parse_args()
+    global REL
     counts = [200] if args.quick else [int(c) for c in args.counts.split(",")]
     rounds = 1 if args.quick else args.rounds
     duration = 5 if args.quick else args.duration
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "rsgame", "-p", "rsgame-bot"], cwd=ROOT, check=True)
+    if args.bin_dir:
+        REL = os.path.abspath(args.bin_dir)
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "rsgame", "-p", "rsgame-bot"], cwd=ROOT, check=True)
 
     workdir = tempfile.mkdtemp(prefix="rsgame-bench-world-")
     try:
@@ -182,6 +188,14 @@ def idle(args, srv, workdir):
             return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
     base = rss_kib()
+    import urllib.request
+    def heap():
+        with urllib.request.urlopen(f"http://127.0.0.1:{HTTP}/metrics", timeout=5) as r:
+            lines = r.read().decode().splitlines()
+        gauge = lambda name: sum(float(l.split()[-1]) for l in lines if l.startswith(name + " "))
+        return (gauge("process_heap_in_use_bytes") / 2**20, gauge("process_heap_free_bytes") / 2**20,
+                gauge("process_memory_released_total"))
+    print("heap before: %.0f MiB in use, %.0f MiB free" % heap()[:2])
     procs = []
     start = time.time()
     if args.idle_transport == "tcp":
@@ -218,20 +232,25 @@ def idle(args, srv, workdir):
     per_session = (peak - base) / max(connected, 1)
     took = time.time() - start
     # The bots are gone: wait until the server has closed every session (a KCP session ends
-    # at its heartbeat timeout), then see how much memory it gave back.
-    import urllib.request
+    # at its heartbeat timeout) and let every player go, then see how much memory it gave back.
     def open_sessions():
         with urllib.request.urlopen(f"http://127.0.0.1:{HTTP}/metrics", timeout=5) as r:
             lines = r.read().decode().splitlines()
-        return sum(float(l.split()[-1]) for l in lines if l.startswith("gate_connections{"))
+        # Sessions, and players the world still keeps for their reconnect grace.
+        return sum(float(l.split()[-1]) for l in lines
+                   if l.startswith("gate_connections{") or l.startswith("world_online_players "))
     deadline = time.time() + 120
     while open_sessions() > 0 and time.time() < deadline:
         time.sleep(2)
-    time.sleep(2)
+    # The server gives freed memory back on its own schedule (it looks every 10 s): two
+    # of its rounds.
+    time.sleep(22)
     after = rss_kib()
+    in_use, free, released = heap()
+    print(f"heap after: {in_use:.0f} MiB in use, {free:.0f} MiB free")
     print(f"\n{connected} of {n} idle sessions logged in over {args.idle_transport} in {took:.0f} s: "
           f"server RSS {base / 1024:.0f} MiB before, {peak / 1024:.0f} MiB peak, {after / 1024:.0f} MiB once all "
-          f"were closed: {per_session:.1f} KiB per session "
+          f"were closed (memory given back {released:.0f} times): {per_session:.1f} KiB per session "
           f"(100,000 sessions at that rate: {(base + per_session * 100000) / 1024:.0f} MiB); {errors} errors; "
           f"ping rtt p50 {reps[0]['rtt_p50_ms']} ms p99 {reps[0]['rtt_p99_ms']} ms")
     stop(srv)

@@ -193,6 +193,13 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
 
     let shutdown = Shutdown::new();
     let readiness = Readiness::new(&shutdown);
+    let stop = shutdown.triggered();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = stop => {}
+            () = rsgame_kit::memory::give_back_after_crowds() => {}
+        }
+    });
     let metrics = telemetry.metrics().map(|m| (m, cfg.metrics.path.clone()));
     let etcd = if cfg.discovery.etcd_endpoints.is_empty() {
         None

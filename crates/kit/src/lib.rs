@@ -10,6 +10,7 @@
 //! - [`telemetry`]: logs (console, rotating files), Prometheus metrics, OpenTelemetry traces.
 //! - [`http`]: the middleware, health and metrics routes and serving that every HTTP
 //!   listener shares.
+//! - [`memory`]: freed memory handed back to the system once a crowd has left.
 //! - [`listen`]: accepting HTTP connections: caps in total and per address, header and
 //!   idle timeouts, bounded TLS handshakes, graceful shutdown.
 //! - [`proxy`]: the real client address behind trusted reverse proxies.
@@ -35,6 +36,7 @@ pub mod extract;
 pub mod governance;
 pub mod http;
 pub mod listen;
+pub mod memory;
 pub mod proxy;
 pub mod shutdown;
 pub mod telemetry;
