@@ -85,6 +85,12 @@ impl Usercenter for Fake {
     async fn logout_all(&self, _: Request<pb::LogoutAllReq>) -> Result<Response<pb::Empty>, Status> {
         nope()
     }
+    async fn login_device(&self, _: Request<pb::LoginDeviceReq>) -> Result<Response<pb::TokenResp>, Status> {
+        nope()
+    }
+    async fn change_password(&self, _: Request<pb::ChangePasswordReq>) -> Result<Response<pb::TokenResp>, Status> {
+        nope()
+    }
     async fn scan_create(&self, _: Request<pb::ScanCreateReq>) -> Result<Response<pb::ScanTicket>, Status> {
         nope()
     }

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "usercenter refresh tokens", up: v2 },
     Migration { version: 3, name: "game players, items, ledger, battles, progress", up: v3 },
     Migration { version: 4, name: "world positions, friends, chat", up: v4 },
+    Migration { version: 5, name: "usercenter identities (device login)", up: v5 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -294,6 +295,29 @@ fn v4(b: Backend) -> Vec<String> {
             b,
             &Index::create().name("idx_world_chat_from").table("world_chat").col("from_id").col("sent_at").to_owned(),
         ),
+    ]
+}
+
+/// Ways into an account besides its username and password: a `kind` (`device` now) and the
+/// identity's key. A device id is a bearer secret (whoever holds it logs in as its account),
+/// so its SHA-256 is stored, never the id: a database leak hands out no login. An identity
+/// belongs to one account, which may have several.
+fn v5(b: Backend) -> Vec<String> {
+    let t = Table::create()
+        .table("uc_identity")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("kind").string_len(16).not_null())
+        .col(ColumnDef::new("ident").string_len(191).not_null())
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let mut ux = Index::create();
+    ux.name("ux_uc_identity").table("uc_identity").col("kind").col("ident").unique();
+    vec![
+        build(b, &t),
+        index(b, &ux),
+        index(b, &Index::create().name("idx_uc_identity_user").table("uc_identity").col("user_id").to_owned()),
     ]
 }
 

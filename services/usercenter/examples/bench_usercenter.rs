@@ -1,5 +1,5 @@
-//! usercenter benchmark (not a test): register, login and `detail` with a token over real
-//! HTTP on loopback, against the REST API in this process on the embedded defaults (SQLite,
+//! usercenter benchmark (not a test): register, login, guest device sign-up and login, and
+//! `detail` with a token over real HTTP on loopback, against the REST API in this process on the embedded defaults (SQLite,
 //! in-process cache). Register and login are bound by argon2id, so the raw hash rate is
 //! measured beside them; `detail` is compared with `/healthz` (the framework's floor).
 //! Prints one JSON line per measurement.
@@ -239,6 +239,20 @@ async fn main() {
     report("login", users, total, lat, &format!(",\"conns\":{conc}"));
     let tokens = Arc::new(tokens.lock().expect("lock").clone());
     assert_eq!(tokens.len(), users, "every login succeeded");
+
+    // Guests: no password hash on this path, so ten times as many devices as users.
+    let devices = users * 10;
+    for op in ["device_signup", "device_login"] {
+        let (total, lat) = fixed(port, devices, conc, |mut c, i| async move {
+            let t = Instant::now();
+            let body = format!("{{\"deviceId\":\"bench-device-{i:08}\"}}");
+            let r = c.request("POST", "/usercenter/v1/user/loginDevice", None, &body).await;
+            assert!(r.starts_with(b"{\"code\":200"), "{}", String::from_utf8_lossy(&r));
+            (c, t.elapsed())
+        })
+        .await;
+        report(op, devices, total, lat, &format!(",\"conns\":{conc}"));
+    }
 
     for conns in [cores * 8, cores * 32] {
         let (n, total, lat) = timed(port, secs, conns, "GET", "/healthz", Arc::new(Vec::new())).await;

@@ -11,7 +11,7 @@ use rsgame_kit::http::ClientIp;
 use rsgame_kit::{Envelope, Reply, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
+use crate::logic::{DeviceLoginReq, LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
 
 type Svc = Arc<dyn UserCenter>;
 
@@ -64,6 +64,7 @@ async fn with_servers(servers: &Servers, tokens: Tokens) -> Reply<TokenReply> {
 pub const PUBLIC_ROUTES: &[&str] = &[
     "/usercenter/v1/user/register",
     "/usercenter/v1/user/login",
+    "/usercenter/v1/user/loginDevice",
     "/usercenter/v1/user/refresh",
     "/usercenter/v1/user/loginScan",
     "/usercenter/v1/user/loginScan/create",
@@ -76,11 +77,13 @@ pub fn router<S: GameServers + 'static>(svc: Svc, auth: Auth, servers: S) -> Rou
     Router::new()
         .route("/usercenter/v1/user/register", post(register))
         .route("/usercenter/v1/user/login", post(login))
+        .route("/usercenter/v1/user/loginDevice", post(login_device))
         .route("/usercenter/v1/user/refresh", post(refresh))
         .route("/usercenter/v1/user/detail", post(detail).get(detail))
         .route("/usercenter/v1/user/tokenVerify", post(token_verify).get(token_verify))
         .route("/usercenter/v1/user/logout", post(logout))
         .route("/usercenter/v1/user/logoutAll", post(logout_all))
+        .route("/usercenter/v1/user/changePassword", post(change_password))
         .route("/usercenter/v1/user/loginScan", post(login_scan))
         .route("/usercenter/v1/user/loginScan/create", post(scan_create))
         .route("/usercenter/v1/user/loginScan/confirm", post(scan_confirm))
@@ -108,6 +111,17 @@ async fn login(
     Json(req): Json<LoginReq>,
 ) -> Result<Reply<TokenReply>> {
     let t = svc.login(req, &ip).await?;
+    Ok(with_servers(&servers, t).await)
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/loginDevice", tag = "usercenter", summary = "Log in as a guest, by device id", description = "The first call with a device id creates a guest account (no password) and logs it in; later calls log the same account in. deviceId: 10 to 128 printable ASCII characters, random per install and kept by the client (docs/client.md); a bad one is 400102. A banned or closed account is 400501. Past usercenter.register_captcha_after_per_ip new devices from one address in an hour, a new device needs a captcha (400508, 400509).", request_body = DeviceLoginReq, responses((status = 200, body = Envelope<TokenReply>)))]
+async fn login_device(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<DeviceLoginReq>,
+) -> Result<Reply<TokenReply>> {
+    let t = svc.login_device(req, &ip).await?;
     Ok(with_servers(&servers, t).await)
 }
 
@@ -181,6 +195,26 @@ async fn logout_all(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+struct ChangePasswordReq {
+    /// The password now.
+    old: String,
+    /// The new one: usercenter.password_min_len to 128 characters, with a letter and a digit.
+    new: String,
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/changePassword", tag = "usercenter", summary = "Change my password", description = "Needs the password now (old). Every session of the account ends, on every server (LogoutResp type 4 on open game connections); the reply holds new tokens for this client. A wrong old password is 400507 and counts like a failed login (400510 once locked); a weak new one 400102. A guest account has no password to change.", security(("bearer" = [])), request_body = ChangePasswordReq, responses((status = 200, body = Envelope<TokenReply>), (status = 401, description = "No valid token: code 400103")))]
+async fn change_password(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    user: AuthUser,
+    Json(req): Json<ChangePasswordReq>,
+) -> Result<Reply<TokenReply>> {
+    let t = svc.change_password(user.user_id, req.old, req.new, &ip).await?;
+    Ok(with_servers(&servers, t).await)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ScanReq {
     value: String,
 }
@@ -228,11 +262,13 @@ async fn login_scan(
 #[openapi(paths(
     register,
     login,
+    login_device,
     refresh,
     detail,
     token_verify,
     logout,
     logout_all,
+    change_password,
     scan_create,
     scan_confirm,
     login_scan

@@ -25,4 +25,4 @@ pub mod model;
 pub mod rpc;
 pub mod sessions;
 
-pub use logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserCenterLogic, UserInfo};
+pub use logic::{DeviceLoginReq, LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserCenterLogic, UserInfo};

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::guard::{LoginGuard, Verdict};
-use crate::model::{self, LogKind, User};
+use crate::model::{self, IdentityKind, LogKind, User};
 use crate::sessions::Sessions;
 
 /// Tokens as login, register and refresh return them: go-game's three fields plus the
@@ -84,6 +84,22 @@ pub struct LoginReq {
     pub captcha_code: String,
 }
 
+/// A guest or device login.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceLoginReq {
+    /// The install's own id: 10 to 128 printable ASCII characters, random per install (the
+    /// client makes it and keeps it; whoever knows it logs in as its account).
+    pub device_id: String,
+    /// Past `register_captcha_after_per_ip` sign-ups from one address in an hour, a new
+    /// device needs a captcha: a key from basic.
+    #[serde(default)]
+    pub captcha_key: String,
+    /// The captcha's answer.
+    #[serde(default)]
+    pub captcha_code: String,
+}
+
 /// A registration.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -142,6 +158,12 @@ pub trait UserCenter: Send + Sync {
     async fn register(&self, req: RegisterReq, ip: &str) -> Result<Tokens>;
     /// Checks a password (and a captcha after repeated failures) and issues tokens.
     async fn login(&self, req: LoginReq, ip: &str) -> Result<Tokens>;
+    /// Logs in by device id; the first call from a device creates its account (a guest: no
+    /// password, no username to type).
+    async fn login_device(&self, req: DeviceLoginReq, ip: &str) -> Result<Tokens>;
+    /// Changes the password of `user_id`, proven by the old one; ends every session of the
+    /// account and returns new tokens for the caller.
+    async fn change_password(&self, user_id: i64, old: String, new: String, ip: &str) -> Result<Tokens>;
     /// The account's public details.
     async fn user_info(&self, user_id: i64) -> Result<UserInfo>;
     /// Exchanges a refresh token for new tokens; a reused one revokes its family.
@@ -261,11 +283,31 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
+/// `bytes` random bytes as lower-case hex.
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::fill(&mut b[..]);
+    hex::encode(b)
+}
+
+/// The cache key counting an address's sign-ups this hour.
+fn sign_ups_key(ip: &str) -> String {
+    format!("uc:reg:ip:{ip}")
+}
+
 fn random_token(bytes: usize) -> String {
     use base64::Engine as _;
     let mut b = vec![0u8; bytes];
     rand::fill(&mut b[..]);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Checks a device id: 10 to 128 printable ASCII characters, no spaces.
+pub fn check_device_id(d: &str) -> Result<()> {
+    if !(10..=128).contains(&d.len()) || !d.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::bad_param("deviceId: 10 to 128 printable ASCII characters"));
+    }
+    Ok(())
 }
 
 /// Checks a username: 3 to 32 ASCII letters, digits or `_`.
@@ -340,6 +382,46 @@ impl UserCenterLogic {
         Ok(Tokens { access, refresh_token })
     }
 
+    /// Whether a new account may be made from `ip` now: past `register_captcha_after_per_ip`
+    /// sign-ups from one address in an hour (or always, with `always`), only with a solved
+    /// captcha. Checked after the cheap checks: a wrong answer uses the captcha up.
+    async fn may_sign_up(&self, ip: &str, captcha_key: &str, captcha_code: &str, always: bool) -> Result<()> {
+        let per_ip = self.cfg.register_captcha_after_per_ip;
+        let busy = per_ip > 0 && self.cache.get::<i64>(&sign_ups_key(ip)).await.ok().flatten().unwrap_or(0) >= per_ip;
+        if always || busy {
+            if captcha_key.is_empty() || captcha_code.is_empty() {
+                return Err(Error::new(Code::CaptchaRequired));
+            }
+            if !self.basic.verify_captcha(captcha_key, captcha_code).await? {
+                return Err(Error::new(Code::CaptchaWrong));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a sign-up from `ip` for [`Self::may_sign_up`].
+    async fn signed_up(&self, ip: &str) {
+        if self.cfg.register_captcha_after_per_ip > 0 {
+            // A cache error leaves the sign-up uncounted rather than refused.
+            let _ = self.cache.incr(&sign_ups_key(ip), 1, Some(Duration::from_secs(3600))).await;
+        }
+    }
+
+    /// Logs `user_id` in (a credential other than the password proved who it is): refused for
+    /// a banned or closed account, recorded, and new tokens issued.
+    async fn log_in(&self, user_id: i64, ip: &str, how: &str) -> Result<Tokens> {
+        let Some(user) = model::user_by_id(&self.db, user_id).await? else {
+            return Err(Error::new(Code::LoginFailed));
+        };
+        if user.status == 3 || user.status == 5 {
+            model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
+            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+        }
+        model::touch_login(&self.db, user.id, ip).await?;
+        model::log(&self.db, user.id, LogKind::Login, how, ip).await?;
+        self.issue(user.id, None).await
+    }
+
     /// Whether the account exists and its status allows logging in (3 banned, 5 closed do not).
     async fn may_log_in(&self, user_id: i64) -> Result<bool> {
         Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.status != 3 && u.status != 5))
@@ -358,25 +440,11 @@ impl UserCenter for UserCenterLogic {
             return Err(Error::bad_param("nickname: at most 32 characters"));
         }
         let nickname = if req.nickname.is_empty() { req.username.clone() } else { req.nickname.clone() };
-        // Checked last among the cheap checks: a wrong answer uses the captcha up, and a
-        // form rejected for its username should not cost the player a new picture. Past
-        // `register_captcha_after_per_ip` sign-ups from one address in an hour, a captcha
-        // is needed even where the page does not ask for one: each costs a password hash.
-        let per_ip = self.cfg.register_captcha_after_per_ip;
-        let ip_key = format!("uc:reg:ip:{ip}");
-        let busy = per_ip > 0 && self.cache.get::<i64>(&ip_key).await.ok().flatten().unwrap_or(0) >= per_ip;
-        if self.cfg.register_captcha || busy {
-            if req.captcha_key.is_empty() || req.captcha_code.is_empty() {
-                return Err(Error::new(Code::CaptchaRequired));
-            }
-            if !self.basic.verify_captcha(&req.captcha_key, &req.captcha_code).await? {
-                return Err(Error::new(Code::CaptchaWrong));
-            }
-        }
-        if per_ip > 0 {
-            // A cache error leaves the sign-up uncounted rather than refused.
-            let _ = self.cache.incr(&ip_key, 1, Some(Duration::from_secs(3600))).await;
-        }
+        // Checked last among the cheap checks: a form rejected for its username should not
+        // cost the player a new picture. A captcha is needed even where the page does not
+        // ask for one once an address has signed up often: each costs a password hash.
+        self.may_sign_up(ip, &req.captcha_key, &req.captcha_code, self.cfg.register_captcha).await?;
+        self.signed_up(ip).await;
         let hash = hash_password(req.password).await?;
         let id = match model::insert_user(&self.db, &req.username, &hash, &nickname, ip).await {
             Ok(id) => id,
@@ -421,6 +489,72 @@ impl UserCenter for UserCenterLogic {
         self.guard.succeeded(&req.username, ip).await;
         model::touch_login(&self.db, user.id, ip).await?;
         model::log(&self.db, user.id, LogKind::Login, "login", ip).await?;
+        self.issue(user.id, None).await
+    }
+
+    async fn login_device(&self, req: DeviceLoginReq, ip: &str) -> Result<Tokens> {
+        check_device_id(&req.device_id)?;
+        // No password hash on this path: a device id is random, so its SHA-256 is enough to
+        // keep a database leak from handing out logins, and device logins stay cheap.
+        let ident = sha256_hex(&req.device_id);
+        let kind = IdentityKind::Device;
+        if let Some(user_id) = model::identity_user(&self.db, kind, &ident).await? {
+            return self.log_in(user_id, ip, "device login").await;
+        }
+        self.may_sign_up(ip, &req.captcha_key, &req.captcha_code, false).await?;
+        // '-' keeps guests' generated names out of the names people register (letters,
+        // digits and '_'), so the two never collide.
+        let tag = random_hex(8);
+        let username = format!("guest-{tag}");
+        let nickname = format!("Guest-{}", &tag[..6]);
+        match model::insert_user_with_identity(&self.db, &username, &nickname, ip, kind, &ident).await {
+            Ok(id) => {
+                self.signed_up(ip).await;
+                model::log(&self.db, id, LogKind::NewUser, "device sign-up", ip).await?;
+                tracing::info!(user_id = id, "guest account made for a new device");
+                self.issue(id, None).await
+            }
+            // The same device's first two requests raced, and the other made the account
+            // (or, far less likely, the generated name was taken): log into the account the
+            // device has now, if it has one.
+            Err(StoreError::Conflict(_)) => match model::identity_user(&self.db, kind, &ident).await? {
+                Some(user_id) => self.log_in(user_id, ip, "device login").await,
+                None => Err(Error::new(Code::InsertFailed)),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn change_password(&self, user_id: i64, old: String, new: String, ip: &str) -> Result<Tokens> {
+        check_password(&new, self.cfg.password_min_len)?;
+        if old.is_empty() || old.len() > 512 {
+            return Err(Error::new(Code::LoginFailed));
+        }
+        let Some(user) = model::user_by_id(&self.db, user_id).await? else {
+            return Err(Error::new(Code::NotFound));
+        };
+        // A stolen access token must not become a way to guess the password: a wrong old
+        // password counts like a failed login from this address, and a lock holds here too.
+        if self.guard.check(&user.username, ip).await == Verdict::Locked {
+            return Err(Error::new(Code::AccountLocked));
+        }
+        if !verify_password(old, Some(user.password.clone())).await {
+            self.guard.failed(&user.username, ip, false).await;
+            return Err(Error::new(Code::LoginFailed));
+        }
+        let hash = hash_password(new).await?;
+        model::set_password(&self.db, user.id, &hash).await?;
+        model::log(&self.db, user.id, LogKind::Logout, "password changed", ip).await?;
+        // After the new hash is in: ending the sessions first would let a login with the
+        // old password slip in between and keep its tokens.
+        if let Err(e) = self.sessions.end_all(user.id, SessionsEndedReason::PasswordChanged).await {
+            tracing::error!(user_id, error = %e, "password changed, but the account's sessions could not be ended");
+            return Err(Error::msg(
+                Code::Failed,
+                "the password was changed, but other sessions could not be ended: log out everywhere",
+            ));
+        }
+        tracing::info!(user_id, "password changed: every session of the account ended");
         self.issue(user.id, None).await
     }
 

@@ -1,4 +1,5 @@
-//! usercenter's tables: `mem_user`, `mem_logs` (go-game's) and `uc_refresh_token`.
+//! usercenter's tables: `mem_user`, `mem_logs` (go-game's), `uc_refresh_token` and
+//! `uc_identity`.
 
 use rsgame_store::{Db, Row, StoreError};
 use sea_query::{Expr, ExprTrait as _, Query};
@@ -109,6 +110,84 @@ pub async fn insert_user(db: &Db, username: &str, hash: &str, nickname: &str, ip
         ])
         .map_err(|e| StoreError::Config(e.to_string()))?;
     db.insert_id(&q).await
+}
+
+/// A way into an account other than its username and password (`uc_identity.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    /// A device id, stored as its SHA-256.
+    Device,
+}
+
+impl IdentityKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Device => "device",
+        }
+    }
+}
+
+/// The account an identity belongs to (a deleted account's identities lead nowhere).
+pub async fn identity_user(db: &Db, kind: IdentityKind, ident: &str) -> Result<Option<i64>, StoreError> {
+    let q = Query::select()
+        .column(("uc_identity", "user_id"))
+        .from("uc_identity")
+        .inner_join("mem_user", Expr::col(("mem_user", "id")).equals(("uc_identity", "user_id")))
+        .and_where(Expr::col(("uc_identity", "kind")).eq(kind.as_str()))
+        .and_where(Expr::col(("uc_identity", "ident")).eq(ident))
+        .and_where(Expr::col(("mem_user", "deleted_at")).is_null())
+        .to_owned();
+    db.fetch_optional(&q).await?.map(|r| r.i64("user_id")).transpose()
+}
+
+/// Creates an account that only the identity opens (its password matches nothing), in one
+/// transaction: when the identity is already taken (another request made it a moment ago)
+/// the result is [`StoreError::Conflict`] and nothing is left behind.
+pub async fn insert_user_with_identity(
+    db: &Db,
+    username: &str,
+    nickname: &str,
+    ip: &str,
+    kind: IdentityKind,
+    ident: &str,
+) -> Result<i64, StoreError> {
+    let now = now_ms();
+    let mut user = Query::insert();
+    user.into_table("mem_user")
+        .columns([
+            "username",
+            "password",
+            "nickname",
+            "login_ip",
+            "login_count",
+            "login_at",
+            "created_at",
+            "updated_at",
+        ])
+        // "!" is no PHC string: no password ever verifies against it.
+        .values([
+            Expr::val(username),
+            Expr::val("!"),
+            Expr::val(nickname),
+            Expr::val(ip),
+            Expr::val(1),
+            Expr::val(now),
+            Expr::val(now),
+            Expr::val(now),
+        ])
+        .map_err(|e| StoreError::Config(e.to_string()))?;
+    let mut tx = db.begin().await?;
+    let id = tx.insert_id(&user).await?;
+    let mut identity = Query::insert();
+    identity
+        .into_table("uc_identity")
+        .columns(["kind", "ident", "user_id", "created_at"])
+        .values([Expr::val(kind.as_str()), Expr::val(ident), Expr::val(id), Expr::val(now)])
+        .map_err(|e| StoreError::Config(e.to_string()))?;
+    // A conflict returns before the commit: dropping the transaction rolls the account back.
+    tx.execute(&identity).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Records a successful login on the account.
@@ -224,6 +303,17 @@ pub async fn family_revoked(db: &Db, family: &str) -> Result<bool, StoreError> {
 /// Sets an account's status (1 approved, 3 login banned, 5 closed).
 pub async fn set_status(db: &Db, user_id: i64, status: i32) -> Result<(), StoreError> {
     let q = Query::update().table("mem_user").value("status", status).and_where(Expr::col("id").eq(user_id)).to_owned();
+    db.execute(&q).await.map(drop)
+}
+
+/// Replaces an account's password hash.
+pub async fn set_password(db: &Db, user_id: i64, hash: &str) -> Result<(), StoreError> {
+    let q = Query::update()
+        .table("mem_user")
+        .value("password", hash)
+        .value("updated_at", now_ms())
+        .and_where(Expr::col("id").eq(user_id))
+        .to_owned();
     db.execute(&q).await.map(drop)
 }
 

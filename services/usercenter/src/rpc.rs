@@ -10,7 +10,7 @@ use rsgame_rpc::pb::usercenter::usercenter_client::UsercenterClient;
 use rsgame_rpc::pb::usercenter::usercenter_server::{Usercenter, UsercenterServer};
 use tonic::{Request, Response, Status};
 
-use crate::logic::{LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
+use crate::logic::{DeviceLoginReq, LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
 
@@ -144,6 +144,17 @@ impl Usercenter for UsercenterRpc {
         ok(self.0.logout(&claims, Some(&r.refresh_token), &r.ip).await.map(|()| pb::Empty {}))
     }
 
+    async fn login_device(&self, r: Request<pb::LoginDeviceReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        let req = DeviceLoginReq { device_id: r.device_id, captcha_key: r.captcha_key, captcha_code: r.captcha_code };
+        ok(self.0.login_device(req, &r.ip).await.map(tokens))
+    }
+
+    async fn change_password(&self, r: Request<pb::ChangePasswordReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        ok(self.0.change_password(r.user_id, r.old_password, r.new_password, &r.ip).await.map(tokens))
+    }
+
     async fn logout_all(&self, r: Request<pb::LogoutAllReq>) -> Reply<pb::Empty> {
         let r = r.into_inner();
         ok(self.0.logout_all(r.user_id, &r.ip).await.map(|()| pb::Empty {}))
@@ -175,15 +186,17 @@ pub struct RemoteUserCenter {
 }
 
 impl RemoteUserCenter {
-    /// The methods a retry on another replica may repeat after one saw them: reads, and
-    /// `Login`. A login whose reply was lost (its replica died mid-call) and that is retried
-    /// issues a second session; the first one's refresh token was never delivered, so nobody
-    /// can use it and it expires. Its only other traces are one more login log row and, for
-    /// a wrong password, one failure counted twice. `Register`, `Refresh` (a rotated token
-    /// presented again revokes its family), `Logout`, `LogoutAll` and the QR calls are not retried once
-    /// a server saw them.
+    /// The methods a retry on another replica may repeat after one saw them: reads, `Login`
+    /// and `LoginDevice`. A login whose reply was lost (its replica died mid-call) and that is
+    /// retried issues a second session; the first one's refresh token was never delivered, so
+    /// nobody can use it and it expires. Its only other traces are one more login log row and,
+    /// for a wrong password, one failure counted twice. A device's first login retried finds
+    /// the account the lost call made and logs into it. `Register`, `Refresh` (a rotated token
+    /// presented again revokes its family), `Logout`, `LogoutAll`, `ChangePassword` (the
+    /// old password no longer matches) and the QR calls are not retried once a server saw
+    /// them.
     pub const IDEMPOTENT: &'static [&'static str] =
-        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login"];
+        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login", "LoginDevice"];
 
     /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
     pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteUserCenter> {
@@ -225,6 +238,16 @@ impl UserCenter for RemoteUserCenter {
         self.client.clone().login(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
     }
 
+    async fn login_device(&self, req: DeviceLoginReq, ip: &str) -> Result<Tokens> {
+        let r = pb::LoginDeviceReq {
+            device_id: req.device_id,
+            captcha_key: req.captcha_key,
+            captcha_code: req.captcha_code,
+            ip: ip.into(),
+        };
+        self.client.clone().login_device(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
     async fn user_info(&self, user_id: i64) -> Result<UserInfo> {
         let r =
             self.client.clone().get_user_info(pb::GetUserInfoReq { id: user_id }).await.map_err(rsgame_rpc::error)?;
@@ -246,6 +269,11 @@ impl UserCenter for RemoteUserCenter {
             ip: ip.into(),
         };
         self.client.clone().logout(r).await.map(|_| ()).map_err(rsgame_rpc::error)
+    }
+
+    async fn change_password(&self, user_id: i64, old: String, new: String, ip: &str) -> Result<Tokens> {
+        let r = pb::ChangePasswordReq { user_id, old_password: old, new_password: new, ip: ip.into() };
+        self.client.clone().change_password(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
     }
 
     async fn logout_all(&self, user_id: i64, ip: &str) -> Result<()> {

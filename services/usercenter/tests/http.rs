@@ -469,9 +469,10 @@ async fn hostile_text_in_every_field_is_only_text() {
             "名字'); DELETE FROM basic_file; --",
             &"x".repeat(5000),
         ];
-        let routes: [(&str, bool, &[&str]); 11] = [
+        let routes: [(&str, bool, &[&str]); 12] = [
             ("/usercenter/v1/user/register", false, &["username", "password", "nickname"]),
             ("/usercenter/v1/user/login", false, &["username", "password", "captchaKey", "captchaCode"]),
+            ("/usercenter/v1/user/loginDevice", false, &["deviceId", "captchaKey", "captchaCode"]),
             ("/usercenter/v1/user/refresh", false, &["refreshToken"]),
             ("/usercenter/v1/user/loginScan", false, &["value"]),
             ("/usercenter/v1/user/loginScan/confirm", true, &["value"]),
@@ -501,6 +502,184 @@ async fn hostile_text_in_every_field_is_only_text() {
         assert_eq!(code(&v), 200, "an unknown refresh token revokes nothing else: {v}");
         let q = sea_query::Query::select().column("username").from("mem_user").to_owned();
         assert_eq!(site.db.fetch_all(&q).await.expect("users").len(), 1);
+    })
+    .await;
+}
+
+/// A device id logs in as one guest account, made by its first call and found by every later
+/// one; a bad id is refused before anything is read; eight first calls of one new device at
+/// once make exactly one account; the id is kept only as a hash; a ban shuts the device out.
+#[tokio::test]
+async fn a_device_id_makes_one_guest_account_and_logs_it_in_again() {
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
+        let path = "/usercenter/v1/user/loginDevice";
+        let detail = "/usercenter/v1/user/detail";
+        let id_of = |token: String| {
+            let site = &site;
+            async move {
+                let (status, me) = post(site, detail, Some(&token), json!({})).await;
+                assert_eq!(status, 200, "{me}");
+                (me["data"]["userInfo"]["id"].as_i64().expect("id"), me["data"]["userInfo"].clone())
+            }
+        };
+        let login = |device: String| {
+            let site = &site;
+            async move {
+                let (status, v) = post(site, path, None, json!({ "deviceId": device })).await;
+                assert_eq!((status, code(&v)), (200, 200), "{v}");
+                v["data"]["accessToken"].as_str().expect("token").to_owned()
+            }
+        };
+        let (id, info) = id_of(login("install-7f3a9c21-aa".into()).await).await;
+        assert!(info["nickname"].as_str().is_some_and(|n| n.starts_with("Guest-")), "{info}");
+        assert!(info["username"].as_str().is_some_and(|n| n.starts_with("guest-")), "{info}");
+        let (again, _) = id_of(login("install-7f3a9c21-aa".into()).await).await;
+        assert_eq!(again, id, "the same device, the same account");
+        let (other, _) = id_of(login("install-0000000001".into()).await).await;
+        assert_ne!(other, id, "another device, another account");
+
+        for bad in ["", "short", &"x".repeat(129), "has a space in it", "tab\there-12345", "ünicode-123456"] {
+            let (_, v) = post(&site, path, None, json!({ "deviceId": bad })).await;
+            assert_eq!(code(&v), 400102, "{bad:?}: {v}");
+        }
+        let (_, v) = post(&site, path, None, json!({})).await;
+        assert_eq!(code(&v), 400102, "no deviceId: {v}");
+
+        // A new device's first calls, all at once: one account, every call logged into it.
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let port = site.port;
+                tokio::spawn(async move {
+                    let body = json!({ "deviceId": "racing-device-0001" }).to_string();
+                    call(port, "POST", path, None, &body).await
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for r in racers {
+            let (status, v) = r.await.expect("task");
+            assert_eq!((status, code(&v)), (200, 200), "{v}");
+            ids.push(id_of(v["data"]["accessToken"].as_str().expect("token").to_owned()).await.0);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "one account for one device: {ids:?}");
+        let q = sea_query::Query::select()
+            .columns(["ident", "user_id"])
+            .from("uc_identity")
+            .and_where(sea_query::ExprTrait::eq(sea_query::Expr::col("user_id"), ids[0]))
+            .to_owned();
+        let rows = site.db.fetch_all(&q).await.expect("identities");
+        assert_eq!(rows.len(), 1, "one identity row");
+        let ident = rows[0].string("ident").expect("ident");
+        assert_eq!(ident.len(), 64, "a SHA-256, not the id: {ident}");
+        assert!(!ident.contains("racing"));
+        let q = sea_query::Query::select()
+            .column("id")
+            .from("mem_user")
+            .and_where(sea_query::ExprTrait::like(sea_query::Expr::col("username"), "guest-%"))
+            .to_owned();
+        assert_eq!(site.db.fetch_all(&q).await.expect("guests").len(), 3, "no half-made account left by the race");
+
+        // A guest has no password to log in with, and a ban shuts its device out.
+        let name = info["username"].as_str().expect("name");
+        let (_, v) = post(&site, "/usercenter/v1/user/login", None, json!({"username": name, "password": "!"})).await;
+        assert_eq!(code(&v), 400507, "{v}");
+        assert!(site.logic.set_banned(id, true, "127.0.0.1").await.expect("ban"));
+        let (_, v) = post(&site, path, None, json!({ "deviceId": "install-7f3a9c21-aa" })).await;
+        assert_eq!(code(&v), 400501, "a banned guest: {v}");
+    })
+    .await;
+}
+
+/// New devices count as sign-ups: past `register_captcha_after_per_ip` from one address in an
+/// hour, a new device needs a captcha; devices that already have an account do not.
+#[tokio::test]
+async fn new_devices_from_one_address_need_a_captcha_past_the_sign_up_limit() {
+    on_every_backend(|_, db, cache| async move {
+        let cfg = UsercenterConfig { register_captcha_after_per_ip: 2, ..UsercenterConfig::default() };
+        let site = start_with(db, cache, cfg).await;
+        let path = "/usercenter/v1/user/loginDevice";
+        for n in 0..2 {
+            let (_, v) = post(&site, path, None, json!({ "deviceId": format!("first-devices-{n:04}") })).await;
+            assert_eq!(code(&v), 200, "{v}");
+        }
+        let (_, v) = post(&site, path, None, json!({ "deviceId": "third-device-0001" })).await;
+        assert_eq!(code(&v), 400508, "a third new device: {v}");
+        let (_, v) = post(&site, path, None, json!({ "deviceId": "first-devices-0000" })).await;
+        assert_eq!(code(&v), 200, "a known device logs in: {v}");
+        let (_, c) = post(&site, "/basic/v1/basic/captcha", None, json!({})).await;
+        let key = c["data"]["key"].as_str().expect("key").to_owned();
+        let answer = site.basic.peek_answer(&key).await.expect("answer");
+        let (_, v) = post(
+            &site,
+            path,
+            None,
+            json!({ "deviceId": "third-device-0001", "captchaKey": key, "captchaCode": answer }),
+        )
+        .await;
+        assert_eq!(code(&v), 200, "with a solved captcha: {v}");
+    })
+    .await;
+}
+
+/// A password change needs the password now, ends every session of the account (tokens and
+/// refresh tokens, with an event for the game nodes) and hands the caller new tokens; a wrong
+/// old password counts like a failed login, a weak new one is refused, a guest has none.
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    use prost::Message as _;
+    use rsgame_proto::events::{SESSIONS_ENDED_TOPIC, SessionsEnded, SessionsEndedReason};
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
+        let mut ended = site.bus.subscribe(SESSIONS_ENDED_TOPIC, "node-test").await.expect("subscribe");
+        let path = "/usercenter/v1/user/changePassword";
+        let detail = "/usercenter/v1/user/detail";
+        let login = |password: &'static str| {
+            let site = &site;
+            async move {
+                post(site, "/usercenter/v1/user/login", None, json!({"username": "gus", "password": password})).await.1
+            }
+        };
+        let me = register(&site, "gus").await;
+        let token = me["accessToken"].as_str().expect("token").to_owned();
+        let other = login("secret99").await;
+        let phone = other["data"]["accessToken"].as_str().expect("token").to_owned();
+        let phone_refresh = other["data"]["refreshToken"].as_str().expect("refresh").to_owned();
+
+        let (_, v) = post(&site, path, Some(&token), json!({"old": "wrong999", "new": "better77"})).await;
+        assert_eq!(code(&v), 400507, "a wrong old password: {v}");
+        let (_, v) = post(&site, path, Some(&token), json!({"old": "secret99", "new": "short"})).await;
+        assert_eq!(code(&v), 400102, "a weak new one: {v}");
+        let (status, _) = post(&site, path, None, json!({"old": "secret99", "new": "better77"})).await;
+        assert_eq!(status, 401, "no token");
+        let (status, _) = post(&site, detail, Some(&phone), json!({})).await;
+        assert_eq!(status, 200, "nothing ended yet");
+
+        let (status, v) = post(&site, path, Some(&token), json!({"old": "secret99", "new": "better77"})).await;
+        assert_eq!((status, code(&v)), (200, 200), "{v}");
+        let fresh = v["data"]["accessToken"].as_str().expect("new token").to_owned();
+        for old in [&token, &phone] {
+            let (status, v) = post(&site, detail, Some(old), json!({})).await;
+            assert_eq!((status, code(&v)), (401, 400103), "a token from before: {v}");
+        }
+        let (status, v) = post(&site, detail, Some(&fresh), json!({})).await;
+        assert_eq!(status, 200, "the caller's new token: {v}");
+        let id = v["data"]["userInfo"]["id"].as_i64().expect("id");
+        let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": phone_refresh})).await;
+        assert_eq!(code(&v), 400103, "refresh tokens from before: {v}");
+        let event = tokio::time::timeout(Duration::from_secs(5), ended.next()).await.expect("event").expect("open");
+        let event = SessionsEnded::decode(event.payload.as_slice()).expect("decode");
+        assert_eq!((event.user_id, event.reason), (id, SessionsEndedReason::PasswordChanged as i32));
+        assert_eq!(code(&login("secret99").await), 400507, "the old password is gone");
+        assert_eq!(code(&login("better77").await), 200, "the new one logs in");
+
+        // A guest has no password: nothing to prove, nothing to change.
+        let (_, v) =
+            post(&site, "/usercenter/v1/user/loginDevice", None, json!({"deviceId": "guest-device-0001"})).await;
+        let guest = v["data"]["accessToken"].as_str().expect("token").to_owned();
+        let (_, v) = post(&site, path, Some(&guest), json!({"old": "!", "new": "better77"})).await;
+        assert_eq!(code(&v), 400507, "{v}");
     })
     .await;
 }
