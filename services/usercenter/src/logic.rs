@@ -407,13 +407,10 @@ impl UserCenterLogic {
         }
     }
 
-    /// Logs `user_id` in (a credential other than the password proved who it is): refused for
-    /// a banned or closed account, recorded, and new tokens issued.
-    async fn log_in(&self, user_id: i64, ip: &str, how: &str) -> Result<Tokens> {
-        let Some(user) = model::user_by_id(&self.db, user_id).await? else {
-            return Err(Error::new(Code::LoginFailed));
-        };
-        if user.status == 3 || user.status == 5 {
+    /// Logs `user` in once a credential has proven who it is (`how`, for the log): refused
+    /// for a banned or closed account, recorded, and new tokens issued.
+    async fn log_in(&self, user: &User, ip: &str, how: &str) -> Result<Tokens> {
+        if !user.may_log_in() {
             model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
             return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
         }
@@ -422,9 +419,17 @@ impl UserCenterLogic {
         self.issue(user.id, None).await
     }
 
+    /// [`Self::log_in`] for the account a device id leads to.
+    async fn log_in_device(&self, user_id: i64, ip: &str) -> Result<Tokens> {
+        match model::user_by_id(&self.db, user_id).await? {
+            Some(user) => self.log_in(&user, ip, "device login").await,
+            None => Err(Error::new(Code::LoginFailed)),
+        }
+    }
+
     /// Whether the account exists and its status allows logging in (3 banned, 5 closed do not).
     async fn may_log_in(&self, user_id: i64) -> Result<bool> {
-        Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.status != 3 && u.status != 5))
+        Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.may_log_in()))
     }
 }
 
@@ -482,14 +487,11 @@ impl UserCenter for UserCenterLogic {
             self.guard.failed(&req.username, ip, solved).await;
             return Err(Error::new(Code::LoginFailed));
         };
-        if user.status == 3 || user.status == 5 {
-            model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
-            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
-        }
+        let tokens = self.log_in(&user, ip, "login").await?;
+        // Only a login that went through clears the failures (a banned account's right
+        // password does not).
         self.guard.succeeded(&req.username, ip).await;
-        model::touch_login(&self.db, user.id, ip).await?;
-        model::log(&self.db, user.id, LogKind::Login, "login", ip).await?;
-        self.issue(user.id, None).await
+        Ok(tokens)
     }
 
     async fn login_device(&self, req: DeviceLoginReq, ip: &str) -> Result<Tokens> {
@@ -499,7 +501,7 @@ impl UserCenter for UserCenterLogic {
         let ident = sha256_hex(&req.device_id);
         let kind = IdentityKind::Device;
         if let Some(user_id) = model::identity_user(&self.db, kind, &ident).await? {
-            return self.log_in(user_id, ip, "device login").await;
+            return self.log_in_device(user_id, ip).await;
         }
         self.may_sign_up(ip, &req.captcha_key, &req.captcha_code, false).await?;
         // '-' keeps guests' generated names out of the names people register (letters,
@@ -518,7 +520,7 @@ impl UserCenter for UserCenterLogic {
             // (or, far less likely, the generated name was taken): log into the account the
             // device has now, if it has one.
             Err(StoreError::Conflict(_)) => match model::identity_user(&self.db, kind, &ident).await? {
-                Some(user_id) => self.log_in(user_id, ip, "device login").await,
+                Some(user_id) => self.log_in_device(user_id, ip).await,
                 None => Err(Error::new(Code::InsertFailed)),
             },
             Err(e) => Err(e.into()),

@@ -40,6 +40,13 @@ pub struct User {
     pub status: i32,
 }
 
+impl User {
+    /// Whether its status lets it log in: 3 (login banned) and 5 (closed) do not.
+    pub fn may_log_in(&self) -> bool {
+        self.status != 3 && self.status != 5
+    }
+}
+
 const USER_COLS: [&str; 10] =
     ["id", "username", "password", "nickname", "realname", "email", "mobile", "sex", "avatar", "status"];
 
