@@ -758,6 +758,25 @@ pub struct UsercenterConfig {
     /// client knows where to connect: absolute (`wss://eu1.example.com/ws`) or a path on
     /// the REST host (`/ws`, the monolith).
     pub game_servers: Vec<String>,
+    /// Whether `loginCode` makes an account for a phone or email that has none yet (off:
+    /// such a code logs nobody in, 400201).
+    pub code_signup: bool,
+    /// Whether two accounts may not share a nickname (checked at `update`).
+    pub unique_nicknames: bool,
+    /// How recent a login `delete` needs, seconds: an access token issued longer ago is
+    /// refused with 400519 (a phone left unlocked does not close its owner's account).
+    pub fresh_login_secs: u64,
+    /// Days between an account being closed and its personal data being erased (the
+    /// ledger stays, under the bare account id). 0: erased at the next sweep.
+    pub delete_grace_days: u64,
+    /// The WeChat mini-game's AppID; empty: `loginWechat` is off (400501).
+    pub wechat_appid: String,
+    /// The mini-game's AppSecret (set it from `RSGAME_USERCENTER__WECHAT_SECRET`).
+    pub wechat_secret: Secret,
+    /// WeChat's API base; `jscode2session` is under it. Tests point it at a local fake.
+    pub wechat_url: String,
+    /// How long to wait for WeChat, milliseconds.
+    pub wechat_timeout_ms: u64,
 }
 
 impl Default for UsercenterConfig {
@@ -774,6 +793,14 @@ impl Default for UsercenterConfig {
             register_captcha: false,
             register_captcha_after_per_ip: 10,
             game_servers: vec!["/ws".into()],
+            code_signup: true,
+            unique_nicknames: false,
+            fresh_login_secs: 300,
+            delete_grace_days: 30,
+            wechat_appid: String::new(),
+            wechat_secret: Secret::default(),
+            wechat_url: "https://api.weixin.qq.com".into(),
+            wechat_timeout_ms: 3_000,
         }
     }
 }
@@ -1300,6 +1327,12 @@ impl Config {
         }
         if !(6..=128).contains(&self.usercenter.password_min_len) {
             return Err(("usercenter.password_min_len", "must be between 6 and 128".into()));
+        }
+        if !self.usercenter.wechat_appid.is_empty() && self.usercenter.wechat_secret.is_empty() {
+            return Err(("usercenter.wechat_secret", "is needed with usercenter.wechat_appid".into()));
+        }
+        if !(self.usercenter.wechat_url.starts_with("https://") || self.usercenter.wechat_url.starts_with("http://")) {
+            return Err(("usercenter.wechat_url", "must be an http:// or https:// URL".into()));
         }
         if self.usercenter.lock_after_failures <= self.usercenter.captcha_after_failures {
             return Err(("usercenter.lock_after_failures", "must exceed usercenter.captcha_after_failures".into()));

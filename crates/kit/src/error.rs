@@ -67,11 +67,23 @@ pub enum Code {
     NotEnoughItems,
     /// 400514: the player's level is too low for this (rsgame).
     LevelTooLow,
+    /// 400515: the account is banned; the message says until when and why (rsgame).
+    AccountBanned,
+    /// 400516: the account was closed by its owner (rsgame).
+    AccountClosed,
+    /// 400517: that identity (phone, email, device, WeChat) belongs to another account (rsgame).
+    IdentityTaken,
+    /// 400518: the account's last way in cannot be removed (rsgame).
+    LastIdentity,
+    /// 400519: this needs a login from the last few minutes: log in again first (rsgame).
+    FreshLoginRequired,
+    /// 400520: WeChat refused the login code (rsgame).
+    WechatRejected,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 32] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -98,6 +110,12 @@ impl Code {
         Code::NotEnoughCoins,
         Code::NotEnoughItems,
         Code::LevelTooLow,
+        Code::AccountBanned,
+        Code::AccountClosed,
+        Code::IdentityTaken,
+        Code::LastIdentity,
+        Code::FreshLoginRequired,
+        Code::WechatRejected,
     ];
 
     /// The number on the wire.
@@ -129,6 +147,12 @@ impl Code {
             Code::NotEnoughCoins => 400_512,
             Code::NotEnoughItems => 400_513,
             Code::LevelTooLow => 400_514,
+            Code::AccountBanned => 400_515,
+            Code::AccountClosed => 400_516,
+            Code::IdentityTaken => 400_517,
+            Code::LastIdentity => 400_518,
+            Code::FreshLoginRequired => 400_519,
+            Code::WechatRejected => 400_520,
         }
     }
 
@@ -166,6 +190,12 @@ impl Code {
             Code::NotEnoughCoins => "not enough coins",
             Code::NotEnoughItems => "not enough of that item",
             Code::LevelTooLow => "your level is too low for this",
+            Code::AccountBanned => "this account is banned",
+            Code::AccountClosed => "this account was closed",
+            Code::IdentityTaken => "that login belongs to another account",
+            Code::LastIdentity => "the account's last way to log in cannot be removed",
+            Code::FreshLoginRequired => "log in again first",
+            Code::WechatRejected => "WeChat refused the login code",
         }
     }
 
@@ -177,7 +207,9 @@ impl Code {
                 StatusCode::BAD_REQUEST
             }
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => StatusCode::UNAUTHORIZED,
-            Code::UsernameTaken => StatusCode::CONFLICT,
+            Code::UsernameTaken | Code::IdentityTaken | Code::LastIdentity => StatusCode::CONFLICT,
+            Code::AccountBanned | Code::AccountClosed => StatusCode::FORBIDDEN,
+            Code::FreshLoginRequired | Code::WechatRejected => StatusCode::UNAUTHORIZED,
             Code::ScanPending => StatusCode::ACCEPTED,
             Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => StatusCode::CONFLICT,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
@@ -199,7 +231,10 @@ impl Code {
             Code::Ok => 0,
             Code::Failed => 2, // UNKNOWN
             Code::BadParam | Code::VerifyCode | Code::CaptchaRequired | Code::CaptchaWrong => 3, // INVALID_ARGUMENT
-            Code::UsernameTaken => 6, // ALREADY_EXISTS
+            Code::UsernameTaken | Code::IdentityTaken => 6, // ALREADY_EXISTS
+            Code::AccountBanned | Code::AccountClosed => 7, // PERMISSION_DENIED
+            Code::LastIdentity => 9, // FAILED_PRECONDITION
+            Code::FreshLoginRequired | Code::WechatRejected => 16, // UNAUTHENTICATED
             Code::AccountLocked => 8, // RESOURCE_EXHAUSTED
             Code::Timeout => 4, // DEADLINE_EXCEEDED
             Code::NotFound | Code::RouteNotFound => 5, // NOT_FOUND

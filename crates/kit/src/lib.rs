@@ -19,6 +19,7 @@
 //! - [`time`]: UTC calendar helpers (timestamps for clients, log file dates).
 //! - [`auth`]: access tokens (HS256 JWTs with go-game's `jwtUserId` claim), issued and checked.
 //! - [`extract`]: request extractors that answer bad input in go-game's envelope.
+//! - [`fetch`]: a bounded HTTP client for calls to outside services (WeChat).
 //! - [`governance`]: REST governance: per-request deadlines, per-IP rate limits, adaptive
 //!   load shedding.
 //! - [`data`]: [`data::DataFile`], a game data file loaded into your type, checked and
@@ -33,6 +34,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod extract;
+pub mod fetch;
 pub mod governance;
 pub mod http;
 pub mod listen;

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "game players, items, ledger, battles, progress", up: v3 },
     Migration { version: 4, name: "world positions, friends, chat", up: v4 },
     Migration { version: 5, name: "usercenter identities (device login)", up: v5 },
+    Migration { version: 6, name: "usercenter bans with an end and a reason, account closing", up: v6 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -318,6 +319,26 @@ fn v5(b: Backend) -> Vec<String> {
         build(b, &t),
         index(b, &ux),
         index(b, &Index::create().name("idx_uc_identity_user").table("uc_identity").col("user_id").to_owned()),
+    ]
+}
+
+/// A ban's end and reason beside go-game's status 3, and when an account was closed by its
+/// owner (its personal data is erased `usercenter.delete_grace_days` later).
+fn v6(b: Backend) -> Vec<String> {
+    let add = |c: &mut ColumnDef| {
+        let t = Table::alter().table("mem_user").add_column(c.to_owned()).to_owned();
+        match b {
+            Backend::Sqlite => t.build(SqliteQueryBuilder),
+            Backend::MySql => t.build(MysqlQueryBuilder),
+            Backend::Postgres => t.build(PostgresQueryBuilder),
+        }
+    };
+    vec![
+        // 0: a ban (status 3) without an end.
+        add(ColumnDef::new("ban_until").big_integer().not_null().default(0)),
+        add(ColumnDef::new("ban_reason").string_len(255).not_null().default("")),
+        add(ColumnDef::new("closed_at").big_integer().null()),
+        index(b, &Index::create().name("idx_mem_user_closed").table("mem_user").col("closed_at").to_owned()),
     ]
 }
 

@@ -65,31 +65,39 @@ pub struct Job {
     pub verily_type: i32,
 }
 
+/// Whether `p` is a phone number as codes are sent to: 6 to 20 digits, optionally after `+`.
+pub fn is_phone(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or(p);
+    (6..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `p` looks like an email address codes can be sent to (one line, one `@`, a dotted
+/// host, nothing a mail header would read as a separator).
+pub fn is_email(p: &str) -> bool {
+    p.len() <= 254
+        && p.split_once('@').is_some_and(|(user, host)| {
+            !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+        })
+        && !p.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+}
+
 pub(crate) fn check(req: &SendCodeReq) -> Result<()> {
     match req.send_type {
-        1 => {
-            let digits = req.phone.strip_prefix('+').unwrap_or(&req.phone);
-            if !(6..=20).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::bad_param("phone: 6 to 20 digits, optionally after +"));
-            }
-        }
-        2 => {
-            let p = &req.phone;
-            let ok = p.len() <= 254
-                && p.split_once('@').is_some_and(|(user, host)| {
-                    !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
-                })
-                && !p.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
-            if !ok {
-                return Err(Error::bad_param("phone: not an email address"));
-            }
-        }
+        1 if !is_phone(&req.phone) => return Err(Error::bad_param("phone: 6 to 20 digits, optionally after +")),
+        2 if !is_email(&req.phone) => return Err(Error::bad_param("phone: not an email address")),
+        1 | 2 => {}
         _ => return Err(Error::bad_param("sendType: 1 (SMS) or 2 (email)")),
     }
     if !(1..=4).contains(&req.verily_type) {
         return Err(Error::bad_param("verilyType: 1 to 4"));
     }
     Ok(())
+}
+
+/// Whether two spellings name the same phone or mailbox: email addresses compare without
+/// case, phone numbers as written (digits, optionally after `+`).
+pub fn same_target(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 pub(crate) fn pending_key(k: &str) -> String {

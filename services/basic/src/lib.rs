@@ -46,6 +46,10 @@ pub trait Basic: Send + Sync {
     /// Whether `code` is the code sent under `key`; a right code is used up, five wrong ones
     /// end the key.
     async fn verify_code(&self, key: &str, code: &str) -> Result<bool>;
+    /// [`Basic::verify_code`] for a code that must also have been sent to `target` for
+    /// `verily_type` (an account flow: a login code is no password-reset code, and a code
+    /// sent to one phone opens nothing for another). A mismatch counts as a wrong guess.
+    async fn use_code(&self, key: &str, code: &str, target: &str, verily_type: i32) -> Result<bool>;
     /// The caller's file with this guid.
     async fn file_detail(&self, user_id: i64, guid: &str) -> Result<FileInfo>;
     /// The caller's file with this md5 (to skip uploading content already there).
@@ -117,6 +121,29 @@ impl BasicLogic {
     }
 
     /// The code sent under a key, for tests that play the phone.
+    /// Checks a code, and with `expect` its target and purpose: a right answer uses the key
+    /// up, a wrong one counts, and five end it.
+    async fn check_code(&self, key: &str, code: &str, expect: Option<(&str, i32)>) -> Result<bool> {
+        if key.is_empty() || key.len() > 64 {
+            return Ok(false);
+        }
+        let k = code::pending_key(key);
+        // Taken, then put back on a wrong guess: two concurrent right guesses cannot both win.
+        let Some(mut p) = self.cache.take::<code::Pending>(&k).await? else { return Ok(false) };
+        let meant =
+            expect.is_none_or(|(target, purpose)| p.verily_type == purpose && code::same_target(&p.target, target));
+        if meant && p.code == code.trim() {
+            return Ok(true);
+        }
+        p.wrong += 1;
+        let left = p.expires - rsgame_kit::time::unix_secs();
+        if p.wrong < 5 && left > 0 {
+            let owner = p.owner.clone();
+            self.cache.set_reserved(&owner, &k, &p, Duration::from_secs(left as u64)).await?;
+        }
+        Ok(false)
+    }
+
     #[doc(hidden)]
     pub async fn peek_code(&self, key: &str) -> Option<String> {
         self.cache.get::<code::Pending>(&code::pending_key(key)).await.ok().flatten().map(|p| p.code)
@@ -161,22 +188,11 @@ impl Basic for BasicLogic {
     }
 
     async fn verify_code(&self, key: &str, code: &str) -> Result<bool> {
-        if key.is_empty() || key.len() > 64 {
-            return Ok(false);
-        }
-        let k = code::pending_key(key);
-        // Taken, then put back on a wrong guess: two concurrent right guesses cannot both win.
-        let Some(mut p) = self.cache.take::<code::Pending>(&k).await? else { return Ok(false) };
-        if p.code == code.trim() {
-            return Ok(true);
-        }
-        p.wrong += 1;
-        let left = p.expires - rsgame_kit::time::unix_secs();
-        if p.wrong < 5 && left > 0 {
-            let owner = p.owner.clone();
-            self.cache.set_reserved(&owner, &k, &p, Duration::from_secs(left as u64)).await?;
-        }
-        Ok(false)
+        self.check_code(key, code, None).await
+    }
+
+    async fn use_code(&self, key: &str, code: &str, target: &str, verily_type: i32) -> Result<bool> {
+        self.check_code(key, code, Some((target, verily_type))).await
     }
 
     async fn file_detail(&self, user_id: i64, guid: &str) -> Result<FileInfo> {

@@ -90,6 +90,11 @@ impl BasicService for BasicRpc {
         ok(self.0.verify_code(&r.key, &r.code).await.map(|status| pb::StatusResp { status }))
     }
 
+    async fn use_code(&self, r: Request<pb::UseCodeReq>) -> Reply<pb::StatusResp> {
+        let r = r.into_inner();
+        ok(self.0.use_code(&r.key, &r.code, &r.target, r.verily_type).await.map(|status| pb::StatusResp { status }))
+    }
+
     async fn file_detail(&self, r: Request<pb::FileReq>) -> Reply<pb::FileInfo> {
         let r = r.into_inner();
         ok(self.0.file_detail(r.user_id, &r.value).await.map(file))
@@ -186,6 +191,11 @@ impl Basic for RemoteBasic {
     async fn verify_code(&self, key: &str, code: &str) -> Result<bool> {
         let r = pb::VerifyReq { key: key.into(), code: code.into() };
         self.client.clone().verify_code(r).await.map(|r| r.into_inner().status).map_err(rsgame_rpc::error)
+    }
+
+    async fn use_code(&self, key: &str, code: &str, target: &str, verily_type: i32) -> Result<bool> {
+        let r = pb::UseCodeReq { key: key.into(), code: code.into(), target: target.into(), verily_type };
+        self.client.clone().use_code(r).await.map(|r| r.into_inner().status).map_err(rsgame_rpc::error)
     }
 
     async fn file_detail(&self, user_id: i64, guid: &str) -> Result<FileInfo> {
