@@ -4,12 +4,39 @@
 use std::sync::Arc;
 
 use rsgame_kit::Config;
+use rsgame_usercenter::Ban;
 
 use crate::serve::{ServeError, open_database};
 
-/// `rsgame admin ban|unban USER_ID`: a ban sets the account's status to 3 (no login) and
-/// ends its sessions on every server: its tokens are refused and its game connections close.
-pub async fn set_banned(cfg: Config, user_id: i64, banned: bool) -> Result<(), ServeError> {
+/// `30m`, `12h`, `7d`, `90s`: a ban's length.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?}: a number and a unit (s, m, h, d), like 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d, like 7d")),
+    };
+    if secs == 0 {
+        return Err("a ban lasts at least a second".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// The ban `--for` and `--reason` describe, from now.
+pub fn ban(duration: Option<std::time::Duration>, reason: String) -> Ban {
+    let until_ms =
+        duration.map_or(0, |d| rsgame_kit::time::unix_ms().saturating_add(d.as_millis().min(i64::MAX as u128) as i64));
+    Ban { until_ms, reason }
+}
+
+/// `rsgame admin ban|unban USER_ID`: a ban sets the account's status to 3 (no login), until a
+/// time and with a reason when given, and ends its sessions on every server: its tokens are
+/// refused and its game connections close.
+pub async fn set_banned(cfg: Config, user_id: i64, ban: Option<Ban>) -> Result<(), ServeError> {
+    let banned = ban.is_some();
     let cache = rsgame_store::Cache::from_config(&cfg.cache).await?;
     let bus = rsgame_store::Bus::from_config(&cfg.bus).await?;
     // With the embedded defaults the cache and the bus live inside each process: a ban
@@ -33,7 +60,7 @@ pub async fn set_banned(cfg: Config, user_id: i64, banned: bool) -> Result<(), S
     .map_err(|e| ServeError::Worker(e.to_string()))?;
     let usercenter =
         rsgame_usercenter::UserCenterLogic::new(db.clone(), cache, bus, jwt, Arc::new(basic), cfg.usercenter.clone());
-    let done = usercenter.set_banned(user_id, banned, "admin-cli").await;
+    let done = usercenter.set_banned(user_id, ban, "admin-cli").await;
     db.close().await;
     match done.map_err(|e| ServeError::Worker(e.to_string()))? {
         true if banned => println!("user {user_id} banned: its sessions were ended"),

@@ -78,6 +78,13 @@ enum AdminAction {
     Ban {
         /// The account's id.
         user_id: i64,
+        /// How long: `30m`, `12h`, `7d` (seconds, minutes, hours or days). Without it the ban
+        /// has no end.
+        #[arg(long = "for", value_parser = admin::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Why, shown to the player when a login is refused (at most 255 bytes).
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Lift a ban.
     Unban {
@@ -132,8 +139,10 @@ fn main() -> ExitCode {
         }
         Command::Migrate => run(serve::migrate(cfg)),
         Command::Check { .. } => run(serve::check_ledger(cfg)),
-        Command::Admin { action: AdminAction::Ban { user_id } } => run(admin::set_banned(cfg, user_id, true)),
-        Command::Admin { action: AdminAction::Unban { user_id } } => run(admin::set_banned(cfg, user_id, false)),
+        Command::Admin { action: AdminAction::Ban { user_id, duration, reason } } => {
+            run(admin::set_banned(cfg, user_id, Some(admin::ban(duration, reason))))
+        }
+        Command::Admin { action: AdminAction::Unban { user_id } } => run(admin::set_banned(cfg, user_id, None)),
         Command::Version | Command::Bot(_) => ExitCode::SUCCESS,
     }
 }

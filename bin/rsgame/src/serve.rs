@@ -50,6 +50,8 @@ struct Services {
     usercenter: Arc<dyn rsgame_usercenter::UserCenter>,
     /// What the usercenter-rpc role serves.
     usercenter_local: Arc<dyn rsgame_usercenter::UserCenter>,
+    /// The same, for what only the process that owns the accounts does (erasing closed ones).
+    usercenter_owner: Arc<rsgame_usercenter::UserCenterLogic>,
     /// What the REST API and usercenter call: in process, or remote with `rpc.basic_url`.
     basic: Arc<dyn rsgame_basic::Basic>,
     /// Where the bytes of uploads and downloads are handled, and what basic-rpc serves.
@@ -77,22 +79,41 @@ impl Services {
             Arc::new(rsgame_basic::rpc::RemoteBasic::connect(rpc, &cfg.rpc.basic_url)?)
         };
         let revocations = rsgame_usercenter::sessions::revocations(cache.clone());
-        let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> =
-            Arc::new(rsgame_usercenter::UserCenterLogic::new(
-                db.clone(),
-                cache.clone(),
-                bus.clone(),
-                jwt.clone(),
-                basic.clone(),
-                cfg.usercenter.clone(),
-            ));
+        let usercenter_owner = Arc::new(rsgame_usercenter::UserCenterLogic::new(
+            db.clone(),
+            cache.clone(),
+            bus.clone(),
+            jwt.clone(),
+            basic.clone(),
+            cfg.usercenter.clone(),
+        ));
+        let usercenter_local: Arc<dyn rsgame_usercenter::UserCenter> = usercenter_owner.clone();
         let usercenter: Arc<dyn rsgame_usercenter::UserCenter> = if cfg.rpc.usercenter_url.is_empty() {
             usercenter_local.clone()
         } else {
             Arc::new(rsgame_usercenter::rpc::RemoteUserCenter::connect(rpc, &cfg.rpc.usercenter_url)?)
         };
         let auth = rsgame_kit::auth::Auth { jwt, revocations: Some(revocations) };
-        Ok(Services { auth, usercenter, usercenter_local, basic, basic_local, db, cache, bus })
+        Ok(Services { auth, usercenter, usercenter_local, usercenter_owner, basic, basic_local, db, cache, bus })
+    }
+}
+
+/// Every hour (and a minute after start), erases the personal data of accounts closed longer
+/// than `usercenter.delete_grace_days` ago. A failed sweep is logged and tried again at the
+/// next one: nothing is marked erased that was not.
+async fn erase_closed_accounts(usercenter: Arc<rsgame_usercenter::UserCenterLogic>, shutdown: Shutdown) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            () = shutdown.triggered() => return,
+            () = tokio::time::sleep_until(next) => {}
+        }
+        match usercenter.erase_closed().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "closed accounts erased"),
+            Err(e) => tracing::error!(error = %e, "erasing closed accounts failed; trying again in an hour"),
+        }
+        next += Duration::from_secs(3600);
     }
 }
 
@@ -271,6 +292,14 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     };
     // Ops routes, the web client and the WebSocket upgrade stay outside governance (health
     // checks must answer under load; the gate has its own limits); the REST API goes in `api`.
+    // Closed accounts' personal data is erased where accounts are kept: by the usercenter
+    // role serving them, over gRPC or to its own REST API.
+    let owns_accounts = roles
+        .iter()
+        .any(|r| *r == Role::UsercenterRpc || (*r == Role::UsercenterApi && cfg.rpc.usercenter_url.is_empty()));
+    if owns_accounts {
+        tokio::spawn(erase_closed_accounts(s.usercenter_owner.clone(), shutdown.clone()));
+    }
     let mut router = http::ops_router(readiness, metrics);
     let mut api = axum::Router::new();
     let mut apidoc = utoipa::openapi::OpenApiBuilder::new().build();

@@ -273,7 +273,7 @@ fn migrate_applies_pending_migrations_once() {
     };
     let first = run_migrate();
     assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("applied migrations [1, 2, 3, 4, 5]"), "{}", text(&first));
+    assert!(text(&first).contains("applied migrations [1, 2, 3, 4, 5, 6]"), "{}", text(&first));
     let second = run_migrate();
     assert!(second.status.success(), "{}", text(&second));
     assert!(text(&second).contains("up to date"), "{}", text(&second));
@@ -422,12 +422,16 @@ fn admin_ban_ends_the_sessions_on_a_running_server() {
     let (status, _) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "");
     assert_eq!(status, 200);
 
-    let out = admin(&["ban", &id], &shared);
+    assert!(!admin(&["ban", &id, "--for", "7x"], &shared).status.success(), "a bad length");
+    let out = admin(&["ban", &id, "--for", "7d", "--reason", "selling accounts"], &shared);
     assert!(out.status.success(), "{}", text(&out));
     let (status, body) = post(srv.port, "/usercenter/v1/user/detail", Some(&token), "");
     assert_eq!(status, 401, "the running server refuses the banned account's token at once: {body}");
     let (_, body) = post(srv.port, "/usercenter/v1/user/login", None, r#"{"username":"hal","password":"secret99"}"#);
-    assert!(!body.contains("\"code\":200"), "no login while banned: {body}");
+    assert!(
+        body.contains("\"code\":400515") && body.contains("selling accounts"),
+        "no login while banned, and why: {body}"
+    );
     let out = admin(&["unban", &id], &shared);
     assert!(out.status.success(), "{}", text(&out));
     let (_, body) = post(srv.port, "/usercenter/v1/user/login", None, r#"{"username":"hal","password":"secret99"}"#);

@@ -88,6 +88,30 @@ impl Usercenter for Fake {
     async fn login_device(&self, _: Request<pb::LoginDeviceReq>) -> Result<Response<pb::TokenResp>, Status> {
         nope()
     }
+    async fn login_code(&self, _: Request<pb::LoginCodeReq>) -> Result<Response<pb::TokenResp>, Status> {
+        nope()
+    }
+    async fn login_wechat(&self, _: Request<pb::LoginWechatReq>) -> Result<Response<pb::TokenResp>, Status> {
+        nope()
+    }
+    async fn reset_password(&self, _: Request<pb::ResetPasswordReq>) -> Result<Response<pb::TokenResp>, Status> {
+        nope()
+    }
+    async fn bind(&self, _: Request<pb::BindReq>) -> Result<Response<pb::Empty>, Status> {
+        nope()
+    }
+    async fn unbind(&self, _: Request<pb::UnbindReq>) -> Result<Response<pb::Empty>, Status> {
+        nope()
+    }
+    async fn detail(&self, _: Request<pb::DetailReq>) -> Result<Response<pb::DetailResp>, Status> {
+        nope()
+    }
+    async fn update_profile(&self, _: Request<pb::UpdateProfileReq>) -> Result<Response<pb::UserInfoResp>, Status> {
+        nope()
+    }
+    async fn delete_account(&self, _: Request<pb::DeleteAccountReq>) -> Result<Response<pb::Empty>, Status> {
+        nope()
+    }
     async fn change_password(&self, _: Request<pb::ChangePasswordReq>) -> Result<Response<pb::TokenResp>, Status> {
         nope()
     }

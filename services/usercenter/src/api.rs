@@ -11,7 +11,10 @@ use rsgame_kit::http::ClientIp;
 use rsgame_kit::{Envelope, Reply, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::logic::{DeviceLoginReq, LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
+use crate::logic::{
+    BindReq, CodeLoginReq, DeviceLoginReq, IdentityInfo, LoginReq, ProfileReq, RegisterReq, ResetPasswordReq,
+    ScanTicket, Tokens, UnbindReq, UserCenter, UserInfo, WechatLoginReq,
+};
 
 type Svc = Arc<dyn UserCenter>;
 
@@ -65,6 +68,9 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/usercenter/v1/user/register",
     "/usercenter/v1/user/login",
     "/usercenter/v1/user/loginDevice",
+    "/usercenter/v1/user/loginCode",
+    "/usercenter/v1/user/loginWechat",
+    "/usercenter/v1/user/resetPassword",
     "/usercenter/v1/user/refresh",
     "/usercenter/v1/user/loginScan",
     "/usercenter/v1/user/loginScan/create",
@@ -78,6 +84,13 @@ pub fn router<S: GameServers + 'static>(svc: Svc, auth: Auth, servers: S) -> Rou
         .route("/usercenter/v1/user/register", post(register))
         .route("/usercenter/v1/user/login", post(login))
         .route("/usercenter/v1/user/loginDevice", post(login_device))
+        .route("/usercenter/v1/user/loginCode", post(login_code))
+        .route("/usercenter/v1/user/loginWechat", post(login_wechat))
+        .route("/usercenter/v1/user/resetPassword", post(reset_password))
+        .route("/usercenter/v1/user/bind", post(bind))
+        .route("/usercenter/v1/user/unbind", post(unbind))
+        .route("/usercenter/v1/user/update", post(update))
+        .route("/usercenter/v1/user/delete", post(delete))
         .route("/usercenter/v1/user/refresh", post(refresh))
         .route("/usercenter/v1/user/detail", post(detail).get(detail))
         .route("/usercenter/v1/user/tokenVerify", post(token_verify).get(token_verify))
@@ -125,6 +138,74 @@ async fn login_device(
     Ok(with_servers(&servers, t).await)
 }
 
+#[utoipa::path(post, path = "/usercenter/v1/user/loginCode", tag = "usercenter", summary = "Log in by a phone or email code", description = "First ask /basic/v1/basic/sendCode with verilyType 3 for the target; then send target, code and the key it returned. A wrong, expired or used code, or one sent to another target or for another purpose, is 400300 (five wrong tries end the key). A target without an account gets one when usercenter.code_signup is on (otherwise 400201). Banned: 400515; closed: 400516.", request_body = CodeLoginReq, responses((status = 200, body = Envelope<TokenReply>)))]
+async fn login_code(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<CodeLoginReq>,
+) -> Result<Reply<TokenReply>> {
+    let t = svc.login_code(req, &ip).await?;
+    Ok(with_servers(&servers, t).await)
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/loginWechat", tag = "usercenter", summary = "Log in from a WeChat mini-game", description = "code: from wx.login(). The first login of a WeChat user makes its account (keyed by openid, and unionid when WeChat gives one). WeChat refusing the code (errcode 40029, 40163, …) is 400520; WeChat down, slow or answering nonsense is 400503; WeChat login not configured (usercenter.wechat_appid) is 400501.", request_body = WechatLoginReq, responses((status = 200, body = Envelope<TokenReply>)))]
+async fn login_wechat(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<WechatLoginReq>,
+) -> Result<Reply<TokenReply>> {
+    let t = svc.login_wechat(req, &ip).await?;
+    Ok(with_servers(&servers, t).await)
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/resetPassword", tag = "usercenter", summary = "Reset a forgotten password", description = "First ask /basic/v1/basic/sendCode with verilyType 4 for the phone or email bound to the account; then send target, code, key and the new password. A code for another purpose or target is 400300; no account with that target is 400201; a weak password 400102. Every session of the account ends (as with changePassword) and the reply logs this client in.", request_body = ResetPasswordReq, responses((status = 200, body = Envelope<TokenReply>)))]
+async fn reset_password(
+    State(svc): State<Svc>,
+    Extension(servers): Extension<Servers>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<ResetPasswordReq>,
+) -> Result<Reply<TokenReply>> {
+    let t = svc.reset_password(req, &ip).await?;
+    Ok(with_servers(&servers, t).await)
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/bind", tag = "usercenter", summary = "Add a way to log in", description = "kind device: deviceId. kind phone or email: target, code and key of a verilyType 1 code sent there (a new phone or email replaces the old). kind wechat: code from wx.login(). kind password (a guest keeping its account): username and password. Already on another account: 400517; a wrong code 400300; a taken username 400506.", security(("bearer" = [])), request_body = BindReq, responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn bind(
+    State(svc): State<Svc>,
+    ClientIp(ip): ClientIp,
+    user: AuthUser,
+    Json(req): Json<BindReq>,
+) -> Result<Reply<serde_json::Value>> {
+    svc.bind(user.user_id, req, &ip).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/unbind", tag = "usercenter", summary = "Remove a way to log in", description = "kind: device (deviceId: only that one; otherwise all), phone, email, wechat or password. The account's last way in cannot go: 400518. Nothing of that kind: 400201.", security(("bearer" = [])), request_body = UnbindReq, responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn unbind(
+    State(svc): State<Svc>,
+    ClientIp(ip): ClientIp,
+    user: AuthUser,
+    Json(req): Json<UnbindReq>,
+) -> Result<Reply<serde_json::Value>> {
+    svc.unbind(user.user_id, req, &ip).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/update", tag = "usercenter", summary = "Change my profile", description = "nickname: 1 to 32 characters without control characters (400506 when usercenter.unique_nicknames is on and it is taken); avatar: the guid of one of my uploaded images, or empty; sex: 0, 1 or 2. Absent fields stay. Answers the account as it is now.", security(("bearer" = [])), request_body = ProfileReq, responses((status = 200, body = Envelope<Detail>)))]
+async fn update(State(svc): State<Svc>, user: AuthUser, Json(req): Json<ProfileReq>) -> Result<Reply<Detail>> {
+    svc.update_profile(user.user_id, req).await?;
+    let (user_info, identities) = svc.detail(user.user_id).await?;
+    Ok(Reply(Detail { user_info, identities }))
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/delete", tag = "usercenter", summary = "Close my account", description = "Needs an access token from a login within usercenter.fresh_login_secs (otherwise 400519: log in again). The account closes at once: every token and game session ends, and no way in opens it again (400516). Its personal data is erased usercenter.delete_grace_days later; the ledger keeps the bare account id.", security(("bearer" = [])), responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn delete(State(svc): State<Svc>, ClientIp(ip): ClientIp, user: AuthUser) -> Result<Reply<serde_json::Value>> {
+    svc.delete_account(user.user_id, user.claims.issued_ms(), &ip).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RefreshReq {
@@ -146,11 +227,15 @@ async fn refresh(
 #[serde(rename_all = "camelCase")]
 struct Detail {
     user_info: UserInfo,
+    /// The account's ways in: password (hint: the username), device, phone and email (hint:
+    /// masked), wechat.
+    identities: Vec<IdentityInfo>,
 }
 
 #[utoipa::path(post, path = "/usercenter/v1/user/detail", tag = "usercenter", summary = "My account", security(("bearer" = [])), responses((status = 200, body = Envelope<Detail>), (status = 401, description = "No valid token: code 400103")))]
 async fn detail(State(svc): State<Svc>, user: AuthUser) -> Result<Reply<Detail>> {
-    svc.user_info(user.user_id).await.map(|user_info| Reply(Detail { user_info }))
+    let (user_info, identities) = svc.detail(user.user_id).await?;
+    Ok(Reply(Detail { user_info, identities }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -263,6 +348,13 @@ async fn login_scan(
     register,
     login,
     login_device,
+    login_code,
+    login_wechat,
+    reset_password,
+    bind,
+    unbind,
+    update,
+    delete,
     refresh,
     detail,
     token_verify,

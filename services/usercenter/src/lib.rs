@@ -4,6 +4,9 @@
 //! # Layout
 //!
 //! - [`model`]: `mem_user`, `mem_logs`, `uc_refresh_token`.
+//! - [`identity`]: `uc_identity`, the ways into an account besides its password (devices,
+//!   phone, email, WeChat), bound and unbound without ever leaving an account none.
+//! - [`wechat`]: the exchange of a WeChat mini-game login code at `jscode2session`.
 //! - [`logic`]: the [`UserCenter`] trait and its in-process implementation.
 //! - [`guard`]: login protection: failures counted per account and address, captchas and
 //!   lock-outs that a stranger cannot turn against a player.
@@ -20,9 +23,14 @@
 
 pub mod api;
 pub mod guard;
+pub mod identity;
 pub mod logic;
 pub mod model;
 pub mod rpc;
 pub mod sessions;
+pub mod wechat;
 
-pub use logic::{DeviceLoginReq, LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserCenterLogic, UserInfo};
+pub use logic::{
+    Ban, BindReq, CodeLoginReq, DeviceLoginReq, IdentityInfo, LoginReq, ProfileReq, RegisterReq, ResetPasswordReq,
+    ScanTicket, Tokens, UnbindReq, UserCenter, UserCenterLogic, UserInfo, WechatLoginReq,
+};

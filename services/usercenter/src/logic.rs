@@ -13,9 +13,13 @@ use rsgame_store::{Bus, Cache, Db, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use rsgame_rpc::pb::basic::VerilyType;
+
 use crate::guard::{LoginGuard, Verdict};
-use crate::model::{self, IdentityKind, LogKind, User};
+use crate::identity::{self, Change, IdentityKind};
+use crate::model::{self, LogKind, User};
 use crate::sessions::Sessions;
+use crate::wechat::{self, Wechat};
 
 /// Tokens as login, register and refresh return them: go-game's three fields plus the
 /// refresh token.
@@ -100,6 +104,115 @@ pub struct DeviceLoginReq {
     pub captcha_code: String,
 }
 
+/// A login by a code sent to a phone or an email address (basic's `sendCode`, verilyType 3).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeLoginReq {
+    /// The phone number or email address the code was sent to.
+    pub target: String,
+    /// The 6-digit code.
+    pub code: String,
+    /// The key `sendCode` returned.
+    pub key: String,
+}
+
+/// A WeChat mini-game login.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WechatLoginReq {
+    /// The code from `wx.login()`.
+    pub code: String,
+}
+
+/// A password reset by a code sent to the account's phone or email (verilyType 4).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetPasswordReq {
+    /// The phone number or email address bound to the account.
+    pub target: String,
+    /// The 6-digit code.
+    pub code: String,
+    /// The key `sendCode` returned.
+    pub key: String,
+    /// The new password: `password_min_len` to 128 characters, with a letter and a digit.
+    pub new: String,
+}
+
+/// A way in to add to the caller's account.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BindReq {
+    /// `device`, `phone`, `email`, `wechat` or `password`.
+    pub kind: String,
+    /// device: the install's device id.
+    #[serde(default)]
+    pub device_id: String,
+    /// phone, email: the number or address (a code of verilyType 1 was sent there).
+    #[serde(default)]
+    pub target: String,
+    /// phone, email: the 6-digit code; wechat: the code from `wx.login()`.
+    #[serde(default)]
+    pub code: String,
+    /// phone, email: the key `sendCode` returned.
+    #[serde(default)]
+    pub key: String,
+    /// password: the login name to take (3 to 32 letters, digits or `_`).
+    #[serde(default)]
+    pub username: String,
+    /// password: the password.
+    #[serde(default)]
+    pub password: String,
+}
+
+/// A way in to remove from the caller's account.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnbindReq {
+    /// `device`, `phone`, `email`, `wechat` or `password`.
+    pub kind: String,
+    /// device: only this device (otherwise every device of the account).
+    #[serde(default)]
+    pub device_id: String,
+}
+
+/// One way into an account, as `detail` lists it: enough for its owner to recognise it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityInfo {
+    /// `password`, `device`, `phone`, `email` or `wechat`.
+    pub kind: String,
+    /// password: the username; phone and email: masked (`***8000`, `a***@example.com`);
+    /// others: empty.
+    pub hint: String,
+    /// When it was bound, unix ms (0 for the password).
+    pub created_at: i64,
+}
+
+/// A profile change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileReq {
+    /// Display name: 1 to 32 characters, no control characters; unchanged when absent.
+    #[serde(default)]
+    pub nickname: Option<String>,
+    /// The guid of one of the caller's uploaded images, or `""` for none; unchanged when
+    /// absent.
+    #[serde(default)]
+    pub avatar: Option<String>,
+    /// 0 unknown, 1 male, 2 female; unchanged when absent.
+    #[serde(default)]
+    pub sex: Option<i32>,
+}
+
+/// A ban as the operator sets it.
+#[derive(Debug, Clone, Default)]
+pub struct Ban {
+    /// When it ends, unix ms; 0: never.
+    pub until_ms: i64,
+    /// Why (shown to the player), at most 255 bytes.
+    pub reason: String,
+}
+
 /// A registration.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -164,6 +277,26 @@ pub trait UserCenter: Send + Sync {
     /// Changes the password of `user_id`, proven by the old one; ends every session of the
     /// account and returns new tokens for the caller.
     async fn change_password(&self, user_id: i64, old: String, new: String, ip: &str) -> Result<Tokens>;
+    /// Logs in by a code sent to a phone or email (verilyType 3); the first login of a
+    /// target makes its account when `usercenter.code_signup` is on.
+    async fn login_code(&self, req: CodeLoginReq, ip: &str) -> Result<Tokens>;
+    /// Logs in by a WeChat mini-game code; the first login of a WeChat user makes its account.
+    async fn login_wechat(&self, req: WechatLoginReq, ip: &str) -> Result<Tokens>;
+    /// Sets a new password proven by a code sent to the account's phone or email (verilyType
+    /// 4); ends every session of the account and returns new tokens.
+    async fn reset_password(&self, req: ResetPasswordReq, ip: &str) -> Result<Tokens>;
+    /// Adds a way in to the account.
+    async fn bind(&self, user_id: i64, req: BindReq, ip: &str) -> Result<()>;
+    /// Removes a way in from the account (never the last one).
+    async fn unbind(&self, user_id: i64, req: UnbindReq, ip: &str) -> Result<()>;
+    /// The account's details and its ways in (`detail`).
+    async fn detail(&self, user_id: i64) -> Result<(UserInfo, Vec<IdentityInfo>)>;
+    /// Changes the account's nickname, avatar or sex; returns the account as it is now.
+    async fn update_profile(&self, user_id: i64, req: ProfileReq) -> Result<UserInfo>;
+    /// Closes the account at once (every session ends); its personal data is erased after
+    /// `usercenter.delete_grace_days`. `issued_ms`: when the caller's access token was issued,
+    /// which must be within `usercenter.fresh_login_secs`.
+    async fn delete_account(&self, user_id: i64, issued_ms: i64, ip: &str) -> Result<()>;
     /// The account's public details.
     async fn user_info(&self, user_id: i64) -> Result<UserInfo>;
     /// Exchanges a refresh token for new tokens; a reused one revokes its family.
@@ -302,10 +435,51 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
+/// The identities a WeChat user has: the openid, and the unionid when WeChat gave one.
+fn wechat_identities(who: &wechat::WechatUser) -> Vec<(IdentityKind, &str)> {
+    let mut ids = vec![(IdentityKind::Wechat, who.openid.as_str())];
+    if let Some(union) = &who.unionid {
+        ids.push((IdentityKind::WechatUnion, union.as_str()));
+    }
+    ids
+}
+
 /// Checks a device id: 10 to 128 printable ASCII characters, no spaces.
 pub fn check_device_id(d: &str) -> Result<()> {
     if !(10..=128).contains(&d.len()) || !d.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::bad_param("deviceId: 10 to 128 printable ASCII characters"));
+    }
+    Ok(())
+}
+
+/// The identity a code target names: an email address (kept in lower case) or a phone
+/// number (as written).
+pub fn target_identity(target: &str) -> Result<(IdentityKind, String)> {
+    let t = target.trim();
+    if t.contains('@') {
+        if !rsgame_basic::code::is_email(t) {
+            return Err(Error::bad_param("target: not an email address"));
+        }
+        return Ok((IdentityKind::Email, t.to_ascii_lowercase()));
+    }
+    if !rsgame_basic::code::is_phone(t) {
+        return Err(Error::bad_param(
+            "target: a phone number (6 to 20 digits, optionally after +) or an email address",
+        ));
+    }
+    Ok((IdentityKind::Phone, t.to_owned()))
+}
+
+/// Checks a nickname: 1 to 32 characters, no control or invisible formatting characters,
+/// no spaces at either end.
+pub fn check_nickname(n: &str) -> Result<()> {
+    let count = n.chars().count();
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+    if !(1..=32).contains(&count) || n.chars().any(invisible) || n.trim() != n {
+        return Err(Error::bad_param("nickname: 1 to 32 characters, no control characters, no spaces at the ends"));
     }
     Ok(())
 }
@@ -340,6 +514,8 @@ pub struct UserCenterLogic {
     cfg: UsercenterConfig,
     guard: LoginGuard,
     sessions: Sessions,
+    /// WeChat mini-game login, when `usercenter.wechat_appid` is set.
+    wechat: Option<Wechat>,
 }
 
 impl UserCenterLogic {
@@ -348,7 +524,13 @@ impl UserCenterLogic {
     pub fn new(db: Db, cache: Cache, bus: Bus, jwt: Arc<Jwt>, basic: Arc<dyn Basic>, cfg: UsercenterConfig) -> Self {
         let guard = LoginGuard::new(cache.clone(), cfg.clone());
         let sessions = Sessions::new(db.clone(), cache.clone(), bus, jwt.access_expire());
-        UserCenterLogic { db, cache, jwt, basic, cfg, guard, sessions }
+        // The URL's scheme was checked with the configuration; anything else wrong with it
+        // turns WeChat login off, loudly.
+        let wechat = Wechat::from_config(&cfg).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "WeChat login is off: usercenter.wechat_url cannot be used");
+            None
+        });
+        UserCenterLogic { db, cache, jwt, basic, cfg, guard, sessions, wechat }
     }
 
     /// The revocation checks that logouts and ended sessions feed, for
@@ -357,20 +539,54 @@ impl UserCenterLogic {
         crate::sessions::revocations(self.cache.clone())
     }
 
-    /// Bans `user_id` (account status 3) and ends its sessions, or lifts the ban (status 1).
-    /// Returns false when there is no such account.
-    pub async fn set_banned(&self, user_id: i64, banned: bool, ip: &str) -> Result<bool> {
-        if model::user_by_id(&self.db, user_id).await?.is_none() {
+    /// Bans `user_id` (account status 3) until a time, with a reason the player is shown, and
+    /// ends its sessions; `None` lifts the ban (status 1). Returns false when there is no
+    /// such account (or it was closed by its owner).
+    pub async fn set_banned(&self, user_id: i64, ban: Option<Ban>, ip: &str) -> Result<bool> {
+        let Some(user) = model::user_by_id(&self.db, user_id).await? else { return Ok(false) };
+        if user.closed_at.is_some() {
             return Ok(false);
         }
-        model::set_status(&self.db, user_id, if banned { 3 } else { 1 }).await?;
-        let what = if banned { "banned" } else { "ban lifted" };
-        model::log(&self.db, user_id, LogKind::Logout, what, ip).await?;
-        if banned {
+        if let Some(b) = &ban {
+            if b.reason.len() > 255 || b.reason.chars().any(char::is_control) {
+                return Err(Error::bad_param("reason: at most 255 bytes of one-line text"));
+            }
+            if b.until_ms != 0 && b.until_ms <= model::now_ms() {
+                return Err(Error::bad_param("until: a time in the future, or none for a ban without end"));
+            }
+        }
+        model::set_ban(&self.db, user_id, ban.as_ref().map(|b| (b.until_ms, b.reason.as_str()))).await?;
+        let what = match &ban {
+            Some(b) if b.until_ms > 0 => format!("banned until {} (unix ms): {}", b.until_ms, b.reason),
+            Some(b) => format!("banned: {}", b.reason),
+            None => "ban lifted".to_owned(),
+        };
+        model::log(&self.db, user_id, LogKind::Logout, &what, ip).await?;
+        if ban.is_some() {
             self.sessions.end_all(user_id, SessionsEndedReason::Banned).await?;
         }
-        tracing::info!(user_id, what, "account status changed");
+        tracing::info!(user_id, banned = ban.is_some(), "account ban changed");
         Ok(true)
+    }
+
+    /// Erases the personal data of accounts closed more than `usercenter.delete_grace_days`
+    /// ago; returns how many. Safe to run from several processes at once: each erase is one
+    /// transaction that only applies to an account not yet erased.
+    pub async fn erase_closed(&self) -> Result<usize> {
+        let grace_ms = self.cfg.delete_grace_days.saturating_mul(86_400_000).min(i64::MAX as u64) as i64;
+        let cutoff = model::now_ms().saturating_sub(grace_ms);
+        let mut erased = 0;
+        loop {
+            let batch = model::closed_before(&self.db, cutoff, 100).await?;
+            if batch.is_empty() {
+                return Ok(erased);
+            }
+            for id in batch {
+                model::erase(&self.db, id).await?;
+                tracing::info!(user_id = id, "closed account's personal data erased");
+                erased += 1;
+            }
+        }
     }
 
     async fn issue(&self, user_id: i64, family: Option<String>) -> Result<Tokens> {
@@ -410,26 +626,118 @@ impl UserCenterLogic {
     /// Logs `user` in once a credential has proven who it is (`how`, for the log): refused
     /// for a banned or closed account, recorded, and new tokens issued.
     async fn log_in(&self, user: &User, ip: &str, how: &str) -> Result<Tokens> {
-        if !user.may_log_in() {
+        if let Some(refused) = user.refusal(model::now_ms()) {
             model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
-            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+            return Err(refused);
         }
         model::touch_login(&self.db, user.id, ip).await?;
         model::log(&self.db, user.id, LogKind::Login, how, ip).await?;
         self.issue(user.id, None).await
     }
 
-    /// [`Self::log_in`] for the account a device id leads to.
-    async fn log_in_device(&self, user_id: i64, ip: &str) -> Result<Tokens> {
+    /// [`Self::log_in`] for the account an identity led to.
+    async fn log_in_id(&self, user_id: i64, ip: &str, how: &str) -> Result<Tokens> {
         match model::user_by_id(&self.db, user_id).await? {
-            Some(user) => self.log_in(&user, ip, "device login").await,
+            Some(user) => self.log_in(&user, ip, how).await,
             None => Err(Error::new(Code::LoginFailed)),
         }
     }
 
-    /// Whether the account exists and its status allows logging in (3 banned, 5 closed do not).
-    async fn may_log_in(&self, user_id: i64) -> Result<bool> {
-        Ok(model::user_by_id(&self.db, user_id).await?.is_some_and(|u| u.may_log_in()))
+    /// Makes an account that `identities` open and logs it in; its username is generated
+    /// under `prefix`. When the first identity was taken a moment ago (the same client's
+    /// first two requests raced), logs into the account it has now.
+    async fn sign_up_with(
+        &self,
+        identities: &[(IdentityKind, &str)],
+        prefix: &str,
+        ip: &str,
+        how: &str,
+    ) -> Result<Tokens> {
+        // '-' keeps generated names out of the names people register (letters, digits and
+        // '_'), so the two never collide.
+        let tag = random_hex(8);
+        let username = format!("{prefix}-{tag}");
+        let nickname = format!("{}-{}", if prefix == "guest" { "Guest" } else { "Player" }, &tag[..6]);
+        match identity::insert_user_with(&self.db, &username, &nickname, ip, identities).await {
+            Ok(id) => {
+                model::log(&self.db, id, LogKind::NewUser, how, ip).await?;
+                tracing::info!(user_id = id, how, "account made");
+                self.issue(id, None).await
+            }
+            Err(StoreError::Conflict(_)) => {
+                let (kind, ident) = identities.first().copied().ok_or_else(|| Error::new(Code::InsertFailed))?;
+                match identity::user_of(&self.db, kind, ident).await? {
+                    Some(user_id) => self.log_in_id(user_id, ip, how).await,
+                    None => Err(Error::new(Code::InsertFailed)),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Why the account may not log in, if it may not (a missing account may not).
+    async fn refusal(&self, user_id: i64) -> Result<Option<Error>> {
+        Ok(match model::user_by_id(&self.db, user_id).await? {
+            Some(u) => u.refusal(model::now_ms()),
+            None => Some(Error::new(Code::NotFound)),
+        })
+    }
+
+    /// Ends every session of an account whose password was just changed or reset. After the
+    /// new hash is in: ending the sessions first would let a login with the old password
+    /// slip in between and keep its tokens.
+    async fn end_all_after_password(&self, user_id: i64) -> Result<()> {
+        if let Err(e) = self.sessions.end_all(user_id, SessionsEndedReason::PasswordChanged).await {
+            tracing::error!(user_id, error = %e, "password changed, but the account's sessions could not be ended");
+            return Err(Error::msg(
+                Code::Failed,
+                "the password was changed, but other sessions could not be ended: log out everywhere",
+            ));
+        }
+        tracing::info!(user_id, "password changed: every session of the account ended");
+        Ok(())
+    }
+
+    /// The configured WeChat client, or 400501 when WeChat login is off.
+    fn wechat(&self) -> Result<&Wechat> {
+        self.wechat.as_ref().ok_or_else(|| Error::msg(Code::Forbidden, "WeChat login is not set up on this server"))
+    }
+
+    /// Adds identities to an account, mapping what the store says to the caller's codes.
+    async fn bind_identities(&self, user_id: i64, identities: &[(IdentityKind, &str)], ip: &str) -> Result<()> {
+        // Already this account's: nothing to do (and no conflict with itself).
+        let mut all_ours = true;
+        for (kind, ident) in identities {
+            match identity::user_of(&self.db, *kind, ident).await? {
+                Some(owner) if owner == user_id => {}
+                Some(_) => return Err(Error::new(Code::IdentityTaken)),
+                None => all_ours = false,
+            }
+        }
+        if all_ours {
+            return Ok(());
+        }
+        match identity::bind(&self.db, user_id, identities).await {
+            Ok(Change::Done) => {}
+            Ok(_) => return Err(Error::new(Code::AccountClosed)),
+            // Another account bound it between our look and our insert.
+            Err(StoreError::Conflict(_)) => return Err(Error::new(Code::IdentityTaken)),
+            Err(e) => return Err(e.into()),
+        }
+        let kinds: Vec<&str> = identities.iter().map(|(k, _)| k.as_str()).collect();
+        model::log(&self.db, user_id, LogKind::Login, &format!("bound {}", kinds.join("+")), ip).await?;
+        Ok(())
+    }
+
+    /// Checks a code sent to `target` for `purpose`: [`Code::VerifyCode`] unless right.
+    async fn check_code(&self, key: &str, code: &str, target: &str, purpose: VerilyType) -> Result<()> {
+        if code.is_empty() || code.len() > 16 {
+            return Err(Error::new(Code::VerifyCode));
+        }
+        if !self.basic.use_code(key, code, target.trim(), purpose as i32).await? {
+            return Err(Error::new(Code::VerifyCode));
+        }
+        Ok(())
     }
 }
 
@@ -500,31 +808,209 @@ impl UserCenter for UserCenterLogic {
         // keep a database leak from handing out logins, and device logins stay cheap.
         let ident = sha256_hex(&req.device_id);
         let kind = IdentityKind::Device;
-        if let Some(user_id) = model::identity_user(&self.db, kind, &ident).await? {
-            return self.log_in_device(user_id, ip).await;
+        if let Some(user_id) = identity::user_of(&self.db, kind, &ident).await? {
+            return self.log_in_id(user_id, ip, "device login").await;
         }
         self.may_sign_up(ip, &req.captcha_key, &req.captcha_code, false).await?;
-        // '-' keeps guests' generated names out of the names people register (letters,
-        // digits and '_'), so the two never collide.
-        let tag = random_hex(8);
-        let username = format!("guest-{tag}");
-        let nickname = format!("Guest-{}", &tag[..6]);
-        match model::insert_user_with_identity(&self.db, &username, &nickname, ip, kind, &ident).await {
-            Ok(id) => {
-                self.signed_up(ip).await;
-                model::log(&self.db, id, LogKind::NewUser, "device sign-up", ip).await?;
-                tracing::info!(user_id = id, "guest account made for a new device");
-                self.issue(id, None).await
-            }
-            // The same device's first two requests raced, and the other made the account
-            // (or, far less likely, the generated name was taken): log into the account the
-            // device has now, if it has one.
-            Err(StoreError::Conflict(_)) => match model::identity_user(&self.db, kind, &ident).await? {
-                Some(user_id) => self.log_in_device(user_id, ip).await,
-                None => Err(Error::new(Code::InsertFailed)),
-            },
-            Err(e) => Err(e.into()),
+        self.signed_up(ip).await;
+        self.sign_up_with(&[(kind, &ident)], "guest", ip, "device sign-up").await
+    }
+
+    async fn login_code(&self, req: CodeLoginReq, ip: &str) -> Result<Tokens> {
+        let (kind, ident) = target_identity(&req.target)?;
+        self.check_code(&req.key, &req.code, &req.target, VerilyType::CodeLogin).await?;
+        if let Some(user_id) = identity::user_of(&self.db, kind, &ident).await? {
+            return self.log_in_id(user_id, ip, "code login").await;
         }
+        if !self.cfg.code_signup {
+            return Err(Error::msg(Code::NotFound, "no account has this phone number or email address"));
+        }
+        // No captcha: the code was one to get (basic limits codes per address and target).
+        self.sign_up_with(&[(kind, &ident)], "player", ip, "code sign-up").await
+    }
+
+    async fn login_wechat(&self, req: WechatLoginReq, ip: &str) -> Result<Tokens> {
+        let wx = self.wechat()?;
+        wechat::check_code(&req.code)?;
+        let who = wx.exchange(&req.code).await?;
+        if let Some(user_id) = identity::user_of(&self.db, IdentityKind::Wechat, &who.openid).await? {
+            return self.log_in_id(user_id, ip, "WeChat login").await;
+        }
+        // A player the studio knows from another of its apps: the same account, which now
+        // also opens with this mini-game's openid.
+        if let Some(union) = &who.unionid
+            && let Some(user_id) = identity::user_of(&self.db, IdentityKind::WechatUnion, union).await?
+        {
+            self.bind_identities(user_id, &[(IdentityKind::Wechat, &who.openid)], ip).await?;
+            return self.log_in_id(user_id, ip, "WeChat login").await;
+        }
+        self.sign_up_with(&wechat_identities(&who), "wx", ip, "WeChat sign-up").await
+    }
+
+    async fn reset_password(&self, req: ResetPasswordReq, ip: &str) -> Result<Tokens> {
+        check_password(&req.new, self.cfg.password_min_len)?;
+        let (kind, ident) = target_identity(&req.target)?;
+        self.check_code(&req.key, &req.code, &req.target, VerilyType::ChangePassword).await?;
+        let user = match identity::user_of(&self.db, kind, &ident).await? {
+            Some(id) => model::user_by_id(&self.db, id).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            return Err(Error::msg(Code::NotFound, "no account has this phone number or email address"));
+        };
+        if user.closed_at.is_some() {
+            return Err(Error::new(Code::AccountClosed));
+        }
+        let hash = hash_password(req.new).await?;
+        model::set_password(&self.db, user.id, &hash).await?;
+        model::log(&self.db, user.id, LogKind::Logout, "password reset by code", ip).await?;
+        self.end_all_after_password(user.id).await?;
+        // Whoever proved the phone or email owns the account: failures counted against it
+        // (someone guessing its old password) no longer stand in its way.
+        self.guard.succeeded(&user.username, ip).await;
+        self.log_in(&user, ip, "login after a password reset").await
+    }
+
+    async fn bind(&self, user_id: i64, req: BindReq, ip: &str) -> Result<()> {
+        match req.kind.as_str() {
+            "device" => {
+                check_device_id(&req.device_id)?;
+                self.bind_identities(user_id, &[(IdentityKind::Device, &sha256_hex(&req.device_id))], ip).await
+            }
+            "phone" | "email" => {
+                let (kind, ident) = target_identity(&req.target)?;
+                if kind.as_str() != req.kind {
+                    return Err(Error::bad_param(format!("target: not a {} address or number", req.kind)));
+                }
+                self.check_code(&req.key, &req.code, &req.target, VerilyType::Register).await?;
+                self.bind_identities(user_id, &[(kind, &ident)], ip).await
+            }
+            "wechat" => {
+                let wx = self.wechat()?;
+                wechat::check_code(&req.code)?;
+                let who = wx.exchange(&req.code).await?;
+                self.bind_identities(user_id, &wechat_identities(&who), ip).await
+            }
+            "password" => {
+                check_username(&req.username)?;
+                check_password(&req.password, self.cfg.password_min_len)?;
+                let username = req.username.to_ascii_lowercase();
+                let hash = hash_password(req.password).await?;
+                match identity::set_login(&self.db, user_id, &username, &hash).await {
+                    Ok(Change::Done) => {}
+                    Ok(Change::NothingThere) => {
+                        return Err(Error::bad_param("the account has a password already: use changePassword"));
+                    }
+                    Ok(_) => return Err(Error::new(Code::AccountClosed)),
+                    Err(StoreError::Conflict(_)) => return Err(Error::new(Code::UsernameTaken)),
+                    Err(e) => return Err(e.into()),
+                }
+                model::log(&self.db, user_id, LogKind::Login, "bound password", ip).await?;
+                Ok(())
+            }
+            _ => Err(Error::bad_param("kind: device, phone, email, wechat or password")),
+        }
+    }
+
+    async fn unbind(&self, user_id: i64, req: UnbindReq, ip: &str) -> Result<()> {
+        let change = match req.kind.as_str() {
+            "password" => identity::drop_password(&self.db, user_id, &format!("guest-{}", random_hex(8))).await?,
+            "device" => {
+                let one = (!req.device_id.is_empty()).then(|| sha256_hex(&req.device_id));
+                identity::unbind(&self.db, user_id, &[IdentityKind::Device], one.as_deref()).await?
+            }
+            "phone" => identity::unbind(&self.db, user_id, &[IdentityKind::Phone], None).await?,
+            "email" => identity::unbind(&self.db, user_id, &[IdentityKind::Email], None).await?,
+            "wechat" => {
+                identity::unbind(&self.db, user_id, &[IdentityKind::Wechat, IdentityKind::WechatUnion], None).await?
+            }
+            _ => return Err(Error::bad_param("kind: device, phone, email, wechat or password")),
+        };
+        match change {
+            Change::Done => {
+                model::log(&self.db, user_id, LogKind::Logout, &format!("unbound {}", req.kind), ip).await?;
+                Ok(())
+            }
+            Change::LastWayIn => Err(Error::new(Code::LastIdentity)),
+            Change::NothingThere => Err(Error::msg(Code::NotFound, "the account has no such login")),
+            Change::NoAccount => Err(Error::new(Code::AccountClosed)),
+        }
+    }
+
+    async fn detail(&self, user_id: i64) -> Result<(UserInfo, Vec<IdentityInfo>)> {
+        let user = model::user_by_id(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let mut out = Vec::new();
+        if user.password != "!" {
+            out.push(IdentityInfo { kind: "password".into(), hint: user.username.clone(), created_at: 0 });
+        }
+        for i in identity::of_user(&self.db, user_id).await? {
+            let hint = match i.kind {
+                IdentityKind::Phone | IdentityKind::Email => rsgame_basic::code::mask(&i.ident),
+                // The unionid is the openid's companion, not a login of its own to show.
+                IdentityKind::WechatUnion => continue,
+                IdentityKind::Device | IdentityKind::Wechat => String::new(),
+            };
+            out.push(IdentityInfo { kind: i.kind.as_str().into(), hint, created_at: i.created_at });
+        }
+        Ok((UserInfo::from(user), out))
+    }
+
+    async fn update_profile(&self, user_id: i64, req: ProfileReq) -> Result<UserInfo> {
+        let user = model::user_by_id(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let nickname = match req.nickname {
+            Some(n) => {
+                check_nickname(&n)?;
+                if self.cfg.unique_nicknames
+                    && n != user.nickname
+                    && model::nickname_taken(&self.db, &n, user_id).await?
+                {
+                    return Err(Error::msg(Code::UsernameTaken, "that nickname is taken"));
+                }
+                n
+            }
+            None => user.nickname.clone(),
+        };
+        let avatar = match req.avatar {
+            Some(a) if a.is_empty() => a,
+            Some(a) => {
+                if a.len() > 64 || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    return Err(Error::bad_param("avatar: the guid of one of your uploaded images"));
+                }
+                // Someone else's file, or one that is gone, is no avatar of the caller's.
+                match self.basic.file_detail(user_id, &a).await {
+                    Ok(f) if f.media_type == 1 => a,
+                    Ok(_) => return Err(Error::bad_param("avatar: that file is not an image")),
+                    Err(e) if e.code() == Code::NotFound => {
+                        return Err(Error::bad_param("avatar: the guid of one of your uploaded images"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => user.avatar.clone(),
+        };
+        let sex = req.sex.unwrap_or(user.sex);
+        if !(0..=2).contains(&sex) {
+            return Err(Error::bad_param("sex: 0 unknown, 1 male, 2 female"));
+        }
+        model::set_profile(&self.db, user_id, &nickname, &avatar, sex).await?;
+        Ok(UserInfo { nickname, avatar, sex, ..UserInfo::from(user) })
+    }
+
+    async fn delete_account(&self, user_id: i64, issued_ms: i64, ip: &str) -> Result<()> {
+        let age = model::now_ms() - issued_ms;
+        if issued_ms <= 0 || age > self.cfg.fresh_login_secs.saturating_mul(1000) as i64 {
+            return Err(Error::new(Code::FreshLoginRequired));
+        }
+        if !model::close(&self.db, user_id).await? {
+            return Err(Error::new(Code::AccountClosed));
+        }
+        model::log(&self.db, user_id, LogKind::Logout, "account closed by its owner", ip).await?;
+        if let Err(e) = self.sessions.end_all(user_id, SessionsEndedReason::Deleted).await {
+            tracing::error!(user_id, error = %e, "account closed, but its sessions could not all be ended");
+            return Err(Error::msg(Code::Failed, "the account was closed, but some sessions may still be open"));
+        }
+        tracing::info!(user_id, grace_days = self.cfg.delete_grace_days, "account closed by its owner");
+        Ok(())
     }
 
     async fn change_password(&self, user_id: i64, old: String, new: String, ip: &str) -> Result<Tokens> {
@@ -547,16 +1033,7 @@ impl UserCenter for UserCenterLogic {
         let hash = hash_password(new).await?;
         model::set_password(&self.db, user.id, &hash).await?;
         model::log(&self.db, user.id, LogKind::Logout, "password changed", ip).await?;
-        // After the new hash is in: ending the sessions first would let a login with the
-        // old password slip in between and keep its tokens.
-        if let Err(e) = self.sessions.end_all(user.id, SessionsEndedReason::PasswordChanged).await {
-            tracing::error!(user_id, error = %e, "password changed, but the account's sessions could not be ended");
-            return Err(Error::msg(
-                Code::Failed,
-                "the password was changed, but other sessions could not be ended: log out everywhere",
-            ));
-        }
-        tracing::info!(user_id, "password changed: every session of the account ended");
+        self.end_all_after_password(user.id).await?;
         self.issue(user.id, None).await
     }
 
@@ -572,9 +1049,9 @@ impl UserCenter for UserCenterLogic {
         match model::use_refresh(&self.db, &hash).await? {
             Some(r) => {
                 // A banned, closed or deleted account gets nothing more from old tokens.
-                if !self.may_log_in(r.user_id).await? {
+                if let Some(refused) = self.refusal(r.user_id).await? {
                     model::revoke_family(&self.db, &r.family).await?;
-                    return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+                    return Err(refused);
                 }
                 let tokens = self.issue(r.user_id, Some(r.family.clone())).await?;
                 // A replay that revoked the family between our use and our insert did not see
@@ -664,8 +1141,8 @@ impl UserCenter for UserCenterLogic {
             return Err(Error::new(Code::ScanPending));
         };
         let _ = self.cache.delete(&[&scan_key(value)]).await;
-        if !self.may_log_in(user_id).await? {
-            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+        if let Some(refused) = self.refusal(user_id).await? {
+            return Err(refused);
         }
         model::touch_login(&self.db, user_id, ip).await?;
         model::log(&self.db, user_id, LogKind::Login, "login by QR code", ip).await?;
@@ -673,9 +1150,8 @@ impl UserCenter for UserCenterLogic {
     }
 
     async fn generate_token(&self, user_id: i64) -> Result<Tokens> {
-        model::user_by_id(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
-        if !self.may_log_in(user_id).await? {
-            return Err(Error::msg(Code::Forbidden, "this account cannot log in"));
+        if let Some(refused) = self.refusal(user_id).await? {
+            return Err(refused);
         }
         self.issue(user_id, None).await
     }

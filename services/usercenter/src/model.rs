@@ -1,5 +1,5 @@
-//! usercenter's tables: `mem_user`, `mem_logs` (go-game's), `uc_refresh_token` and
-//! `uc_identity`.
+//! usercenter's tables: `mem_user`, `mem_logs` (go-game's) and `uc_refresh_token`
+//! (`uc_identity` is [`crate::identity`]'s).
 
 use rsgame_store::{Db, Row, StoreError};
 use sea_query::{Expr, ExprTrait as _, Query};
@@ -38,17 +38,65 @@ pub struct User {
     pub avatar: String,
     /// go-game's status: 1 approved; 3 login banned and 5 closed cannot log in.
     pub status: i32,
+    /// With status 3: when the ban ends, unix ms (0: never).
+    pub ban_until: i64,
+    /// With status 3: why, as the operator wrote it (shown to the player).
+    pub ban_reason: String,
+    /// When its owner closed it, unix ms.
+    pub closed_at: Option<i64>,
+}
+
+/// go-game's `mem_user.status` values that rsgame acts on.
+pub mod status {
+    /// Approved: may log in.
+    pub const ACTIVE: i32 = 1;
+    /// Login banned (until `ban_until`, when set).
+    pub const BANNED: i32 = 3;
+    /// Closed by its owner.
+    pub const CLOSED: i32 = 5;
 }
 
 impl User {
-    /// Whether its status lets it log in: 3 (login banned) and 5 (closed) do not.
+    /// Why it may not log in at `now_ms`, if it may not: a ban still running, or closed.
+    pub fn refusal(&self, now_ms: i64) -> Option<rsgame_kit::Error> {
+        use rsgame_kit::{Code, Error};
+        if self.status == status::CLOSED || self.closed_at.is_some() {
+            return Some(Error::new(Code::AccountClosed));
+        }
+        if self.banned_at(now_ms) {
+            let until = if self.ban_until > 0 { format!(" until {} (unix ms)", self.ban_until) } else { String::new() };
+            let why = if self.ban_reason.is_empty() { String::new() } else { format!(": {}", self.ban_reason) };
+            return Some(Error::msg(Code::AccountBanned, format!("this account is banned{until}{why}")));
+        }
+        None
+    }
+
+    /// Whether a ban holds at `now_ms` (one with an end in the past has lapsed).
+    pub fn banned_at(&self, now_ms: i64) -> bool {
+        self.status == status::BANNED && (self.ban_until == 0 || self.ban_until > now_ms)
+    }
+
+    /// Whether it may log in now.
     pub fn may_log_in(&self) -> bool {
-        self.status != 3 && self.status != 5
+        self.refusal(now_ms()).is_none()
     }
 }
 
-const USER_COLS: [&str; 10] =
-    ["id", "username", "password", "nickname", "realname", "email", "mobile", "sex", "avatar", "status"];
+const USER_COLS: [&str; 13] = [
+    "id",
+    "username",
+    "password",
+    "nickname",
+    "realname",
+    "email",
+    "mobile",
+    "sex",
+    "avatar",
+    "status",
+    "ban_until",
+    "ban_reason",
+    "closed_at",
+];
 
 fn user(r: &Row) -> Result<User, StoreError> {
     Ok(User {
@@ -62,6 +110,9 @@ fn user(r: &Row) -> Result<User, StoreError> {
         sex: r.i32("sex")?,
         avatar: r.string("avatar")?,
         status: r.i32("status")?,
+        ban_until: r.i64("ban_until")?,
+        ban_reason: r.string("ban_reason")?,
+        closed_at: r.opt_i64("closed_at")?,
     })
 }
 
@@ -117,84 +168,6 @@ pub async fn insert_user(db: &Db, username: &str, hash: &str, nickname: &str, ip
         ])
         .map_err(|e| StoreError::Config(e.to_string()))?;
     db.insert_id(&q).await
-}
-
-/// A way into an account other than its username and password (`uc_identity.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityKind {
-    /// A device id, stored as its SHA-256.
-    Device,
-}
-
-impl IdentityKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            IdentityKind::Device => "device",
-        }
-    }
-}
-
-/// The account an identity belongs to (a deleted account's identities lead nowhere).
-pub async fn identity_user(db: &Db, kind: IdentityKind, ident: &str) -> Result<Option<i64>, StoreError> {
-    let q = Query::select()
-        .column(("uc_identity", "user_id"))
-        .from("uc_identity")
-        .inner_join("mem_user", Expr::col(("mem_user", "id")).equals(("uc_identity", "user_id")))
-        .and_where(Expr::col(("uc_identity", "kind")).eq(kind.as_str()))
-        .and_where(Expr::col(("uc_identity", "ident")).eq(ident))
-        .and_where(Expr::col(("mem_user", "deleted_at")).is_null())
-        .to_owned();
-    db.fetch_optional(&q).await?.map(|r| r.i64("user_id")).transpose()
-}
-
-/// Creates an account that only the identity opens (its password matches nothing), in one
-/// transaction: when the identity is already taken (another request made it a moment ago)
-/// the result is [`StoreError::Conflict`] and nothing is left behind.
-pub async fn insert_user_with_identity(
-    db: &Db,
-    username: &str,
-    nickname: &str,
-    ip: &str,
-    kind: IdentityKind,
-    ident: &str,
-) -> Result<i64, StoreError> {
-    let now = now_ms();
-    let mut user = Query::insert();
-    user.into_table("mem_user")
-        .columns([
-            "username",
-            "password",
-            "nickname",
-            "login_ip",
-            "login_count",
-            "login_at",
-            "created_at",
-            "updated_at",
-        ])
-        // "!" is no PHC string: no password ever verifies against it.
-        .values([
-            Expr::val(username),
-            Expr::val("!"),
-            Expr::val(nickname),
-            Expr::val(ip),
-            Expr::val(1),
-            Expr::val(now),
-            Expr::val(now),
-            Expr::val(now),
-        ])
-        .map_err(|e| StoreError::Config(e.to_string()))?;
-    let mut tx = db.begin().await?;
-    let id = tx.insert_id(&user).await?;
-    let mut identity = Query::insert();
-    identity
-        .into_table("uc_identity")
-        .columns(["kind", "ident", "user_id", "created_at"])
-        .values([Expr::val(kind.as_str()), Expr::val(ident), Expr::val(id), Expr::val(now)])
-        .map_err(|e| StoreError::Config(e.to_string()))?;
-    // A conflict returns before the commit: dropping the transaction rolls the account back.
-    tx.execute(&identity).await?;
-    tx.commit().await?;
-    Ok(id)
 }
 
 /// Records a successful login on the account.
@@ -307,10 +280,111 @@ pub async fn family_revoked(db: &Db, family: &str) -> Result<bool, StoreError> {
     Ok(db.fetch_optional(&q).await?.is_some())
 }
 
-/// Sets an account's status (1 approved, 3 login banned, 5 closed).
-pub async fn set_status(db: &Db, user_id: i64, status: i32) -> Result<(), StoreError> {
-    let q = Query::update().table("mem_user").value("status", status).and_where(Expr::col("id").eq(user_id)).to_owned();
+/// Bans an account until `until_ms` (0: no end) for `reason`, or lifts its ban.
+pub async fn set_ban(db: &Db, user_id: i64, ban: Option<(i64, &str)>) -> Result<(), StoreError> {
+    let (st, until, reason) = match ban {
+        Some((until, reason)) => (status::BANNED, until, reason),
+        None => (status::ACTIVE, 0, ""),
+    };
+    let q = Query::update()
+        .table("mem_user")
+        .value("status", st)
+        .value("ban_until", until)
+        .value("ban_reason", reason)
+        .value("updated_at", now_ms())
+        .and_where(Expr::col("id").eq(user_id))
+        .and_where(Expr::col("closed_at").is_null())
+        .to_owned();
     db.execute(&q).await.map(drop)
+}
+
+/// Closes an account (its owner asked): nobody logs into it from now on. False when it was
+/// already closed or is gone.
+pub async fn close(db: &Db, user_id: i64) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let q = Query::update()
+        .table("mem_user")
+        .value("status", status::CLOSED)
+        .value("closed_at", now)
+        .value("updated_at", now)
+        .and_where(Expr::col("id").eq(user_id))
+        .and_where(Expr::col("closed_at").is_null())
+        .and_where(Expr::col("deleted_at").is_null())
+        .to_owned();
+    Ok(db.execute(&q).await? == 1)
+}
+
+/// Accounts closed before `before_ms` whose personal data is still there, at most `limit`.
+pub async fn closed_before(db: &Db, before_ms: i64, limit: u64) -> Result<Vec<i64>, StoreError> {
+    let q = Query::select()
+        .column("id")
+        .from("mem_user")
+        .and_where(Expr::col("closed_at").lt(before_ms))
+        .and_where(Expr::col("deleted_at").is_null())
+        .limit(limit)
+        .to_owned();
+    db.fetch_all(&q).await?.iter().map(|r| r.i64("id")).collect()
+}
+
+/// Erases a closed account's personal data in one transaction: its profile, ways in, tokens
+/// and the addresses in its logs. The row stays, as `deleted-<id>`, so that the ledger, the
+/// game's records and the logs keep a bare id that names nobody.
+pub async fn erase(db: &Db, user_id: i64) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let q = Query::update()
+        .table("mem_user")
+        .value("username", format!("deleted-{user_id}"))
+        .value("password", "!")
+        .value("nickname", "")
+        .value("realname", "")
+        .value("email", "")
+        .value("mobile", "")
+        .value("avatar", "")
+        .value("sex", 0)
+        .value("login_ip", "")
+        .value("ban_reason", "")
+        .value("deleted_at", now)
+        .value("updated_at", now)
+        .and_where(Expr::col("id").eq(user_id))
+        .and_where(Expr::col("closed_at").is_not_null())
+        .and_where(Expr::col("deleted_at").is_null())
+        .to_owned();
+    if tx.execute(&q).await? == 0 {
+        return Ok(());
+    }
+    for table in ["uc_identity", "uc_refresh_token"] {
+        tx.execute(&Query::delete().from_table(table).and_where(Expr::col("user_id").eq(user_id)).to_owned()).await?;
+    }
+    let q = Query::update().table("mem_logs").value("ip", "").and_where(Expr::col("user_id").eq(user_id)).to_owned();
+    tx.execute(&q).await?;
+    tx.commit().await
+}
+
+/// Sets an account's profile fields.
+pub async fn set_profile(db: &Db, user_id: i64, nickname: &str, avatar: &str, sex: i32) -> Result<(), StoreError> {
+    let q = Query::update()
+        .table("mem_user")
+        .value("nickname", nickname)
+        .value("avatar", avatar)
+        .value("sex", sex)
+        .value("updated_at", now_ms())
+        .and_where(Expr::col("id").eq(user_id))
+        .to_owned();
+    db.execute(&q).await.map(drop)
+}
+
+/// Whether an account other than `user_id` goes by `nickname`.
+pub async fn nickname_taken(db: &Db, nickname: &str, user_id: i64) -> Result<bool, StoreError> {
+    let q = Query::select()
+        .column("id")
+        .from("mem_user")
+        .and_where(Expr::col("nickname").eq(nickname))
+        .and_where(Expr::col("id").ne(user_id))
+        .and_where(Expr::col("deleted_at").is_null())
+        .limit(1)
+        .to_owned();
+    Ok(db.fetch_optional(&q).await?.is_some())
 }
 
 /// Replaces an account's password hash.

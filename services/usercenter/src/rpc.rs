@@ -10,7 +10,10 @@ use rsgame_rpc::pb::usercenter::usercenter_client::UsercenterClient;
 use rsgame_rpc::pb::usercenter::usercenter_server::{Usercenter, UsercenterServer};
 use tonic::{Request, Response, Status};
 
-use crate::logic::{DeviceLoginReq, LoginReq, RegisterReq, ScanTicket, Tokens, UserCenter, UserInfo};
+use crate::logic::{
+    BindReq, CodeLoginReq, DeviceLoginReq, IdentityInfo, LoginReq, ProfileReq, RegisterReq, ResetPasswordReq,
+    ScanTicket, Tokens, UnbindReq, UserCenter, UserInfo, WechatLoginReq,
+};
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
 
@@ -177,6 +180,63 @@ impl Usercenter for UsercenterRpc {
         let r = r.into_inner();
         ok(self.0.login_scan(&r.value, &r.ip).await.map(tokens))
     }
+    async fn login_code(&self, r: Request<pb::LoginCodeReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        let req = CodeLoginReq { target: r.target, code: r.code, key: r.key };
+        ok(self.0.login_code(req, &r.ip).await.map(tokens))
+    }
+
+    async fn login_wechat(&self, r: Request<pb::LoginWechatReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        ok(self.0.login_wechat(WechatLoginReq { code: r.code }, &r.ip).await.map(tokens))
+    }
+
+    async fn reset_password(&self, r: Request<pb::ResetPasswordReq>) -> Reply<pb::TokenResp> {
+        let r = r.into_inner();
+        let req = ResetPasswordReq { target: r.target, code: r.code, key: r.key, new: r.new_password };
+        ok(self.0.reset_password(req, &r.ip).await.map(tokens))
+    }
+
+    async fn bind(&self, r: Request<pb::BindReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        let req = BindReq {
+            kind: r.kind,
+            device_id: r.device_id,
+            target: r.target,
+            code: r.code,
+            key: r.key,
+            username: r.username,
+            password: r.password,
+        };
+        ok(self.0.bind(r.user_id, req, &r.ip).await.map(|()| pb::Empty {}))
+    }
+
+    async fn unbind(&self, r: Request<pb::UnbindReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        let req = UnbindReq { kind: r.kind, device_id: r.device_id };
+        ok(self.0.unbind(r.user_id, req, &r.ip).await.map(|()| pb::Empty {}))
+    }
+
+    async fn detail(&self, r: Request<pb::DetailReq>) -> Reply<pb::DetailResp> {
+        ok(self.0.detail(r.into_inner().user_id).await.map(|(u, list)| pb::DetailResp {
+            user: Some(user(u)),
+            identities: list
+                .into_iter()
+                .map(|i| pb::Identity { kind: i.kind, hint: i.hint, created_at: i.created_at })
+                .collect(),
+        }))
+    }
+
+    async fn update_profile(&self, r: Request<pb::UpdateProfileReq>) -> Reply<pb::UserInfoResp> {
+        let r = r.into_inner();
+        let req = ProfileReq { nickname: r.nickname, avatar: r.avatar, sex: r.sex };
+        ok(self.0.update_profile(r.user_id, req).await.map(|u| pb::UserInfoResp { user: Some(user(u)) }))
+    }
+
+    async fn delete_account(&self, r: Request<pb::DeleteAccountReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        ok(self.0.delete_account(r.user_id, r.issued_ms, &r.ip).await.map(|()| pb::Empty {}))
+    }
 }
 
 /// A usercenter reached over gRPC.
@@ -193,10 +253,11 @@ impl RemoteUserCenter {
     /// for a wrong password, one failure counted twice. A device's first login retried finds
     /// the account the lost call made and logs into it. `Register`, `Refresh` (a rotated token
     /// presented again revokes its family), `Logout`, `LogoutAll`, `ChangePassword` (the
-    /// old password no longer matches) and the QR calls are not retried once a server saw
-    /// them.
+    /// old password no longer matches), the QR calls, and every call that uses up a code
+    /// (`LoginCode`, `ResetPassword`, `Bind`, `LoginWechat`: WeChat's codes work once too)
+    /// are not retried once a server saw them.
     pub const IDEMPOTENT: &'static [&'static str] =
-        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login", "LoginDevice"];
+        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login", "LoginDevice", "Detail"];
 
     /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
     pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteUserCenter> {
@@ -311,5 +372,64 @@ impl UserCenter for RemoteUserCenter {
         let r = pb::GetUserAuthByAuthKeyReq { auth_key: auth_key.into(), auth_type: auth_type.into() };
         let r = self.client.clone().get_user_auth_by_auth_key(r).await.map_err(rsgame_rpc::error)?;
         r.into_inner().user.map(from_user).ok_or_else(missing)
+    }
+
+    async fn login_code(&self, req: CodeLoginReq, ip: &str) -> Result<Tokens> {
+        let r = pb::LoginCodeReq { target: req.target, code: req.code, key: req.key, ip: ip.into() };
+        self.client.clone().login_code(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn login_wechat(&self, req: WechatLoginReq, ip: &str) -> Result<Tokens> {
+        let r = pb::LoginWechatReq { code: req.code, ip: ip.into() };
+        self.client.clone().login_wechat(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn reset_password(&self, req: ResetPasswordReq, ip: &str) -> Result<Tokens> {
+        let r = pb::ResetPasswordReq {
+            target: req.target,
+            code: req.code,
+            key: req.key,
+            new_password: req.new,
+            ip: ip.into(),
+        };
+        self.client.clone().reset_password(r).await.map(|r| from_tokens(r.into_inner())).map_err(rsgame_rpc::error)
+    }
+
+    async fn bind(&self, user_id: i64, req: BindReq, ip: &str) -> Result<()> {
+        let r = pb::BindReq {
+            user_id,
+            kind: req.kind,
+            device_id: req.device_id,
+            target: req.target,
+            code: req.code,
+            key: req.key,
+            username: req.username,
+            password: req.password,
+            ip: ip.into(),
+        };
+        self.client.clone().bind(r).await.map(|_| ()).map_err(rsgame_rpc::error)
+    }
+
+    async fn unbind(&self, user_id: i64, req: UnbindReq, ip: &str) -> Result<()> {
+        let r = pb::UnbindReq { user_id, kind: req.kind, device_id: req.device_id, ip: ip.into() };
+        self.client.clone().unbind(r).await.map(|_| ()).map_err(rsgame_rpc::error)
+    }
+
+    async fn detail(&self, user_id: i64) -> Result<(UserInfo, Vec<IdentityInfo>)> {
+        let r = self.client.clone().detail(pb::DetailReq { user_id }).await.map_err(rsgame_rpc::error)?.into_inner();
+        let list =
+            r.identities.into_iter().map(|i| IdentityInfo { kind: i.kind, hint: i.hint, created_at: i.created_at });
+        Ok((r.user.map(from_user).ok_or_else(missing)?, list.collect()))
+    }
+
+    async fn update_profile(&self, user_id: i64, req: ProfileReq) -> Result<UserInfo> {
+        let r = pb::UpdateProfileReq { user_id, nickname: req.nickname, avatar: req.avatar, sex: req.sex };
+        let r = self.client.clone().update_profile(r).await.map_err(rsgame_rpc::error)?;
+        r.into_inner().user.map(from_user).ok_or_else(missing)
+    }
+
+    async fn delete_account(&self, user_id: i64, issued_ms: i64, ip: &str) -> Result<()> {
+        let r = pb::DeleteAccountReq { user_id, issued_ms, ip: ip.into() };
+        self.client.clone().delete_account(r).await.map(|_| ()).map_err(rsgame_rpc::error)
     }
 }

@@ -3,93 +3,15 @@
 //! `RSGAME_TEST_POSTGRES_URL` and `RSGAME_TEST_REDIS_URL` are set: each in a fresh database
 //! and key prefix, removed afterwards.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use rsgame_basic::{Basic, BasicLogic};
-use rsgame_kit::auth::{Auth, Jwt};
+use common::*;
+use rsgame_kit::auth::Jwt;
 use rsgame_kit::config::UsercenterConfig;
-use rsgame_store::{Cache, Db};
 use rsgame_testkit::on_every_backend;
-use rsgame_usercenter::UserCenterLogic;
-use serde_json::{Value, json};
-
-const SECRET: &[u8] = b"usercenter-test-secret";
-
-struct Site {
-    port: u16,
-    basic: BasicLogic,
-    db: Db,
-    bus: rsgame_store::Bus,
-    logic: Arc<UserCenterLogic>,
-    _shutdown: Stop,
-}
-
-/// Stops the test's server when the check ends.
-struct Stop(rsgame_kit::Shutdown);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.0.trigger();
-    }
-}
-
-/// One request; returns the status and the JSON body.
-async fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut h = vec!["Content-Type: application/json".to_owned()];
-    if let Some(t) = token {
-        h.push(format!("Authorization: Bearer {t}"));
-    }
-    let r = rsgame_testkit::call(port, method, path, &h, body.as_bytes()).await;
-    (r.status, r.json())
-}
-
-async fn post(site: &Site, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    call(site.port, "POST", path, token, &body.to_string()).await
-}
-
-fn code(v: &Value) -> i64 {
-    v["code"].as_i64().unwrap_or(-1)
-}
-
-async fn start(db: Db, cache: Cache) -> Site {
-    let cfg = UsercenterConfig { captcha_after_failures: 3, lock_after_failures: 6, ..UsercenterConfig::default() };
-    start_with(db, cache, cfg).await
-}
-
-async fn start_with(db: Db, cache: Cache, cfg: UsercenterConfig) -> Site {
-    let servers = cfg.game_servers.clone();
-    let jwt = Arc::new(Jwt::new(SECRET, Duration::from_secs(3600), Duration::from_secs(1800)));
-    let basic = BasicLogic::new(
-        db.clone(),
-        cache.clone(),
-        rsgame_store::Bus::memory(rsgame_store::BusOptions::default()),
-        rsgame_kit::config::BasicConfig::default(),
-        b"links".to_vec(),
-    )
-    .expect("basic");
-    let basic_dyn: Arc<dyn Basic> = Arc::new(basic.clone());
-    let bus = rsgame_store::Bus::memory(rsgame_store::BusOptions::default());
-    let logic = Arc::new(UserCenterLogic::new(db.clone(), cache, bus.clone(), jwt.clone(), basic_dyn.clone(), cfg));
-    let auth = Auth { jwt, revocations: Some(logic.revocations()) };
-    let router = rsgame_usercenter::api::router(logic.clone(), auth.clone(), servers).merge(rsgame_basic::api::router(
-        basic_dyn,
-        basic.clone(),
-        auth,
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let shutdown = rsgame_kit::Shutdown::new();
-    tokio::spawn(rsgame_kit::http::serve(listener, None, rsgame_kit::http::finish(router), shutdown.clone()));
-    Site { port, basic, db, bus, logic, _shutdown: Stop(shutdown) }
-}
-
-async fn register(site: &Site, username: &str) -> Value {
-    let (status, v) =
-        post(site, "/usercenter/v1/user/register", None, json!({"username": username, "password": "secret99"})).await;
-    assert_eq!((status, code(&v)), (200, 200), "{v}");
-    v["data"].clone()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn register_login_detail_and_bad_input() {
@@ -221,7 +143,7 @@ async fn tokens_tampered_expired_missing_and_revoked_get_401() {
             .to_owned();
         site.db.execute(&ban).await.expect("ban");
         let (_, v) = post(&site, "/usercenter/v1/user/refresh", None, json!({"refreshToken": refresh})).await;
-        assert_eq!(code(&v), 400501, "{v}");
+        assert_eq!(code(&v), 400515, "{v}");
     })
     .await;
 }
@@ -273,7 +195,7 @@ async fn logout_everywhere_and_a_ban_end_every_token_of_the_account_at_once() {
         // A ban: the live token dies, the password no longer logs in; lifting it restores both.
         let id = v["data"]["userInfo"]["id"].as_i64().expect("id");
         assert_eq!(first.user_id, id, "the event names erin");
-        assert!(site.logic.set_banned(id, true, "127.0.0.1").await.expect("ban"));
+        assert!(site.logic.set_banned(id, Some(rsgame_usercenter::Ban::default()), "127.0.0.1").await.expect("ban"));
         let (status, _) = post(&site, detail, Some(&fresh), json!({})).await;
         assert_eq!(status, 401, "the banned account's token");
         let event = tokio::time::timeout(Duration::from_secs(5), ended.next()).await.expect("event").expect("open");
@@ -282,11 +204,17 @@ async fn logout_everywhere_and_a_ban_end_every_token_of_the_account_at_once() {
         let (_, v) =
             post(&site, "/usercenter/v1/user/login", None, json!({"username": "erin", "password": "secret99"})).await;
         assert_ne!(code(&v), 200, "a banned account cannot log in: {v}");
-        assert!(site.logic.set_banned(id, false, "127.0.0.1").await.expect("unban"));
+        assert!(site.logic.set_banned(id, None, "127.0.0.1").await.expect("unban"));
         let (fresh, _) = login("erin").await;
         let (status, _) = post(&site, detail, Some(&fresh), json!({})).await;
         assert_eq!(status, 200, "after the ban is lifted");
-        assert!(!site.logic.set_banned(i64::MAX, true, "127.0.0.1").await.expect("no account"));
+        assert!(
+            !site
+                .logic
+                .set_banned(i64::MAX, Some(rsgame_usercenter::Ban::default()), "127.0.0.1")
+                .await
+                .expect("no account")
+        );
         // Without a token, or with another's: refused.
         let (status, _) = post(&site, "/usercenter/v1/user/logoutAll", None, json!({})).await;
         assert_eq!(status, 401);
@@ -585,9 +513,9 @@ async fn a_device_id_makes_one_guest_account_and_logs_it_in_again() {
         let name = info["username"].as_str().expect("name");
         let (_, v) = post(&site, "/usercenter/v1/user/login", None, json!({"username": name, "password": "!"})).await;
         assert_eq!(code(&v), 400507, "{v}");
-        assert!(site.logic.set_banned(id, true, "127.0.0.1").await.expect("ban"));
+        assert!(site.logic.set_banned(id, Some(rsgame_usercenter::Ban::default()), "127.0.0.1").await.expect("ban"));
         let (_, v) = post(&site, path, None, json!({ "deviceId": "install-7f3a9c21-aa" })).await;
-        assert_eq!(code(&v), 400501, "a banned guest: {v}");
+        assert_eq!(code(&v), 400515, "a banned guest: {v}");
     })
     .await;
 }
