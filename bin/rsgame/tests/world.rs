@@ -537,6 +537,62 @@ async fn logging_out_everywhere_ends_the_live_game_session_and_its_token() {
     back.login(fresh.user_id, &fresh.token).await.expect("a new login works");
 }
 
+/// Issue 19: a password change (the same ending as a reset by code) and an operator's ban
+/// each close the account's live game connection within 5 s with a reason; the ban comes
+/// from `rsgame admin ban`, another process, through the shared cache and bus (Redis).
+#[tokio::test]
+async fn a_password_change_and_a_ban_end_the_live_game_session() {
+    let Some(redis) = rsgame_testkit::service("RSGAME_TEST_REDIS_URL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("rsgame-world-ban-{}-{}:", std::process::id(), free_port());
+    let bus_prefix = format!("{prefix}bus:");
+    let shared = [
+        ("RSGAME_CACHE__BACKEND", "redis"),
+        ("RSGAME_CACHE__URL", redis.as_str()),
+        ("RSGAME_CACHE__PREFIX", prefix.as_str()),
+        ("RSGAME_BUS__URL", redis.as_str()),
+        ("RSGAME_BUS__PREFIX", bus_prefix.as_str()),
+    ];
+    world_data(dir.path());
+    let cfg = write_config(dir.path(), &format!("{AUTH}world:\n  reconnect_grace_secs: 3\n"));
+    let srv = Server::start(&cfg, &shared);
+    let http = format!("127.0.0.1:{}", srv.port);
+    let ended = |c: Client, user_id: i64| async move {
+        let mut c = c;
+        let bye: pb::LogoutResp = c.wait(ids::reply(ids::LOGOUT), Duration::from_secs(5)).await.expect("LogoutResp");
+        assert_eq!((bye.r#type, bye.user_id), (pb::LogoutType::Ended as i32, user_id));
+        assert!(c.closed(Duration::from_secs(5)).await, "the connection is closed");
+    };
+
+    let a = account(&srv, "changer").await;
+    let mut ca = tcp(&srv).await;
+    ca.login(a.user_id, &a.token).await.expect("login");
+    let body = serde_json::json!({"old": "secret99", "new": "secret100"});
+    let v = rsgame_bot::client::post(&http, "/usercenter/v1/user/changePassword", Some(&a.token), &body)
+        .await
+        .expect("changePassword");
+    assert_eq!(v["code"], 200, "{v}");
+    ended(ca, a.user_id).await;
+
+    let b = account(&srv, "cheater").await;
+    let mut cb = tcp(&srv).await;
+    cb.login(b.user_id, &b.token).await.expect("login");
+    let mut ban = rsgame();
+    ban.arg("--config").arg(&cfg).args(["admin", "ban", &b.user_id.to_string(), "--for", "1h", "--reason", "aimbot"]);
+    ban.env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", dir.path().display()));
+    ban.envs(shared.iter().copied()).env("RSGAME_LOG__LEVEL", "warn");
+    let out = run(ban);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ended(cb, b.user_id).await;
+    let mut again = tcp(&srv).await;
+    assert_eq!(code(again.login(b.user_id, &b.token).await.expect_err("banned")), 400103);
+    drop(srv);
+    let clean = format!("redis-cli -u {redis} --scan --pattern '{prefix}*' | xargs -r redis-cli -u {redis} del");
+    let _ = std::process::Command::new("sh").args(["-c", &clean]).output();
+}
+
 /// Logs in, walks somewhere new, and returns where it stands.
 async fn wander(srv: &Server, a: &Account, dx: f32) -> (Client, (f32, f32)) {
     let mut c = tcp(srv).await;
