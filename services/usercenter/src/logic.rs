@@ -17,7 +17,7 @@ use rsgame_rpc::pb::basic::VerilyType;
 
 use crate::guard::{LoginGuard, Verdict};
 use crate::identity::{self, Change, IdentityKind};
-use crate::model::{self, LogKind, User};
+use crate::model::{self, LogKind, LoginRecord, User};
 use crate::sessions::Sessions;
 use crate::wechat::{self, Wechat};
 
@@ -435,6 +435,27 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
+/// A refresh token about to be handed out: the token, its family and its stored form.
+struct NewRefresh {
+    token: String,
+    family: String,
+    hash: String,
+    expires_at: i64,
+}
+
+impl NewRefresh {
+    fn new(lifetime_secs: u64) -> NewRefresh {
+        let token = random_token(32);
+        let hash = sha256_hex(&token);
+        let expires_at = model::now_ms() + lifetime_secs as i64 * 1000;
+        NewRefresh { token, family: random_token(16), hash, expires_at }
+    }
+
+    fn record<'a>(&'a self, ip: &'a str, kind: LogKind, remark: &'a str) -> LoginRecord<'a> {
+        LoginRecord { ip, kind, remark, family: &self.family, refresh_hash: &self.hash, expires_at: self.expires_at }
+    }
+}
+
 /// The identities a WeChat user has: the openid, and the unionid when WeChat gave one.
 fn wechat_identities(who: &wechat::WechatUser) -> Vec<(IdentityKind, &str)> {
     let mut ids = vec![(IdentityKind::Wechat, who.openid.as_str())];
@@ -630,9 +651,10 @@ impl UserCenterLogic {
             model::log(&self.db, user.id, LogKind::Login, "refused: account banned or closed", ip).await?;
             return Err(refused);
         }
-        model::touch_login(&self.db, user.id, ip).await?;
-        model::log(&self.db, user.id, LogKind::Login, how, ip).await?;
-        self.issue(user.id, None).await
+        let (access, _) = self.jwt.issue(user.id)?;
+        let refresh = NewRefresh::new(self.cfg.refresh_expire_secs);
+        model::record_login(&self.db, user.id, &refresh.record(ip, LogKind::Login, how)).await?;
+        Ok(Tokens { access, refresh_token: refresh.token })
     }
 
     /// [`Self::log_in`] for the account an identity led to.
@@ -658,11 +680,13 @@ impl UserCenterLogic {
         let tag = random_hex(8);
         let username = format!("{prefix}-{tag}");
         let nickname = format!("{}-{}", if prefix == "guest" { "Guest" } else { "Player" }, &tag[..6]);
-        match identity::insert_user_with(&self.db, &username, &nickname, ip, identities).await {
+        let refresh = NewRefresh::new(self.cfg.refresh_expire_secs);
+        let record = refresh.record(ip, LogKind::NewUser, how);
+        match identity::insert_user_with(&self.db, &username, &nickname, identities, &record).await {
             Ok(id) => {
-                model::log(&self.db, id, LogKind::NewUser, how, ip).await?;
                 tracing::info!(user_id = id, how, "account made");
-                self.issue(id, None).await
+                let (access, _) = self.jwt.issue(id)?;
+                Ok(Tokens { access, refresh_token: refresh.token })
             }
             Err(StoreError::Conflict(_)) => {
                 let (kind, ident) = identities.first().copied().ok_or_else(|| Error::new(Code::InsertFailed))?;
@@ -808,8 +832,8 @@ impl UserCenter for UserCenterLogic {
         // keep a database leak from handing out logins, and device logins stay cheap.
         let ident = sha256_hex(&req.device_id);
         let kind = IdentityKind::Device;
-        if let Some(user_id) = identity::user_of(&self.db, kind, &ident).await? {
-            return self.log_in_id(user_id, ip, "device login").await;
+        if let Some(user) = identity::account_of(&self.db, kind, &ident).await? {
+            return self.log_in(&user, ip, "device login").await;
         }
         self.may_sign_up(ip, &req.captcha_key, &req.captcha_code, false).await?;
         self.signed_up(ip).await;
@@ -938,12 +962,13 @@ impl UserCenter for UserCenterLogic {
     }
 
     async fn detail(&self, user_id: i64) -> Result<(UserInfo, Vec<IdentityInfo>)> {
-        let user = model::user_by_id(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
+        let (user, identities) =
+            identity::account_with_identities(&self.db, user_id).await?.ok_or_else(|| Error::new(Code::NotFound))?;
         let mut out = Vec::new();
         if user.password != "!" {
             out.push(IdentityInfo { kind: "password".into(), hint: user.username.clone(), created_at: 0 });
         }
-        for i in identity::of_user(&self.db, user_id).await? {
+        for i in identities {
             let hint = match i.kind {
                 IdentityKind::Phone | IdentityKind::Email => rsgame_basic::code::mask(&i.ident),
                 // The unionid is the openid's companion, not a login of its own to show.
@@ -1141,12 +1166,7 @@ impl UserCenter for UserCenterLogic {
             return Err(Error::new(Code::ScanPending));
         };
         let _ = self.cache.delete(&[&scan_key(value)]).await;
-        if let Some(refused) = self.refusal(user_id).await? {
-            return Err(refused);
-        }
-        model::touch_login(&self.db, user_id, ip).await?;
-        model::log(&self.db, user_id, LogKind::Login, "login by QR code", ip).await?;
-        self.issue(user_id, None).await
+        self.log_in_id(user_id, ip, "login by QR code").await
     }
 
     async fn generate_token(&self, user_id: i64) -> Result<Tokens> {

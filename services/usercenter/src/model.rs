@@ -1,7 +1,7 @@
 //! usercenter's tables: `mem_user`, `mem_logs` (go-game's) and `uc_refresh_token`
 //! (`uc_identity` is [`crate::identity`]'s).
 
-use rsgame_store::{Db, Row, StoreError};
+use rsgame_store::{Db, Row, StoreError, Tx};
 use sea_query::{Expr, ExprTrait as _, Query};
 
 /// `mem_logs.type` values (go-game's).
@@ -82,7 +82,7 @@ impl User {
     }
 }
 
-const USER_COLS: [&str; 13] = [
+pub(crate) const USER_COLS: [&str; 13] = [
     "id",
     "username",
     "password",
@@ -98,7 +98,7 @@ const USER_COLS: [&str; 13] = [
     "closed_at",
 ];
 
-fn user(r: &Row) -> Result<User, StoreError> {
+pub(crate) fn user(r: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: r.i64("id")?,
         username: r.string("username")?,
@@ -170,18 +170,71 @@ pub async fn insert_user(db: &Db, username: &str, hash: &str, nickname: &str, ip
     db.insert_id(&q).await
 }
 
-/// Records a successful login on the account.
-pub async fn touch_login(db: &Db, id: i64, ip: &str) -> Result<(), StoreError> {
+/// What a login writes beside the tokens it hands out: its `mem_logs` row and its refresh
+/// token's hash.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginRecord<'a> {
+    /// The client's address.
+    pub ip: &'a str,
+    /// A login, or the sign-up that logged in.
+    pub kind: LogKind,
+    /// How (for the log): "device login", "code sign-up", …
+    pub remark: &'a str,
+    /// The refresh token's rotation family.
+    pub family: &'a str,
+    /// The refresh token's SHA-256.
+    pub refresh_hash: &'a str,
+    /// When the refresh token expires, unix ms.
+    pub expires_at: i64,
+}
+
+/// Writes a login's log row and refresh token inside `tx` (with the login's account row).
+pub(crate) async fn write_login(tx: &mut Tx, user_id: i64, rec: &LoginRecord<'_>) -> Result<(), StoreError> {
     let now = now_ms();
+    let mut q = Query::insert();
+    q.into_table("mem_logs")
+        .columns(["user_id", "type", "remark", "ip", "created_at"])
+        .values([
+            Expr::val(user_id),
+            Expr::val(rec.kind as i32),
+            Expr::val(rec.remark),
+            Expr::val(rec.ip),
+            Expr::val(now),
+        ])
+        .map_err(|e| StoreError::Config(e.to_string()))?;
+    tx.execute(&q).await?;
+    let mut q = Query::insert();
+    q.into_table("uc_refresh_token")
+        .columns(["user_id", "family", "token_hash", "expires_at", "created_at"])
+        .values([
+            Expr::val(user_id),
+            Expr::val(rec.family),
+            Expr::val(rec.refresh_hash),
+            Expr::val(rec.expires_at),
+            Expr::val(now),
+        ])
+        .map_err(|e| StoreError::Config(e.to_string()))?;
+    tx.execute(&q).await.map(drop)
+}
+
+/// Records a login in one transaction: the account's login count, address and time, its log
+/// row and its refresh token. One commit instead of three: on SQLite each commit is a wait
+/// for the single writer and a sync to disk, and three of them capped device logins below
+/// 800/s.
+pub async fn record_login(db: &Db, user_id: i64, rec: &LoginRecord<'_>) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
     let q = Query::update()
         .table("mem_user")
-        .value("login_ip", ip)
+        .value("login_ip", rec.ip)
         .value("login_count", Expr::col("login_count").add(1))
         .value("login_at", now)
         .value("updated_at", now)
-        .and_where(Expr::col("id").eq(id))
+        .and_where(Expr::col("id").eq(user_id))
         .to_owned();
-    db.execute(&q).await.map(|_| ())
+    tx.execute(&q).await?;
+    write_login(&mut tx, user_id, rec).await?;
+    tx.commit().await
 }
 
 /// Appends to `mem_logs`.
