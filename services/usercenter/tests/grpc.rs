@@ -192,3 +192,82 @@ async fn go_games_basic_methods() {
     })
     .await;
 }
+
+/// The account flows over gRPC, with usercenter checking codes through the remote basic
+/// (`UseCode`): a code login makes the account, `Detail` lists the phone, a sign-up code does
+/// not reset the password, `Bind` refuses what another account holds, and `DeleteAccount`
+/// closes the account.
+#[tokio::test]
+async fn account_flows_over_grpc_check_codes_through_the_remote_basic() {
+    on_every_backend(|_, db, cache| async move {
+        let s = start(db, cache.clone()).await;
+        let mut c =
+            pb::usercenter_client::UsercenterClient::new(rsgame_rpc::channel(&s.uc_url, TOKEN).expect("channel"));
+        let code_for = |phone: &'static str, purpose: rsgame_rpc::pb::basic::VerilyType| {
+            let (basic, cache) = (s.basic.clone(), cache.clone());
+            async move {
+                // basic's pause between two codes to one number is for people, not this test.
+                let _ = cache.delete(&[&format!("basic:code:to:{phone}")]).await;
+                let cap = basic.captcha("127.0.0.1").await.expect("captcha");
+                let answer = basic.peek_answer(&cap.key).await.expect("answer");
+                let req = rsgame_basic::SendCodeReq {
+                    send_type: 1,
+                    phone: phone.into(),
+                    verily_type: purpose as i32,
+                    key: cap.key,
+                    code: answer,
+                };
+                let t = basic.send_code(req, &format!("10.0.{}.1", purpose as i32)).await.expect("sent");
+                let code = basic.peek_code(&t.key).await.expect("code");
+                (t.key, code)
+            }
+        };
+        use rsgame_rpc::pb::basic::VerilyType;
+        let (key, code) = code_for("13900139000", VerilyType::CodeLogin).await;
+        let req = pb::LoginCodeReq { target: "13900139000".into(), code, key, ip: "10.1.1.1".into() };
+        let t = c.login_code(req.clone()).await.expect("code login").into_inner();
+        let user_id = s.jwt.verify(&t.access_token).expect("valid").user_id;
+        let st = c.login_code(req).await.expect_err("the code is used up");
+        assert_eq!(rsgame_code(&st).as_deref(), Some("400300"));
+        let d = c.detail(pb::DetailReq { user_id }).await.expect("detail").into_inner();
+        assert_eq!(d.user.map(|u| u.mobile).as_deref(), Some("13900139000"));
+        assert_eq!(d.identities.iter().map(|i| i.kind.as_str()).collect::<Vec<_>>(), ["phone"]);
+
+        let (key, code) = code_for("13900139001", VerilyType::Register).await;
+        let reset = pb::ResetPasswordReq {
+            target: "13900139001".into(),
+            code,
+            key,
+            new_password: "fresh2026".into(),
+            ip: String::new(),
+        };
+        let st = c.reset_password(reset).await.expect_err("a sign-up code resets nothing");
+        assert_eq!(rsgame_code(&st).as_deref(), Some("400300"));
+
+        let other = c
+            .register(pb::RegisterReq { username: "ivy".into(), password: "secret99".into(), ..Default::default() })
+            .await
+            .expect("register")
+            .into_inner();
+        let other_id = s.jwt.verify(&other.access_token).expect("valid").user_id;
+        let (key, code) = code_for("13900139000", VerilyType::Register).await;
+        let bind = pb::BindReq {
+            user_id: other_id,
+            kind: "phone".into(),
+            target: "13900139000".into(),
+            code,
+            key,
+            ..Default::default()
+        };
+        let st = c.bind(bind).await.expect_err("another account's phone");
+        assert_eq!((st.code(), rsgame_code(&st).as_deref()), (tonic::Code::AlreadyExists, Some("400517")));
+
+        let now = rsgame_kit::time::unix_ms();
+        c.delete_account(pb::DeleteAccountReq { user_id, issued_ms: now, ip: String::new() }).await.expect("delete");
+        let (key, code) = code_for("13900139000", VerilyType::CodeLogin).await;
+        let req = pb::LoginCodeReq { target: "13900139000".into(), code, key, ip: String::new() };
+        let st = c.login_code(req).await.expect_err("closed");
+        assert_eq!((st.code(), rsgame_code(&st).as_deref()), (tonic::Code::PermissionDenied, Some("400516")));
+    })
+    .await;
+}
