@@ -1,12 +1,14 @@
 // End to end in a real browser: two players register (answering the captcha) and log in, see
 // each other move, chat privately, one kills a monster and sees its coins rise in the bag, one
-// buys in the shop, and a reload resumes the session. Screenshots of each step go to
+// buys in the shop, and a reload resumes the session; a forgotten password is reset by an
+// email code, and a third browser plays as a guest. Screenshots of each step go to
 // $E2E_SHOTS (default target/web-e2e).
 //
 //   node e2e/e2e.mjs http://127.0.0.1:8888
 //
 // Environment: CHROMIUM (default /usr/bin/chromium); REDIS_URL and CACHE_PREFIX, where the
-// server keeps captcha answers (the test plays the human who reads the picture).
+// server keeps captcha answers and verification codes (the test plays the human who reads
+// the picture and the email).
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import net from "node:net";
@@ -36,6 +38,11 @@ function log(...a) {
 /** GET over RESP: the captcha's answer as the server stored it (a JSON string). A Redis
  * without a password and on database 0, as the test's is. */
 function redisGet(key) {
+  return redisCmd(["GET", key]);
+}
+
+/** One command over RESP; a bulk string's text, or null (nil, or an integer reply). */
+function redisCmd(parts) {
   return new Promise((resolve, reject) => {
     const s = net.connect(Number(redisUrl.port || 6379), redisUrl.hostname);
     let buf = "";
@@ -43,7 +50,7 @@ function redisGet(key) {
     s.on("error", reject);
     s.on("data", (d) => {
       buf += d.toString("utf8");
-      if (buf.startsWith("$-1\r\n")) {
+      if (buf.startsWith("$-1\r\n") || /^:\d+\r\n/.test(buf)) {
         s.end();
         resolve(null);
       }
@@ -56,7 +63,6 @@ function redisGet(key) {
         reject(new Error(buf.trim()));
       }
     });
-    const parts = ["GET", key];
     s.write(`*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join("")}`);
   });
 }
@@ -303,6 +309,66 @@ try {
   await b.reload();
   await until(b, "B's revoked session ends at the login form", () => !document.getElementById("auth").hidden && /log in again/.test(document.getElementById("auth-error").textContent), null);
   await shot(b, "B-revoked");
+
+  // Forgot password: A binds an email (over REST, as its settings page would), then, on B's
+  // browser at the login form, resets A's password by a code sent there. A's own page is
+  // logged out (every session of the account ends) and B's browser plays as A.
+  const email = `ann.${suffix}@example.com`;
+  const bindKey = await a.evaluate(async (to) => {
+    const post = async (p, body, token) => (await fetch(p, { method: "POST", headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })).json();
+    const c = await post("/basic/v1/basic/captcha", {});
+    window.__captcha = c.data.key;
+    return c.data.key;
+  }, email);
+  const bindAnswer = JSON.parse(await redisGet(`${prefix}basic:captcha:${bindKey}`));
+  const codeKey = await a.evaluate(async ([to, answer]) => {
+    const r = await fetch("/basic/v1/basic/sendCode", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sendType: 2, phone: to, verilyType: 1, key: window.__captcha, code: answer }) });
+    return (await r.json()).data.key;
+  }, [email, bindAnswer]);
+  const bindCode = JSON.parse(await redisGet(`${prefix}basic:code:${codeKey}`)).code;
+  const bound = await a.evaluate(async ([to, key, code]) => {
+    const s = JSON.parse(sessionStorage.getItem("rsgame.session"));
+    const r = await fetch("/usercenter/v1/user/bind", { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${s.accessToken}` }, body: JSON.stringify({ kind: "email", target: to, code, key }) });
+    return (await r.json()).code;
+  }, [email, codeKey, bindCode]);
+  check(bound === 200, `A bound ${email}`);
+  // A minute later, as far as basic's one-code-a-minute per address is concerned.
+  await redisCmd(["DEL", `${prefix}basic:code:to:${email}`]);
+  await b.click("#forgot");
+  await b.waitForSelector("#reset-form:not([hidden])", { timeout: T });
+  await b.waitForFunction(() => !!document.getElementById("reset-captcha-img").dataset.key, null, { timeout: T });
+  await b.fill("#reset-target", email);
+  const resetCaptcha = await b.$eval("#reset-captcha-img", (i) => i.dataset.key);
+  await b.fill("#reset-captcha", JSON.parse(await redisGet(`${prefix}basic:captcha:${resetCaptcha}`)));
+  await b.click("#reset-send");
+  await b.waitForFunction(() => !!document.getElementById("reset-form").dataset.key, null, { timeout: T });
+  const resetKey = await b.$eval("#reset-form", (f) => f.dataset.key);
+  const resetCode = JSON.parse(await redisGet(`${prefix}basic:code:${resetKey}`)).code;
+  await b.fill("#reset-code", resetCode);
+  await b.fill("#reset-password", "a-new-pass-2027");
+  await shot(b, "B-reset-form");
+  await b.click("#reset-submit");
+  await until(b, "the reset logged B's browser in as A", (id) => document.getElementById("status").textContent === "online" && window.rsgame.world.me.id === id, idA);
+  await until(a, "A's old session was ended by the reset", () => !document.getElementById("auth").hidden, null);
+  await shot(b, "B-plays-as-A-after-reset");
+
+  // Play as guest: a fresh browser gets a guest account at one click, and the same one again
+  // after logging out (the device id stays in this browser).
+  const ctxC = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+  const c = await ctxC.newPage();
+  c.on("pageerror", (e) => failures.push(`C page error: ${e.message}`));
+  await c.goto(base + "/");
+  await c.click("#guest");
+  await until(c, "a guest plays at one click", () => document.getElementById("status").textContent === "online", null);
+  const guestId = await c.evaluate(() => window.rsgame.world.me.id);
+  const guestName = await c.textContent("#me-name");
+  check(guestId > 0 && /Guest-/.test(guestName), `the guest is user ${guestId} (${guestName})`);
+  await shot(c, "C-guest");
+  await c.click("#logout");
+  await c.waitForSelector("#auth:not([hidden])", { timeout: T });
+  await c.click("#guest");
+  await until(c, "the guest plays again", () => document.getElementById("status").textContent === "online", null);
+  check((await c.evaluate(() => window.rsgame.world.me.id)) === guestId, "the same guest account after logging out");
 } catch (e) {
   failures.push(e.message);
 } finally {

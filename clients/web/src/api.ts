@@ -110,6 +110,55 @@ export async function login(username: string, password: string, captcha?: Captch
   return complete(t);
 }
 
+const DEVICE_KEY = "rsgame.device";
+
+/**
+ * This browser's device id: made once (16 random bytes as hex) and kept in localStorage, so
+ * "Play as guest" finds the same account on every visit. Whoever knows it plays as the guest:
+ * it never leaves this browser except to log in.
+ */
+export function deviceId(): string {
+  let id = localStorage.getItem(DEVICE_KEY);
+  if (!id || id.length < 10) {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    id = `web-${Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")}`;
+    localStorage.setItem(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+/** Logs in as this browser's guest; the first time makes the guest account. */
+export async function loginGuest(captcha?: Captcha) {
+  const t = await call<TokenReply>("/usercenter/v1/user/loginDevice", {
+    deviceId: deviceId(),
+    captchaKey: captcha?.key ?? "",
+    captchaCode: captcha?.code ?? "",
+  });
+  return complete(t);
+}
+
+/** What a verification code is for (`VerilyType` in proto/basic.proto). */
+export const Purpose = { bind: 1, login: 3, reset: 4 } as const;
+
+/** Has a 6-digit code sent to a phone number or email address; returns the key to send back. */
+export async function sendCode(target: string, purpose: number, captcha: Captcha): Promise<string> {
+  const t = await call<{ key: string }>("/basic/v1/basic/sendCode", {
+    sendType: target.includes("@") ? 2 : 1,
+    phone: target,
+    verilyType: purpose,
+    key: captcha.key,
+    code: captcha.code,
+  });
+  return t.key;
+}
+
+/** Sets a new password with a code sent to the account's phone or email, and logs in. */
+export async function resetPassword(target: string, code: string, key: string, password: string) {
+  const t = await call<TokenReply>("/usercenter/v1/user/resetPassword", { target, code, key, new: password });
+  return complete(t);
+}
+
 let refreshing: Promise<Session | null> | null = null;
 /** Bumped by logout, so a refresh that finishes afterwards does not store its tokens. */
 let epoch = 0;

@@ -66,6 +66,98 @@ async function submitAuth(ev: Event): Promise<void> {
   }
 }
 
+/** "Play as guest": this browser's device id logs in (the first time makes the guest). */
+async function playAsGuest(): Promise<void> {
+  const code = $<HTMLInputElement>("captcha-code").value.trim();
+  const captcha = !$("captcha-row").hidden && code ? { key: captchaKey, code } : undefined;
+  $("auth-error").textContent = "";
+  try {
+    session = await api.loginGuest(captcha);
+    $("captcha-row").hidden = true;
+    enterGame();
+  } catch (e) {
+    const err = e as api.ApiError;
+    $("auth-error").textContent = err.message;
+    // Many new guests from one address: the server wants a captcha for another.
+    if (err.code === 400508 || err.code === 400509) await showCaptcha();
+  }
+}
+
+// ---- forgot password: a code to the account's phone or email, then a new password ----------
+
+let resetCaptchaKey = "";
+let resetKey = "";
+
+async function showResetCaptcha(): Promise<void> {
+  try {
+    const c = await api.captcha();
+    resetCaptchaKey = c.key;
+    $<HTMLImageElement>("reset-captcha-img").src = c.image;
+    $("reset-captcha-img").dataset.key = c.key;
+    $<HTMLInputElement>("reset-captcha").value = "";
+  } catch (e) {
+    $("reset-error").textContent = (e as Error).message;
+  }
+}
+
+function showReset(on: boolean): void {
+  $("auth-form").hidden = on;
+  $("reset-form").hidden = !on;
+  $("reset-error").textContent = "";
+  resetKey = "";
+  delete $("reset-form").dataset.key;
+  if (on) void showResetCaptcha();
+}
+
+async function sendResetCode(): Promise<void> {
+  const target = $<HTMLInputElement>("reset-target").value.trim();
+  const captcha = { key: resetCaptchaKey, code: $<HTMLInputElement>("reset-captcha").value.trim() };
+  $("reset-error").textContent = "";
+  try {
+    resetKey = await api.sendCode(target, api.Purpose.reset, captcha);
+    // Where the code's key is, for whoever drives this page (the browser test).
+    $("reset-form").dataset.key = resetKey;
+    $("reset-error").textContent = "Code sent: check your phone or email.";
+    $("reset-error").className = "note";
+  } catch (e) {
+    $("reset-error").textContent = (e as Error).message;
+    $("reset-error").className = "error";
+  }
+  // Each captcha works once, sent or not.
+  await showResetCaptcha();
+}
+
+async function submitReset(ev: Event): Promise<void> {
+  ev.preventDefault();
+  const target = $<HTMLInputElement>("reset-target").value.trim();
+  const code = $<HTMLInputElement>("reset-code").value.trim();
+  const password = $<HTMLInputElement>("reset-password").value;
+  if (!resetKey) {
+    $("reset-error").textContent = "Send yourself a code first.";
+    return;
+  }
+  $("reset-error").className = "error";
+  try {
+    session = await api.resetPassword(target, code, resetKey, password);
+    showReset(false);
+    enterGame();
+  } catch (e) {
+    $("reset-error").textContent = (e as Error).message;
+  }
+}
+
+$("guest").onclick = () => void playAsGuest();
+$("forgot").onclick = (ev) => {
+  ev.preventDefault();
+  showReset(true);
+};
+$("reset-back").onclick = (ev) => {
+  ev.preventDefault();
+  showReset(false);
+};
+$("reset-captcha-img").onclick = () => void showResetCaptcha();
+$("reset-send").onclick = () => void sendResetCode();
+$("reset-form").addEventListener("submit", (ev) => void submitReset(ev));
 $("tab-login").onclick = () => setMode(false);
 $("tab-register").onclick = () => setMode(true);
 $("captcha-img").onclick = () => void showCaptcha();
