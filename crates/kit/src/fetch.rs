@@ -4,15 +4,40 @@
 //! One connection per call: these calls are rare next to what the server does, and a fresh
 //! connection has no stale state to recover from.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper::body::Bytes;
 
-/// Anything a connection can run over: plain TCP or TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+/// Anything a client connection runs over: plain TCP or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
+/// The TLS client configuration every outgoing HTTPS connection uses: the system's roots,
+/// loaded once (reading them opens files).
+pub fn tls_client() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            crate::tls::install_provider();
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+        })
+        .clone()
+}
+
+/// Opens a connection to `host:port` without Nagle's delay, over TLS with `tls`.
+pub async fn open(host: &str, port: u16, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Box<dyn Io>> {
+    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let Some(cfg) = tls else { return Ok(Box::new(tcp)) };
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(std::io::Error::other)?;
+    Ok(Box::new(tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await?))
+}
 
 /// A client for one base URL (`https://api.weixin.qq.com`).
 #[derive(Clone)]
@@ -42,14 +67,7 @@ impl HttpClient {
         let default_port = if tls { 443 } else { 80 };
         let port = uri.port_u16().unwrap_or(default_port);
         let host_header = if port == default_port { host.clone() } else { format!("{host}:{port}") };
-        let tls = tls.then(|| {
-            crate::tls::install_provider();
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
-        });
+        let tls = tls.then(tls_client);
         Ok(HttpClient {
             host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
             port,
@@ -86,22 +104,9 @@ impl HttpClient {
     }
 
     async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, String> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+        let io = open(&self.host, self.port, self.tls.as_ref())
             .await
             .map_err(|e| format!("connecting to {}: {e}", self.host_header))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = match &self.tls {
-            None => Box::new(tcp),
-            Some(cfg) => {
-                let name = rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(|e| e.to_string())?;
-                Box::new(
-                    tokio_rustls::TlsConnector::from(cfg.clone())
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| format!("TLS with {}: {e}", self.host_header))?,
-                )
-            }
-        };
         let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .map_err(|e| format!("connecting to {}: {e}", self.host_header))?;

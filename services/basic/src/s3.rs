@@ -112,9 +112,6 @@ pub fn authorization(
     format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}", cfg.access_key)
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 impl S3 {
     /// A bucket client; the endpoint must be `http://` or `https://` with a host.
     pub fn new(cfg: S3Config) -> Result<S3, std::io::Error> {
@@ -129,13 +126,7 @@ impl S3 {
         if cfg.bucket.is_empty() {
             return Err(io_err("no bucket configured"));
         }
-        let tls = tls.then(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
-        });
+        let tls = tls.then(rsgame_kit::fetch::tls_client);
         Ok(S3 { cfg: Arc::new(cfg), tls, host, port })
     }
 
@@ -148,13 +139,8 @@ impl S3 {
         }
     }
 
-    async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        tcp.set_nodelay(true)?;
-        let Some(cfg) = &self.tls else { return Ok(Box::new(tcp)) };
-        let name = rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(io_err)?;
-        let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await?;
-        Ok(Box::new(tls))
+    async fn connect(&self) -> std::io::Result<Box<dyn rsgame_kit::fetch::Io>> {
+        rsgame_kit::fetch::open(&self.host, self.port, self.tls.as_ref()).await
     }
 
     /// Sends one signed request on a fresh connection.

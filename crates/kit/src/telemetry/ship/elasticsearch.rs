@@ -31,9 +31,6 @@ const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 /// Only what the failure sorting needs, so a large batch's response stays small.
 const QUERY: &str = "filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason";
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 /// Ships lines to one Elasticsearch index.
 pub struct Elasticsearch {
     /// Host to connect to (brackets of an IPv6 address removed).
@@ -85,14 +82,7 @@ impl Elasticsearch {
         let mut action =
             serde_json::to_vec(&serde_json::json!({ "index": { "_index": index } })).map_err(|e| e.to_string())?;
         action.push(b'\n');
-        let tls = tls.then(|| {
-            crate::tls::install_provider();
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-            Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
-        });
+        let tls = tls.then(crate::fetch::tls_client);
         Ok(Elasticsearch {
             host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
             port,
@@ -171,19 +161,7 @@ impl Elasticsearch {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let open = async {
-            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-            tcp.set_nodelay(true)?;
-            let io: Box<dyn Io> = match &self.tls {
-                None => Box::new(tcp),
-                Some(cfg) => {
-                    let name =
-                        rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(std::io::Error::other)?;
-                    Box::new(tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await?)
-                }
-            };
-            Ok::<_, std::io::Error>(io)
-        };
+        let open = crate::fetch::open(&self.host, self.port, self.tls.as_ref());
         let io = tokio::time::timeout(CONNECT, open)
             .await
             .map_err(|_| format!("connecting to {} timed out", self.host_header))?
