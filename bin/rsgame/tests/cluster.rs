@@ -374,8 +374,8 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
             let names = spans_of(&log, &trace_id);
             let has = |n: &str| names.iter().any(|s| s == n);
             if has("SERVER POST /usercenter/v1/user/detail")
-                && has("CLIENT usercenter.Usercenter/GetUserInfo")
-                && has("SERVER usercenter.Usercenter/GetUserInfo")
+                && has("CLIENT usercenter.Usercenter/Detail")
+                && has("SERVER usercenter.Usercenter/Detail")
                 && has("CLIENT db.fetch")
             {
                 eprintln!("trace {trace_id}: {names:?}");
