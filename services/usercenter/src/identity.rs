@@ -83,19 +83,6 @@ pub struct Identity {
     pub created_at: i64,
 }
 
-/// The account an identity belongs to (a deleted account's identities lead nowhere).
-pub async fn user_of(db: &Db, kind: IdentityKind, ident: &str) -> Result<Option<i64>, StoreError> {
-    let q = Query::select()
-        .column(("uc_identity", "user_id"))
-        .from("uc_identity")
-        .inner_join("mem_user", Expr::col(("mem_user", "id")).equals(("uc_identity", "user_id")))
-        .and_where(Expr::col(("uc_identity", "kind")).eq(kind.as_str()))
-        .and_where(Expr::col(("uc_identity", "ident")).eq(ident))
-        .and_where(Expr::col(("mem_user", "deleted_at")).is_null())
-        .to_owned();
-    db.fetch_optional(&q).await?.map(|r| r.i64("user_id")).transpose()
-}
-
 /// The account an identity opens, read in one query (the login path's only read).
 pub async fn account_of(db: &Db, kind: IdentityKind, ident: &str) -> Result<Option<User>, StoreError> {
     let mut q = Query::select();
@@ -108,6 +95,11 @@ pub async fn account_of(db: &Db, kind: IdentityKind, ident: &str) -> Result<Opti
         .and_where(Expr::col(("uc_identity", "ident")).eq(ident))
         .and_where(Expr::col(("mem_user", "deleted_at")).is_null());
     db.fetch_optional(&q).await?.as_ref().map(model::user).transpose()
+}
+
+/// The account an identity belongs to (a deleted account's identities lead nowhere).
+pub async fn user_of(db: &Db, kind: IdentityKind, ident: &str) -> Result<Option<i64>, StoreError> {
+    Ok(account_of(db, kind, ident).await?.map(|u| u.id))
 }
 
 /// An account and its identities (oldest first) in one query: `detail` is the most frequent

@@ -690,8 +690,8 @@ impl UserCenterLogic {
             }
             Err(StoreError::Conflict(_)) => {
                 let (kind, ident) = identities.first().copied().ok_or_else(|| Error::new(Code::InsertFailed))?;
-                match identity::user_of(&self.db, kind, ident).await? {
-                    Some(user_id) => self.log_in_id(user_id, ip, how).await,
+                match identity::account_of(&self.db, kind, ident).await? {
+                    Some(user) => self.log_in(&user, ip, how).await,
                     None => Err(Error::new(Code::InsertFailed)),
                 }
             }
@@ -843,8 +843,8 @@ impl UserCenter for UserCenterLogic {
     async fn login_code(&self, req: CodeLoginReq, ip: &str) -> Result<Tokens> {
         let (kind, ident) = target_identity(&req.target)?;
         self.check_code(&req.key, &req.code, &req.target, VerilyType::CodeLogin).await?;
-        if let Some(user_id) = identity::user_of(&self.db, kind, &ident).await? {
-            return self.log_in_id(user_id, ip, "code login").await;
+        if let Some(user) = identity::account_of(&self.db, kind, &ident).await? {
+            return self.log_in(&user, ip, "code login").await;
         }
         if !self.cfg.code_signup {
             return Err(Error::msg(Code::NotFound, "no account has this phone number or email address"));
@@ -857,16 +857,16 @@ impl UserCenter for UserCenterLogic {
         let wx = self.wechat()?;
         wechat::check_code(&req.code)?;
         let who = wx.exchange(&req.code).await?;
-        if let Some(user_id) = identity::user_of(&self.db, IdentityKind::Wechat, &who.openid).await? {
-            return self.log_in_id(user_id, ip, "WeChat login").await;
+        if let Some(user) = identity::account_of(&self.db, IdentityKind::Wechat, &who.openid).await? {
+            return self.log_in(&user, ip, "WeChat login").await;
         }
         // A player the studio knows from another of its apps: the same account, which now
         // also opens with this mini-game's openid.
         if let Some(union) = &who.unionid
-            && let Some(user_id) = identity::user_of(&self.db, IdentityKind::WechatUnion, union).await?
+            && let Some(user) = identity::account_of(&self.db, IdentityKind::WechatUnion, union).await?
         {
-            self.bind_identities(user_id, &[(IdentityKind::Wechat, &who.openid)], ip).await?;
-            return self.log_in_id(user_id, ip, "WeChat login").await;
+            self.bind_identities(user.id, &[(IdentityKind::Wechat, &who.openid)], ip).await?;
+            return self.log_in(&user, ip, "WeChat login").await;
         }
         self.sign_up_with(&wechat_identities(&who), "wx", ip, "WeChat sign-up").await
     }
@@ -875,11 +875,7 @@ impl UserCenter for UserCenterLogic {
         check_password(&req.new, self.cfg.password_min_len)?;
         let (kind, ident) = target_identity(&req.target)?;
         self.check_code(&req.key, &req.code, &req.target, VerilyType::ChangePassword).await?;
-        let user = match identity::user_of(&self.db, kind, &ident).await? {
-            Some(id) => model::user_by_id(&self.db, id).await?,
-            None => None,
-        };
-        let Some(user) = user else {
+        let Some(user) = identity::account_of(&self.db, kind, &ident).await? else {
             return Err(Error::msg(Code::NotFound, "no account has this phone number or email address"));
         };
         if user.closed_at.is_some() {

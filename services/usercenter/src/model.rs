@@ -75,11 +75,6 @@ impl User {
     pub fn banned_at(&self, now_ms: i64) -> bool {
         self.status == status::BANNED && (self.ban_until == 0 || self.ban_until > now_ms)
     }
-
-    /// Whether it may log in now.
-    pub fn may_log_in(&self) -> bool {
-        self.refusal(now_ms()).is_none()
-    }
 }
 
 pub(crate) const USER_COLS: [&str; 13] = [
