@@ -19,8 +19,9 @@ struct Lobby;
 
 impl Room for Lobby {
     type Input = ChatMsg;
+    type Join = ();
 
-    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), Error> {
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64, (): ()) -> Result<(), Error> {
         let hello = ChatMsg { user_id: player, msg: format!("#{player} joined"), ..ChatMsg::default() };
         ctx.broadcast(200_002, &ChatMsgResp { msg_list: vec![hello] });
         Ok(())
@@ -51,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Each connection is a player, named by its session id. Joining again is a no-op:
             // this only matters if the message overtook the join below.
             let player = session.id() as i64;
-            lobby.join(player, session).await?;
+            lobby.join(player, session, ()).await?;
             lobby.input(player, msg).await
         }
     })?;
@@ -60,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .on_connect(move |session| {
             // Everyone connected hears the room, whether or not it has spoken yet.
             let (lobby, session) = (lobby.clone(), session.clone());
-            tokio::spawn(async move { lobby.join(session.id() as i64, session).await });
+            tokio::spawn(async move { lobby.join(session.id() as i64, session, ()).await });
         })
         .start(&shutdown)
         .await?;

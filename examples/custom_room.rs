@@ -24,7 +24,8 @@ fn check(ok: bool, why: &str) -> Result<(), Error> {
 }
 impl Room for TicTacToe {
     type Input = Place;
-    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), Error> {
+    type Join = ();
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64, (): ()) -> Result<(), Error> {
         check(self.1.len() < 2, "the board is full")?;
         self.1.push(player);
         self.0.cells.resize(9, 0);

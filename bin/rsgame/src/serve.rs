@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rsgame_kit::Config;
 use rsgame_kit::http::{self, Readiness};
-use rsgame_kit::shutdown::{self, Shutdown};
+use rsgame_kit::shutdown::{self, HookOutcome, Shutdown};
 use rsgame_kit::telemetry::{self, TelemetryError};
 use tokio::time::Instant;
 
@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The HTTP server stopped by itself.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    /// Shutdown finished with work undone (a save that did not land, a hook cut off).
+    #[error("shutdown incomplete: {0}")]
+    Unfinished(String),
 }
 
 /// The services' logic, in process. (With the distributed issue a role will get remote
@@ -351,7 +354,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 // Registered after the database's close hook, so it runs before it (hooks
                 // run newest first): every place and hit point is written, then the pool closes.
                 let flushing = world.clone();
-                shutdown.on_shutdown("world", move || async move { flushing.flush().await });
+                shutdown.on_shutdown_checked("world", move || async move {
+                    flushing.flush().await.map_err(|e| e.to_string())
+                });
                 router = router.merge(gate.ws_routes());
             }
             Role::UsercenterApi => {
@@ -456,7 +461,22 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             server.abort();
         }
     }
-    shutdown.run_hooks(deadline).await;
+    let outcomes = shutdown.run_hooks(deadline).await;
+    let undone: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.is_done())
+        .map(|o| match o {
+            HookOutcome::Failed(name, reason) => format!("{name}: {reason}"),
+            HookOutcome::TimedOut(name) => format!("{name}: cut off by the grace period"),
+            HookOutcome::Skipped(name) => format!("{name}: never ran (grace period over)"),
+            HookOutcome::Done(name) => name.clone(),
+        })
+        .collect();
+    if !undone.is_empty() {
+        tracing::error!(undone = ?undone, "rsgame stopped with work undone");
+        telemetry.shutdown();
+        return Err(ServeError::Unfinished(undone.join("; ")));
+    }
     tracing::info!("rsgame stopped");
     telemetry.shutdown();
     Ok(())

@@ -16,6 +16,7 @@
 //!
 //! impl Room for Counter {
 //!     type Input = ();
+//!     type Join = ();
 //!     fn tick_every(&self) -> Option<std::time::Duration> {
 //!         Some(std::time::Duration::from_secs(1))
 //!     }
@@ -31,7 +32,7 @@
 //!
 //! # async fn demo(session: rsgame_gate::Session) -> Result<(), Error> {
 //! let counter = room::spawn(Counter::default(), 64);
-//! counter.join(7, session).await?;
+//! counter.join(7, session, ()).await?;
 //! counter.input(7, ()).await?;
 //! # Ok(()) }
 //! ```
@@ -51,6 +52,17 @@ pub trait Room: Send + 'static {
     /// What players send to the room (decoded by the handler that forwards it).
     type Input: Send + 'static;
 
+    /// What a player brings when it joins (Colyseus' join options): its name, where it
+    /// stands, what it should be greeted with. `()` for a room that needs nothing. It is
+    /// the one way in, so the room never has to look a joiner up elsewhere.
+    type Join: Send + 'static;
+
+    /// Whether the room watches its players' connections and hears of a close by itself
+    /// (the default). A room whose owner already observes disconnects (a world timing a
+    /// reconnect grace from the gate's disconnect hook) says `false` and reports them with
+    /// [`RoomHandle::disconnected`], so a close is seen once.
+    const WATCH_CONNECTIONS: bool = true;
+
     /// How often [`Room::tick`] runs; `None` (the default): never — a turn-based room
     /// acts on inputs alone.
     fn tick_every(&self) -> Option<Duration> {
@@ -60,8 +72,8 @@ pub trait Room: Send + 'static {
     /// A player asks to join. It is already among [`RoomCtx::players`] (so the room can send
     /// it the state); an error refuses it (the caller gets the error, so a handler that
     /// returns it sends the client an ErrorResp with its code and message).
-    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), Error> {
-        let _ = (ctx, player);
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64, join: Self::Join) -> Result<(), Error> {
+        let _ = (ctx, player, join);
         Ok(())
     }
 
@@ -81,9 +93,9 @@ pub trait Room: Send + 'static {
 
     /// A player already in the room joined again from a new connection (a reconnect, or a
     /// second login taking over): its session has been swapped; the room may send it what it
-    /// missed. [`Room::join`] is not called again.
-    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
-        let _ = (ctx, player);
+    /// missed; `join` is what the new connection brought. [`Room::join`] is not called again.
+    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, join: Self::Join) {
+        let _ = (ctx, player, join);
     }
 
     /// A player's input, in the order inputs arrived. An error goes back to the sender.
@@ -163,10 +175,13 @@ impl RoomCtx {
 type Call<R> = Box<dyn FnOnce(&mut R, &mut RoomCtx) + Send>;
 
 enum Cmd<R: Room> {
-    Join(i64, Session, oneshot::Sender<Result<(), Error>>),
-    /// A player leaves; with a session id, only if that is still its session (a closed old
-    /// connection must not take out the player's new one).
-    Leave(i64, Option<u64>),
+    Join(i64, Session, R::Join, oneshot::Sender<Result<(), Error>>),
+    /// A player leaves (the sender, if any, fires once the room has let it go).
+    Leave(i64, Option<oneshot::Sender<()>>),
+    /// A player's connection closed: it leaves, or stays away (see [`Room::disconnected`]),
+    /// only if that connection (by session id) is still its own — a closed old connection
+    /// must not take out the player's new one.
+    Closed(i64, u64),
     Input(i64, R::Input, oneshot::Sender<Result<(), Error>>),
     /// An input nobody waits for (its error, if any, is dropped).
     Tell(i64, R::Input),
@@ -184,6 +199,26 @@ impl<R: Room> Clone for RoomHandle<R> {
     }
 }
 
+/// A handle that does not keep its room alive: for a room that hands itself to work that
+/// answers later (a reward granted by another service), so the room can still end with its
+/// last real handle.
+pub struct WeakRoomHandle<R: Room> {
+    tx: mpsc::WeakSender<Cmd<R>>,
+}
+
+impl<R: Room> Clone for WeakRoomHandle<R> {
+    fn clone(&self) -> Self {
+        WeakRoomHandle { tx: self.tx.clone() }
+    }
+}
+
+impl<R: Room> WeakRoomHandle<R> {
+    /// The room's handle, while it runs.
+    pub fn upgrade(&self) -> Option<RoomHandle<R>> {
+        self.tx.upgrade().map(|tx| RoomHandle { tx })
+    }
+}
+
 fn gone() -> Error {
     Error::msg(Code::NotFound, "the room is closed")
 }
@@ -197,17 +232,31 @@ fn refused<T>(e: mpsc::error::TrySendError<T>) -> Error {
 }
 
 impl<R: Room> RoomHandle<R> {
-    /// Adds `player` on `session` (a player already in the room just moves to the new
-    /// session). Its connection closing later takes it out of the room.
-    pub async fn join(&self, player: i64, session: Session) -> Result<(), Error> {
+    /// Adds `player` on `session`, bringing `join` (a player already in the room just moves
+    /// to the new session: [`Room::rejoin`]). Its connection closing later takes it out of
+    /// the room, or marks it away ([`Room::disconnected`]).
+    pub async fn join(&self, player: i64, session: Session, join: R::Join) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Join(player, session, tx)).await.map_err(|_| gone())?;
+        self.tx.send(Cmd::Join(player, session, join, tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
-    /// Takes `player` out (no error when it was not in).
+    /// Takes `player` out and returns once the room has run its [`Room::leave`] (at once when
+    /// it was not in, or the room has ended).
     pub async fn leave(&self, player: i64) {
-        let _ = self.tx.send(Cmd::Leave(player, None)).await;
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Leave(player, Some(tx))).await.is_ok() {
+            // Dropped unanswered only when the room ended: the player is out either way.
+            let _ = rx.await;
+        }
+    }
+
+    /// Tells the room that `player`'s connection `session_id` closed, for a room that does
+    /// not watch connections itself ([`Room::WATCH_CONNECTIONS`] false). Queued in order with
+    /// the rest; a stale id (the player has a newer connection) changes nothing.
+    pub async fn disconnected(&self, player: i64, session_id: u64) {
+        // An ended room has no player to mark.
+        let _ = self.tx.send(Cmd::Closed(player, session_id)).await;
     }
 
     /// Queues `player`'s input and waits for the room's verdict. A full queue refuses
@@ -232,6 +281,11 @@ impl<R: Room> RoomHandle<R> {
         self.tx.send(Cmd::Call(Box::new(f))).await.map_err(|_| gone())
     }
 
+    /// A handle that does not keep the room alive.
+    pub fn downgrade(&self) -> WeakRoomHandle<R> {
+        WeakRoomHandle { tx: self.tx.downgrade() }
+    }
+
     /// Whether the room has ended.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -252,9 +306,10 @@ pub fn by_user(session: &Session) -> Result<i64, Error> {
 impl<R: Room> RoomHandle<R>
 where
     R::Input: Message,
+    R::Join: Default,
 {
     /// Routes message `id` (body ignored, decoded as `M`) to joining this room, as the player
-    /// `player` names ([`by_session`], [`by_user`] or your own).
+    /// `player` names ([`by_session`], [`by_user`] or your own), bringing the default join.
     pub fn join_on<M: Message>(
         &self,
         routes: &mut RouterBuilder,
@@ -264,7 +319,7 @@ where
         let room = self.clone();
         routes.route(id, move |session, _: M| {
             let room = room.clone();
-            async move { room.join(player(&session)?, session).await }
+            async move { room.join(player(&session)?, session, Default::default()).await }
         })?;
         Ok(())
     }
@@ -289,7 +344,14 @@ where
 /// until it calls [`RoomCtx::close`] or every handle is dropped (its players' connections do
 /// not keep it alive).
 pub fn spawn<R: Room>(room: R, queue: usize) -> RoomHandle<R> {
+    spawn_with(|_| room, queue)
+}
+
+/// As [`spawn`], for a room that needs a handle to itself (a [`WeakRoomHandle`], so that it
+/// does not keep itself alive): `make` gets it and returns the room.
+pub fn spawn_with<R: Room>(make: impl FnOnce(WeakRoomHandle<R>) -> R, queue: usize) -> RoomHandle<R> {
     let (tx, rx) = mpsc::channel(queue.max(1));
+    let room = make(WeakRoomHandle { tx: tx.downgrade() });
     tokio::spawn(run(room, rx, tx.downgrade()));
     RoomHandle { tx }
 }
@@ -303,8 +365,9 @@ fn watch<R: Room>(me: &mpsc::WeakSender<Cmd<R>>, player: i64, session: &Session)
     tokio::spawn(async move {
         tokio::select! {
             () = watched.closed() => {
+                // A room that ended meanwhile has nobody to take out.
                 if let Some(tx) = me.upgrade() {
-                    let _ = tx.send(Cmd::Leave(player, Some(watched.id()))).await;
+                    let _ = tx.send(Cmd::Closed(player, watched.id())).await;
                 }
             }
             _ = stopped => {}
@@ -339,46 +402,50 @@ async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R>>, me: mpsc::Wea
         };
         let Some(cmd) = cmd else { break };
         match cmd {
-            Cmd::Join(player, session, reply) => {
+            Cmd::Join(player, session, join, reply) => {
                 // A player already here on another connection (a reconnect) keeps its place:
                 // only its session changes (its old watcher stops), and `rejoin` is called.
                 let known = ctx.members.contains_key(&player);
-                let watch = watch(&me, player, &session);
-                ctx.members.insert(player, Member { session: Some(session), _watch: Some(watch) });
+                let watch = R::WATCH_CONNECTIONS.then(|| watch(&me, player, &session));
+                ctx.members.insert(player, Member { session: Some(session), _watch: watch });
                 let verdict = if known {
-                    room.rejoin(&mut ctx, player);
+                    room.rejoin(&mut ctx, player, join);
                     Ok(())
                 } else {
                     // In the room while its join runs, so the room can greet it.
-                    let verdict = room.join(&mut ctx, player);
+                    let verdict = room.join(&mut ctx, player, join);
                     if verdict.is_err() {
                         ctx.members.remove(&player);
                     }
                     verdict
                 };
+                // The joiner stopped waiting (its handler was cancelled): the verdict stands.
                 let _ = reply.send(verdict);
             }
-            Cmd::Leave(player, closed) => {
-                let current = ctx.members.get(&player).map(|m| m.session.as_ref().map(Session::id));
-                match (closed, current) {
-                    // Asked to leave: it goes, connected or not.
-                    (None, Some(_)) => {
+            Cmd::Leave(player, done) => {
+                // Asked to leave: it goes, connected or not.
+                if ctx.members.remove(&player).is_some() {
+                    room.leave(&mut ctx, player);
+                }
+                if let Some(done) = done {
+                    // Nobody waiting is fine: the leave happened.
+                    let _ = done.send(());
+                }
+            }
+            Cmd::Closed(player, closed) => {
+                let current = ctx.members.get(&player).and_then(|m| m.session.as_ref().map(Session::id));
+                // Only if it is still the player's connection.
+                if current == Some(closed) {
+                    if room.disconnected(&mut ctx, player) {
                         ctx.members.remove(&player);
                         room.leave(&mut ctx, player);
+                    } else if let Some(m) = ctx.members.get_mut(&player) {
+                        *m = Member { session: None, _watch: None };
                     }
-                    // Its connection closed, and it is still the player's connection.
-                    (Some(closed), Some(Some(current))) if current == closed => {
-                        if room.disconnected(&mut ctx, player) {
-                            ctx.members.remove(&player);
-                            room.leave(&mut ctx, player);
-                        } else if let Some(m) = ctx.members.get_mut(&player) {
-                            *m = Member { session: None, _watch: None };
-                        }
-                    }
-                    _ => {}
                 }
             }
             Cmd::Tell(player, input) => {
+                // Nobody waits for a told input's verdict: a refused one is dropped by design.
                 if ctx.members.contains_key(&player) {
                     let _ = room.input(&mut ctx, player, input);
                 }
@@ -390,6 +457,7 @@ async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R>>, me: mpsc::Wea
                 } else {
                     Err(Error::msg(Code::Forbidden, "join the room first"))
                 };
+                // The sender stopped waiting: the input was applied or refused regardless.
                 let _ = reply.send(verdict);
             }
         }
@@ -419,10 +487,11 @@ mod tests {
 
     impl Room for Duo {
         type Input = i64;
+        type Join = ();
         fn tick_every(&self) -> Option<Duration> {
             Some(Duration::from_millis(10))
         }
-        fn join(&mut self, ctx: &mut RoomCtx, _player: i64) -> Result<(), Error> {
+        fn join(&mut self, ctx: &mut RoomCtx, _player: i64, (): ()) -> Result<(), Error> {
             if ctx.len() > 2 { Err(Error::msg(Code::Forbidden, "full")) } else { Ok(()) }
         }
         fn leave(&mut self, ctx: &mut RoomCtx, player: i64) {
@@ -459,9 +528,9 @@ mod tests {
         let (s1, mut r1) = session(1);
         let (s2, mut r2) = session(2);
         let (s3, _r3) = session(3);
-        h.join(1, s1.clone()).await.expect("first");
-        h.join(2, s2.clone()).await.expect("second");
-        let full = h.join(3, s3).await.expect_err("a third is refused by the room's rule");
+        h.join(1, s1.clone(), ()).await.expect("first");
+        h.join(2, s2.clone(), ()).await.expect("second");
+        let full = h.join(3, s3, ()).await.expect_err("a third is refused by the room's rule");
         assert_eq!(full.code(), Code::Forbidden);
         // The tick reached player 1 alone.
         assert_eq!(next_sn(&mut r1).await, 1000);
@@ -479,7 +548,7 @@ mod tests {
         // A player who reconnects keeps its place; its old connection closing later does not
         // take it out.
         let (s1b, mut r1b) = session(11);
-        h.join(1, s1b).await.expect("rejoin");
+        h.join(1, s1b, ()).await.expect("rejoin");
         s1.close(CloseReason::ClientClosed);
         tokio::time::sleep(Duration::from_millis(50)).await;
         h.input(1, 7).await.expect("still in");
@@ -510,13 +579,14 @@ mod tests {
 
     impl Room for Patient {
         type Input = ();
+        type Join = ();
         fn input(&mut self, _: &mut RoomCtx, _: i64, _: ()) -> Result<(), Error> {
             Ok(())
         }
         fn disconnected(&mut self, _: &mut RoomCtx, _: i64) -> bool {
             false
         }
-        fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
+        fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, (): ()) {
             self.rejoins += 1;
             ctx.send(player, 2000, &pb::Ping { sn: self.rejoins });
         }
@@ -530,14 +600,14 @@ mod tests {
         let h = spawn(Patient::default(), 16);
         let (s1, _r1) = session(1);
         let (s2, mut r2) = session(2);
-        h.join(1, s1.clone()).await.expect("join");
-        h.join(2, s2).await.expect("join");
+        h.join(1, s1.clone(), ()).await.expect("join");
+        h.join(2, s2, ()).await.expect("join");
         s1.close(CloseReason::ClientClosed);
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Still in (no leave told to player 2), but its inputs need a connection to come from.
         h.input(1, ()).await.expect("kept while away");
         let (s1b, mut r1b) = session(3);
-        h.join(1, s1b).await.expect("back");
+        h.join(1, s1b, ()).await.expect("back");
         assert_eq!(next_sn(&mut r1b).await, 1, "rejoin, not a second join");
         // The caller ends the grace: now it leaves.
         h.leave(1).await;
@@ -549,6 +619,7 @@ mod tests {
 
     impl Room for Ticker {
         type Input = ();
+        type Join = ();
         fn tick_every(&self) -> Option<Duration> {
             Some(Duration::from_millis(5))
         }
@@ -565,7 +636,7 @@ mod tests {
         let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let h = spawn(Ticker(ticks.clone()), 4);
         let (s, _r) = session(1);
-        h.join(1, s.clone()).await.expect("join");
+        h.join(1, s.clone(), ()).await.expect("join");
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
         drop(h);

@@ -288,6 +288,22 @@ impl Session {
         self.send_bytes(wire.encode(id, msg))
     }
 
+    /// Sends `msg` where a failure needs nothing more from the sender: it fails only when
+    /// the connection is closed or closing, or its queue was full and the gate has just
+    /// closed it as a slow consumer (and logged why). For pushes and replies alike.
+    pub fn push<M: Message>(&self, id: u32, msg: &M) {
+        if let Err(e) = self.send(id, msg) {
+            tracing::trace!(session = self.id(), id, error = ?e, "message not queued: the connection is going");
+        }
+    }
+
+    /// [`Session::push`] for bytes already encoded for this session's wire.
+    pub fn push_bytes(&self, bytes: Bytes) {
+        if let Err(e) = self.send_bytes(bytes) {
+            tracing::trace!(session = self.id(), error = ?e, "bytes not queued: the connection is going");
+        }
+    }
+
     /// Whether pushes from other tasks are waiting in the queue. Captured replies are written
     /// before the queue, so a handler captures only when nothing is waiting: a reply that
     /// follows a push it waited for (a scene's greeting, say) must not overtake it.

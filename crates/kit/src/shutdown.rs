@@ -3,7 +3,8 @@
 //!
 //! Order: the signal stops listeners from accepting; in-flight requests finish; then hooks
 //! run one by one, newest first (what started last stops first, like `defer`), each bounded
-//! by what is left of the grace period; then logs are flushed and the process exits 0.
+//! by what is left of the grace period; then logs are flushed and the process exits: 0 when
+//! every hook finished, non-zero when one failed (a save that did not land) or was cut off.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type HookFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type Hook = Box<dyn FnOnce() -> HookFuture + Send>;
 
 /// The process's shutdown signal and hook list. Cheap to clone; all clones share both.
@@ -32,6 +33,15 @@ pub enum HookOutcome {
     TimedOut(String),
     /// Never started: the grace period was already over.
     Skipped(String),
+    /// Finished, reporting that its work was not all done (the reason).
+    Failed(String, String),
+}
+
+impl HookOutcome {
+    /// Whether the hook did all its work.
+    pub fn is_done(&self) -> bool {
+        matches!(self, HookOutcome::Done(_))
+    }
 }
 
 impl Shutdown {
@@ -61,6 +71,22 @@ impl Shutdown {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.on_shutdown_checked(name, move || {
+            let work = hook();
+            async move {
+                work.await;
+                Ok(())
+            }
+        });
+    }
+
+    /// Registers a hook that can report failure (the reason): a save that did not land is
+    /// not a clean exit. The process exits non-zero when such a hook fails.
+    pub fn on_shutdown_checked<F, Fut>(&self, name: impl Into<String>, hook: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let hook: Hook = Box::new(move || Box::pin(hook()));
         if let Ok(mut hooks) = self.hooks.lock() {
             hooks.push((name.into(), hook));
@@ -83,9 +109,13 @@ impl Shutdown {
                 continue;
             }
             match tokio::time::timeout(left, hook()).await {
-                Ok(()) => {
+                Ok(Ok(())) => {
                     tracing::info!(hook = %name, "shutdown hook done");
                     outcomes.push(HookOutcome::Done(name));
+                }
+                Ok(Err(reason)) => {
+                    tracing::error!(hook = %name, %reason, "shutdown hook failed");
+                    outcomes.push(HookOutcome::Failed(name, reason));
                 }
                 Err(_) => {
                     tracing::warn!(hook = %name, "shutdown hook cut off: grace period over");
@@ -155,6 +185,24 @@ mod tests {
         assert_eq!(out, [HookOutcome::TimedOut("slow".into()), HookOutcome::Skipped("after".into())]);
         assert_eq!(ran.load(Ordering::SeqCst), 0);
         assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_hook_is_reported_and_the_rest_still_run() {
+        let sd = Shutdown::new();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        sd.on_shutdown("db", move || async move {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        sd.on_shutdown_checked("world", || async { Err("2 players not saved".to_owned()) });
+        let out = sd.run_hooks(Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(
+            out,
+            [HookOutcome::Failed("world".into(), "2 players not saved".into()), HookOutcome::Done("db".into())]
+        );
+        assert!(!out[0].is_done() && out[1].is_done());
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "a failure does not skip the hooks after it");
     }
 
     #[tokio::test]

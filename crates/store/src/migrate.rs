@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "world positions, friends, chat", up: v4 },
     Migration { version: 5, name: "usercenter identities (device login)", up: v5 },
     Migration { version: 6, name: "usercenter bans with an end and a reason, account closing", up: v6 },
+    Migration { version: 7, name: "game ledger looked up by reference (idempotent rewards)", up: v7 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -340,6 +341,15 @@ fn v6(b: Backend) -> Vec<String> {
         add(ColumnDef::new("closed_at").big_integer().null()),
         index(b, &Index::create().name("idx_mem_user_closed").table("mem_user").col("closed_at").to_owned()),
     ]
+}
+
+/// A grant's ledger rows found by their reference, so granting the same reference again
+/// (a retry after a lost answer) is a lookup, not a scan of the player's whole ledger.
+fn v7(b: Backend) -> Vec<String> {
+    vec![index(
+        b,
+        &Index::create().name("idx_game_ledger_ref").table("game_ledger").col("user_id").col("reference").to_owned(),
+    )]
 }
 
 /// Applies every pending migration in order; returns the versions applied.

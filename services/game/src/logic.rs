@@ -197,7 +197,9 @@ pub trait Game: Send + Sync {
     /// Changes coins and score: for server-side callers (the world, admin tools) only.
     async fn change_score(&self, user_id: i64, coins: i64, score: i64, reason: &str, reference: &str)
     -> Result<Player>;
-    /// Grants experience (level-ups included) and coins: the world's kill rewards.
+    /// Grants experience (level-ups included) and coins: the world's kill rewards. Idempotent
+    /// by `reference` (with `reason`): granting one again changes nothing and returns the
+    /// player as it is, so a caller may retry after a lost answer.
     async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player>;
     /// Saves the world's hit points, each clamped to 0..=max_hp (write-behind, in batches).
     async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()>;
@@ -401,6 +403,26 @@ impl GameLogic {
         tx.commit().await?;
         self.ranked(user_id).await;
         Ok(())
+    }
+
+    /// Whether a grant with this reason and reference is in the player's ledger. Locks the
+    /// player's row first, so two grants of one reference run one after the other and the
+    /// second sees the first.
+    async fn granted(&self, tx: &mut Tx, user_id: i64, reason: &str, reference: &str) -> Result<bool> {
+        let mut lock = Query::update();
+        lock.table("game_player")
+            .value("updated_at", Expr::col("updated_at"))
+            .and_where(Expr::col("user_id").eq(user_id));
+        tx.execute(&lock).await?;
+        let q = Query::select()
+            .column("id")
+            .from("game_ledger")
+            .and_where(Expr::col("user_id").eq(user_id))
+            .and_where(Expr::col("reference").eq(reference))
+            .and_where(Expr::col("reason").eq(reason))
+            .limit(1)
+            .to_owned();
+        Ok(tx.fetch_optional(&q).await?.is_some())
     }
 
     /// Applies `c` to the (locked) player inside `tx`, with ledger rows, level-ups included.
@@ -963,6 +985,12 @@ impl Game for GameLogic {
         let data = self.data.get();
         self.ensure(user_id).await?;
         let mut tx = self.db.begin().await?;
+        if !reference.is_empty() && self.granted(&mut tx, user_id, reason, reference).await? {
+            // Granted before (a retry after a lost answer): the same result, nothing twice.
+            let p = self.load(&mut tx, user_id).await?;
+            tx.rollback().await?;
+            return Ok(p);
+        }
         let p =
             self.apply(&mut tx, &data, user_id, &Change { coins, exp, ..Change::default() }, reason, reference).await?;
         tx.commit().await?;

@@ -96,6 +96,32 @@ async fn battles_are_deterministic_and_retries_grant_nothing_twice() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reward_granted_again_by_its_reference_is_paid_once() {
+    on_every_backend(|stack, db, _| async move {
+        let game = Arc::new(GameLogic::new(db.clone(), data()));
+        let before = game.player(11).await.expect("player");
+        let first = game.reward(11, 30, 5, "kill", "kill:run:1000:1:77").await.expect("reward");
+        assert_eq!(first.coins, before.coins + 5, "{stack:?}");
+        // A retry after a lost answer, sequentially and eight at once: nothing twice.
+        let retries: Vec<_> = (0..8)
+            .map(|_| {
+                let game = game.clone();
+                tokio::spawn(async move { game.reward(11, 30, 5, "kill", "kill:run:1000:1:77").await })
+            })
+            .collect();
+        for t in retries {
+            assert_eq!(t.await.expect("task").expect("retry").coins, first.coins, "{stack:?}");
+        }
+        assert_eq!(ledger_rows(&db, 11, "kill:run:1000:1:77").await, 2, "{stack:?}: coins and exp once each");
+        // Another kill is another reward.
+        let second = game.reward(11, 30, 5, "kill", "kill:run:1000:1:78").await.expect("reward");
+        assert_eq!(second.coins, first.coins + 5, "{stack:?}");
+        assert_eq!(game.check_ledger().await.expect("check"), [], "{stack:?}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn goods_heal_teach_buff_and_equip() {
     on_every_backend(|stack, db, _| async move {

@@ -12,7 +12,7 @@
 //! - [`store`]: saved places, friends, blacklists and private chat in the database.
 //! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
 //!   gate handlers for every message id (docs/protocol.md).
-//! - `room`: the tasks that own a scene or a lockstep room.
+//! - `room`: the scene and lockstep rooms (on the gate's room API), the saver and the rewarder.
 //! - [`cluster`]: the world over several game nodes: presence in the shared cache, chat,
 //!   friend notices and kicks over the bus.
 
@@ -27,4 +27,4 @@ mod room;
 pub mod scene;
 pub mod store;
 
-pub use node::{Directory, Profile, World, WorldDeps};
+pub use node::{Directory, Profile, Unflushed, World, WorldDeps};

@@ -35,8 +35,8 @@ use crate::cluster::{Cluster, What};
 use crate::data::SceneSpec;
 use crate::lockstep::{Lockstep, LockstepConfig};
 use crate::room::{
-    Greet, LockstepCmd, LockstepRoom, QUEUE, RoomEnv, RoomMsg, SceneInput, SceneRoom, Stats, lockstep_adapter,
-    scene_adapter,
+    Greet, LockstepCmd, LockstepRoom, QUEUE, RewardJob, RewardMsg, RoomEnv, SaveMsg, SceneInput, SceneJoin, SceneRoom,
+    Stats,
 };
 use crate::scene::{Command, Scene};
 use crate::store::{BLACKLIST, StoredChat, WorldStore};
@@ -125,15 +125,82 @@ struct Online {
     chat: Bucket,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RoomKind {
-    Scene,
-    Lockstep,
+/// A room's task, by kind. The world holds the only lasting handles: dropping a room's
+/// entry ends it.
+#[derive(Clone)]
+enum Handle {
+    Scene(RoomHandle<SceneRoom>),
+    Lockstep(RoomHandle<LockstepRoom>),
 }
+
+/// Where a connection's player is, kept on its session so that moves, attacks and inputs
+/// reach the room without the world's locks.
+#[derive(Clone)]
+struct Here(Handle);
+
+impl Handle {
+    /// Puts the player in the room: entering with `arrival` (its name, place and numbers;
+    /// ignored by a lockstep room), or, without one, returning on a new connection.
+    async fn enter(
+        &self,
+        uid: i64,
+        session: &Session,
+        greet: Greet,
+        arrival: Option<(String, f32, f32, Stats)>,
+    ) -> Result<()> {
+        session.set(Here(self.clone()));
+        match self {
+            Handle::Scene(h) => {
+                let join = match arrival {
+                    Some((name, x, z, stats)) => SceneJoin::Enter { name, x, z, stats, greet },
+                    None => SceneJoin::Return { greet },
+                };
+                h.join(uid, session.clone(), join).await
+            }
+            Handle::Lockstep(h) => h.join(uid, session.clone(), greet).await,
+        }
+    }
+
+    async fn leave(&self, uid: i64) {
+        match self {
+            Handle::Scene(h) => h.leave(uid).await,
+            Handle::Lockstep(h) => h.leave(uid).await,
+        }
+    }
+
+    async fn disconnected(&self, uid: i64, session_id: u64) {
+        match self {
+            Handle::Scene(h) => h.disconnected(uid, session_id).await,
+            Handle::Lockstep(h) => h.disconnected(uid, session_id).await,
+        }
+    }
+}
+
+/// What a shutdown's flush could not finish.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unflushed {
+    /// Players whose latest place or hit points are not in the database.
+    pub unsaved: Vec<i64>,
+    /// Kill rewards not granted (player, reference).
+    pub rewards: Vec<(i64, String)>,
+}
+
+impl std::fmt::Display for Unflushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} players not saved {:?}; {} kill rewards not granted",
+            self.unsaved.len(),
+            self.unsaved,
+            self.rewards.len()
+        )
+    }
+}
+
+impl std::error::Error for Unflushed {}
 
 struct Room {
     name: String,
-    kind: RoomKind,
     /// go-game's type as created: 1 public, 2 private; rsgame: 3 lockstep, 4 private lockstep.
     kind_code: i32,
     password: Option<[u8; 32]>,
@@ -141,11 +208,7 @@ struct Room {
     owner: i64,
     permanent: bool,
     members: BTreeSet<i64>,
-    tx: mpsc::Sender<RoomMsg>,
-    /// A scene's handle on the public room API (moves, attacks, respawns go straight to it).
-    scene: Option<RoomHandle<SceneRoom>>,
-    /// A lockstep room's handle on the public room API (inputs go straight to it).
-    lockstep: Option<RoomHandle<LockstepRoom>>,
+    handle: Handle,
     chat: VecDeque<pb::ChatMsg>,
     /// Where players enter (a scene's respawn point) and how far around it.
     spawn: (f32, f32),
@@ -217,7 +280,15 @@ impl World {
         tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
         let (reward_tx, reward_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::room::rewarder(reward_rx, game.clone()));
-        let env = RoomEnv { saver: save_tx, rewards: reward_tx, save_every: Duration::from_secs(cfg.save_secs.max(1)) };
+        let run = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        let run =
+            hmac_sha256(run.as_bytes(), &[b"world run"])[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let env = RoomEnv {
+            saver: save_tx,
+            rewards: reward_tx,
+            save_every: Duration::from_secs(cfg.save_secs.max(1)),
+            run: run.into(),
+        };
         let default_scene = scenes.first().map_or(1000, |s| i64::from(s.config.id));
         let mut template = scenes.first().map(|s| s.config.clone()).unwrap_or_else(|| {
             crate::data::parse(crate::data::SAMPLE, &cfg)
@@ -231,24 +302,19 @@ impl World {
         for spec in scenes {
             let id = i64::from(spec.config.id);
             let (spawn, spawn_radius) = (spec.config.respawn, spec.spawn_radius);
-            let (tx, rx) = mpsc::channel(QUEUE);
-            let handle =
-                rsgame_gate::room::spawn(SceneRoom::new(Scene::new(spec.config), true, env.clone(), tx.clone()), QUEUE);
-            tokio::spawn(scene_adapter(handle.clone(), rx));
+            let (scene, env) = (Scene::new(spec.config), env.clone());
+            let handle = rsgame_gate::room::spawn_with(|me| SceneRoom::new(scene, true, env, me), QUEUE);
             rooms.insert(
                 id,
                 Room {
                     name: spec.name,
-                    kind: RoomKind::Scene,
                     kind_code: 1,
                     password: None,
                     max_users: 0,
                     owner: 0,
                     permanent: true,
                     members: BTreeSet::new(),
-                    tx,
-                    scene: Some(handle),
-                    lockstep: None,
+                    handle: Handle::Scene(handle),
                     chat: VecDeque::new(),
                     spawn,
                     spawn_radius,
@@ -315,7 +381,7 @@ impl World {
         };
         let Some(p) = gone else { return };
         if let Some(s) = &p.session {
-            let _ = s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Ended as i32, user_id: uid });
+            s.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Ended as i32, user_id: uid });
             s.close(CloseReason::SessionEnded);
         }
         self.leave_node(uid, p.room).await;
@@ -410,6 +476,7 @@ impl World {
                 if self.0.cluster.as_ref().is_some_and(|c| c.node() == to)
                     && let Some(waiting) = lock(&self.0.leaving).remove(&user)
                 {
+                    // The login stopped waiting (it timed out): it loaded the last save anyway.
                     let _ = waiting.send(());
                 }
             }
@@ -429,8 +496,7 @@ impl World {
         };
         let Some(p) = gone else { return };
         if let Some(s) = &p.session {
-            let _ =
-                s.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid });
+            s.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid });
             s.close(CloseReason::Kicked);
         }
         self.leave_room(uid, p.room).await;
@@ -479,25 +545,40 @@ impl World {
         lock(&self.0.players).len()
     }
 
-    /// Saves every player's place and hit points now and waits for the writes (graceful
-    /// shutdown).
-    pub async fn flush(&self) {
-        // Kill rewards queued so far are granted first; then every room saves.
+    /// Grants the kill rewards queued so far, saves every player's place and hit points, and
+    /// waits for the writes (graceful shutdown). Reports, by player, what could not be done.
+    pub async fn flush(&self) -> std::result::Result<(), Unflushed> {
+        let mut undone = Unflushed::default();
+        // Kill rewards first (a level-up changes hit points); then every scene saves.
         let (done, granted) = oneshot::channel();
-        if self.0.env.rewards.send(crate::room::RewardMsg::Flush(done)).is_ok() {
-            let _ = granted.await;
+        let failed: Vec<RewardJob> = match self.0.env.rewards.send(RewardMsg::Flush(done)) {
+            Ok(()) => granted.await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        undone.rewards = failed.into_iter().map(|j| (j.user, j.reference)).collect();
+        let scenes: Vec<RoomHandle<SceneRoom>> = lock(&self.0.rooms)
+            .values()
+            .filter_map(|r| match &r.handle {
+                Handle::Scene(h) => Some(h.clone()),
+                Handle::Lockstep(_) => None,
+            })
+            .collect();
+        for h in scenes {
+            // An ended scene has no players left to save.
+            let _ = h.call(|r, _| r.save(true)).await;
         }
-        let txs: Vec<mpsc::Sender<RoomMsg>> = lock(&self.0.rooms).values().map(|r| r.tx.clone()).collect();
-        let mut waits = Vec::new();
-        for tx in txs {
-            let (done, wait) = oneshot::channel();
-            if tx.send(RoomMsg::Flush { done }).await.is_ok() {
-                waits.push(wait);
-            }
+        undone.unsaved = self.saved().await;
+        if undone == Unflushed::default() { Ok(()) } else { Err(undone) }
+    }
+
+    /// Waits until everything queued for the saver so far is written or given up on;
+    /// returns the players whose latest state is not in the database.
+    async fn saved(&self) -> Vec<i64> {
+        let (done, wait) = oneshot::channel();
+        if self.0.env.saver.send(SaveMsg::Barrier(done)).is_err() {
+            return Vec::new();
         }
-        for w in waits {
-            let _ = w.await;
-        }
+        wait.await.unwrap_or_default()
     }
 
     /// The gate's disconnect hook: the player stays for the grace period, then leaves.
@@ -510,13 +591,20 @@ impl World {
         let world = self.clone();
         let grace = Duration::from_secs(self.0.cfg.reconnect_grace_secs);
         tracing::debug!(user = uid, reason = ?reason, "player dropped; waiting for a reconnect");
+        let (session_id, here) = (session.id(), session.get::<Here>());
         tokio::spawn(async move {
             {
-                // The room sees the connection close by itself and keeps the player.
                 let _t = world.transition(uid).await;
-                let mut players = lock(&world.0.players);
-                let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
-                p.session = None;
+                {
+                    let mut players = lock(&world.0.players);
+                    let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
+                    p.session = None;
+                }
+                // The one place a close is seen: the room keeps the player, away, until it
+                // comes back or the grace ends.
+                if let Some(Here(h)) = here {
+                    h.disconnected(uid, session_id).await;
+                }
             }
             tokio::time::sleep(grace).await;
             world.expire(uid, generation).await;
@@ -546,8 +634,8 @@ impl World {
         m.lock_owned().await
     }
 
-    fn room_tx(&self, room: i64) -> Option<mpsc::Sender<RoomMsg>> {
-        lock(&self.0.rooms).get(&room).map(|r| r.tx.clone())
+    fn room_handle(&self, room: i64) -> Option<Handle> {
+        lock(&self.0.rooms).get(&room).map(|r| r.handle.clone())
     }
 
     /// Ends a stay on this node: out of `room` (saved), and no longer present here for the
@@ -562,23 +650,28 @@ impl World {
     /// Takes the player out of `room` and waits until its state is saved; closes a created
     /// room left empty.
     async fn leave_room(&self, uid: i64, room: i64) {
-        let (tx, close) = {
+        let (handle, close) = {
             let mut rooms = lock(&self.0.rooms);
             let Some(r) = rooms.get_mut(&room) else { return };
             r.members.remove(&uid);
             let close = !r.permanent && r.members.is_empty();
-            let tx = r.tx.clone();
+            let handle = r.handle.clone();
             if close {
                 rooms.remove(&room);
             }
-            (tx, close)
+            (handle, close)
         };
-        let (done, wait) = oneshot::channel();
-        if tx.send(RoomMsg::Leave { id: uid as EntityId, done }).await.is_ok() {
-            let _ = wait.await;
+        handle.leave(uid).await;
+        if let Handle::Scene(_) = handle {
+            // The scene queued the player's last state at its leave; the saver writes in
+            // order, so once this answers, that state is written (or reported unsaved).
+            let unsaved = self.saved().await;
+            if unsaved.contains(&uid) {
+                tracing::error!(user = uid, room, "player left with its state unsaved");
+            }
         }
         if close {
-            let _ = tx.send(RoomMsg::Stop).await;
+            // The last handle goes with `handle`: the room's task ends.
             metrics::gauge!("world_rooms").decrement(1.0);
         }
     }
@@ -588,12 +681,12 @@ impl World {
         session.user().ok_or_else(|| Error::msg(Code::Unauthorized, "log in first (GameLogin)"))
     }
 
-    /// The room the player is in, with its queue.
-    /// The scene the player stands in (moves in a lockstep room are refused).
-    fn my_scene(&self, uid: i64) -> Result<RoomHandle<SceneRoom>> {
-        let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
-        let rooms = lock(&self.0.rooms);
-        rooms.get(&room).and_then(|r| r.scene.clone()).ok_or_else(|| Error::msg(Code::Failed, "not in a scene"))
+    /// The scene the connection's player stands in (moves in a lockstep room are refused).
+    fn my_scene(session: &Session) -> Result<RoomHandle<SceneRoom>> {
+        match session.get::<Here>() {
+            Some(Here(Handle::Scene(h))) => Ok(h),
+            _ => Err(Error::msg(Code::Failed, "not in a scene")),
+        }
     }
 
     fn user_info(uid: i64, profile: &Profile, plat: &str, online: bool, room: i64) -> pb::UserInfo {
@@ -706,7 +799,7 @@ impl World {
         match plan {
             Plan::Resume { old, room } => {
                 if let Some(old) = old.filter(|o| o.id() != session.id()) {
-                    let _ = old.send(
+                    old.push(
                         ids::reply(ids::LOGOUT),
                         &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid },
                     );
@@ -714,42 +807,18 @@ impl World {
                 }
                 tracing::info!(user = uid, room, "player resumed");
                 let info = World::user_info(uid, &profile, &msg.plat, true, room);
-                if let Some(tx) = self.room_tx(room) {
-                    let (greeted, wait) = oneshot::channel();
-                    let attach = RoomMsg::Attach {
-                        id: uid as EntityId,
-                        session: session.clone(),
-                        greet: Greet::Login(info),
-                        greeted,
-                    };
-                    if tx.send(attach).await.is_ok() {
-                        let _ = wait.await;
-                    }
+                if let Some(h) = self.room_handle(room) {
+                    h.enter(uid, &session, Greet::Login(info), None).await?;
                 }
             }
             Plan::Fresh { room, x, z } => {
                 tracing::info!(user = uid, room, "player entered the world");
                 let info = World::user_info(uid, &profile, &msg.plat, true, room);
-                if let Some(tx) = self.room_tx(room) {
-                    let (greeted, wait) = oneshot::channel();
-                    let join = RoomMsg::Join {
-                        id: uid as EntityId,
-                        name: if profile.nickname.is_empty() {
-                            profile.username.clone()
-                        } else {
-                            profile.nickname.clone()
-                        },
-                        x,
-                        z,
-                        stats: Stats::from_pack(&pack),
-                        session: session.clone(),
-                        greet: Greet::Login(info),
-                        greeted,
-                    };
+                if let Some(h) = self.room_handle(room) {
+                    let name =
+                        if profile.nickname.is_empty() { profile.username.clone() } else { profile.nickname.clone() };
                     // UserInfo first: what follows (offline messages) comes after it.
-                    if tx.send(join).await.is_ok() {
-                        let _ = wait.await;
-                    }
+                    h.enter(uid, &session, Greet::Login(info), Some((name, x, z, Stats::from_pack(&pack)))).await?;
                 }
                 self.notify_friends(uid, &profile, true, None).await;
             }
@@ -846,8 +915,7 @@ impl World {
             tracing::info!(user = uid, "player logged out");
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
-        let _ =
-            session.send(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Quit as i32, user_id: uid });
+        session.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Quit as i32, user_id: uid });
         session.close(CloseReason::Kicked);
         Ok(())
     }
@@ -855,7 +923,8 @@ impl World {
     async fn on_move(self, session: Session, msg: pb::Move) -> Result<()> {
         let uid = World::me(&session)?;
         let site = msg.site.ok_or_else(|| Error::bad_param("site: required"))?;
-        self.my_scene(uid)?.tell(uid, SceneInput::Cmd(Command::Move { id: uid as EntityId, x: site.x, z: site.z }))
+        World::my_scene(&session)?
+            .tell(uid, SceneInput::Cmd(Command::Move { id: uid as EntityId, x: site.x, z: site.z }))
     }
 
     async fn attack(self, session: Session, msg: pb::Attack) -> Result<()> {
@@ -864,12 +933,12 @@ impl World {
             return Err(Error::bad_param("objId: the target's id"));
         }
         let cmd = Command::Attack { id: uid as EntityId, target: msg.obj_id as EntityId };
-        self.my_scene(uid)?.tell(uid, SceneInput::Cmd(cmd))
+        World::my_scene(&session)?.tell(uid, SceneInput::Cmd(cmd))
     }
 
     async fn respawn(self, session: Session, _msg: pb::Respawn) -> Result<()> {
         let uid = World::me(&session)?;
-        self.my_scene(uid)?.tell(uid, SceneInput::Cmd(Command::Respawn { id: uid as EntityId }))
+        World::my_scene(&session)?.tell(uid, SceneInput::Cmd(Command::Respawn { id: uid as EntityId }))
     }
 
     fn room_resp(&self, id: i64, r: &Room, players: &HashMap<i64, Online>, viewer: i64) -> pb::EnterRoomResp {
@@ -906,15 +975,12 @@ impl World {
     /// of the room it leaves. The caller holds the player's transition lock.
     async fn move_to(&self, uid: i64, session: &Session, target: i64, password: Option<&str>) -> Result<()> {
         // Everything that can fail on the way comes first, before the player is touched.
-        let kind = lock(&self.0.rooms)
+        let is_scene = lock(&self.0.rooms)
             .get(&target)
-            .map(|r| r.kind)
+            .map(|r| matches!(r.handle, Handle::Scene(_)))
             .ok_or_else(|| Error::msg(Code::NotFound, "no such room"))?;
-        let stats = match kind {
-            RoomKind::Scene => Stats::from_pack(&self.0.game.pack(uid).await?),
-            RoomKind::Lockstep => Stats::default(),
-        };
-        let (from, resp, tx, spawn) = {
+        let stats = if is_scene { Stats::from_pack(&self.0.game.pack(uid).await?) } else { Stats::default() };
+        let (from, resp, handle, spawn) = {
             let mut players = lock(&self.0.players);
             let p = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
             let from = p.room;
@@ -934,24 +1000,19 @@ impl World {
             }
             let r = rooms.get_mut(&target).ok_or_else(|| Error::new(Code::NotFound))?;
             r.members.insert(uid);
-            let (tx, spawn, permanent) = (r.tx.clone(), (r.spawn, r.spawn_radius), r.permanent);
+            let (handle, spawn, permanent) = (r.handle.clone(), (r.spawn, r.spawn_radius), r.permanent);
             let p = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
             p.room = target;
             if permanent {
                 p.home = target;
             }
             let resp = rooms.get(&target).map(|r| self.room_resp(target, r, &players, uid)).unwrap_or_default();
-            (from, resp, tx, spawn)
+            (from, resp, handle, spawn)
         };
         self.leave_room(uid, from).await;
         let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
         let (x, z) = World::spawn_point(uid, spawn.0, spawn.1);
-        let (greeted, wait) = oneshot::channel();
-        let greet = Greet::Enter(resp);
-        let join = RoomMsg::Join { id: uid as EntityId, name, x, z, stats, session: session.clone(), greet, greeted };
-        tx.send(join).await.map_err(|_| Error::new(Code::Unavailable))?;
-        let _ = wait.await;
-        Ok(())
+        handle.enter(uid, session, Greet::Enter(resp), Some((name, x, z, stats))).await
     }
 
     async fn enter_room(self, session: Session, msg: pb::EnterRoom) -> Result<()> {
@@ -967,11 +1028,11 @@ impl World {
         if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
             return Err(Error::bad_param("name: 1 to 32 characters"));
         }
-        let (kind, private) = match msg.r#type {
-            1 => (RoomKind::Scene, false),
-            2 => (RoomKind::Scene, true),
-            3 => (RoomKind::Lockstep, false),
-            4 => (RoomKind::Lockstep, true),
+        let (lockstep, private) = match msg.r#type {
+            1 => (false, false),
+            2 => (false, true),
+            3 => (true, false),
+            4 => (true, true),
             _ => return Err(Error::bad_param("type: 1 public, 2 private, 3 lockstep, 4 private lockstep")),
         };
         if private && (msg.password.is_empty() || msg.password.len() > 64) {
@@ -986,45 +1047,31 @@ impl World {
             }
             self.0.next_room.fetch_add(1, Ordering::Relaxed)
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
         let mut spawn = self.0.template.respawn;
-        let (mut scene, mut lockstep) = (None, None);
-        match kind {
-            RoomKind::Scene => {
-                let mut cfg = self.0.template.clone();
-                cfg.id = id as i32;
-                spawn = cfg.respawn;
-                let handle = rsgame_gate::room::spawn(
-                    SceneRoom::new(Scene::new(cfg), false, self.0.env.clone(), tx.clone()),
-                    QUEUE,
-                );
-                scene = Some(handle.clone());
-                tokio::spawn(scene_adapter(handle, rx));
-            }
-            RoomKind::Lockstep => {
-                let ls = Lockstep::new(LockstepConfig {
-                    fps: self.0.cfg.lockstep_fps.clamp(1, 60),
-                    max_players: max_users as usize,
-                    max_input: 256,
-                    keep_frames: self.0.cfg.lockstep_keep_frames.max(1),
-                });
-                let handle = rsgame_gate::room::spawn(LockstepRoom::new(id, ls), QUEUE);
-                lockstep = Some(handle.clone());
-                tokio::spawn(lockstep_adapter(handle, rx));
-            }
-        }
+        let handle = if lockstep {
+            let ls = Lockstep::new(LockstepConfig {
+                fps: self.0.cfg.lockstep_fps.clamp(1, 60),
+                max_players: max_users as usize,
+                max_input: 256,
+                keep_frames: self.0.cfg.lockstep_keep_frames.max(1),
+            });
+            Handle::Lockstep(rsgame_gate::room::spawn(LockstepRoom::new(id, ls), QUEUE))
+        } else {
+            let mut cfg = self.0.template.clone();
+            cfg.id = id as i32;
+            spawn = cfg.respawn;
+            let (scene, env) = (Scene::new(cfg), self.0.env.clone());
+            Handle::Scene(rsgame_gate::room::spawn_with(|me| SceneRoom::new(scene, false, env, me), QUEUE))
+        };
         let room = Room {
             name: name.to_owned(),
-            kind,
             kind_code: msg.r#type,
             password: private.then(|| self.hash_password(&msg.password)),
             max_users,
             owner: uid,
             permanent: false,
             members: BTreeSet::new(),
-            tx: tx.clone(),
-            scene,
-            lockstep,
+            handle,
             chat: VecDeque::new(),
             spawn,
             spawn_radius: 25.0,
@@ -1039,12 +1086,12 @@ impl World {
             full
         };
         if full {
-            let _ = tx.send(RoomMsg::Stop).await;
+            // Its handle was dropped with the refused entry: the room's task has ended.
             return Err(Error::msg(Code::TooManyRequests, "too many rooms on this node"));
         }
         metrics::gauge!("world_rooms").increment(1.0);
         tracing::info!(user = uid, room = id, r#type = msg.r#type, "room created");
-        let _ = session.send(ids::reply(ids::CREATE_ROOM), &{
+        session.push(ids::reply(ids::CREATE_ROOM), &{
             let (status, msg) = status(true, &id.to_string());
             pb::CreateRoomResp { status, msg }
         });
@@ -1062,7 +1109,7 @@ impl World {
                 }
             };
             if removed.is_some() {
-                let _ = tx.send(RoomMsg::Stop).await;
+                // Dropping the entry dropped the room's last handle.
                 metrics::gauge!("world_rooms").decrement(1.0);
             }
         }
@@ -1081,7 +1128,7 @@ impl World {
                 .map(|(id, r)| self.room_resp(*id, r, &players, uid))
                 .collect()
         };
-        let _ = session.send(ids::reply(ids::ROOM_LIST), &pb::RoomListResp { room_list });
+        session.push(ids::reply(ids::ROOM_LIST), &pb::RoomListResp { room_list });
         Ok(())
     }
 
@@ -1113,7 +1160,7 @@ impl World {
         match target_session {
             Some(ts) => {
                 if target != uid {
-                    let _ = ts.send(ids::reply(ids::QUIT_ROOM), &resp);
+                    ts.push(ids::reply(ids::QUIT_ROOM), &resp);
                     tracing::info!(owner = uid, user = target, room, "removed from room");
                 }
                 self.move_to(target, &ts, home, None).await?;
@@ -1134,7 +1181,7 @@ impl World {
                 }
             }
         }
-        let _ = session.send(ids::reply(ids::QUIT_ROOM), &resp);
+        session.push(ids::reply(ids::QUIT_ROOM), &resp);
         Ok(())
     }
 
@@ -1270,7 +1317,7 @@ impl World {
                 // The sender learns nothing about a blacklist: its echo is the same.
             }
         }
-        let _ = session.send(ids::reply(ids::CHAT_MSG), &reply);
+        session.push(ids::reply(ids::CHAT_MSG), &reply);
         Ok(())
     }
 
@@ -1309,7 +1356,7 @@ impl World {
             }
             _ => return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private")),
         };
-        let _ = session.send(ids::reply(ids::CHAT_HISTORY), &pb::ChatMsgResp { msg_list });
+        session.push(ids::reply(ids::CHAT_HISTORY), &pb::ChatMsgResp { msg_list });
         Ok(())
     }
 
@@ -1350,7 +1397,7 @@ impl World {
             }
         }
         let (status, text) = status(true, "ok");
-        let _ = session.send(ids::reply(ids::ADD_FRIEND), &pb::AddFriendResp { status, msg: text });
+        session.push(ids::reply(ids::ADD_FRIEND), &pb::AddFriendResp { status, msg: text });
         Ok(())
     }
 
@@ -1386,28 +1433,26 @@ impl World {
             }
             user_list.push(World::user_info(other, &profile, "", online, if online { room } else { 0 }));
         }
-        let _ = session.send(ids::reply(ids::MY_FRIEND), &pb::MyFriendResp { user_list });
+        session.push(ids::reply(ids::MY_FRIEND), &pb::MyFriendResp { user_list });
         Ok(())
     }
 
-    fn lockstep_room(&self, uid: i64) -> Result<RoomHandle<LockstepRoom>> {
-        let room = lock(&self.0.players).get(&uid).map(|p| p.room).ok_or_else(|| Error::new(Code::Unauthorized))?;
-        let rooms = lock(&self.0.rooms);
-        rooms
-            .get(&room)
-            .and_then(|r| r.lockstep.clone())
-            .ok_or_else(|| Error::msg(Code::Failed, "not in a lockstep room"))
+    fn lockstep_room(session: &Session) -> Result<RoomHandle<LockstepRoom>> {
+        match session.get::<Here>() {
+            Some(Here(Handle::Lockstep(h))) => Ok(h),
+            _ => Err(Error::msg(Code::Failed, "not in a lockstep room")),
+        }
     }
 
     async fn lockstep_input(self, session: Session, msg: pb::LockstepInput) -> Result<()> {
         let uid = World::me(&session)?;
-        self.lockstep_room(uid)?.input(uid, LockstepCmd::Input(msg.data)).await
+        World::lockstep_room(&session)?.input(uid, LockstepCmd::Input(msg.data)).await
     }
 
     async fn lockstep_sync(self, session: Session, msg: pb::LockstepSync) -> Result<()> {
         let uid = World::me(&session)?;
         let from = u64::try_from(msg.from).map_err(|_| Error::bad_param("from: a frame number"))?;
-        self.lockstep_room(uid)?.input(uid, LockstepCmd::Sync(from)).await
+        World::lockstep_room(&session)?.input(uid, LockstepCmd::Sync(from)).await
     }
 }
 

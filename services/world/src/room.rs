@@ -1,16 +1,18 @@
 //! The world's rooms, written on the framework's public room API ([`rsgame_gate::room`]): a
 //! scene ([`SceneRoom`]: its simulation, fixed tick, AOI delivery and write-behind saves) or
-//! a lockstep room ([`LockstepRoom`]: frames at a fixed rate). The world moves players
-//! between places with [`RoomMsg`]s, which small adapters turn into room-API joins, leaves
-//! and calls; players' moves, attacks and lockstep inputs go straight to the room handles.
-//! Nothing else touches a room's state, so it needs no locks.
+//! a lockstep room ([`LockstepRoom`]: frames at a fixed rate). The world holds their handles
+//! and moves players with the room API alone: a join brings what the room needs (a
+//! [`SceneJoin`], or the lockstep room's greeting), a leave takes the player out, and the
+//! world's disconnect hook reports a closed connection (the rooms do not watch connections
+//! themselves, so a close is seen once). Moves, attacks and lockstep inputs go straight to
+//! the handles. Nothing else touches a room's state, so it needs no locks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rsgame_gate::room::{Room, RoomCtx, RoomHandle};
+use rsgame_gate::room::{Room, RoomCtx, WeakRoomHandle};
 use rsgame_gate::{Session, Wire};
 use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
@@ -21,7 +23,7 @@ use crate::lockstep::{Frame, Lockstep};
 use crate::scene::{Command, Kind, Out, Scene, View};
 use crate::store::Place;
 
-/// Room messages queued before a sender waits (a scene drains them every tick).
+/// Room commands queued before a sender waits (a scene drains them every tick).
 pub(crate) const QUEUE: usize = 4096;
 
 /// The first thing a player is told on entering a room.
@@ -71,36 +73,28 @@ impl Stats {
     }
 }
 
-/// What a room task is asked to do.
-pub(crate) enum RoomMsg {
-    /// A player enters at (x, z) with these numbers.
-    /// `greeted` fires once the greeting is queued, so what the caller sends next follows it.
-    Join { id: EntityId, name: String, x: f32, z: f32, stats: Stats, session: Session, greet: Greet, greeted: Ack },
-    /// A player already in the room has a new connection (a reconnect or a second login).
-    Attach { id: EntityId, session: Session, greet: Greet, greeted: Ack },
-    /// The player leaves; `done` fires once its state is saved.
-    Leave { id: EntityId, done: oneshot::Sender<()> },
-    /// A kill reward was granted: the player's new numbers.
-    Rewarded { id: EntityId, killed: EntityId, exp: i64, coins: i64, stats: Stats },
-    /// Save everything now; `done` fires once it is written.
-    Flush { done: oneshot::Sender<()> },
-    /// End the task (an empty created room).
-    Stop,
+/// What the saver is asked to do.
+pub(crate) enum SaveMsg {
+    /// Rows to write.
+    Batch(SaveBatch),
+    /// Answer once everything queued before is written or given up on, with the players
+    /// whose latest state is not in the database (empty: all saved).
+    Barrier(oneshot::Sender<Vec<i64>>),
 }
-
-/// Fired when a step is done (dropping it says the same to a waiting caller).
-pub(crate) type Ack = oneshot::Sender<()>;
 
 /// A write-behind batch for the saver.
 pub(crate) struct SaveBatch {
     pub places: Vec<(i64, Place)>,
     pub hps: Vec<(i64, i64)>,
-    pub done: Option<oneshot::Sender<()>>,
+    /// A last save (a player leaving, the shutdown's flush): retried at once and, failing
+    /// that, reported. A periodic one's failed rows wait for the next batch instead.
+    pub last: bool,
 }
 
 /// A kill reward for the rewarder.
 pub(crate) struct RewardJob {
-    pub room: mpsc::Sender<RoomMsg>,
+    /// The scene to tell the new numbers (gone by then is fine: the reward is stored).
+    pub room: WeakRoomHandle<SceneRoom>,
     pub user: i64,
     pub killed: EntityId,
     pub exp: i64,
@@ -113,16 +107,21 @@ pub(crate) struct RewardJob {
 pub(crate) enum RewardMsg {
     /// Grant a kill's reward.
     Job(RewardJob),
-    /// Fire once every reward queued before is granted (graceful shutdown).
-    Flush(oneshot::Sender<()>),
+    /// Retry what failed, then answer with the rewards still not granted (graceful
+    /// shutdown).
+    Flush(oneshot::Sender<Vec<RewardJob>>),
 }
 
 /// What every room task needs from the world.
 #[derive(Clone)]
 pub(crate) struct RoomEnv {
-    pub saver: mpsc::UnboundedSender<SaveBatch>,
+    pub saver: mpsc::UnboundedSender<SaveMsg>,
     pub rewards: mpsc::UnboundedSender<RewardMsg>,
     pub save_every: Duration,
+    /// This run of the node, in every kill reward's reference: a scene's clock restarts at
+    /// zero, and a reference repeated after a restart would be refused by the ledger as
+    /// a duplicate.
+    pub run: Arc<str>,
 }
 
 fn site(x: f32, z: f32) -> pb::Site {
@@ -195,10 +194,11 @@ pub(crate) enum SceneInput {
     Cmd(Command),
 }
 
-/// A player about to be added: what the world knows of it, stashed (with a [`RoomHandle::call`])
-/// just before its join or rejoin so both happen in one step of the scene's task.
-enum Arrival {
-    Join { name: String, x: f32, z: f32, stats: Stats, greet: Greet },
+/// What a player brings into a scene.
+pub(crate) enum SceneJoin {
+    /// Entering: its name, where it stands, its numbers, and what it is greeted with.
+    Enter { name: String, x: f32, z: f32, stats: Stats, greet: Greet },
+    /// Already in the scene, on a new connection (a reconnect, a second login).
     Return { greet: Greet },
 }
 
@@ -209,11 +209,10 @@ pub(crate) struct SceneRoom {
     /// Permanent scenes save places; a created room's places mean nothing after it closes.
     pub permanent: bool,
     pub env: RoomEnv,
-    /// The world's channel to this scene, for the rewarder's answers.
-    pub me: mpsc::Sender<RoomMsg>,
+    /// This scene, for the rewarder's answers.
+    me: WeakRoomHandle<SceneRoom>,
     stats: HashMap<EntityId, Stats>,
     saved: HashMap<EntityId, (f32, f32, i64)>,
-    arrivals: HashMap<EntityId, Arrival>,
     label: String,
     hist: Arc<FastHistogram>,
     window: TickWindow,
@@ -221,7 +220,7 @@ pub(crate) struct SceneRoom {
 }
 
 impl SceneRoom {
-    pub(crate) fn new(scene: Scene, permanent: bool, env: RoomEnv, me: mpsc::Sender<RoomMsg>) -> SceneRoom {
+    pub(crate) fn new(scene: Scene, permanent: bool, env: RoomEnv, me: WeakRoomHandle<SceneRoom>) -> SceneRoom {
         let hz = scene.config().tick_hz.max(1);
         let label = scene.config().id.to_string();
         let hist = FastHistogram::register(
@@ -236,7 +235,6 @@ impl SceneRoom {
             me,
             stats: HashMap::new(),
             saved: HashMap::new(),
-            arrivals: HashMap::new(),
             label,
             hist,
             window: TickWindow::new(hz as usize * 10),
@@ -244,22 +242,24 @@ impl SceneRoom {
         }
     }
 
-    /// The player leaves the scene; `done` fires once its state is saved. Idempotent: the
-    /// room API's own leave, right after, finds nothing left to do.
-    fn depart(&mut self, id: EntityId, done: Option<oneshot::Sender<()>>) {
-        let last = self.scene.get(id).map(|v| (v.x, v.z, v.hp));
-        let Some((x, z, hp)) = last else {
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
-            return;
-        };
+    /// The player leaves the scene: its last state goes to the saver (a [`SaveMsg::Barrier`]
+    /// after the leave tells the world when it is written).
+    fn depart(&mut self, id: EntityId) {
+        let Some((x, z, hp)) = self.scene.get(id).map(|v| (v.x, v.z, v.hp)) else { return };
         self.scene.apply(Command::Leave { id });
         self.stats.remove(&id);
         self.saved.remove(&id);
         self.players_gauge();
         let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
-        let _ = self.env.saver.send(SaveBatch { places, hps: vec![(id as i64, hp)], done });
+        self.queue_save(SaveBatch { places, hps: vec![(id as i64, hp)], last: true });
+    }
+
+    fn queue_save(&self, batch: SaveBatch) {
+        if self.env.saver.send(SaveMsg::Batch(batch)).is_err() {
+            // The saver ends only with the runtime; say so rather than lose rows silently.
+            metrics::counter!("world_save_errors_total").increment(1);
+            tracing::error!(scene = %self.label, "world saver gone: rows not saved");
+        }
     }
 
     fn apply(&mut self, ctx: &RoomCtx, cmd: Command) {
@@ -273,7 +273,15 @@ impl SceneRoom {
         }
     }
 
-    fn rewarded(&mut self, ctx: &RoomCtx, id: EntityId, killed: EntityId, exp: i64, coins: i64, mut stats: Stats) {
+    pub(crate) fn rewarded(
+        &mut self,
+        ctx: &RoomCtx,
+        id: EntityId,
+        killed: EntityId,
+        exp: i64,
+        coins: i64,
+        mut stats: Stats,
+    ) {
         let Some(v) = self.scene.get(id) else { return };
         let before = self.stats.get(&id).copied().unwrap_or_default();
         if stats.attack < 0 {
@@ -302,15 +310,18 @@ impl SceneRoom {
 
 impl Room for SceneRoom {
     type Input = SceneInput;
+    type Join = SceneJoin;
+    /// The world's disconnect hook reports closes: it also times the reconnect grace.
+    const WATCH_CONNECTIONS: bool = false;
 
     fn tick_every(&self) -> Option<Duration> {
         Some(Duration::from_secs(1) / self.scene.config().tick_hz.max(1))
     }
 
-    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), rsgame_kit::Error> {
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) -> Result<(), rsgame_kit::Error> {
         let id = player as EntityId;
-        let Some(Arrival::Join { name, x, z, stats, greet }) = self.arrivals.remove(&id) else {
-            return Err(rsgame_kit::Error::msg(rsgame_kit::Code::Forbidden, "enter the scene through the world"));
+        let SceneJoin::Enter { name, x, z, stats, greet } = join else {
+            return Err(rsgame_kit::Error::msg(rsgame_kit::Code::Failed, "not in this scene any more: log in again"));
         };
         self.scene.apply(Command::Join {
             id,
@@ -330,18 +341,16 @@ impl Room for SceneRoom {
         Ok(())
     }
 
-    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
+    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) {
         let id = player as EntityId;
-        let greet = match self.arrivals.remove(&id) {
-            Some(Arrival::Return { greet } | Arrival::Join { greet, .. }) => greet,
-            None => return,
-        };
+        let (SceneJoin::Return { greet } | SceneJoin::Enter { greet, .. }) = join;
         let (Some(session), Some(_)) = (ctx.session(player), self.scene.get(id)) else { return };
         self.greet(id, session, greet);
-        // A new connection knows nothing: everything in view, now.
+        // A new connection knows nothing: everything in view, now. (A full queue cuts the
+        // connection off; nothing more to do for it here.)
         let list: Vec<pb::Entity> = self.scene.in_view(id).iter().map(entity).collect();
         if !list.is_empty() {
-            let _ = session.send(ids::SPAWN, &pb::SpawnResp { list });
+            session.push(ids::SPAWN, &pb::SpawnResp { list });
         }
     }
 
@@ -351,7 +360,7 @@ impl Room for SceneRoom {
     }
 
     fn leave(&mut self, _ctx: &mut RoomCtx, player: i64) {
-        self.depart(player as EntityId, None);
+        self.depart(player as EntityId);
     }
 
     fn input(&mut self, ctx: &mut RoomCtx, _player: i64, input: SceneInput) -> Result<(), rsgame_kit::Error> {
@@ -372,45 +381,7 @@ impl Room for SceneRoom {
         }
         if self.last_save.elapsed() >= self.env.save_every {
             self.last_save = Instant::now();
-            self.save(false, None);
-        }
-    }
-}
-
-/// Drives a scene from the world's room messages (as [`lockstep_adapter`] does a lockstep
-/// room): what a join needs is stashed on the scene's task, then the room API adds the
-/// player, so the greeting, the entity and the first view happen in one step. Moves,
-/// attacks and respawns do not pass through here: the handlers tell the room handle.
-pub(crate) async fn scene_adapter(room: RoomHandle<SceneRoom>, mut rx: mpsc::Receiver<RoomMsg>) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            RoomMsg::Join { id, name, x, z, stats, session, greet, greeted } => {
-                let arrival = Arrival::Join { name, x, z, stats, greet };
-                if room.call(move |r, _| drop(r.arrivals.insert(id, arrival))).await.is_ok()
-                    && let Err(e) = room.join(id as i64, session.clone()).await
-                {
-                    error(&session, ids::ENTER_ROOM, e.code(), &e.to_string());
-                }
-                let _ = greeted.send(());
-            }
-            RoomMsg::Attach { id, session, greet, greeted } => {
-                let arrival = Arrival::Return { greet };
-                if room.call(move |r, _| drop(r.arrivals.insert(id, arrival))).await.is_ok() {
-                    let _ = room.join(id as i64, session).await;
-                }
-                let _ = greeted.send(());
-            }
-            RoomMsg::Leave { id, done } => {
-                let _ = room.call(move |r, _| r.depart(id, Some(done))).await;
-                room.leave(id as i64).await;
-            }
-            RoomMsg::Rewarded { id, killed, exp, coins, stats } => {
-                let _ = room.call(move |r, ctx| r.rewarded(ctx, id, killed, exp, coins, stats)).await;
-            }
-            RoomMsg::Flush { done } => {
-                let _ = room.call(move |r, _| r.save(true, Some(done))).await;
-            }
-            RoomMsg::Stop => break,
+            self.save(false);
         }
     }
 }
@@ -426,21 +397,20 @@ impl SceneRoom {
 
     fn greet(&self, id: EntityId, session: &Session, greet: Greet) {
         let Some(v) = self.scene.get(id) else { return };
-        match greet {
+        let greet = match greet {
             Greet::Login(mut info) => {
                 info.position = Some(site(v.x, v.z));
-                let _ = session.send(ids::reply(ids::GAME_LOGIN), &info);
+                Greet::Login(info)
             }
-            Greet::Enter(resp) => {
-                let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
-            }
-        }
+            enter => enter,
+        };
+        send_greeting(session, greet);
         // The authoritative position, then the numbers.
         let me = pb::UserSite { user_id: id as i64, site: Some(site(v.x, v.z)), action: "spawn".into() };
-        let _ = session.send(ids::reply(ids::MOVE), &pb::MoveResp { site_list: vec![me] });
+        session.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list: vec![me] });
         if let Some(st) = self.stats.get(&id) {
             let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
-            let _ = session.send(ids::PLAYER_STATS, &st.message(id as i64));
+            session.push(ids::PLAYER_STATS, &st.message(id as i64));
         }
     }
 
@@ -450,8 +420,9 @@ impl SceneRoom {
         ctx.send(id as i64, ids::PLAYER_STATS, &st.message(id as i64));
     }
 
-    /// Queues the players whose place or hp changed since the last save (all with `all`).
-    fn save(&mut self, all: bool, done: Option<oneshot::Sender<()>>) {
+    /// Queues the players whose place or hp changed since the last save; with `all`, every
+    /// player, as a last save (the shutdown's flush).
+    pub(crate) fn save(&mut self, all: bool) {
         let mut places = Vec::new();
         let mut hps = Vec::new();
         for v in self.scene.players() {
@@ -468,12 +439,9 @@ impl SceneRoom {
             self.saved.insert(v.id, (v.x, v.z, v.hp));
         }
         if places.is_empty() && hps.is_empty() {
-            if let Some(d) = done {
-                let _ = d.send(());
-            }
             return;
         }
-        let _ = self.env.saver.send(SaveBatch { places, hps, done });
+        self.queue_save(SaveBatch { places, hps, last: all });
     }
 
     /// Sends a tick's output; returns how many entity positions were delivered.
@@ -526,11 +494,21 @@ impl SceneRoom {
                 }
                 Out::Reward { to, killed, exp, coins } => {
                     let level = self.stats.get(&to).map_or(0, |s| s.level);
-                    let reference =
-                        format!("scene:{}:{}:{}", self.scene.config().id, killed - MONSTER_BASE, self.scene.now());
+                    // Unique per kill (this run, scene, monster, tick): a retried grant of
+                    // the same kill is refused by the ledger, a new kill is not.
+                    let reference = format!(
+                        "kill:{}:{}:{}:{}",
+                        self.env.run,
+                        self.scene.config().id,
+                        killed - MONSTER_BASE,
+                        self.scene.now()
+                    );
                     let job =
                         RewardJob { room: self.me.clone(), user: to as i64, killed, exp, coins, level, reference };
-                    let _ = self.env.rewards.send(RewardMsg::Job(job));
+                    if self.env.rewards.send(RewardMsg::Job(job)).is_err() {
+                        metrics::counter!("world_reward_errors_total").increment(1);
+                        tracing::error!(user = to, "world rewarder gone: kill reward not granted");
+                    }
                 }
             }
         }
@@ -565,15 +543,15 @@ impl SceneRoom {
             let wire = s.wire();
             if wire.text {
                 for m in mails {
-                    let _ = match m {
-                        Mail::Spawn(list) => s.send(ids::SPAWN, &pb::SpawnResp { list }),
-                        Mail::Despawn(ids_) => s.send(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
-                        Mail::Move(site_list) => s.send(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
-                        Mail::Attack(a) => s.send(ids::reply(ids::ATTACK), &a),
-                    };
+                    match m {
+                        Mail::Spawn(list) => s.push(ids::SPAWN, &pb::SpawnResp { list }),
+                        Mail::Despawn(ids_) => s.push(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
+                        Mail::Move(site_list) => s.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
+                        Mail::Attack(a) => s.push(ids::reply(ids::ATTACK), &a),
+                    }
                 }
                 if let Some(i) = batch {
-                    let _ = s.send_bytes(positions(i, wire));
+                    s.push_bytes(positions(i, wire));
                 }
                 continue;
             }
@@ -591,12 +569,12 @@ impl SceneRoom {
             if let Some(i) = batch {
                 buf.extend_from_slice(&positions(i, wire));
             }
-            let _ = s.send_bytes(buf.freeze());
+            s.push_bytes(buf.freeze());
         }
         // Players told nothing but positions get the shared bytes as they are.
         for (to, i) in position_of {
             if let Some(s) = ctx.session(to as i64) {
-                let _ = s.send_bytes(positions(i, s.wire()));
+                s.push_bytes(positions(i, s.wire()));
             }
         }
         updates
@@ -622,7 +600,15 @@ fn frames_msg(room_id: i64, frames: &[Frame]) -> pb::LockstepFrames {
 
 fn error(session: &Session, req_id: u32, code: rsgame_kit::Code, msg: &str) {
     let e = pb::ErrorResp { req_id, code: code.as_u32() as i32, msg: msg.into() };
-    let _ = session.send(ids::ERROR, &e);
+    session.push(ids::ERROR, &e);
+}
+
+/// The first thing a player entering any room is told.
+fn send_greeting(session: &Session, greet: Greet) {
+    match greet {
+        Greet::Login(info) => session.push(ids::reply(ids::GAME_LOGIN), &info),
+        Greet::Enter(resp) => session.push(ids::reply(ids::ENTER_ROOM), &resp),
+    }
 }
 
 /// What a lockstep room takes from its players.
@@ -663,16 +649,23 @@ impl LockstepRoom {
 
 impl Room for LockstepRoom {
     type Input = LockstepCmd;
+    /// The greeting, sent before the frames to catch up on.
+    type Join = Greet;
+    /// The world's disconnect hook reports closes: it also times the reconnect grace.
+    const WATCH_CONNECTIONS: bool = false;
 
     fn tick_every(&self) -> Option<Duration> {
         Some(Duration::from_secs(1) / self.ls.config().fps.max(1))
     }
 
-    fn join(&mut self, ctx: &mut RoomCtx, player: i64) -> Result<(), rsgame_kit::Error> {
+    fn join(&mut self, ctx: &mut RoomCtx, player: i64, greet: Greet) -> Result<(), rsgame_kit::Error> {
         let missed = self
             .ls
             .join(player as EntityId)
             .map_err(|e| rsgame_kit::Error::msg(rsgame_kit::Code::Forbidden, e.to_string()))?;
+        if let Some(session) = ctx.session(player) {
+            send_greeting(session, greet);
+        }
         for chunk in missed.chunks(300) {
             ctx.send(player, ids::LOCKSTEP_FRAMES, &frames_msg(self.room_id, chunk));
         }
@@ -684,7 +677,10 @@ impl Room for LockstepRoom {
         false
     }
 
-    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64) {
+    fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, greet: Greet) {
+        if let Some(session) = ctx.session(player) {
+            send_greeting(session, greet);
+        }
         let from = self.away_since.remove(&player).unwrap_or(0);
         if let (Err(e), Some(session)) = (self.catch_up(ctx, player, from), ctx.session(player)) {
             error(session, ids::LOCKSTEP_SYNC, e.code(), &e.to_string());
@@ -711,121 +707,336 @@ impl Room for LockstepRoom {
     }
 }
 
-/// Drives a lockstep room from the world's room messages: the world moves players between
-/// scenes and rooms with [`RoomMsg`]s whatever the room's kind; here they become the room
-/// API's joins and leaves. Inputs do not pass through here: the handlers call the room
-/// handle directly, so a refused input is answered as the handler's error.
-pub(crate) async fn lockstep_adapter(room: RoomHandle<LockstepRoom>, mut rx: mpsc::Receiver<RoomMsg>) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            RoomMsg::Join { id, session, greet, greeted, .. } | RoomMsg::Attach { id, session, greet, greeted } => {
-                // The greeting first, then what the room sends (the frames to catch up on).
-                match greet {
-                    Greet::Login(info) => {
-                        let _ = session.send(ids::reply(ids::GAME_LOGIN), &info);
-                    }
-                    Greet::Enter(resp) => {
-                        let _ = session.send(ids::reply(ids::ENTER_ROOM), &resp);
-                    }
-                }
-                // The world checked the room's capacity under its lock, so this is not refused.
-                if let Err(e) = room.join(id as i64, session.clone()).await {
-                    error(&session, ids::ENTER_ROOM, e.code(), &e.to_string());
-                }
-                let _ = greeted.send(());
-            }
-            RoomMsg::Leave { id, done } => {
-                room.leave(id as i64).await;
-                let _ = done.send(());
-            }
-            RoomMsg::Flush { done } => {
-                let _ = done.send(());
-            }
-            RoomMsg::Stop => break,
-            RoomMsg::Rewarded { .. } => {}
-        }
+/// Rows per transaction of a write-behind save.
+const SAVE_CHUNK: usize = 200;
+
+/// How often a last save (a leave, the shutdown) is tried before it is reported unsaved.
+const LAST_SAVE_TRIES: u32 = 4;
+
+/// Rows whose periodic save failed, kept (newest value per player) for the next batch.
+#[derive(Default)]
+struct Unsaved {
+    places: HashMap<i64, Place>,
+    hps: HashMap<i64, i64>,
+    /// Players whose last save failed after every try: reported at the next barrier.
+    lost: HashSet<i64>,
+}
+
+impl Unsaved {
+    /// Folds the rows still waiting into `b`, where `b` has nothing newer for a player.
+    fn merge_into(&mut self, b: &mut SaveBatch) {
+        let have: HashSet<i64> = b.places.iter().map(|(id, _)| *id).collect();
+        b.places.extend(self.places.drain().filter(|(id, _)| !have.contains(id)));
+        let have: HashSet<i64> = b.hps.iter().map(|(id, _)| *id).collect();
+        b.hps.extend(self.hps.drain().filter(|(id, _)| !have.contains(id)));
+    }
+
+    fn players(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.places.keys().chain(self.hps.keys()).chain(self.lost.iter()).copied().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 }
 
-/// Rows per transaction of a write-behind save.
-const SAVE_CHUNK: usize = 200;
+/// Writes `rows` with `write`, trying again with backoff (`tries` times in all); the error
+/// of the last try when none succeeded.
+async fn write_with_retry<T, F, Fut>(what: &str, rows: &[T], tries: u32, write: F) -> Result<(), String>
+where
+    F: Fn(&[T]) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match write(rows).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                attempt += 1;
+                metrics::counter!("world_save_errors_total").increment(1);
+                tracing::warn!(what, attempt, rows = rows.len(), error = %e, "world save failed");
+                if attempt >= tries {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(200u64 << attempt.min(5))).await;
+            }
+        }
+    }
+}
 
 /// Runs the saver: batches written in order, one at a time (a later position never lands
 /// before an earlier one). A big batch goes in transactions of [`SAVE_CHUNK`] rows with a
 /// short pause between them: one transaction of thousands of rows kept an embedded
 /// database's thread busy long enough to stretch the scene ticks that shared its core.
+///
+/// Failures are kept, not dropped: a periodic batch's failed rows ride along with the next
+/// batch (newer values win); a last save (a player leaving, the shutdown) is tried
+/// [`LAST_SAVE_TRIES`] times and then reported, by name, at the next barrier and in the log.
 pub(crate) async fn saver(
-    mut rx: mpsc::UnboundedReceiver<SaveBatch>,
+    mut rx: mpsc::UnboundedReceiver<SaveMsg>,
     store: crate::store::WorldStore,
     game: Arc<dyn rsgame_game::Game>,
 ) {
-    while let Some(b) = rx.recv().await {
+    let mut unsaved = Unsaved::default();
+    while let Some(msg) = rx.recv().await {
+        let mut b = match msg {
+            SaveMsg::Batch(b) => b,
+            SaveMsg::Barrier(done) => {
+                // The world may have stopped waiting (its handler was cancelled): nothing lost.
+                let _ = done.send(unsaved.players());
+                continue;
+            }
+        };
         let started = Instant::now();
+        unsaved.merge_into(&mut b);
+        let tries = if b.last { LAST_SAVE_TRIES } else { 1 };
         let chunks = b.places.len().max(b.hps.len()).div_ceil(SAVE_CHUNK).max(1);
         for c in 0..chunks {
             let part = |v: usize| (c * SAVE_CHUNK).min(v)..((c + 1) * SAVE_CHUNK).min(v);
             let places = &b.places[part(b.places.len())];
             let hps = &b.hps[part(b.hps.len())];
-            // A failed write is retried a few times: positions are only worth saving while fresh.
-            for attempt in 0..3u32 {
-                match (store.save_places(places).await, game.save_hp(hps).await) {
-                    (Ok(()), Ok(())) => break,
-                    (p, h) => {
-                        metrics::counter!("world_save_errors_total").increment(1);
-                        tracing::warn!(
-                            attempt,
-                            places = places.len(),
-                            places_error = ?p.err().map(|e| e.to_string()),
-                            hp_error = ?h.err().map(|e| e.to_string()),
-                            "world save failed"
-                        );
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            let placed = write_with_retry("places", places, tries, |rows| {
+                let store = store.clone();
+                let rows = rows.to_vec();
+                async move { store.save_places(&rows).await.map_err(|e| e.to_string()) }
+            })
+            .await;
+            let healed = write_with_retry("hit points", hps, tries, |rows| {
+                let game = game.clone();
+                let rows = rows.to_vec();
+                async move { game.save_hp(&rows).await.map_err(|e| e.to_string()) }
+            })
+            .await;
+            let mut failed: Vec<i64> = Vec::new();
+            match placed {
+                Ok(()) => {
+                    for (id, _) in places {
+                        unsaved.lost.remove(id);
                     }
                 }
+                Err(_) if b.last => failed.extend(places.iter().map(|(id, _)| *id)),
+                Err(_) => unsaved.places.extend(places.iter().cloned()),
+            }
+            match healed {
+                Ok(()) => {
+                    for (id, _) in hps {
+                        unsaved.lost.remove(id);
+                    }
+                }
+                Err(_) if b.last => failed.extend(hps.iter().map(|(id, _)| *id)),
+                Err(_) => unsaved.hps.extend(hps.iter().copied()),
+            }
+            if !failed.is_empty() {
+                failed.sort_unstable();
+                failed.dedup();
+                tracing::error!(players = ?failed, "world state not saved after {LAST_SAVE_TRIES} tries");
+                unsaved.lost.extend(failed);
             }
             if c + 1 < chunks {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+        metrics::gauge!("world_unsaved_players").set(unsaved.players().len() as f64);
         metrics::histogram!("world_save_seconds").record(started.elapsed().as_secs_f64());
-        if let Some(d) = b.done {
-            let _ = d.send(());
+    }
+}
+
+/// How often one reward is tried before it waits for the next retry round.
+const REWARD_TRIES: u32 = 3;
+
+/// Grants one reward, trying again with backoff; a refusal that cannot change (the player
+/// is gone, the amount is invalid) is not tried again.
+async fn grant(game: &dyn rsgame_game::Game, j: &RewardJob) -> Result<rsgame_game::logic::Player, rsgame_kit::Error> {
+    let mut attempt = 0u32;
+    loop {
+        match game.reward(j.user, j.exp, j.coins, "kill", &j.reference).await {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                attempt += 1;
+                let lasting = matches!(e.code(), rsgame_kit::Code::NotFound | rsgame_kit::Code::BadParam);
+                if lasting || attempt >= REWARD_TRIES {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(200u64 << attempt)).await;
+            }
         }
     }
 }
 
-/// Runs a rewarder: grants kill rewards through the game service, in order, and tells the
-/// room the player's new numbers.
+/// Runs a rewarder: grants kill rewards through the game service's ledger, in order, and
+/// tells the room the player's new numbers. A grant is idempotent by its reference, so a
+/// retry after a lost answer never pays twice. Failed grants are kept and tried again with
+/// the next reward and at the shutdown's flush, which reports those still not granted.
 pub(crate) async fn rewarder(mut rx: mpsc::UnboundedReceiver<RewardMsg>, game: Arc<dyn rsgame_game::Game>) {
+    let mut failed: Vec<RewardJob> = Vec::new();
     while let Some(m) = rx.recv().await {
-        let j = match m {
-            RewardMsg::Job(j) => j,
-            RewardMsg::Flush(done) => {
-                let _ = done.send(());
-                continue;
+        let mut jobs = std::mem::take(&mut failed);
+        let done = match m {
+            RewardMsg::Job(j) => {
+                jobs.push(j);
+                None
             }
+            RewardMsg::Flush(done) => Some(done),
         };
-        let granted = game.reward(j.user, j.exp, j.coins, "kill", &j.reference).await;
-        let p = match granted {
-            Ok(p) => p,
+        for j in jobs {
+            match grant(game.as_ref(), &j).await {
+                Ok(p) => tell_rewarded(game.as_ref(), j, p).await,
+                Err(e) if matches!(e.code(), rsgame_kit::Code::NotFound | rsgame_kit::Code::BadParam) => {
+                    metrics::counter!("world_reward_errors_total").increment(1);
+                    tracing::error!(user = j.user, reference = %j.reference, error = %e, "kill reward refused for good");
+                }
+                Err(e) => {
+                    metrics::counter!("world_reward_errors_total").increment(1);
+                    tracing::warn!(user = j.user, reference = %j.reference, error = %e, "kill reward not granted yet: kept for a retry");
+                    failed.push(j);
+                }
+            }
+        }
+        metrics::gauge!("world_rewards_pending").set(failed.len() as f64);
+        if let Some(done) = done {
+            // Handed over, so the flush can name them; nothing is kept past a flush.
+            let _ = done.send(std::mem::take(&mut failed));
+        }
+    }
+}
+
+/// Tells the scene a player's new numbers after a granted reward.
+async fn tell_rewarded(game: &dyn rsgame_game::Game, j: RewardJob, p: rsgame_game::logic::Player) {
+    // A level-up changes attack and defence: read the totals with equipment again.
+    let stats = if p.level != j.level {
+        match game.pack(j.user).await {
+            Ok(pack) => Stats::from_pack(&pack),
             Err(e) => {
-                metrics::counter!("world_reward_errors_total").increment(1);
-                tracing::error!(user = j.user, reference = %j.reference, exp = j.exp, coins = j.coins, error = %e, "kill reward not granted");
-                continue;
+                // Granted and stored; only the live numbers wait for the next read.
+                tracing::warn!(user = j.user, error = %e, "numbers after a level-up not read");
+                return;
             }
+        }
+    } else {
+        Stats { hp: p.hp, max_hp: p.max_hp, level: p.level, exp: p.exp, coins: p.coins, attack: -1, defence: -1 }
+    };
+    let Some(room) = j.room.upgrade() else { return };
+    let (id, killed, exp, coins) = (j.user as EntityId, j.killed, j.exp, j.coins);
+    if room.call(move |r, ctx| r.rewarded(ctx, id, killed, exp, coins, stats)).await.is_err() {
+        tracing::debug!(user = j.user, "scene ended before its reward's numbers arrived");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsgame_game::Game as _;
+    use rsgame_kit::config::{DatabaseConfig, WorldConfig};
+    use rsgame_store::Db;
+
+    async fn database(dir: &tempfile::TempDir) -> Db {
+        let cfg = DatabaseConfig {
+            url: format!("sqlite://{}/w.db", dir.path().display()),
+            max_open: 2,
+            max_idle: 1,
+            ..DatabaseConfig::default()
         };
-        // A level-up changes attack and defence: read the totals with equipment again.
-        let stats = if p.level != j.level {
-            match game.pack(j.user).await {
-                Ok(pack) => Stats::from_pack(&pack),
-                Err(_) => continue,
-            }
-        } else {
-            Stats { hp: p.hp, max_hp: p.max_hp, level: p.level, exp: p.exp, coins: p.coins, attack: -1, defence: -1 }
+        let db = Db::connect(&cfg).await.expect("sqlite");
+        rsgame_store::migrate::migrate(&db).await.expect("migrate");
+        db
+    }
+
+    fn game(db: &Db) -> Arc<rsgame_game::GameLogic> {
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../game/sample");
+        Arc::new(rsgame_game::GameLogic::new(db.clone(), rsgame_game::DataStore::open(sample).expect("game data")))
+    }
+
+    fn batch(user: i64, x: f32, last: bool) -> SaveMsg {
+        let place = Place { scene_id: 1000, x, z: 100.0 };
+        SaveMsg::Batch(SaveBatch { places: vec![(user, place)], hps: vec![(user, 50)], last })
+    }
+
+    async fn barrier(tx: &mpsc::UnboundedSender<SaveMsg>) -> Vec<i64> {
+        let (done, wait) = oneshot::channel();
+        tx.send(SaveMsg::Barrier(done)).expect("saver running");
+        wait.await.expect("answered")
+    }
+
+    #[tokio::test]
+    async fn a_failed_save_is_kept_and_written_later_and_a_last_one_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = database(&dir).await;
+        let store = crate::store::WorldStore::new(db.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(saver(rx, store.clone(), game(&db)));
+
+        // The table is away: a periodic save fails and is kept, not dropped.
+        db.raw("ALTER TABLE world_state RENAME TO world_state_away").await.expect("rename");
+        tx.send(batch(1, 110.0, false)).expect("queued");
+        assert_eq!(barrier(&tx).await, [1], "player 1 waits for a retry");
+        // Back: the next batch (another player) carries player 1's kept row along.
+        db.raw("ALTER TABLE world_state_away RENAME TO world_state").await.expect("rename back");
+        tx.send(batch(2, 120.0, false)).expect("queued");
+        assert_eq!(barrier(&tx).await, Vec::<i64>::new(), "all saved");
+        assert_eq!(store.place(1).await.expect("read").map(|p| p.x), Some(110.0));
+        assert_eq!(store.place(2).await.expect("read").map(|p| p.x), Some(120.0));
+
+        // A newer value for a kept player wins over the kept one.
+        db.raw("ALTER TABLE world_state RENAME TO world_state_away").await.expect("rename");
+        tx.send(batch(1, 130.0, false)).expect("queued");
+        db.raw("ALTER TABLE world_state_away RENAME TO world_state").await.expect("rename back");
+        tx.send(batch(1, 140.0, false)).expect("queued");
+        assert_eq!(barrier(&tx).await, Vec::<i64>::new());
+        assert_eq!(store.place(1).await.expect("read").map(|p| p.x), Some(140.0));
+
+        // A last save (a player leaving) is tried with backoff, then reported by player.
+        db.raw("ALTER TABLE world_state RENAME TO world_state_away").await.expect("rename");
+        tx.send(batch(3, 150.0, true)).expect("queued");
+        assert_eq!(barrier(&tx).await, [3], "reported unsaved");
+        db.raw("ALTER TABLE world_state_away RENAME TO world_state").await.expect("rename back");
+        tx.send(batch(3, 160.0, true)).expect("queued");
+        assert_eq!(barrier(&tx).await, Vec::<i64>::new(), "saved at last: no longer reported");
+    }
+
+    #[tokio::test]
+    async fn a_failed_reward_is_retried_and_reported_at_the_flush_never_paid_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = database(&dir).await;
+        let game = game(&db);
+        let coins = game.player(5).await.expect("player").coins;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(rewarder(rx, game.clone()));
+        // A scene that has ended: the reward still counts; only the live numbers go nowhere.
+        let spec = crate::data::parse(crate::data::SAMPLE, &WorldConfig::default()).expect("sample").remove(0);
+        let (save_tx, _save_rx) = mpsc::unbounded_channel();
+        let (reward_tx, _reward_rx) = mpsc::unbounded_channel();
+        let env = RoomEnv { saver: save_tx, rewards: reward_tx, save_every: Duration::from_secs(60), run: "t".into() };
+        let room = rsgame_gate::room::spawn_with(|me| SceneRoom::new(Scene::new(spec.config), true, env, me), 8);
+        let weak = room.downgrade();
+        drop(room);
+        let job = |reference: &str| RewardJob {
+            room: weak.clone(),
+            user: 5,
+            killed: MONSTER_BASE + 1,
+            exp: 1,
+            coins: 3,
+            level: 1,
+            reference: reference.to_owned(),
         };
-        let _ = j
-            .room
-            .send(RoomMsg::Rewarded { id: j.user as EntityId, killed: j.killed, exp: j.exp, coins: j.coins, stats })
-            .await;
+        let flush = || async {
+            let (done, wait) = oneshot::channel();
+            tx.send(RewardMsg::Flush(done)).expect("rewarder running");
+            wait.await.expect("answered").into_iter().map(|j| j.reference).collect::<Vec<_>>()
+        };
+
+        // The ledger is away: the grant fails and is kept.
+        db.raw("ALTER TABLE game_ledger RENAME TO game_ledger_away").await.expect("rename");
+        tx.send(RewardMsg::Job(job("kill:t:1000:1:1"))).expect("queued");
+        // Back (after its first try at least; whether its own retries or the next job's
+        // round grants it): each granted once, whatever the retries.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        db.raw("ALTER TABLE game_ledger_away RENAME TO game_ledger").await.expect("rename back");
+        tx.send(RewardMsg::Job(job("kill:t:1000:1:2"))).expect("queued");
+        tx.send(RewardMsg::Job(job("kill:t:1000:1:2"))).expect("queued again");
+        assert_eq!(flush().await, Vec::<String>::new());
+        assert_eq!(game.player(5).await.expect("player").coins, coins + 6, "two kills, each paid once");
+        // Failing through the flush's own retry: the flush names it.
+        db.raw("ALTER TABLE game_ledger RENAME TO game_ledger_away").await.expect("rename");
+        tx.send(RewardMsg::Job(job("kill:t:1000:1:3"))).expect("queued");
+        assert_eq!(flush().await, ["kill:t:1000:1:3"]);
     }
 }
