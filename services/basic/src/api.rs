@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::files::{self, Storage};
-use crate::{Basic, BasicLogic, CaptchaImage, CodeTicket, FileInfo, FileList, NewFile, SendCodeReq};
+use crate::{Basic, BasicLogic, CaptchaImage, CodeTicket, FileInfo, NewFile, SendCodeReq};
 
 #[derive(Clone)]
 struct St {
@@ -98,19 +98,86 @@ async fn verify_code(State(st): State<St>, Json(req): Json<VerifyCodeReq>) -> Re
     Ok(Reply(Status { status: true }))
 }
 
+/// go-game's `ValReq` (`val`), or rsgame's `value`.
 #[derive(Deserialize, utoipa::ToSchema)]
 struct ValueReq {
+    #[serde(alias = "val")]
     value: String,
 }
 
-#[utoipa::path(post, path = "/basic/v1/basic/getFileByKey", tag = "basic", summary = "My file with this md5", description = "value: the md5 (hex). Lets a client skip uploading what it already stored.", security(("bearer" = [])), request_body = ValueReq, responses((status = 200, body = Envelope<FileInfo>)))]
-async fn file_by_key(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileInfo>> {
-    st.basic.file_by_md5(user.user_id, &r.value).await.map(Reply)
+/// A file as go-game's basic service answers it (`FileInfo` in its `.api`: guid, name,
+/// path, mediaType, size in KB), with rsgame's fields beside them.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FileView {
+    guid: String,
+    name: String,
+    /// go-game: where to fetch it (the signed download link, valid for a day).
+    path: String,
+    /// 1 image, 2 video, 3 audio, 4 document.
+    media_type: i32,
+    /// go-game: kilobytes, rounded up.
+    size: i64,
+    /// The exact size in bytes.
+    bytes: i64,
+    ext: String,
+    md5: String,
+    sha1: String,
+    downloads: i64,
+    created_at: i64,
+    /// The signed download link (as `path`).
+    url: String,
 }
 
-#[utoipa::path(post, path = "/basic/v1/basic/fileDetail", tag = "basic", summary = "One of my files", description = "value: the guid. Another user's file is 400201, as a missing one.", security(("bearer" = [])), request_body = ValueReq, responses((status = 200, body = Envelope<FileInfo>)))]
-async fn file_detail(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileInfo>> {
-    st.basic.file_detail(user.user_id, &r.value).await.map(Reply)
+impl From<FileInfo> for FileView {
+    fn from(f: FileInfo) -> FileView {
+        FileView {
+            guid: f.guid,
+            name: f.name,
+            path: f.url.clone(),
+            media_type: f.media_type,
+            size: (f.size + 1023) / 1024,
+            bytes: f.size,
+            ext: f.ext,
+            md5: f.md5,
+            sha1: f.sha1,
+            downloads: f.downloads,
+            created_at: f.created_at,
+            url: f.url,
+        }
+    }
+}
+
+/// go-game's `FileDetailResp`: the file under `info`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct FileDetail {
+    info: FileView,
+}
+
+impl From<FileInfo> for FileDetail {
+    fn from(f: FileInfo) -> FileDetail {
+        FileDetail { info: f.into() }
+    }
+}
+
+/// go-game's `FileListResp`, with rsgame's paging beside it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FilePage {
+    list: Vec<FileView>,
+    total: i64,
+    page: i64,
+    page_size: i64,
+}
+
+#[utoipa::path(post, path = "/basic/v1/basic/getFileByKey", tag = "basic", summary = "My file with this md5", description = "value: the md5 (hex). Lets a client skip uploading what it already stored.", security(("bearer" = [])), request_body = ValueReq, responses((status = 200, body = Envelope<FileDetail>)))]
+async fn file_by_key(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileDetail>> {
+    st.basic.file_by_md5(user.user_id, &r.value).await.map(|f| Reply(f.into()))
+}
+
+#[utoipa::path(post, path = "/basic/v1/basic/fileDetail", tag = "basic", summary = "One of my files", description = "value: the guid. Another user's file is 400201, as a missing one.", security(("bearer" = [])), request_body = ValueReq, responses((status = 200, body = Envelope<FileDetail>)))]
+async fn file_detail(State(st): State<St>, user: AuthUser, Json(r): Json<ValueReq>) -> Result<Reply<FileDetail>> {
+    st.basic.file_detail(user.user_id, &r.value).await.map(|f| Reply(f.into()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -132,24 +199,33 @@ fn twenty() -> i64 {
     20
 }
 
-#[utoipa::path(post, path = "/basic/v1/basic/myFileList", tag = "basic", summary = "My files, newest first", description = "page from 1, pageSize 1 to 100; key filters names containing it literally.", security(("bearer" = [])), request_body = ListReq, responses((status = 200, body = Envelope<FileList>)))]
-async fn file_list(State(st): State<St>, user: AuthUser, Json(r): Json<ListReq>) -> Result<Reply<FileList>> {
-    st.basic.file_list(user.user_id, r.page, r.page_size, &r.key).await.map(Reply)
+#[utoipa::path(post, path = "/basic/v1/basic/myFileList", tag = "basic", summary = "My files, newest first", description = "page from 1, pageSize 1 to 100; key filters names containing it literally.", security(("bearer" = [])), request_body = ListReq, responses((status = 200, body = Envelope<FilePage>)))]
+async fn file_list(State(st): State<St>, user: AuthUser, Json(r): Json<ListReq>) -> Result<Reply<FilePage>> {
+    let l = st.basic.file_list(user.user_id, r.page, r.page_size, &r.key).await?;
+    let list = l.list.into_iter().map(FileView::from).collect();
+    Ok(Reply(FilePage { list, total: l.total, page: l.page, page_size: l.page_size }))
 }
 
+/// go-game's `GuidListReq` (`guidList`), or rsgame's `guids`.
 #[derive(Deserialize, utoipa::ToSchema)]
 struct DeleteReq {
+    #[serde(alias = "guidList")]
     guids: Vec<String>,
 }
 
+/// go-game's `OkResp` (`id` 0, `status` 1, `msg`), and how many files were deleted.
 #[derive(Serialize, utoipa::ToSchema)]
 struct Deleted {
+    id: i64,
+    status: i32,
+    msg: String,
     deleted: u64,
 }
 
 #[utoipa::path(post, path = "/basic/v1/basic/delFileList", tag = "basic", summary = "Delete some of my files", description = "Soft deletion; other users' guids are ignored.", security(("bearer" = [])), request_body = DeleteReq, responses((status = 200, body = Envelope<Deleted>)))]
 async fn delete_files(State(st): State<St>, user: AuthUser, Json(r): Json<DeleteReq>) -> Result<Reply<Deleted>> {
-    st.basic.delete_files(user.user_id, &r.guids).await.map(|deleted| Reply(Deleted { deleted }))
+    let deleted = st.basic.delete_files(user.user_id, &r.guids).await?;
+    Ok(Reply(Deleted { id: 0, status: 1, msg: "ok".into(), deleted }))
 }
 
 /// Removes a temporary file when an upload does not finish.
@@ -167,11 +243,11 @@ fn io(e: std::io::Error) -> Error {
     Error::internal(Code::Failed, e)
 }
 
-#[utoipa::path(post, path = "/basic/v1/basic/upload", tag = "basic", summary = "Upload a file", description = "multipart/form-data with a field named file. At most basic.upload_max_bytes; extension among basic.upload_types and matching the content (checked from the bytes).", security(("bearer" = [])), request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 200, body = Envelope<FileInfo>)))]
+#[utoipa::path(post, path = "/basic/v1/basic/upload", tag = "basic", summary = "Upload a file", description = "multipart/form-data with a field named file. At most basic.upload_max_bytes; extension among basic.upload_types and matching the content (checked from the bytes).", security(("bearer" = [])), request_body(content = UploadForm, content_type = "multipart/form-data"), responses((status = 200, body = Envelope<FileDetail>)))]
 /// Streams the multipart field `file` to a temporary file while hashing it, checks its size
 /// and content, stores it under a generated name (or reuses identical stored content), and
 /// records it.
-async fn upload(State(st): State<St>, user: AuthUser, mut form: Multipart) -> Result<Reply<FileInfo>> {
+async fn upload(State(st): State<St>, user: AuthUser, mut form: Multipart) -> Result<Reply<FileDetail>> {
     let cfg = st.local.config();
     let bad_form = |e: axum::extract::multipart::MultipartError| Error::bad_param(format!("file: {}", e.body_text()));
     let mut field = loop {
@@ -229,7 +305,7 @@ async fn upload(State(st): State<St>, user: AuthUser, mut form: Multipart) -> Re
     };
     let driver = st.storage.driver();
     let file = NewFile { user_id: user.user_id, name, ext, path, size: size as i64, md5, sha1, driver };
-    st.basic.add_file(file).await.map(Reply)
+    st.basic.add_file(file).await.map(|f| Reply(f.into()))
 }
 
 #[derive(Deserialize)]

@@ -107,19 +107,25 @@ async fn uploads_listing_deletion_and_downloads() {
         let site = start(db, cache).await;
         let r = upload(&site, 1, "avatar.png", PNG).await;
         assert_eq!(code(&r), 200, "{}", String::from_utf8_lossy(&r.body));
-        let f = r.json()["data"].clone();
+        // go-game's FileDetailResp: the file under info, size in KB, path the link.
+        let f = r.json()["data"]["info"].clone();
         assert_eq!(f["name"], "avatar.png");
         assert_eq!(f["mediaType"], 1);
-        assert_eq!(f["size"], PNG.len());
+        assert_eq!(f["bytes"], PNG.len());
+        assert_eq!(f["size"], PNG.len().div_ceil(1024), "KB, as go-game");
+        assert_eq!(f["path"], f["url"]);
         assert_eq!(f["md5"].as_str().map(str::len), Some(32));
         assert_eq!(f["sha1"].as_str().map(str::len), Some(40));
         let guid = f["guid"].as_str().expect("guid").to_owned();
 
-        // Detail and md5 lookup for the owner; "not found" for anyone else.
+        // Detail and md5 lookup for the owner (go-game's `val` and rsgame's `value`); "not
+        // found" for anyone else.
         let r = post(&site, 1, "/basic/v1/basic/fileDetail", json!({"value": guid})).await;
         assert_eq!(code(&r), 200);
-        let r = post(&site, 1, "/basic/v1/basic/getFileByKey", json!({"value": f["md5"]})).await;
-        assert_eq!(r.json()["data"]["guid"], guid.as_str());
+        let r = post(&site, 1, "/basic/v1/basic/fileDetail", json!({"val": guid})).await;
+        assert_eq!(r.json()["data"]["info"]["guid"], guid.as_str());
+        let r = post(&site, 1, "/basic/v1/basic/getFileByKey", json!({"val": f["md5"]})).await;
+        assert_eq!(r.json()["data"]["info"]["guid"], guid.as_str());
         let r = post(&site, 2, "/basic/v1/basic/fileDetail", json!({"value": guid})).await;
         assert_eq!(code(&r), 400201, "another user's file is not found");
         let r = post(&site, 2, "/basic/v1/basic/getFileByKey", json!({"value": f["md5"]})).await;
@@ -129,9 +135,9 @@ async fn uploads_listing_deletion_and_downloads() {
         // the root, under the server's name.
         let r = upload(&site, 2, "../../../evil.png", PNG).await;
         assert_eq!(code(&r), 200);
-        assert_eq!(r.json()["data"]["name"], "evil.png");
+        assert_eq!(r.json()["data"]["info"]["name"], "evil.png");
         let r = upload(&site, 2, "/etc/passwd.png", PNG).await;
-        assert_eq!(r.json()["data"]["name"], "passwd.png");
+        assert_eq!(r.json()["data"]["info"]["name"], "passwd.png");
         let stored = files_under(site.root.path());
         assert_eq!(stored.len(), 1, "identical content is stored once: {stored:?}");
         assert!(stored[0].starts_with(site.root.path().join("files")));
@@ -170,13 +176,15 @@ async fn uploads_listing_deletion_and_downloads() {
         let other = url.replacen(&guid, "0123456789abcdef0123456789abcdef", 1);
         assert_eq!(code(&call(site.port, "GET", &other, &[], b"").await), 400501);
         let r = post(&site, 1, "/basic/v1/basic/fileDetail", json!({"value": guid})).await;
-        assert_eq!(r.json()["data"]["downloads"], 1);
+        assert_eq!(r.json()["data"]["info"]["downloads"], 1);
 
         // Deleting: another user's guid touches nothing; the owner's is gone after.
         let r = post(&site, 2, "/basic/v1/basic/delFileList", json!({"guids": [guid]})).await;
         assert_eq!(r.json()["data"]["deleted"], 0);
-        let r = post(&site, 1, "/basic/v1/basic/delFileList", json!({"guids": [guid]})).await;
-        assert_eq!(r.json()["data"]["deleted"], 1);
+        // go-game's GuidListReq and OkResp.
+        let r = post(&site, 1, "/basic/v1/basic/delFileList", json!({"guidList": [guid]})).await;
+        let d = r.json()["data"].clone();
+        assert_eq!((d["id"].as_i64(), d["status"].as_i64(), d["deleted"].as_i64()), (Some(0), Some(1), Some(1)));
         let r = post(&site, 1, "/basic/v1/basic/fileDetail", json!({"value": guid})).await;
         assert_eq!(code(&r), 400201);
         assert_eq!(code(&call(site.port, "GET", &url, &[], b"").await), 400201, "a deleted file is not served");
@@ -410,7 +418,7 @@ async fn files_in_an_s3_bucket() {
         files_under(dir.path())
     );
 
-    let url = first["data"]["url"].as_str().expect("url");
+    let url = first["data"]["info"]["url"].as_str().expect("url");
     let r = call(port, "GET", url, &[], b"").await;
     assert_eq!((r.status, r.body.as_slice()), (200, PNG), "streamed back from the bucket");
 
