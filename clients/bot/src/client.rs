@@ -282,7 +282,7 @@ impl Client {
 
     /// Sends GameLogin and waits for UserInfo.
     pub async fn login(&mut self, user_id: i64, token: &str) -> Result<pb::UserInfo, ClientError> {
-        let m = pb::GameLogin { user_id, token: token.into(), plat: "bot".into(), param: String::new() };
+        let m = pb::GameLogin { user_id, token: token.into(), plat: "bot".into(), param: "caps=all".into() };
         self.send(ids::GAME_LOGIN, &m).await?;
         self.wait(ids::reply(ids::GAME_LOGIN), Duration::from_secs(10)).await
     }

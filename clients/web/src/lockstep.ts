@@ -2,7 +2,7 @@
 // numbered frames (LockstepFrames); each client steps the same deterministic simulation one
 // frame at a time, so every screen shows the same squares at the same frame, including a
 // late joiner's, which replays the kept frames first.
-import { ID } from "./ids";
+import { ID } from "./gen/ids";
 import type { Send } from "./world";
 
 const SIZE = 400;

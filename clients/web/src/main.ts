@@ -2,7 +2,7 @@
 // the login reply names. Screens: log in / register (captcha when the server asks), the
 // world, chat, friends, rooms, lockstep rooms, bag, shop and leaderboard.
 import * as api from "./api";
-import { ID } from "./ids";
+import { ID } from "./gen/ids";
 import { Lockstep } from "./lockstep";
 import { Conn, Status, wsUrl } from "./net";
 import { World } from "./world";
@@ -269,7 +269,7 @@ function onMessage(id: number, m: any): void {
       for (const c of m.msgList ?? []) addChat(c);
       break;
     case ID.CreateRoomResp:
-      toast(m.status === 200 ? `room ${m.msg} created` : `not created: ${m.msg}`);
+      toast(m.status === pb.ReplyStatus.REPLY_STATUS_OK ? `room ${m.msg} created` : `not created: ${m.msg}`);
       break;
     case ID.RoomListResp: {
       const list = m.roomList ?? [];
@@ -296,7 +296,7 @@ function onMessage(id: number, m: any): void {
       send(ID.MyFriend, { type: 1 });
       break;
     case ID.SpawnResp:
-      for (const e of m.list ?? []) if (e.kind === 1) names.set(Number(e.id), e.name);
+      for (const e of m.list ?? []) if (e.kind === pb.EntityKind.ENTITY_KIND_PLAYER) names.set(Number(e.id), e.name);
       break;
     case ID.LockstepFrames:
       lockstep.handle(m);

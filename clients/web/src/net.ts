@@ -3,7 +3,7 @@
 // decoded only by the classes protobufjs generated from proto/game.proto (src/gen).
 import $protobuf from "protobufjs/minimal.js";
 import { pb } from "./gen/game.js";
-import { ID } from "./ids";
+import { ID } from "./gen/ids";
 
 // int64 fields as plain numbers: every id the server sends (user ids, monster ids from 2^48)
 // is below 2^53, so nothing is lost and no Long library is needed.
@@ -183,7 +183,7 @@ export class Conn {
     this.ws = ws;
     const reader = new FrameReader();
     ws.onopen = () => {
-      ws.send(frame(ID.GameLogin, { userId: cred.userId, token: cred.token, plat: "web" }));
+      ws.send(frame(ID.GameLogin, { userId: cred.userId, token: cred.token, plat: "web", param: "caps=all" }));
     };
     ws.onmessage = (ev) => {
       if (!(ev.data instanceof ArrayBuffer)) return;

@@ -1,7 +1,8 @@
 // The world view: what the server says is in view (SpawnResp, MoveResp, DespawnResp,
 // AttackResp, PlayerStats), drawn on a canvas around the player; WASD or a click moves, a
 // click on a monster (or on a player in a PvP scene) attacks it.
-import { ID } from "./ids";
+import { pb } from "./gen/game.js";
+import { ID } from "./gen/ids";
 
 /** Client-side pace: under the server's world.max_speed (40/s), so no move is cut. */
 const SPEED = 34;
@@ -186,7 +187,7 @@ export class World {
     const e = this.entities.get(obj);
     const at = isMe ? this.me : e;
     switch (m.status) {
-      case 200: {
+      case pb.AttackStatus.ATTACK_STATUS_HIT: {
         const hp = Number(m.objHp);
         if (isMe) this.me.hp = hp;
         else if (e) e.hp = hp;
@@ -194,7 +195,7 @@ export class World {
         this.onStats();
         break;
       }
-      case 201:
+      case pb.AttackStatus.ATTACK_STATUS_DIED:
         if (isMe) {
           this.me.hp = 0;
           this.me.dead = true;
@@ -208,7 +209,7 @@ export class World {
         }
         if (at) this.float(at.x, at.z, "✖", "#ff5050");
         break;
-      case 202:
+      case pb.AttackStatus.ATTACK_STATUS_REWARD:
         this.float(this.me.x, this.me.z, `+${Number(m.exp)} exp  +${Number(m.coin)} coins`, "#7dff7d");
         this.onReward(Number(m.exp), Number(m.coin));
         break;
@@ -256,7 +257,7 @@ export class World {
         bestD = d;
       }
     }
-    if (best && (best.kind === 2 || this.pvp)) {
+    if (best && (best.kind === pb.EntityKind.ENTITY_KIND_MONSTER || this.pvp)) {
       this.target = best.id;
       this.moveTo = null;
     } else if (best) {
@@ -365,7 +366,7 @@ export class World {
       e.x += (e.tx - e.x) * 0.25;
       e.z += (e.tz - e.z) * 0.25;
       const p = this.toScreen(e.x, e.z);
-      const monster = e.kind === 2 || e.id >= MONSTER_BASE;
+      const monster = e.kind === pb.EntityKind.ENTITY_KIND_MONSTER || e.id >= MONSTER_BASE;
       g.globalAlpha = e.dead ? 0.35 : 1;
       g.fillStyle = monster ? "#c0504d" : "#4f81bd";
       g.beginPath();

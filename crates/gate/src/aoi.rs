@@ -71,7 +71,8 @@ pub struct ViewChange {
 #[derive(Debug, Clone)]
 pub struct Grid {
     bounds: Bounds,
-    cell: f32,
+    /// Cell width (x) and depth (z).
+    cell: (f32, f32),
     cols: usize,
     rows: usize,
     cells: Vec<HashSet<EntityId>>,
@@ -83,7 +84,25 @@ impl Grid {
         let cell = if cell.is_finite() && cell >= 1.0 { cell } else { 1.0 };
         let span = |a: f32, b: f32| (((b - a).max(0.0) / cell).floor() as usize + 1).min(4096);
         let (cols, rows) = (span(bounds.min_x, bounds.max_x), span(bounds.min_z, bounds.max_z));
+        Grid { bounds, cell: (cell, cell), cols, rows, cells: vec![HashSet::new(); cols * rows] }
+    }
+
+    /// A grid over `bounds` cut into `cols` × `rows` cells (1 to 4096 each), as zinx's
+    /// `NewAOIManager(minX, maxX, cntsX, minY, maxY, cntsY)` cuts go-game's scenes; a point on
+    /// the far edge belongs to the last cell.
+    pub fn with_cells(bounds: Bounds, cols: usize, rows: usize) -> Grid {
+        let (cols, rows) = (cols.clamp(1, 4096), rows.clamp(1, 4096));
+        let side = |a: f32, b: f32, n: usize| {
+            let s = (b - a) / n as f32;
+            if s.is_finite() && s > 0.0 { s } else { 1.0 }
+        };
+        let cell = (side(bounds.min_x, bounds.max_x, cols), side(bounds.min_z, bounds.max_z, rows));
         Grid { bounds, cell, cols, rows, cells: vec![HashSet::new(); cols * rows] }
+    }
+
+    /// Columns and rows.
+    pub fn size(&self) -> (usize, usize) {
+        (self.cols, self.rows)
     }
 
     /// The bounds.
@@ -96,8 +115,8 @@ impl Grid {
         let (x, z) = self
             .bounds
             .clamp(if x.is_nan() { self.bounds.min_x } else { x }, if z.is_nan() { self.bounds.min_z } else { z });
-        let c = (((x - self.bounds.min_x) / self.cell) as usize).min(self.cols - 1);
-        let r = (((z - self.bounds.min_z) / self.cell) as usize).min(self.rows - 1);
+        let c = (((x - self.bounds.min_x) / self.cell.0) as usize).min(self.cols - 1);
+        let r = (((z - self.bounds.min_z) / self.cell.1) as usize).min(self.rows - 1);
         (c, r)
     }
 
@@ -197,6 +216,25 @@ mod tests {
         assert_eq!(c, ViewChange { entered: vec![3], left: vec![2] });
         assert_eq!(g.moved(1, (25.0, 15.0), (26.0, 16.0)), ViewChange::default(), "same cell: nothing");
         assert_eq!(seen(&g, 25.0, 15.0), [1, 3]);
+    }
+
+    #[test]
+    fn go_game_cuts_its_scenes_into_ten_by_twenty() {
+        // go-game's scene 1000: x 85..410 in 10 columns, z 75..400 in 20 rows.
+        let mut g = Grid::with_cells(Bounds { min_x: 85.0, min_z: 75.0, max_x: 410.0, max_z: 400.0 }, 10, 20);
+        assert_eq!(g.size(), (10, 20));
+        assert_eq!(g.cell_of(85.0, 75.0), (0, 0));
+        assert_eq!(g.cell_of(410.0, 400.0), (9, 19), "the far edge is in the last cell");
+        assert_eq!(g.cell_of(120.0, 92.0), (1, 1), "cells of 32.5 by 16.25");
+        g.insert(1, 100.0, 100.0);
+        g.insert(2, 100.0, 125.0); // two rows away (16.25 deep): out of view
+        g.insert(3, 140.0, 110.0); // the next column and row
+        let mut seen: Vec<EntityId> = g.around(100.0, 100.0).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 3]);
+        let bad = Grid::with_cells(Bounds { min_x: 0.0, min_z: 0.0, max_x: 0.0, max_z: 0.0 }, 0, 100_000);
+        assert_eq!(bad.size(), (1, 4096));
+        assert_eq!(bad.cell_of(5.0, 5.0), (0, 0));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt as _;
+use rsgame_kit::Code;
 use rsgame_kit::config::BodyCodec;
 use rsgame_proto::{ids, pb};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -348,7 +349,7 @@ impl<'a> Conn<'a> {
         else {
             crate::metrics::bad_body();
             tracing::debug!(session = self.session.id(), "text message is not {{id, data}} JSON");
-            error_frame(self.session, 0, 400_102, "text messages must be {\"id\":…,\"data\":{…}}");
+            error_frame(self.session, 0, Code::BadParam, "text messages must be {\"id\":…,\"data\":{…}}");
             return self.bad();
         };
         if !self.session.wire().text {
@@ -389,13 +390,13 @@ impl<'a> Conn<'a> {
             Outcome::UnknownId => {
                 crate::metrics::unknown_id();
                 tracing::debug!(session = session.id(), id, "unknown message id");
-                error_frame(session, id, 400_505, "unknown message id");
+                error_frame(session, id, Code::RouteNotFound, "unknown message id");
                 self.bad()
             }
             Outcome::BadBody(e) => {
                 crate::metrics::bad_body();
                 tracing::debug!(session = session.id(), id, error = %e, "undecodable body");
-                error_frame(session, id, 400_102, "message body does not decode");
+                error_frame(session, id, Code::BadParam, "message body does not decode");
                 self.bad()
             }
             Outcome::Refused(e) | Outcome::Failed(e) => {
@@ -404,7 +405,7 @@ impl<'a> Conn<'a> {
                 } else {
                     tracing::debug!(session = session.id(), id, error = %e, "message refused");
                 }
-                error_frame(session, id, e.code().as_u32() as i32, e.public_msg());
+                error_frame(session, id, e.code(), e.public_msg());
                 Ok(())
             }
             Outcome::Panicked => {
@@ -520,6 +521,9 @@ impl<'a> Conn<'a> {
 }
 
 /// Queues an ErrorResp for message `req_id`.
-pub(crate) fn error_frame(session: &Session, req_id: u32, code: i32, msg: &str) {
-    let _ = session.send(ids::ERROR, &pb::ErrorResp { req_id, code, msg: msg.to_owned() });
+pub(crate) fn error_frame(session: &Session, req_id: u32, code: Code, msg: &str) {
+    if !session.error_frames() {
+        return;
+    }
+    session.push(ids::ERROR, &pb::ErrorResp { req_id, code: code.as_u32() as i32, msg: msg.to_owned() });
 }

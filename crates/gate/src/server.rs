@@ -358,8 +358,9 @@ impl Gate {
 /// Refuses a connection over a limit with a last ErrorResp, without blocking the accept loop.
 fn refuse_tcp(stream: tokio::net::TcpStream, layout: Layout, codec: BodyCodec, reason: CloseReason) {
     if let Some((code, msg)) = reason.notice_code() {
-        let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code, msg: msg.into() };
+        let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code: code.as_u32() as i32, msg: msg.into() };
         let bytes = Wire::frames(layout, codec).encode(rsgame_proto::ids::ERROR, &notice);
+        // Best effort by design: the connection is refused whether or not the notice fits.
         let _ = stream.try_write(&bytes);
     }
 }

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
+use rsgame_kit::Code;
 use rsgame_kit::config::BodyCodec;
 use tokio::sync::{Notify, mpsc};
 
@@ -114,20 +115,20 @@ impl CloseReason {
 
     /// The error code sent to the client in the last ErrorResp, for reasons the client can
     /// act on; `None` where it would not help or cannot arrive.
-    pub(crate) const fn notice_code(self) -> Option<(i32, &'static str)> {
+    pub(crate) const fn notice_code(self) -> Option<(Code, &'static str)> {
         match self {
-            CloseReason::FrameTooLarge => Some((400_102, "frame too large")),
-            CloseReason::BadFrame => Some((400_102, "malformed frame")),
-            CloseReason::TooManyBadMessages => Some((400_102, "too many bad messages")),
-            CloseReason::Flood => Some((400_502, "too many messages")),
-            CloseReason::IdleTimeout => Some((400_504, "idle timeout")),
-            CloseReason::FirstFrameTimeout => Some((400_504, "no message in time")),
-            CloseReason::LoginTimeout => Some((400_504, "no login in time")),
-            CloseReason::ServerFull => Some((400_503, "server full")),
-            CloseReason::IpLimit => Some((400_502, "too many connections from this address")),
-            CloseReason::Shutdown => Some((400_503, "server shutting down")),
-            CloseReason::Kicked => Some((400_501, "closed by the server")),
-            CloseReason::SessionEnded => Some((400_103, "the account's sessions were ended: log in again")),
+            CloseReason::FrameTooLarge => Some((Code::BadParam, "frame too large")),
+            CloseReason::BadFrame => Some((Code::BadParam, "malformed frame")),
+            CloseReason::TooManyBadMessages => Some((Code::BadParam, "too many bad messages")),
+            CloseReason::Flood => Some((Code::TooManyRequests, "too many messages")),
+            CloseReason::IdleTimeout => Some((Code::Timeout, "idle timeout")),
+            CloseReason::FirstFrameTimeout => Some((Code::Timeout, "no message in time")),
+            CloseReason::LoginTimeout => Some((Code::Timeout, "no login in time")),
+            CloseReason::ServerFull => Some((Code::Unavailable, "server full")),
+            CloseReason::IpLimit => Some((Code::TooManyRequests, "too many connections from this address")),
+            CloseReason::Shutdown => Some((Code::Unavailable, "server shutting down")),
+            CloseReason::Kicked => Some((Code::Forbidden, "closed by the server")),
+            CloseReason::SessionEnded => Some((Code::TokenExpired, "the account's sessions were ended: log in again")),
             CloseReason::ClientClosed
             | CloseReason::SlowConsumer
             | CloseReason::HandlerPanic
@@ -183,6 +184,9 @@ pub(crate) struct Inner {
     /// Wakes anyone else awaiting `closed()`.
     notify: Notify,
     reason: OnceLock<CloseReason>,
+    /// Whether refusals and close notices reach the client as ErrorResp frames (rsgame's
+    /// 9000); off for a client that speaks only a protocol without them (go-game's).
+    error_frames: AtomicBool,
 }
 
 impl Session {
@@ -208,6 +212,7 @@ impl Session {
             conn_waker: AtomicWaker::new(),
             notify: Notify::new(),
             reason: OnceLock::new(),
+            error_frames: AtomicBool::new(true),
         };
         let session = Session(Arc::new(inner));
         let outbox = Outbox { rx, session: session.clone() };
@@ -256,6 +261,19 @@ impl Session {
         if let Ok(mut p) = self.0.props.lock() {
             p.get_or_insert_with(HashMap::new).insert(TypeId::of::<T>(), Box::new(value));
         }
+    }
+
+    /// Whether refused messages and closes are told to the client as ErrorResp frames (on by
+    /// default). A client of a protocol that has no such frame (go-game's) turns them off:
+    /// it is refused in silence (the server still logs why) rather than sent a frame it
+    /// does not know.
+    pub fn set_error_frames(&self, on: bool) {
+        self.0.error_frames.store(on, Ordering::Relaxed);
+    }
+
+    /// See [`Session::set_error_frames`].
+    pub fn error_frames(&self) -> bool {
+        self.0.error_frames.load(Ordering::Relaxed)
     }
 
     /// A copy of the property of type `T`.
@@ -367,8 +385,8 @@ impl Session {
     /// queued are still written (except for a slow consumer), then the connection closes.
     pub fn close(&self, reason: CloseReason) {
         if self.0.reason.set(reason).is_ok() {
-            if let Some((code, msg)) = reason.notice_code() {
-                let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code, msg: msg.into() };
+            if let Some((code, msg)) = reason.notice_code().filter(|_| self.error_frames()) {
+                let notice = rsgame_proto::pb::ErrorResp { req_id: 0, code: code.as_u32() as i32, msg: msg.into() };
                 // Past the bound on purpose: one last small frame, written only if the
                 // connection can still take it.
                 self.0.queued.fetch_add(1, Ordering::AcqRel);

@@ -29,55 +29,58 @@ pub mod events {
     pub const SESSIONS_ENDED_TOPIC: &str = "accounts.sessions_ended";
 }
 
-/// Message ids. A client→server id `N` is answered or pushed as `N + 100000`, except the
-/// gate's own ids below 10000.
+/// Message ids, named for the handlers; each is a value of `proto/game.proto`'s `MessageId`
+/// (the one list, which TypeScript is generated from too). A client→server id `N` is
+/// answered or pushed as `N + 100000`, except the gate's own ids below 10000.
 pub mod ids {
+    use super::pb::MessageId;
+
     /// Ping → [`PING_RESP`].
-    pub const PING: u32 = 1000;
+    pub const PING: u32 = MessageId::Ping as u32;
     /// PingResp.
-    pub const PING_RESP: u32 = 2000;
+    pub const PING_RESP: u32 = MessageId::PingResp as u32;
     /// rsgame: ErrorResp, the answer to a message the server could not handle.
-    pub const ERROR: u32 = 9000;
+    pub const ERROR: u32 = MessageId::ErrorResp as u32;
     /// GameLogin → UserInfo.
-    pub const GAME_LOGIN: u32 = 100_000;
+    pub const GAME_LOGIN: u32 = MessageId::GameLogin as u32;
     /// EnterRoom → EnterRoomResp.
-    pub const ENTER_ROOM: u32 = 100_001;
+    pub const ENTER_ROOM: u32 = MessageId::EnterRoom as u32;
     /// ChatMsg → ChatMsgResp.
-    pub const CHAT_MSG: u32 = 100_002;
+    pub const CHAT_MSG: u32 = MessageId::ChatMsg as u32;
     /// CreateRoom → CreateRoomResp.
-    pub const CREATE_ROOM: u32 = 100_003;
+    pub const CREATE_ROOM: u32 = MessageId::CreateRoom as u32;
     /// RoomList → RoomListResp.
-    pub const ROOM_LIST: u32 = 100_004;
+    pub const ROOM_LIST: u32 = MessageId::RoomList as u32;
     /// QuitRoom → QuitRoomResp.
-    pub const QUIT_ROOM: u32 = 100_005;
+    pub const QUIT_ROOM: u32 = MessageId::QuitRoom as u32;
     /// AddFriend → AddFriendResp.
-    pub const ADD_FRIEND: u32 = 100_100;
+    pub const ADD_FRIEND: u32 = MessageId::AddFriend as u32;
     /// MyFriend → MyFriendResp.
-    pub const MY_FRIEND: u32 = 100_101;
+    pub const MY_FRIEND: u32 = MessageId::MyFriend as u32;
     /// Move → MoveResp.
-    pub const MOVE: u32 = 100_200;
+    pub const MOVE: u32 = MessageId::Move as u32;
     /// Attack → AttackResp.
-    pub const ATTACK: u32 = 100_201;
+    pub const ATTACK: u32 = MessageId::Attack as u32;
     /// rsgame: ChatHistory → ChatMsgResp (200006).
-    pub const CHAT_HISTORY: u32 = 100_006;
+    pub const CHAT_HISTORY: u32 = MessageId::ChatHistory as u32;
     /// rsgame push: a friend's online status, a UserInfo (200102).
-    pub const FRIEND_STATUS: u32 = 200_102;
+    pub const FRIEND_STATUS: u32 = MessageId::FriendStatus as u32;
     /// rsgame: Respawn → PlayerStats (200212).
-    pub const RESPAWN: u32 = 100_202;
+    pub const RESPAWN: u32 = MessageId::Respawn as u32;
     /// rsgame push: SpawnResp, what came into view.
-    pub const SPAWN: u32 = 200_210;
+    pub const SPAWN: u32 = MessageId::SpawnResp as u32;
     /// rsgame push: DespawnResp, what left view.
-    pub const DESPAWN: u32 = 200_211;
+    pub const DESPAWN: u32 = MessageId::DespawnResp as u32;
     /// rsgame push: PlayerStats, the player's own numbers.
-    pub const PLAYER_STATS: u32 = 200_212;
+    pub const PLAYER_STATS: u32 = MessageId::PlayerStats as u32;
     /// rsgame: LockstepInput (no reply).
-    pub const LOCKSTEP_INPUT: u32 = 100_300;
+    pub const LOCKSTEP_INPUT: u32 = MessageId::LockstepInput as u32;
     /// rsgame push: LockstepFrames (200300), also the reply to LockstepSync.
-    pub const LOCKSTEP_FRAMES: u32 = 200_300;
+    pub const LOCKSTEP_FRAMES: u32 = MessageId::LockstepFrames as u32;
     /// rsgame: LockstepSync → LockstepFrames.
-    pub const LOCKSTEP_SYNC: u32 = 100_301;
+    pub const LOCKSTEP_SYNC: u32 = MessageId::LockstepSync as u32;
     /// Logout → LogoutResp.
-    pub const LOGOUT: u32 = 100_900;
+    pub const LOGOUT: u32 = MessageId::Logout as u32;
     /// The reply (or push) id of a request id.
     pub const fn reply(id: u32) -> u32 {
         if id < 10_000 { id + 1000 } else { id + 100_000 }
@@ -113,5 +116,20 @@ mod tests {
     fn reply_ids() {
         assert_eq!(super::ids::reply(super::ids::PING), super::ids::PING_RESP);
         assert_eq!(super::ids::reply(super::ids::CHAT_MSG), 200_002);
+    }
+
+    #[test]
+    fn every_request_id_in_the_proto_has_its_reply_beside_it() {
+        use pb::MessageId;
+        // go-game's and rsgame's requests whose answer is the same message kind + "Resp".
+        for id in (0..300_000).filter_map(|n| MessageId::try_from(n).ok()) {
+            let name = id.as_str_name();
+            let Some(base) = name.strip_suffix("_RESP") else { continue };
+            let request = MessageId::from_str_name(base).map(|r| r as u32);
+            if let Some(request) = request {
+                assert_eq!(super::ids::reply(request), id as u32, "{name}");
+            }
+        }
+        assert_eq!(MessageId::UserInfo as u32, super::ids::reply(super::ids::GAME_LOGIN));
     }
 }

@@ -52,6 +52,10 @@ struct SceneDef {
     name: String,
     bounds: Rect,
     cell: f32,
+    /// go-game's grid for its clients' view (zinx's AOI: `cols` × `rows` cells over the
+    /// bounds); rsgame's own clients see by `cell`.
+    #[serde(default)]
+    go_game_grid: Option<GridDef>,
     respawn: Point,
     /// New players appear within this distance of the respawn point (go-game: 25).
     #[serde(default = "default_spawn_radius")]
@@ -60,6 +64,13 @@ struct SceneDef {
     pvp: bool,
     #[serde(default)]
     monsters: Vec<MonsterSpawn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GridDef {
+    cols: usize,
+    rows: usize,
 }
 
 fn default_spawn_radius() -> f32 {
@@ -114,6 +125,9 @@ pub fn parse(text: &str, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, String> {
             if s.cell <= 0.0 || (b.max_x - b.min_x).max(b.max_z - b.min_z) / s.cell > 512.0 {
                 return Err(at("cell: positive, at most 512 cells along a side"));
             }
+            if s.go_game_grid.as_ref().is_some_and(|g| !(1..=512).contains(&g.cols) || !(1..=512).contains(&g.rows)) {
+                return Err(at("go_game_grid: cols and rows from 1 to 512"));
+            }
             if !bounds.contains(s.respawn.x, s.respawn.z) {
                 return Err(at("respawn: inside the bounds"));
             }
@@ -143,6 +157,7 @@ pub fn parse(text: &str, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, String> {
                     id: s.id,
                     bounds,
                     cell: s.cell,
+                    go_game_grid: s.go_game_grid.map(|g| (g.cols, g.rows)),
                     tick_hz,
                     max_speed: cfg.max_speed,
                     monsters: s.monsters,

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`aoi`]: the nine-grid area of interest.
+//! - [`caps`]: what a client asked for beyond go-game's protocol (none: exactly go-game's).
 //! - [`scene`]: a scene's simulation (joins, validated moves, per-tick batches, combat,
 //!   monster AI) — plain code, tested without sockets or clocks.
 //! - [`lockstep`]: frame-sync rooms: inputs bundled per frame at a fixed rate, catch-up.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod aoi;
+pub mod caps;
 pub mod cluster;
 pub mod data;
 pub mod lockstep;

@@ -25,12 +25,13 @@ use rsgame_kit::config::WorldConfig;
 use rsgame_kit::time::unix_ms;
 use rsgame_kit::{Code, Error, Result};
 use rsgame_proto::events::{SESSIONS_ENDED_TOPIC, SessionsEnded};
-use rsgame_proto::pb::LogoutType;
+use rsgame_proto::pb::{ChatType, LogoutType};
 use rsgame_proto::{ids, pb};
 use rsgame_store::{Bus, Db};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::aoi::EntityId;
+use crate::caps::Caps;
 use crate::cluster::{Cluster, What};
 use crate::data::SceneSpec;
 use crate::lockstep::{Lockstep, LockstepConfig};
@@ -123,6 +124,8 @@ struct Online {
     /// Whom this player blacklisted: nothing from them reaches it.
     blocked: HashSet<i64>,
     chat: Bucket,
+    /// What its client takes beyond go-game's protocol.
+    caps: Caps,
 }
 
 /// A room's task, by kind. The world holds the only lasting handles: dropping a room's
@@ -151,9 +154,10 @@ impl Handle {
         session.set(Here(self.clone()));
         match self {
             Handle::Scene(h) => {
+                let caps = session.get::<Caps>().unwrap_or_default();
                 let join = match arrival {
-                    Some((name, x, z, stats)) => SceneJoin::Enter { name, x, z, stats, greet },
-                    None => SceneJoin::Return { greet },
+                    Some((name, x, z, stats)) => SceneJoin::Enter { name, x, z, stats, greet, caps },
+                    None => SceneJoin::Return { greet, caps },
                 };
                 h.join(uid, session.clone(), join).await
             }
@@ -268,7 +272,8 @@ async fn subscribe(bus: &Bus, topic: &str, group: &str) -> rsgame_store::Subscri
 }
 
 fn status(ok: bool, msg: &str) -> (i32, String) {
-    (if ok { 200 } else { 400 }, msg.to_owned())
+    let status = if ok { pb::ReplyStatus::Ok } else { pb::ReplyStatus::Failed };
+    (status as i32, msg.to_owned())
 }
 
 impl World {
@@ -308,7 +313,7 @@ impl World {
                 id,
                 Room {
                     name: spec.name,
-                    kind_code: 1,
+                    kind_code: pb::RoomType::Public as i32,
                     password: None,
                     max_users: 0,
                     owner: 0,
@@ -459,7 +464,7 @@ impl World {
                         .iter()
                         .filter(|f| !blocked.contains(f))
                         .filter_map(|f| players.get(f))
-                        .filter(|p| !p.blocked.contains(&user))
+                        .filter(|p| p.caps.has(Caps::FRIENDS) && !p.blocked.contains(&user))
                         .filter_map(|p| p.session.clone())
                         .collect()
                 };
@@ -745,6 +750,10 @@ impl World {
         let blocked: HashSet<i64> =
             self.0.store.relations(uid, BLACKLIST, 10_000).await?.into_iter().map(|(id, _)| id).collect();
         let generation = self.0.generations.fetch_add(1, Ordering::Relaxed);
+        // A client that logs in as go-game's does is served exactly go-game's protocol.
+        let caps = Caps::parse(&msg.param);
+        session.set(caps);
+        session.set_error_frames(caps.has(Caps::ERRORS));
         let _t = self.transition(uid).await;
 
         enum Plan {
@@ -755,6 +764,7 @@ impl World {
             let mut players = lock(&self.0.players);
             if let Some(p) = players.get_mut(&uid) {
                 let old = p.session.replace(session.clone());
+                p.caps = caps;
                 p.generation = generation;
                 p.since_ms = unix_ms();
                 p.blocked = blocked;
@@ -789,6 +799,7 @@ impl World {
                         since_ms: unix_ms(),
                         blocked,
                         chat: Bucket { tokens: f64::from(self.0.cfg.chat_burst), last: Instant::now() },
+                        caps,
                     },
                 );
                 Plan::Fresh { room, x, z }
@@ -891,7 +902,7 @@ impl World {
                 .iter()
                 .filter(|f| !mine.contains(f))
                 .filter_map(|f| players.get(f))
-                .filter(|p| !p.blocked.contains(&uid))
+                .filter(|p| p.caps.has(Caps::FRIENDS) && !p.blocked.contains(&uid))
                 .filter_map(|p| p.session.clone())
                 .collect()
         };
@@ -1028,11 +1039,11 @@ impl World {
         if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
             return Err(Error::bad_param("name: 1 to 32 characters"));
         }
-        let (lockstep, private) = match msg.r#type {
-            1 => (false, false),
-            2 => (false, true),
-            3 => (true, false),
-            4 => (true, true),
+        let (lockstep, private) = match pb::RoomType::try_from(msg.r#type) {
+            Ok(pb::RoomType::Public) => (false, false),
+            Ok(pb::RoomType::Private) => (false, true),
+            Ok(pb::RoomType::Lockstep) => (true, false),
+            Ok(pb::RoomType::PrivateLockstep) => (true, true),
             _ => return Err(Error::bad_param("type: 1 public, 2 private, 3 lockstep, 4 private lockstep")),
         };
         if private && (msg.password.is_empty() || msg.password.len() > 64) {
@@ -1123,7 +1134,7 @@ impl World {
             let rooms = lock(&self.0.rooms);
             rooms
                 .iter()
-                .filter(|(_, r)| msg.r#type == 0 || r.kind_code == msg.r#type)
+                .filter(|(_, r)| msg.r#type == pb::RoomType::Any as i32 || r.kind_code == msg.r#type)
                 .take(500)
                 .map(|(id, r)| self.room_resp(*id, r, &players, uid))
                 .collect()
@@ -1186,10 +1197,10 @@ impl World {
     }
 
     fn check_chat(&self, msg: &pb::ChatMsg) -> Result<()> {
-        if !(1..=3).contains(&msg.chat_type) {
+        if !matches!(ChatType::try_from(msg.chat_type), Ok(ChatType::World | ChatType::Room | ChatType::Private)) {
             return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private"));
         }
-        if !(1..=6).contains(&msg.msg_type) {
+        if pb::ChatMsgType::try_from(msg.msg_type).is_err() || msg.msg_type == pb::ChatMsgType::None as i32 {
             return Err(Error::bad_param("msgType: 1 text … 6 video call"));
         }
         let len = msg.msg.chars().count();
@@ -1236,8 +1247,8 @@ impl World {
         };
         let (burst, per_min, keep) = (self.0.cfg.chat_burst, self.0.cfg.chat_per_min, self.0.cfg.chat_history);
         let reply = pb::ChatMsgResp { msg_list: vec![m.clone()] };
-        match m.chat_type {
-            1 | 2 => {
+        match ChatType::try_from(m.chat_type) {
+            Ok(ChatType::World | ChatType::Room) => {
                 let sessions: Vec<Session> = {
                     let mut players = lock(&self.0.players);
                     let me = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
@@ -1245,7 +1256,7 @@ impl World {
                         return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
                     }
                     let room = me.room;
-                    let to: Vec<i64> = if m.chat_type == 1 {
+                    let to: Vec<i64> = if m.chat_type == ChatType::World as i32 {
                         Self::remember(&mut lock(&self.0.world_chat), &m, keep);
                         players.keys().copied().collect()
                     } else {
@@ -1262,7 +1273,7 @@ impl World {
                         .collect()
                 };
                 send_many(&sessions, ids::reply(ids::CHAT_MSG), &reply);
-                if let Some(c) = self.0.cluster.as_ref().filter(|_| m.chat_type == 1) {
+                if let Some(c) = self.0.cluster.as_ref().filter(|_| m.chat_type == ChatType::World as i32) {
                     c.publish(What::World(m.clone())).await;
                 }
             }
@@ -1336,18 +1347,18 @@ impl World {
             v.reverse();
             v
         };
-        let msg_list = match msg.chat_type {
-            1 | 2 => {
+        let msg_list = match ChatType::try_from(msg.chat_type) {
+            Ok(ChatType::World | ChatType::Room) => {
                 let players = lock(&self.0.players);
                 let me = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
-                if msg.chat_type == 1 {
+                if msg.chat_type == ChatType::World as i32 {
                     recent(&lock(&self.0.world_chat), &me.blocked)
                 } else {
                     let rooms = lock(&self.0.rooms);
                     rooms.get(&me.room).map(|r| recent(&r.chat, &me.blocked)).unwrap_or_default()
                 }
             }
-            3 => {
+            Ok(ChatType::Private) => {
                 if msg.obj_id <= 0 {
                     return Err(Error::bad_param("objId: the other player's id"));
                 }
@@ -1381,7 +1392,7 @@ impl World {
 
     async fn add_friend(self, session: Session, msg: pb::AddFriend) -> Result<()> {
         let uid = World::me(&session)?;
-        if !(0..=3).contains(&msg.r#type) {
+        if pb::FriendType::try_from(msg.r#type).is_err() {
             return Err(Error::bad_param("type: 0 stranger, 1 friend, 2 blacklist, 3 temporary"));
         }
         if msg.user_id <= 0 || msg.user_id == uid {
@@ -1403,7 +1414,7 @@ impl World {
 
     async fn my_friends(self, session: Session, msg: pb::MyFriend) -> Result<()> {
         let uid = World::me(&session)?;
-        if !(0..=3).contains(&msg.r#type) {
+        if pb::FriendType::try_from(msg.r#type).is_err() {
             return Err(Error::bad_param("type: 0 all, 1 friends, 2 blacklist, 3 temporary"));
         }
         let key = msg.search_key.trim().to_lowercase();
@@ -1460,7 +1471,7 @@ fn chat_msg(m: StoredChat) -> pb::ChatMsg {
     pb::ChatMsg {
         user_id: m.from,
         obj_id: m.to,
-        chat_type: 3,
+        chat_type: ChatType::Private as i32,
         msg_type: m.msg_type,
         msg: m.msg,
         url: m.url,
@@ -1474,6 +1485,7 @@ fn unreachable_scene(cfg: &WorldConfig) -> crate::scene::SceneConfig {
         id: 1000,
         bounds: crate::aoi::Bounds { min_x: 85.0, min_z: 75.0, max_x: 410.0, max_z: 400.0 },
         cell: 32.5,
+        go_game_grid: Some((10, 20)),
         tick_hz: cfg.tick_hz.max(1),
         max_speed: cfg.max_speed,
         monsters: Vec::new(),

@@ -19,6 +19,7 @@ use rsgame_proto::{ids, pb};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::aoi::{EntityId, MONSTER_BASE};
+use crate::caps::Caps;
 use crate::lockstep::{Frame, Lockstep};
 use crate::scene::{Command, Kind, Out, Scene, View};
 use crate::store::Place;
@@ -136,12 +137,22 @@ fn entity(v: &View) -> pb::Entity {
 fn entity_of(v: View) -> pb::Entity {
     pb::Entity {
         id: v.id as i64,
-        kind: if v.kind == Kind::Player { 1 } else { 2 },
+        kind: if v.kind == Kind::Player { pb::EntityKind::Player } else { pb::EntityKind::Monster } as i32,
         name: v.name,
         site: Some(site(v.x, v.z)),
         hp: v.hp,
         max_hp: v.max_hp,
     }
+}
+
+/// Which part of a position batch a receiver is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sees {
+    /// Everything in the batch (rsgame's clients, `caps=entities`).
+    All,
+    /// Players only, and with go-game's grid those within go-game's nine cells around this
+    /// (column, row).
+    Players(Option<(usize, usize)>),
 }
 
 /// An entity's position in a batch: (id, x, z).
@@ -196,10 +207,11 @@ pub(crate) enum SceneInput {
 
 /// What a player brings into a scene.
 pub(crate) enum SceneJoin {
-    /// Entering: its name, where it stands, its numbers, and what it is greeted with.
-    Enter { name: String, x: f32, z: f32, stats: Stats, greet: Greet },
+    /// Entering: its name, where it stands, its numbers, what it is greeted with, and what
+    /// its client asked to be sent beyond go-game's protocol.
+    Enter { name: String, x: f32, z: f32, stats: Stats, greet: Greet, caps: Caps },
     /// Already in the scene, on a new connection (a reconnect, a second login).
-    Return { greet: Greet },
+    Return { greet: Greet, caps: Caps },
 }
 
 /// A scene, on the framework's public room API: the simulation with its fixed tick, AOI
@@ -212,6 +224,11 @@ pub(crate) struct SceneRoom {
     /// This scene, for the rewarder's answers.
     me: WeakRoomHandle<SceneRoom>,
     stats: HashMap<EntityId, Stats>,
+    /// What each player's client takes beyond go-game's protocol.
+    caps: HashMap<EntityId, Caps>,
+    /// go-game's AOI grid, when the scene has one: its clients see by it (a part of what
+    /// rsgame's clients see), so their position batches are cut to it.
+    go_game: Option<rsgame_gate::aoi::Grid>,
     saved: HashMap<EntityId, (f32, f32, i64)>,
     label: String,
     hist: Arc<FastHistogram>,
@@ -228,12 +245,18 @@ impl SceneRoom {
             "Time one scene tick takes: simulation and delivery.",
             &[("scene", &label)],
         );
+        let go_game = scene
+            .config()
+            .go_game_grid
+            .map(|(cols, rows)| rsgame_gate::aoi::Grid::with_cells(scene.config().bounds, cols, rows));
         SceneRoom {
             scene,
             permanent,
             env,
             me,
             stats: HashMap::new(),
+            caps: HashMap::new(),
+            go_game,
             saved: HashMap::new(),
             label,
             hist,
@@ -248,6 +271,7 @@ impl SceneRoom {
         let Some((x, z, hp)) = self.scene.get(id).map(|v| (v.x, v.z, v.hp)) else { return };
         self.scene.apply(Command::Leave { id });
         self.stats.remove(&id);
+        self.caps.remove(&id);
         self.saved.remove(&id);
         self.players_gauge();
         let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
@@ -295,10 +319,14 @@ impl SceneRoom {
         };
         self.scene.apply(Command::Stats { id, hp, max_hp: stats.max_hp, attack: stats.attack, defence: stats.defence });
         self.stats.insert(id, stats);
+        if !self.caps_of(id).has(Caps::ENTITIES) {
+            // go-game's protocol has neither monsters nor kill rewards.
+            return;
+        }
         let reward = pb::AttackResp {
             user_id: id as i64,
             obj_id: killed as i64,
-            status: 202,
+            status: pb::AttackStatus::Reward as i32,
             exp,
             coin: coins,
             ..Default::default()
@@ -320,7 +348,7 @@ impl Room for SceneRoom {
 
     fn join(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) -> Result<(), rsgame_kit::Error> {
         let id = player as EntityId;
-        let SceneJoin::Enter { name, x, z, stats, greet } = join else {
+        let SceneJoin::Enter { name, x, z, stats, greet, caps } = join else {
             return Err(rsgame_kit::Error::msg(rsgame_kit::Code::Failed, "not in this scene any more: log in again"));
         };
         self.scene.apply(Command::Join {
@@ -334,6 +362,7 @@ impl Room for SceneRoom {
             defence: stats.defence,
         });
         self.stats.insert(id, stats);
+        self.caps.insert(id, caps);
         if let Some(session) = ctx.session(player) {
             self.greet(id, session, greet);
         }
@@ -343,9 +372,13 @@ impl Room for SceneRoom {
 
     fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) {
         let id = player as EntityId;
-        let (SceneJoin::Return { greet } | SceneJoin::Enter { greet, .. }) = join;
+        let (SceneJoin::Return { greet, caps } | SceneJoin::Enter { greet, caps, .. }) = join;
+        self.caps.insert(id, caps);
         let (Some(session), Some(_)) = (ctx.session(player), self.scene.get(id)) else { return };
         self.greet(id, session, greet);
+        if !caps.has(Caps::ENTITIES) {
+            return;
+        }
         // A new connection knows nothing: everything in view, now. (A full queue cuts the
         // connection off; nothing more to do for it here.)
         let list: Vec<pb::Entity> = self.scene.in_view(id).iter().map(entity).collect();
@@ -408,13 +441,20 @@ impl SceneRoom {
         // The authoritative position, then the numbers.
         let me = pb::UserSite { user_id: id as i64, site: Some(site(v.x, v.z)), action: "spawn".into() };
         session.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list: vec![me] });
-        if let Some(st) = self.stats.get(&id) {
+        if let Some(st) = self.stats.get(&id).filter(|_| self.caps_of(id).has(Caps::STATS)) {
             let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
             session.push(ids::PLAYER_STATS, &st.message(id as i64));
         }
     }
 
+    fn caps_of(&self, id: EntityId) -> Caps {
+        self.caps.get(&id).copied().unwrap_or_default()
+    }
+
     fn push_stats(&self, ctx: &RoomCtx, id: EntityId) {
+        if !self.caps_of(id).has(Caps::STATS) {
+            return;
+        }
         let (Some(v), Some(st)) = (self.scene.get(id), self.stats.get(&id)) else { return };
         let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
         ctx.send(id as i64, ids::PLAYER_STATS, &st.message(id as i64));
@@ -481,7 +521,7 @@ impl SceneRoom {
                     let a = pb::AttackResp {
                         user_id: attacker as i64,
                         obj_id: target as i64,
-                        status: 200,
+                        status: pb::AttackStatus::Hit as i32,
                         hurt: damage,
                         obj_hp: target_hp,
                         ..Default::default()
@@ -489,7 +529,11 @@ impl SceneRoom {
                     boxes.entry(to).or_default().push(Mail::Attack(a));
                 }
                 Out::Died { to, id } => {
-                    let a = pb::AttackResp { obj_id: id as i64, status: 201, ..Default::default() };
+                    let a = pb::AttackResp {
+                        obj_id: id as i64,
+                        status: pb::AttackStatus::Died as i32,
+                        ..Default::default()
+                    };
                     boxes.entry(to).or_default().push(Mail::Attack(a));
                 }
                 Out::Reward { to, killed, exp, coins } => {
@@ -512,9 +556,10 @@ impl SceneRoom {
                 }
             }
         }
-        // Each position batch encoded once per wire format, shared by its cell's players.
+        // Each position batch encoded once per wire format, shared by its cell's players; for
+        // go-game's clients once more per go-game cell, players only.
         let mut position_of: HashMap<EntityId, usize> = HashMap::new();
-        let mut encoded: Vec<Vec<(Wire, Bytes)>> = Vec::with_capacity(batches.len());
+        let mut encoded: Vec<Vec<(Wire, Sees, Bytes)>> = Vec::with_capacity(batches.len());
         let mut resps: Vec<pb::MoveResp> = Vec::with_capacity(batches.len());
         for (i, (to, moves)) in batches.into_iter().enumerate() {
             let site_list = moves
@@ -527,19 +572,62 @@ impl SceneRoom {
                 position_of.insert(t, i);
             }
         }
-        let mut positions = |i: usize, wire: Wire| -> Bytes {
-            if let Some((_, b)) = encoded[i].iter().find(|(w, _)| *w == wire) {
+        let go_game = self.go_game.as_ref();
+        // The bytes of batch `i` for `wire` and a receiver's view; empty when a go-game
+        // client's part of the batch has nobody in it.
+        let mut positions = |i: usize, wire: Wire, view: Sees| -> Bytes {
+            if let Some((_, _, b)) = encoded[i].iter().find(|(w, v, _)| *w == wire && *v == view) {
                 return b.clone();
             }
-            let b = wire.encode(ids::reply(ids::MOVE), &resps[i]);
-            encoded[i].push((wire, b.clone()));
+            let b = match view {
+                Sees::All => wire.encode(ids::reply(ids::MOVE), &resps[i]),
+                Sees::Players(cell) => {
+                    let seen = |u: &&pb::UserSite| match (go_game, cell, u.site.as_ref()) {
+                        (Some(g), Some((c, r)), Some(at)) => {
+                            let (uc, ur) = g.cell_of(at.x, at.z);
+                            uc.abs_diff(c) <= 1 && ur.abs_diff(r) <= 1
+                        }
+                        _ => true,
+                    };
+                    let site_list: Vec<pb::UserSite> = resps[i]
+                        .site_list
+                        .iter()
+                        .filter(|u| u.user_id < MONSTER_BASE as i64)
+                        .filter(seen)
+                        .cloned()
+                        .collect();
+                    if site_list.is_empty() {
+                        Bytes::new()
+                    } else {
+                        wire.encode(ids::reply(ids::MOVE), &pb::MoveResp { site_list })
+                    }
+                }
+            };
+            encoded[i].push((wire, view, b.clone()));
             b
         };
+        // What a receiver sees: everything (rsgame's clients), or players in go-game's view.
+        let view_of = |to: EntityId| -> Sees {
+            if self.caps.get(&to).is_some_and(|c| c.has(Caps::ENTITIES)) {
+                return Sees::All;
+            }
+            Sees::Players(go_game.zip(self.scene.get(to)).map(|(g, v)| g.cell_of(v.x, v.z)))
+        };
+        let is_monster = |id: i64| id >= MONSTER_BASE as i64;
         // One queue entry per player and tick on frame wires: what it is told this tick —
         // spawns, despawns, hits, then positions last — in one buffer.
-        for (to, mails) in boxes {
+        for (to, mut mails) in boxes {
             let batch = position_of.remove(&to);
             let Some(s) = ctx.session(to as i64) else { continue };
+            let view = view_of(to);
+            if view != Sees::All {
+                // go-game's client: no spawns or despawns, nothing about monsters.
+                mails.retain(|m| match m {
+                    Mail::Spawn(_) | Mail::Despawn(_) => false,
+                    Mail::Attack(a) => !is_monster(a.user_id) && !is_monster(a.obj_id),
+                    Mail::Move(_) => true,
+                });
+            }
             let wire = s.wire();
             if wire.text {
                 for m in mails {
@@ -550,8 +638,8 @@ impl SceneRoom {
                         Mail::Attack(a) => s.push(ids::reply(ids::ATTACK), &a),
                     }
                 }
-                if let Some(i) = batch {
-                    s.push_bytes(positions(i, wire));
+                if let Some(b) = batch.map(|i| positions(i, wire, view)).filter(|b| !b.is_empty()) {
+                    s.push_bytes(b);
                 }
                 continue;
             }
@@ -567,14 +655,19 @@ impl SceneRoom {
                 }
             }
             if let Some(i) = batch {
-                buf.extend_from_slice(&positions(i, wire));
+                buf.extend_from_slice(&positions(i, wire, view));
             }
-            s.push_bytes(buf.freeze());
+            if !buf.is_empty() {
+                s.push_bytes(buf.freeze());
+            }
         }
         // Players told nothing but positions get the shared bytes as they are.
         for (to, i) in position_of {
             if let Some(s) = ctx.session(to as i64) {
-                s.push_bytes(positions(i, s.wire()));
+                let b = positions(i, s.wire(), view_of(to));
+                if !b.is_empty() {
+                    s.push_bytes(b);
+                }
             }
         }
         updates
@@ -599,6 +692,9 @@ fn frames_msg(room_id: i64, frames: &[Frame]) -> pb::LockstepFrames {
 }
 
 fn error(session: &Session, req_id: u32, code: rsgame_kit::Code, msg: &str) {
+    if !session.error_frames() {
+        return;
+    }
     let e = pb::ErrorResp { req_id, code: code.as_u32() as i32, msg: msg.into() };
     session.push(ids::ERROR, &e);
 }

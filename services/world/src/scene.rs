@@ -17,6 +17,8 @@ pub struct SceneConfig {
     pub bounds: Bounds,
     /// AOI cell side.
     pub cell: f32,
+    /// go-game's AOI grid (columns, rows) for its clients' view, which lies within rsgame's.
+    pub go_game_grid: Option<(usize, usize)>,
     /// Ticks per second.
     pub tick_hz: u32,
     /// Fastest a player may move, units per second.
@@ -690,6 +692,7 @@ mod tests {
             id: 1000,
             bounds: Bounds { min_x: 0.0, min_z: 0.0, max_x: 200.0, max_z: 200.0 },
             cell: 20.0,
+            go_game_grid: None,
             tick_hz: 20,
             max_speed: 10.0,
             monsters: vec![MonsterSpawn::basic("Slime", 30.0, 30.0, 30, 6)],

@@ -16,12 +16,12 @@ pub struct Place {
     pub z: f32,
 }
 
-/// A relation kind (go-game's AddFriend type).
-pub const FRIEND: i32 = 1;
+/// A relation kind (go-game's AddFriend type, `FriendType` in proto/game.proto).
+pub const FRIEND: i32 = rsgame_proto::pb::FriendType::Friend as i32;
 /// Blacklisted: the other's chat never arrives.
-pub const BLACKLIST: i32 = 2;
+pub const BLACKLIST: i32 = rsgame_proto::pb::FriendType::Blacklist as i32;
 /// A temporary friend.
-pub const TEMPORARY: i32 = 3;
+pub const TEMPORARY: i32 = rsgame_proto::pb::FriendType::Temporary as i32;
 
 /// A stored private message waiting for its receiver's next login.
 pub const PENDING: i32 = 0;

@@ -163,6 +163,7 @@ scenes:
     name: Meadow
     bounds: { min_x: 85, min_z: 75, max_x: 410, max_z: 400 }
     cell: 32.5
+    go_game_grid: { cols: 10, rows: 20 }
     respawn: { x: 185, z: 159 }
     monsters:
       - { name: Dummy, x: 190, z: 165, hp: 25, attack: 0, defence: 0, speed: 0, aggro: 0, leash: 1, respawn_secs: 60, exp: 30, coins: 7 }
