@@ -56,4 +56,4 @@ pub use frame::{Frame, FrameCodec, Layout};
 pub use room::{Room, RoomCtx, RoomHandle};
 pub use router::{Outcome, RouteError, Router, RouterBuilder};
 pub use server::{Gate, GateBuilder, GateError, Hub, send_many};
-pub use session::{CloseReason, SendError, Session, Transport};
+pub use session::{CloseReason, Outbox, SendError, Session, Transport};

@@ -219,6 +219,15 @@ impl Session {
         (session, outbox)
     }
 
+    /// A session with no connection behind it, on a zinx TCP wire: what is sent to it is
+    /// read from the [`Outbox`]. For testing handlers and rooms without sockets (and for
+    /// players driven in process); `queue` bounds what may wait unread, as a connection's.
+    pub fn detached(id: u64, queue: usize) -> (Session, Outbox) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let wire = Wire::frames(crate::frame::Layout::Zinx, BodyCodec::Protobuf);
+        Session::new(id, addr, Transport::Tcp, wire, queue)
+    }
+
     /// Unique id within this process.
     pub fn id(&self) -> u64 {
         self.0.id
@@ -532,8 +541,10 @@ pub(crate) mod capture {
     }
 }
 
-/// The receiving end of a session's queue, owned by its connection task.
-pub(crate) struct Outbox {
+/// The receiving end of a session's queue: its connection task's, or a test's for a
+/// [`Session::detached`] session. Each item is one or more whole frames (or one text
+/// message on a text wire).
+pub struct Outbox {
     rx: mpsc::UnboundedReceiver<Bytes>,
     session: Session,
 }

@@ -1,0 +1,474 @@
+//! The [`World`] of a game node: who is online, which room each player is in, and the gate
+//! handlers for go-game's game messages and rsgame's additions (docs/protocol.md).
+//!
+//! Every login's token is checked and must belong to the `userId` it claims. A player is in
+//! exactly one room at a time: one of the permanent scenes (1000, 1001, 1002…) or a room a
+//! player created (a small scene, or a lockstep room). Rooms are the gate's `Room`s (the
+//! private `room` module), held by their handles; handlers only talk to them through those. A dropped connection leaves its player in the room for
+//! `world.reconnect_grace_secs`; a login within that time resumes it (a second login from
+//! elsewhere does the same and tells the first connection it was replaced). Positions and
+//! hit points are saved write-behind every `world.save_secs`, on logout and leaving, and by
+//! [`World::flush`] at shutdown; kill rewards go through the game service's ledger at once.
+//!
+//! Lock order: `players` before `rooms`; neither is held across an await.
+//!
+//! This module holds the node's state and wiring (the [`World`], its start, the handler
+//! table); each idea lives in its own submodule, with its unit tests on a real world over a
+//! temporary database (`testing`):
+//!
+//! - `presence`: logins, resume and the reconnect grace, logouts, kicks, ended sessions.
+//! - `rooms`: the room registry, moving between rooms, creating, listing, quitting, flush.
+//! - `play`: moves, attacks, respawns and lockstep inputs, straight to the player's room.
+//! - `chat`: world, room and private chat and its history.
+//! - `friends`: relations, the friend list, online notices.
+//! - `inbox`: what other game nodes send this one, and this node's presence.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use rsgame_game::Game;
+use rsgame_gate::{CloseReason, RouteError, RouterBuilder, Session, send_many};
+use rsgame_kit::auth::{Auth, constant_time_eq, hmac_sha256};
+use rsgame_kit::config::WorldConfig;
+use rsgame_kit::time::unix_ms;
+use rsgame_kit::{Code, Error, Result};
+use rsgame_proto::events::{SESSIONS_ENDED_TOPIC, SessionsEnded};
+use rsgame_proto::pb::{ChatType, LogoutType};
+use rsgame_proto::{ids, pb};
+use rsgame_store::{Bus, Db};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::aoi::EntityId;
+use crate::caps::Caps;
+use crate::cluster::{Cluster, What};
+use crate::data::SceneSpec;
+use crate::lockstep::{Lockstep, LockstepConfig};
+use crate::room::{
+    Greet, LockstepCmd, LockstepRoom, QUEUE, RewardJob, RewardMsg, RoomEnv, SaveMsg, SceneInput, SceneJoin, SceneRoom,
+    Stats,
+};
+use crate::scene::{Command, Scene};
+use crate::store::{BLACKLIST, StoredChat, WorldStore};
+use rsgame_gate::room::RoomHandle;
+
+mod chat;
+mod friends;
+mod inbox;
+mod play;
+mod presence;
+mod rooms;
+#[cfg(test)]
+mod testing;
+
+/// What the world shows of an account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub nickname: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub sex: i32,
+    /// Avatar link.
+    pub image: String,
+}
+
+/// Where the world reads accounts: usercenter, in process or over gRPC.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync {
+    /// The account's public profile; [`Code::NotFound`] when there is no such account.
+    async fn profile(&self, user_id: i64) -> Result<Profile>;
+}
+
+/// What a world needs.
+pub struct WorldDeps {
+    /// Settings.
+    pub cfg: WorldConfig,
+    /// The scenes (from `world.yaml`).
+    pub scenes: Vec<SceneSpec>,
+    /// Token checks (revocations included).
+    pub auth: Auth,
+    /// The game service: numbers, rewards, hit points.
+    pub game: Arc<dyn Game>,
+    /// Accounts.
+    pub directory: Arc<dyn Directory>,
+    /// The database (saved places, friends, private chat).
+    pub db: Db,
+    /// The other game nodes, when this is one of several (see [`crate::cluster`]).
+    pub cluster: Option<Arc<Cluster>>,
+    /// Where the usercenter announces accounts whose sessions were ended (a ban, log out
+    /// everywhere), and this node's id: it reads every announcement, as a consumer group of
+    /// its own, and closes those accounts' connections.
+    pub accounts: Option<(Bus, String)>,
+}
+
+/// The connection's login, so a late disconnect of a replaced connection changes nothing.
+#[derive(Clone, Copy)]
+struct LoginGen(u64);
+
+/// A token bucket for chat.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, burst: u32, per_min: u32) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(per_min) / 60.0;
+        self.tokens = (self.tokens + refill).min(f64::from(burst.max(1)));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Online {
+    /// None while the connection is gone and the grace period runs.
+    session: Option<Session>,
+    generation: u64,
+    room: i64,
+    /// The permanent scene a created room returns to.
+    home: i64,
+    profile: Profile,
+    /// When its current connection logged in (ms since the epoch): a kick from another node
+    /// sent before that is stale.
+    since_ms: i64,
+    /// Whom this player blacklisted: nothing from them reaches it.
+    blocked: HashSet<i64>,
+    chat: Bucket,
+    /// What its client takes beyond go-game's protocol.
+    caps: Caps,
+}
+
+/// A room's task, by kind. The world holds the only lasting handles: dropping a room's
+/// entry ends it.
+#[derive(Clone)]
+enum Handle {
+    Scene(RoomHandle<SceneRoom>),
+    Lockstep(RoomHandle<LockstepRoom>),
+}
+
+/// Where a connection's player is, kept on its session so that moves, attacks and inputs
+/// reach the room without the world's locks.
+#[derive(Clone)]
+struct Here(Handle);
+
+impl Handle {
+    /// Puts the player in the room: entering with `arrival` (its name, place and numbers;
+    /// ignored by a lockstep room), or, without one, returning on a new connection.
+    async fn enter(
+        &self,
+        uid: i64,
+        session: &Session,
+        greet: Greet,
+        arrival: Option<(String, f32, f32, Stats)>,
+    ) -> Result<()> {
+        session.set(Here(self.clone()));
+        match self {
+            Handle::Scene(h) => {
+                let caps = session.get::<Caps>().unwrap_or_default();
+                let join = match arrival {
+                    Some((name, x, z, stats)) => SceneJoin::Enter { name, x, z, stats, greet, caps },
+                    None => SceneJoin::Return { greet, caps },
+                };
+                h.join(uid, session.clone(), join).await
+            }
+            Handle::Lockstep(h) => h.join(uid, session.clone(), greet).await,
+        }
+    }
+
+    async fn leave(&self, uid: i64) {
+        match self {
+            Handle::Scene(h) => h.leave(uid).await,
+            Handle::Lockstep(h) => h.leave(uid).await,
+        }
+    }
+
+    async fn disconnected(&self, uid: i64, session_id: u64) {
+        match self {
+            Handle::Scene(h) => h.disconnected(uid, session_id).await,
+            Handle::Lockstep(h) => h.disconnected(uid, session_id).await,
+        }
+    }
+}
+
+/// What a shutdown's flush could not finish.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unflushed {
+    /// Players whose latest place or hit points are not in the database.
+    pub unsaved: Vec<i64>,
+    /// Kill rewards not granted (player, reference).
+    pub rewards: Vec<(i64, String)>,
+}
+
+impl std::fmt::Display for Unflushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} players not saved {:?}; {} kill rewards not granted",
+            self.unsaved.len(),
+            self.unsaved,
+            self.rewards.len()
+        )
+    }
+}
+
+impl std::error::Error for Unflushed {}
+
+struct Room {
+    name: String,
+    /// go-game's type as created: 1 public, 2 private; rsgame: 3 lockstep, 4 private lockstep.
+    kind_code: i32,
+    password: Option<[u8; 32]>,
+    max_users: i32,
+    owner: i64,
+    permanent: bool,
+    members: BTreeSet<i64>,
+    handle: Handle,
+    chat: VecDeque<pb::ChatMsg>,
+    /// Where players enter (a scene's respawn point) and how far around it.
+    spawn: (f32, f32),
+    spawn_radius: f32,
+}
+
+struct Inner {
+    cfg: WorldConfig,
+    auth: Auth,
+    game: Arc<dyn Game>,
+    directory: Arc<dyn Directory>,
+    store: WorldStore,
+    env: RoomEnv,
+    /// The scene new players start in, and its settings for created rooms.
+    default_scene: i64,
+    template: crate::scene::SceneConfig,
+    players: Mutex<HashMap<i64, Online>>,
+    rooms: Mutex<BTreeMap<i64, Room>>,
+    /// One lock per account, held across every change of where its player is (login,
+    /// logout, grace end, room moves, kicks): those await saves and room tasks, and two of
+    /// them interleaving could leave the player in a room task it is no longer listed in.
+    transitions: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    world_chat: Mutex<VecDeque<pb::ChatMsg>>,
+    next_room: AtomicI64,
+    generations: AtomicU64,
+    /// Keys room passwords (never stored in the clear, compared in constant time).
+    password_key: [u8; 32],
+    cluster: Option<Arc<Cluster>>,
+    /// Logins waiting for another node to confirm their player left it.
+    leaving: Mutex<HashMap<i64, oneshot::Sender<()>>>,
+}
+
+/// How long a login waits for the node the player was on to save it and let go.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// The world of one game node. Cheap to clone.
+#[derive(Clone)]
+pub struct World(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data that is still consistent enough to
+    // serve: the alternative is a node that refuses everyone.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A subscription to `topic` as `group`, tried again every second until the bus takes it.
+async fn subscribe(bus: &Bus, topic: &str, group: &str) -> rsgame_store::Subscription {
+    loop {
+        match bus.subscribe(topic, group).await {
+            Ok(s) => return s,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "bus subscription failed: retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn status(ok: bool, msg: &str) -> (i32, String) {
+    let status = if ok { pb::ReplyStatus::Ok } else { pb::ReplyStatus::Failed };
+    (status as i32, msg.to_owned())
+}
+
+impl World {
+    /// Starts the scenes' tasks, the saver and the rewarders.
+    pub fn start(deps: WorldDeps) -> World {
+        let WorldDeps { cfg, scenes, auth, game, directory, db, cluster, accounts } = deps;
+        let store = WorldStore::new(db);
+        let (save_tx, save_rx) = mpsc::unbounded_channel();
+        tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
+        let (reward_tx, reward_rx) = mpsc::unbounded_channel();
+        tokio::spawn(crate::room::rewarder(reward_rx, game.clone()));
+        let run = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        let run =
+            hmac_sha256(run.as_bytes(), &[b"world run"])[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let env = RoomEnv {
+            saver: save_tx,
+            rewards: reward_tx,
+            save_every: Duration::from_secs(cfg.save_secs.max(1)),
+            run: run.into(),
+        };
+        let default_scene = scenes.first().map_or(1000, |s| i64::from(s.config.id));
+        let mut template = scenes.first().map(|s| s.config.clone()).unwrap_or_else(|| {
+            crate::data::parse(crate::data::SAMPLE, &cfg)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map_or_else(|| unreachable_scene(&cfg), |s| s.config)
+        });
+        template.monsters.clear();
+        template.pvp = false;
+        let mut rooms = BTreeMap::new();
+        for spec in scenes {
+            let id = i64::from(spec.config.id);
+            let (spawn, spawn_radius) = (spec.config.respawn, spec.spawn_radius);
+            let (scene, env) = (Scene::new(spec.config), env.clone());
+            let handle = rsgame_gate::room::spawn_with(|me| SceneRoom::new(scene, true, env, me), QUEUE);
+            rooms.insert(
+                id,
+                Room {
+                    name: spec.name,
+                    kind_code: pb::RoomType::Public as i32,
+                    password: None,
+                    max_users: 0,
+                    owner: 0,
+                    permanent: true,
+                    members: BTreeSet::new(),
+                    handle: Handle::Scene(handle),
+                    chat: VecDeque::new(),
+                    spawn,
+                    spawn_radius,
+                },
+            );
+        }
+        let mut password_key = [0u8; 32];
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        password_key.copy_from_slice(&hmac_sha256(seed.as_bytes(), &[b"room passwords"]));
+        let world = World(Arc::new(Inner {
+            cfg,
+            auth,
+            game,
+            directory,
+            store,
+            env,
+            default_scene,
+            template,
+            players: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(rooms),
+            transitions: Mutex::new(HashMap::new()),
+            world_chat: Mutex::new(VecDeque::new()),
+            next_room: AtomicI64::new(10_000),
+            generations: AtomicU64::new(1),
+            password_key,
+            cluster,
+            leaving: Mutex::new(HashMap::new()),
+        }));
+        if let Some(c) = world.0.cluster.clone() {
+            tokio::spawn(world.clone().follow_cluster(c.clone()));
+            tokio::spawn(world.clone().refresh_presence(c));
+        }
+        if let Some((bus, node)) = accounts {
+            tokio::spawn(world.clone().follow_accounts(bus, node));
+        }
+        world
+    }
+
+    /// Registers the handlers of every world message and the "log in first" rule.
+    pub fn register(&self, r: &mut RouterBuilder) -> std::result::Result<(), RouteError> {
+        r.before(|session, id| {
+            if session.user().is_none() && id != ids::GAME_LOGIN && id != ids::PING {
+                return Err(Error::msg(Code::Unauthorized, "log in first (GameLogin)"));
+            }
+            Ok(())
+        });
+        macro_rules! route {
+            ($id:expr, $method:ident) => {{
+                let w = self.clone();
+                r.route($id, move |s, m| {
+                    let w = w.clone();
+                    async move { w.$method(s, m).await }
+                })?;
+            }};
+        }
+        route!(ids::GAME_LOGIN, login);
+        route!(ids::LOGOUT, logout);
+        route!(ids::MOVE, on_move);
+        route!(ids::ATTACK, attack);
+        route!(ids::RESPAWN, respawn);
+        route!(ids::ENTER_ROOM, enter_room);
+        route!(ids::CREATE_ROOM, create_room);
+        route!(ids::ROOM_LIST, room_list);
+        route!(ids::QUIT_ROOM, quit_room);
+        route!(ids::CHAT_MSG, chat);
+        route!(ids::CHAT_HISTORY, chat_history);
+        route!(ids::ADD_FRIEND, add_friend);
+        route!(ids::MY_FRIEND, my_friends);
+        route!(ids::LOCKSTEP_INPUT, lockstep_input);
+        route!(ids::LOCKSTEP_SYNC, lockstep_sync);
+        Ok(())
+    }
+
+    /// Players online (a dropped one inside its grace period included).
+    pub fn online(&self) -> usize {
+        lock(&self.0.players).len()
+    }
+
+    /// Waits for, and holds, the account's transition lock.
+    async fn transition(&self, uid: i64) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = lock(&self.0.transitions).entry(uid).or_default().clone();
+        m.lock_owned().await
+    }
+
+    /// The user bound to a logged-in session.
+    fn me(session: &Session) -> Result<i64> {
+        session.user().ok_or_else(|| Error::msg(Code::Unauthorized, "log in first (GameLogin)"))
+    }
+
+    fn user_info(uid: i64, profile: &Profile, plat: &str, online: bool, room: i64) -> pb::UserInfo {
+        pb::UserInfo {
+            user_id: uid,
+            username: profile.username.clone(),
+            nickname: profile.nickname.clone(),
+            sex: profile.sex,
+            image: profile.image.clone(),
+            plat: plat.to_owned(),
+            online: i32::from(online),
+            room_id: room,
+            position: None,
+        }
+    }
+}
+
+fn chat_msg(m: StoredChat) -> pb::ChatMsg {
+    pb::ChatMsg {
+        user_id: m.from,
+        obj_id: m.to,
+        chat_type: ChatType::Private as i32,
+        msg_type: m.msg_type,
+        msg: m.msg,
+        url: m.url,
+        send_time: m.sent_at,
+    }
+}
+
+/// A last-resort scene template (the sample always parses; this keeps start-up total).
+fn unreachable_scene(cfg: &WorldConfig) -> crate::scene::SceneConfig {
+    crate::scene::SceneConfig {
+        id: 1000,
+        bounds: crate::aoi::Bounds { min_x: 85.0, min_z: 75.0, max_x: 410.0, max_z: 400.0 },
+        cell: 32.5,
+        go_game_grid: Some((10, 20)),
+        tick_hz: cfg.tick_hz.max(1),
+        max_speed: cfg.max_speed,
+        monsters: Vec::new(),
+        attack_range: cfg.attack_range,
+        attack_cooldown: 1,
+        pvp: false,
+        respawn: (185.0, 159.0),
+    }
+}
