@@ -403,7 +403,12 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     .map_err(|e| ServeError::Worker(e.to_string()))?
                     .add_service(svc);
                 serve_rpc(&cfg, cfg.rpc.game_port, "game", grpc, etcd.as_ref(), &shutdown).await?;
-                api = api.merge(rsgame_game::api::router(game, s.auth.clone(), cfg.game.admin_token.expose()));
+                api = api.merge(rsgame_game::api::router(
+                    game,
+                    s.auth.clone(),
+                    cfg.game.admin_token.expose(),
+                    Some(s.bus.clone()),
+                ));
                 apidoc.merge(rsgame_game::api::openapi());
             }
         }

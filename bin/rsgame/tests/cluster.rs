@@ -470,6 +470,11 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         if node_of_a == url_a { ((ca, &a, info_a, "ann"), cb) } else { ((cb, &b, info_b, "bob"), ca) };
     let bought = post(api, "/game/v1/game/buyGoods", Some(&acc_a.token), json!({"id": 1, "count": 2})).await;
     assert_eq!(bought["code"], 200, "{bought}");
+    // The purchase, made by the API process, reaches the live player on its node over the
+    // bus: one owner of its numbers (docs/protocol.md, "One owner").
+    let coins = bought["data"]["player"]["coins"].as_i64().expect("coins after");
+    let told = on_a.wait_where(ids::PLAYER_STATS, T, |s: &pb::PlayerStats| s.coins == coins).await;
+    assert!(told.is_ok(), "the node that holds the player shows the coins it has now: {told:?}");
     let here = walk(&mut on_a, acc_a.user_id, pos(&info_on_a), 9.0).await;
     // Killed only once the place is saved (world.save_secs: 1): what a crash keeps.
     let check =

@@ -593,6 +593,49 @@ async fn a_password_change_and_a_ban_end_the_live_game_session() {
     let _ = std::process::Command::new("sh").args(["-c", &clean]).output();
 }
 
+async fn stats_where(c: &mut Client, what: &str, ok: impl Fn(&pb::PlayerStats) -> bool) -> pb::PlayerStats {
+    c.wait_where(ids::PLAYER_STATS, T, ok).await.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bag_and_the_shop_change_the_live_player_and_what_others_see() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let http = format!("127.0.0.1:{}", srv.port);
+    let (a, b) = (account(&srv, "shopper").await, account(&srv, "onlooker").await);
+    let mut ca = tcp(&srv).await;
+    ca.login(a.user_id, &a.token).await.expect("login");
+    let start: pb::PlayerStats = ca.wait(ids::PLAYER_STATS, T).await.expect("stats at login");
+    let mut cb = tcp(&srv).await;
+    cb.login(b.user_id, &b.token).await.expect("login");
+    let call = |path: &'static str, body: serde_json::Value| {
+        let (http, token) = (http.clone(), a.token.clone());
+        async move {
+            let v = rsgame_bot::client::post(&http, path, Some(&token), &body).await.expect(path);
+            assert_eq!(v["code"], 200, "{path}: {v}");
+        }
+    };
+    // Coins spent over REST show on the live player at once.
+    call("/game/v1/game/buyGoods", serde_json::json!({"id": 5})).await;
+    let s = stats_where(&mut ca, "coins after a purchase", |s| s.coins == start.coins - 40).await;
+    assert_eq!(s.attack, start.attack);
+    // Equipping the sword raises the attack the world fights with.
+    call("/game/v1/game/useGoods", serde_json::json!({"id": 10})).await;
+    stats_where(&mut ca, "attack with the sword", |s| s.attack == start.attack + 6).await;
+    // A Scroll of Insight: a level-up, with its hit points refilled, seen by those near.
+    call("/game/v1/game/buyGoods", serde_json::json!({"id": 3})).await;
+    call("/game/v1/game/useGoods", serde_json::json!({"id": 3})).await;
+    let up = stats_where(&mut ca, "a level-up", |s| s.level == start.level + 1).await;
+    assert_eq!((up.max_hp, up.hp), (start.max_hp + 20, start.max_hp + 20));
+    let seen: pb::SpawnResp = cb
+        .wait_where(ids::SPAWN, T, |s: &pb::SpawnResp| {
+            s.list.iter().any(|e| e.id == a.user_id && e.max_hp == start.max_hp + 20)
+        })
+        .await
+        .expect("the onlooker sees the new maximum");
+    assert!(!seen.list.is_empty());
+}
+
 /// Logs in, walks somewhere new, and returns where it stands.
 async fn wander(srv: &Server, a: &Account, dx: f32) -> (Client, (f32, f32)) {
     let mut c = tcp(srv).await;

@@ -27,6 +27,10 @@ pub mod events {
     /// The topic of [`SessionsEnded`]: published by the usercenter, read by every game node
     /// (each in a consumer group of its own).
     pub const SESSIONS_ENDED_TOPIC: &str = "accounts.sessions_ended";
+
+    /// The topic of [`PlayerChanged`]: published by the game service's REST routes, read by
+    /// every game node (each in a consumer group of its own).
+    pub const PLAYER_CHANGED_TOPIC: &str = "game.player_changed";
 }
 
 /// Message ids, named for the handlers; each is a value of `proto/game.proto`'s `MessageId`

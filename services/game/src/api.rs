@@ -12,18 +12,25 @@ use rsgame_kit::extract::Json;
 use rsgame_kit::{Code, Envelope, Error, Reply, Result};
 use serde::Deserialize;
 
-use crate::data::{Level, Notice};
+use rsgame_proto::events::{PLAYER_CHANGED_TOPIC, PlayerChanged};
+use rsgame_store::Bus;
+
+use crate::data::{Effect, Level, Notice};
 use crate::logic::{BattleResult, Game, Pack, Player, Progress, RankBy, Ranking, ShopItem};
 
 #[derive(Clone)]
 struct St {
     game: Arc<dyn Game>,
     admin_token: Arc<String>,
+    changes: Option<Bus>,
 }
 
 /// The routes over any [`Game`]. `admin_token` guards `changeScore` (empty: refused to all).
-pub fn router(game: Arc<dyn Game>, auth: Auth, admin_token: &str) -> Router {
-    let st = St { game, admin_token: Arc::new(admin_token.to_owned()) };
+/// `changes`, the bus the game nodes read: every change to a player's numbers made here is
+/// announced there ([`PlayerChanged`]), so the node that holds an online player applies it
+/// to the live player (the world owns its hit points while it plays) and tells it.
+pub fn router(game: Arc<dyn Game>, auth: Auth, admin_token: &str, changes: Option<Bus>) -> Router {
+    let st = St { game, admin_token: Arc::new(admin_token.to_owned()), changes };
     Router::new()
         .route("/game/v1/game/getRank", post(get_rank).get(get_rank))
         .route("/game/v1/game/getShop", post(get_shop).get(get_shop))
@@ -103,12 +110,27 @@ fn one_count() -> i64 {
 
 #[utoipa::path(post, path = "/game/v1/game/useGoods", tag = "game", summary = "Use or equip goods", description = "A consumable applies its effect (heal, exp, a timed attack buff) and is used up; equipment is equipped. Not in the pack: 400513.", security(("bearer" = [])), request_body = IdReq, responses((status = 200, body = Envelope<Pack>)))]
 async fn use_goods(State(st): State<St>, user: AuthUser, Json(r): Json<IdReq>) -> Result<Reply<Pack>> {
-    st.game.use_goods(user.user_id, r.id).await.map(Reply)
+    // A heal is added to the live hit points by the node that holds the player: the stored
+    // value is only the last save while it plays.
+    let heal = match &st.changes {
+        Some(_) => st.game.pack(user.user_id).await?.items.iter().find(|i| i.goods.id == r.id).map_or(0, |i| {
+            match i.goods.effect {
+                Some(Effect::Heal(n)) => n,
+                _ => 0,
+            }
+        }),
+        None => 0,
+    };
+    let pack = st.game.use_goods(user.user_id, r.id).await?;
+    st.changed(user.user_id, heal, "use").await;
+    Ok(Reply(pack))
 }
 
 #[utoipa::path(post, path = "/game/v1/game/buyGoods", tag = "game", summary = "Buy from the shop", description = "Coins are taken and the items added in one transaction; not enough coins: 400512.", security(("bearer" = [])), request_body = IdReq, responses((status = 200, body = Envelope<Pack>)))]
 async fn buy_goods(State(st): State<St>, user: AuthUser, Json(r): Json<IdReq>) -> Result<Reply<Pack>> {
-    st.game.buy(user.user_id, r.id, r.count).await.map(Reply)
+    let pack = st.game.buy(user.user_id, r.id, r.count).await?;
+    st.changed(user.user_id, 0, "buy").await;
+    Ok(Reply(pack))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -121,7 +143,9 @@ struct BattleReq {
 
 #[utoipa::path(post, path = "/game/v1/game/battle", tag = "game", summary = "Fight a level", description = "A deterministic turn-based fight from a seed and the player's stats; the record (warInfo: who hit whom for how much) and the rewards of a win. Level too low: 400514.", security(("bearer" = [])), request_body = BattleReq, responses((status = 200, body = Envelope<BattleResult>)))]
 async fn battle(State(st): State<St>, user: AuthUser, Json(r): Json<BattleReq>) -> Result<Reply<BattleResult>> {
-    st.game.battle(user.user_id, r.level_id, &r.request_id).await.map(Reply)
+    let result = st.game.battle(user.user_id, r.level_id, &r.request_id).await?;
+    st.changed(user.user_id, 0, "battle").await;
+    Ok(Reply(result))
 }
 
 #[utoipa::path(post, path = "/game/v1/game/getMyBattle", tag = "game", summary = "My progress on each level", security(("bearer" = [])), responses((status = 200, body = Envelope<Vec<Progress>>)))]
@@ -153,7 +177,23 @@ async fn change_score(
         tracing::warn!(user_id = r.user_id, "changeScore refused: no valid admin token");
         return Err(Error::msg(Code::Forbidden, "changeScore is for server-side tools"));
     }
-    st.game.change_score(r.user_id, r.coins, r.score, &r.reason, &r.reference).await.map(Reply)
+    let player = st.game.change_score(r.user_id, r.coins, r.score, &r.reason, &r.reference).await?;
+    st.changed(r.user_id, 0, "admin").await;
+    Ok(Reply(player))
+}
+
+impl St {
+    /// Tells the game nodes that `user_id`'s numbers changed. The change itself is stored
+    /// whatever happens here; a node not told shows old numbers until the player's next
+    /// room change or login, so a failure is logged and counted, not hidden.
+    async fn changed(&self, user_id: i64, hp_delta: i64, reason: &str) {
+        let Some(bus) = &self.changes else { return };
+        let event = PlayerChanged { user_id, hp_delta, reason: reason.to_owned() };
+        if let Err(e) = bus.publish(PLAYER_CHANGED_TOPIC, &prost::Message::encode_to_vec(&event)).await {
+            metrics::counter!("game_player_changed_errors_total").increment(1);
+            tracing::error!(user_id, reason, error = %e, "game nodes not told of a player's change");
+        }
+    }
 }
 
 /// The OpenAPI document of these routes.

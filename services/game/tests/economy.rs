@@ -245,7 +245,7 @@ async fn ranks_and_the_guard_on_score_changes() {
         // Over HTTP: a player's token cannot change scores; the admin token can.
         let jwt = Arc::new(Jwt::new(b"game-test", Duration::from_secs(600), Duration::from_secs(60)));
         let router =
-            rsgame_game::api::router(game.clone(), Auth { jwt: jwt.clone(), revocations: None }, "admin-secret");
+            rsgame_game::api::router(game.clone(), Auth { jwt: jwt.clone(), revocations: None }, "admin-secret", None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let stop = rsgame_kit::Shutdown::new();

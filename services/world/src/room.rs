@@ -336,6 +336,27 @@ impl SceneRoom {
     }
 }
 
+impl SceneRoom {
+    /// A player's numbers changed outside the world (the game service): take them, add
+    /// `hp_delta` to the live hit points (a dead player stays dead; a level-up refills), and
+    /// tell the player and those who see it.
+    pub(crate) fn changed(&mut self, ctx: &RoomCtx, id: EntityId, stats: Stats, hp_delta: i64) {
+        let Some(v) = self.scene.get(id) else { return };
+        let before = self.stats.get(&id).copied().unwrap_or_default();
+        let hp = if v.hp == 0 {
+            0
+        } else if stats.level > before.level {
+            stats.max_hp
+        } else {
+            (v.hp + hp_delta).clamp(1, stats.max_hp.max(1))
+        };
+        self.scene.apply(Command::Stats { id, hp, max_hp: stats.max_hp, attack: stats.attack, defence: stats.defence });
+        self.stats.insert(id, stats);
+        self.push_stats(ctx, id);
+        self.scene.show(id, &[]);
+    }
+}
+
 impl Room for SceneRoom {
     type Input = SceneInput;
     type Join = SceneJoin;
@@ -528,8 +549,10 @@ impl SceneRoom {
                     };
                     boxes.entry(to).or_default().push(Mail::Attack(a));
                 }
-                Out::Died { to, id } => {
+                Out::Died { to, id, by } => {
+                    // userId: the killer, so a death says who did it.
                     let a = pb::AttackResp {
+                        user_id: by as i64,
                         obj_id: id as i64,
                         status: pb::AttackStatus::Died as i32,
                         ..Default::default()

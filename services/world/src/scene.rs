@@ -249,6 +249,8 @@ pub enum Out {
         to: EntityId,
         /// Who died.
         id: EntityId,
+        /// Who killed it.
+        by: EntityId,
     },
     /// A kill's reward, for the owner of the scene to grant through the game service.
     Reward {
@@ -390,7 +392,7 @@ impl Scene {
         }
         if hp == 0 {
             for to in self.viewers(x, z) {
-                self.out.push(Out::Died { to, id: target });
+                self.out.push(Out::Died { to, id: target, by: attacker });
             }
             if kind == Kind::Monster {
                 let m = spawn.and_then(|i| self.cfg.monsters.get(i)).cloned();
@@ -563,16 +565,31 @@ impl Scene {
                     e.move_budget = cap;
                 }
                 // Teleported by the server: no speed check.
-                self.relocate(id, (x, z), (rx, rz));
+                let entered = self.relocate(id, (x, z), (rx, rz));
                 self.out.push(Out::Corrected { to: id, x: rx, z: rz });
                 self.moved.insert(id);
+                // Those who saw it dead and still see it learn it is back (full hp): the
+                // ones it came into view of were just told with a spawn.
+                self.show(id, &entered);
+            }
+        }
+    }
+
+    /// Tells the players who see `id` (but `id` itself and those in `told`) how it stands
+    /// now, as a spawn: after a change a hit does not show (a respawn, a heal, a level-up).
+    pub fn show(&mut self, id: EntityId, told: &[EntityId]) {
+        let Some(me) = self.entities.get(&id).map(|e| e.view.clone()) else { return };
+        for o in self.viewers(me.x, me.z) {
+            if o != id && !told.contains(&o) {
+                self.out.push(Out::Spawn { to: o, view: me.clone() });
             }
         }
     }
 
     /// Puts player `id` at `to` and tells both sides of every view it entered or left:
     /// what it now sees (and no longer sees), and the players who now see it (or no longer).
-    fn relocate(&mut self, id: EntityId, from: (f32, f32), to: (f32, f32)) {
+    /// Returns those it came into view of.
+    fn relocate(&mut self, id: EntityId, from: (f32, f32), to: (f32, f32)) -> Vec<EntityId> {
         let change = self.grid.moved(id, from, to);
         if let Some(e) = self.entities.get_mut(&id) {
             (e.view.x, e.view.z) = to;
@@ -584,7 +601,7 @@ impl Scene {
             }
         }
         let me = self.entities.get(&id).map(|e| e.view.clone());
-        for o in change.entered {
+        for &o in &change.entered {
             if let Some(ov) = self.entities.get(&o).map(|e| e.view.clone()) {
                 self.out.push(Out::Spawn { to: id, view: ov });
             }
@@ -592,6 +609,7 @@ impl Scene {
                 self.out.push(Out::Spawn { to: o, view: me });
             }
         }
+        change.entered
     }
 
     /// The distance a player may cover per tick (with the 10 % slack).
@@ -875,7 +893,7 @@ mod tests {
             s.apply(Command::Attack { id: 1, target: MONSTER_BASE });
             let out = s.tick();
             if let Some(r) = out.iter().find(|o| matches!(o, Out::Reward { .. })) {
-                assert!(out.contains(&Out::Died { to: 1, id: MONSTER_BASE }));
+                assert!(out.contains(&Out::Died { to: 1, id: MONSTER_BASE, by: 1 }));
                 rewarded = Some(r.clone());
                 break;
             }
@@ -916,7 +934,7 @@ mod tests {
         });
         let mut died = false;
         for _ in 0..100 {
-            if s.tick().contains(&Out::Died { to: 9, id: 9 }) {
+            if s.tick().iter().any(|o| matches!(o, Out::Died { to: 9, id: 9, by } if *by >= MONSTER_BASE)) {
                 died = true;
                 break;
             }
@@ -925,9 +943,27 @@ mod tests {
         s.apply(Command::Move { id: 9, x: 31.2, z: 30.0 });
         s.tick();
         assert_eq!(s.get(9).map(|p| p.x), Some(31.0), "the dead do not walk");
+        // An onlooker standing between the death and the respawn point saw it die and sees
+        // it come back at full hp, not a ghost.
+        s.apply(Command::Join {
+            id: 10,
+            name: "onlooker".into(),
+            x: 18.0,
+            z: 18.0,
+            hp: 100,
+            max_hp: 100,
+            attack: 1,
+            defence: 0,
+        });
+        s.tick();
         s.apply(Command::Respawn { id: 9 });
         let out = s.tick();
         assert!(out.contains(&Out::Corrected { to: 9, x: 5.0, z: 5.0 }));
         assert_eq!(s.get(9).map(|p| p.hp), Some(100));
+        let back = out.iter().find_map(|o| match o {
+            Out::Spawn { to: 10, view } if view.id == 9 => Some(view.hp),
+            _ => None,
+        });
+        assert_eq!(back, Some(100), "the onlooker is told: {out:?}");
     }
 }

@@ -22,6 +22,7 @@
 //! - `chat`: world, room and private chat and its history.
 //! - `friends`: relations, the friend list, online notices.
 //! - `inbox`: what other game nodes send this one, and this node's presence.
+//! - `changes`: the game service's changes to an online player, applied to the live player.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -54,6 +55,7 @@ use crate::scene::{Command, Scene};
 use crate::store::{BLACKLIST, StoredChat, WorldStore};
 use rsgame_gate::room::RoomHandle;
 
+mod changes;
 mod chat;
 mod friends;
 mod inbox;
@@ -100,8 +102,9 @@ pub struct WorldDeps {
     /// The other game nodes, when this is one of several (see [`crate::cluster`]).
     pub cluster: Option<Arc<Cluster>>,
     /// Where the usercenter announces accounts whose sessions were ended (a ban, log out
-    /// everywhere), and this node's id: it reads every announcement, as a consumer group of
-    /// its own, and closes those accounts' connections.
+    /// everywhere) and the game service changes to players' numbers, and this node's id: it
+    /// reads every announcement, as a consumer group of its own, closes those accounts'
+    /// connections and applies the changes to its players.
     pub accounts: Option<(Bus, String)>,
 }
 
@@ -373,7 +376,8 @@ impl World {
             tokio::spawn(world.clone().refresh_presence(c));
         }
         if let Some((bus, node)) = accounts {
-            tokio::spawn(world.clone().follow_accounts(bus, node));
+            tokio::spawn(world.clone().follow_accounts(bus.clone(), node.clone()));
+            tokio::spawn(world.clone().follow_changes(bus, node));
         }
         world
     }
