@@ -80,4 +80,39 @@ mod tests {
         assert_eq!(e.map_err(|e| e.code()), Err(Code::BadParam));
         assert!(!go.session.error_frames() && rs.session.error_frames());
     }
+
+    #[tokio::test]
+    async fn a_go_game_client_sees_players_by_go_games_grid() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        // Scene 1000: rsgame's cells are 32.5 square, go-game's 32.5 wide and 16.25 deep.
+        // 2 is one rsgame row from 1 but three go-game rows; 3 is in the next go-game row.
+        let at = |x: f32, z: f32| crate::store::Place { scene_id: 1000, x, z };
+        let places = [(1, at(190.0, 80.0)), (2, at(190.0, 125.0)), (3, at(190.0, 100.0)), (4, at(190.0, 82.0))];
+        f.world.0.store.save_places(&places).await.expect("places");
+        let mut go = f.login(1, "").await;
+        let (b, c) = (f.login(2, "caps=all").await, f.login(3, "caps=all").await);
+        let mut rs = f.login(4, "caps=all").await;
+        for step in 1..=4 {
+            let x = 190.0 + step as f32;
+            for (p, z) in [(&b, 125.0), (&c, 100.0)] {
+                let m = pb::Move { user_id: p.id, site: Some(pb::Site { x, y: 0.0, z, v: 0.0 }) };
+                f.world.clone().on_move(p.session.clone(), m).await.expect("told");
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        // rsgame's client, next to the go-game one, sees both movers.
+        let has = |id: i64| move |m: &pb::MoveResp| m.site_list.iter().any(|u| u.user_id == id);
+        rs.expect_where(ids::reply(ids::MOVE), has(2)).await;
+        rs.expect_where(ids::reply(ids::MOVE), has(3)).await;
+        // The go-game client sees the one in its nine go-game cells, never the other.
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, body) in go.frames_within(Duration::from_millis(300)).await {
+            if id == ids::reply(ids::MOVE) {
+                let m = <pb::MoveResp as prost::Message>::decode(body).expect("MoveResp");
+                seen.extend(m.site_list.iter().map(|u| u.user_id));
+            }
+        }
+        assert!(seen.contains(&3), "the mover in go-game's view: {seen:?}");
+        assert!(!seen.contains(&2), "the mover outside go-game's view: {seen:?}");
+    }
 }

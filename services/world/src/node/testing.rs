@@ -148,10 +148,15 @@ impl Player {
 
     /// The ids of what arrives within `within`.
     pub async fn ids_within(&mut self, within: Duration) -> Vec<u32> {
+        self.frames_within(within).await.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// What arrives within `within`.
+    pub async fn frames_within(&mut self, within: Duration) -> Vec<(u32, bytes::Bytes)> {
         let deadline = tokio::time::Instant::now() + within;
         let mut v = Vec::new();
-        while let Some((id, _)) = self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
-            v.push(id);
+        while let Some(f) = self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+            v.push(f);
         }
         v
     }
