@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Static checks of the deployment files under deploy/: nothing is built or started.
+"""Static checks of the deployment files under deploy/: nothing is started.
 
     python3 deploy/validate.py
 
-Parses every YAML and JSON file, then checks what each file claims against the code and
-against the other files:
+Builds the rsgame binary (or uses RSGAME_BIN), parses every YAML and JSON file, then checks
+what each file claims against the code and against the other files:
 
-- configuration: every RSGAME_* variable (compose, Kubernetes, ConfigMaps, shell wrappers)
-  and every key of the mounted rsgame.yaml names a real key of `Config`, read from
-  crates/kit/src/config.rs, with a value of the key's type;
+- configuration: each rsgame container's file, RSGAME_* variables and roles (compose,
+  Kubernetes, ConfigMaps) are handed to `rsgame config check`, the server's own loader and
+  validation (secrets and the pod's own fields stand in as strong placeholders);
 - the Dockerfile and the root .dockerignore;
 - docker-compose.yml: images or builds, dependencies, volumes, ports, roles, addresses;
 - Prometheus: scrape targets are the compose services on their HTTP port, alert rules;
@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,25 +42,8 @@ except ImportError:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-CONFIG_RS = ROOT / "crates/kit/src/config.rs"
-ROLES_RS = ROOT / "bin/rsgame/src/roles.rs"
 K8S_VERSIONS = ["1.30.0"]  # the oldest Kubernetes these manifests claim; the newest known is added
 
-# Keys announced for the distributed mode; used only while config.rs does not have them yet.
-ANNOUNCED_KEYS = {
-    "discovery.etcd_endpoints": "list",
-    "discovery.prefix": "string",
-    "discovery.lease_ttl_secs": "number",
-    "discovery.advertise_host": "string",
-    "node.id": "string",
-    "node.public_url": "string",
-    "rpc.timeout_ms": "number",
-    "rpc.retries": "number",
-    "log.kafka.brokers": "string",
-    "log.kafka.topic": "string",
-    "log.elasticsearch.url": "string",
-    "log.elasticsearch.index": "string",
-}
 # Metric names announced but not necessarily in the code yet (any rsgame_… name is accepted).
 ANNOUNCED_METRICS = {"rsgame_log_ship_dropped_total"}
 # Series Prometheus makes itself.
@@ -109,148 +93,81 @@ def rel(p: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ the code
-class ConfigModel:
-    """Keys of `Config`, read from the Rust source: leaf key → kind, plus map-valued keys."""
+# Configuration is checked by the binary itself (`rsgame config check`): the same loader and
+# validation the server runs at start-up, so nothing here re-reads the Rust sources for keys.
+SUBSTITUTE = "v4l1d4t0r0sub5t1tut3d0a9f8e7d6c5b4a3928171605f4e"  # 48 bytes, no placeholder words
 
-    NUMBER = {"u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "f32", "f64"}
-    STRING = {"String", "PathBuf", "Secret", "&'static str"}
+
+def concrete(v: object) -> str:
+    """A deployment value as the process would see it: compose's ${X:-default} takes its
+    default, other ${…} and $(…) (secrets, the pod's own fields) a stand-in."""
+    text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    text = re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", text)
+    text = re.sub(r"\$\{[^}]*\}", SUBSTITUTE, text)
+    return re.sub(r"\$\$?\([^)]*\)", "x", text)
+
+
+class Rsgame:
+    """The rsgame binary (RSGAME_BIN, or built here with cargo)."""
 
     def __init__(self) -> None:
-        self.structs: dict[str, list[tuple[str, str]]] = {}
-        self.enums: dict[str, set[str]] = {}
-        self.leaves: dict[str, object] = {}  # key -> "number"|"bool"|"string"|"list"|"any"|set(enum values)
-        self.maps: set[str] = set()  # keys whose children are free (log.modules)
-        self.sections: list[str] = []
+        self.bin = os.environ.get("RSGAME_BIN") or ""
         self.defaults: dict[str, str] = {}
-        self.announced_used: list[str] = []
 
     def load(self) -> None:
-        sources = sorted((ROOT / "crates/kit/src").rglob("*.rs"))
-        text_all = ""
-        for path in sources:
-            text = path.read_text(encoding="utf-8")
-            text_all += text + "\n"
-            self._parse(text)
-        if "Config" not in self.structs:
-            raise SystemExit(f"cannot find `pub struct Config` in {rel(CONFIG_RS)}")
-        for name, ty in self.structs["Config"]:
-            self.sections.append(name)
-            self._expand(ty, name, depth=0)
-        for key, kind in ANNOUNCED_KEYS.items():
-            if key not in self.leaves:
-                self.leaves[key] = kind
-                self.announced_used.append(key)
-        self._defaults(text_all)
+        if not self.bin:
+            target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+            rc, out = run(["cargo", "build", "-q", "-p", "rsgame", "--locked"])
+            if rc != 0:
+                raise SystemExit(f"cannot build rsgame for `rsgame config check`:\n{out}")
+            self.bin = str(target / "debug" / "rsgame")
+        rc, out = run([self.bin, "config", "check", "--print"])
+        if rc != 0:
+            raise SystemExit(f"rsgame config check with the defaults failed: {out}")
+        tree = yaml.safe_load(out) or {}
+        for key in ("http.port", "gate.tcp_port", "gate.kcp_port", "rpc.usercenter_port", "rpc.basic_port",
+                    "rpc.game_port", "shutdown.grace_secs"):
+            v: object = tree
+            for part in key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+            if v is not None:
+                self.defaults[key] = str(v)
 
-    def _parse(self, text: str) -> None:
-        for m in re.finditer(r"(?ms)^pub struct (\w+)\s*\{(.*?)^\}", text):
-            fields: list[tuple[str, str]] = []
-            attrs: list[str] = []
-            for line in m.group(2).splitlines():
-                s = line.strip()
-                if s.startswith("#["):
-                    attrs.append(s)
-                    continue
-                fm = re.match(r"pub\s+(?:r#)?(\w+)\s*:\s*(.+?),?\s*$", s)
-                if fm:
-                    name, ty = fm.group(1), fm.group(2)
-                    joined = " ".join(attrs)
-                    attrs = []
-                    if re.search(r"serde\([^)]*\bskip\b", joined):
-                        continue
-                    rn = re.search(r'serde\([^)]*\brename\s*=\s*"([^"]+)"', joined)
-                    fields.append((rn.group(1) if rn else name, ty))
-                elif s and not s.startswith("//"):
-                    attrs = []
-            self.structs[m.group(1)] = fields
-        for m in re.finditer(r'(?ms)((?:^#\[[^\n]*\]\n)*)^pub enum (\w+)\s*\{(.*?)^\}', text):
-            attrs, name, body = m.group(1), m.group(2), m.group(3)
-            lower = 'rename_all = "lowercase"' in attrs or 'rename_all = "snake_case"' in attrs
-            values: set[str] = set()
-            pending_rename = None
-            for line in body.splitlines():
-                s = line.strip()
-                rn = re.match(r'#\[serde\(rename\s*=\s*"([^"]+)"', s)
-                if rn:
-                    pending_rename = rn.group(1)
-                    continue
-                vm = re.match(r"([A-Z]\w*)\s*[,({]?", s)
-                if vm and not s.startswith("//"):
-                    v = vm.group(1)
-                    if pending_rename:
-                        values.add(pending_rename)
-                    elif 'snake_case' in attrs:
-                        values.add(re.sub(r"(?<!^)([A-Z])", r"_\1", v).lower())
-                    else:
-                        values.add(v.lower() if lower else v)
-                    pending_rename = None
-            self.enums[name] = values
+    def roles(self) -> list[str]:
+        rc, out = run([self.bin, "config", "roles"])
+        roles = out.split() if rc == 0 else []
+        if not roles:
+            raise SystemExit(f"`rsgame config roles` listed no roles: {out}")
+        return roles
 
-    def _expand(self, ty: str, key: str, depth: int) -> None:
-        ty = ty.strip()
-        opt = re.fullmatch(r"Option<(.+)>", ty)
-        if opt:
-            ty = opt.group(1)
-        if depth > 8:
-            self.leaves[key] = "any"
-        elif ty in self.structs and self.structs[ty]:
-            for name, sub in self.structs[ty]:
-                self._expand(sub, f"{key}.{name}", depth + 1)
-        elif re.match(r"(BTreeMap|HashMap|IndexMap)<", ty):
-            self.maps.add(key)
-        elif ty.startswith("Vec<"):
-            self.leaves[key] = "list"
-        elif ty == "bool":
-            self.leaves[key] = "bool"
-        elif ty in self.NUMBER:
-            self.leaves[key] = "number"
-        elif ty in self.STRING:
-            self.leaves[key] = "string"
-        elif ty in self.enums and self.enums[ty]:
-            self.leaves[key] = set(self.enums[ty])
-        else:
-            self.leaves[key] = "any"
-
-    def _defaults(self, text: str) -> None:
-        """Numeric defaults of the ports, read from the Default impls."""
-        wanted = {
-            ("HttpConfig", "port"): "http.port",
-            ("GateConfig", "tcp_port"): "gate.tcp_port",
-            ("GateConfig", "kcp_port"): "gate.kcp_port",
-            ("RpcConfig", "usercenter_port"): "rpc.usercenter_port",
-            ("RpcConfig", "basic_port"): "rpc.basic_port",
-            ("RpcConfig", "game_port"): "rpc.game_port",
-            ("ShutdownConfig", "grace_secs"): "shutdown.grace_secs",
-        }
-        for m in re.finditer(r"(?ms)^impl Default for (\w+)\s*\{(.*?)^\}", text):
-            for (struct, field), key in wanted.items():
-                if m.group(1) == struct:
-                    fm = re.search(rf"\b{field}\s*:\s*([\d_]+)", m.group(2))
-                    if fm:
-                        self.defaults[key] = fm.group(1).replace("_", "")
-
-    def lookup(self, path: list[str]) -> tuple[bool, object]:
-        key = ".".join(path)
-        if key in self.leaves:
-            return True, self.leaves[key]
-        for m in self.maps:
-            if key.startswith(m + ".") and key.count(".") == m.count(".") + 1:
-                return True, "string"
-        return False, None
-
-    def is_interior(self, key: str) -> bool:
-        return key in self.maps or any(k.startswith(key + ".") for k in self.leaves)
+    def check(self, where: str, tree: object | None, env: dict[str, object], roles: list[str]) -> bool:
+        """Whether rsgame starts with this file, these variables and these roles."""
+        args = [self.bin, "config", "check"]
+        path = None
+        if tree is not None:
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+                yaml.safe_dump(tree, f)
+                path = f.name
+            args.append(path)
+        for k, v in sorted(env.items()):
+            if k.startswith("RSGAME_") and not k.startswith(ENV_NOT_CONFIG):
+                args += ["--env", f"{k}={concrete(v)}"]
+        if roles:
+            args += ["--role", ",".join(roles)]
+        rc, out = run(args)
+        if path:
+            os.unlink(path)
+        out = out.strip().removeprefix("error: ")
+        if path:
+            out = out.replace(f"file {path}", "the mounted file").replace(path, "the mounted file")
+        return R.check(rc == 0, where, f"rsgame config check: {out}")
 
 
-CFG = ConfigModel()
+RS = Rsgame()
 
 
 def load_roles() -> list[str]:
-    text = ROLES_RS.read_text(encoding="utf-8")
-    roles = re.findall(r'Role::\w+\s*=>\s*"([a-z-]+)"', text)
-    if not roles:
-        raise SystemExit(f"cannot read the role names from {rel(ROLES_RS)}")
-    return roles
+    return RS.roles()
 
 
 def load_metrics() -> set[str]:
@@ -274,63 +191,9 @@ def load_metrics() -> set[str]:
 
 
 # ------------------------------------------------------------------------------ values
-URL_SCHEMES = {
-    "database.url": ("sqlite://", "mysql://", "mariadb://", "postgres://", "postgresql://"),
-    "cache.url": ("redis://", "rediss://"),
-    "bus.url": ("memory://", "redis://", "rediss://", "nats://", "tls://", "kafka://"),
-    "trace.otlp_endpoint": ("http://", "https://"),
-    "log.elasticsearch.url": ("http://", "https://"),
-    "basic.s3_endpoint": ("http://", "https://"),
-}
-
-
-def check_value(key: str, kind: object, value: object, where: str) -> None:
-    """Type and shape of one configuration value (as YAML gives it or as an env string)."""
-    if value is None:
-        return
-    text = value if isinstance(value, str) else None
-    if text is not None and ("${" in text or "$(" in text):
-        return  # interpolated by compose or Kubernetes: known only at run time
-    if kind == "number":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if text is not None:
-            ok = re.fullmatch(r"-?\d+(\.\d+)?", text.strip()) is not None
-        R.check(ok, where, f"`{key}` takes a number, got {value!r}")
-    elif kind == "bool":
-        ok = isinstance(value, bool) or (text is not None and text.lower() in
-                                         {"true", "false", "1", "0", "yes", "no", "on", "off"})
-        R.check(ok, where, f"`{key}` takes true or false, got {value!r}")
-    elif isinstance(kind, set):
-        R.check(str(value) in kind, where, f"`{key}` is one of {sorted(kind)}, got {value!r}")
-    elif kind == "list" and not isinstance(value, (list, str)):
-        R.error(where, f"`{key}` takes a list (or, in a variable, a comma-separated string)")
-    elif kind == "string" and isinstance(value, (dict, list)):
-        R.error(where, f"`{key}` takes a string, got {type(value).__name__}")
-    # Shapes the server checks at start-up, so a typo fails here rather than in a pod.
-    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else
-                                 value if isinstance(value, list) else []) if str(v).strip()]
-    if key in URL_SCHEMES and isinstance(value, str) and value:
-        R.check(value.startswith(URL_SCHEMES[key]), where, f"`{key}` must start with one of {URL_SCHEMES[key]}")
-    if key in ("rpc.usercenter_url", "rpc.basic_url", "rpc.game_url") and isinstance(value, str) and value:
-        R.check(value == "etcd" or all(i.startswith(("http://", "https://")) for i in items), where,
-                f"`{key}` must be empty, `etcd` or comma-separated http:// URLs, got {value!r}")
-    if key == "discovery.etcd_endpoints":
-        R.check(all(str(i).startswith("http://") for i in items), where,
-                f"`{key}`: each endpoint must be an http:// URL, got {value!r}")
-    if key == "discovery.prefix" and isinstance(value, str):
-        R.check(value.startswith("/") and value.endswith("/"), where, f"`{key}` must start and end with /")
-    if key == "node.public_url" and isinstance(value, str) and value:
-        R.check(value.startswith(("ws://", "wss://", "/")), where, f"`{key}` must be a ws:// or wss:// URL or a path")
-    if key == "node.id" and isinstance(value, str):
-        R.check(re.fullmatch(r"[A-Za-z0-9_-]*", value) is not None, where,
-                f"`{key}` may only hold letters, digits, - and _, got {value!r}")
-    if key == "usercenter.game_servers":
-        R.check(all(str(i).startswith(("ws://", "wss://", "/")) for i in items), where,
-                f"`{key}`: each must be a ws:// or wss:// URL or a path")
-
-
 def check_env(name: str, value: object, where: str) -> str | None:
-    """Checks one variable; returns its dotted key when it is configuration."""
+    """The shape of one variable's name; returns its dotted key when it is configuration.
+    Whether the key exists and takes the value is the binary's check (Rsgame.check)."""
     if not name.startswith("RSGAME_"):
         return None
     if name.startswith(ENV_NOT_CONFIG):
@@ -341,44 +204,12 @@ def check_env(name: str, value: object, where: str) -> str | None:
     if any(p == "" for p in path):
         R.error(where, f"{name}: empty key segment (use __ only between keys)")
         return None
-    key = ".".join(path)
-    found, kind = CFG.lookup(path)
-    if not found:
-        if CFG.is_interior(key):
-            R.error(where, f"{name} sets `{key}`, a section, not a key")
-        elif path[0] not in CFG.sections and path[0] not in {k.split(".")[0] for k in ANNOUNCED_KEYS}:
-            R.error(where, f"{name}: `{path[0]}` is not a configuration section (sections: {', '.join(CFG.sections)})")
-        else:
-            R.error(where, f"{name}: `{key}` is not a configuration key")
-        return None
     R.checks += 1
-    check_value(key, kind, value, f"{where} {name}")
-    return key
+    return ".".join(path)
 
 
-def check_config_tree(tree: object, where: str, prefix: str = "") -> int:
-    """Every key of a configuration file (a mapping of sections) is a real key."""
-    count = 0
-    if not isinstance(tree, dict):
-        R.error(where, f"`{prefix or 'top level'}` must be a mapping")
-        return 0
-    for k, v in tree.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        found, kind = CFG.lookup(key.split("."))
-        if found:
-            check_value(key, kind, v, where)
-            count += 1
-        elif key in CFG.maps:
-            R.check(isinstance(v, dict), where, f"`{key}` takes a mapping")
-            count += 1
-        elif CFG.is_interior(key):
-            if isinstance(v, dict):
-                count += check_config_tree(v, where, key)
-            else:
-                R.error(where, f"`{key}` is a section: it takes a mapping, got {v!r}")
-        else:
-            R.error(where, f"`{key}` is not a configuration key")
-    return count
+def count_keys(tree: object) -> int:
+    return sum(count_keys(v) if isinstance(v, dict) else 1 for v in tree.values()) if isinstance(tree, dict) else 0
 
 
 # ------------------------------------------------------------------------------ PromQL
@@ -524,7 +355,7 @@ def check_dockerfile(roles: list[str]) -> None:
     R.check(not any(w == "ENV" and "RSGAME_" in rest for w, rest in runtime), where,
             "the image sets no RSGAME_* variable: every one is configuration, set by the deployment")
     exposed = {p for w, rest in runtime if w == "EXPOSE" for p in rest.split()}
-    d = CFG.defaults
+    d = RS.defaults
     want = {d.get("http.port", "8888"), d.get("gate.tcp_port", "8999"), f"{d.get('gate.kcp_port', '9001')}/udp",
             d.get("rpc.usercenter_port", "2001"), d.get("rpc.basic_port", "2002"), d.get("rpc.game_port", "2003")}
     R.check(exposed == want, where, f"EXPOSE {sorted(exposed)} differs from the default ports {sorted(want)}")
@@ -687,9 +518,11 @@ def check_compose(docs: dict[Path, list[object]], roles: list[str]) -> dict:
                     if R.check(r in roles, w, f"unknown role {r} (roles: {', '.join(roles)})"):
                         by_role[r].append(name)
                 rsgame[name] = {"svc": svc, "env": env, "roles": role_list, "replicas": replicas}
+                RS.check(w, None, env, [r for r in role_list if r in roles])
             else:
                 R.check(args[-1:] == ["migrate"] or "migrate" in args, w, f"rsgame service runs neither serve nor migrate: {args}")
                 rsgame[name] = {"svc": svc, "env": env, "roles": [], "replicas": 1, "migrate": True}
+                RS.check(w, None, env, [])
         what = ("rsgame migrate" if rsgame[name].get("migrate") else "rsgame " + ",".join(rsgame[name]["roles"])) \
             if name in rsgame else svc.get("image", "build")
         R.ok(f"{name}: {what}"
@@ -744,14 +577,14 @@ def check_compose(docs: dict[Path, list[object]], roles: list[str]) -> dict:
                     host = url_host(u)
                     R.check(host in by_role.get(svc_role, []), w, f"{var}: {host} does not run {svc_role}")
                     port = urlsplit(u.strip()).port
-                    R.check(str(port) == CFG.defaults.get(port_key), w, f"{var}: port {port} is not {port_key}")
+                    R.check(str(port) == RS.defaults.get(port_key), w, f"{var}: port {port} is not {port_key}")
         if "game-node" in info["roles"]:
             R.check(bool(env.get("RSGAME_NODE__ID")), w, "a game node needs RSGAME_NODE__ID")
             pub = str(env.get("RSGAME_NODE__PUBLIC_URL") or "")
             if R.check(pub.startswith(("ws://", "wss://")), w, "a game node needs RSGAME_NODE__PUBLIC_URL (ws://…)"):
                 m = re.match(r"wss?://[^/:]+(?::(\d+))?/", re.sub(r"\$\{[^}]*\}", "host", pub))
                 published = {h for spec in info["svc"].get("ports") or []
-                             for h, c, p in [parse_port(spec)] if c == CFG.defaults.get("http.port", "8888")}
+                             for h, c, p in [parse_port(spec)] if c == RS.defaults.get("http.port", "8888")}
                 R.check(bool(m) and m.group(1) in published, w,
                         f"RSGAME_NODE__PUBLIC_URL port is not the host port published for the HTTP port ({published})")
         if env.get("RSGAME_DATABASE__MIGRATE_ON_START", "true") in ("false", False):
@@ -779,7 +612,7 @@ def check_compose(docs: dict[Path, list[object]], roles: list[str]) -> dict:
         ups = re.findall(r"http://([a-z0-9-]+):(\d+)", text)
         for host, port in ups:
             R.check(host in services, rel(conf), f"upstream {host} is not a compose service")
-            R.check(port == CFG.defaults.get("http.port", "8888"), rel(conf), f"upstream {host}:{port} is not the HTTP port")
+            R.check(port == RS.defaults.get("http.port", "8888"), rel(conf), f"upstream {host}:{port} is not the HTTP port")
         for prefix, role in (("/usercenter/", "usercenter-api"), ("/basic/", "basic-api"), ("/game/", "game-api")):
             m = re.search(rf"location {re.escape(prefix)}\s*\{{\s*proxy_pass \$(\w+);", text)
             target = re.search(rf"set \${m.group(1)} http://([a-z0-9-]+):", text).group(1) if m else None
@@ -821,7 +654,7 @@ def check_prometheus(docs: dict[Path, list[object]], comp: dict, metrics: set[st
     prom = (docs.get(path) or [{}])[0]
     services = comp.get("services", {})
     rsgame = comp.get("rsgame", {})
-    http_port = CFG.defaults.get("http.port", "8888")
+    http_port = RS.defaults.get("http.port", "8888")
     psvc = services.get("prometheus", {})
     mounts = container_mounts(psvc)
     cfg_flag = next((a.split("=", 1)[1] for a in psvc.get("command") or [] if str(a).startswith("--config.file=")),
@@ -1035,14 +868,16 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                 except yaml.YAMLError as e:
                     R.error(w, f"{k} does not parse: {e}")
                     continue
-                n = check_config_tree(tree, f"{w} {k}")
+                # Checked by rsgame with each container that mounts it (with its variables):
+                # alone it lacks what the Secret holds.
+                R.check(isinstance(tree, dict), f"{w} {k}", "a configuration file is a mapping of sections")
+                R.ok(f"{name}/{k}: {count_keys(tree)} configuration keys (checked with each container)")
                 file_cfg = tree
-                R.ok(f"{name}/{k}: {n} configuration keys, all real")
             elif k.startswith("RSGAME_"):
                 check_env(k, v, w)
                 env_maps.setdefault(name, {})[k] = v
-        if name in env_maps:
-            R.ok(f"{name}: {len(env_maps[name])} RSGAME_* variables, all real keys")
+        if name in env_maps and RS.check(w, None, env_maps[name], []):
+            R.ok(f"{name}: {len(env_maps[name])} RSGAME_* variables, accepted by rsgame")
     for name, (path, sec) in secrets.items():
         w = f"{rel(path)} Secret/{name}"
         data = dict(sec.get("stringData") or {})
@@ -1108,7 +943,8 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                     if "secretRef" in ef:
                         n = ef["secretRef"].get("name")
                         R.check(n in secrets, cw, f"envFrom: no Secret {n}")
-                        env_sources.update(env_maps.get(n, {}))
+                        # A Secret's real values are the operator's: stand-ins for the check.
+                        env_sources.update({k: "${secret}" for k in env_maps.get(n, {})})
                 defined: list[str] = list(env_sources)
                 for e in c.get("env") or []:
                     ename = e.get("name")
@@ -1121,7 +957,7 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                             if refk in vf:
                                 R.check(vf[refk].get("name") in coll, cw, f"{ename}: no {refk} {vf[refk].get('name')}")
                     check_env(ename, val, cw)
-                    env_sources[ename] = val if val is not None else "<from the pod>"
+                    env_sources[ename] = val if val is not None else "${from the pod}"
                     defined.append(ename)
                 # The configuration file: RSGAME_CONFIG points into the mounted ConfigMap.
                 cfg_path = str(env_sources.get("RSGAME_CONFIG") or "")
@@ -1135,6 +971,13 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                         fname = cfg_path.rsplit("/", 1)[1]
                         R.check(fname in (configmaps[cmn][1].get("data") or {}), cw,
                                 f"ConfigMap {cmn} has no key {fname}")
+                # What rsgame itself says of this container's configuration.
+                tree = None
+                if cfg_path and m is not None and "configMap" in vol_names.get(m.get("name"), {}):
+                    data = configmaps[vol_names[m["name"]]["configMap"]["name"]][1].get("data") or {}
+                    tree = yaml.safe_load(data.get(cfg_path.rsplit("/", 1)[1]) or "") or None
+                k8s_roles = args[args.index("--role") + 1].split(",") if "--role" in args else []
+                RS.check(cw, tree, env_sources, [r for r in k8s_roles if r in roles])
                 if kind == "Job":
                     R.check("migrate" in args, cw, "the Job runs `rsgame migrate`")
                     continue
@@ -1145,7 +988,7 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                     if R.check(bool(hg), cw, f"{probe} (httpGet {path_want}) missing"):
                         R.check(hg.get("path") == path_want, cw, f"{probe} must GET {path_want}")
                         R.check(hg.get("port") in port_names, cw, f"{probe} port {hg.get('port')} is not a named port")
-                http_port = CFG.defaults.get("http.port", "8888")
+                http_port = RS.defaults.get("http.port", "8888")
                 R.check(port_names.get("http", ("",))[0] == str(env_sources.get("RSGAME_HTTP__PORT", http_port)), cw,
                         f"the http port must be rsgame's HTTP port {http_port}")
                 ann = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
@@ -1161,8 +1004,8 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                 grpc = {"usercenter-rpc": "rpc.usercenter_port", "basic-rpc": "rpc.basic_port", "game-api": "rpc.game_port"}
                 for r in role_list:
                     if r in grpc:
-                        R.check(port_names.get("grpc", ("",))[0] == CFG.defaults.get(grpc[r]), cw,
-                                f"{r} needs a grpc port {CFG.defaults.get(grpc[r])}")
+                        R.check(port_names.get("grpc", ("",))[0] == RS.defaults.get(grpc[r]), cw,
+                                f"{r} needs a grpc port {RS.defaults.get(grpc[r])}")
                         if env_sources.get("RSGAME_DISCOVERY__ETCD_ENDPOINTS"):
                             R.check(bool(env_sources.get("RSGAME_DISCOVERY__ADVERTISE_HOST")), cw,
                                     f"{r} registers in etcd: set RSGAME_DISCOVERY__ADVERTISE_HOST (status.podIP)")
@@ -1177,7 +1020,7 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
                         R.check(bool(env_sources.get("RSGAME_DISCOVERY__ETCD_ENDPOINTS")), cw,
                                 f"{var}=etcd needs RSGAME_DISCOVERY__ETCD_ENDPOINTS")
                 shutdown = env_sources.get("RSGAME_SHUTDOWN__GRACE_SECS") or \
-                    (file_cfg.get("shutdown") or {}).get("grace_secs") or CFG.defaults.get("shutdown.grace_secs", "10")
+                    (file_cfg.get("shutdown") or {}).get("grace_secs") or RS.defaults.get("shutdown.grace_secs", "10")
                 R.check(int(grace) > int(shutdown), cw,
                         f"terminationGracePeriodSeconds {grace} must exceed shutdown.grace_secs {shutdown}")
             R.ok(f"{kind}/{name}: selector, ports, probes, resources, references")
@@ -1308,16 +1151,13 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
 # ------------------------------------------------------------------------------ main
 def main() -> int:
     print(f"deploy/validate.py: static checks of {rel(DEPLOY)}/ (nothing is built or started)")
-    CFG.load()
+    RS.load()
     roles = load_roles()
     metrics = load_metrics()
     R.start("what the code says")
-    R.ok(f"config sections ({rel(CONFIG_RS)}): {', '.join(CFG.sections)}")
-    R.ok(f"{len(CFG.leaves)} configuration keys; default ports: "
-         + ", ".join(f"{k}={v}" for k, v in sorted(CFG.defaults.items())))
-    if CFG.announced_used:
-        R.info(f"not in config.rs yet, accepted as announced: {', '.join(CFG.announced_used)}")
-    R.ok(f"roles ({rel(ROLES_RS)}): {', '.join(roles)}")
+    R.ok(f"rsgame {RS.bin}: `config check` starts from the defaults; default ports: "
+         + ", ".join(f"{k}={v}" for k, v in sorted(RS.defaults.items())))
+    R.ok(f"roles (`rsgame config roles`): {', '.join(roles)}")
     R.ok(f"{len(metrics)} metric names recorded by the code")
     missing = sorted(m for m in ANNOUNCED_METRICS if m not in metrics)
     if missing:

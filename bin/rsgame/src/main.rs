@@ -60,14 +60,45 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
-    /// Print the effective configuration (defaults, file, environment) with secrets masked.
-    Config,
+    /// The configuration. Alone: print the effective one (defaults, file, environment) with
+    /// secrets masked.
+    Config {
+        #[command(subcommand)]
+        action: Option<ConfigAction>,
+    },
     /// Run N simulated players against a server (register or log in over REST, connect over
     /// TCP, WebSocket or KCP, play a scenario), with live progress and a JSON report; exits 1
     /// when not every bot was connected at the end.
     Bot(Box<rsgame_bot::bot::Args>),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Check a configuration as a deployment would start with it: defaults, then FILE, then
+    /// the RSGAME_* variables of each --env-file and --env (never this process's own
+    /// environment), and the roles of --role. Exits 1 naming the first bad key and where it
+    /// was set; with --print, prints the effective configuration (secrets masked).
+    Check {
+        /// A YAML configuration file.
+        file: Option<PathBuf>,
+        /// A file of NAME=VALUE lines (# comments, blank lines and `export ` allowed), as a
+        /// container's environment or a systemd EnvironmentFile; may be repeated.
+        #[arg(long = "env-file", value_name = "FILE")]
+        env_files: Vec<PathBuf>,
+        /// One variable, NAME=VALUE; may be repeated (after the env files).
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// The roles the process would run, comma-separated (as `serve --role`).
+        #[arg(long, value_name = "ROLE[,ROLE]")]
+        role: Option<String>,
+        /// Print the effective configuration when it is valid.
+        #[arg(long)]
+        print: bool,
+    },
+    /// The role names `serve --role` takes, one per line.
+    Roles,
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +146,11 @@ fn main() -> ExitCode {
         }
         return code;
     }
+    // A check reads only what it is given: never this process's environment.
+    let command = match cli.command {
+        Command::Config { action: Some(action) } => return config_action(action),
+        other => other,
+    };
     let cfg = match Config::from_process(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -122,8 +158,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
-        Command::Config => {
+    match command {
+        Command::Config { .. } => {
             print!("{}", cfg.to_masked_yaml());
             ExitCode::SUCCESS
         }
@@ -145,6 +181,85 @@ fn main() -> ExitCode {
         Command::Admin { action: AdminAction::Unban { user_id } } => run(admin::set_banned(cfg, user_id, None)),
         Command::Version | Command::Bot(_) => ExitCode::SUCCESS,
     }
+}
+
+fn config_action(action: ConfigAction) -> ExitCode {
+    match action {
+        ConfigAction::Roles => {
+            for r in roles::Role::ALL {
+                println!("{r}");
+            }
+            ExitCode::SUCCESS
+        }
+        ConfigAction::Check { file, env_files, env, role, print } => {
+            let mut vars = Vec::new();
+            for f in &env_files {
+                match std::fs::read_to_string(f) {
+                    Ok(text) => match env_lines(&text) {
+                        Ok(v) => vars.extend(v),
+                        Err(e) => {
+                            eprintln!("error: {}: {e}", f.display());
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", f.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            for pair in &env {
+                match pair.split_once('=') {
+                    Some((k, v)) => vars.push((k.to_owned(), v.to_owned())),
+                    None => {
+                        eprintln!("error: --env {pair}: NAME=VALUE");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            let cfg = match Config::load(file.as_deref(), vars) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(r) = role.as_deref() {
+                let list: Vec<String> = r.split(',').map(str::to_owned).collect();
+                if let Err(e) = roles::parse_roles(&list) {
+                    eprintln!("error: --role: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            if print {
+                print!("{}", cfg.to_masked_yaml());
+            } else {
+                println!("ok");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// NAME=VALUE lines of an environment file: blank lines and `#` comments skipped, an
+/// `export ` prefix and one pair of matching quotes around the value removed.
+fn env_lines(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (k, v) = line.split_once('=').ok_or_else(|| format!("line {}: not NAME=VALUE", n + 1))?;
+        let v = v.trim();
+        let v = [('"', '"'), ('\'', '\'')]
+            .iter()
+            .find_map(|(a, b)| v.strip_prefix(*a).and_then(|r| r.strip_suffix(*b)))
+            .unwrap_or(v);
+        out.push((k.trim().to_owned(), v.to_owned()));
+    }
+    Ok(out)
 }
 
 fn run(fut: impl std::future::Future<Output = Result<(), serve::ServeError>>) -> ExitCode {

@@ -108,6 +108,58 @@ fn invalid_env_value_stops_start_up() {
 }
 
 #[test]
+fn config_check_reads_only_what_it_is_given_and_names_the_bad_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "http:\n  port: 9100\n");
+    let env = dir.path().join("node.env");
+    std::fs::write(&env, "# a node\nexport RSGAME_GATE__TCP_PORT=7001\nRSGAME_LOG__LEVEL=\"debug\"\n\n")
+        .expect("env file");
+    let check = |args: &[&str]| {
+        let mut c = rsgame();
+        c.args(["config", "check"]).args(args);
+        // The checking shell's own environment is not part of what is checked.
+        c.env("RSGAME_HTTP__PORT", "notanumber");
+        run(c)
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (cfg_s, env_s) = (path(&cfg), path(&env));
+    let o = check(&[
+        &cfg_s,
+        "--env-file",
+        &env_s,
+        "--env",
+        "RSGAME_RPC__TIMEOUT_MS=3000",
+        "--role",
+        "game-node",
+        "--print",
+    ]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for want in ["port: 9100", "tcp_port: 7001", "level: debug", "timeout_ms: 3000"] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    // A bad key, a bad value, a weak secret on an open address, an unknown role: exit 1,
+    // the key and where it was set named.
+    let bad = write_config(dir.path(), "gate:\n  tcp_prot: 1\n");
+    let o = check(&[&path(&bad)]);
+    assert!(!o.status.success() && text(&o).contains("`gate.tcp_prot`"), "{}", text(&o));
+    let o = check(&["--env", "RSGAME_HTTP__PORT=x"]);
+    assert!(!o.status.success() && text(&o).contains("RSGAME_HTTP__PORT"), "{}", text(&o));
+    let o = check(&["--env", "RSGAME_HTTP__HOST=0.0.0.0", "--env", "RSGAME_AUTH__JWT_SECRET=short"]);
+    assert!(!o.status.success() && text(&o).contains("auth.jwt_secret"), "{}", text(&o));
+    let o = check(&["--role", "game-node,lobby"]);
+    assert!(!o.status.success() && text(&o).contains("\"lobby\""), "{}", text(&o));
+    let o = check(&["--env", "NOEQUALS"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let o = run({
+        let mut c = rsgame();
+        c.args(["config", "roles"]);
+        c
+    });
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 6, "{}", text(&o));
+}
+
+#[test]
 fn unknown_role_is_rejected() {
     let o = run({
         let mut c = rsgame();
