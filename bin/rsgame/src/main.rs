@@ -217,6 +217,8 @@ fn config_action(action: ConfigAction) -> ExitCode {
                     }
                 }
             }
+            // The file a deployment names in its variables, when none is given here.
+            let file = file.or_else(|| vars.iter().rev().find(|(k, _)| k == "RSGAME_CONFIG").map(|(_, v)| v.into()));
             let cfg = match Config::load(file.as_deref(), vars) {
                 Ok(c) => c,
                 Err(e) => {

@@ -143,8 +143,18 @@ struct BattleReq {
 
 #[utoipa::path(post, path = "/game/v1/game/battle", tag = "game", summary = "Fight a level", description = "A deterministic turn-based fight from a seed and the player's stats; the record (warInfo: who hit whom for how much) and the rewards of a win. Level too low: 400514.", security(("bearer" = [])), request_body = BattleReq, responses((status = 200, body = Envelope<BattleResult>)))]
 async fn battle(State(st): State<St>, user: AuthUser, Json(r): Json<BattleReq>) -> Result<Reply<BattleResult>> {
+    // A fight leaves the player with the hit points it ended with: the node that holds an
+    // online player applies the same change to its live hit points.
+    let before = match &st.changes {
+        Some(_) => Some(st.game.player(user.user_id).await?.hp),
+        None => None,
+    };
     let result = st.game.battle(user.user_id, r.level_id, &r.request_id).await?;
-    st.changed(user.user_id, 0, "battle").await;
+    let hp_delta = match before {
+        Some(before) => st.game.player(user.user_id).await.map_or(0, |p| p.hp - before),
+        None => 0,
+    };
+    st.changed(user.user_id, hp_delta, "battle").await;
     Ok(Reply(result))
 }
 
@@ -188,7 +198,7 @@ impl St {
     /// room change or login, so a failure is logged and counted, not hidden.
     async fn changed(&self, user_id: i64, hp_delta: i64, reason: &str) {
         let Some(bus) = &self.changes else { return };
-        let event = PlayerChanged { user_id, hp_delta, reason: reason.to_owned() };
+        let event = PlayerChanged { user_id, hp_delta, reason: reason.to_owned(), id: rand::random() };
         if let Err(e) = bus.publish(PLAYER_CHANGED_TOPIC, &prost::Message::encode_to_vec(&event)).await {
             metrics::counter!("game_player_changed_errors_total").increment(1);
             tracing::error!(user_id, reason, error = %e, "game nodes not told of a player's change");

@@ -3,7 +3,7 @@
 //!
 //! A client that logs in as go-game's does — no `caps=` in `GameLogin.param` — is served
 //! exactly go-game's protocol: only go-game's message ids, and `MoveResp` entries for players
-//! only. rsgame's own clients list what they want: `caps=entities,stats,friends,errors` (or
+//! only. rsgame's own clients list what they want: `caps=entities,stats,friends,errors,lockstep` (or
 //! `caps=all`), alone or among other `key=value` pairs separated by `;` or `&`. Unknown names
 //! are ignored, so an older server serves a newer client what it knows.
 
@@ -23,14 +23,18 @@ impl Caps {
     pub const FRIENDS: Caps = Caps(4);
     /// `ErrorResp` (9000) for refused messages and before a close.
     pub const ERRORS: Caps = Caps(8);
+    /// Lockstep rooms (RoomList types 3 and 4, their frames): hidden from and closed to
+    /// clients without it.
+    pub const LOCKSTEP: Caps = Caps(16);
     /// Everything above.
-    pub const ALL: Caps = Caps(15);
+    pub const ALL: Caps = Caps(31);
 
-    const NAMES: [(&'static str, Caps); 5] = [
+    const NAMES: [(&'static str, Caps); 6] = [
         ("entities", Caps::ENTITIES),
         ("stats", Caps::STATS),
         ("friends", Caps::FRIENDS),
         ("errors", Caps::ERRORS),
+        ("lockstep", Caps::LOCKSTEP),
         ("all", Caps::ALL),
     ];
 

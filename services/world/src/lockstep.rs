@@ -122,9 +122,14 @@ impl Lockstep {
         frame
     }
 
+    /// The oldest frame still kept (the next one when none is).
+    pub fn oldest(&self) -> u64 {
+        self.history.front().map_or(self.next, |f| f.number)
+    }
+
     /// The frames from `from` on, for a client that reconnects knowing the last frame it has.
     pub fn since(&self, from: u64) -> Result<Vec<Frame>, LockstepError> {
-        let oldest = self.history.front().map_or(self.next, |f| f.number);
+        let oldest = self.oldest();
         if from < oldest {
             return Err(LockstepError::TooOld(oldest));
         }

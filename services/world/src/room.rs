@@ -111,6 +111,8 @@ pub(crate) enum RewardMsg {
     /// Retry what failed, then answer with the rewards still not granted (graceful
     /// shutdown).
     Flush(oneshot::Sender<Vec<RewardJob>>),
+    /// Time for a retry round (sent by the rewarder to itself).
+    Retry,
 }
 
 /// What every room task needs from the world.
@@ -226,6 +228,9 @@ pub(crate) struct SceneRoom {
     stats: HashMap<EntityId, Stats>,
     /// What each player's client takes beyond go-game's protocol.
     caps: HashMap<EntityId, Caps>,
+    /// How many of them are go-game's (no `entities`): while none is, delivery looks
+    /// nothing up per receiver.
+    go_game_clients: usize,
     /// go-game's AOI grid, when the scene has one: its clients see by it (a part of what
     /// rsgame's clients see), so their position batches are cut to it.
     go_game: Option<rsgame_gate::aoi::Grid>,
@@ -256,6 +261,7 @@ impl SceneRoom {
             me,
             stats: HashMap::new(),
             caps: HashMap::new(),
+            go_game_clients: 0,
             go_game,
             saved: HashMap::new(),
             label,
@@ -271,7 +277,7 @@ impl SceneRoom {
         let Some((x, z, hp)) = self.scene.get(id).map(|v| (v.x, v.z, v.hp)) else { return };
         self.scene.apply(Command::Leave { id });
         self.stats.remove(&id);
-        self.caps.remove(&id);
+        self.set_caps(id, None);
         self.saved.remove(&id);
         self.players_gauge();
         let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
@@ -319,19 +325,19 @@ impl SceneRoom {
         };
         self.scene.apply(Command::Stats { id, hp, max_hp: stats.max_hp, attack: stats.attack, defence: stats.defence });
         self.stats.insert(id, stats);
-        if !self.caps_of(id).has(Caps::ENTITIES) {
-            // go-game's protocol has neither monsters nor kill rewards.
-            return;
+        // go-game's protocol has neither monsters nor kill rewards; the numbers go to whoever
+        // takes them.
+        if self.caps_of(id).has(Caps::ENTITIES) {
+            let reward = pb::AttackResp {
+                user_id: id as i64,
+                obj_id: killed as i64,
+                status: pb::AttackStatus::Reward as i32,
+                exp,
+                coin: coins,
+                ..Default::default()
+            };
+            ctx.send(id as i64, ids::reply(ids::ATTACK), &reward);
         }
-        let reward = pb::AttackResp {
-            user_id: id as i64,
-            obj_id: killed as i64,
-            status: pb::AttackStatus::Reward as i32,
-            exp,
-            coin: coins,
-            ..Default::default()
-        };
-        ctx.send(id as i64, ids::reply(ids::ATTACK), &reward);
         self.push_stats(ctx, id);
     }
 }
@@ -383,7 +389,7 @@ impl Room for SceneRoom {
             defence: stats.defence,
         });
         self.stats.insert(id, stats);
-        self.caps.insert(id, caps);
+        self.set_caps(id, Some(caps));
         if let Some(session) = ctx.session(player) {
             self.greet(id, session, greet);
         }
@@ -394,7 +400,7 @@ impl Room for SceneRoom {
     fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) {
         let id = player as EntityId;
         let (SceneJoin::Return { greet, caps } | SceneJoin::Enter { greet, caps, .. }) = join;
-        self.caps.insert(id, caps);
+        self.set_caps(id, Some(caps));
         let (Some(session), Some(_)) = (ctx.session(player), self.scene.get(id)) else { return };
         self.greet(id, session, greet);
         if !caps.has(Caps::ENTITIES) {
@@ -466,6 +472,16 @@ impl SceneRoom {
             let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
             session.push(ids::PLAYER_STATS, &st.message(id as i64));
         }
+    }
+
+    /// Records (or, with `None`, forgets) what `id`'s client takes.
+    fn set_caps(&mut self, id: EntityId, caps: Option<Caps>) {
+        let old = match caps {
+            Some(c) => self.caps.insert(id, c),
+            None => self.caps.remove(&id),
+        };
+        let plain = |c: Option<Caps>| usize::from(c.is_some_and(|c| !c.has(Caps::ENTITIES)));
+        self.go_game_clients = self.go_game_clients + plain(caps) - plain(old);
     }
 
     fn caps_of(&self, id: EntityId) -> Caps {
@@ -630,8 +646,10 @@ impl SceneRoom {
             b
         };
         // What a receiver sees: everything (rsgame's clients), or players in go-game's view.
+        // With no go-game client in the scene (the usual case) nothing is looked up.
+        let plain = self.go_game_clients == 0;
         let view_of = |to: EntityId| -> Sees {
-            if self.caps.get(&to).is_some_and(|c| c.has(Caps::ENTITIES)) {
+            if plain || self.caps.get(&to).is_some_and(|c| c.has(Caps::ENTITIES)) {
                 return Sees::All;
             }
             Sees::Players(go_game.zip(self.scene.get(to)).map(|(g, v)| g.cell_of(v.x, v.z)))
@@ -800,7 +818,8 @@ impl Room for LockstepRoom {
         if let Some(session) = ctx.session(player) {
             send_greeting(session, greet);
         }
-        let from = self.away_since.remove(&player).unwrap_or(0);
+        // A second login that took over a connected player has no mark: everything kept.
+        let from = self.away_since.remove(&player).unwrap_or_else(|| self.ls.oldest());
         if let (Err(e), Some(session)) = (self.catch_up(ctx, player, from), ctx.session(player)) {
             error(session, ids::LOCKSTEP_SYNC, e.code(), &e.to_string());
         }
@@ -829,6 +848,9 @@ impl Room for LockstepRoom {
 /// Rows per transaction of a write-behind save.
 const SAVE_CHUNK: usize = 200;
 
+/// How long kept rows wait for a retry when no new batch comes to carry them.
+const UNSAVED_RETRY: Duration = Duration::from_secs(5);
+
 /// How often a last save (a leave, the shutdown) is tried before it is reported unsaved.
 const LAST_SAVE_TRIES: u32 = 4;
 
@@ -848,6 +870,11 @@ impl Unsaved {
         b.places.extend(self.places.drain().filter(|(id, _)| !have.contains(id)));
         let have: HashSet<i64> = b.hps.iter().map(|(id, _)| *id).collect();
         b.hps.extend(self.hps.drain().filter(|(id, _)| !have.contains(id)));
+    }
+
+    /// Whether no row waits for a retry.
+    fn is_empty(&self) -> bool {
+        self.places.is_empty() && self.hps.is_empty()
     }
 
     fn players(&self) -> Vec<i64> {
@@ -896,7 +923,20 @@ pub(crate) async fn saver(
     game: Arc<dyn rsgame_game::Game>,
 ) {
     let mut unsaved = Unsaved::default();
-    while let Some(msg) = rx.recv().await {
+    loop {
+        // Kept rows are tried again after a while even when nothing new comes to save (an
+        // idle scene sends no batches).
+        let retry = async {
+            if unsaved.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(UNSAVED_RETRY).await;
+        };
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            () = retry => Some(SaveMsg::Batch(SaveBatch { places: Vec::new(), hps: Vec::new(), last: false })),
+        };
+        let Some(msg) = msg else { break };
         let mut b = match msg {
             SaveMsg::Batch(b) => b,
             SaveMsg::Barrier(done) => {
@@ -908,6 +948,9 @@ pub(crate) async fn saver(
         let started = Instant::now();
         unsaved.merge_into(&mut b);
         let tries = if b.last { LAST_SAVE_TRIES } else { 1 };
+        // Who was written and who was not, over the whole batch: a player's place and hit
+        // points may fall in different chunks.
+        let (mut written, mut failed) = (HashSet::new(), HashSet::new());
         let chunks = b.places.len().max(b.hps.len()).div_ceil(SAVE_CHUNK).max(1);
         for c in 0..chunks {
             let part = |v: usize| (c * SAVE_CHUNK).min(v)..((c + 1) * SAVE_CHUNK).min(v);
@@ -925,34 +968,28 @@ pub(crate) async fn saver(
                 async move { game.save_hp(&rows).await.map_err(|e| e.to_string()) }
             })
             .await;
-            let mut failed: Vec<i64> = Vec::new();
             match placed {
-                Ok(()) => {
-                    for (id, _) in places {
-                        unsaved.lost.remove(id);
-                    }
-                }
+                Ok(()) => written.extend(places.iter().map(|(id, _)| *id)),
                 Err(_) if b.last => failed.extend(places.iter().map(|(id, _)| *id)),
                 Err(_) => unsaved.places.extend(places.iter().cloned()),
             }
             match healed {
-                Ok(()) => {
-                    for (id, _) in hps {
-                        unsaved.lost.remove(id);
-                    }
-                }
+                Ok(()) => written.extend(hps.iter().map(|(id, _)| *id)),
                 Err(_) if b.last => failed.extend(hps.iter().map(|(id, _)| *id)),
                 Err(_) => unsaved.hps.extend(hps.iter().copied()),
-            }
-            if !failed.is_empty() {
-                failed.sort_unstable();
-                failed.dedup();
-                tracing::error!(players = ?failed, "world state not saved after {LAST_SAVE_TRIES} tries");
-                unsaved.lost.extend(failed);
             }
             if c + 1 < chunks {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+        }
+        for id in written.difference(&failed) {
+            unsaved.lost.remove(id);
+        }
+        if !failed.is_empty() {
+            let mut players: Vec<i64> = failed.iter().copied().collect();
+            players.sort_unstable();
+            tracing::error!(players = ?players, "world state not saved after {LAST_SAVE_TRIES} tries");
+            unsaved.lost.extend(failed);
         }
         metrics::gauge!("world_unsaved_players").set(unsaved.players().len() as f64);
         metrics::histogram!("world_save_seconds").record(started.elapsed().as_secs_f64());
@@ -962,17 +999,31 @@ pub(crate) async fn saver(
 /// How often one reward is tried before it waits for the next retry round.
 const REWARD_TRIES: u32 = 3;
 
-/// Grants one reward, trying again with backoff; a refusal that cannot change (the player
-/// is gone, the amount is invalid) is not tried again.
-async fn grant(game: &dyn rsgame_game::Game, j: &RewardJob) -> Result<rsgame_game::logic::Player, rsgame_kit::Error> {
+/// How long failed rewards wait between retry rounds.
+const REWARD_RETRY: Duration = Duration::from_secs(5);
+
+/// Whether a refusal would be the same on every try (the player is gone, an amount is
+/// invalid, a balance at its limit): only outages and overload are worth trying again.
+fn lasting(e: &rsgame_kit::Error) -> bool {
+    let c = e.code();
+    !(c.is_internal()
+        || matches!(c, rsgame_kit::Code::Unavailable | rsgame_kit::Code::Timeout | rsgame_kit::Code::TooManyRequests))
+}
+
+/// Grants one reward, `tries` times at most with backoff; a lasting refusal is not tried
+/// again.
+async fn grant(
+    game: &dyn rsgame_game::Game,
+    j: &RewardJob,
+    tries: u32,
+) -> Result<rsgame_game::logic::Player, rsgame_kit::Error> {
     let mut attempt = 0u32;
     loop {
         match game.reward(j.user, j.exp, j.coins, "kill", &j.reference).await {
             Ok(p) => return Ok(p),
             Err(e) => {
                 attempt += 1;
-                let lasting = matches!(e.code(), rsgame_kit::Code::NotFound | rsgame_kit::Code::BadParam);
-                if lasting || attempt >= REWARD_TRIES {
+                if lasting(&e) || attempt >= tries {
                     return Err(e);
                 }
                 tokio::time::sleep(Duration::from_millis(200u64 << attempt)).await;
@@ -981,39 +1032,77 @@ async fn grant(game: &dyn rsgame_game::Game, j: &RewardJob) -> Result<rsgame_gam
     }
 }
 
+/// Grants `j` (`tries` times at most); a transient failure hands it back.
+async fn settle(game: &dyn rsgame_game::Game, j: RewardJob, tries: u32) -> Option<RewardJob> {
+    match grant(game, &j, tries).await {
+        Ok(p) => {
+            tell_rewarded(game, j, p).await;
+            None
+        }
+        Err(e) if lasting(&e) => {
+            metrics::counter!("world_reward_errors_total").increment(1);
+            tracing::error!(user = j.user, reference = %j.reference, error = %e, "kill reward refused for good");
+            None
+        }
+        Err(e) => {
+            metrics::counter!("world_reward_errors_total").increment(1);
+            tracing::warn!(user = j.user, reference = %j.reference, error = %e, "kill reward not granted yet: kept for a retry");
+            Some(j)
+        }
+    }
+}
+
 /// Runs a rewarder: grants kill rewards through the game service's ledger, in order, and
 /// tells the room the player's new numbers. A grant is idempotent by its reference, so a
-/// retry after a lost answer never pays twice. Failed grants are kept and tried again with
-/// the next reward and at the shutdown's flush, which reports those still not granted.
+/// retry after a lost answer never pays twice. While grants fail (the game service or its
+/// database is away), new rewards queue behind the failed ones and a retry round (one try
+/// each, stopped at the first failure) runs every [`REWARD_RETRY`], so an outage costs one
+/// try per round, not one per reward; the shutdown's flush runs a last round and reports
+/// what is still not granted.
 pub(crate) async fn rewarder(mut rx: mpsc::UnboundedReceiver<RewardMsg>, game: Arc<dyn rsgame_game::Game>) {
-    let mut failed: Vec<RewardJob> = Vec::new();
-    while let Some(m) = rx.recv().await {
-        let mut jobs = std::mem::take(&mut failed);
-        let done = match m {
-            RewardMsg::Job(j) => {
-                jobs.push(j);
+    let mut failed: std::collections::VecDeque<RewardJob> = std::collections::VecDeque::new();
+    let mut next_round = tokio::time::Instant::now();
+    loop {
+        let round = async {
+            if failed.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep_until(next_round).await;
+        };
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            () = round => Some(RewardMsg::Retry),
+        };
+        let Some(msg) = msg else { break };
+        let done = match msg {
+            RewardMsg::Job(j) if failed.is_empty() => {
+                if let Some(j) = settle(game.as_ref(), j, REWARD_TRIES).await {
+                    failed.push_back(j);
+                    next_round = tokio::time::Instant::now() + REWARD_RETRY;
+                }
                 None
             }
+            RewardMsg::Job(j) => {
+                failed.push_back(j);
+                None
+            }
+            RewardMsg::Retry => None,
             RewardMsg::Flush(done) => Some(done),
         };
-        for j in jobs {
-            match grant(game.as_ref(), &j).await {
-                Ok(p) => tell_rewarded(game.as_ref(), j, p).await,
-                Err(e) if matches!(e.code(), rsgame_kit::Code::NotFound | rsgame_kit::Code::BadParam) => {
-                    metrics::counter!("world_reward_errors_total").increment(1);
-                    tracing::error!(user = j.user, reference = %j.reference, error = %e, "kill reward refused for good");
-                }
-                Err(e) => {
-                    metrics::counter!("world_reward_errors_total").increment(1);
-                    tracing::warn!(user = j.user, reference = %j.reference, error = %e, "kill reward not granted yet: kept for a retry");
-                    failed.push(j);
+        if !failed.is_empty() && (done.is_some() || tokio::time::Instant::now() >= next_round) {
+            // In order; the first that fails again ends the round.
+            while let Some(j) = failed.pop_front() {
+                if let Some(j) = settle(game.as_ref(), j, 1).await {
+                    failed.push_front(j);
+                    break;
                 }
             }
+            next_round = tokio::time::Instant::now() + REWARD_RETRY;
         }
         metrics::gauge!("world_rewards_pending").set(failed.len() as f64);
         if let Some(done) = done {
             // Handed over, so the flush can name them; nothing is kept past a flush.
-            let _ = done.send(std::mem::take(&mut failed));
+            let _ = done.send(failed.drain(..).collect());
         }
     }
 }

@@ -9,14 +9,37 @@ use rsgame_proto::events::{PLAYER_CHANGED_TOPIC, PlayerChanged};
 
 use super::*;
 
+/// How many change ids a node remembers to spot a redelivery.
+const REMEMBERED: usize = 4096;
+
 impl World {
+    /// Whether the change `id` is new here (0: no id, always new); remembers it.
+    fn first_time(&self, id: u64) -> bool {
+        if id == 0 {
+            return true;
+        }
+        let mut seen = lock(&self.0.changes_seen);
+        if seen.1.contains(&id) {
+            return false;
+        }
+        seen.1.insert(id);
+        seen.0.push_back(id);
+        if seen.0.len() > REMEMBERED
+            && let Some(old) = seen.0.pop_front()
+        {
+            seen.1.remove(&old);
+        }
+        true
+    }
+
     /// Applies the game service's changes to players on this node, until the bus
     /// subscription ends.
     pub(super) async fn follow_changes(self, bus: Bus, node: String) {
         let mut sub = subscribe(&bus, PLAYER_CHANGED_TOPIC, &node).await;
         while let Some(d) = sub.next().await {
             match PlayerChanged::decode(d.payload.as_slice()) {
-                Ok(e) => self.player_changed(e.user_id, e.hp_delta, &e.reason).await,
+                Ok(e) if self.first_time(e.id) => self.player_changed(e.user_id, e.hp_delta, &e.reason).await,
+                Ok(e) => tracing::debug!(user = e.user_id, "a player change delivered again: applied once"),
                 Err(e) => tracing::warn!(error = %e, "undecodable player-changed event dropped"),
             }
             if let Err(e) = d.ack().await {
@@ -28,6 +51,9 @@ impl World {
     /// `uid`'s numbers changed in the database: if it plays here, its scene takes the new
     /// ones and adds `hp_delta` to its live hit points.
     pub(super) async fn player_changed(&self, uid: i64, hp_delta: i64, reason: &str) {
+        // Under the account's transition lock: a room move in progress finishes first, so
+        // the change reaches the room the player is in, with the numbers it has there.
+        let _t = self.transition(uid).await;
         let Some(room) = lock(&self.0.players).get(&uid).map(|p| p.room) else { return };
         let pack = match self.0.game.pack(uid).await {
             Ok(p) => p,

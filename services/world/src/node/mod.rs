@@ -266,6 +266,9 @@ struct Inner {
     cluster: Option<Arc<Cluster>>,
     /// Logins waiting for another node to confirm their player left it.
     leaving: Mutex<HashMap<i64, oneshot::Sender<()>>>,
+    /// The ids of the last player changes applied (in order, and as a set): a redelivered
+    /// one is applied once.
+    changes_seen: Mutex<(VecDeque<u64>, HashSet<u64>)>,
 }
 
 /// How long a login waits for the node the player was on to save it and let go.
@@ -370,6 +373,7 @@ impl World {
             password_key,
             cluster,
             leaving: Mutex::new(HashMap::new()),
+            changes_seen: Mutex::new((VecDeque::new(), HashSet::new())),
         }));
         if let Some(c) = world.0.cluster.clone() {
             tokio::spawn(world.clone().follow_cluster(c.clone()));

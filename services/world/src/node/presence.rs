@@ -75,18 +75,20 @@ impl World {
         let world = self.clone();
         let grace = Duration::from_secs(self.0.cfg.reconnect_grace_secs);
         tracing::debug!(user = uid, reason = ?reason, "player dropped; waiting for a reconnect");
-        let (session_id, here) = (session.id(), session.get::<Here>());
+        let session_id = session.id();
         tokio::spawn(async move {
             {
                 let _t = world.transition(uid).await;
-                {
+                let room = {
                     let mut players = lock(&world.0.players);
                     let Some(p) = players.get_mut(&uid).filter(|p| p.generation == generation) else { return };
                     p.session = None;
-                }
-                // The one place a close is seen: the room keeps the player, away, until it
-                // comes back or the grace ends.
-                if let Some(Here(h)) = here {
+                    p.room
+                };
+                // The one place a close is seen: the room the player is in now (read under
+                // its transition lock, so a move cannot slip between) keeps it, away, until
+                // it comes back or the grace ends.
+                if let Some(h) = world.room_handle(room) {
                     h.disconnected(uid, session_id).await;
                 }
             }
@@ -125,6 +127,11 @@ impl World {
         if session.user().is_some() {
             return Err(Error::msg(Code::Forbidden, "this connection is logged in already"));
         }
+        // A client that logs in as go-game's does is served exactly go-game's protocol, from
+        // its first answer (a refused token included).
+        let caps = Caps::parse(&msg.param);
+        session.set(caps);
+        session.set_error_frames(caps.has(Caps::ERRORS));
         let claims = self.0.auth.check(&msg.token).await.map_err(|e| {
             tracing::debug!(session = session.id(), reason = %e, "game login refused");
             Error::new(Code::TokenExpired)
@@ -148,17 +155,15 @@ impl World {
             }
             lock(&self.0.leaving).remove(&uid);
         }
+        // Read under the account's transition lock: a logout or a grace end still saving
+        // this player finishes first, so what is read is what it left.
+        let _t = self.transition(uid).await;
         let profile = self.0.directory.profile(uid).await?;
         let pack = self.0.game.pack(uid).await?;
         let place = self.0.store.place(uid).await?;
         let blocked: HashSet<i64> =
             self.0.store.relations(uid, BLACKLIST, 10_000).await?.into_iter().map(|(id, _)| id).collect();
         let generation = self.0.generations.fetch_add(1, Ordering::Relaxed);
-        // A client that logs in as go-game's does is served exactly go-game's protocol.
-        let caps = Caps::parse(&msg.param);
-        session.set(caps);
-        session.set_error_frames(caps.has(Caps::ERRORS));
-        let _t = self.transition(uid).await;
 
         enum Plan {
             Resume { old: Option<Session>, room: i64 },

@@ -132,7 +132,11 @@ impl World {
             .get(&target)
             .map(|r| matches!(r.handle, Handle::Scene(_)))
             .ok_or_else(|| Error::msg(Code::NotFound, "no such room"))?;
-        let stats = if is_scene { Stats::from_pack(&self.0.game.pack(uid).await?) } else { Stats::default() };
+        if !is_scene && !session.get::<Caps>().unwrap_or_default().has(Caps::LOCKSTEP) {
+            // Its frames are rsgame's messages: a client must ask for them (caps=lockstep).
+            return Err(Error::msg(Code::NotFound, "no such room"));
+        }
+        let early = if is_scene { Some(Stats::from_pack(&self.0.game.pack(uid).await?)) } else { None };
         let (from, resp, handle, spawn) = {
             let mut players = lock(&self.0.players);
             let p = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
@@ -163,6 +167,12 @@ impl World {
             (from, resp, handle, spawn)
         };
         self.leave_room(uid, from).await;
+        // Its numbers as it left: the hit points it had there are saved by now (leave_room
+        // waits for the write), so the new scene does not bring back older ones.
+        let stats = match early {
+            Some(early) => self.0.game.pack(uid).await.map(|p| Stats::from_pack(&p)).unwrap_or(early),
+            None => Stats::default(),
+        };
         let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
         let (x, z) = World::spawn_point(uid, spawn.0, spawn.1);
         handle.enter(uid, session, Greet::Enter(resp), Some((name, x, z, stats))).await
@@ -181,6 +191,7 @@ impl World {
         if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
             return Err(Error::bad_param("name: 1 to 32 characters"));
         }
+        let lockstep_ok = session.get::<Caps>().unwrap_or_default().has(Caps::LOCKSTEP);
         let (lockstep, private) = match pb::RoomType::try_from(msg.r#type) {
             Ok(pb::RoomType::Public) => (false, false),
             Ok(pb::RoomType::Private) => (false, true),
@@ -188,6 +199,9 @@ impl World {
             Ok(pb::RoomType::PrivateLockstep) => (true, true),
             _ => return Err(Error::bad_param("type: 1 public, 2 private, 3 lockstep, 4 private lockstep")),
         };
+        if lockstep && !lockstep_ok {
+            return Err(Error::bad_param("type: 3 and 4 (lockstep) need caps=lockstep at login"));
+        }
         if private && (msg.password.is_empty() || msg.password.len() > 64) {
             return Err(Error::bad_param("password: 1 to 64 characters for a private room"));
         }
@@ -271,12 +285,15 @@ impl World {
 
     pub(super) async fn room_list(self, session: Session, msg: pb::RoomList) -> Result<()> {
         let uid = World::me(&session)?;
+        // Lockstep rooms are rsgame's: listed only to clients that take them.
+        let lockstep = session.get::<Caps>().unwrap_or_default().has(Caps::LOCKSTEP);
         let room_list = {
             let players = lock(&self.0.players);
             let rooms = lock(&self.0.rooms);
             rooms
                 .iter()
                 .filter(|(_, r)| msg.r#type == pb::RoomType::Any as i32 || r.kind_code == msg.r#type)
+                .filter(|(_, r)| lockstep || matches!(r.handle, Handle::Scene(_)))
                 .take(500)
                 .map(|(id, r)| self.room_resp(*id, r, &players, uid))
                 .collect()
@@ -392,7 +409,9 @@ mod tests {
     async fn rooms_are_bounded_and_names_checked() {
         let cfg = WorldConfig { max_rooms: 1, ..WorldConfig::default() };
         let f = Fixture::new(cfg).await;
-        let (a, b) = (f.login(1, "").await, f.login(2, "").await);
+        let (a, b) = (f.login(1, "caps=lockstep").await, f.login(2, "").await);
+        let go_lockstep = create(&f, &b.session, RoomType::Lockstep, 4, "").await;
+        assert_eq!(go_lockstep.map_err(|e| e.code()), Err(Code::BadParam), "a go-game client makes no lockstep room");
         let long = pb::CreateRoom { name: "x".repeat(33), r#type: 1, ..Default::default() };
         assert_eq!(
             f.world.clone().create_room(a.session.clone(), long).await.map_err(|e| e.code()),
@@ -406,6 +425,13 @@ mod tests {
         create(&f, &a.session, RoomType::Lockstep, 4, "").await.expect("one room");
         let second = create(&f, &b.session, RoomType::Public, 4, "").await;
         assert_eq!(second.map_err(|e| e.code()), Err(Code::TooManyRequests), "world.max_rooms");
+        // The lockstep room is neither listed to nor open to a go-game client.
+        let room = f.world.created_rooms()[0].0;
+        assert_eq!(enter(&f, &b.session, room, "").await.map_err(|e| e.code()), Err(Code::NotFound));
+        f.world.clone().room_list(b.session.clone(), pb::RoomList { r#type: 0 }).await.expect("listed");
+        let mut b = b;
+        let list: pb::RoomListResp = b.expect(ids::reply(ids::ROOM_LIST)).await;
+        assert!(list.room_list.iter().all(|r| r.room_id != room), "hidden: {list:?}");
         // Scenes are listed with the rooms; a scene cannot be quit.
         let quit = pb::QuitRoom { room_id: 1000, ..Default::default() };
         assert_eq!(f.world.clone().quit_room(b.session.clone(), quit).await.map_err(|e| e.code()), Err(Code::Failed));
