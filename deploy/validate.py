@@ -1166,7 +1166,7 @@ def check_k8s(docs: dict[Path, list[object]], roles: list[str]) -> None:
 
 # ------------------------------------------------------------------------------ main
 def main() -> int:
-    print(f"deploy/validate.py: static checks of {rel(DEPLOY)}/ (nothing is built or started)")
+    print(f"deploy/validate.py: static checks of {rel(DEPLOY)}/ (nothing is started)")
     RS.load()
     roles = load_roles()
     metrics = load_metrics()
