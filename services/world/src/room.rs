@@ -18,7 +18,7 @@ use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::aoi::{EntityId, MONSTER_BASE};
+use crate::aoi::{EntityId, MONSTER_BASE, PlayerId, wire_id};
 use crate::caps::Caps;
 use crate::lockstep::{Frame, Lockstep};
 use crate::scene::{Command, Kind, Out, Scene, View};
@@ -138,7 +138,7 @@ fn entity(v: &View) -> pb::Entity {
 /// Takes the view's name rather than copying it: a busy tick sends thousands of spawns.
 fn entity_of(v: View) -> pb::Entity {
     pb::Entity {
-        id: v.id as i64,
+        id: wire_id(v.id),
         kind: if v.kind == Kind::Player { pb::EntityKind::Player } else { pb::EntityKind::Monster } as i32,
         name: v.name,
         site: Some(site(v.x, v.z)),
@@ -280,8 +280,8 @@ impl SceneRoom {
         self.set_caps(id, None);
         self.saved.remove(&id);
         self.players_gauge();
-        let places = if self.permanent { vec![(id as i64, self.place(x, z))] } else { Vec::new() };
-        self.queue_save(SaveBatch { places, hps: vec![(id as i64, hp)], last: true });
+        let places = if self.permanent { vec![(wire_id(id), self.place(x, z))] } else { Vec::new() };
+        self.queue_save(SaveBatch { places, hps: vec![(wire_id(id), hp)], last: true });
     }
 
     fn queue_save(&self, batch: SaveBatch) {
@@ -329,14 +329,14 @@ impl SceneRoom {
         // takes them.
         if self.caps_of(id).has(Caps::ENTITIES) {
             let reward = pb::AttackResp {
-                user_id: id as i64,
-                obj_id: killed as i64,
+                user_id: wire_id(id),
+                obj_id: wire_id(killed),
                 status: pb::AttackStatus::Reward as i32,
                 exp,
                 coin: coins,
                 ..Default::default()
             };
-            ctx.send(id as i64, ids::reply(ids::ATTACK), &reward);
+            ctx.send(wire_id(id), ids::reply(ids::ATTACK), &reward);
         }
         self.push_stats(ctx, id);
     }
@@ -374,7 +374,7 @@ impl Room for SceneRoom {
     }
 
     fn join(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) -> Result<(), rsgame_kit::Error> {
-        let id = player as EntityId;
+        let id = PlayerId::new(player).entity();
         let SceneJoin::Enter { name, x, z, stats, greet, caps } = join else {
             return Err(rsgame_kit::Error::msg(rsgame_kit::Code::Failed, "not in this scene any more: log in again"));
         };
@@ -398,7 +398,7 @@ impl Room for SceneRoom {
     }
 
     fn rejoin(&mut self, ctx: &mut RoomCtx, player: i64, join: SceneJoin) {
-        let id = player as EntityId;
+        let id = PlayerId::new(player).entity();
         let (SceneJoin::Return { greet, caps } | SceneJoin::Enter { greet, caps, .. }) = join;
         self.set_caps(id, Some(caps));
         let (Some(session), Some(_)) = (ctx.session(player), self.scene.get(id)) else { return };
@@ -420,7 +420,7 @@ impl Room for SceneRoom {
     }
 
     fn leave(&mut self, _ctx: &mut RoomCtx, player: i64) {
-        self.depart(player as EntityId);
+        self.depart(PlayerId::new(player).entity());
     }
 
     fn input(&mut self, ctx: &mut RoomCtx, _player: i64, input: SceneInput) -> Result<(), rsgame_kit::Error> {
@@ -466,11 +466,11 @@ impl SceneRoom {
         };
         send_greeting(session, greet);
         // The authoritative position, then the numbers.
-        let me = pb::UserSite { user_id: id as i64, site: Some(site(v.x, v.z)), action: "spawn".into() };
+        let me = pb::UserSite { user_id: wire_id(id), site: Some(site(v.x, v.z)), action: "spawn".into() };
         session.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list: vec![me] });
         if let Some(st) = self.stats.get(&id).filter(|_| self.caps_of(id).has(Caps::STATS)) {
             let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
-            session.push(ids::PLAYER_STATS, &st.message(id as i64));
+            session.push(ids::PLAYER_STATS, &st.message(wire_id(id)));
         }
     }
 
@@ -494,7 +494,7 @@ impl SceneRoom {
         }
         let (Some(v), Some(st)) = (self.scene.get(id), self.stats.get(&id)) else { return };
         let st = Stats { hp: v.hp, max_hp: v.max_hp, ..*st };
-        ctx.send(id as i64, ids::PLAYER_STATS, &st.message(id as i64));
+        ctx.send(wire_id(id), ids::PLAYER_STATS, &st.message(wire_id(id)));
     }
 
     /// Queues the players whose place or hp changed since the last save; with `all`, every
@@ -508,9 +508,9 @@ impl SceneRoom {
                 continue;
             }
             if self.permanent {
-                places.push((v.id as i64, Place { scene_id: self.scene.config().id, x: v.x, z: v.z }));
+                places.push((wire_id(v.id), Place { scene_id: self.scene.config().id, x: v.x, z: v.z }));
             }
-            hps.push((v.id as i64, v.hp));
+            hps.push((wire_id(v.id), v.hp));
         }
         for v in self.scene.players() {
             self.saved.insert(v.id, (v.x, v.z, v.hp));
@@ -538,8 +538,8 @@ impl SceneRoom {
                 Out::Despawn { to, id } => {
                     let b = boxes.entry(to).or_default();
                     match b.last_mut() {
-                        Some(Mail::Despawn(v)) => v.push(id as i64),
-                        _ => b.push(Mail::Despawn(vec![id as i64])),
+                        Some(Mail::Despawn(v)) => v.push(wire_id(id)),
+                        _ => b.push(Mail::Despawn(vec![wire_id(id)])),
                     }
                 }
                 Out::Positions { to, moves } => {
@@ -547,7 +547,7 @@ impl SceneRoom {
                     batches.push((to, moves));
                 }
                 Out::Corrected { to, x, z } => {
-                    let me = pb::UserSite { user_id: to as i64, site: Some(site(x, z)), action: "correct".into() };
+                    let me = pb::UserSite { user_id: wire_id(to), site: Some(site(x, z)), action: "correct".into() };
                     let b = boxes.entry(to).or_default();
                     match b.last_mut() {
                         Some(Mail::Move(v)) => v.push(me),
@@ -556,8 +556,8 @@ impl SceneRoom {
                 }
                 Out::Hit { to, attacker, target, damage, target_hp } => {
                     let a = pb::AttackResp {
-                        user_id: attacker as i64,
-                        obj_id: target as i64,
+                        user_id: wire_id(attacker),
+                        obj_id: wire_id(target),
                         status: pb::AttackStatus::Hit as i32,
                         hurt: damage,
                         obj_hp: target_hp,
@@ -568,8 +568,8 @@ impl SceneRoom {
                 Out::Died { to, id, by } => {
                     // userId: the killer, so a death says who did it.
                     let a = pb::AttackResp {
-                        user_id: by as i64,
-                        obj_id: id as i64,
+                        user_id: wire_id(by),
+                        obj_id: wire_id(id),
                         status: pb::AttackStatus::Died as i32,
                         ..Default::default()
                     };
@@ -587,7 +587,7 @@ impl SceneRoom {
                         self.scene.now()
                     );
                     let job =
-                        RewardJob { room: self.me.clone(), user: to as i64, killed, exp, coins, level, reference };
+                        RewardJob { room: self.me.clone(), user: wire_id(to), killed, exp, coins, level, reference };
                     if self.env.rewards.send(RewardMsg::Job(job)).is_err() {
                         metrics::counter!("world_reward_errors_total").increment(1);
                         tracing::error!(user = to, "world rewarder gone: kill reward not granted");
@@ -603,7 +603,7 @@ impl SceneRoom {
         for (i, (to, moves)) in batches.into_iter().enumerate() {
             let site_list = moves
                 .into_iter()
-                .map(|(id, x, z)| pb::UserSite { user_id: id as i64, site: Some(site(x, z)), action: String::new() })
+                .map(|(id, x, z)| pb::UserSite { user_id: wire_id(id), site: Some(site(x, z)), action: String::new() })
                 .collect();
             resps.push(pb::MoveResp { site_list });
             encoded.push(Vec::with_capacity(1));
@@ -631,7 +631,7 @@ impl SceneRoom {
                     let site_list: Vec<pb::UserSite> = resps[i]
                         .site_list
                         .iter()
-                        .filter(|u| u.user_id < MONSTER_BASE as i64)
+                        .filter(|u| u.user_id < wire_id(MONSTER_BASE))
                         .filter(seen)
                         .cloned()
                         .collect();
@@ -654,12 +654,12 @@ impl SceneRoom {
             }
             Sees::Players(go_game.zip(self.scene.get(to)).map(|(g, v)| g.cell_of(v.x, v.z)))
         };
-        let is_monster = |id: i64| id >= MONSTER_BASE as i64;
+        let is_monster = |id: i64| id >= wire_id(MONSTER_BASE);
         // One queue entry per player and tick on frame wires: what it is told this tick —
         // spawns, despawns, hits, then positions last — in one buffer.
         for (to, mut mails) in boxes {
             let batch = position_of.remove(&to);
-            let Some(s) = ctx.session(to as i64) else { continue };
+            let Some(s) = ctx.session(wire_id(to)) else { continue };
             let view = view_of(to);
             if view != Sees::All {
                 // go-game's client: no spawns or despawns, nothing about monsters.
@@ -704,7 +704,7 @@ impl SceneRoom {
         }
         // Players told nothing but positions get the shared bytes as they are.
         for (to, i) in position_of {
-            if let Some(s) = ctx.session(to as i64) {
+            if let Some(s) = ctx.session(wire_id(to)) {
                 let b = positions(i, s.wire(), view_of(to));
                 if !b.is_empty() {
                     s.push_bytes(b);
@@ -721,11 +721,11 @@ fn frames_msg(room_id: i64, frames: &[Frame]) -> pb::LockstepFrames {
         frames: frames
             .iter()
             .map(|f| pb::LockstepFrame {
-                number: f.number as i64,
+                number: i64::try_from(f.number).unwrap_or(i64::MAX),
                 inputs: f
                     .inputs
                     .iter()
-                    .map(|(id, data)| pb::PlayerInput { user_id: *id as i64, data: data.clone() })
+                    .map(|(id, data)| pb::PlayerInput { user_id: wire_id(*id), data: data.clone() })
                     .collect(),
             })
             .collect(),
@@ -798,7 +798,7 @@ impl Room for LockstepRoom {
     fn join(&mut self, ctx: &mut RoomCtx, player: i64, greet: Greet) -> Result<(), rsgame_kit::Error> {
         let missed = self
             .ls
-            .join(player as EntityId)
+            .join(PlayerId::new(player).entity())
             .map_err(|e| rsgame_kit::Error::msg(rsgame_kit::Code::Forbidden, e.to_string()))?;
         if let Some(session) = ctx.session(player) {
             send_greeting(session, greet);
@@ -826,15 +826,16 @@ impl Room for LockstepRoom {
     }
 
     fn leave(&mut self, _ctx: &mut RoomCtx, player: i64) {
-        self.ls.leave(player as EntityId);
+        self.ls.leave(PlayerId::new(player).entity());
         self.away_since.remove(&player);
     }
 
     fn input(&mut self, ctx: &mut RoomCtx, player: i64, cmd: LockstepCmd) -> Result<(), rsgame_kit::Error> {
         match cmd {
-            LockstepCmd::Input(data) => {
-                self.ls.input(player as EntityId, data).map_err(|e| rsgame_kit::Error::bad_param(e.to_string()))
-            }
+            LockstepCmd::Input(data) => self
+                .ls
+                .input(PlayerId::new(player).entity(), data)
+                .map_err(|e| rsgame_kit::Error::bad_param(e.to_string())),
             LockstepCmd::Sync(from) => self.catch_up(ctx, player, from),
         }
     }
@@ -1123,7 +1124,7 @@ async fn tell_rewarded(game: &dyn rsgame_game::Game, j: RewardJob, p: rsgame_gam
         Stats { hp: p.hp, max_hp: p.max_hp, level: p.level, exp: p.exp, coins: p.coins, attack: -1, defence: -1 }
     };
     let Some(room) = j.room.upgrade() else { return };
-    let (id, killed, exp, coins) = (j.user as EntityId, j.killed, j.exp, j.coins);
+    let (id, killed, exp, coins) = (PlayerId::new(j.user).entity(), j.killed, j.exp, j.coins);
     if room.call(move |r, ctx| r.rewarded(ctx, id, killed, exp, coins, stats)).await.is_err() {
         tracing::debug!(user = j.user, "scene ended before its reward's numbers arrived");
     }

@@ -38,7 +38,9 @@ impl World {
         let mut sub = subscribe(&bus, PLAYER_CHANGED_TOPIC, &node).await;
         while let Some(d) = sub.next().await {
             match PlayerChanged::decode(d.payload.as_slice()) {
-                Ok(e) if self.first_time(e.id) => self.player_changed(e.user_id, e.hp_delta, &e.reason).await,
+                Ok(e) if self.first_time(e.id) => {
+                    self.player_changed(PlayerId::new(e.user_id), e.hp_delta, &e.reason).await
+                }
                 Ok(e) => tracing::debug!(user = e.user_id, "a player change delivered again: applied once"),
                 Err(e) => tracing::warn!(error = %e, "undecodable player-changed event dropped"),
             }
@@ -50,28 +52,28 @@ impl World {
 
     /// `uid`'s numbers changed in the database: if it plays here, its scene takes the new
     /// ones and adds `hp_delta` to its live hit points.
-    pub(super) async fn player_changed(&self, uid: i64, hp_delta: i64, reason: &str) {
+    pub(super) async fn player_changed(&self, uid: PlayerId, hp_delta: i64, reason: &str) {
         // Under the account's transition lock: a room move in progress finishes first, so
         // the change reaches the room the player is in, with the numbers it has there.
         let _t = self.transition(uid).await;
         let Some(room) = lock(&self.0.players).get(&uid).map(|p| p.room) else { return };
-        let pack = match self.0.game.pack(uid).await {
+        let pack = match self.0.game.pack(uid.get()).await {
             Ok(p) => p,
             Err(e) => {
                 // Stored all the same; the player sees it at its next room change or login.
-                tracing::warn!(user = uid, reason, error = %e, "changed numbers not read");
+                tracing::warn!(user = %uid, reason, error = %e, "changed numbers not read");
                 return;
             }
         };
         let stats = Stats::from_pack(&pack);
         // In a lockstep room nothing shows them; the next scene reads them at its join.
         if let Some(Handle::Scene(h)) = self.room_handle(room) {
-            let id = uid as EntityId;
+            let id = uid.entity();
             if h.call(move |r, ctx| r.changed(ctx, id, stats, hp_delta)).await.is_err() {
-                tracing::debug!(user = uid, "scene ended before the player's change arrived");
+                tracing::debug!(user = %uid, "scene ended before the player's change arrived");
             }
         }
-        tracing::debug!(user = uid, reason, hp_delta, "player's numbers changed");
+        tracing::debug!(user = %uid, reason, hp_delta, "player's numbers changed");
     }
 }
 
@@ -87,7 +89,7 @@ mod tests {
         let mut b = f.login(2, "caps=all").await;
         let first: pb::PlayerStats = a.expect(ids::PLAYER_STATS).await;
         // A hit takes a's live hit points below the stored ones; then a potion is used.
-        let a_id = 1 as EntityId;
+        let a_id = PlayerId::new(1).entity();
         let Some(Handle::Scene(scene)) = f.world.room_handle(1000) else { panic!("scene 1000") };
         scene
             .call(move |r, _| {
@@ -96,15 +98,15 @@ mod tests {
             })
             .await
             .expect("hurt");
-        f.world.player_changed(1, 25, "use").await;
+        f.world.player_changed(PlayerId::new(1), 25, "use").await;
         let now: pb::PlayerStats = a.expect_where(ids::PLAYER_STATS, |s: &pb::PlayerStats| s.hp != first.hp).await;
         assert_eq!(now.hp, 65, "the heal is added to the live hit points, not the stored ones");
         // b, who sees a, is told how a stands.
         b.expect_where(ids::SPAWN, |s: &pb::SpawnResp| s.list.iter().any(|e| e.id == 1 && e.hp == 65)).await;
         // A heal never passes the maximum; someone not here changes nothing.
-        f.world.player_changed(1, 10_000, "use").await;
+        f.world.player_changed(PlayerId::new(1), 10_000, "use").await;
         let full: pb::PlayerStats = a.expect_where(ids::PLAYER_STATS, |s: &pb::PlayerStats| s.hp != 65).await;
         assert_eq!(full.hp, full.max_hp);
-        f.world.player_changed(7, 10, "use").await;
+        f.world.player_changed(PlayerId::new(7), 10, "use").await;
     }
 }

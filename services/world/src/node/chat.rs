@@ -45,7 +45,7 @@ impl World {
         let uid = World::me(&session)?;
         self.check_chat(&msg)?;
         let m = pb::ChatMsg {
-            user_id: uid,
+            user_id: uid.get(),
             obj_id: msg.obj_id,
             chat_type: msg.chat_type,
             msg_type: msg.msg_type,
@@ -64,7 +64,7 @@ impl World {
                         return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
                     }
                     let room = me.room;
-                    let to: Vec<i64> = if m.chat_type == ChatType::World as i32 {
+                    let to: Vec<PlayerId> = if m.chat_type == ChatType::World as i32 {
                         Self::remember(&mut lock(&self.0.world_chat), &m, keep);
                         players.keys().copied().collect()
                     } else {
@@ -76,7 +76,7 @@ impl World {
                     to.iter()
                         .filter(|t| **t != uid)
                         .filter_map(|t| players.get(t))
-                        .filter(|p| !p.blocked.contains(&uid))
+                        .filter(|p| !p.blocked.contains(&uid.get()))
                         .filter_map(|p| p.session.clone())
                         .collect()
                 };
@@ -87,7 +87,7 @@ impl World {
             }
             _ => {
                 let to = m.obj_id;
-                if to <= 0 || to == uid {
+                if to <= 0 || to == uid.get() {
                     return Err(Error::bad_param("objId: another player's id"));
                 }
                 {
@@ -97,12 +97,14 @@ impl World {
                         return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
                     }
                 }
-                let online = lock(&self.0.players).get(&to).map(|p| (p.blocked.contains(&uid), p.session.clone()));
+                let online = lock(&self.0.players)
+                    .get(&PlayerId::new(to))
+                    .map(|p| (p.blocked.contains(&uid.get()), p.session.clone()));
                 let blocked = match &online {
                     Some((b, _)) => *b,
                     None => {
                         self.0.directory.profile(to).await?;
-                        self.0.store.blocks(to, uid).await?
+                        self.0.store.blocks(to, uid.get()).await?
                     }
                 };
                 let here = online.is_some();
@@ -111,7 +113,7 @@ impl World {
                 {
                     let stored = StoredChat {
                         id: 0,
-                        from: uid,
+                        from: uid.get(),
                         to,
                         msg_type: m.msg_type,
                         msg: m.msg.clone(),
@@ -170,7 +172,7 @@ impl World {
                 if msg.obj_id <= 0 {
                     return Err(Error::bad_param("objId: the other player's id"));
                 }
-                let v = self.0.store.history(uid, msg.obj_id, before, limit as u64).await?;
+                let v = self.0.store.history(uid.get(), msg.obj_id, before, limit as u64).await?;
                 v.into_iter().map(chat_msg).collect()
             }
             _ => return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private")),

@@ -9,7 +9,7 @@ impl World {
     /// it must not let the adder watch them.
     pub(super) async fn notify_friends(
         &self,
-        uid: i64,
+        uid: PlayerId,
         profile: &Profile,
         online: bool,
         blocked: Option<&HashSet<i64>>,
@@ -17,7 +17,7 @@ impl World {
         let followers = match self.mutual_friends(uid).await {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(user = uid, error = %e, "friends not told");
+                tracing::warn!(user = %uid, error = %e, "friends not told");
                 return;
             }
         };
@@ -25,10 +25,10 @@ impl World {
             Some(b) => b.clone(),
             None => lock(&self.0.players).get(&uid).map(|p| p.blocked.clone()).unwrap_or_default(),
         };
-        let info = World::user_info(uid, profile, "", online, 0);
+        let info = World::user_info(uid.get(), profile, "", online, 0);
         if let Some(c) = &self.0.cluster {
             let what = What::Friend {
-                user: uid,
+                user: uid.get(),
                 info: info.clone(),
                 followers: followers.clone(),
                 blocked: mine.iter().copied().collect(),
@@ -41,8 +41,8 @@ impl World {
             followers
                 .iter()
                 .filter(|f| !mine.contains(f))
-                .filter_map(|f| players.get(f))
-                .filter(|p| p.caps.has(Caps::FRIENDS) && !p.blocked.contains(&uid))
+                .filter_map(|f| players.get(&PlayerId::new(*f)))
+                .filter(|p| p.caps.has(Caps::FRIENDS) && !p.blocked.contains(&uid.get()))
                 .filter_map(|p| p.session.clone())
                 .collect()
         };
@@ -51,15 +51,18 @@ impl World {
 
     /// Who has `uid` as a friend and is one of `uid`'s friends: the players who may see its
     /// status and room.
-    pub(super) async fn mutual_friends(&self, uid: i64) -> std::result::Result<Vec<i64>, rsgame_store::StoreError> {
-        let followers = self.0.store.followers(uid, 5000).await?;
+    pub(super) async fn mutual_friends(
+        &self,
+        uid: PlayerId,
+    ) -> std::result::Result<Vec<i64>, rsgame_store::StoreError> {
+        let followers = self.0.store.followers(uid.get(), 5000).await?;
         if followers.is_empty() {
             return Ok(followers);
         }
         let mine: HashSet<i64> = self
             .0
             .store
-            .relations(uid, 0, 5000)
+            .relations(uid.get(), 0, 5000)
             .await?
             .into_iter()
             .filter(|(_, kind)| *kind == crate::store::FRIEND || *kind == crate::store::TEMPORARY)
@@ -73,11 +76,11 @@ impl World {
         if pb::FriendType::try_from(msg.r#type).is_err() {
             return Err(Error::bad_param("type: 0 stranger, 1 friend, 2 blacklist, 3 temporary"));
         }
-        if msg.user_id <= 0 || msg.user_id == uid {
+        if msg.user_id <= 0 || msg.user_id == uid.get() {
             return Err(Error::bad_param("userId: another player's id"));
         }
         self.0.directory.profile(msg.user_id).await?;
-        self.0.store.set_relation(uid, msg.user_id, msg.r#type).await?;
+        self.0.store.set_relation(uid.get(), msg.user_id, msg.r#type).await?;
         if let Some(p) = lock(&self.0.players).get_mut(&uid) {
             if msg.r#type == BLACKLIST {
                 p.blocked.insert(msg.user_id);
@@ -96,15 +99,15 @@ impl World {
             return Err(Error::bad_param("type: 0 all, 1 friends, 2 blacklist, 3 temporary"));
         }
         let key = msg.search_key.trim().to_lowercase();
-        let relations = self.0.store.relations(uid, msg.r#type, 500).await?;
+        let relations = self.0.store.relations(uid.get(), msg.r#type, 500).await?;
         // Only those who have the asker as a friend too show whether and where they are.
-        let consenting: HashSet<i64> = self.0.store.followers(uid, 5000).await?.into_iter().collect();
+        let consenting: HashSet<i64> = self.0.store.followers(uid.get(), 5000).await?.into_iter().collect();
         let mut user_list = Vec::with_capacity(relations.len());
         for (other, _) in relations {
             // Who blacklisted the asker, or never befriended it, shows as offline to it, and
             // where it is stays hidden.
-            let live = lock(&self.0.players).get(&other).map(|p| {
-                let shown = p.session.is_some() && !p.blocked.contains(&uid) && consenting.contains(&other);
+            let live = lock(&self.0.players).get(&PlayerId::new(other)).map(|p| {
+                let shown = p.session.is_some() && !p.blocked.contains(&uid.get()) && consenting.contains(&other);
                 (p.profile.clone(), shown, p.room)
             });
             let (profile, online, room) = match live {

@@ -24,12 +24,12 @@ impl World {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let here: Vec<i64> = lock(&self.0.players).keys().copied().collect();
+            let here: Vec<PlayerId> = lock(&self.0.players).keys().copied().collect();
             for uid in here {
                 // Still here (not kicked to another node since the list was taken), so the
                 // refresh cannot point presence back at this node wrongly.
                 if lock(&self.0.players).contains_key(&uid) {
-                    cluster.arrived(uid).await;
+                    cluster.arrived(uid.get()).await;
                 }
             }
         }
@@ -50,7 +50,7 @@ impl World {
             }
             What::Private { to, stored, msg } => {
                 let live = lock(&self.0.players)
-                    .get(&to)
+                    .get(&PlayerId::new(to))
                     .filter(|p| !p.blocked.contains(&msg.user_id))
                     .and_then(|p| p.session.clone());
                 let reply = pb::ChatMsgResp { msg_list: vec![msg] };
@@ -66,7 +66,7 @@ impl World {
                     followers
                         .iter()
                         .filter(|f| !blocked.contains(f))
-                        .filter_map(|f| players.get(f))
+                        .filter_map(|f| players.get(&PlayerId::new(*f)))
                         .filter(|p| p.caps.has(Caps::FRIENDS) && !p.blocked.contains(&user))
                         .filter_map(|p| p.session.clone())
                         .collect()
@@ -74,7 +74,7 @@ impl World {
                 send_many(&sessions, ids::FRIEND_STATUS, &info);
             }
             What::Kick { user } => {
-                self.kick_here(user, sent_at).await;
+                self.kick_here(PlayerId::new(user), sent_at).await;
                 // Saved (or never here): the node that asked may load the place now.
                 if let Some(c) = &self.0.cluster {
                     c.publish(What::Left { user, to: from }).await;
@@ -82,7 +82,7 @@ impl World {
             }
             What::Left { user, to } => {
                 if self.0.cluster.as_ref().is_some_and(|c| c.node() == to)
-                    && let Some(waiting) = lock(&self.0.leaving).remove(&user)
+                    && let Some(waiting) = lock(&self.0.leaving).remove(&PlayerId::new(user))
                 {
                     // The login stopped waiting (it timed out): it loaded the last save anyway.
                     let _ = waiting.send(());

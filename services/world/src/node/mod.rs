@@ -42,7 +42,7 @@ use rsgame_proto::{ids, pb};
 use rsgame_store::{Bus, Db};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::aoi::EntityId;
+use crate::aoi::PlayerId;
 use crate::caps::Caps;
 use crate::cluster::{Cluster, What};
 use crate::data::SceneSpec;
@@ -169,7 +169,7 @@ impl Handle {
     /// ignored by a lockstep room), or, without one, returning on a new connection.
     async fn enter(
         &self,
-        uid: i64,
+        uid: PlayerId,
         session: &Session,
         greet: Greet,
         arrival: Option<(String, f32, f32, Stats)>,
@@ -182,23 +182,23 @@ impl Handle {
                     Some((name, x, z, stats)) => SceneJoin::Enter { name, x, z, stats, greet, caps },
                     None => SceneJoin::Return { greet, caps },
                 };
-                h.join(uid, session.clone(), join).await
+                h.join(uid.get(), session.clone(), join).await
             }
-            Handle::Lockstep(h) => h.join(uid, session.clone(), greet).await,
+            Handle::Lockstep(h) => h.join(uid.get(), session.clone(), greet).await,
         }
     }
 
-    async fn leave(&self, uid: i64) {
+    async fn leave(&self, uid: PlayerId) {
         match self {
-            Handle::Scene(h) => h.leave(uid).await,
-            Handle::Lockstep(h) => h.leave(uid).await,
+            Handle::Scene(h) => h.leave(uid.get()).await,
+            Handle::Lockstep(h) => h.leave(uid.get()).await,
         }
     }
 
-    async fn disconnected(&self, uid: i64, session_id: u64) {
+    async fn disconnected(&self, uid: PlayerId, session_id: u64) {
         match self {
-            Handle::Scene(h) => h.disconnected(uid, session_id).await,
-            Handle::Lockstep(h) => h.disconnected(uid, session_id).await,
+            Handle::Scene(h) => h.disconnected(uid.get(), session_id).await,
+            Handle::Lockstep(h) => h.disconnected(uid.get(), session_id).await,
         }
     }
 }
@@ -232,9 +232,9 @@ struct Room {
     kind_code: i32,
     password: Option<[u8; 32]>,
     max_users: i32,
-    owner: i64,
+    owner: PlayerId,
     permanent: bool,
-    members: BTreeSet<i64>,
+    members: BTreeSet<PlayerId>,
     handle: Handle,
     chat: VecDeque<pb::ChatMsg>,
     /// Where players enter (a scene's respawn point) and how far around it.
@@ -252,12 +252,12 @@ struct Inner {
     /// The scene new players start in, and its settings for created rooms.
     default_scene: i64,
     template: crate::scene::SceneConfig,
-    players: Mutex<HashMap<i64, Online>>,
+    players: Mutex<HashMap<PlayerId, Online>>,
     rooms: Mutex<BTreeMap<i64, Room>>,
     /// One lock per account, held across every change of where its player is (login,
     /// logout, grace end, room moves, kicks): those await saves and room tasks, and two of
     /// them interleaving could leave the player in a room task it is no longer listed in.
-    transitions: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    transitions: Mutex<HashMap<PlayerId, Arc<tokio::sync::Mutex<()>>>>,
     world_chat: Mutex<VecDeque<pb::ChatMsg>>,
     next_room: AtomicI64,
     generations: AtomicU64,
@@ -265,7 +265,7 @@ struct Inner {
     password_key: [u8; 32],
     cluster: Option<Arc<Cluster>>,
     /// Logins waiting for another node to confirm their player left it.
-    leaving: Mutex<HashMap<i64, oneshot::Sender<()>>>,
+    leaving: Mutex<HashMap<PlayerId, oneshot::Sender<()>>>,
     /// The ids of the last player changes applied (in order, and as a set): a redelivered
     /// one is applied once.
     changes_seen: Mutex<(VecDeque<u64>, HashSet<u64>)>,
@@ -342,7 +342,7 @@ impl World {
                     kind_code: pb::RoomType::Public as i32,
                     password: None,
                     max_users: 0,
-                    owner: 0,
+                    owner: PlayerId::new(0),
                     permanent: true,
                     members: BTreeSet::new(),
                     handle: Handle::Scene(handle),
@@ -427,19 +427,19 @@ impl World {
     }
 
     /// Waits for, and holds, the account's transition lock.
-    async fn transition(&self, uid: i64) -> tokio::sync::OwnedMutexGuard<()> {
+    async fn transition(&self, uid: PlayerId) -> tokio::sync::OwnedMutexGuard<()> {
         let m = lock(&self.0.transitions).entry(uid).or_default().clone();
         m.lock_owned().await
     }
 
     /// The user bound to a logged-in session.
-    fn me(session: &Session) -> Result<i64> {
-        session.user().ok_or_else(|| Error::msg(Code::Unauthorized, "log in first (GameLogin)"))
+    fn me(session: &Session) -> Result<PlayerId> {
+        session.user().map(PlayerId::new).ok_or_else(|| Error::msg(Code::Unauthorized, "log in first (GameLogin)"))
     }
 
-    fn user_info(uid: i64, profile: &Profile, plat: &str, online: bool, room: i64) -> pb::UserInfo {
+    fn user_info(user_id: i64, profile: &Profile, plat: &str, online: bool, room: i64) -> pb::UserInfo {
         pb::UserInfo {
-            user_id: uid,
+            user_id,
             username: profile.username.clone(),
             nickname: profile.nickname.clone(),
             sex: profile.sex,

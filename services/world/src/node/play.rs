@@ -16,7 +16,7 @@ impl World {
         let uid = World::me(&session)?;
         let site = msg.site.ok_or_else(|| Error::bad_param("site: required"))?;
         World::my_scene(&session)?
-            .tell(uid, SceneInput::Cmd(Command::Move { id: uid as EntityId, x: site.x, z: site.z }))
+            .tell(uid.get(), SceneInput::Cmd(Command::Move { id: uid.entity(), x: site.x, z: site.z }))
     }
 
     pub(super) async fn attack(self, session: Session, msg: pb::Attack) -> Result<()> {
@@ -24,13 +24,13 @@ impl World {
         if msg.obj_id <= 0 {
             return Err(Error::bad_param("objId: the target's id"));
         }
-        let cmd = Command::Attack { id: uid as EntityId, target: msg.obj_id as EntityId };
-        World::my_scene(&session)?.tell(uid, SceneInput::Cmd(cmd))
+        let cmd = Command::Attack { id: uid.entity(), target: msg.obj_id as crate::aoi::EntityId };
+        World::my_scene(&session)?.tell(uid.get(), SceneInput::Cmd(cmd))
     }
 
     pub(super) async fn respawn(self, session: Session, _msg: pb::Respawn) -> Result<()> {
         let uid = World::me(&session)?;
-        World::my_scene(&session)?.tell(uid, SceneInput::Cmd(Command::Respawn { id: uid as EntityId }))
+        World::my_scene(&session)?.tell(uid.get(), SceneInput::Cmd(Command::Respawn { id: uid.entity() }))
     }
 
     pub(super) fn lockstep_room(session: &Session) -> Result<RoomHandle<LockstepRoom>> {
@@ -42,13 +42,13 @@ impl World {
 
     pub(super) async fn lockstep_input(self, session: Session, msg: pb::LockstepInput) -> Result<()> {
         let uid = World::me(&session)?;
-        World::lockstep_room(&session)?.input(uid, LockstepCmd::Input(msg.data)).await
+        World::lockstep_room(&session)?.input(uid.get(), LockstepCmd::Input(msg.data)).await
     }
 
     pub(super) async fn lockstep_sync(self, session: Session, msg: pb::LockstepSync) -> Result<()> {
         let uid = World::me(&session)?;
         let from = u64::try_from(msg.from).map_err(|_| Error::bad_param("from: a frame number"))?;
-        World::lockstep_room(&session)?.input(uid, LockstepCmd::Sync(from)).await
+        World::lockstep_room(&session)?.input(uid.get(), LockstepCmd::Sync(from)).await
     }
 }
 

@@ -11,7 +11,7 @@ impl World {
         let mut sub = subscribe(&bus, SESSIONS_ENDED_TOPIC, &node).await;
         while let Some(d) = sub.next().await {
             match SessionsEnded::decode(d.payload.as_slice()) {
-                Ok(e) => self.end_sessions(e.user_id, e.before_ms).await,
+                Ok(e) => self.end_sessions(PlayerId::new(e.user_id), e.before_ms).await,
                 Err(e) => tracing::warn!(error = %e, "undecodable ended-sessions event dropped"),
             }
             if let Err(e) = d.ack().await {
@@ -22,7 +22,7 @@ impl World {
 
     /// Ends the stay of `uid` if it logged in before `before_ms`: its token was issued before
     /// its sessions were ended. A login after that (with a newer token) stays.
-    pub(super) async fn end_sessions(&self, uid: i64, before_ms: i64) {
+    pub(super) async fn end_sessions(&self, uid: PlayerId, before_ms: i64) {
         let t = self.transition(uid).await;
         let gone = {
             let mut players = lock(&self.0.players);
@@ -33,19 +33,19 @@ impl World {
         };
         let Some(p) = gone else { return };
         if let Some(s) = &p.session {
-            s.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Ended as i32, user_id: uid });
+            s.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Ended as i32, user_id: uid.get() });
             s.close(CloseReason::SessionEnded);
         }
         self.leave_node(uid, p.room).await;
         drop(t);
         self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
-        tracing::info!(user = uid, "player's session ended: the account's sessions were ended");
+        tracing::info!(user = %uid, "player's session ended: the account's sessions were ended");
         metrics::gauge!("world_online_players").set(self.online() as f64);
     }
 
     /// Ends the stay of `uid` on this node: it logged in on another one at `sent_at`. A
     /// login here after that (the player came back) is newer and stays.
-    pub(super) async fn kick_here(&self, uid: i64, sent_at: i64) {
+    pub(super) async fn kick_here(&self, uid: PlayerId, sent_at: i64) {
         let t = self.transition(uid).await;
         let gone = {
             let mut players = lock(&self.0.players);
@@ -56,25 +56,31 @@ impl World {
         };
         let Some(p) = gone else { return };
         if let Some(s) = &p.session {
-            s.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid });
+            s.push(
+                ids::reply(ids::LOGOUT),
+                &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid.get() },
+            );
             s.close(CloseReason::Kicked);
         }
         self.leave_room(uid, p.room).await;
         drop(t);
-        tracing::info!(user = uid, "player moved to another node");
+        tracing::info!(user = %uid, "player moved to another node");
         metrics::gauge!("world_online_players").set(self.online() as f64);
     }
 
     /// The gate's disconnect hook: the player stays for the grace period, then leaves.
     pub fn on_disconnect(&self, session: &Session, reason: CloseReason) {
-        let (Some(uid), Some(LoginGen(generation))) = (session.user(), session.get::<LoginGen>()) else { return };
+        let (Some(uid), Some(LoginGen(generation))) = (session.user().map(PlayerId::new), session.get::<LoginGen>())
+        else {
+            return;
+        };
         // At shutdown the flush saves everyone; nobody is leaving.
         if reason == CloseReason::Shutdown {
             return;
         }
         let world = self.clone();
         let grace = Duration::from_secs(self.0.cfg.reconnect_grace_secs);
-        tracing::debug!(user = uid, reason = ?reason, "player dropped; waiting for a reconnect");
+        tracing::debug!(user = %uid, reason = ?reason, "player dropped; waiting for a reconnect");
         let session_id = session.id();
         tokio::spawn(async move {
             {
@@ -98,7 +104,7 @@ impl World {
     }
 
     /// Ends a dropped player's stay if it did not come back.
-    pub(super) async fn expire(&self, uid: i64, generation: u64) {
+    pub(super) async fn expire(&self, uid: PlayerId, generation: u64) {
         let _t = self.transition(uid).await;
         let gone = {
             let mut players = lock(&self.0.players);
@@ -108,7 +114,7 @@ impl World {
             }
         };
         if let Some(p) = gone {
-            tracing::debug!(user = uid, "reconnect grace over: player leaves");
+            tracing::debug!(user = %uid, "reconnect grace over: player leaves");
             self.leave_node(uid, p.room).await;
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         }
@@ -116,10 +122,10 @@ impl World {
 
     /// Ends a stay on this node: out of `room` (saved), and no longer present here for the
     /// cluster.
-    pub(super) async fn leave_node(&self, uid: i64, room: i64) {
+    pub(super) async fn leave_node(&self, uid: PlayerId, room: i64) {
         self.leave_room(uid, room).await;
         if let Some(c) = &self.0.cluster {
-            c.left(uid).await;
+            c.left(uid.get()).await;
         }
     }
 
@@ -140,29 +146,29 @@ impl World {
             tracing::warn!(session = session.id(), claimed = msg.user_id, "game login with another account's token");
             return Err(Error::msg(Code::Forbidden, "the token belongs to another account"));
         }
-        let uid = claims.user_id;
+        let uid = PlayerId::new(claims.user_id);
         if let Some(c) = &self.0.cluster
-            && c.claim(uid).await.is_some()
+            && c.claim(uid.get()).await.is_some()
         {
             // On another node: that stay ends (its connection hears "logged in elsewhere"),
             // and its place is saved before this node loads it, so moving between nodes loses
             // nothing; a node that does not answer in time (dead) left its last save.
             let (tx, rx) = oneshot::channel();
             lock(&self.0.leaving).insert(uid, tx);
-            c.publish(What::Kick { user: uid }).await;
+            c.publish(What::Kick { user: uid.get() }).await;
             if tokio::time::timeout(LEAVE_WAIT, rx).await.is_err() {
-                tracing::debug!(user = uid, "the previous node did not confirm the player left");
+                tracing::debug!(user = %uid, "the previous node did not confirm the player left");
             }
             lock(&self.0.leaving).remove(&uid);
         }
         // Read under the account's transition lock: a logout or a grace end still saving
         // this player finishes first, so what is read is what it left.
         let _t = self.transition(uid).await;
-        let profile = self.0.directory.profile(uid).await?;
-        let pack = self.0.game.pack(uid).await?;
-        let place = self.0.store.place(uid).await?;
+        let profile = self.0.directory.profile(uid.get()).await?;
+        let pack = self.0.game.pack(uid.get()).await?;
+        let place = self.0.store.place(uid.get()).await?;
         let blocked: HashSet<i64> =
-            self.0.store.relations(uid, BLACKLIST, 10_000).await?.into_iter().map(|(id, _)| id).collect();
+            self.0.store.relations(uid.get(), BLACKLIST, 10_000).await?.into_iter().map(|(id, _)| id).collect();
         let generation = self.0.generations.fetch_add(1, Ordering::Relaxed);
 
         enum Plan {
@@ -214,26 +220,26 @@ impl World {
                 Plan::Fresh { room, x, z }
             }
         };
-        session.bind_user(uid);
+        session.bind_user(uid.get());
         session.set(LoginGen(generation));
         match plan {
             Plan::Resume { old, room } => {
                 if let Some(old) = old.filter(|o| o.id() != session.id()) {
                     old.push(
                         ids::reply(ids::LOGOUT),
-                        &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid },
+                        &pb::LogoutResp { r#type: LogoutType::Elsewhere as i32, user_id: uid.get() },
                     );
                     old.close(CloseReason::Kicked);
                 }
-                tracing::info!(user = uid, room, "player resumed");
-                let info = World::user_info(uid, &profile, &msg.plat, true, room);
+                tracing::info!(user = %uid, room, "player resumed");
+                let info = World::user_info(uid.get(), &profile, &msg.plat, true, room);
                 if let Some(h) = self.room_handle(room) {
                     h.enter(uid, &session, Greet::Login(info), None).await?;
                 }
             }
             Plan::Fresh { room, x, z } => {
-                tracing::info!(user = uid, room, "player entered the world");
-                let info = World::user_info(uid, &profile, &msg.plat, true, room);
+                tracing::info!(user = %uid, room, "player entered the world");
+                let info = World::user_info(uid.get(), &profile, &msg.plat, true, room);
                 if let Some(h) = self.room_handle(room) {
                     let name =
                         if profile.nickname.is_empty() { profile.username.clone() } else { profile.nickname.clone() };
@@ -245,19 +251,19 @@ impl World {
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
         if let Some(c) = &self.0.cluster {
-            c.arrived(uid).await;
+            c.arrived(uid.get()).await;
         }
         self.deliver_offline(uid, &session).await;
         Ok(())
     }
 
     /// Private messages that arrived while the player was away.
-    pub(super) async fn deliver_offline(&self, uid: i64, session: &Session) {
+    pub(super) async fn deliver_offline(&self, uid: PlayerId, session: &Session) {
         loop {
-            let waiting = match self.0.store.undelivered(uid, 100).await {
+            let waiting = match self.0.store.undelivered(uid.get(), 100).await {
                 Ok(v) => v,
                 Err(e) => {
-                    tracing::warn!(user = uid, error = %e, "offline messages not loaded");
+                    tracing::warn!(user = %uid, error = %e, "offline messages not loaded");
                     return;
                 }
             };
@@ -270,7 +276,7 @@ impl World {
                 return; // gone again: they stay undelivered
             }
             if let Err(e) = self.0.store.mark_delivered(&ids_).await {
-                tracing::warn!(user = uid, error = %e, "offline messages not marked delivered");
+                tracing::warn!(user = %uid, error = %e, "offline messages not marked delivered");
                 return;
             }
             if ids_.len() < 100 {
@@ -293,10 +299,10 @@ impl World {
             self.leave_node(uid, p.room).await;
             drop(t);
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
-            tracing::info!(user = uid, "player logged out");
+            tracing::info!(user = %uid, "player logged out");
         }
         metrics::gauge!("world_online_players").set(self.online() as f64);
-        session.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Quit as i32, user_id: uid });
+        session.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Quit as i32, user_id: uid.get() });
         session.close(CloseReason::Kicked);
         Ok(())
     }
@@ -343,11 +349,12 @@ mod tests {
         // The second drops: the player stays, away, and a login resumes it where it was.
         second.session.close(CloseReason::ClientClosed);
         f.world.on_disconnect(&second.session, CloseReason::ClientClosed);
-        f.until("marked away", |w| lock(&w.0.players).get(&1).is_some_and(|p| p.session.is_none())).await;
-        let room = lock(&f.world.0.players).get(&1).map(|p| p.room);
+        f.until("marked away", |w| lock(&w.0.players).get(&PlayerId::new(1)).is_some_and(|p| p.session.is_none()))
+            .await;
+        let room = lock(&f.world.0.players).get(&PlayerId::new(1)).map(|p| p.room);
         let mut third = f.login(1, "caps=all").await;
         third.expect::<pb::PlayerStats>(ids::PLAYER_STATS).await;
-        assert_eq!(lock(&f.world.0.players).get(&1).map(|p| p.room), room, "same room");
+        assert_eq!(lock(&f.world.0.players).get(&PlayerId::new(1)).map(|p| p.room), room, "same room");
         assert_eq!(f.world.online(), 1, "one player, no duplicate");
     }
 
@@ -374,14 +381,14 @@ mod tests {
         let mut p = f.login(1, "").await;
         let before = unix_ms();
         // A login from before the end is closed and told (go-game's LogoutResp).
-        f.world.end_sessions(1, before + 1).await;
+        f.world.end_sessions(PlayerId::new(1), before + 1).await;
         let out: pb::LogoutResp = p.expect(ids::reply(ids::LOGOUT)).await;
         assert_eq!(out.r#type, LogoutType::Ended as i32);
         assert_eq!(p.session.close_reason(), Some(CloseReason::SessionEnded));
         assert_eq!(f.world.online(), 0);
         // One after it stays.
         let _again = f.login(1, "").await;
-        f.world.end_sessions(1, before).await;
+        f.world.end_sessions(PlayerId::new(1), before).await;
         assert_eq!(f.world.online(), 1);
     }
 }

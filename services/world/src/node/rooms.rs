@@ -52,7 +52,7 @@ impl World {
 
     /// Takes the player out of `room` and waits until its state is saved; closes a created
     /// room left empty.
-    pub(super) async fn leave_room(&self, uid: i64, room: i64) {
+    pub(super) async fn leave_room(&self, uid: PlayerId, room: i64) {
         let (handle, close) = {
             let mut rooms = lock(&self.0.rooms);
             let Some(r) = rooms.get_mut(&room) else { return };
@@ -69,8 +69,8 @@ impl World {
             // The scene queued the player's last state at its leave; the saver writes in
             // order, so once this answers, that state is written (or reported unsaved).
             let unsaved = self.saved().await;
-            if unsaved.contains(&uid) {
-                tracing::error!(user = uid, room, "player left with its state unsaved");
+            if unsaved.contains(&uid.get()) {
+                tracing::error!(user = %uid, room, "player left with its state unsaved");
             }
         }
         if close {
@@ -82,8 +82,8 @@ impl World {
     /// Where a new player appears: within `radius` of the scene's respawn point, spread by
     /// account so a crowd does not stack on one spot (go-game: 160..210, 134..184). The
     /// scene clamps it to its bounds.
-    pub(super) fn spawn_point(uid: i64, at: (f32, f32), radius: f32) -> (f32, f32) {
-        let h = (uid as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    pub(super) fn spawn_point(uid: PlayerId, at: (f32, f32), radius: f32) -> (f32, f32) {
+        let h = (uid.get() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let unit = |bits: u64| (bits % 10_001) as f32 / 10_000.0 * 2.0 - 1.0;
         (at.0 + unit(h >> 7) * radius, at.1 + unit(h >> 35) * radius)
     }
@@ -92,8 +92,8 @@ impl World {
         &self,
         id: i64,
         r: &Room,
-        players: &HashMap<i64, Online>,
-        viewer: i64,
+        players: &HashMap<PlayerId, Online>,
+        viewer: PlayerId,
     ) -> pb::EnterRoomResp {
         // Scenes hold crowds: their member list is what the AOI shows, not this reply. Who is
         // in a private room is for its members only.
@@ -105,7 +105,7 @@ impl World {
                 .map(|m| {
                     let p = players.get(m);
                     let profile = p.map(|p| p.profile.clone()).unwrap_or_default();
-                    World::user_info(*m, &profile, "", p.is_some_and(|p| p.session.is_some()), id)
+                    World::user_info(m.get(), &profile, "", p.is_some_and(|p| p.session.is_some()), id)
                 })
                 .collect()
         };
@@ -126,7 +126,13 @@ impl World {
 
     /// Moves a player into `target` (checked: exists, room for it, password), saving it out
     /// of the room it leaves. The caller holds the player's transition lock.
-    pub(super) async fn move_to(&self, uid: i64, session: &Session, target: i64, password: Option<&str>) -> Result<()> {
+    pub(super) async fn move_to(
+        &self,
+        uid: PlayerId,
+        session: &Session,
+        target: i64,
+        password: Option<&str>,
+    ) -> Result<()> {
         // Everything that can fail on the way comes first, before the player is touched.
         let is_scene = lock(&self.0.rooms)
             .get(&target)
@@ -136,7 +142,7 @@ impl World {
             // Its frames are rsgame's messages: a client must ask for them (caps=lockstep).
             return Err(Error::msg(Code::NotFound, "no such room"));
         }
-        let early = if is_scene { Some(Stats::from_pack(&self.0.game.pack(uid).await?)) } else { None };
+        let early = if is_scene { Some(Stats::from_pack(&self.0.game.pack(uid.get()).await?)) } else { None };
         let (from, resp, handle, spawn) = {
             let mut players = lock(&self.0.players);
             let p = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
@@ -170,7 +176,7 @@ impl World {
         // Its numbers as it left: the hit points it had there are saved by now (leave_room
         // waits for the write), so the new scene does not bring back older ones.
         let stats = match early {
-            Some(early) => self.0.game.pack(uid).await.map(|p| Stats::from_pack(&p)).unwrap_or(early),
+            Some(early) => self.0.game.pack(uid.get()).await.map(|p| Stats::from_pack(&p)).unwrap_or(early),
             None => Stats::default(),
         };
         let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
@@ -257,7 +263,7 @@ impl World {
             return Err(Error::msg(Code::TooManyRequests, "too many rooms on this node"));
         }
         metrics::gauge!("world_rooms").increment(1.0);
-        tracing::info!(user = uid, room = id, r#type = msg.r#type, "room created");
+        tracing::info!(user = %uid, room = id, r#type = msg.r#type, "room created");
         session.push(ids::reply(ids::CREATE_ROOM), &{
             let (status, msg) = status(true, &id.to_string());
             pb::CreateRoomResp { status, msg }
@@ -304,7 +310,7 @@ impl World {
 
     pub(super) async fn quit_room(self, session: Session, msg: pb::QuitRoom) -> Result<()> {
         let uid = World::me(&session)?;
-        let target = if msg.user_id == 0 { uid } else { msg.user_id };
+        let target = if msg.user_id == 0 { uid } else { PlayerId::new(msg.user_id) };
         let remark: String = msg.remark.chars().take(100).collect();
         // The target's transition lock: it may be moving, logging in or out right now.
         let _t = self.transition(target).await;
@@ -326,12 +332,12 @@ impl World {
                 .ok_or_else(|| Error::msg(Code::NotFound, "not in this room"))?;
             (room, t.home, t.session.clone())
         };
-        let resp = pb::QuitRoomResp { user_id: target, remark: remark.clone() };
+        let resp = pb::QuitRoomResp { user_id: target.get(), remark: remark.clone() };
         match target_session {
             Some(ts) => {
                 if target != uid {
                     ts.push(ids::reply(ids::QUIT_ROOM), &resp);
-                    tracing::info!(owner = uid, user = target, room, "removed from room");
+                    tracing::info!(owner = %uid, user = %target, room, "removed from room");
                 }
                 self.move_to(target, &ts, home, None).await?;
             }
@@ -399,7 +405,11 @@ mod tests {
         };
         assert_eq!(quit(&b.session, 1).await.map_err(|e| e.code()), Err(Code::Forbidden));
         quit(&a.session, 2).await.expect("the owner removes b");
-        assert_eq!(lock(&f.world.0.players).get(&2).map(|p| p.room), Some(1000), "b is back in its scene");
+        assert_eq!(
+            lock(&f.world.0.players).get(&PlayerId::new(2)).map(|p| p.room),
+            Some(1000),
+            "b is back in its scene"
+        );
         quit(&a.session, 0).await.expect("a leaves");
         assert!(f.world.created_rooms().is_empty(), "closed when empty");
         assert_eq!(enter(&f, &c.session, room, "pw").await.map_err(|e| e.code()), Err(Code::NotFound));
