@@ -409,11 +409,7 @@ impl GameLogic {
     /// player's row first, so two grants of one reference run one after the other and the
     /// second sees the first.
     async fn granted(&self, tx: &mut Tx, user_id: i64, reason: &str, reference: &str) -> Result<bool> {
-        let mut lock = Query::update();
-        lock.table("game_player")
-            .value("updated_at", Expr::col("updated_at"))
-            .and_where(Expr::col("user_id").eq(user_id));
-        tx.execute(&lock).await?;
+        lock_player(tx, user_id).await?;
         let q = Query::select()
             .column("id")
             .from("game_ledger")
@@ -620,6 +616,19 @@ fn item_row(user_id: i64, goods_id: i64) -> sea_query::SelectStatement {
         .to_owned()
 }
 
+/// Writes the player's row first in a transaction: it serialises that player's changes
+/// (and on SQLite takes the write lock before any read, so the transaction never has to
+/// upgrade one).
+async fn lock_player(tx: &mut Tx, user_id: i64) -> Result<()> {
+    let touch = Query::update()
+        .table("game_player")
+        .value("updated_at", now_ms())
+        .and_where(Expr::col("user_id").eq(user_id))
+        .to_owned();
+    tx.execute(&touch).await?;
+    Ok(())
+}
+
 async fn ledger(
     tx: &mut Tx,
     user_id: i64,
@@ -714,15 +723,7 @@ impl Game for GameLogic {
                 tx.execute(&q).await?;
             }
             (Kind::Equipment, _, Some(slot)) => {
-                // The player's row first: it serialises this player's changes (and on SQLite
-                // takes the write lock before any read, so the transaction never has to
-                // upgrade one).
-                let touch = Query::update()
-                    .table("game_player")
-                    .value("updated_at", now_ms())
-                    .and_where(Expr::col("user_id").eq(user_id))
-                    .to_owned();
-                tx.execute(&touch).await?;
+                lock_player(&mut tx, user_id).await?;
                 // Equipping keeps the item; it must be in the pack.
                 let have = Query::select()
                     .column("count")

@@ -28,5 +28,7 @@ pub mod node;
 mod room;
 pub mod scene;
 pub mod store;
+#[cfg(test)]
+mod testdb;
 
 pub use node::{Directory, Profile, Unflushed, World, WorldDeps};

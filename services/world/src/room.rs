@@ -1133,26 +1133,9 @@ async fn tell_rewarded(game: &dyn rsgame_game::Game, j: RewardJob, p: rsgame_gam
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::{database, game};
     use rsgame_game::Game as _;
-    use rsgame_kit::config::{DatabaseConfig, WorldConfig};
-    use rsgame_store::Db;
-
-    async fn database(dir: &tempfile::TempDir) -> Db {
-        let cfg = DatabaseConfig {
-            url: format!("sqlite://{}/w.db", dir.path().display()),
-            max_open: 2,
-            max_idle: 1,
-            ..DatabaseConfig::default()
-        };
-        let db = Db::connect(&cfg).await.expect("sqlite");
-        rsgame_store::migrate::migrate(&db).await.expect("migrate");
-        db
-    }
-
-    fn game(db: &Db) -> Arc<rsgame_game::GameLogic> {
-        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../game/sample");
-        Arc::new(rsgame_game::GameLogic::new(db.clone(), rsgame_game::DataStore::open(sample).expect("game data")))
-    }
+    use rsgame_kit::config::WorldConfig;
 
     fn batch(user: i64, x: f32, last: bool) -> SaveMsg {
         let place = Place { scene_id: 1000, x, z: 100.0 };

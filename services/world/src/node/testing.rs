@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rsgame_gate::{FrameCodec, Layout, Outbox};
 use rsgame_kit::auth::{Auth, Jwt};
-use rsgame_kit::config::{DatabaseConfig, WorldConfig};
+use rsgame_kit::config::WorldConfig;
 
 use super::*;
 
@@ -46,17 +46,8 @@ impl Fixture {
     /// `cfg`'s settings; accounts 1 to 9 exist.
     pub async fn new(cfg: WorldConfig) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db_cfg = DatabaseConfig {
-            url: format!("sqlite://{}/w.db", dir.path().display()),
-            max_open: 4,
-            max_idle: 1,
-            ..DatabaseConfig::default()
-        };
-        let db = Db::connect(&db_cfg).await.expect("sqlite");
-        rsgame_store::migrate::migrate(&db).await.expect("migrate");
-        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../game/sample");
-        let data = rsgame_game::DataStore::open(sample).expect("game data");
-        let game = Arc::new(rsgame_game::GameLogic::new(db.clone(), data));
+        let db = crate::testdb::database(&dir).await;
+        let game = crate::testdb::game(&db);
         let mut scenes = crate::data::parse(crate::data::SAMPLE, &cfg).expect("sample world");
         for s in &mut scenes {
             s.config.monsters.clear();
