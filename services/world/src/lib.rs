@@ -14,6 +14,7 @@
 //! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
 //!   gate handlers for every message id (docs/protocol.md).
 //! - `room`: the scene and lockstep rooms (on the gate's room API), the saver and the rewarder.
+//! - `testdb` (tests only): a migrated SQLite database and the game service for the tests.
 //! - [`cluster`]: the world over several game nodes: presence in the shared cache, chat,
 //!   friend notices and kicks over the bus.
 
