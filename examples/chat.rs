@@ -38,10 +38,19 @@ impl Room for Lobby {
     }
 }
 
+rsgame_kit::config_root! {
+    /// What this server reads: `gate.*`, `tls.*` and `http.*` (the WebSocket listener).
+    struct Settings {
+        gate: rsgame_gate::config::GateConfig,
+        tls: rsgame_kit::config::TlsConfig,
+        http: rsgame_kit::config::HttpConfig,
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut cfg = rsgame_kit::Config::from_process(None)?;
-    cfg.gate.ws_codec = rsgame_kit::config::BodyCodec::Json; // JSON bodies on /ws
+    let mut cfg: Settings = rsgame_kit::config::from_process(None)?;
+    cfg.gate.ws_codec = rsgame_gate::config::BodyCodec::Json; // JSON bodies on /ws
     cfg.gate.login_timeout_secs = 0; // players pick a name, nothing logs them in
     let lobby = room::spawn(Lobby, 1024);
     let mut routes = Router::builder();

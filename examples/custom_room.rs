@@ -46,9 +46,18 @@ impl Room for TicTacToe {
         Ok(())
     }
 }
+rsgame_kit::config_root! {
+    /// What this server reads: `gate.*` and `tls.*`, from defaults, the file `RSGAME_CONFIG`
+    /// names, then `RSGAME_*` variables.
+    struct Settings {
+        gate: rsgame_gate::config::GateConfig,
+        tls: rsgame_kit::config::TlsConfig,
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut cfg = rsgame_kit::Config::from_process(None)?;
+    let mut cfg: Settings = rsgame_kit::config::from_process(None)?;
     cfg.gate.login_timeout_secs = 0; // players join a table, nothing logs them in
     let (board, mut routes) = (room::spawn(TicTacToe::default(), 64), Router::builder());
     board.join_on::<Place>(&mut routes, 500, room::by_session)?; // any connection may sit down

@@ -4,9 +4,18 @@
 use rsgame_gate::{Gate, Router};
 use rsgame_proto::pb::ChatMsg;
 
+rsgame_kit::config_root! {
+    /// What this server reads: `gate.*` and `tls.*`, from defaults, the file `RSGAME_CONFIG`
+    /// names, then `RSGAME_*` variables.
+    struct Settings {
+        gate: rsgame_gate::config::GateConfig,
+        tls: rsgame_kit::config::TlsConfig,
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut cfg = rsgame_kit::Config::from_process(None)?; // defaults, then RSGAME_* variables
+    let mut cfg: Settings = rsgame_kit::config::from_process(None)?;
     cfg.gate.login_timeout_secs = 0; // this protocol has no login to wait for
     let mut routes = Router::builder(); // Ping is built in
     routes.route(1, |session, msg: ChatMsg| async move { Ok(session.send(100_001, &msg)?) })?;

@@ -34,9 +34,18 @@ async fn greet(user: AuthUser, Json(req): Json<GreetReq>) -> Result<Reply<Greeti
     Ok(Reply(Greeting { text: format!("hello, {}", req.name.trim()), user_id: user.user_id }))
 }
 
+rsgame_kit::config_root! {
+    /// What this service reads: `http.*`, `auth.*` (the token secret) and `governance.*`.
+    struct Settings {
+        http: rsgame_kit::config::HttpConfig,
+        auth: rsgame_kit::config::AuthConfig,
+        governance: rsgame_kit::config::GovernanceConfig,
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let cfg = rsgame_kit::Config::from_process(None)?;
+    let cfg: Settings = rsgame_kit::config::from_process(None)?;
     let shutdown = rsgame_kit::Shutdown::new();
     let auth = Auth { jwt: Arc::new(Jwt::from_config(&cfg.auth)), revocations: None };
     let api = Router::new().route("/hello/v1/greet", post(greet)).layer(Extension(auth));

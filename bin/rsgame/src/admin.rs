@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rsgame_kit::Config;
+use crate::config::Config;
 use rsgame_usercenter::Ban;
 
 use crate::serve::{ServeError, open_database};

@@ -4,6 +4,7 @@
 //!
 //! - `main.rs`: the commands (`serve`, `migrate`, `check`, `admin`, `config`, `bot`,
 //!   `version`) and exit codes.
+//! - `config.rs`: the configuration tree: every crate's section, and the checks across them.
 //! - `admin.rs`: operator actions on accounts (ban, unban).
 //! - `roles.rs`: the role names a process can take.
 //! - `serve.rs`: start-up and graceful shutdown of a serving process.
@@ -12,6 +13,7 @@
 //! - `web.rs`: the browser client, built into the binary.
 
 mod admin;
+mod config;
 mod directory;
 mod nodes;
 mod roles;
@@ -21,8 +23,8 @@ mod web;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::config::Config;
 use clap::{Parser, Subcommand};
-use rsgame_kit::Config;
 
 /// rsgame: a game server framework. One binary: the whole server in one process by default,
 /// or one role per process when a studio outgrows one machine.

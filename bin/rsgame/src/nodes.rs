@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsgame_kit::{Config, Shutdown};
+use crate::config::Config;
+use rsgame_kit::Shutdown;
 use rsgame_rpc::etcd::Etcd;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsgame_kit::Config;
+use crate::config::Config;
 use rsgame_kit::http::{self, Readiness};
 use rsgame_kit::shutdown::{self, HookOutcome, Shutdown};
 use rsgame_kit::telemetry::{self, TelemetryError};
@@ -209,7 +209,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     // built by telemetry itself. Neither contacts its sink here: a sink that is down costs
     // dropped, counted lines, never the start.
     let log_sinks = rsgame_store::logship::sinks(&cfg.log)?;
-    let telemetry = telemetry::init_with_sinks(&cfg, log_sinks)?;
+    let telemetry = telemetry::init_with_sinks(cfg.telemetry(), log_sinks)?;
     rsgame_kit::error::set_error_status(cfg.http.error_status);
     let role_names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), roles = %role_names.join(","), "rsgame starting");
@@ -520,10 +520,8 @@ pub async fn check_ledger(cfg: Config) -> Result<(), ServeError> {
 
 /// Applies pending migrations and exits.
 pub async fn migrate(cfg: Config) -> Result<(), ServeError> {
-    let telemetry = telemetry::init(&Config {
-        metrics: rsgame_kit::config::MetricsConfig { enabled: false, ..cfg.metrics.clone() },
-        ..cfg.clone()
-    })?;
+    let metrics = rsgame_kit::config::MetricsConfig { enabled: false, ..cfg.metrics.clone() };
+    let telemetry = telemetry::init(telemetry::Settings { metrics: &metrics, ..cfg.telemetry() })?;
     let db = open_database(&cfg).await?;
     let result = rsgame_store::migrate::migrate(&db).await;
     db.close().await;

@@ -217,7 +217,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     world_data(dir.path());
 
     // A database of its own on MariaDB, migrated once before the roles start.
-    let admin_cfg = rsgame_kit::config::DatabaseConfig { url: svc.mysql.clone(), ..Default::default() };
+    let admin_cfg = rsgame_store::config::DatabaseConfig { url: svc.mysql.clone(), ..Default::default() };
     let admin = rsgame_store::Db::connect(&admin_cfg).await.expect("mariadb");
     let db_name = rsgame_testkit::unique("rsgame_cluster");
     admin.raw(&format!("CREATE DATABASE {db_name}")).await.expect("create database");
@@ -398,7 +398,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     //    none is applied twice where it shows: at most one unused session per retry.
     let (c, _) = signup(api, "cat").await;
     let rows_before = {
-        let check = rsgame_store::Db::connect(&rsgame_kit::config::DatabaseConfig {
+        let check = rsgame_store::Db::connect(&rsgame_store::config::DatabaseConfig {
             url: db_url.clone(),
             ..Default::default()
         })
@@ -430,7 +430,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     assert_eq!(ok, outcomes.len(), "every login lands through the replica's death: {outcomes:?}");
     let retried = retries(api) - retries_before;
     let check =
-        rsgame_store::Db::connect(&rsgame_kit::config::DatabaseConfig { url: db_url.clone(), ..Default::default() })
+        rsgame_store::Db::connect(&rsgame_store::config::DatabaseConfig { url: db_url.clone(), ..Default::default() })
             .await
             .expect("db");
     let issued = refresh_rows(&check, c.user_id).await - rows_before;
@@ -478,7 +478,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     let here = walk(&mut on_a, acc_a.user_id, pos(&info_on_a), 9.0).await;
     // Killed only once the place is saved (world.save_secs: 1): what a crash keeps.
     let check =
-        rsgame_store::Db::connect(&rsgame_kit::config::DatabaseConfig { url: db_url.clone(), ..Default::default() })
+        rsgame_store::Db::connect(&rsgame_store::config::DatabaseConfig { url: db_url.clone(), ..Default::default() })
             .await
             .expect("db");
     let start = Instant::now();

@@ -2,8 +2,8 @@
 //! the JSON text messages WebSocket clients may send instead of binary frames:
 //! `{"id":100002,"data":{…}}`.
 
+use crate::config::BodyCodec;
 use bytes::{BufMut, Bytes, BytesMut};
-use rsgame_kit::config::BodyCodec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

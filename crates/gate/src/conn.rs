@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::BodyCodec;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use rsgame_kit::Code;
-use rsgame_kit::config::BodyCodec;
 use rsgame_proto::{ids, pb};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;

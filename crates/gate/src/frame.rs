@@ -4,8 +4,8 @@
 //! the length first, both u32 little-endian. The decoder checks the length against the
 //! configured limit as soon as the header is in, before any of the body is buffered.
 
+use crate::config::FrameLayoutName;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use rsgame_kit::config::FrameLayoutName;
 
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 8;

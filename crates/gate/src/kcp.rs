@@ -376,7 +376,7 @@ async fn clock(conn: Arc<Conn>, peer: SocketAddr, expire: Duration, closed: mpsc
 }
 
 /// The settings a session starts with (`gate.kcp.*`).
-fn engine(k: &rsgame_kit::config::KcpConfig, conv: u32, out: Output) -> kcp::Kcp<Output> {
+fn engine(k: &crate::config::KcpConfig, conv: u32, out: Output) -> kcp::Kcp<Output> {
     let mut e = kcp::Kcp::new_stream(conv, out);
     e.set_nodelay(k.nodelay, k.interval_ms as i32, k.resend as i32, k.no_congestion);
     e.set_wndsize(k.send_window, k.recv_window);
@@ -398,7 +398,7 @@ pub(crate) struct Accepted<P> {
 /// `accepted`.
 pub(crate) async fn listen<P>(
     udp: Arc<UdpSocket>,
-    cfg: rsgame_kit::config::KcpConfig,
+    cfg: crate::config::KcpConfig,
     opens: impl Fn(&[u8]) -> bool,
     mut admit: impl FnMut(SocketAddr) -> Option<P>,
     accepted: mpsc::Sender<Accepted<P>>,

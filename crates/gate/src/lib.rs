@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `gate.*` configuration section and its checks.
 //! - [`frame`]: zinx's frame layouts and the size-limited decoder.
 //! - [`codec`]: protobuf and JSON bodies, WebSocket JSON text messages, wire formats.
 //! - [`session`]: a connection as the server sees it: user, properties, outbound queue, close.
@@ -28,10 +29,10 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use rsgame_gate::{Gate, Router};
-//! let cfg = rsgame_kit::Config::default();
+//! let (gate_cfg, tls) = (rsgame_gate::config::GateConfig::default(), rsgame_kit::config::TlsConfig::default());
 //! let shutdown = rsgame_kit::Shutdown::new();
 //! let router = Router::builder().build(); // Ping (1000 → 2000) is built in
-//! let gate = Gate::builder(&cfg.gate, &cfg.tls, router).start(&shutdown).await?;
+//! let gate = Gate::builder(&gate_cfg, &tls, router).start(&shutdown).await?;
 //! let http_routes = gate.ws_routes(); // merge into the HTTP router for /ws and /wss
 //! # let _ = http_routes; Ok(()) }
 //! ```
@@ -40,6 +41,7 @@
 
 pub mod aoi;
 pub mod codec;
+pub mod config;
 mod conn;
 pub mod frame;
 pub mod kcp;

@@ -468,9 +468,9 @@ async fn run<R: Room>(mut room: R, mut rx: mpsc::Receiver<Cmd<R>>, me: mpsc::Wea
 mod tests {
     use super::*;
     use crate::codec::Wire;
+    use crate::config::BodyCodec;
     use crate::frame::Layout;
     use crate::session::{CloseReason, Outbox, Transport};
-    use rsgame_kit::config::BodyCodec;
     use rsgame_proto::pb;
 
     fn session(id: u64) -> (Session, Outbox) {

@@ -13,8 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::BodyCodec;
 use futures_util::FutureExt as _;
-use rsgame_kit::config::BodyCodec;
 use rsgame_proto::{ids, pb};
 
 use crate::codec::{DecodeError, Message, decode_body};

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::config::{BodyCodec, GateConfig};
 use bytes::Bytes;
-use rsgame_kit::config::{BodyCodec, GateConfig, TlsConfig};
+use rsgame_kit::config::TlsConfig;
 use rsgame_kit::shutdown::Shutdown;
 use tokio::net::TcpListener;
 

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
+use crate::config::BodyCodec;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use rsgame_kit::Code;
-use rsgame_kit::config::BodyCodec;
 use tokio::sync::{Notify, mpsc};
 
 use crate::codec::{Message, Wire};

@@ -7,13 +7,13 @@
 use std::io;
 use std::sync::Arc;
 
+use crate::config::BodyCodec;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::StatusCode;
-use rsgame_kit::config::BodyCodec;
 use rsgame_kit::http::Peer;
 
 use crate::codec::Wire;

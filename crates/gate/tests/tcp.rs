@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use rsgame_gate::config::FrameLayoutName;
 use rsgame_gate::{CloseReason, Layout};
-use rsgame_kit::config::FrameLayoutName;
 use rsgame_proto::{ids, pb};
 
 #[tokio::test]
@@ -33,7 +33,7 @@ async fn legacy_layout_when_configured() {
 #[tokio::test]
 async fn json_bodies_when_the_listener_says_so() {
     let mut cfg = config();
-    cfg.gate.tcp_codec = rsgame_kit::config::BodyCodec::Json;
+    cfg.gate.tcp_codec = rsgame_gate::config::BodyCodec::Json;
     let g = TestGate::start(cfg).await;
     let mut c = TcpClient::connect(g.tcp()).await;
     c.send_raw(&rsgame_gate::FrameCodec::new(Layout::Zinx, 1024).encode(ids::PING, br#"{"sn":5}"#)).await;

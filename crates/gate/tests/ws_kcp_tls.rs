@@ -142,7 +142,7 @@ async fn ws_refused_over_the_limit() {
 async fn kcp_ping_and_echo() {
     let g = TestGate::start(config()).await;
     let addr = g.gate.kcp_addr().expect("kcp on");
-    let k = rsgame_kit::config::KcpConfig::default();
+    let k = rsgame_gate::config::KcpConfig::default();
     let cfg = tokio_kcp::KcpConfig {
         nodelay: tokio_kcp::KcpNoDelayConfig { nodelay: true, interval: 10, resend: 2, nc: true },
         wnd_size: (k.send_window, k.recv_window),

@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the configuration tree, loaded from defaults, one YAML file and `RSGAME_*`
-//!   environment variables, with errors that name the key.
+//! - [`config`]: the configuration loader (defaults, one YAML file, `RSGAME_*` environment
+//!   variables, errors that name the key and its origin), the [`config::Section`] each crate's
+//!   section implements, and kit's own sections (`http`, `log`, `auth`, …).
 //! - [`error`]: go-game's error codes and `{code, msg, data}` envelope, and the one [`Error`]
 //!   type handlers return.
 //! - [`telemetry`]: logs (console, rotating files), Prometheus metrics, OpenTelemetry traces.
@@ -45,6 +46,5 @@ pub mod telemetry;
 pub mod time;
 pub mod tls;
 
-pub use config::Config;
 pub use error::{Code, Envelope, Error, Reply, Result};
 pub use shutdown::Shutdown;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use rsgame_kit::Config;
+use rsgame_kit::config::{LogConfig, MetricsConfig, TraceConfig};
 use rsgame_kit::telemetry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,15 +25,15 @@ async fn init_ships_to_elasticsearch_and_flushes_at_shutdown() {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut cfg = Config::default();
-    cfg.log.console = false;
-    cfg.log.level = "info".into();
-    cfg.log.elasticsearch.url = url;
-    cfg.log.elasticsearch.index = "rsgame-e2e".into();
-    cfg.log.ship.level = "warn".into();
+    let mut log = LogConfig { console: false, level: "info".into(), ..LogConfig::default() };
+    log.elasticsearch.url = url;
+    log.elasticsearch.index = "rsgame-e2e".into();
+    log.ship.level = "warn".into();
     // A batch would wait an hour: only the shutdown flush sends it.
-    cfg.log.ship.flush_ms = 3_600_000;
-    let t = telemetry::init(&cfg).expect("telemetry");
+    log.ship.flush_ms = 3_600_000;
+    let (trace, metrics) = (TraceConfig::default(), MetricsConfig::default());
+    let t = telemetry::init(telemetry::Settings { service: "rsgame", log: &log, trace: &trace, metrics: &metrics })
+        .expect("telemetry");
     let metrics = t.metrics().expect("metrics on by default");
 
     tracing::info!(target: "game", "below log.ship.level: not shipped");

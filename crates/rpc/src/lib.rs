@@ -11,6 +11,7 @@
 //!   deadlines handed on, safe retries, adaptive throttling, trace context.
 //! - [`server`](mod@server): the layer every server runs under: the caller's trace and
 //!   deadline, load shedding, rate limits, metrics.
+//! - [`config`]: the `rpc.*` and `discovery.*` configuration sections and their checks.
 //! - [`discovery`]: registration under a lease and watched directories of servers.
 //! - [`etcd`]: rsgame's own etcd v3 client (range, put, txn, leases, watch).
 //! - [`tls`]: mutual TLS between processes, for studios that run their own CA.
@@ -59,6 +60,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod config;
 pub mod discovery;
 pub mod etcd;
 pub mod server;

@@ -4,7 +4,7 @@
 //! The service token is still required on every call: TLS says which machine, the token which
 //! deployment.
 
-use rsgame_kit::config::RpcConfig;
+use crate::config::RpcConfig;
 use rsgame_kit::{Code, Error, Result};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use rsgame_kit::config::DatabaseConfig;
+use rsgame_store::config::DatabaseConfig;
 use rsgame_store::{Backend, Bus, BusOptions, Cache, Db, migrate};
 use sea_query::{Expr, ExprTrait as _, Query};
 

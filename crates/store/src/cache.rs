@@ -240,12 +240,12 @@ impl Cache {
     }
 
     /// The cache `cache.*` configures.
-    pub async fn from_config(cfg: &rsgame_kit::config::CacheConfig) -> Result<Cache, StoreError> {
+    pub async fn from_config(cfg: &crate::config::CacheConfig) -> Result<Cache, StoreError> {
         match cfg.backend {
-            rsgame_kit::config::CacheBackend::Memory => {
+            crate::config::CacheBackend::Memory => {
                 Ok(Cache::memory(cfg.max_entries, &cfg.prefix).with_reserve(cfg.reserved_max, cfg.reserved_per_owner))
             }
-            rsgame_kit::config::CacheBackend::Redis => {
+            crate::config::CacheBackend::Redis => {
                 let ca = (!cfg.tls_ca_file.is_empty()).then(|| std::path::Path::new(&cfg.tls_ca_file));
                 Cache::redis_tls(&cfg.url, &cfg.prefix, ca).await
             }

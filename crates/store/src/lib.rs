@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `database.*`, `cache.*` and `bus.*` configuration sections and their checks.
 //! - [`db`]: the pool, statements built by sea-query for each backend, rows read the same way.
 //! - [`bus`]: publish / subscribe with consumer groups: in-process, Redis Streams, NATS JetStream,
 //!   Kafka.
@@ -18,6 +19,7 @@
 
 pub mod bus;
 pub mod cache;
+pub mod config;
 pub mod db;
 pub mod logship;
 pub mod migrate;

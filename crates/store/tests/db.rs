@@ -2,7 +2,7 @@
 //! when `RSGAME_TEST_MYSQL_URL` / `RSGAME_TEST_POSTGRES_URL` are set. Each run gets its own
 //! database and drops it afterwards.
 
-use rsgame_kit::config::DatabaseConfig;
+use rsgame_store::config::DatabaseConfig;
 use rsgame_store::{Backend, Db, StoreError, migrate};
 use sea_query::{Expr, ExprTrait as _, Query};
 

@@ -14,7 +14,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use rsgame_kit::config::DatabaseConfig;
+use rsgame_store::config::DatabaseConfig;
 use rsgame_store::{Backend, Cache, Db};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -1,7 +1,7 @@
 //! A failing check leaves no database behind.
 
-use rsgame_kit::config::DatabaseConfig;
 use rsgame_store::Db;
+use rsgame_store::config::DatabaseConfig;
 use sea_query::{Expr, ExprTrait as _, Query};
 
 #[tokio::test]

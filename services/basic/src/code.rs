@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rsgame_kit::config::{BasicConfig, CodeSender};
+use crate::config::{BasicConfig, CodeSender};
 use rsgame_kit::{Code, Error, Result};
 use rsgame_store::{Bus, Cache};
 use serde::{Deserialize, Serialize};

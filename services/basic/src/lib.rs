@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `basic.*` configuration section and its checks.
 //! - [`captcha`]: captcha images, their answers in the cache, consumed once.
 //! - [`code`]: verification codes (SMS or email), rate-limited, sent by a worker over the bus.
 //! - [`files`]: uploads, listing, soft deletion and signed downloads.
@@ -18,13 +19,14 @@
 pub mod api;
 pub mod captcha;
 pub mod code;
+pub mod config;
 pub mod files;
 pub mod rpc;
 pub mod s3;
 
 use std::time::Duration;
 
-use rsgame_kit::config::BasicConfig;
+use crate::config::BasicConfig;
 use rsgame_kit::{Code, Error, Result};
 use rsgame_store::{Bus, Cache, Db};
 
@@ -78,8 +80,8 @@ impl BasicLogic {
     pub fn new(db: Db, cache: Cache, bus: Bus, cfg: BasicConfig, url_key: Vec<u8>) -> Result<BasicLogic> {
         let files = files::Files::new(db, files::UrlSigner::new(url_key));
         let storage = match cfg.storage {
-            rsgame_kit::config::FileStorage::Local => files::Storage::new(&cfg.storage_root),
-            rsgame_kit::config::FileStorage::S3 => {
+            crate::config::FileStorage::Local => files::Storage::new(&cfg.storage_root),
+            crate::config::FileStorage::S3 => {
                 let s3 = s3::S3::new(s3::S3Config {
                     endpoint: cfg.s3_endpoint.clone(),
                     bucket: cfg.s3_bucket.clone(),

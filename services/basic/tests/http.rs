@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rsgame_basic::code::{Job, Provider};
+use rsgame_basic::config::BasicConfig;
 use rsgame_basic::{Basic, BasicLogic};
 use rsgame_kit::auth::{Auth, Jwt};
-use rsgame_kit::config::BasicConfig;
 use rsgame_store::{Bus, BusOptions, Cache, Db};
 use rsgame_testkit::{HttpReply, call, code, on_every_backend, post_json};
 use serde_json::json;
@@ -282,7 +282,7 @@ async fn verification_codes_need_a_captcha_go_over_the_bus_and_work_once() {
 #[tokio::test]
 async fn five_wrong_codes_end_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::connect(&rsgame_kit::config::DatabaseConfig {
+    let db = Db::connect(&rsgame_store::config::DatabaseConfig {
         url: format!("sqlite://{}/t.db", dir.path().display()),
         ..Default::default()
     })
@@ -355,7 +355,7 @@ async fn files_in_an_s3_bucket() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::connect(&rsgame_kit::config::DatabaseConfig {
+    let db = Db::connect(&rsgame_store::config::DatabaseConfig {
         url: format!("sqlite://{}/t.db", dir.path().display()),
         ..Default::default()
     })
@@ -364,7 +364,7 @@ async fn files_in_an_s3_bucket() {
     rsgame_store::migrate::migrate(&db).await.expect("migrate");
     let bucket = rsgame_testkit::unique("rsgame-test").replace('_', "-");
     let cfg = BasicConfig {
-        storage: rsgame_kit::config::FileStorage::S3,
+        storage: rsgame_basic::config::FileStorage::S3,
         s3_endpoint: endpoint.clone(),
         s3_bucket: bucket.clone(),
         s3_access_key: "test".into(),
@@ -424,7 +424,7 @@ async fn files_in_an_s3_bucket() {
 
     // Clean up: the one object (stored once for both uploads) and the bucket.
     let q = sea_query::Query::select().distinct().column("path").from("basic_file").to_owned();
-    let db2 = Db::connect(&rsgame_kit::config::DatabaseConfig {
+    let db2 = Db::connect(&rsgame_store::config::DatabaseConfig {
         url: format!("sqlite://{}/t.db", dir.path().display()),
         ..Default::default()
     })

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `game.*` configuration section and its checks.
 //! - [`data`]: goods, shop, levels, experience table and notices from YAML files, validated,
 //!   hot-reloaded.
 //! - [`battle`]: the deterministic battle simulation.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod battle;
+pub mod config;
 pub mod data;
 pub mod logic;
 mod ranks;

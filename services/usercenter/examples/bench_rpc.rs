@@ -22,9 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rsgame_basic::BasicLogic;
+use rsgame_basic::config::BasicConfig;
 use rsgame_kit::auth::Jwt;
-use rsgame_kit::config::{BasicConfig, DatabaseConfig, GovernanceConfig, UsercenterConfig};
+use rsgame_kit::config::GovernanceConfig;
+use rsgame_store::config::DatabaseConfig;
 use rsgame_store::{Bus, BusOptions, Cache, Db};
+use rsgame_usercenter::config::UsercenterConfig;
 use rsgame_usercenter::logic::{LoginReq, RegisterReq, UserCenter};
 use rsgame_usercenter::rpc::{RemoteUserCenter, UsercenterRpc};
 

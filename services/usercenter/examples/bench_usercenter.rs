@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHasher as _;
 use rsgame_basic::BasicLogic;
+use rsgame_basic::config::BasicConfig;
 use rsgame_kit::auth::{Auth, Jwt};
-use rsgame_kit::config::{BasicConfig, DatabaseConfig, UsercenterConfig};
+use rsgame_store::config::DatabaseConfig;
 use rsgame_store::{Bus, BusOptions, Cache, Db};
+use rsgame_usercenter::config::UsercenterConfig;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// One keep-alive HTTP/1.1 connection.

@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use rsgame_kit::config::UsercenterConfig;
+use crate::config::UsercenterConfig;
 use rsgame_store::Cache;
 
 /// What a login attempt must bring before its password is checked.

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `usercenter.*` configuration section and its checks.
 //! - [`model`]: `mem_user`, `mem_logs`, `uc_refresh_token`.
 //! - [`identity`]: `uc_identity`, the ways into an account besides its password (devices,
 //!   phone, email, WeChat), bound and unbound without ever leaving an account none.
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod config;
 pub mod guard;
 pub mod identity;
 pub mod logic;

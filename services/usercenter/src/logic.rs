@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::UsercenterConfig;
 use rsgame_basic::Basic;
 use rsgame_kit::auth::{AccessToken, Claims, Jwt, Revocations};
-use rsgame_kit::config::UsercenterConfig;
 use rsgame_kit::{Code, Error, Result};
 use rsgame_proto::events::SessionsEndedReason;
 use rsgame_store::{Bus, Cache, Db, StoreError};

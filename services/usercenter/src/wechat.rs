@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rsgame_kit::config::UsercenterConfig;
+use crate::config::UsercenterConfig;
 use rsgame_kit::fetch::HttpClient;
 use rsgame_kit::{Code, Error, Result};
 use serde::Deserialize;

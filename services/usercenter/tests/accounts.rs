@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rsgame_kit::config::UsercenterConfig;
 use rsgame_rpc::pb::basic::VerilyType;
 use rsgame_testkit::on_every_backend;
+use rsgame_usercenter::config::UsercenterConfig;
 use serde_json::{Value, json};
 
 const LOGIN_CODE: &str = "/usercenter/v1/user/loginCode";

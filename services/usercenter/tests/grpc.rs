@@ -4,15 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rsgame_basic::config::BasicConfig;
 use rsgame_basic::rpc::{BasicRpc, RemoteBasic};
 use rsgame_basic::{Basic, BasicLogic};
 use rsgame_kit::Code;
 use rsgame_kit::auth::Jwt;
-use rsgame_kit::config::{BasicConfig, UsercenterConfig};
 use rsgame_rpc::pb::basic as bpb;
 use rsgame_rpc::pb::usercenter as pb;
 use rsgame_store::{Bus, BusOptions, Cache, Db};
 use rsgame_testkit::on_every_backend;
+use rsgame_usercenter::config::UsercenterConfig;
 use rsgame_usercenter::rpc::{RemoteUserCenter, UsercenterRpc};
 use rsgame_usercenter::{RegisterReq, UserCenter, UserCenterLogic};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use rsgame_kit::auth::Jwt;
-use rsgame_kit::config::UsercenterConfig;
 use rsgame_testkit::on_every_backend;
+use rsgame_usercenter::config::UsercenterConfig;
 use serde_json::json;
 
 #[tokio::test]

@@ -10,8 +10,9 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use common::*;
-use rsgame_kit::config::{Secret, UsercenterConfig};
+use rsgame_kit::config::Secret;
 use rsgame_testkit::on_every_backend;
+use rsgame_usercenter::config::UsercenterConfig;
 use serde_json::json;
 
 const WX: &str = "/usercenter/v1/user/loginWechat";
@@ -116,7 +117,7 @@ const DEVICE_PATH: &str = "/usercenter/v1/user/loginDevice";
 #[tokio::test]
 async fn wechat_login_is_off_without_an_appid_and_a_dead_endpoint_is_unavailable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = rsgame_store::Db::connect(&rsgame_kit::config::DatabaseConfig {
+    let db = rsgame_store::Db::connect(&rsgame_store::config::DatabaseConfig {
         url: format!("sqlite://{}/t.db", dir.path().display()),
         ..Default::default()
     })

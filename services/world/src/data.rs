@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rsgame_kit::config::WorldConfig;
+use crate::config::WorldConfig;
 use serde::Deserialize;
 
 use crate::aoi::Bounds;

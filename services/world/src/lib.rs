@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `world.*` configuration section and its checks.
 //! - [`aoi`]: the nine-grid area of interest.
 //! - [`caps`]: what a client asked for beyond go-game's protocol (none: exactly go-game's).
 //! - [`scene`]: a scene's simulation (joins, validated moves, per-tick batches, combat,
@@ -23,6 +24,7 @@
 pub mod aoi;
 pub mod caps;
 pub mod cluster;
+pub mod config;
 pub mod data;
 pub mod lockstep;
 pub mod node;

@@ -1133,9 +1133,9 @@ async fn tell_rewarded(game: &dyn rsgame_game::Game, j: RewardJob, p: rsgame_gam
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::WorldConfig;
     use crate::testdb::{database, game};
     use rsgame_game::Game as _;
-    use rsgame_kit::config::WorldConfig;
 
     fn batch(user: i64, x: f32, last: bool) -> SaveMsg {
         let place = Place { scene_id: 1000, x, z: 100.0 };

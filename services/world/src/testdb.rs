@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use rsgame_kit::config::DatabaseConfig;
 use rsgame_store::Db;
+use rsgame_store::config::DatabaseConfig;
 
 /// A migrated SQLite database under `dir`.
 pub(crate) async fn database(dir: &tempfile::TempDir) -> Db {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rsgame_gate::config::GateConfig;
 use rsgame_gate::{CloseReason, Frame, FrameCodec, Gate, Layout, Router, Session};
-use rsgame_kit::config::{Config, GateConfig};
 use rsgame_kit::{Code, Error, Shutdown};
 use rsgame_proto::{ids, pb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +35,13 @@ pub struct TestGate {
     pub connects: Arc<Mutex<Vec<u64>>>,
     /// (message id, outcome) seen by the router's after hook.
     pub dispatched: Arc<Mutex<Vec<(u32, String)>>>,
+}
+
+/// What a gate reads: its own section and the TLS certificate.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub gate: GateConfig,
+    pub tls: rsgame_kit::config::TlsConfig,
 }
 
 pub fn config() -> Config {

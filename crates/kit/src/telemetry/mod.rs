@@ -22,7 +22,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::config::{Config, LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, MetricsConfig, TraceConfig};
 pub use metrics::Metrics;
 pub use ship::{LogSink, SinkStats};
 
@@ -123,10 +123,23 @@ fn directives(level_or_filter: &str, modules: &BTreeMap<String, String>) -> Resu
     Ok(d)
 }
 
+/// What telemetry reads, borrowed from whichever configuration tree the process composed.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// The service name in logs, metrics and traces (`app.name`).
+    pub service: &'a str,
+    /// `log.*`.
+    pub log: &'a LogConfig,
+    /// `trace.*`.
+    pub trace: &'a TraceConfig,
+    /// `metrics.*`.
+    pub metrics: &'a MetricsConfig,
+}
+
 /// Installs logging, metrics and (when configured) trace export for this process. Must run
 /// inside a Tokio runtime when `trace.otlp_endpoint` is set. Ships logs to Elasticsearch when
 /// `log.elasticsearch.url` is set; Kafka needs [`init_with_sinks`].
-pub fn init(cfg: &Config) -> Result<Telemetry, TelemetryError> {
+pub fn init(cfg: Settings<'_>) -> Result<Telemetry, TelemetryError> {
     init_with_sinks(cfg, Vec::new())
 }
 
@@ -134,12 +147,12 @@ pub fn init(cfg: &Config) -> Result<Telemetry, TelemetryError> {
 /// `log.elasticsearch.url` configures. The binary passes the Kafka sink here
 /// (`rsgame_store::logship::sinks(&cfg.log)`), since this crate cannot depend on Kafka's
 /// client. With no sink at all, nothing is shipped and no thread is started.
-pub fn init_with_sinks(cfg: &Config, mut sinks: Vec<Arc<dyn LogSink>>) -> Result<Telemetry, TelemetryError> {
+pub fn init_with_sinks(cfg: Settings<'_>, mut sinks: Vec<Arc<dyn LogSink>>) -> Result<Telemetry, TelemetryError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => {
             EnvFilter::try_new(&v).map_err(|e| TelemetryError::Filter(format!("RUST_LOG={v}: {e}")))?
         }
-        _ => EnvFilter::try_new(filter_directives(&cfg.log).map_err(TelemetryError::Filter)?)
+        _ => EnvFilter::try_new(filter_directives(cfg.log).map_err(TelemetryError::Filter)?)
             .map_err(|e| TelemetryError::Filter(e.to_string()))?,
     };
 
@@ -183,7 +196,7 @@ pub fn init_with_sinks(cfg: &Config, mut sinks: Vec<Arc<dyn LogSink>>) -> Result
     let tracer = if cfg.trace.otlp_endpoint.is_empty() {
         None
     } else {
-        let provider = otel::build_provider(&cfg.trace, &cfg.app.name).map_err(TelemetryError::Otlp)?;
+        let provider = otel::build_provider(cfg.trace, cfg.service).map_err(TelemetryError::Otlp)?;
         layers.push(Box::new(otel::layer(&provider)));
         opentelemetry::global::set_tracer_provider(provider.clone());
         opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());

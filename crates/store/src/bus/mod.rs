@@ -230,7 +230,7 @@ impl Bus {
     }
 
     /// The bus `bus.*` configures.
-    pub async fn from_config(cfg: &rsgame_kit::config::BusConfig) -> Result<Bus, StoreError> {
+    pub async fn from_config(cfg: &crate::config::BusConfig) -> Result<Bus, StoreError> {
         let opts = BusOptions {
             max_in_flight: cfg.max_in_flight,
             reclaim_after: Duration::from_secs(cfg.reclaim_after_secs),

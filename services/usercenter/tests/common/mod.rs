@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use rsgame_basic::{Basic, BasicLogic};
 use rsgame_kit::auth::{Auth, Jwt};
-use rsgame_kit::config::UsercenterConfig;
 use rsgame_store::{Cache, Db};
 use rsgame_usercenter::UserCenterLogic;
+use rsgame_usercenter::config::UsercenterConfig;
 use serde_json::{Value, json};
 
 pub const SECRET: &[u8] = b"usercenter-test-secret";
@@ -63,7 +63,7 @@ pub async fn start_with(db: Db, cache: Cache, cfg: UsercenterConfig) -> Site {
         db.clone(),
         cache.clone(),
         rsgame_store::Bus::memory(rsgame_store::BusOptions::default()),
-        rsgame_kit::config::BasicConfig::default(),
+        rsgame_basic::config::BasicConfig::default(),
         b"links".to_vec(),
     )
     .expect("basic");

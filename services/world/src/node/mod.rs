@@ -29,11 +29,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::WorldConfig;
 use prost::Message as _;
 use rsgame_game::Game;
 use rsgame_gate::{CloseReason, RouteError, RouterBuilder, Session, send_many};
 use rsgame_kit::auth::{Auth, constant_time_eq, hmac_sha256};
-use rsgame_kit::config::WorldConfig;
 use rsgame_kit::time::unix_ms;
 use rsgame_kit::{Code, Error, Result};
 use rsgame_proto::events::{SESSIONS_ENDED_TOPIC, SessionsEnded};

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::config::WorldConfig;
 use bytes::BytesMut;
 use rsgame_gate::{FrameCodec, Layout, Outbox};
 use rsgame_kit::auth::{Auth, Jwt};
-use rsgame_kit::config::WorldConfig;
 
 use super::*;
 

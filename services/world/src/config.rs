@@ -1,0 +1,76 @@
+//! The world's configuration section, `world.*`: tick rate, saves, reconnection, combat and
+//! chat limits, rooms and lockstep rooms. Scenes and monsters are game data (`world.yaml`).
+
+use rsgame_kit::config::{Invalid, Section};
+use serde::{Deserialize, Serialize};
+
+/// `world.*` — the game node's real-time world: scenes, combat, rooms, chat, lockstep rooms.
+/// Scenes and their monsters are game data (`world.yaml` in `game.data_dir`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorldConfig {
+    /// Scene ticks per second.
+    pub tick_hz: u32,
+    /// How often changed positions and hit points are saved, seconds (write-behind).
+    pub save_secs: u64,
+    /// How long a dropped player stays in its scene waiting for the client to come back.
+    pub reconnect_grace_secs: u64,
+    /// Fastest a player may move, units per second.
+    pub max_speed: f32,
+    /// Farthest a hit reaches, units.
+    pub attack_range: f32,
+    /// Time between two attacks of one player or monster, milliseconds.
+    pub attack_cooldown_ms: u64,
+    /// Longest chat message, characters.
+    pub chat_max_len: usize,
+    /// Chat messages a player may send in a burst, and per minute after it.
+    pub chat_burst: u32,
+    /// Chat messages per minute after the burst.
+    pub chat_per_min: u32,
+    /// World and room messages kept for the history query, per channel.
+    pub chat_history: usize,
+    /// Most rooms players may create on this node.
+    pub max_rooms: usize,
+    /// Most players a created room may hold.
+    pub max_room_users: i32,
+    /// Frames per second of lockstep rooms.
+    pub lockstep_fps: u32,
+    /// Frames a lockstep room keeps for late joiners and reconnects.
+    pub lockstep_keep_frames: usize,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            tick_hz: 20,
+            save_secs: 5,
+            reconnect_grace_secs: 30,
+            max_speed: 40.0,
+            attack_range: 20.0,
+            attack_cooldown_ms: 800,
+            chat_max_len: 300,
+            chat_burst: 5,
+            chat_per_min: 30,
+            chat_history: 50,
+            max_rooms: 1000,
+            max_room_users: 50,
+            lockstep_fps: 15,
+            lockstep_keep_frames: 1800,
+        }
+    }
+}
+
+impl Section for WorldConfig {
+    fn check(&self) -> Result<(), Invalid> {
+        if !(1..=1000).contains(&self.tick_hz) {
+            return Err(Invalid::new("tick_hz", "must be between 1 and 1000"));
+        }
+        if !(1..=120).contains(&self.lockstep_fps) {
+            return Err(Invalid::new("lockstep_fps", "must be between 1 and 120"));
+        }
+        if self.max_room_users < 1 {
+            return Err(Invalid::new("max_room_users", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
