@@ -1,19 +1,20 @@
-//! Configuration: the loader. Built-in defaults, then one YAML file, then `RSGAME_*` environment variables.
+//! The configuration loader: built-in defaults, then one YAML file, then `RSGAME_*`
+//! environment variables.
 //!
 //! Every struct denies unknown keys, so a typo stops start-up instead of being ignored; every
 //! error names the key and where its value came from (the file or the environment variable).
 //! Environment values are typed by the default value at the same key: `RSGAME_HTTP__PORT=9000`
 //! becomes a number because `http.port` is one, while `RSGAME_AUTH__JWT_SECRET=12345` stays a
 //! string.
-
 //!
 //! Each crate owns its section: the struct, its defaults, its documentation and its
 //! [`Section::check`] (the gate's `gate.*` is in `rsgame_gate::config`, the world's
-//! `world.*` in `rsgame_world::config`, and so on; kit's own are in [`sections`]). A process
-//! composes the sections it uses into one root struct, itself a [`Section`] that checks
-//! each part under its key ([`check_sections`]) and whatever crosses sections, and loads it
-//! with [`load`] or [`from_process`]. The `rsgame` binary's root is `rsgame::config::Config`;
-//! the examples compose smaller ones.
+//! `world.*` in `rsgame_world::config`, and so on; kit's own are in `sections.rs`, re-exported
+//! here). A process composes the sections it uses into one root struct, itself a
+//! [`Section`] that checks each part under its key ([`check_sections`]) and whatever
+//! crosses sections, and loads it with [`load`] or [`from_process`]. The `rsgame` binary's
+//! root is in `bin/rsgame/src/config.rs`; [`config_root!`](crate::config_root) declares
+//! smaller ones (the examples use it).
 
 mod sections;
 
