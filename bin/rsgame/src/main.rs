@@ -101,6 +101,9 @@ enum ConfigAction {
     },
     /// The role names `serve --role` takes, one per line.
     Roles,
+    /// Every Prometheus metric rsgame records, one per line: name, kind (counter, gauge,
+    /// histogram) and what it measures, tab-separated. What dashboards and alerts can use.
+    Metrics,
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +193,18 @@ fn config_action(action: ConfigAction) -> ExitCode {
         ConfigAction::Roles => {
             for r in roles::Role::ALL {
                 println!("{r}");
+            }
+            ExitCode::SUCCESS
+        }
+        ConfigAction::Metrics => {
+            let mut out = std::io::stdout().lock();
+            for d in serve::METRICS.iter().flat_map(|t| t.iter()) {
+                // A reader that stopped (`| head`) ends the listing; it is not an error.
+                if std::io::Write::write_fmt(&mut out, format_args!("{}\t{}\t{}\n", d.name, d.kind.as_str(), d.help))
+                    .is_err()
+                {
+                    break;
+                }
             }
             ExitCode::SUCCESS
         }

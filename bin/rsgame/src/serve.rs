@@ -203,6 +203,17 @@ fn rpc_token(cfg: &Config) -> Result<String, ServeError> {
     Ok(token)
 }
 
+/// Every crate's metrics table: described to the recorder at start, printed by
+/// `rsgame config metrics`.
+pub const METRICS: [&[rsgame_kit::telemetry::metrics::Def]; 6] = [
+    rsgame_kit::telemetry::metrics::METRICS,
+    rsgame_gate::metrics::METRICS,
+    rsgame_store::metrics::METRICS,
+    rsgame_rpc::metrics::METRICS,
+    rsgame_game::metrics::METRICS,
+    rsgame_world::metrics::METRICS,
+];
+
 /// Runs the process until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     // Log shipping to Kafka (`log.kafka.*`) needs the store's producer; Elasticsearch is
@@ -211,6 +222,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let log_sinks = rsgame_store::logship::sinks(&cfg.log)?;
     let telemetry = telemetry::init_with_sinks(cfg.telemetry(), log_sinks)?;
     rsgame_kit::error::set_error_status(cfg.http.error_status);
+    for table in METRICS {
+        rsgame_kit::telemetry::metrics::describe(table);
+    }
     let role_names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), roles = %role_names.join(","), "rsgame starting");
     tracing::debug!(config = %cfg.to_masked_yaml(), "effective configuration");

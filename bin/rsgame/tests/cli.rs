@@ -209,6 +209,21 @@ fn serve_answers_health_and_metrics_then_stops_on_sigterm() {
     );
     assert!(metrics.contains("route=\"unmatched\""), "unknown paths share one series");
     assert!(metrics.contains("process_resident_memory_bytes"), "process metrics");
+    // Every series a scrape shows is in `rsgame config metrics`, which the deployment's
+    // dashboards and alerts are checked against: nothing is recorded that the list misses.
+    let listed = run({
+        let mut c = rsgame();
+        c.args(["config", "metrics"]);
+        c
+    });
+    assert!(listed.status.success(), "{}", text(&listed));
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let names: Vec<&str> = listed.lines().filter_map(|l| l.split('\t').next()).collect();
+    let scraped: Vec<&str> = metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    assert!(scraped.len() >= 10, "{metrics}");
+    for name in scraped {
+        assert!(names.contains(&name), "`{name}` is scraped but not in `rsgame config metrics`:\n{listed}");
+    }
 
     srv.sigterm();
     let mut srv = srv;

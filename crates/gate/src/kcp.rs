@@ -436,7 +436,7 @@ pub(crate) async fn listen<P>(
                     let _ = udp.try_send_to(&conv_reply(cookies.issue(peer)), peer);
                 }
             }
-            Datagram::Junk => metrics::counter!("gate_kcp_dropped_total", "reason" => "junk").increment(1),
+            Datagram::Junk => metrics::counter!(crate::metrics::KCP_DROPPED, "reason" => "junk").increment(1),
             Datagram::Segment { conv } => {
                 if let Some((c, conn)) = sessions.get(&peer) {
                     if *c == conv {
@@ -445,12 +445,12 @@ pub(crate) async fn listen<P>(
                     continue;
                 }
                 if cfg.cookie && !cookies.valid(peer, conv) {
-                    metrics::counter!("gate_kcp_dropped_total", "reason" => "no_cookie").increment(1);
+                    metrics::counter!(crate::metrics::KCP_DROPPED, "reason" => "no_cookie").increment(1);
                     continue;
                 }
                 opening(packet, conv, &mut first);
                 if !opens(&first) {
-                    metrics::counter!("gate_kcp_dropped_total", "reason" => "no_first_frame").increment(1);
+                    metrics::counter!(crate::metrics::KCP_DROPPED, "reason" => "no_first_frame").increment(1);
                     continue;
                 }
                 let Some(permit) = admit(peer) else { continue };

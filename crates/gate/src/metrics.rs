@@ -1,6 +1,8 @@
 //! The gate's Prometheus metrics. Hot-path handles (frames and bytes) are looked up once per
 //! connection, so counting a frame is one atomic add.
 
+use rsgame_kit::telemetry::metrics::Def;
+
 use crate::session::{CloseReason, Transport};
 
 /// Open connections, by transport.
@@ -25,19 +27,31 @@ pub const SLOW_CONSUMERS: &str = "gate_slow_consumer_drops_total";
 pub const UNKNOWN_IDS: &str = "gate_unknown_message_ids_total";
 /// Messages whose body did not decode.
 pub const BAD_BODIES: &str = "gate_bad_bodies_total";
+/// KCP datagrams dropped before they reached a session, by reason.
+pub const KCP_DROPPED: &str = "gate_kcp_dropped_total";
+/// The help line of [`HANDLER_SECONDS`], a fast histogram registered per route.
+pub(crate) const HANDLER_HELP: &str =
+    "Message handler latency, by message id: from the frame's arrival to the handler's return.";
+
+/// The metrics the gate records.
+pub const METRICS: &[Def] = &[
+    Def::gauge(CONNECTIONS, "Open game connections, by transport."),
+    Def::counter(ACCEPTED, "Game connections accepted, by transport."),
+    Def::counter(FRAMES_IN, "Frames received, by transport."),
+    Def::counter(FRAMES_OUT, "Frames sent, by transport."),
+    Def::counter(BYTES_IN, "Bytes received, by transport."),
+    Def::counter(BYTES_OUT, "Bytes sent, by transport."),
+    Def::histogram(HANDLER_SECONDS, HANDLER_HELP),
+    Def::counter(CLOSES, "Sessions closed, by reason."),
+    Def::counter(SLOW_CONSUMERS, "Sessions closed because their outbound queue was full."),
+    Def::counter(UNKNOWN_IDS, "Messages with an id that has no handler."),
+    Def::counter(BAD_BODIES, "Messages whose body did not decode."),
+    Def::counter(KCP_DROPPED, "KCP datagrams dropped before a session (junk, no cookie, no first frame), by reason."),
+];
 
 /// Describes the metrics once, for the HELP lines.
 pub fn describe() {
-    metrics::describe_gauge!(CONNECTIONS, "Open game connections, by transport.");
-    metrics::describe_counter!(ACCEPTED, "Game connections accepted, by transport.");
-    metrics::describe_counter!(FRAMES_IN, "Frames received, by transport.");
-    metrics::describe_counter!(FRAMES_OUT, "Frames sent, by transport.");
-    metrics::describe_counter!(BYTES_IN, "Bytes received, by transport.");
-    metrics::describe_counter!(BYTES_OUT, "Bytes sent, by transport.");
-    metrics::describe_counter!(CLOSES, "Sessions closed, by reason.");
-    metrics::describe_counter!(SLOW_CONSUMERS, "Sessions closed because their outbound queue was full.");
-    metrics::describe_counter!(UNKNOWN_IDS, "Messages with an id that has no handler.");
-    metrics::describe_counter!(BAD_BODIES, "Messages whose body did not decode.");
+    rsgame_kit::telemetry::metrics::describe(METRICS);
 }
 
 /// Per-connection counts, added to the shared counters in batches: a shared counter is

@@ -143,7 +143,7 @@ impl RouterBuilder {
         });
         let latency = rsgame_kit::telemetry::metrics::FastHistogram::register(
             crate::metrics::HANDLER_SECONDS,
-            "Message handler latency, by message id: from the frame's arrival to the handler's return.",
+            crate::metrics::HANDLER_HELP,
             &[("id", &id.to_string())],
         );
         self.routes.insert(id, Route { id, handler: erased, latency });

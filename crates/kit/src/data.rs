@@ -154,7 +154,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> DataFile<T> {
                         let text = e.to_string();
                         if text != last_error {
                             tracing::warn!(file, error = %text, "data file not reloaded: the last good version stays");
-                            metrics::counter!("data_reload_failures_total").increment(1);
+                            metrics::counter!(crate::telemetry::metrics::DATA_RELOAD_FAILURES).increment(1);
                             last_error = text;
                         }
                     }

@@ -106,7 +106,7 @@ async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Res
     match tokio::time::timeout(limit, deadline::scope(until, next.run(req))).await {
         Ok(resp) => resp,
         Err(_) => {
-            metrics::counter!("governance_timeouts_total").increment(1);
+            metrics::counter!(crate::telemetry::metrics::GOVERNANCE_TIMEOUTS).increment(1);
             if let Some(held) = TIMEOUT_LOG.hit() {
                 tracing::warn!(timeouts_since_last = held, "request timed out");
             }
@@ -120,7 +120,7 @@ async fn rate_limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next:
     if let Some(ip) = ip
         && !limiter.allow(ip, Instant::now())
     {
-        metrics::counter!("governance_rate_limited_total").increment(1);
+        metrics::counter!(crate::telemetry::metrics::GOVERNANCE_RATE_LIMITED).increment(1);
         if let Some(held) = RATE_LOG.hit() {
             tracing::warn!(ip = %ip, limited_since_last = held, "request rate-limited");
         }
@@ -131,7 +131,7 @@ async fn rate_limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next:
 
 async fn shed(State(shedder): State<Arc<Shedder>>, req: Request, next: Next) -> Response {
     let Some(pass) = shedder.admit(Instant::now()) else {
-        metrics::counter!("governance_shed_total").increment(1);
+        metrics::counter!(crate::telemetry::metrics::GOVERNANCE_SHED).increment(1);
         // Once logged at ERROR per request: a busy machine turned refusals into a log flood.
         if let Some(held) = SHED_LOG.hit() {
             tracing::warn!(shed_since_last = held, "request shed: the server is overloaded");

@@ -104,7 +104,7 @@ impl Gauge {
             *n += 1;
         }
         open.0 += 1;
-        metrics::gauge!("http_connections_open").set(open.0 as f64);
+        metrics::gauge!(crate::telemetry::metrics::HTTP_CONNECTIONS_OPEN).set(open.0 as f64);
         Ok(Permit { gauge: self.clone(), ip: per_ip.then_some(ip) })
     }
 }
@@ -122,13 +122,13 @@ impl Drop for Permit {
                 open.1.remove(&ip);
             }
         }
-        metrics::gauge!("http_connections_open").set(open.0 as f64);
+        metrics::gauge!(crate::telemetry::metrics::HTTP_CONNECTIONS_OPEN).set(open.0 as f64);
     }
 }
 
 /// Counts a refused connection; warns at most once a second.
 fn refused(sampled: &Sampled, peer: SocketAddr, reason: &'static str) {
-    metrics::counter!("http_connections_refused_total", "reason" => reason).increment(1);
+    metrics::counter!(crate::telemetry::metrics::HTTP_CONNECTIONS_REFUSED, "reason" => reason).increment(1);
     if let Some(held) = sampled.hit() {
         tracing::warn!(peer = %peer.ip(), reason, refused_since_last = held, "http connection refused: too many open");
     }

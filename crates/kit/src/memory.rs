@@ -95,15 +95,15 @@ pub async fn give_back_after_crowds() {
     loop {
         tick.tick().await;
         let Ok(Some(Heap { in_use, free })) = tokio::task::spawn_blocking(heap).await else { return };
-        metrics::gauge!("process_heap_in_use_bytes").set(in_use as f64);
-        metrics::gauge!("process_heap_free_bytes").set(free as f64);
+        metrics::gauge!(crate::telemetry::metrics::HEAP_IN_USE).set(in_use as f64);
+        metrics::gauge!(crate::telemetry::metrics::HEAP_FREE).set(free as f64);
         if !trigger.release(free) {
             continue;
         }
         let started = std::time::Instant::now();
         match tokio::task::spawn_blocking(release_free_pages).await {
             Ok(released) => {
-                metrics::counter!("process_memory_released_total").increment(1);
+                metrics::counter!(crate::telemetry::metrics::MEMORY_RELEASED).increment(1);
                 tracing::info!(
                     free_mib = free >> 20,
                     released,

@@ -299,7 +299,7 @@ impl RpcChannel {
         }
         let list: Vec<&str> = next.iter().map(|s| s.url.as_str()).collect();
         tracing::info!(service = self.0.service, servers = ?list, "rpc endpoints");
-        metrics::gauge!("rpc_client_endpoints", "service" => self.0.service).set(next.len() as f64);
+        metrics::gauge!(crate::metrics::CLIENT_ENDPOINTS, "service" => self.0.service).set(next.len() as f64);
         *self.0.servers.write().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(())
     }
@@ -382,9 +382,9 @@ impl Inner {
             b.record(Instant::now(), !server_failed(code));
         }
         let labels = [("service", self.service.to_owned()), ("method", method)];
-        metrics::histogram!("rpc_client_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::CLIENT_SECONDS, &labels).record(started.elapsed().as_secs_f64());
         let code_label = ("code", code.to_string());
-        metrics::counter!("rpc_client_requests_total", &[labels[0].clone(), labels[1].clone(), code_label])
+        metrics::counter!(crate::metrics::CLIENT_REQUESTS, &[labels[0].clone(), labels[1].clone(), code_label])
             .increment(1);
         resp
     }
@@ -404,7 +404,7 @@ impl Inner {
         if let Some(b) = &self.breaker
             && !b.allow(Instant::now())
         {
-            metrics::counter!("rpc_client_breaker_rejected_total", "service" => self.service).increment(1);
+            metrics::counter!(crate::metrics::CLIENT_BREAKER_REJECTED, "service" => self.service).increment(1);
             let msg = format!("{} is failing: call refused by the breaker", self.service);
             return (reply(tonic::Status::unavailable(msg)), false);
         }
@@ -428,7 +428,7 @@ impl Inner {
             }
             let Some(server) = self.pick(&tried) else { break };
             if attempt > 0 {
-                metrics::counter!("rpc_client_retries_total", "service" => self.service).increment(1);
+                metrics::counter!(crate::metrics::CLIENT_RETRIES, "service" => self.service).increment(1);
                 tracing::debug!(service = self.service, method, server = %server.url, attempt, "retrying");
             }
             let mut req = http::Request::new(Body::new(http_body_util::Full::new(bytes.clone())));

@@ -14,6 +14,7 @@
 //! - [`config`]: the `rpc.*` and `discovery.*` configuration sections and their checks.
 //! - [`discovery`]: registration under a lease and watched directories of servers.
 //! - [`etcd`]: rsgame's own etcd v3 client (range, put, txn, leases, watch).
+//! - [`metrics`]: the gRPC layer's Prometheus metrics.
 //! - [`tls`]: mutual TLS between processes, for studios that run their own CA.
 //!
 //! # Adding a service with a local and a remote implementation
@@ -63,6 +64,7 @@ pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod etcd;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 

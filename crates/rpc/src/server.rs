@@ -112,14 +112,16 @@ where
                 if let (Some(limiter), Some(ip)) = (&layer.limiter, peer)
                     && !limiter.allow(ip, Instant::now())
                 {
-                    metrics::counter!("governance_rate_limited_total", "face" => "rpc").increment(1);
+                    metrics::counter!(rsgame_kit::telemetry::metrics::GOVERNANCE_RATE_LIMITED, "face" => "rpc")
+                        .increment(1);
                     return Ok(reply(rsgame_kit::Code::TooManyRequests, "too many calls"));
                 }
                 let pass = match &layer.shedder {
                     Some(s) => match s.admit(Instant::now()) {
                         Some(p) => Some(p),
                         None => {
-                            metrics::counter!("governance_shed_total", "face" => "rpc").increment(1);
+                            metrics::counter!(rsgame_kit::telemetry::metrics::GOVERNANCE_SHED, "face" => "rpc")
+                                .increment(1);
                             return Ok(reply(
                                 rsgame_kit::Code::Unavailable,
                                 "the server is overloaded: try again shortly",
@@ -135,7 +137,8 @@ where
                         match tokio::time::timeout_at(until, deadline::scope(until, call)).await {
                             Ok(r) => r,
                             Err(_) => {
-                                metrics::counter!("governance_timeouts_total", "face" => "rpc").increment(1);
+                                metrics::counter!(rsgame_kit::telemetry::metrics::GOVERNANCE_TIMEOUTS, "face" => "rpc")
+                                    .increment(1);
                                 Ok(tonic::Status::deadline_exceeded("deadline exceeded").into_http())
                             }
                         }
@@ -152,9 +155,9 @@ where
             if let Ok(r) = &resp {
                 let code = r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
                 span.record("rpc.grpc.status_code", code.as_str());
-                metrics::histogram!("rpc_server_duration_seconds", "method" => method.clone())
+                metrics::histogram!(crate::metrics::SERVER_SECONDS, "method" => method.clone())
                     .record(started.elapsed().as_secs_f64());
-                metrics::counter!("rpc_server_requests_total", "method" => method, "code" => code).increment(1);
+                metrics::counter!(crate::metrics::SERVER_REQUESTS, "method" => method, "code" => code).increment(1);
             }
             resp
         })

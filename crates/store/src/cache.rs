@@ -266,14 +266,14 @@ impl Cache {
     }
 
     fn fail(&self, op: &str, e: &StoreError) {
-        self.count("cache_errors_total");
+        self.count(crate::metrics::CACHE_ERRORS);
         tracing::warn!(backend = self.label, op, error = %e, "cache unavailable");
     }
 
     async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = self.key(key);
         if let Some(b) = self.reserved_get(&k) {
-            self.count("cache_hits_total");
+            self.count(crate::metrics::CACHE_HITS);
             return Ok(Some(b.to_vec()));
         }
         let r = match &self.backend {
@@ -288,8 +288,8 @@ impl Cache {
             }
         };
         match &r {
-            Ok(Some(_)) => self.count("cache_hits_total"),
-            Ok(None) => self.count("cache_misses_total"),
+            Ok(Some(_)) => self.count(crate::metrics::CACHE_HITS),
+            Ok(None) => self.count(crate::metrics::CACHE_MISSES),
             Err(e) => self.fail("get", e),
         }
         r
@@ -378,7 +378,7 @@ impl Cache {
         match refused {
             None => Ok(()),
             Some(limit) => {
-                metrics::counter!("cache_reserved_refused_total", "limit" => limit).increment(1);
+                metrics::counter!(crate::metrics::CACHE_RESERVED_REFUSED, "limit" => limit).increment(1);
                 Err(StoreError::Full(match limit {
                     "owner" => "too many open captchas, codes or tickets from this address".into(),
                     _ => "too many open captchas, codes or tickets: try again in a minute".into(),

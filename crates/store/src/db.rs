@@ -418,10 +418,10 @@ impl Db {
 
     fn observe(&self, op: &'static str, start: Instant, sql: impl FnOnce() -> String) {
         let took = start.elapsed();
-        metrics::histogram!("db_query_duration_seconds", "backend" => self.backend.as_str(), "op" => op)
+        metrics::histogram!(crate::metrics::DB_QUERY_SECONDS, "backend" => self.backend.as_str(), "op" => op)
             .record(took.as_secs_f64());
         let (size, idle) = self.pool_state();
-        metrics::gauge!("db_pool_connections_in_use", "backend" => self.backend.as_str())
+        metrics::gauge!(crate::metrics::DB_POOL_IN_USE, "backend" => self.backend.as_str())
             .set(size.saturating_sub(idle as u32) as f64);
         if took >= self.slow {
             // The SQL only: bound values may be personal data or secrets.

@@ -12,6 +12,7 @@
 //! - [`cache`]: the typed cache over moka (in-process) or Redis, with single-flight loading.
 //! - [`migrate`]: versioned migrations and the first schema (go-game's `mem_user`, `mem_logs`,
 //!   `basic_file`).
+//! - [`metrics`]: the storage layer's Prometheus metrics.
 //! - [`logship`]: the Kafka log sink (shipped log lines on go-game's `gogame-log` topic), for
 //!   the toolkit's log shipping.
 
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod logship;
+pub mod metrics;
 pub mod migrate;
 
 pub use bus::{Bus, BusOptions, Delivery, Subscription};

@@ -92,3 +92,46 @@ fn the_parsers_read_what_they_should() {
     assert_eq!(documented(src), Some(want));
     assert_eq!(documented("//! No layout.\npub mod a;\n"), None);
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// A metric is recorded under a named constant that its crate's `METRICS` table lists, never
+/// a name written at the call: `rsgame config metrics` prints those tables, and the
+/// deployment's dashboards and alerts are checked against them (a scrape in the binary's
+/// tests finds nothing outside them).
+#[test]
+fn metrics_are_recorded_by_name_constants() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for member in members(&root) {
+        rust_files(&root.join(&member).join("src"), &mut files);
+    }
+    assert!(files.len() > 50, "found the sources");
+    let calls = ["counter!(", "gauge!(", "histogram!(", "FastHistogram::register("];
+    let mut problems = Vec::new();
+    for path in files {
+        let source = std::fs::read_to_string(&path).expect("read source");
+        // Unit tests may record whatever they like.
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in source.lines().enumerate() {
+            for call in calls {
+                let Some(at) = line.find(call) else { continue };
+                if line[at + call.len()..].trim_start().starts_with('"') {
+                    problems.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "metric names written at the call:\n{}", problems.join("\n"));
+}

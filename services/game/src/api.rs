@@ -200,7 +200,7 @@ impl St {
         let Some(bus) = &self.changes else { return };
         let event = PlayerChanged { user_id, hp_delta, reason: reason.to_owned(), id: rand::random() };
         if let Err(e) = bus.publish(PLAYER_CHANGED_TOPIC, &prost::Message::encode_to_vec(&event)).await {
-            metrics::counter!("game_player_changed_errors_total").increment(1);
+            metrics::counter!(crate::metrics::PLAYER_CHANGED_ERRORS).increment(1);
             tracing::error!(user_id, reason, error = %e, "game nodes not told of a player's change");
         }
     }

@@ -491,11 +491,11 @@ impl DataStore {
                 match me.reload() {
                     Ok(()) => {
                         tracing::info!(dir = %me.dir.display(), "game data reloaded");
-                        metrics::counter!("game_data_reloads_total", "result" => "ok").increment(1);
+                        metrics::counter!(crate::metrics::DATA_RELOADS, "result" => "ok").increment(1);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "game data not reloaded; the previous data stays");
-                        metrics::counter!("game_data_reloads_total", "result" => "refused").increment(1);
+                        metrics::counter!(crate::metrics::DATA_RELOADS, "result" => "refused").increment(1);
                     }
                 }
             }

@@ -11,6 +11,7 @@
 //!   ledger rows.
 //! - `ranks`: leaderboards in Redis sorted sets when the cache is Redis, rebuilt from the
 //!   database, which stays the truth.
+//! - [`metrics`]: the game service's Prometheus metrics.
 //! - [`api`]: the REST routes under `/game/v1/game/`.
 //! - [`rpc`]: the gRPC `game` service over any [`Game`], and a remote [`Game`].
 
@@ -21,6 +22,7 @@ pub mod battle;
 pub mod config;
 pub mod data;
 pub mod logic;
+pub mod metrics;
 mod ranks;
 pub mod rpc;
 

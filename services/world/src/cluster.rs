@@ -91,7 +91,7 @@ impl Cluster {
             }
         };
         if let Err(e) = self.bus.publish(TOPIC, &payload).await {
-            metrics::counter!("world_cluster_publish_errors_total").increment(1);
+            metrics::counter!(crate::metrics::CLUSTER_PUBLISH_ERRORS).increment(1);
             tracing::warn!(error = %e, "cluster message not published: players on other nodes miss it");
         }
     }
@@ -110,7 +110,7 @@ impl Cluster {
             return None;
         }
         if rsgame_kit::time::unix_ms() - wire.at > STALE_MS {
-            metrics::counter!("world_cluster_stale_total").increment(1);
+            metrics::counter!(crate::metrics::CLUSTER_STALE).increment(1);
             return None;
         }
         Some((wire.what, wire.at, wire.from))

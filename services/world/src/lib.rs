@@ -12,6 +12,7 @@
 //! - [`lockstep`]: frame-sync rooms: inputs bundled per frame at a fixed rate, catch-up.
 //! - [`data`]: the scenes and monsters from `world.yaml`.
 //! - [`store`]: saved places, friends, blacklists and private chat in the database.
+//! - [`metrics`]: the world's Prometheus metrics.
 //! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
 //!   gate handlers for every message id (docs/protocol.md).
 //! - `room`: the scene and lockstep rooms (on the gate's room API), the saver and the rewarder.
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod lockstep;
+pub mod metrics;
 pub mod node;
 mod room;
 pub mod scene;

@@ -195,9 +195,9 @@ impl TickWindow {
             s.sort_by(f64::total_cmp);
             let at = |q: f64| s.get(((s.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
             let label = scene.to_string();
-            metrics::gauge!("world_tick_p50_seconds", "scene" => label.clone()).set(at(0.5));
-            metrics::gauge!("world_tick_p99_seconds", "scene" => label.clone()).set(at(0.99));
-            metrics::gauge!("world_tick_max_seconds", "scene" => label).set(at(1.0));
+            metrics::gauge!(crate::metrics::TICK_P50, "scene" => label.clone()).set(at(0.5));
+            metrics::gauge!(crate::metrics::TICK_P99, "scene" => label.clone()).set(at(0.99));
+            metrics::gauge!(crate::metrics::TICK_MAX, "scene" => label).set(at(1.0));
         }
     }
 }
@@ -245,11 +245,8 @@ impl SceneRoom {
     pub(crate) fn new(scene: Scene, permanent: bool, env: RoomEnv, me: WeakRoomHandle<SceneRoom>) -> SceneRoom {
         let hz = scene.config().tick_hz.max(1);
         let label = scene.config().id.to_string();
-        let hist = FastHistogram::register(
-            "world_tick_seconds",
-            "Time one scene tick takes: simulation and delivery.",
-            &[("scene", &label)],
-        );
+        let hist =
+            FastHistogram::register(crate::metrics::TICK_SECONDS, crate::metrics::TICK_HELP, &[("scene", &label)]);
         let go_game = scene
             .config()
             .go_game_grid
@@ -287,7 +284,7 @@ impl SceneRoom {
     fn queue_save(&self, batch: SaveBatch) {
         if self.env.saver.send(SaveMsg::Batch(batch)).is_err() {
             // The saver ends only with the runtime; say so rather than lose rows silently.
-            metrics::counter!("world_save_errors_total").increment(1);
+            metrics::counter!(crate::metrics::SAVE_ERRORS).increment(1);
             tracing::error!(scene = %self.label, "world saver gone: rows not saved");
         }
     }
@@ -437,7 +434,7 @@ impl Room for SceneRoom {
         self.hist.record(took);
         self.window.record(took.as_secs_f64(), &self.label);
         if updates > 0 {
-            metrics::counter!("world_entity_updates_total", "scene" => self.label.clone()).increment(updates);
+            metrics::counter!(crate::metrics::ENTITY_UPDATES, "scene" => self.label.clone()).increment(updates);
         }
         if self.last_save.elapsed() >= self.env.save_every {
             self.last_save = Instant::now();
@@ -452,7 +449,8 @@ impl SceneRoom {
     }
 
     fn players_gauge(&self) {
-        metrics::gauge!("world_players", "scene" => self.scene.config().id.to_string()).set(self.stats.len() as f64);
+        metrics::gauge!(crate::metrics::PLAYERS, "scene" => self.scene.config().id.to_string())
+            .set(self.stats.len() as f64);
     }
 
     fn greet(&self, id: EntityId, session: &Session, greet: Greet) {
@@ -589,7 +587,7 @@ impl SceneRoom {
                     let job =
                         RewardJob { room: self.me.clone(), user: wire_id(to), killed, exp, coins, level, reference };
                     if self.env.rewards.send(RewardMsg::Job(job)).is_err() {
-                        metrics::counter!("world_reward_errors_total").increment(1);
+                        metrics::counter!(crate::metrics::REWARD_ERRORS).increment(1);
                         tracing::error!(user = to, "world rewarder gone: kill reward not granted");
                     }
                 }
@@ -899,7 +897,7 @@ where
             Ok(()) => return Ok(()),
             Err(e) => {
                 attempt += 1;
-                metrics::counter!("world_save_errors_total").increment(1);
+                metrics::counter!(crate::metrics::SAVE_ERRORS).increment(1);
                 tracing::warn!(what, attempt, rows = rows.len(), error = %e, "world save failed");
                 if attempt >= tries {
                     return Err(e);
@@ -992,8 +990,8 @@ pub(crate) async fn saver(
             tracing::error!(players = ?players, "world state not saved after {LAST_SAVE_TRIES} tries");
             unsaved.lost.extend(failed);
         }
-        metrics::gauge!("world_unsaved_players").set(unsaved.players().len() as f64);
-        metrics::histogram!("world_save_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!(crate::metrics::UNSAVED_PLAYERS).set(unsaved.players().len() as f64);
+        metrics::histogram!(crate::metrics::SAVE_SECONDS).record(started.elapsed().as_secs_f64());
     }
 }
 
@@ -1041,12 +1039,12 @@ async fn settle(game: &dyn rsgame_game::Game, j: RewardJob, tries: u32) -> Optio
             None
         }
         Err(e) if lasting(&e) => {
-            metrics::counter!("world_reward_errors_total").increment(1);
+            metrics::counter!(crate::metrics::REWARD_ERRORS).increment(1);
             tracing::error!(user = j.user, reference = %j.reference, error = %e, "kill reward refused for good");
             None
         }
         Err(e) => {
-            metrics::counter!("world_reward_errors_total").increment(1);
+            metrics::counter!(crate::metrics::REWARD_ERRORS).increment(1);
             tracing::warn!(user = j.user, reference = %j.reference, error = %e, "kill reward not granted yet: kept for a retry");
             Some(j)
         }
@@ -1100,7 +1098,7 @@ pub(crate) async fn rewarder(mut rx: mpsc::UnboundedReceiver<RewardMsg>, game: A
             }
             next_round = tokio::time::Instant::now() + REWARD_RETRY;
         }
-        metrics::gauge!("world_rewards_pending").set(failed.len() as f64);
+        metrics::gauge!(crate::metrics::REWARDS_PENDING).set(failed.len() as f64);
         if let Some(done) = done {
             // Handed over, so the flush can name them; nothing is kept past a flush.
             let _ = done.send(failed.drain(..).collect());

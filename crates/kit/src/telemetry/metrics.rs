@@ -12,6 +12,124 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 /// Request latency in seconds, by method, route and HTTP status.
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// Open HTTP connections.
+pub const HTTP_CONNECTIONS_OPEN: &str = "http_connections_open";
+/// HTTP connections refused, by reason.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "http_connections_refused_total";
+/// Game data reloads that failed validation.
+pub const DATA_RELOAD_FAILURES: &str = "data_reload_failures_total";
+/// Requests cancelled at their deadline, by face (REST or rpc).
+pub const GOVERNANCE_TIMEOUTS: &str = "governance_timeouts_total";
+/// Requests refused by a rate limit, by face.
+pub const GOVERNANCE_RATE_LIMITED: &str = "governance_rate_limited_total";
+/// Requests shed under load, by face.
+pub const GOVERNANCE_SHED: &str = "governance_shed_total";
+/// Heap bytes in use (glibc).
+pub const HEAP_IN_USE: &str = "process_heap_in_use_bytes";
+/// Free heap bytes the allocator holds (glibc).
+pub const HEAP_FREE: &str = "process_heap_free_bytes";
+/// Times free heap memory was handed back to the system.
+pub const MEMORY_RELEASED: &str = "process_memory_released_total";
+
+/// What kind of series a metric is, as Prometheus names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in buckets.
+    Histogram,
+}
+
+impl Kind {
+    /// `counter`, `gauge` or `histogram`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric a crate records. Each crate lists its own in a `METRICS` table next to their
+/// names; the binary describes every table to the recorder at start (the HELP lines) and
+/// prints them with `rsgame config metrics`, which is what the deployment's dashboards and
+/// alerts are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Def {
+    /// The series name.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: Kind,
+    /// What it measures, and by which labels.
+    pub help: &'static str,
+}
+
+impl Def {
+    /// A counter.
+    pub const fn counter(name: &'static str, help: &'static str) -> Def {
+        Def { name, kind: Kind::Counter, help }
+    }
+
+    /// A gauge.
+    pub const fn gauge(name: &'static str, help: &'static str) -> Def {
+        Def { name, kind: Kind::Gauge, help }
+    }
+
+    /// A histogram.
+    pub const fn histogram(name: &'static str, help: &'static str) -> Def {
+        Def { name, kind: Kind::Histogram, help }
+    }
+}
+
+/// Describes metrics to the installed recorder, for their HELP lines. Without a recorder it
+/// does nothing.
+pub fn describe(defs: &[Def]) {
+    for d in defs {
+        match d.kind {
+            Kind::Counter => metrics::describe_counter!(d.name, d.help),
+            Kind::Gauge => metrics::describe_gauge!(d.name, d.help),
+            Kind::Histogram => metrics::describe_histogram!(d.name, d.help),
+        }
+    }
+}
+
+const PROCESS_CPU: Def = Def::counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
+const PROCESS_RSS: Def = Def::gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
+const PROCESS_VSIZE: Def = Def::gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.");
+const PROCESS_START: Def =
+    Def::gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.");
+const PROCESS_THREADS: Def = Def::gauge("process_threads", "Number of OS threads in the process.");
+const PROCESS_OPEN_FDS: Def = Def::gauge("process_open_fds", "Number of open file descriptors.");
+const PROCESS_MAX_FDS: Def = Def::gauge("process_max_fds", "Maximum number of open file descriptors.");
+
+/// The metrics kit records: HTTP, governance, game data, memory, log shipping and the
+/// standard `process_*` series.
+pub const METRICS: &[Def] = &[
+    Def::counter(HTTP_REQUESTS, "HTTP requests served, by method, route and status."),
+    Def::histogram(HTTP_DURATION, "HTTP request latency, by method, route and status."),
+    Def::gauge(HTTP_CONNECTIONS_OPEN, "Open HTTP connections."),
+    Def::counter(HTTP_CONNECTIONS_REFUSED, "HTTP connections refused, by reason."),
+    Def::counter(DATA_RELOAD_FAILURES, "Game data reloads refused because the new files did not validate."),
+    Def::counter(GOVERNANCE_TIMEOUTS, "Requests cancelled at their deadline, by face (REST unless rpc)."),
+    Def::counter(GOVERNANCE_RATE_LIMITED, "Requests refused by a per-client rate limit, by face."),
+    Def::counter(GOVERNANCE_SHED, "Requests shed because the process was saturated, by face."),
+    Def::gauge(HEAP_IN_USE, "Heap bytes in use."),
+    Def::gauge(HEAP_FREE, "Free heap bytes the allocator holds."),
+    Def::counter(MEMORY_RELEASED, "Times free heap memory was handed back to the system."),
+    Def::counter(super::ship::SENT, "Log lines delivered to a log sink, by sink."),
+    Def::counter(super::ship::DROPPED, "Log lines lost on the way to a log sink (queue full, refused), by sink."),
+    Def::counter(super::ship::ERRORS, "Failed sends to a log sink, by sink."),
+    PROCESS_CPU,
+    PROCESS_RSS,
+    PROCESS_VSIZE,
+    PROCESS_START,
+    PROCESS_THREADS,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+];
 
 /// Latency buckets (seconds), from a fast cache hit to a slow database call.
 const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -31,12 +149,7 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
-        metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests served, by method, route and status.");
-        metrics::describe_histogram!(
-            HTTP_DURATION,
-            metrics::Unit::Seconds,
-            "HTTP request latency, by method, route and status."
-        );
+        describe(METRICS);
         // The recorder keeps histograms as summaries of a window; upkeep trims it. Without
         // this the exporter relies on scrapes alone to drain old samples.
         let upkeep = handle.clone();
@@ -173,21 +286,17 @@ fn process_metrics(out: &mut String) {
     let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1)).unwrap_or(0);
     let max_fds = max_open_files().unwrap_or(0.0);
 
-    let mut emit = |name: &str, kind: &str, help: &str, v: f64| {
+    let mut emit = |d: Def, v: f64| {
+        let (name, kind, help) = (d.name, d.kind.as_str(), d.help);
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     };
-    emit("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", cpu);
-    emit("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss_pages * page);
-    emit("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize);
-    emit(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        boot + start_ticks / ticks,
-    );
-    emit("process_threads", "gauge", "Number of OS threads in the process.", threads);
-    emit("process_open_fds", "gauge", "Number of open file descriptors.", open_fds as f64);
-    emit("process_max_fds", "gauge", "Maximum number of open file descriptors.", max_fds);
+    emit(PROCESS_CPU, cpu);
+    emit(PROCESS_RSS, rss_pages * page);
+    emit(PROCESS_VSIZE, vsize);
+    emit(PROCESS_START, boot + start_ticks / ticks);
+    emit(PROCESS_THREADS, threads);
+    emit(PROCESS_OPEN_FDS, open_fds as f64);
+    emit(PROCESS_MAX_FDS, max_fds);
 }
 
 /// USER_HZ: 100 on every Linux platform rsgame targets (x86-64, arm64); reading it properly

@@ -456,9 +456,6 @@ struct Sender {
 
 impl Sender {
     async fn run(mut self, stop: CancellationToken) {
-        metrics::describe_counter!(SENT, "Log lines delivered to a log sink, by sink.");
-        metrics::describe_counter!(DROPPED, "Log lines lost on the way to a log sink (queue full, refused), by sink.");
-        metrics::describe_counter!(ERRORS, "Failed sends to a log sink, by sink.");
         let mut batch: Vec<Line> = Vec::new();
         loop {
             if batch.is_empty() {

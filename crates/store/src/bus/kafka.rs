@@ -111,7 +111,7 @@ impl Kafka {
         match self.producer.send(record, Timeout::After(self.opts.publish_timeout)).await {
             Ok(_) => Ok(()),
             Err((e, _)) => {
-                metrics::counter!("bus_publish_failures_total", "backend" => "kafka").increment(1);
+                metrics::counter!(crate::metrics::BUS_PUBLISH_FAILURES, "backend" => "kafka").increment(1);
                 tracing::warn!(topic = name, error = %e, "bus publish failed");
                 Err(kerr(&format!("publish to {name} failed"), e))
             }

@@ -283,7 +283,7 @@ impl Bus {
                 Err(e) => {
                     tracing::warn!(topic, attempt = n, error = %e, "bus publish failed");
                     if tokio::time::Instant::now() + delay > deadline {
-                        metrics::counter!("bus_publish_failures_total", "backend" => backend).increment(1);
+                        metrics::counter!(crate::metrics::BUS_PUBLISH_FAILURES, "backend" => backend).increment(1);
                         return Err(StoreError::Cache(format!("bus: publish to {topic} failed: {e}")));
                     }
                 }

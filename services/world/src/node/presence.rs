@@ -40,7 +40,7 @@ impl World {
         drop(t);
         self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         tracing::info!(user = %uid, "player's session ended: the account's sessions were ended");
-        metrics::gauge!("world_online_players").set(self.online() as f64);
+        metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
     }
 
     /// Ends the stay of `uid` on this node: it logged in on another one at `sent_at`. A
@@ -65,7 +65,7 @@ impl World {
         self.leave_room(uid, p.room).await;
         drop(t);
         tracing::info!(user = %uid, "player moved to another node");
-        metrics::gauge!("world_online_players").set(self.online() as f64);
+        metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
     }
 
     /// The gate's disconnect hook: the player stays for the grace period, then leaves.
@@ -249,7 +249,7 @@ impl World {
                 self.notify_friends(uid, &profile, true, None).await;
             }
         }
-        metrics::gauge!("world_online_players").set(self.online() as f64);
+        metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
         if let Some(c) = &self.0.cluster {
             c.arrived(uid.get()).await;
         }
@@ -301,7 +301,7 @@ impl World {
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
             tracing::info!(user = %uid, "player logged out");
         }
-        metrics::gauge!("world_online_players").set(self.online() as f64);
+        metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
         session.push(ids::reply(ids::LOGOUT), &pb::LogoutResp { r#type: LogoutType::Quit as i32, user_id: uid.get() });
         session.close(CloseReason::Kicked);
         Ok(())

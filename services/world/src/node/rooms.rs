@@ -75,7 +75,7 @@ impl World {
         }
         if close {
             // The last handle goes with `handle`: the room's task ends.
-            metrics::gauge!("world_rooms").decrement(1.0);
+            metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
         }
     }
 
@@ -262,7 +262,7 @@ impl World {
             // Its handle was dropped with the refused entry: the room's task has ended.
             return Err(Error::msg(Code::TooManyRequests, "too many rooms on this node"));
         }
-        metrics::gauge!("world_rooms").increment(1.0);
+        metrics::gauge!(crate::metrics::ROOMS).increment(1.0);
         tracing::info!(user = %uid, room = id, r#type = msg.r#type, "room created");
         session.push(ids::reply(ids::CREATE_ROOM), &{
             let (status, msg) = status(true, &id.to_string());
@@ -283,7 +283,7 @@ impl World {
             };
             if removed.is_some() {
                 // Dropping the entry dropped the room's last handle.
-                metrics::gauge!("world_rooms").decrement(1.0);
+                metrics::gauge!(crate::metrics::ROOMS).decrement(1.0);
             }
         }
         entered

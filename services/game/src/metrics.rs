@@ -1,0 +1,14 @@
+//! The game service's Prometheus metrics: their names and what they measure.
+
+use rsgame_kit::telemetry::metrics::Def;
+
+/// Game data reloads, by result (`ok`, `refused`).
+pub const DATA_RELOADS: &str = "game_data_reloads_total";
+/// Changes to an online player that the game nodes were not told of.
+pub const PLAYER_CHANGED_ERRORS: &str = "game_player_changed_errors_total";
+
+/// The metrics the game service records.
+pub const METRICS: &[Def] = &[
+    Def::counter(DATA_RELOADS, "Game data reloads, by result (ok, refused)."),
+    Def::counter(PLAYER_CHANGED_ERRORS, "Changes to a player the game nodes could not be told of."),
+];
