@@ -42,12 +42,16 @@ fn start(name: &str, env: &[(&str, String)]) -> Example {
             c.env_remove(k);
         }
     }
-    c.env("RSGAME_GATE__HOST", "127.0.0.1")
-        .env("RSGAME_GATE__TCP_PORT", free_port().to_string())
-        .env("RSGAME_GATE__KCP_ENABLED", "false")
-        .env("RSGAME_HTTP__HOST", "127.0.0.1")
-        .env("RSGAME_HTTP__PORT", free_port().to_string())
-        .env("RSGAME_LOG__LEVEL", "warn");
+    // Only the sections the example reads: a key of any other is refused at start, as it
+    // should be (each example's `Settings` names its sections).
+    if name != "rest_service" {
+        c.env("RSGAME_GATE__HOST", "127.0.0.1")
+            .env("RSGAME_GATE__TCP_PORT", free_port().to_string())
+            .env("RSGAME_GATE__KCP_ENABLED", "false");
+    }
+    if name == "chat" || name == "rest_service" {
+        c.env("RSGAME_HTTP__HOST", "127.0.0.1").env("RSGAME_HTTP__PORT", free_port().to_string());
+    }
     for (k, v) in env {
         c.env(k, v);
     }
