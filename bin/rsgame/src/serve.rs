@@ -302,8 +302,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         if cfg.game.reload_secs > 0 {
             data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
         }
-        let g: Arc<dyn rsgame_game::Game> =
-            Arc::new(rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()));
+        let g: Arc<dyn rsgame_game::Game> = Arc::new(
+            rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()).with_events(s.bus.clone()),
+        );
         local_game = Some(g.clone());
         Ok(g)
     };

@@ -85,7 +85,9 @@ fn two_players_in_headless_chromium() {
             "cache:\n  backend: redis\n  url: {redis}\n  prefix: \"{prefix}\"\nusercenter:\n  register_captcha: true\n"
         ),
     );
-    let server = Server::start(&cfg, &[]);
+    // The operators' token the test uses to send B a gift through the inbox.
+    let admin = format!("web-e2e-admin-{}", std::process::id());
+    let server = Server::start(&cfg, &[("RSGAME_GAME__ADMIN_TOKEN", &admin)]);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-e2e");
     let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
@@ -95,6 +97,7 @@ fn two_players_in_headless_chromium() {
         .env("CHROMIUM", &chromium)
         .env("REDIS_URL", &redis)
         .env("CACHE_PREFIX", &prefix)
+        .env("ADMIN_TOKEN", &admin)
         .env("E2E_SHOTS", &shots)
         .output()
         .expect("node runs");

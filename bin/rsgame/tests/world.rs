@@ -636,6 +636,32 @@ async fn the_bag_and_the_shop_change_the_live_player_and_what_others_see() {
     assert!(!seen.list.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_sent_to_a_player_in_the_world_is_pushed_and_its_gift_shows_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    world_data(dir.path());
+    let cfg = write_config(dir.path(), AUTH);
+    let srv = Server::start(&cfg, &[("RSGAME_GAME__ADMIN_TOKEN", "mail-admin")]);
+    let http = format!("127.0.0.1:{}", srv.port);
+    let a = account(&srv, "postman").await;
+    let mut c = tcp(&srv).await;
+    c.login(a.user_id, &a.token).await.expect("login");
+    let start: pb::PlayerStats = c.wait(ids::PLAYER_STATS, T).await.expect("stats at login");
+    let h = ["Content-Type: application/json".to_owned(), "X-Admin-Token: mail-admin".to_owned()];
+    let body = serde_json::json!({"userIds": [a.user_id], "title": "Compensation", "coins": 25});
+    let r = rsgame_testkit::call(srv.port, "POST", "/game/v1/inbox/send", &h, body.to_string().as_bytes()).await;
+    assert_eq!(r.json()["code"], 200, "{:?}", r.json());
+    let id = r.json()["data"][0].as_i64().expect("id");
+    // rsgame-bot asks for every capability: the notice comes while it plays.
+    let n: pb::MailNotice = c.wait(ids::MAIL_NOTICE, T).await.expect("a mail notice");
+    assert_eq!((n.id, n.title.as_str(), n.attachment), (id, "Compensation", true));
+    let v = rsgame_bot::client::post(&http, "/game/v1/inbox/claim", Some(&a.token), &serde_json::json!({"id": id}))
+        .await
+        .expect("claim");
+    assert_eq!(v["code"], 200, "{v}");
+    stats_where(&mut c, "coins from the mail", |s| s.coins == start.coins + 25).await;
+}
+
 /// Logs in, walks somewhere new, and returns where it stands.
 async fn wander(srv: &Server, a: &Account, dx: f32) -> (Client, (f32, f32)) {
     let mut c = tcp(srv).await;

@@ -1,14 +1,16 @@
 // End to end in a real browser: two players register (answering the captcha) and log in, see
 // each other move, chat privately, one kills a monster and sees its coins rise in the bag, one
-// buys in the shop, and a reload resumes the session; a forgotten password is reset by an
-// email code, and a third browser plays as a guest. Screenshots of each step go to
+// buys in the shop and claims an operator's gift from the inbox, and a reload resumes the
+// session; a forgotten password is reset by an email code, and a third browser plays as a
+// guest. Screenshots of each step go to
 // $E2E_SHOTS (default target/web-e2e).
 //
 //   node e2e/e2e.mjs http://127.0.0.1:8888
 //
 // Environment: CHROMIUM (default /usr/bin/chromium); REDIS_URL and CACHE_PREFIX, where the
 // server keeps captcha answers and verification codes (the test plays the human who reads
-// the picture and the email).
+// the picture and the email); ADMIN_TOKEN, the server's game.admin_token, with which the
+// test plays the operator who mails B a gift.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import net from "node:net";
@@ -236,6 +238,27 @@ try {
   await b.click("#panels button[data-panel='bag']");
   await until(b, "B's bag holds the goods and fewer coins", (c0) => Number(document.getElementById("bag-coins").textContent) < c0 && document.querySelectorAll("#bag-list li").length > 0, bCoins0);
   await shot(b, "B-bought");
+
+  // An operator mails B a gift: the notice arrives while B plays, B opens the inbox and
+  // claims it, and the coins show in the bag.
+  const adminToken = process.env.ADMIN_TOKEN;
+  if (!adminToken) throw new Error("ADMIN_TOKEN is not set");
+  const sent = await fetch(`${base}/game/v1/inbox/send`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Admin-Token": adminToken },
+    body: JSON.stringify({ userIds: [idB], title: "Welcome gift", body: "For trying rsgame.", coins: 15 }),
+  }).then((r) => r.json());
+  check(sent.code === 200, `the operator's mail was sent (${JSON.stringify(sent)})`);
+  await until(b, "B's Mail tab shows an unread message", () => document.getElementById("mail-unread").textContent === "1" && !document.getElementById("mail-unread").hidden, null);
+  const [pack] = await Promise.all([b.waitForResponse((r) => r.url().endsWith("/getPack")), b.click("#panels button[data-panel='bag']")]);
+  const bCoins1 = (await pack.json()).data.player.coins;
+  await b.click("#panels button[data-panel='mail']");
+  await b.waitForSelector("#mail-list li button", { timeout: T });
+  await shot(b, "B-mail");
+  const [claimed] = await Promise.all([b.waitForResponse((r) => r.url().endsWith("/inbox/claim")), b.click("#mail-list li button")]);
+  check((await claimed.json()).code === 200, "B claimed the gift");
+  await b.click("#panels button[data-panel='bag']");
+  await until(b, "B's bag holds the gift's coins", (c1) => Number(document.getElementById("bag-coins").textContent) === c1 + 15, bCoins1);
 
   // A dropped connection comes back by itself, and the player is still there.
   await b.evaluate(() => window.rsgame.conn.drop());

@@ -232,6 +232,25 @@ export interface ShopItem {
   goods: Goods;
 }
 
+export interface Mail {
+  id: number;
+  kind: string;
+  title: string;
+  body: string;
+  coins: number;
+  goods: Array<{ goods_id: number; count: number }>;
+  createdAt: number;
+  expiresAt: number;
+  read: boolean;
+  claimed: boolean;
+}
+
+export interface InboxPage {
+  mails: Mail[];
+  unread: number;
+  next: number;
+}
+
 export interface Ranking {
   list: Array<{ rank: number; userId: number; value: number }>;
   me?: { rank: number; userId: number; value: number };

@@ -238,6 +238,7 @@ function enterGame(): void {
   void refreshBag();
   void refreshShop();
   void refreshRanks();
+  void refreshMail();
 }
 
 function onMessage(id: number, m: any): void {
@@ -297,6 +298,10 @@ function onMessage(id: number, m: any): void {
       break;
     case ID.SpawnResp:
       for (const e of m.list ?? []) if (e.kind === pb.EntityKind.ENTITY_KIND_PLAYER) names.set(Number(e.id), e.name);
+      break;
+    case ID.MailNotice:
+      toast(`new mail: ${m.title}`);
+      void refreshMail();
       break;
     case ID.LockstepFrames:
       lockstep.handle(m);
@@ -556,6 +561,74 @@ async function refreshShop(): Promise<void> {
   }
 }
 
+// ---- inbox (REST, with MailNotice pushes) -------------------------------------------------
+
+let goodsNames = new Map<number, string>();
+
+function mailItem(m: api.Mail): HTMLLIElement {
+  const li = document.createElement("li");
+  li.className = m.read ? "mail" : "mail unread";
+  li.dataset.mail = String(m.id);
+  const text = document.createElement("span");
+  text.className = "grow";
+  const title = document.createElement("b");
+  title.textContent = m.title;
+  const gifts = [m.coins > 0 ? `${m.coins} coins` : "", ...m.goods.map((g) => `${goodsNames.get(g.goods_id) ?? `goods ${g.goods_id}`} ×${g.count}`)]
+    .filter(Boolean)
+    .join(", ");
+  const body = document.createElement("small");
+  body.textContent = [m.body, gifts ? `Attached: ${gifts}${m.claimed ? " (claimed)" : ""}` : ""].filter(Boolean).join(" · ");
+  text.append(title, document.createElement("br"), body);
+  li.append(text);
+  const act = (label: string, run: () => Promise<void>) => {
+    const b = document.createElement("button");
+    b.textContent = label;
+    b.onclick = async () => {
+      try {
+        await run();
+      } catch (e) {
+        toast((e as Error).message);
+      }
+      void refreshMail();
+    };
+    li.append(b);
+  };
+  if (gifts && !m.claimed) {
+    act("Claim", async () => {
+      await authed("/game/v1/inbox/claim", { id: m.id });
+      toast(`claimed ${gifts}`);
+      void refreshBag();
+    });
+  } else {
+    act("Delete", async () => {
+      await authed("/game/v1/inbox/delete", { ids: [m.id] });
+    });
+  }
+  return li;
+}
+
+async function refreshMail(): Promise<void> {
+  try {
+    if (goodsNames.size === 0) {
+      const shop = await api.call<api.ShopItem[]>("/game/v1/game/getShop", {});
+      goodsNames = new Map(shop.map((s) => [s.goods.id, s.goods.name]));
+    }
+    const page = await authed<api.InboxPage>("/game/v1/inbox/list", { limit: 50 });
+    $("mail-list").replaceChildren(...page.mails.map(mailItem));
+    $("mail-empty").hidden = page.mails.length > 0;
+    $("mail-unread").hidden = page.unread === 0;
+    $("mail-unread").textContent = String(page.unread);
+    // Opened: what is on screen counts as read.
+    const unread = page.mails.filter((m) => !m.read).map((m) => m.id);
+    if (!$("panel-mail").hidden && unread.length > 0) {
+      await authed("/game/v1/inbox/read", { ids: unread });
+      $("mail-unread").hidden = true;
+    }
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+
 let rankBy = "score";
 async function refreshRanks(): Promise<void> {
   try {
@@ -591,6 +664,7 @@ function panel(name: string): void {
   if (name === "bag") void refreshBag();
   if (name === "shop") void refreshShop();
   if (name === "ranks") void refreshRanks();
+  if (name === "mail") void refreshMail();
   if (name === "rooms") send(ID.RoomList, { type: 0 });
   if (name === "friends") send(ID.MyFriend, { type: 1 });
 }

@@ -34,6 +34,7 @@ const INBOUND: Record<number, Codec> = {
   [ID.SpawnResp]: pb.SpawnResp,
   [ID.DespawnResp]: pb.DespawnResp,
   [ID.PlayerStats]: pb.PlayerStats,
+  [ID.MailNotice]: pb.MailNotice,
   [ID.LockstepFrames]: pb.LockstepFrames,
   [ID.LogoutResp]: pb.LogoutResp,
 };

@@ -79,11 +79,17 @@ pub enum Code {
     FreshLoginRequired,
     /// 400520: WeChat refused the login code (rsgame).
     WechatRejected,
+    /// 400521: that message's attachment was already claimed (rsgame).
+    AlreadyClaimed,
+    /// 400522: that message has expired (rsgame).
+    MailExpired,
+    /// 400523: that message still holds an attachment: claim it first (rsgame).
+    AttachmentUnclaimed,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 35] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -116,6 +122,9 @@ impl Code {
         Code::LastIdentity,
         Code::FreshLoginRequired,
         Code::WechatRejected,
+        Code::AlreadyClaimed,
+        Code::MailExpired,
+        Code::AttachmentUnclaimed,
     ];
 
     /// The number on the wire.
@@ -153,6 +162,9 @@ impl Code {
             Code::LastIdentity => 400_518,
             Code::FreshLoginRequired => 400_519,
             Code::WechatRejected => 400_520,
+            Code::AlreadyClaimed => 400_521,
+            Code::MailExpired => 400_522,
+            Code::AttachmentUnclaimed => 400_523,
         }
     }
 
@@ -196,6 +208,9 @@ impl Code {
             Code::LastIdentity => "the account's last way to log in cannot be removed",
             Code::FreshLoginRequired => "log in again first",
             Code::WechatRejected => "WeChat refused the login code",
+            Code::AlreadyClaimed => "already claimed",
+            Code::MailExpired => "that message has expired",
+            Code::AttachmentUnclaimed => "claim the attachment first",
         }
     }
 
@@ -212,6 +227,8 @@ impl Code {
             Code::FreshLoginRequired | Code::WechatRejected => StatusCode::UNAUTHORIZED,
             Code::ScanPending => StatusCode::ACCEPTED,
             Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => StatusCode::CONFLICT,
+            Code::AlreadyClaimed | Code::AttachmentUnclaimed => StatusCode::CONFLICT,
+            Code::MailExpired => StatusCode::GONE,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
@@ -240,9 +257,14 @@ impl Code {
             Code::NotFound | Code::RouteNotFound => 5, // NOT_FOUND
             Code::Forbidden => 7, // PERMISSION_DENIED
             Code::TooManyRequests => 8, // RESOURCE_EXHAUSTED
-            Code::UpdateNoRow | Code::ScanPending | Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => {
-                9
-            } // FAILED_PRECONDITION
+            Code::UpdateNoRow
+            | Code::ScanPending
+            | Code::NotEnoughCoins
+            | Code::NotEnoughItems
+            | Code::LevelTooLow
+            | Code::AlreadyClaimed
+            | Code::MailExpired
+            | Code::AttachmentUnclaimed => 9, // FAILED_PRECONDITION
             Code::TokenGenerate | Code::Db | Code::InsertFailed | Code::UpdateFailed => 13, // INTERNAL
             Code::Unavailable => 14, // UNAVAILABLE
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => 16, // UNAUTHENTICATED

@@ -31,6 +31,10 @@ pub mod events {
     /// The topic of [`PlayerChanged`]: published by the game service's REST routes, read by
     /// every game node (each in a consumer group of its own).
     pub const PLAYER_CHANGED_TOPIC: &str = "game.player_changed";
+
+    /// The topic of [`MailArrived`]: published by the game service when it stores a message,
+    /// read by every game node (each in a consumer group of its own).
+    pub const MAIL_ARRIVED_TOPIC: &str = "game.mail_arrived";
 }
 
 /// Message ids, named for the handlers; each is a value of `proto/game.proto`'s `MessageId`
@@ -83,6 +87,8 @@ pub mod ids {
     pub const LOCKSTEP_FRAMES: u32 = MessageId::LockstepFrames as u32;
     /// rsgame: LockstepSync → LockstepFrames.
     pub const LOCKSTEP_SYNC: u32 = MessageId::LockstepSync as u32;
+    /// rsgame push: MailNotice, something arrived in the inbox.
+    pub const MAIL_NOTICE: u32 = MessageId::MailNotice as u32;
     /// Logout → LogoutResp.
     pub const LOGOUT: u32 = MessageId::Logout as u32;
     /// The reply (or push) id of a request id.

@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "usercenter identities (device login)", up: v5 },
     Migration { version: 6, name: "usercenter bans with an end and a reason, account closing", up: v6 },
     Migration { version: 7, name: "game ledger looked up by reference (idempotent rewards)", up: v7 },
+    Migration { version: 8, name: "game inbox: messages with attachments claimed once", up: v8 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -393,4 +394,39 @@ pub async fn migrate(db: &Db) -> Result<Vec<i64>, StoreError> {
         done.push(m.version);
     }
     Ok(done)
+}
+
+/// A player's inbox. A message has a kind (`system`, `gm`, `friend`, `guild`, `match`…), a
+/// title and text, and may carry an attachment (coins and goods, as JSON) claimed once
+/// through the ledger under the reference `mail:{id}`. `reference` makes a send idempotent
+/// per player (NULL: none; NULLs never collide in a unique index). Read, claimed and deleted
+/// are times (0: not yet); a deleted message is kept until it expires or is purged, so a
+/// claim's ledger rows always point at one.
+fn v8(b: Backend) -> Vec<String> {
+    let big = |n: &'static str| ColumnDef::new(n).big_integer().not_null().default(0).to_owned();
+    let t = Table::create()
+        .table("game_mail")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("kind").string_len(16).not_null())
+        .col(ColumnDef::new("title").string_len(191).not_null())
+        .col(ColumnDef::new("body").text().not_null())
+        .col(big("coins"))
+        // [{"goods_id":1,"count":2}, …]; empty: no goods.
+        .col(ColumnDef::new("goods").text().not_null())
+        .col(ColumnDef::new("reference").string_len(128).null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(big("expires_at"))
+        .col(big("read_at"))
+        .col(big("claimed_at"))
+        .col(big("deleted_at"))
+        .to_owned();
+    let mut ux = Index::create();
+    ux.name("ux_game_mail_ref").table("game_mail").col("user_id").col("reference").unique();
+    vec![
+        build(b, &t),
+        index(b, &ux),
+        index(b, &Index::create().name("idx_game_mail_user").table("game_mail").col("user_id").col("id").to_owned()),
+    ]
 }

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use rsgame_proto::events::{PLAYER_CHANGED_TOPIC, PlayerChanged};
 use rsgame_store::Bus;
 
-use crate::data::{Effect, Level, Notice};
+use crate::data::{Effect, ItemCount, Level, Notice};
+use crate::inbox::{InboxPage, NewMail};
 use crate::logic::{BattleResult, Game, Pack, Player, Progress, RankBy, Ranking, ShopItem};
 
 #[derive(Clone)]
@@ -42,6 +43,11 @@ pub fn router(game: Arc<dyn Game>, auth: Auth, admin_token: &str, changes: Optio
         .route("/game/v1/game/battle", post(battle))
         .route("/game/v1/game/getMyBattle", post(get_my_battle))
         .route("/game/v1/game/changeScore", post(change_score))
+        .route("/game/v1/inbox/list", post(inbox_list))
+        .route("/game/v1/inbox/read", post(inbox_read))
+        .route("/game/v1/inbox/claim", post(inbox_claim))
+        .route("/game/v1/inbox/delete", post(inbox_delete))
+        .route("/game/v1/inbox/send", post(inbox_send))
         .with_state(st)
         .layer(Extension(auth))
 }
@@ -182,17 +188,123 @@ async fn change_score(
     headers: HeaderMap,
     Json(r): Json<ChangeScoreReq>,
 ) -> Result<Reply<Player>> {
-    let sent = headers.get("x-admin-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if st.admin_token.is_empty() || !rsgame_kit::auth::constant_time_eq(sent.as_bytes(), st.admin_token.as_bytes()) {
-        tracing::warn!(user_id = r.user_id, "changeScore refused: no valid admin token");
-        return Err(Error::msg(Code::Forbidden, "changeScore is for server-side tools"));
-    }
+    st.admin(&headers, "changeScore")?;
     let player = st.game.change_score(r.user_id, r.coins, r.score, &r.reason, &r.reference).await?;
     st.changed(r.user_id, 0, "admin").await;
     Ok(Reply(player))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct InboxReq {
+    /// Messages with ids below this (the previous page's `next`); 0 or absent: the newest.
+    #[serde(default)]
+    before: i64,
+    /// 1 to 100 (default 20).
+    #[serde(default = "twenty")]
+    limit: i64,
+}
+
+#[utoipa::path(post, path = "/game/v1/inbox/list", tag = "inbox", summary = "My inbox, newest first", description = "Messages not deleted and not expired, a page at a time (`next` is the next page's `before`, 0 on the last), and how many are unread.", security(("bearer" = [])), request_body = InboxReq, responses((status = 200, body = Envelope<InboxPage>)))]
+async fn inbox_list(State(st): State<St>, user: AuthUser, Json(r): Json<InboxReq>) -> Result<Reply<InboxPage>> {
+    st.game.inbox(user.user_id, r.before, r.limit).await.map(Reply)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct IdsReq {
+    /// 1 to 100 message ids; others' ids change nothing.
+    ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/game/v1/inbox/read", tag = "inbox", summary = "Mark messages read", security(("bearer" = [])), request_body = IdsReq, responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn inbox_read(State(st): State<St>, user: AuthUser, Json(r): Json<IdsReq>) -> Result<Reply<serde_json::Value>> {
+    st.game.read_mail(user.user_id, &r.ids).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ClaimReq {
+    /// The message.
+    id: i64,
+}
+
+#[utoipa::path(post, path = "/game/v1/inbox/claim", tag = "inbox", summary = "Claim a message's attachment", description = "Its coins and goods are added in one transaction with ledger rows (reference `mail:{id}`); the profile after it. Once only: again is 400521, even at the same moment; expired: 400522; another player's message: 400201.", security(("bearer" = [])), request_body = ClaimReq, responses((status = 200, body = Envelope<Player>)))]
+async fn inbox_claim(State(st): State<St>, user: AuthUser, Json(r): Json<ClaimReq>) -> Result<Reply<Player>> {
+    let player = st.game.claim_mail(user.user_id, r.id).await?;
+    st.changed(user.user_id, 0, "mail").await;
+    Ok(Reply(player))
+}
+
+#[utoipa::path(post, path = "/game/v1/inbox/delete", tag = "inbox", summary = "Delete messages", description = "A message whose attachment is not claimed (and not expired) is refused with 400523, and then none is deleted.", security(("bearer" = [])), request_body = IdsReq, responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn inbox_delete(State(st): State<St>, user: AuthUser, Json(r): Json<IdsReq>) -> Result<Reply<serde_json::Value>> {
+    st.game.delete_mail(user.user_id, &r.ids).await?;
+    Ok(Reply(serde_json::json!({})))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SendReq {
+    /// The players (1 to 1000).
+    user_ids: Vec<i64>,
+    /// 1 to 16 of a-z, 0-9 and _ (default `gm`).
+    #[serde(default = "gm")]
+    kind: String,
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    coins: i64,
+    #[serde(default)]
+    goods: Vec<ItemCount>,
+    /// Unix ms; 0: never.
+    #[serde(default)]
+    expires_at: i64,
+    /// Makes the send idempotent per player: sending again with it stores nothing more.
+    #[serde(default)]
+    reference: String,
+}
+
+fn gm() -> String {
+    "gm".into()
+}
+
+#[utoipa::path(post, path = "/game/v1/inbox/send", tag = "inbox", summary = "Send a message to players (server-side only)", description = "For server-side tools holding game.admin_token, sent as X-Admin-Token (400501 without). Each player gets the message (with its attachment) in its inbox; the ids come back in the same order. Online players get a MailNotice (200450) push.", request_body = SendReq, params(("X-Admin-Token" = String, Header, description = "game.admin_token")), responses((status = 200, body = Envelope<Vec<i64>>)))]
+async fn inbox_send(State(st): State<St>, headers: HeaderMap, Json(r): Json<SendReq>) -> Result<Reply<Vec<i64>>> {
+    st.admin(&headers, "inbox/send")?;
+    // Checked whole before any is sent: a bad id never leaves the list half sent.
+    if r.user_ids.is_empty() || r.user_ids.len() > 1000 || r.user_ids.iter().any(|&u| u <= 0) {
+        return Err(Error::bad_param("userIds: 1 to 1000 account ids"));
+    }
+    let mut ids = Vec::with_capacity(r.user_ids.len());
+    for &user_id in &r.user_ids {
+        let mail = NewMail {
+            user_id,
+            kind: r.kind.clone(),
+            title: r.title.clone(),
+            body: r.body.clone(),
+            coins: r.coins,
+            goods: r.goods.clone(),
+            expires_at: r.expires_at,
+            reference: r.reference.clone(),
+        };
+        ids.push(st.game.send_mail(mail).await?);
+    }
+    Ok(Reply(ids))
+}
+
 impl St {
+    /// Refuses a caller without `game.admin_token` in `X-Admin-Token`.
+    fn admin(&self, headers: &HeaderMap, what: &str) -> Result<()> {
+        let sent = headers.get("x-admin-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if self.admin_token.is_empty()
+            || !rsgame_kit::auth::constant_time_eq(sent.as_bytes(), self.admin_token.as_bytes())
+        {
+            tracing::warn!(what, "refused: no valid admin token");
+            return Err(Error::msg(Code::Forbidden, format!("{what} is for server-side tools")));
+        }
+        Ok(())
+    }
+
     /// Tells the game nodes that `user_id`'s numbers changed. The change itself is stored
     /// whatever happens here; a node not told shows old numbers until the player's next
     /// room change or login, so a failure is logged and counted, not hidden.
@@ -218,7 +330,12 @@ impl St {
     buy_goods,
     battle,
     get_my_battle,
-    change_score
+    change_score,
+    inbox_list,
+    inbox_read,
+    inbox_claim,
+    inbox_delete,
+    inbox_send
 ))]
 struct Doc;
 

@@ -5,6 +5,7 @@
 //! - [`config`]: the `game.*` configuration section and its checks.
 //! - [`data`]: goods, shop, levels, experience table and notices from YAML files, validated,
 //!   hot-reloaded.
+//! - [`inbox`]: messages that wait for a player, with attachments claimed once through the ledger.
 //! - [`battle`]: the deterministic battle simulation.
 //! - [`logic`]: the [`Game`] trait and its in-process implementation (profiles, shop, pack,
 //!   use, battles, ranks, notices, score changes), every change in one transaction with its
@@ -21,6 +22,7 @@ pub mod api;
 pub mod battle;
 pub mod config;
 pub mod data;
+pub mod inbox;
 pub mod logic;
 pub mod metrics;
 mod ranks;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::battle::{self, Fighter, WarInfo};
 use crate::data::{DataStore, Effect, GameData, Goods, Kind, Level, Notice, Rewards, Slot};
+use crate::inbox::{InboxPage, NewMail};
 
 /// A player's profile, as `getPack` and battles show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -203,6 +204,20 @@ pub trait Game: Send + Sync {
     async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player>;
     /// Saves the world's hit points, each clamped to 0..=max_hp (write-behind, in batches).
     async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()>;
+    /// Puts a message in a player's inbox: for server-side callers (game nodes, operators)
+    /// only; its id. Idempotent by a non-empty `reference` per player. The node holding the
+    /// player, if it is online, pushes a MailNotice.
+    async fn send_mail(&self, mail: NewMail) -> Result<i64>;
+    /// A page of the player's inbox, newest first: messages with ids below `before` (0: the
+    /// newest), at most `limit` (1 to 100).
+    async fn inbox(&self, user_id: i64, before: i64, limit: i64) -> Result<InboxPage>;
+    /// Marks the player's messages read.
+    async fn read_mail(&self, user_id: i64, ids: &[i64]) -> Result<()>;
+    /// Claims a message's attachment into the player's balances, once (400521 after that,
+    /// 400522 once expired); the player after it.
+    async fn claim_mail(&self, user_id: i64, id: i64) -> Result<Player>;
+    /// Deletes the player's messages; one whose attachment is unclaimed is refused (400523).
+    async fn delete_mail(&self, user_id: i64, ids: &[i64]) -> Result<()>;
 }
 
 const PLAYER_COLS: [&str; 13] = [
@@ -251,21 +266,22 @@ pub struct GameLogic {
     db: Db,
     data: DataStore,
     ranks: Option<crate::ranks::RedisRanks>,
+    events: Option<rsgame_store::Bus>,
 }
 
 /// The changes one transaction makes to a player, applied with their ledger rows.
 #[derive(Default)]
-struct Change {
-    coins: i64,
-    score: i64,
-    exp: i64,
-    items: Vec<(i64, i64)>,
+pub(crate) struct Change {
+    pub(crate) coins: i64,
+    pub(crate) score: i64,
+    pub(crate) exp: i64,
+    pub(crate) items: Vec<(i64, i64)>,
 }
 
 impl GameLogic {
     /// Over the database and the game data.
     pub fn new(db: Db, data: DataStore) -> GameLogic {
-        GameLogic { db, data, ranks: None }
+        GameLogic { db, data, ranks: None, events: None }
     }
 
     /// Keeps the leaderboards in Redis sorted sets when `cache` is Redis (the database
@@ -273,6 +289,32 @@ impl GameLogic {
     pub fn with_rank_cache(mut self, cache: rsgame_store::Cache) -> GameLogic {
         self.ranks = cache.is_shared().then(|| crate::ranks::RedisRanks::new(cache));
         self
+    }
+
+    /// Announces what game nodes show live on `bus`: a message put in an inbox
+    /// ([`MailArrived`](rsgame_proto::events::MailArrived)), pushed to the player if online.
+    pub fn with_events(mut self, bus: rsgame_store::Bus) -> GameLogic {
+        self.events = Some(bus);
+        self
+    }
+
+    /// Tells the game nodes a message arrived. The message is stored whatever happens here;
+    /// a lost announcement costs the live push only (the player sees it at the next list),
+    /// so it is counted and logged, not retried.
+    async fn announce_mail(&self, m: &crate::inbox::NewMail, id: i64) {
+        let Some(bus) = &self.events else { return };
+        let event = rsgame_proto::events::MailArrived {
+            user_id: m.user_id,
+            mail_id: id,
+            kind: m.kind.clone(),
+            title: m.title.trim().to_owned(),
+            attachment: m.coins > 0 || !m.goods.is_empty(),
+        };
+        let topic = rsgame_proto::events::MAIL_ARRIVED_TOPIC;
+        if let Err(e) = bus.publish(topic, &prost::Message::encode_to_vec(&event)).await {
+            metrics::counter!(crate::metrics::MAIL_NOTICE_ERRORS).increment(1);
+            tracing::warn!(user_id = m.user_id, mail = id, error = %e, "inbox message stored but not announced");
+        }
     }
 
     /// After a committed change: the player's new values on the Redis boards. A failure is
@@ -344,6 +386,11 @@ impl GameLogic {
         Ok(Ranking { list, me })
     }
 
+    /// The database it keeps players in.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The game data in use.
     pub fn data(&self) -> Arc<GameData> {
         self.data.get()
@@ -361,7 +408,7 @@ impl GameLogic {
 
     /// Creates the profile if missing (outside any transaction; a concurrent creation wins
     /// harmlessly through the unique key).
-    async fn ensure(&self, user_id: i64) -> Result<()> {
+    pub(crate) async fn ensure(&self, user_id: i64) -> Result<()> {
         if user_id <= 0 {
             return Err(bad("userId: an account id"));
         }
@@ -422,7 +469,7 @@ impl GameLogic {
     }
 
     /// Applies `c` to the (locked) player inside `tx`, with ledger rows, level-ups included.
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         tx: &mut Tx,
         data: &GameData,
@@ -619,7 +666,7 @@ fn item_row(user_id: i64, goods_id: i64) -> sea_query::SelectStatement {
 /// Writes the player's row first in a transaction: it serialises that player's changes
 /// (and on SQLite takes the write lock before any read, so the transaction never has to
 /// upgrade one).
-async fn lock_player(tx: &mut Tx, user_id: i64) -> Result<()> {
+pub(crate) async fn lock_player(tx: &mut Tx, user_id: i64) -> Result<()> {
     let touch = Query::update()
         .table("game_player")
         .value("updated_at", now_ms())
@@ -1017,5 +1064,30 @@ impl Game for GameLogic {
         }
         tx.commit().await?;
         Ok(())
+    }
+    async fn send_mail(&self, mail: NewMail) -> Result<i64> {
+        let (id, new) = self.store_mail(&mail).await?;
+        if new {
+            self.announce_mail(&mail, id).await;
+        }
+        Ok(id)
+    }
+
+    async fn inbox(&self, user_id: i64, before: i64, limit: i64) -> Result<InboxPage> {
+        self.inbox_page(user_id, before, limit).await
+    }
+
+    async fn read_mail(&self, user_id: i64, ids: &[i64]) -> Result<()> {
+        self.mark_read(user_id, ids).await
+    }
+
+    async fn claim_mail(&self, user_id: i64, id: i64) -> Result<Player> {
+        let p = self.claim(user_id, id).await?;
+        self.ranked(user_id).await;
+        Ok(p)
+    }
+
+    async fn delete_mail(&self, user_id: i64, ids: &[i64]) -> Result<()> {
+        self.delete(user_id, ids).await
     }
 }

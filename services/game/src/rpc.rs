@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::battle::{Hit, WarInfo};
 use crate::data::{Effect, Enemy, Goods, ItemCount, Kind, Level, Notice, Rewards, Slot};
+use crate::inbox::{InboxPage, Mail, NewMail};
 use crate::logic::{BattleResult, Game, Pack, PackItem, Player, Progress, RankBy, RankEntry, Ranking, ShopItem};
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
@@ -24,6 +25,44 @@ fn missing(what: &str) -> Error {
 }
 
 // ---- to the wire ----
+
+fn counts(v: Vec<ItemCount>) -> Vec<pb::ItemCount> {
+    v.into_iter().map(|i| pb::ItemCount { goods_id: i.goods_id, count: i.count }).collect()
+}
+
+fn from_counts(v: Vec<pb::ItemCount>) -> Vec<ItemCount> {
+    v.into_iter().map(|i| ItemCount { goods_id: i.goods_id, count: i.count }).collect()
+}
+
+fn mail(m: Mail) -> pb::Mail {
+    pb::Mail {
+        id: m.id,
+        kind: m.kind,
+        title: m.title,
+        body: m.body,
+        coins: m.coins,
+        goods: counts(m.goods),
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        read: m.read,
+        claimed: m.claimed,
+    }
+}
+
+fn from_mail(m: pb::Mail) -> Mail {
+    Mail {
+        id: m.id,
+        kind: m.kind,
+        title: m.title,
+        body: m.body,
+        coins: m.coins,
+        goods: from_counts(m.goods),
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        read: m.read,
+        claimed: m.claimed,
+    }
+}
 
 fn player(p: Player) -> pb::Player {
     pb::Player {
@@ -314,6 +353,45 @@ impl GameService for GameRpc {
         let entries: Vec<(i64, i64)> = r.into_inner().entries.into_iter().map(|e| (e.user_id, e.hp)).collect();
         ok(self.0.save_hp(&entries).await.map(|()| pb::Empty {}))
     }
+
+    async fn send_mail(&self, r: Request<pb::SendMailReq>) -> Reply<pb::MailId> {
+        let r = r.into_inner();
+        let m = NewMail {
+            user_id: r.user_id,
+            kind: r.kind,
+            title: r.title,
+            body: r.body,
+            coins: r.coins,
+            goods: from_counts(r.goods),
+            expires_at: r.expires_at,
+            reference: r.reference,
+        };
+        ok(self.0.send_mail(m).await.map(|id| pb::MailId { id }))
+    }
+
+    async fn get_inbox(&self, r: Request<pb::InboxReq>) -> Reply<pb::InboxPage> {
+        let r = r.into_inner();
+        ok(self.0.inbox(r.user_id, r.before, r.limit).await.map(|p| pb::InboxPage {
+            mails: p.mails.into_iter().map(mail).collect(),
+            unread: p.unread,
+            next: p.next,
+        }))
+    }
+
+    async fn read_mail(&self, r: Request<pb::MailIdsReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        ok(self.0.read_mail(r.user_id, &r.ids).await.map(|()| pb::Empty {}))
+    }
+
+    async fn claim_mail(&self, r: Request<pb::ClaimMailReq>) -> Reply<pb::Player> {
+        let r = r.into_inner();
+        ok(self.0.claim_mail(r.user_id, r.id).await.map(player))
+    }
+
+    async fn delete_mail(&self, r: Request<pb::MailIdsReq>) -> Reply<pb::Empty> {
+        let r = r.into_inner();
+        ok(self.0.delete_mail(r.user_id, &r.ids).await.map(|()| pb::Empty {}))
+    }
 }
 
 /// A game service reached over gRPC.
@@ -324,8 +402,19 @@ pub struct RemoteGame {
 
 impl RemoteGame {
     /// The methods that read or set a value, which a retry cannot apply twice.
-    pub const IDEMPOTENT: &'static [&'static str] =
-        &["GetPlayer", "GetShop", "GetPack", "GetBattle", "GetMyBattle", "GetRank", "GetNotify", "SaveHp"];
+    pub const IDEMPOTENT: &'static [&'static str] = &[
+        "GetPlayer",
+        "GetShop",
+        "GetPack",
+        "GetBattle",
+        "GetMyBattle",
+        "GetRank",
+        "GetNotify",
+        "SaveHp",
+        "GetInbox",
+        "ReadMail",
+        "DeleteMail",
+    ];
 
     /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
     pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteGame> {
@@ -478,6 +567,42 @@ impl Game for RemoteGame {
     async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()> {
         let entries = entries.iter().map(|&(user_id, hp)| pb::HpEntry { user_id, hp }).collect();
         self.client.clone().save_hp(pb::SaveHpReq { entries }).await.map_err(rsgame_rpc::error)?;
+        Ok(())
+    }
+    async fn send_mail(&self, m: NewMail) -> Result<i64> {
+        let req = pb::SendMailReq {
+            user_id: m.user_id,
+            kind: m.kind,
+            title: m.title,
+            body: m.body,
+            coins: m.coins,
+            goods: counts(m.goods),
+            expires_at: m.expires_at,
+            reference: m.reference,
+        };
+        Ok(self.client.clone().send_mail(req).await.map_err(rsgame_rpc::error)?.into_inner().id)
+    }
+
+    async fn inbox(&self, user_id: i64, before: i64, limit: i64) -> Result<InboxPage> {
+        let req = pb::InboxReq { user_id, before, limit };
+        let r = self.client.clone().get_inbox(req).await.map_err(rsgame_rpc::error)?.into_inner();
+        Ok(InboxPage { mails: r.mails.into_iter().map(from_mail).collect(), unread: r.unread, next: r.next })
+    }
+
+    async fn read_mail(&self, user_id: i64, ids: &[i64]) -> Result<()> {
+        let req = pb::MailIdsReq { user_id, ids: ids.to_vec() };
+        self.client.clone().read_mail(req).await.map_err(rsgame_rpc::error)?;
+        Ok(())
+    }
+
+    async fn claim_mail(&self, user_id: i64, id: i64) -> Result<Player> {
+        let r = self.client.clone().claim_mail(pb::ClaimMailReq { user_id, id }).await.map_err(rsgame_rpc::error)?;
+        Ok(from_player(r.into_inner()))
+    }
+
+    async fn delete_mail(&self, user_id: i64, ids: &[i64]) -> Result<()> {
+        let req = pb::MailIdsReq { user_id, ids: ids.to_vec() };
+        self.client.clone().delete_mail(req).await.map_err(rsgame_rpc::error)?;
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! A client that logs in as go-game's does — no `caps=` in `GameLogin.param` — is served
 //! exactly go-game's protocol: only go-game's message ids, and `MoveResp` entries for players
-//! only. rsgame's own clients list what they want: `caps=entities,stats,friends,errors,lockstep` (or
-//! `caps=all`), alone or among other `key=value` pairs separated by `;` or `&`. Unknown names
-//! are ignored, so an older server serves a newer client what it knows.
+//! only. rsgame's own clients list what they want:
+//! `caps=entities,stats,friends,errors,lockstep,inbox` (or `caps=all`), alone or among other
+//! `key=value` pairs separated by `;` or `&`. Unknown names are ignored, so an older server
+//! serves a newer client what it knows.
 
 /// A set of capabilities.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,15 +27,18 @@ impl Caps {
     /// Lockstep rooms (RoomList types 3 and 4, their frames): hidden from and closed to
     /// clients without it.
     pub const LOCKSTEP: Caps = Caps(16);
+    /// `MailNotice` pushes (200450): something arrived in the inbox.
+    pub const INBOX: Caps = Caps(32);
     /// Everything above.
-    pub const ALL: Caps = Caps(31);
+    pub const ALL: Caps = Caps(63);
 
-    const NAMES: [(&'static str, Caps); 6] = [
+    const NAMES: [(&'static str, Caps); 7] = [
         ("entities", Caps::ENTITIES),
         ("stats", Caps::STATS),
         ("friends", Caps::FRIENDS),
         ("errors", Caps::ERRORS),
         ("lockstep", Caps::LOCKSTEP),
+        ("inbox", Caps::INBOX),
         ("all", Caps::ALL),
     ];
 

@@ -23,6 +23,7 @@
 //! - `friends`: relations, the friend list, online notices.
 //! - `inbox`: what other game nodes send this one, and this node's presence.
 //! - `changes`: the game service's changes to an online player, applied to the live player.
+//! - `mail`: inbox notices pushed to the player they are for.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -59,6 +60,7 @@ mod changes;
 mod chat;
 mod friends;
 mod inbox;
+mod mail;
 mod play;
 mod presence;
 mod rooms;
@@ -381,7 +383,8 @@ impl World {
         }
         if let Some((bus, node)) = accounts {
             tokio::spawn(world.clone().follow_accounts(bus.clone(), node.clone()));
-            tokio::spawn(world.clone().follow_changes(bus, node));
+            tokio::spawn(world.clone().follow_changes(bus.clone(), node.clone()));
+            tokio::spawn(world.clone().follow_mail(bus, node));
         }
         world
     }

@@ -1,0 +1,69 @@
+//! Inbox notices: the game service stores a message for a player and announces it
+//! ([`MailArrived`] on the bus, read by every node); the node that holds the player, if any,
+//! pushes a `MailNotice` (200450) to its client, when the client asked for them (capability
+//! `inbox`). The message itself waits in the database: a notice lost on the way costs only
+//! the live push.
+
+use rsgame_proto::events::{MAIL_ARRIVED_TOPIC, MailArrived};
+
+use super::*;
+
+impl World {
+    /// Pushes inbox notices to players on this node, until the bus subscription ends.
+    pub(super) async fn follow_mail(self, bus: Bus, node: String) {
+        let mut sub = subscribe(&bus, MAIL_ARRIVED_TOPIC, &node).await;
+        while let Some(d) = sub.next().await {
+            match MailArrived::decode(d.payload.as_slice()) {
+                Ok(e) => self.mail_arrived(&e),
+                Err(e) => tracing::warn!(error = %e, "undecodable mail-arrived event dropped"),
+            }
+            if let Err(e) = d.ack().await {
+                tracing::debug!(error = %e, "mail-arrived event not acknowledged");
+            }
+        }
+    }
+
+    /// Tells `e.user_id`, if it plays here and its client takes inbox notices, that a
+    /// message arrived.
+    pub(super) fn mail_arrived(&self, e: &MailArrived) {
+        let session = {
+            let players = lock(&self.0.players);
+            players.get(&PlayerId::new(e.user_id)).filter(|p| p.caps.has(Caps::INBOX)).and_then(|p| p.session.clone())
+        };
+        let Some(session) = session else { return };
+        let notice =
+            pb::MailNotice { id: e.mail_id, kind: e.kind.clone(), title: e.title.clone(), attachment: e.attachment };
+        // Nothing to undo if it cannot be sent: the connection is closing, and the message
+        // is listed at the next login.
+        session.push(ids::MAIL_NOTICE, &notice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Fixture;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_notice_reaches_the_player_if_its_client_asked_for_it() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let mut a = f.login(1, "caps=all").await;
+        let mut go_game = f.login(2, "").await;
+        let arrived = |user_id| MailArrived {
+            user_id,
+            mail_id: 9,
+            kind: "gm".into(),
+            title: "Sorry for the outage".into(),
+            attachment: true,
+        };
+        f.world.mail_arrived(&arrived(1));
+        let n: pb::MailNotice = a.expect(ids::MAIL_NOTICE).await;
+        assert_eq!((n.id, n.kind.as_str(), n.title.as_str(), n.attachment), (9, "gm", "Sorry for the outage", true));
+        // A go-game client never hears of it; someone not here changes nothing.
+        f.world.mail_arrived(&arrived(2));
+        f.world.mail_arrived(&arrived(7));
+        // The push is queued before mail_arrived returns: what the client got is already there.
+        let got = go_game.ids_within(Duration::from_millis(1)).await;
+        assert!(!got.contains(&ids::MAIL_NOTICE), "{got:?}");
+    }
+}
