@@ -27,6 +27,7 @@ impl Directory for FakeDirectory {
 pub(super) struct Fixture {
     pub world: World,
     pub jwt: Arc<Jwt>,
+    directory: Arc<FakeDirectory>,
     next_session: std::sync::atomic::AtomicU64,
     _dir: tempfile::TempDir,
 }
@@ -70,7 +71,13 @@ impl Fixture {
             cluster: None,
             accounts: None,
         });
-        Fixture { world, jwt, next_session: 1.into(), _dir: dir }
+        Fixture { world, jwt, directory, next_session: 1.into(), _dir: dir }
+    }
+
+    /// Makes account `id` known to the directory.
+    pub fn add_account(&self, id: i64) {
+        let profile = Profile { username: format!("user{id}"), nickname: format!("Nick{id}"), ..Profile::default() };
+        lock(&self.directory.0).insert(id, profile);
     }
 
     /// A fresh connection, not logged in.
