@@ -120,6 +120,25 @@ async fn erase_closed_accounts(usercenter: Arc<rsgame_usercenter::UserCenterLogi
     }
 }
 
+/// Every hour (and a minute after start), purges inbox messages deleted or expired more than
+/// `keep_days` ago. A failed sweep is logged and tried again at the next one.
+async fn purge_mail(game: Arc<rsgame_game::GameLogic>, keep_days: u64, shutdown: Shutdown) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            () = shutdown.triggered() => return,
+            () = tokio::time::sleep_until(next) => {}
+        }
+        let before = rsgame_kit::time::unix_ms() - (keep_days as i64) * 86_400_000;
+        match game.purge_mail(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "old inbox messages purged"),
+            Err(e) => tracing::error!(error = %e, "purging old inbox messages failed; trying again in an hour"),
+        }
+        next += Duration::from_secs(3600);
+    }
+}
+
 /// Binds a gRPC role's port, serves it until shutdown, and registers it in etcd when
 /// discovery is on (revoked first thing at shutdown, so callers move away before it stops).
 async fn serve_rpc(
@@ -302,9 +321,13 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         if cfg.game.reload_secs > 0 {
             data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
         }
-        let g: Arc<dyn rsgame_game::Game> = Arc::new(
+        let logic = Arc::new(
             rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()).with_events(s.bus.clone()),
         );
+        if cfg.game.mail_keep_days > 0 {
+            tokio::spawn(purge_mail(logic.clone(), cfg.game.mail_keep_days, shutdown.clone()));
+        }
+        let g: Arc<dyn rsgame_game::Game> = logic;
         local_game = Some(g.clone());
         Ok(g)
     };

@@ -400,8 +400,8 @@ pub async fn migrate(db: &Db) -> Result<Vec<i64>, StoreError> {
 /// title and text, and may carry an attachment (coins and goods, as JSON) claimed once
 /// through the ledger under the reference `mail:{id}`. `reference` makes a send idempotent
 /// per player (NULL: none; NULLs never collide in a unique index). Read, claimed and deleted
-/// are times (0: not yet); a deleted message is kept until it expires or is purged, so a
-/// claim's ledger rows always point at one.
+/// are times (0: not yet); a deleted or expired message is purged `game.mail_keep_days`
+/// later (a claim's ledger rows stay).
 fn v8(b: Backend) -> Vec<String> {
     let big = |n: &'static str| ColumnDef::new(n).big_integer().not_null().default(0).to_owned();
     let t = Table::create()

@@ -15,14 +15,21 @@ pub struct GameConfig {
     pub data_dir: String,
     /// How often the data files are checked for changes, seconds (0: never reloaded).
     pub reload_secs: u64,
-    /// The token server-side tools send as `X-Admin-Token` to `changeScore`; empty: the
-    /// route refuses everyone.
+    /// The token server-side tools send as `X-Admin-Token` to `changeScore` and
+    /// `inbox/send`; empty: those routes refuse everyone.
     pub admin_token: Secret,
+    /// Days a deleted or expired inbox message is kept before it is purged (0: kept for ever).
+    pub mail_keep_days: u64,
 }
 
 impl Default for GameConfig {
     fn default() -> Self {
-        GameConfig { data_dir: "./data/game".into(), reload_secs: 2, admin_token: Secret::default() }
+        GameConfig {
+            data_dir: "./data/game".into(),
+            reload_secs: 2,
+            admin_token: Secret::default(),
+            mail_keep_days: 30,
+        }
     }
 }
 
@@ -30,6 +37,9 @@ impl Section for GameConfig {
     fn check(&self) -> Result<(), Invalid> {
         if self.data_dir.is_empty() {
             return Err(Invalid::new("data_dir", "must not be empty"));
+        }
+        if self.mail_keep_days > 36_500 {
+            return Err(Invalid::new("mail_keep_days", "must be at most 36500 (0: kept for ever)"));
         }
         Ok(())
     }

@@ -369,4 +369,18 @@ impl GameLogic {
         self.db().execute(&q).await?;
         Ok(())
     }
+    /// Removes messages deleted or expired before `before` (unix ms); how many. Their
+    /// claims' ledger rows stay, with the reference `mail:{id}`.
+    pub async fn purge_mail(&self, before: i64) -> Result<u64> {
+        let q = Query::delete()
+            .from_table("game_mail")
+            .cond_where(
+                Expr::col("deleted_at")
+                    .gt(0)
+                    .and(Expr::col("deleted_at").lt(before))
+                    .or(Expr::col("expires_at").gt(0).and(Expr::col("expires_at").lt(before))),
+            )
+            .to_owned();
+        Ok(self.db().execute(&q).await?)
+    }
 }

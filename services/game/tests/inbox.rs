@@ -193,6 +193,32 @@ async fn players_list_read_claim_and_delete_their_own_messages_over_rest() {
     .await;
 }
 
+#[tokio::test]
+async fn old_deleted_and_expired_messages_are_purged_and_the_rest_stay() {
+    on_every_backend(|stack, db, _| async move {
+        let game = GameLogic::new(db.clone(), data());
+        let kept = game.send_mail(gift_mail(71, 0)).await.expect("send");
+        let deleted = game.send_mail(gift_mail(71, 0)).await.expect("send");
+        game.delete_mail(71, &[deleted]).await.expect("delete");
+        let claimed = game.send_mail(gift_mail(71, 5)).await.expect("send");
+        game.claim_mail(71, claimed).await.expect("claim");
+        let start = rsgame_kit::time::unix_ms();
+        // Deleted before a cutoff in the past: not yet old enough.
+        assert_eq!(game.purge_mail(start - 60_000).await.expect("purge"), 0, "{stack:?}");
+        assert_eq!(game.purge_mail(rsgame_kit::time::unix_ms() + 1).await.expect("purge"), 1, "{stack:?}");
+        let q = sea_query::Query::select()
+            .column("id")
+            .from("game_mail")
+            .and_where(sea_query::ExprTrait::eq(sea_query::Expr::col("user_id"), 71))
+            .to_owned();
+        let left: Vec<i64> = db.fetch_all(&q).await.expect("rows").iter().map(|r| r.i64("id").expect("id")).collect();
+        assert_eq!(left.len(), 2, "{stack:?}: {left:?}");
+        assert!(left.contains(&kept) && left.contains(&claimed) && !left.contains(&deleted));
+        assert_eq!(game.check_ledger().await.expect("check"), [], "{stack:?}: the claim's ledger rows stay");
+    })
+    .await;
+}
+
 fn gift_mail(user_id: i64, coins: i64) -> NewMail {
     gift(user_id, coins, &[])
 }
