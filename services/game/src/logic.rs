@@ -855,12 +855,7 @@ impl Game for GameLogic {
         // The player's row first: it serialises this player's changes (see the module docs),
         // so the fight below uses the player as it is now, not a snapshot another request
         // is changing.
-        let touch = Query::update()
-            .table("game_player")
-            .value("updated_at", now_ms())
-            .and_where(Expr::col("user_id").eq(user_id))
-            .to_owned();
-        tx.execute(&touch).await?;
+        lock_player(&mut tx, user_id).await?;
         let before = self.load(&mut tx, user_id).await?;
         if before.level < level.min_level {
             return Err(Error::new(Code::LevelTooLow));

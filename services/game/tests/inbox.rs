@@ -1,6 +1,6 @@
 //! The inbox on every configured database (rsgame-testkit): attachments claimed once under
 //! concurrency, the REST routes with their guard and their refusals, paging, deletion, expiry,
-//! idempotent sends, and the calls over gRPC.
+//! idempotent sends and the purge (over gRPC: tests/grpc.rs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use rsgame_game::DataStore;
 use rsgame_game::data::ItemCount;
 use rsgame_game::inbox::NewMail;
 use rsgame_game::logic::{Game, GameLogic};
-use rsgame_game::rpc::{GameRpc, RemoteGame};
 use rsgame_kit::Code;
 use rsgame_kit::auth::{Auth, Jwt};
 use rsgame_testkit::{HttpReply, code, on_every_backend, post_json};
@@ -221,32 +220,4 @@ async fn old_deleted_and_expired_messages_are_purged_and_the_rest_stay() {
 
 fn gift_mail(user_id: i64, coins: i64) -> NewMail {
     gift(user_id, coins, &[])
-}
-
-#[tokio::test]
-async fn the_inbox_over_grpc() {
-    on_every_backend(|stack, db, _| async move {
-        let local: Arc<dyn Game> = Arc::new(GameLogic::new(db, data()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let stop = rsgame_kit::Shutdown::new();
-        let router = rsgame_rpc::server("game-token", &Default::default(), None)
-            .expect("server")
-            .add_service(GameRpc::service(local.clone()));
-        tokio::spawn(rsgame_rpc::serve(listener, router, stop.clone()));
-        let remote = RemoteGame::over(rsgame_rpc::channel(&url, "game-token").expect("channel"));
-        let id = remote.send_mail(gift(61, 20, &[(1, 3)])).await.expect("send");
-        let page = remote.inbox(61, 0, 10).await.expect("inbox");
-        assert_eq!(page, local.inbox(61, 0, 10).await.expect("inbox"), "{stack:?}");
-        assert_eq!(page.mails[0].goods, [ItemCount { goods_id: 1, count: 3 }]);
-        remote.read_mail(61, &[id]).await.expect("read");
-        let before = local.player(61).await.expect("player").coins;
-        assert_eq!(remote.claim_mail(61, id).await.expect("claim").coins, before + 20);
-        let again = remote.claim_mail(61, id).await.map(|_| ()).map_err(|e| e.code());
-        assert_eq!(again, Err(Code::AlreadyClaimed), "{stack:?}: the code crosses gRPC");
-        remote.delete_mail(61, &[id]).await.expect("delete");
-        assert!(local.inbox(61, 0, 10).await.expect("inbox").mails.is_empty());
-        stop.trigger();
-    })
-    .await;
 }
