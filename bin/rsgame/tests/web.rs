@@ -56,6 +56,39 @@ fn the_monolith_serves_the_client_at_the_root() {
     assert!(head.starts_with("http/1.1 404") || body.contains("\"code\""), "{head}{body}");
 }
 
+/// `fetch`, with the body's bytes as they came (compressed, perhaps chunked).
+fn fetch_raw(port: u16, path: &str, extra: &str) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{extra}\r\n").expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let at = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
+    (String::from_utf8_lossy(&out[..at]).to_lowercase(), out[at + 4..].to_vec())
+}
+
+#[test]
+fn the_page_and_the_openapi_document_are_compressed_for_clients_that_ask() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&write_config(dir.path(), ""), &[]);
+    let (head, plain) = fetch_raw(server.port, "/app.js", "");
+    assert!(header(&head, "content-encoding").is_none(), "{head}");
+    assert!(plain.len() > 100_000, "{} bytes", plain.len());
+    for (asked, got) in [("br", "br"), ("gzip", "gzip"), ("gzip, deflate, br", "br")] {
+        let (head, body) = fetch_raw(server.port, "/app.js", &format!("accept-encoding: {asked}\r\n"));
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(header(&head, "content-encoding"), Some(got), "{asked}: {head}");
+        assert!(header(&head, "vary").is_some_and(|v| v.contains("accept-encoding")), "{head}");
+        assert!(body.len() * 3 < plain.len(), "{asked}: {} of {} bytes", body.len(), plain.len());
+    }
+    // Replies made per request are gzipped (cheaper than brotli for as much).
+    let (head, _) = fetch_raw(server.port, "/openapi.json", "accept-encoding: gzip, br\r\n");
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
+    // A reply too small to gain from it is sent as it is.
+    let (head, _) = fetch_raw(server.port, "/healthz", "accept-encoding: gzip\r\n");
+    assert!(header(&head, "content-encoding").is_none(), "{head}");
+}
+
 #[test]
 fn the_client_can_be_turned_off() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -128,6 +128,32 @@ pub fn finish(router: Router) -> Router {
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn(observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(compression())
+}
+
+/// Replies of 1 KiB or more (`/openapi.json`, long lists) compressed with gzip when the
+/// client asks (`Accept-Encoding`), with `Vary: accept-encoding`, at level 4: most of the
+/// saving for a small part of the CPU of the highest level. Not brotli: on these replies it
+/// cost twice gzip's CPU for 3 % fewer bytes (docs/benchmarks.md); files that never change
+/// are better compressed once, as the browser client is (brotli and gzip). Smaller replies
+/// gain too little to pay for it; gRPC, event streams and media that is compressed already
+/// (images, audio, video, archives, PDFs) are left alone; a reply that is already encoded
+/// is passed as it is.
+fn compression() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{NotForContentType, Predicate as _, SizeAbove};
+    let worth_it = SizeAbove::new(1024)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("audio/"))
+        .and(NotForContentType::const_new("video/"))
+        .and(NotForContentType::const_new("application/zip"))
+        .and(NotForContentType::const_new("application/pdf"))
+        .and(NotForContentType::const_new("application/octet-stream"));
+    tower_http::compression::CompressionLayer::new()
+        .no_br()
+        .quality(tower_http::CompressionLevel::Precise(4))
+        .compress_when(worth_it)
 }
 
 async fn route_not_found() -> Response {
