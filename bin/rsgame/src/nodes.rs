@@ -50,6 +50,11 @@ pub fn node_id(cfg: &Config) -> String {
     format!("{host}-{}", cfg.gate.tcp_port)
 }
 
+/// Where clients reach this node: `node.public_url`, or the path `/ws`.
+pub fn public_url(cfg: &Config) -> String {
+    if cfg.node.public_url.is_empty() { "/ws".to_owned() } else { cfg.node.public_url.clone() }
+}
+
 fn prefix(cfg: &Config) -> String {
     format!("{}nodes/", cfg.discovery.prefix)
 }
@@ -81,7 +86,7 @@ pub async fn register(
             }
         }
     }
-    let url = if cfg.node.public_url.is_empty() { "/ws".to_owned() } else { cfg.node.public_url.clone() };
+    let url = public_url(cfg);
     let key = format!("{}{id}", prefix(cfg));
     let info =
         move |players, rooms| NodeInfo { id: id.clone(), url: url.clone(), players, scenes: scenes.clone(), rooms };
@@ -130,6 +135,12 @@ impl NodeDirectory {
             self.nodes.borrow().values().filter_map(|raw| serde_json::from_str::<NodeInfo>(raw).ok()).collect();
         v.sort_by(|a, b| a.players.cmp(&b.players).then_with(|| a.id.cmp(&b.id)));
         v
+    }
+}
+
+impl rsgame_world::cluster::Nodes for NodeDirectory {
+    fn least_loaded(&self) -> Option<(String, String)> {
+        self.live().into_iter().next().map(|n| (n.id, n.url))
     }
 }
 

@@ -355,8 +355,9 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                             .map_err(|e| ServeError::Worker(e.to_string()))?,
                     )
                 };
-                let scenes = rsgame_world::data::load(std::path::Path::new(&cfg.game.data_dir), &cfg.world)
-                    .map_err(|e| ServeError::Worker(format!("world data: {e}")))?;
+                let rsgame_world::data::WorldData { scenes, modes } =
+                    rsgame_world::data::load(std::path::Path::new(&cfg.game.data_dir), &cfg.world)
+                        .map_err(|e| ServeError::Worker(format!("world data: {e}")))?;
                 let scene_names: Vec<String> = scenes.iter().map(|s| s.name.clone()).collect();
                 // One node among several: presence, chat and kicks cross nodes.
                 let clustered = etcd.is_some() || !cfg.node.id.is_empty();
@@ -365,11 +366,21 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     let id = node_id.clone();
                     tracing::info!(node = %id, "game node in a cluster");
                     let ttl = Duration::from_secs(cfg.node.presence_ttl_secs);
-                    Arc::new(rsgame_world::cluster::Cluster::new(id, s.bus.clone(), s.cache.clone(), ttl))
+                    // A match's room goes to the least loaded node etcd lists (else the node
+                    // that formed the match).
+                    let nodes = etcd.as_ref().map(|etcd| {
+                        let dir = crate::nodes::NodeDirectory::new(&cfg, etcd.clone(), s.cache.clone(), &shutdown);
+                        dir as Arc<dyn rsgame_world::cluster::Nodes>
+                    });
+                    Arc::new(
+                        rsgame_world::cluster::Cluster::new(id, s.bus.clone(), s.cache.clone(), ttl)
+                            .with_nodes(crate::nodes::public_url(&cfg), nodes),
+                    )
                 });
                 let world = rsgame_world::World::start(rsgame_world::WorldDeps {
                     cfg: cfg.world.clone(),
                     scenes,
+                    modes,
                     auth: s.auth.clone(),
                     game,
                     directory: Arc::new(crate::directory::UsercenterDirectory(s.usercenter.clone())),

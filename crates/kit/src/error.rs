@@ -85,11 +85,13 @@ pub enum Code {
     MailExpired,
     /// 400523: that message still holds an attachment: claim it first (rsgame).
     AttachmentUnclaimed,
+    /// 400524: the player already holds a matchmaking ticket: remove it first (rsgame).
+    AlreadyQueued,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 35] = [
+    pub const ALL: [Code; 36] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -125,6 +127,7 @@ impl Code {
         Code::AlreadyClaimed,
         Code::MailExpired,
         Code::AttachmentUnclaimed,
+        Code::AlreadyQueued,
     ];
 
     /// The number on the wire.
@@ -165,6 +168,7 @@ impl Code {
             Code::AlreadyClaimed => 400_521,
             Code::MailExpired => 400_522,
             Code::AttachmentUnclaimed => 400_523,
+            Code::AlreadyQueued => 400_524,
         }
     }
 
@@ -211,6 +215,7 @@ impl Code {
             Code::AlreadyClaimed => "already claimed",
             Code::MailExpired => "that message has expired",
             Code::AttachmentUnclaimed => "claim the attachment first",
+            Code::AlreadyQueued => "already queued for a match",
         }
     }
 
@@ -227,7 +232,7 @@ impl Code {
             Code::FreshLoginRequired | Code::WechatRejected => StatusCode::UNAUTHORIZED,
             Code::ScanPending => StatusCode::ACCEPTED,
             Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => StatusCode::CONFLICT,
-            Code::AlreadyClaimed | Code::AttachmentUnclaimed => StatusCode::CONFLICT,
+            Code::AlreadyClaimed | Code::AttachmentUnclaimed | Code::AlreadyQueued => StatusCode::CONFLICT,
             Code::MailExpired => StatusCode::GONE,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
@@ -264,7 +269,8 @@ impl Code {
             | Code::LevelTooLow
             | Code::AlreadyClaimed
             | Code::MailExpired
-            | Code::AttachmentUnclaimed => 9, // FAILED_PRECONDITION
+            | Code::AttachmentUnclaimed
+            | Code::AlreadyQueued => 9, // FAILED_PRECONDITION
             Code::TokenGenerate | Code::Db | Code::InsertFailed | Code::UpdateFailed => 13, // INTERNAL
             Code::Unavailable => 14, // UNAVAILABLE
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => 16, // UNAUTHENTICATED

@@ -87,6 +87,14 @@ pub mod ids {
     pub const LOCKSTEP_FRAMES: u32 = MessageId::LockstepFrames as u32;
     /// rsgame: LockstepSync → LockstepFrames.
     pub const LOCKSTEP_SYNC: u32 = MessageId::LockstepSync as u32;
+    /// rsgame: MatchAdd → MatchTicket (200400).
+    pub const MATCH_ADD: u32 = MessageId::MatchAdd as u32;
+    /// rsgame: MatchRemove → MatchRemoveResp (200401).
+    pub const MATCH_REMOVE: u32 = MessageId::MatchRemove as u32;
+    /// rsgame push: MatchFound, a match formed and where to play it.
+    pub const MATCH_FOUND: u32 = MessageId::MatchFound as u32;
+    /// rsgame push: MatchTimeout, a ticket waited too long.
+    pub const MATCH_TIMEOUT: u32 = MessageId::MatchTimeout as u32;
     /// rsgame push: MailNotice, something arrived in the inbox.
     pub const MAIL_NOTICE: u32 = MessageId::MailNotice as u32;
     /// Logout → LogoutResp.

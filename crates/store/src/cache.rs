@@ -261,6 +261,20 @@ impl Cache {
         format!("{}{k}", self.prefix)
     }
 
+    /// For shared structures the typed API does not cover (the matchmaker's queue, moved
+    /// atomically by Lua scripts): the Redis connection; None on the in-process cache.
+    pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
+        match &self.backend {
+            Backend::Redis(c) => Some(c.clone()),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// `k` with `cache.prefix` in front, as every key of this cache is stored.
+    pub fn namespaced(&self, k: &str) -> String {
+        self.key(k)
+    }
+
     fn count(&self, what: &'static str) {
         metrics::counter!(what, "backend" => self.label).increment(1);
     }

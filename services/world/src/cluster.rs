@@ -52,6 +52,16 @@ pub(crate) enum What {
     /// `user`'s stay on the sending node has ended and its place is saved: node `to`, which
     /// asked with a kick, may load it now.
     Left { user: i64, to: String },
+    /// The matchmaker formed a match: its players here are told where to play.
+    Matched(crate::matchmaker::queue::MatchRecord),
+    /// A ticket timed out: its players here are told.
+    MatchTimedOut { ticket: String, mode: String, users: Vec<i64> },
+}
+
+/// The game nodes a match's room may go to (the binary's etcd directory).
+pub trait Nodes: Send + Sync {
+    /// The least loaded live node: its id and the URL clients reach it at.
+    fn least_loaded(&self) -> Option<(String, String)>;
 }
 
 /// This node's place in the cluster.
@@ -60,12 +70,32 @@ pub struct Cluster {
     bus: Bus,
     cache: Cache,
     presence_ttl: Duration,
+    /// Where clients reach this node (`node.public_url`; empty: `/ws`).
+    url: String,
+    nodes: Option<std::sync::Arc<dyn Nodes>>,
 }
 
 impl Cluster {
     /// Node `node` on `bus` with presence in `cache` (a shared one: Redis).
     pub fn new(node: String, bus: Bus, cache: Cache, presence_ttl: Duration) -> Cluster {
-        Cluster { node, bus, cache, presence_ttl }
+        Cluster { node, bus, cache, presence_ttl, url: "/ws".into(), nodes: None }
+    }
+
+    /// Where clients reach this node, and the directory of live nodes a match's room may go
+    /// to (without one, matches play on the node that formed them).
+    pub fn with_nodes(mut self, url: String, nodes: Option<std::sync::Arc<dyn Nodes>>) -> Cluster {
+        self.url = url;
+        self.nodes = nodes;
+        self
+    }
+
+    /// Where a new match's room goes: the least loaded live node, else this one.
+    pub(crate) fn room_node(&self) -> (String, String) {
+        self.nodes.as_ref().and_then(|n| n.least_loaded()).unwrap_or_else(|| (self.node.clone(), self.url.clone()))
+    }
+
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     /// This node's id.

@@ -37,6 +37,9 @@ pub struct WorldConfig {
     pub lockstep_fps: u32,
     /// Frames a lockstep room keeps for late joiners and reconnects.
     pub lockstep_keep_frames: usize,
+    /// How often the matchmaker runs a pass over the queue, milliseconds (on one node of a
+    /// cluster at a time).
+    pub match_interval_ms: u64,
 }
 
 impl Default for WorldConfig {
@@ -56,6 +59,7 @@ impl Default for WorldConfig {
             max_room_users: 50,
             lockstep_fps: 15,
             lockstep_keep_frames: 1800,
+            match_interval_ms: 500,
         }
     }
 }
@@ -67,6 +71,9 @@ impl Section for WorldConfig {
         }
         if !(1..=120).contains(&self.lockstep_fps) {
             return Err(Invalid::new("lockstep_fps", "must be between 1 and 120"));
+        }
+        if !(50..=60_000).contains(&self.match_interval_ms) {
+            return Err(Invalid::new("match_interval_ms", "must be between 50 and 60000"));
         }
         if self.max_room_users < 1 {
             return Err(Invalid::new("max_room_users", "must be at least 1"));

@@ -8,6 +8,7 @@ use crate::config::WorldConfig;
 use serde::Deserialize;
 
 use crate::aoi::Bounds;
+use crate::matchmaker::Mode;
 use crate::scene::{MonsterSpawn, SceneConfig};
 
 /// The sample shipped with rsgame (scenes 1000, 1001, 1002 as in go-game).
@@ -27,6 +28,8 @@ pub struct WorldDataError {
 #[serde(deny_unknown_fields)]
 struct File {
     scenes: Vec<SceneDef>,
+    #[serde(default)]
+    match_modes: Vec<Mode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,23 +91,50 @@ pub struct SceneSpec {
     pub config: SceneConfig,
 }
 
+/// What `world.yaml` holds: the scenes and the match modes.
+#[derive(Debug, Clone)]
+pub struct WorldData {
+    /// The scenes, the first being where new players start.
+    pub scenes: Vec<SceneSpec>,
+    /// The matchmaker's modes.
+    pub modes: Vec<Mode>,
+}
+
 /// Loads `dir/world.yaml`, or the sample when there is none, with the node's settings.
-pub fn load(dir: &Path, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, WorldDataError> {
+pub fn load(dir: &Path, cfg: &WorldConfig) -> Result<WorldData, WorldDataError> {
     let path = dir.join("world.yaml");
     let (file, text) = match std::fs::read_to_string(&path) {
         Ok(t) => (path.display().to_string(), t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("built-in world.yaml".to_string(), SAMPLE.to_string()),
         Err(e) => return Err(WorldDataError { file: path.display().to_string(), msg: e.to_string() }),
     };
-    parse(&text, cfg).map_err(|msg| WorldDataError { file, msg })
+    parse_all(&text, cfg).map_err(|msg| WorldDataError { file, msg })
 }
 
-/// Parses and checks a world file.
+/// Parses and checks a world file's scenes.
 pub fn parse(text: &str, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, String> {
+    parse_all(text, cfg).map(|d| d.scenes)
+}
+
+/// Parses and checks a world file: scenes and match modes.
+pub fn parse_all(text: &str, cfg: &WorldConfig) -> Result<WorldData, String> {
     let f: File = serde_norway::from_str(text).map_err(|e| e.to_string())?;
     if f.scenes.is_empty() {
         return Err("scenes: at least one".into());
     }
+    let scene_ids: std::collections::BTreeSet<i32> = f.scenes.iter().map(|s| s.id).collect();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, m) in f.match_modes.iter().enumerate() {
+        let at = |msg: &str| format!("match_modes[{i}] ({}): {msg}", m.name);
+        m.check().map_err(|e| at(&e))?;
+        if !names.insert(m.name.clone()) {
+            return Err(at("name: unique"));
+        }
+        if m.scene.is_some_and(|s| !scene_ids.contains(&s)) {
+            return Err(at("scene: one of the scenes above"));
+        }
+    }
+    let modes = f.match_modes;
     let mut seen = std::collections::BTreeSet::new();
     let tick_hz = cfg.tick_hz.clamp(1, 120);
     let cooldown = (cfg.attack_cooldown_ms * u64::from(tick_hz)).div_ceil(1000);
@@ -168,7 +198,8 @@ pub fn parse(text: &str, cfg: &WorldConfig) -> Result<Vec<SceneSpec>, String> {
                 },
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map(|scenes| WorldData { scenes, modes })
 }
 
 #[cfg(test)]
@@ -196,5 +227,25 @@ mod tests {
         assert!(parse(monster, &cfg).expect_err("hp").contains("monsters[0] (X)"));
         assert!(parse("scenes: []", &cfg).is_err());
         assert!(parse("scenes: [{id: 1, nme: x}]", &cfg).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn match_modes_are_checked_by_name() {
+        let cfg = WorldConfig::default();
+        let data = parse_all(SAMPLE, &cfg).expect("sample");
+        assert!(data.modes.iter().any(|m| m.name == "duel"), "{:?}", data.modes);
+        let scene = "scenes:\n  - {id: 5, name: a, bounds: {min_x: 0, min_z: 0, max_x: 10, max_z: 10}, cell: 5, respawn: {x: 1, z: 1}}\n";
+        let dup = format!(
+            "{scene}match_modes:\n  - {{name: m, room: lockstep, min_count: 2, max_count: 2, timeout_secs: 9}}\n  - {{name: m, room: lockstep, min_count: 2, max_count: 2, timeout_secs: 9}}\n"
+        );
+        assert!(parse_all(&dup, &cfg).expect_err("dup").contains("match_modes[1] (m): name"));
+        let far = format!(
+            "{scene}match_modes:\n  - {{name: m, room: scene, scene: 9, min_count: 2, max_count: 2, timeout_secs: 9}}\n"
+        );
+        assert!(parse_all(&far, &cfg).expect_err("scene").contains("scene: one of"));
+        let counts = format!(
+            "{scene}match_modes:\n  - {{name: m, room: lockstep, min_count: 3, max_count: 2, timeout_secs: 9}}\n"
+        );
+        assert!(parse_all(&counts, &cfg).expect_err("counts").contains("min_count"));
     }
 }

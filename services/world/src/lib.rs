@@ -10,7 +10,9 @@
 //! - [`scene`]: a scene's simulation (joins, validated moves, per-tick batches, combat,
 //!   monster AI) — plain code, tested without sockets or clocks.
 //! - [`lockstep`]: frame-sync rooms: inputs bundled per frame at a fixed rate, catch-up.
-//! - [`data`]: the scenes and monsters from `world.yaml`.
+//! - [`data`]: the scenes, monsters and match modes from `world.yaml`.
+//! - [`matchmaker`]: match modes, tickets, queries and the matching pass; `queue`: where
+//!   tickets wait (in process, or in Redis for every game node).
 //! - [`store`]: saved places, friends, blacklists and private chat in the database.
 //! - [`metrics`]: the world's Prometheus metrics.
 //! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
@@ -28,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod lockstep;
+pub mod matchmaker;
 pub mod metrics;
 pub mod node;
 mod room;

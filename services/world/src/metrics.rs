@@ -34,6 +34,16 @@ pub const REWARDS_PENDING: &str = "world_rewards_pending";
 pub const CLUSTER_PUBLISH_ERRORS: &str = "world_cluster_publish_errors_total";
 /// Cluster messages ignored because they were out of date.
 pub const CLUSTER_STALE: &str = "world_cluster_stale_total";
+/// Matchmaking tickets waiting (as of the last pass; on the node running the passes).
+pub const MATCH_TICKETS: &str = "world_match_tickets";
+/// One matchmaking pass's time: reading the queue and matching.
+pub const MATCH_PASS_SECONDS: &str = "world_match_pass_seconds";
+/// Matches formed, by mode.
+pub const MATCHES: &str = "world_matches_total";
+/// How long a matched ticket waited, by mode.
+pub const MATCH_WAIT_SECONDS: &str = "world_match_wait_seconds";
+/// Tickets that timed out without a match, by mode.
+pub const MATCH_TIMEOUTS: &str = "world_match_timeouts_total";
 
 /// The metrics the world records.
 pub const METRICS: &[Def] = &[
@@ -52,4 +62,9 @@ pub const METRICS: &[Def] = &[
     Def::gauge(REWARDS_PENDING, "Kill rewards waiting for a retry."),
     Def::counter(CLUSTER_PUBLISH_ERRORS, "Cluster messages (chat, friends, moves between nodes) not published."),
     Def::counter(CLUSTER_STALE, "Cluster messages ignored as out of date."),
+    Def::gauge(MATCH_TICKETS, "Matchmaking tickets waiting, as of the last pass."),
+    Def::histogram(MATCH_PASS_SECONDS, "Time one matchmaking pass takes: reading the queue and matching."),
+    Def::counter(MATCHES, "Matches formed, by mode."),
+    Def::histogram(MATCH_WAIT_SECONDS, "How long a matched ticket waited, by mode."),
+    Def::counter(MATCH_TIMEOUTS, "Matchmaking tickets that timed out without a match, by mode."),
 ];

@@ -88,6 +88,7 @@ impl World {
                     let _ = waiting.send(());
                 }
             }
+            news @ (What::Matched(_) | What::MatchTimedOut { .. }) => self.on_match_news(&news),
         }
     }
 }

@@ -24,6 +24,8 @@
 //! - `inbox`: what other game nodes send this one, and this node's presence.
 //! - `changes`: the game service's changes to an online player, applied to the live player.
 //! - `mail`: inbox notices pushed to the player they are for.
+//! - `matching`: the matchmaker's messages, passes and pushes, and the rooms of formed
+//!   matches.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -61,6 +63,7 @@ mod chat;
 mod friends;
 mod inbox;
 mod mail;
+mod matching;
 mod play;
 mod presence;
 mod rooms;
@@ -93,6 +96,8 @@ pub struct WorldDeps {
     pub cfg: WorldConfig,
     /// The scenes (from `world.yaml`).
     pub scenes: Vec<SceneSpec>,
+    /// The matchmaker's modes (from `world.yaml`).
+    pub modes: Vec<crate::matchmaker::Mode>,
     /// Token checks (revocations included).
     pub auth: Auth,
     /// The game service: numbers, rewards, hit points.
@@ -242,6 +247,15 @@ struct Room {
     /// Where players enter (a scene's respawn point) and how far around it.
     spawn: (f32, f32),
     spawn_radius: f32,
+    /// A formed match's room: only its players enter, until their seats expire.
+    seats: Option<Seats>,
+}
+
+/// The seats of a match's room.
+struct Seats {
+    players: BTreeSet<PlayerId>,
+    /// ms since the epoch.
+    until: i64,
 }
 
 struct Inner {
@@ -262,6 +276,9 @@ struct Inner {
     transitions: Mutex<HashMap<PlayerId, Arc<tokio::sync::Mutex<()>>>>,
     world_chat: Mutex<VecDeque<pb::ChatMsg>>,
     next_room: AtomicI64,
+    /// Every scene's layout (without monsters), for match rooms played in a copy of one.
+    templates: HashMap<i32, crate::scene::SceneConfig>,
+    matching: matching::Matching,
     generations: AtomicU64,
     /// Keys room passwords (never stored in the clear, compared in constant time).
     password_key: [u8; 32],
@@ -307,7 +324,7 @@ fn status(ok: bool, msg: &str) -> (i32, String) {
 impl World {
     /// Starts the scenes' tasks, the saver and the rewarders.
     pub fn start(deps: WorldDeps) -> World {
-        let WorldDeps { cfg, scenes, auth, game, directory, db, cluster, accounts } = deps;
+        let WorldDeps { cfg, scenes, modes, auth, game, directory, db, cluster, accounts } = deps;
         let store = WorldStore::new(db);
         let (save_tx, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
@@ -331,6 +348,15 @@ impl World {
         });
         template.monsters.clear();
         template.pvp = false;
+        let templates: HashMap<i32, crate::scene::SceneConfig> = scenes
+            .iter()
+            .map(|s| {
+                let mut c = s.config.clone();
+                c.monsters.clear();
+                (c.id, c)
+            })
+            .collect();
+        let matching = matching::Matching::new(modes, cluster.as_deref());
         let mut rooms = BTreeMap::new();
         for spec in scenes {
             let id = i64::from(spec.config.id);
@@ -351,6 +377,7 @@ impl World {
                     chat: VecDeque::new(),
                     spawn,
                     spawn_radius,
+                    seats: None,
                 },
             );
         }
@@ -371,6 +398,8 @@ impl World {
             transitions: Mutex::new(HashMap::new()),
             world_chat: Mutex::new(VecDeque::new()),
             next_room: AtomicI64::new(10_000),
+            templates,
+            matching,
             generations: AtomicU64::new(1),
             password_key,
             cluster,
@@ -385,6 +414,9 @@ impl World {
             tokio::spawn(world.clone().follow_accounts(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_changes(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_mail(bus, node));
+        }
+        if world.0.matching.has_modes() {
+            tokio::spawn(world.clone().run_matchmaker());
         }
         world
     }
@@ -421,6 +453,8 @@ impl World {
         route!(ids::MY_FRIEND, my_friends);
         route!(ids::LOCKSTEP_INPUT, lockstep_input);
         route!(ids::LOCKSTEP_SYNC, lockstep_sync);
+        route!(ids::MATCH_ADD, match_add);
+        route!(ids::MATCH_REMOVE, match_remove);
         Ok(())
     }
 

@@ -38,6 +38,7 @@ impl World {
         }
         self.leave_node(uid, p.room).await;
         drop(t);
+        self.unqueue(uid).await;
         self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         tracing::info!(user = %uid, "player's session ended: the account's sessions were ended");
         metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
@@ -98,6 +99,8 @@ impl World {
                     h.disconnected(uid, session_id).await;
                 }
             }
+            // Its ticket goes now: a match formed without it would hold a seat for nobody.
+            world.unqueue(uid).await;
             tokio::time::sleep(grace).await;
             world.expire(uid, generation).await;
         });
@@ -298,6 +301,7 @@ impl World {
         if let Some(p) = gone {
             self.leave_node(uid, p.room).await;
             drop(t);
+            self.unqueue(uid).await;
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
             tracing::info!(user = %uid, "player logged out");
         }

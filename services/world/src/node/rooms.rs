@@ -7,7 +7,11 @@ use super::*;
 impl World {
     /// The rooms players created on this node (id, name), for the node directory.
     pub fn created_rooms(&self) -> Vec<(i64, String)> {
-        lock(&self.0.rooms).iter().filter(|(_, r)| !r.permanent).map(|(id, r)| (*id, r.name.clone())).collect()
+        lock(&self.0.rooms)
+            .iter()
+            .filter(|(_, r)| !r.permanent && r.seats.is_none())
+            .map(|(id, r)| (*id, r.name.clone()))
+            .collect()
     }
 
     /// Grants the kill rewards queued so far, saves every player's place and hit points, and
@@ -158,6 +162,14 @@ impl World {
                     return Err(Error::msg(Code::Forbidden, "wrong room password"));
                 }
             }
+            if let Some(seats) = &r.seats {
+                if !seats.players.contains(&uid) {
+                    return Err(Error::msg(Code::Forbidden, "only the match's players may enter its room"));
+                }
+                if unix_ms() > seats.until {
+                    return Err(Error::msg(Code::NotFound, "no such room: the match's seats have expired"));
+                }
+            }
             if r.max_users > 0 && r.members.len() >= r.max_users as usize {
                 return Err(Error::msg(Code::Forbidden, "the room is full"));
             }
@@ -184,10 +196,38 @@ impl World {
         handle.enter(uid, session, Greet::Enter(resp), Some((name, x, z, stats))).await
     }
 
+    /// A new room's task: lockstep, or a scene laid out like `template` (the first scene's
+    /// without one); and where its players appear.
+    pub(super) fn room_task(
+        &self,
+        id: i64,
+        lockstep: bool,
+        max_users: i32,
+        template: Option<crate::scene::SceneConfig>,
+    ) -> (Handle, (f32, f32)) {
+        if lockstep {
+            let ls = Lockstep::new(LockstepConfig {
+                fps: self.0.cfg.lockstep_fps.clamp(1, 60),
+                max_players: max_users as usize,
+                max_input: 256,
+                keep_frames: self.0.cfg.lockstep_keep_frames.max(1),
+            });
+            let handle = Handle::Lockstep(rsgame_gate::room::spawn(LockstepRoom::new(id, ls), QUEUE));
+            (handle, self.0.template.respawn)
+        } else {
+            let mut cfg = template.unwrap_or_else(|| self.0.template.clone());
+            cfg.id = id as i32;
+            let spawn = cfg.respawn;
+            let (scene, env) = (Scene::new(cfg), self.0.env.clone());
+            (Handle::Scene(rsgame_gate::room::spawn_with(|me| SceneRoom::new(scene, false, env, me), QUEUE)), spawn)
+        }
+    }
+
     pub(super) async fn enter_room(self, session: Session, msg: pb::EnterRoom) -> Result<()> {
         let uid = World::me(&session)?;
         let _t = self.transition(uid).await;
         let password = (!msg.password.is_empty()).then_some(msg.password.as_str());
+        self.open_match_room(uid, msg.room_id).await?;
         self.move_to(uid, &session, msg.room_id, password).await
     }
 
@@ -220,22 +260,7 @@ impl World {
             }
             self.0.next_room.fetch_add(1, Ordering::Relaxed)
         };
-        let mut spawn = self.0.template.respawn;
-        let handle = if lockstep {
-            let ls = Lockstep::new(LockstepConfig {
-                fps: self.0.cfg.lockstep_fps.clamp(1, 60),
-                max_players: max_users as usize,
-                max_input: 256,
-                keep_frames: self.0.cfg.lockstep_keep_frames.max(1),
-            });
-            Handle::Lockstep(rsgame_gate::room::spawn(LockstepRoom::new(id, ls), QUEUE))
-        } else {
-            let mut cfg = self.0.template.clone();
-            cfg.id = id as i32;
-            spawn = cfg.respawn;
-            let (scene, env) = (Scene::new(cfg), self.0.env.clone());
-            Handle::Scene(rsgame_gate::room::spawn_with(|me| SceneRoom::new(scene, false, env, me), QUEUE))
-        };
+        let (handle, spawn) = self.room_task(id, lockstep, max_users, None);
         let room = Room {
             name: name.to_owned(),
             kind_code: msg.r#type,
@@ -248,6 +273,7 @@ impl World {
             chat: VecDeque::new(),
             spawn,
             spawn_radius: 25.0,
+            seats: None,
         };
         let full = {
             let mut rooms = lock(&self.0.rooms);
@@ -300,6 +326,7 @@ impl World {
                 .iter()
                 .filter(|(_, r)| msg.r#type == pb::RoomType::Any as i32 || r.kind_code == msg.r#type)
                 .filter(|(_, r)| lockstep || matches!(r.handle, Handle::Scene(_)))
+                .filter(|(_, r)| r.seats.is_none())
                 .take(500)
                 .map(|(id, r)| self.room_resp(*id, r, &players, uid))
                 .collect()

@@ -49,7 +49,8 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = crate::testdb::database(&dir).await;
         let game = crate::testdb::game(&db);
-        let mut scenes = crate::data::parse(crate::data::SAMPLE, &cfg).expect("sample world");
+        let crate::data::WorldData { mut scenes, modes } =
+            crate::data::parse_all(crate::data::SAMPLE, &cfg).expect("sample world");
         for s in &mut scenes {
             s.config.monsters.clear();
         }
@@ -64,6 +65,7 @@ impl Fixture {
         let world = World::start(WorldDeps {
             cfg,
             scenes,
+            modes,
             auth: Auth { jwt: jwt.clone(), revocations: None },
             game,
             directory: directory.clone(),

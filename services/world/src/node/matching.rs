@@ -1,0 +1,366 @@
+//! The matchmaker on a game node: MatchAdd and MatchRemove, a player's ticket dropped when it
+//! disconnects or logs out, the passes (run by the node holding the queue's lease), MatchFound
+//! and MatchTimeout pushed to the players here and sent over the bus for the players on other
+//! nodes, and a formed match's room, opened on the node chosen for it when the first of its
+//! players enters (its seats: only the match's players, until they expire).
+
+use super::*;
+use crate::matchmaker::queue::{LocalQueue, MatchRecord, Queue, RedisQueue};
+use crate::matchmaker::{self, Member, Mode, RoomKind, Ticket};
+
+/// Match rooms' ids start here, from the queue's match numbers, so they are unique across
+/// the cluster (rooms players create count up from 10,000 on each node).
+pub const MATCH_ROOM_BASE: i64 = 1_000_000_000;
+
+/// The matchmaker's part of a world.
+pub(super) struct Matching {
+    queue: Arc<dyn Queue>,
+    modes: HashMap<String, Mode>,
+    /// This node's id for the queue's lease and the match rooms it hosts ("local" alone).
+    node: String,
+    seq: AtomicU64,
+    /// Players here holding a ticket: a disconnect asks the queue only for those.
+    queued: Mutex<HashSet<PlayerId>>,
+}
+
+impl Matching {
+    /// The queue for this node: Redis when the node is one of several (the queue they
+    /// share), in process otherwise.
+    pub(super) fn new(modes: Vec<Mode>, cluster: Option<&Cluster>) -> Matching {
+        let shared = cluster.and_then(|c| RedisQueue::new(c.cache()));
+        if cluster.is_some() && shared.is_none() {
+            tracing::warn!("game nodes without a Redis cache: each node matches only its own players");
+        }
+        let queue: Arc<dyn Queue> = match shared {
+            Some(q) => Arc::new(q),
+            None => Arc::new(LocalQueue::default()),
+        };
+        Matching {
+            queue,
+            modes: modes.into_iter().map(|m| (m.name.clone(), m)).collect(),
+            node: cluster.map_or_else(|| "local".to_owned(), |c| c.node().to_owned()),
+            seq: AtomicU64::new(1),
+            queued: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub(super) fn has_modes(&self) -> bool {
+        !self.modes.is_empty()
+    }
+}
+
+fn found(rec: &MatchRecord, ticket: &str, here: bool, mode: Option<&Mode>) -> pb::MatchFound {
+    pb::MatchFound {
+        match_id: rec.id.clone(),
+        mode: rec.mode.clone(),
+        room_id: rec.room,
+        room_type: mode.map_or(pb::RoomType::Lockstep, Mode::room_type) as i32,
+        node_id: rec.node.clone(),
+        url: rec.url.clone(),
+        here,
+        players: rec.players().map(|p| pb::MatchPlayer { user_id: p.user, nickname: p.nickname.clone() }).collect(),
+        seat_expires_at: rec.seats_until,
+        ticket: ticket.to_owned(),
+    }
+}
+
+impl World {
+    pub(super) async fn match_add(self, session: Session, msg: pb::MatchAdd) -> Result<()> {
+        let uid = World::me(&session)?;
+        let m = &self.0.matching;
+        if let Some(mode) = m.modes.get(&msg.mode)
+            && mode.room == RoomKind::Lockstep
+            && !session.get::<Caps>().unwrap_or_default().has(Caps::LOCKSTEP)
+        {
+            return Err(Error::bad_param(format!(
+                "mode: {} plays in lockstep rooms: log in with caps=lockstep",
+                mode.name
+            )));
+        }
+        let nickname = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
+        let id = format!("{}-{}", self.0.env.run, m.seq.fetch_add(1, Ordering::Relaxed));
+        let ticket = Ticket::new(id, &msg, &m.modes, vec![Member { user: uid.get(), nickname }], unix_ms())?;
+        m.queue.add(&ticket).await?;
+        lock(&m.queued).insert(uid);
+        tracing::debug!(user = %uid, ticket = %ticket.id, mode = %ticket.mode, "queued for a match");
+        session.push(
+            ids::reply(ids::MATCH_ADD),
+            &pb::MatchTicket { ticket: ticket.id, mode: ticket.mode, expires_at: ticket.expires_ms },
+        );
+        Ok(())
+    }
+
+    pub(super) async fn match_remove(self, session: Session, msg: pb::MatchRemove) -> Result<()> {
+        let uid = World::me(&session)?;
+        let m = &self.0.matching;
+        match m.queue.remove(&msg.ticket, uid.get()).await? {
+            Some(t) => {
+                lock(&m.queued).remove(&uid);
+                session.push(ids::reply(ids::MATCH_REMOVE), &pb::MatchRemoveResp { ticket: t.id });
+                Ok(())
+            }
+            None => Err(Error::msg(Code::NotFound, "no such ticket: matched, timed out or not yours")),
+        }
+    }
+
+    /// Takes the player's ticket out of the queue (it disconnected or logged out).
+    pub(super) async fn unqueue(&self, uid: PlayerId) {
+        let m = &self.0.matching;
+        if !lock(&m.queued).remove(&uid) {
+            return;
+        }
+        match m.queue.remove_player(uid.get()).await {
+            Ok(Some(t)) => tracing::debug!(user = %uid, ticket = %t.id, "ticket dropped: its player left"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(user = %uid, error = %e, "ticket not dropped: it may still be matched"),
+        }
+    }
+
+    /// Runs the passes while this node holds the queue's lease.
+    pub(super) async fn run_matchmaker(self) {
+        let every = Duration::from_millis(self.0.cfg.match_interval_ms.max(50));
+        // Long enough to survive a slow pass; short enough that a dead leader is replaced
+        // within seconds.
+        let lease = (every * 4).max(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let m = &self.0.matching;
+            if !m.queue.lead(&m.node, lease).await {
+                continue;
+            }
+            if let Err(e) = self.match_pass().await {
+                tracing::warn!(error = %e, "matchmaking pass failed: the tickets wait for the next");
+            }
+        }
+    }
+
+    /// One pass: matches formed and told, timed-out tickets dropped and told.
+    pub(super) async fn match_pass(&self) -> Result<()> {
+        let m = &self.0.matching;
+        let started = Instant::now();
+        let tickets = m.queue.all().await?;
+        let now = unix_ms();
+        let pass = matchmaker::pass(&tickets, &m.modes, now);
+        metrics::histogram!(crate::metrics::MATCH_PASS_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::gauge!(crate::metrics::MATCH_TICKETS).set(tickets.len() as f64);
+        for i in pass.expired {
+            let t = &tickets[i];
+            if m.queue.take(&[t.id.as_str()]).await? {
+                metrics::counter!(crate::metrics::MATCH_TIMEOUTS, "mode" => t.mode.clone()).increment(1);
+                let users: Vec<i64> = t.players.iter().map(|p| p.user).collect();
+                let what = What::MatchTimedOut { ticket: t.id.clone(), mode: t.mode.clone(), users };
+                self.tell_match(what).await;
+            }
+        }
+        for group in pass.matches {
+            let Some(mode) = m.modes.get(&tickets[group[0]].mode) else { continue };
+            // The record first, then the tickets out of the queue: a failure in between leaves
+            // an unused record (it expires), never players taken out without a match.
+            let n = m.queue.next_match().await?;
+            let (node, url) = match &self.0.cluster {
+                Some(c) => c.room_node(),
+                None => (m.node.clone(), String::new()),
+            };
+            let rec = MatchRecord {
+                id: format!("m{n}"),
+                mode: mode.name.clone(),
+                room: MATCH_ROOM_BASE + n,
+                node,
+                url,
+                tickets: group.iter().map(|&i| (tickets[i].id.clone(), tickets[i].players.clone())).collect(),
+                seats_until: now + (mode.seat_secs as i64) * 1000,
+            };
+            m.queue.put_match(&rec).await?;
+            let ids: Vec<&str> = group.iter().map(|&i| tickets[i].id.as_str()).collect();
+            if !m.queue.take(&ids).await? {
+                // One was cancelled meanwhile: the others wait for the next pass.
+                continue;
+            }
+            metrics::counter!(crate::metrics::MATCHES, "mode" => mode.name.clone()).increment(1);
+            for &i in &group {
+                let waited = (now - tickets[i].created_ms).max(0) as f64 / 1000.0;
+                metrics::histogram!(crate::metrics::MATCH_WAIT_SECONDS, "mode" => mode.name.clone()).record(waited);
+            }
+            tracing::info!(r#match = %rec.id, mode = %rec.mode, room = rec.room, node = %rec.node, players = rec.players().count(), "match formed");
+            self.tell_match(What::Matched(rec)).await;
+        }
+        Ok(())
+    }
+
+    /// Tells the players here, then the other nodes for theirs.
+    async fn tell_match(&self, what: What) {
+        self.on_match_news(&what);
+        if let Some(c) = &self.0.cluster {
+            c.publish(what).await;
+        }
+    }
+
+    /// A match formed or a ticket timed out: pushed to its players on this node.
+    pub(super) fn on_match_news(&self, what: &What) {
+        let m = &self.0.matching;
+        match what {
+            What::Matched(rec) => {
+                let here = rec.node == m.node;
+                let players = lock(&self.0.players);
+                let mut queued = lock(&m.queued);
+                for (ticket, members) in &rec.tickets {
+                    let msg = found(rec, ticket, here, m.modes.get(&rec.mode));
+                    for p in members {
+                        let uid = PlayerId::new(p.user);
+                        queued.remove(&uid);
+                        if let Some(s) = players.get(&uid).and_then(|p| p.session.as_ref()) {
+                            s.push(ids::MATCH_FOUND, &msg);
+                        }
+                    }
+                }
+            }
+            What::MatchTimedOut { ticket, mode, users } => {
+                let players = lock(&self.0.players);
+                let mut queued = lock(&m.queued);
+                let msg = pb::MatchTimeout { ticket: ticket.clone(), mode: mode.clone() };
+                for u in users {
+                    let uid = PlayerId::new(*u);
+                    queued.remove(&uid);
+                    if let Some(s) = players.get(&uid).and_then(|p| p.session.as_ref()) {
+                        s.push(ids::MATCH_TIMEOUT, &msg);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens a formed match's room here on the first entry of one of its players. Nothing
+    /// when the room is open already or `room` is not a match's.
+    pub(super) async fn open_match_room(&self, uid: PlayerId, room: i64) -> Result<()> {
+        if room < MATCH_ROOM_BASE || lock(&self.0.rooms).contains_key(&room) {
+            return Ok(());
+        }
+        let m = &self.0.matching;
+        let gone = || Error::msg(Code::NotFound, "no such room: the match's seats have expired");
+        let rec = m.queue.get_match(room).await?.ok_or_else(gone)?;
+        if rec.node != m.node {
+            return Err(Error::msg(Code::NotFound, format!("this match plays on node {}", rec.node)));
+        }
+        if !rec.players().any(|p| p.user == uid.get()) {
+            return Err(Error::msg(Code::Forbidden, "only the match's players may enter its room"));
+        }
+        let mode = m.modes.get(&rec.mode).ok_or_else(gone)?;
+        let seats: BTreeSet<PlayerId> = rec.players().map(|p| PlayerId::new(p.user)).collect();
+        let template = mode.scene.and_then(|s| self.0.templates.get(&s).cloned());
+        let max_users = seats.len() as i32;
+        let (handle, spawn) = self.room_task(room, mode.room == RoomKind::Lockstep, max_users, template);
+        let entry = Room {
+            name: format!("{} {}", rec.mode, rec.id),
+            kind_code: mode.room_type() as i32,
+            password: None,
+            max_users,
+            owner: seats.first().copied().unwrap_or(uid),
+            permanent: false,
+            members: BTreeSet::new(),
+            handle,
+            chat: VecDeque::new(),
+            spawn,
+            spawn_radius: 25.0,
+            seats: Some(Seats { players: seats, until: rec.seats_until }),
+        };
+        let opened = {
+            let mut rooms = lock(&self.0.rooms);
+            if rooms.contains_key(&room) {
+                // Another of its players opened it meanwhile: this task ends with `entry`.
+                false
+            } else if rooms.values().filter(|r| !r.permanent).count() >= self.0.cfg.max_rooms {
+                return Err(Error::msg(Code::TooManyRequests, "too many rooms on this node"));
+            } else {
+                rooms.insert(room, entry);
+                true
+            }
+        };
+        if opened {
+            metrics::gauge!(crate::metrics::ROOMS).increment(1.0);
+            tracing::info!(room, r#match = %rec.id, "match room opened");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Fixture;
+    use super::*;
+
+    fn duel(rating: f64) -> pb::MatchAdd {
+        pb::MatchAdd {
+            mode: "duel".into(),
+            numeric_props: [("rating".to_string(), rating)].into(),
+            query: vec![pb::MatchTerm {
+                key: "rating".into(),
+                any_of: vec![],
+                min: Some(rating - 100.0),
+                max: Some(rating + 100.0),
+            }],
+            ..Default::default()
+        }
+    }
+
+    async fn add(f: &Fixture, s: &Session, msg: pb::MatchAdd) -> std::result::Result<(), Code> {
+        f.world.clone().match_add(s.clone(), msg).await.map_err(|e| e.code())
+    }
+
+    async fn remove(f: &Fixture, s: &Session, ticket: &str) -> std::result::Result<(), Code> {
+        f.world.clone().match_remove(s.clone(), pb::MatchRemove { ticket: ticket.into() }).await.map_err(|e| e.code())
+    }
+
+    #[tokio::test]
+    async fn two_players_are_matched_into_a_lockstep_room_only_they_may_enter() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let mut a = f.login(1, "caps=lockstep").await;
+        let mut b = f.login(2, "caps=lockstep").await;
+        let mut c = f.login(3, "caps=lockstep").await;
+        add(&f, &a.session, duel(1000.0)).await.expect("queued");
+        let t: pb::MatchTicket = a.expect(ids::reply(ids::MATCH_ADD)).await;
+        assert_eq!(t.mode, "duel");
+        assert_eq!(add(&f, &a.session, duel(1000.0)).await, Err(Code::AlreadyQueued), "one ticket at a time");
+        add(&f, &b.session, duel(1080.0)).await.expect("queued");
+        add(&f, &c.session, duel(1500.0)).await.expect("queued");
+        let ct: pb::MatchTicket = c.expect(ids::reply(ids::MATCH_ADD)).await;
+        f.world.match_pass().await.expect("pass");
+        let fa: pb::MatchFound = a.expect(ids::MATCH_FOUND).await;
+        let fb: pb::MatchFound = b.expect(ids::MATCH_FOUND).await;
+        assert_eq!((fa.room_id, fa.match_id.clone()), (fb.room_id, fb.match_id.clone()));
+        assert!(fa.here && fa.room_type == pb::RoomType::Lockstep as i32, "{fa:?}");
+        assert_eq!(fa.ticket, t.ticket);
+        let mut who: Vec<i64> = fa.players.iter().map(|p| p.user_id).collect();
+        who.sort_unstable();
+        assert_eq!(who, [1, 2]);
+        assert!(!c.ids_within(Duration::from_millis(50)).await.contains(&ids::MATCH_FOUND), "1500 is not within 100");
+        // The stranger may not take a seat; the players may.
+        let enter = |s: &Session| {
+            f.world.clone().enter_room(s.clone(), pb::EnterRoom { room_id: fa.room_id, ..Default::default() })
+        };
+        assert_eq!(enter(&c.session).await.map_err(|e| e.code()), Err(Code::Forbidden));
+        enter(&a.session).await.expect("a enters");
+        enter(&b.session).await.expect("b enters");
+        assert!(f.world.created_rooms().iter().all(|(id, _)| *id != fa.room_id), "a match room is not listed");
+        // c's ticket is still queued; removing it answers once.
+        assert_eq!(remove(&f, &c.session, &t.ticket).await, Err(Code::NotFound), "not its ticket");
+        remove(&f, &c.session, &ct.ticket).await.expect("removed");
+        assert_eq!(remove(&f, &c.session, &ct.ticket).await, Err(Code::NotFound));
+    }
+
+    #[tokio::test]
+    async fn bad_tickets_and_departures() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let plain = f.login(4, "").await;
+        assert_eq!(add(&f, &plain.session, duel(1000.0)).await, Err(Code::BadParam), "no lockstep caps");
+        let a = f.login(5, "caps=lockstep").await;
+        let unknown = pb::MatchAdd { mode: "chess".into(), ..Default::default() };
+        assert_eq!(add(&f, &a.session, unknown).await, Err(Code::BadParam));
+        add(&f, &a.session, duel(1000.0)).await.expect("queued");
+        // It logs out: its ticket goes, so nobody is matched with an absent player.
+        f.world.clone().logout(a.session.clone(), pb::Logout::default()).await.expect("logout");
+        assert!(f.world.0.matching.queue.all().await.expect("all").is_empty());
+    }
+}
