@@ -344,6 +344,43 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         .await
         .expect("an online notice crosses nodes");
 
+    // 1b. Two players on different nodes queue for a duel: the queue in Redis matches them,
+    //     the room goes to one node, and the player on the other moves there to play.
+    let (dan, _) = signup(api, "dan").await;
+    let (eve, _) = signup(api, "eve").await;
+    let (mut cd, _, _) = enter(std::slice::from_ref(&url_a), &dan).await;
+    let (mut ce, _, _) = enter(std::slice::from_ref(&url_b), &eve).await;
+    for (c, rating) in [(&mut cd, 1000.0), (&mut ce, 1060.0)] {
+        let duel = pb::MatchAdd {
+            mode: "duel".into(),
+            numeric_props: [("rating".to_string(), rating)].into(),
+            query: vec![pb::MatchTerm {
+                key: "rating".into(),
+                any_of: vec![],
+                min: Some(rating - 100.0),
+                max: Some(rating + 100.0),
+            }],
+            ..Default::default()
+        };
+        c.send(ids::MATCH_ADD, &duel).await.expect("queue");
+        c.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect("a ticket");
+    }
+    let fd = cd.wait::<pb::MatchFound>(ids::MATCH_FOUND, T).await.expect("dan's match, formed across nodes");
+    let fe = ce.wait::<pb::MatchFound>(ids::MATCH_FOUND, T).await.expect("eve's match");
+    assert_eq!((fd.room_id, &fd.node_id), (fe.room_id, &fe.node_id), "{fd:?} {fe:?}");
+    assert!(fd.here != fe.here, "the room is on one of their nodes: {fd:?} {fe:?}");
+    let (mut stays, goes, moving) = if fd.here { (cd, ce, &eve) } else { (ce, cd, &dan) };
+    let there = if fd.here { &fe } else { &fd };
+    assert!([&url_a, &url_b].contains(&&there.url), "{there:?}");
+    let (mut moved, _, _) = enter(std::slice::from_ref(&there.url), moving).await;
+    drop(goes);
+    for c in [&mut stays, &mut moved] {
+        c.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: there.room_id, ..Default::default() }).await.expect("enter");
+        let r = c.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("in the match's room");
+        assert_eq!(r.room_id, there.room_id);
+    }
+    drop((stays, moved));
+
     // 2. One REST call, traced: REST -> gRPC (usercenter) -> the database.
     let trace_id = format!("{:032x}", rand_id());
     let traced = match otlp {

@@ -473,6 +473,68 @@ async fn lockstep_rooms_bundle_inputs_and_catch_up_late_joiners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_match_puts_two_players_in_one_lockstep_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "  match_interval_ms: 100\n");
+    let (a, b, c) = (account(&srv, "match1").await, account(&srv, "match2").await, account(&srv, "match3").await);
+    // Over TCP, over WebSocket with JSON bodies, and a third who cancels.
+    let (mut ca, mut cb, mut cc) = (tcp(&srv).await, ws(&srv, true).await, tcp(&srv).await);
+    ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+    cc.login(c.user_id, &c.token).await.expect("login");
+    let duel = pb::MatchAdd { mode: "duel".into(), ..Default::default() };
+
+    // Bad tickets get their codes; nothing is queued for them.
+    let unknown = pb::MatchAdd { mode: "chess".into(), ..Default::default() };
+    cc.send(ids::MATCH_ADD, &unknown).await.expect("send");
+    assert_eq!(code(cc.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect_err("unknown")), 400102);
+    let huge = pb::MatchAdd {
+        mode: "duel".into(),
+        query: vec![pb::MatchTerm { key: "k".into(), any_of: vec!["v".repeat(100); 12], ..Default::default() }],
+        ..Default::default()
+    };
+    cc.send(ids::MATCH_ADD, &huge).await.expect("send");
+    assert_eq!(code(cc.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect_err("1 KB")), 400102);
+    let upside = pb::MatchAdd { mode: "duel".into(), min_count: 2, max_count: 1, ..Default::default() };
+    cc.send(ids::MATCH_ADD, &upside).await.expect("send");
+    assert_eq!(code(cc.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect_err("min > max")), 400102);
+    // c queues and cancels: it is not matched with anyone.
+    cc.send(ids::MATCH_ADD, &duel).await.expect("send");
+    let ct = cc.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect("c queued");
+    cc.send(ids::MATCH_ADD, &duel).await.expect("send");
+    assert_eq!(code(cc.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect_err("twice")), 400524);
+    cc.send(ids::MATCH_REMOVE, &pb::MatchRemove { ticket: ct.ticket.clone() }).await.expect("send");
+    cc.wait::<pb::MatchRemoveResp>(ids::reply(ids::MATCH_REMOVE), T).await.expect("c cancelled");
+
+    ca.send(ids::MATCH_ADD, &duel).await.expect("send");
+    ca.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect("a queued");
+    cb.send(ids::MATCH_ADD, &duel).await.expect("send");
+    cb.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect("b queued");
+    let fa = ca.wait::<pb::MatchFound>(ids::MATCH_FOUND, T).await.expect("a matched");
+    let fb = cb.wait::<pb::MatchFound>(ids::MATCH_FOUND, T).await.expect("b matched");
+    assert_eq!(fa.room_id, fb.room_id);
+    assert!(fa.here && fb.here, "one node: the room is here");
+    let mut who: Vec<i64> = fa.players.iter().map(|p| p.user_id).collect();
+    who.sort_unstable();
+    assert_eq!(who, [a.user_id, b.user_id]);
+
+    // The stranger cannot take a seat; the two play.
+    cc.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: fa.room_id, ..Default::default() }).await.expect("send");
+    assert_eq!(code(cc.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect_err("no seat")), 400501);
+    for c in [&mut ca, &mut cb] {
+        c.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: fa.room_id, ..Default::default() }).await.expect("send");
+        let r = c.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("in the room");
+        assert_eq!((r.room_id, r.r#type), (fa.room_id, 3));
+    }
+    cb.send(ids::LOCKSTEP_INPUT, &pb::LockstepInput { data: b"up".to_vec() }).await.expect("input");
+    ca.wait_where::<pb::LockstepFrames>(ids::LOCKSTEP_FRAMES, T, |f| {
+        f.room_id == fa.room_id && f.frames.iter().any(|fr| fr.inputs.iter().any(|i| i.user_id == b.user_id))
+    })
+    .await
+    .expect("a sees b's input in the match's frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_player_resumes_within_the_grace_period() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = start(dir.path(), "");

@@ -178,6 +178,9 @@ scenes:
     cell: 32.5
     respawn: { x: 185, z: 159 }
     pvp: true
+match_modes:
+  - { name: duel, room: lockstep, min_count: 2, max_count: 2, timeout_secs: 60 }
+  - { name: pair, room: scene, scene: 1002, min_count: 2, max_count: 2, timeout_secs: 60 }
 "#;
 
 /// A data folder with the game's sample files and the test world.

@@ -23,7 +23,13 @@ use rsgame_kit::{Error, Result};
 use rsgame_proto::pb;
 use serde::{Deserialize, Serialize};
 
+use queue::{MatchRecord, Queue, Taking};
+
 pub mod queue;
+
+/// Match rooms' ids start here, from the queue's match numbers, so they are unique across
+/// the cluster (rooms players create count up from 10,000 on each node).
+pub const MATCH_ROOM_BASE: i64 = 1_000_000_000;
 
 /// The largest query, encoded, a ticket may carry.
 pub const MAX_QUERY_BYTES: usize = 1024;
@@ -397,19 +403,89 @@ pub fn pass(tickets: &[Ticket], modes: &HashMap<String, Mode>, now_ms: i64) -> P
     out
 }
 
+/// What a pass did to the queue.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Tickets waiting when it began.
+    pub queued: usize,
+    /// The matches formed (their tickets are out of the queue, their records kept).
+    pub formed: Vec<MatchRecord>,
+    /// How long each matched ticket waited, seconds, by mode.
+    pub waits: Vec<(String, f64)>,
+    /// The tickets that timed out (out of the queue).
+    pub expired: Vec<Ticket>,
+}
+
+/// One pass over `queue` at `now_ms`: reads every ticket, matches, and takes the matches and
+/// the timed-out tickets out in one step (a group with a ticket cancelled meanwhile stays
+/// for the next pass). `place` says where a new match's room goes: a node id and its URL.
+pub async fn run_pass(
+    queue: &dyn Queue,
+    modes: &HashMap<String, Mode>,
+    now_ms: i64,
+    place: &(dyn Fn() -> (String, String) + Sync),
+) -> Result<Outcome> {
+    let tickets = queue.all().await?;
+    let pass = pass(&tickets, modes, now_ms);
+    let mut out = Outcome { queued: tickets.len(), ..Outcome::default() };
+    if pass.matches.is_empty() && pass.expired.is_empty() {
+        return Ok(out);
+    }
+    let first = if pass.matches.is_empty() { 0 } else { queue.next_matches(pass.matches.len()).await? };
+    let (node, url) = if pass.matches.is_empty() { Default::default() } else { place() };
+    let mut groups = Vec::with_capacity(pass.matches.len() + pass.expired.len());
+    for (n, group) in pass.matches.iter().enumerate() {
+        let t0 = &tickets[group[0]];
+        let seats = modes.get(&t0.mode).map_or(30, |m| m.seat_secs) as i64;
+        let number = first + n as i64;
+        let record = MatchRecord {
+            id: format!("m{number}"),
+            mode: t0.mode.clone(),
+            room: MATCH_ROOM_BASE + number,
+            node: node.clone(),
+            url: url.clone(),
+            tickets: group.iter().map(|&i| (tickets[i].id.clone(), tickets[i].players.clone())).collect(),
+            seats_until: now_ms + seats * 1000,
+        };
+        groups.push(Taking { tickets: group.iter().map(|&i| tickets[i].id.clone()).collect(), record: Some(record) });
+    }
+    for &i in &pass.expired {
+        groups.push(Taking { tickets: vec![tickets[i].id.clone()], record: None });
+    }
+    let taken = queue.take(&groups).await?;
+    for ((g, ok), k) in groups.into_iter().zip(taken).zip(0..) {
+        if !ok {
+            continue;
+        }
+        match g.record {
+            Some(record) => {
+                for &i in &pass.matches[k] {
+                    let waited = (now_ms - tickets[i].created_ms).max(0) as f64 / 1000.0;
+                    out.waits.push((record.mode.clone(), waited));
+                }
+                out.formed.push(record);
+            }
+            None => out.expired.push(tickets[pass.expired[k - pass.matches.len()]].clone()),
+        }
+    }
+    Ok(out)
+}
+
 /// The tickets `a` may match with, best first: by a sorted index on its first numeric range
-/// (nearest value first when `a` has one of its own), else oldest first; at most `MAX_SCAN`.
-fn candidates<'t>(
+/// (nearest value first when `a` has one of its own), else oldest first; at most `MAX_SCAN`
+/// looked at. Lazy: a 1v1 anchor usually stops at the first.
+fn candidates<'t, 'i>(
     tickets: &'t [Ticket],
-    order: &[usize],
-    indexes: &mut HashMap<&'t str, Vec<(f64, usize)>>,
+    order: &'t [usize],
+    indexes: &'i mut HashMap<&'t str, Vec<(f64, usize)>>,
     a: &'t Ticket,
     anchor: usize,
     mode: &Mode,
     now_ms: i64,
-) -> Vec<usize> {
+) -> Candidates<'i> {
     let Some(term) = a.query.iter().find(|t| t.any_of.is_empty()) else {
-        return order.iter().copied().filter(|&i| i != anchor).take(MAX_SCAN).collect();
+        let all: Vec<usize> = order.iter().copied().filter(|&i| i != anchor).take(MAX_SCAN).collect();
+        return Candidates::List(all.into_iter());
     };
     let index = indexes.entry(term.key.as_str()).or_insert_with(|| {
         let mut v: Vec<(f64, usize)> =
@@ -423,31 +499,61 @@ fn candidates<'t>(
     let start = index.partition_point(|(v, _)| *v < lo);
     let end = index.partition_point(|(v, _)| *v <= hi);
     let within = &index[start..end];
-    let Some(mine) = a.numbers.get(&term.key) else {
-        return within.iter().map(|(_, i)| *i).filter(|&i| i != anchor).take(MAX_SCAN).collect();
-    };
-    // Outward from its own value: the nearest first.
-    let mut right = within.partition_point(|(v, _)| v < mine);
-    let mut left = right;
-    let mut out = Vec::with_capacity(within.len().min(MAX_SCAN));
-    while out.len() < MAX_SCAN && (left > 0 || right < within.len()) {
-        let take_left = match (left.checked_sub(1).map(|l| within[l]), within.get(right)) {
-            (Some(l), Some(r)) => (mine - l.0) <= (r.0 - mine),
-            (Some(_), None) => true,
-            _ => false,
-        };
-        let i = if take_left {
-            left -= 1;
-            within[left].1
-        } else {
-            right += 1;
-            within[right - 1].1
-        };
-        if i != anchor {
-            out.push(i);
+    match a.numbers.get(&term.key) {
+        Some(&mine) => {
+            let right = within.partition_point(|(v, _)| *v < mine);
+            Candidates::Nearest { within, mine, left: right, right, anchor, seen: 0 }
+        }
+        None => {
+            let v: Vec<usize> = within.iter().map(|(_, i)| *i).filter(|&i| i != anchor).take(MAX_SCAN).collect();
+            Candidates::List(v.into_iter())
         }
     }
-    out
+}
+
+/// The candidates of one anchor, in the order they are tried.
+enum Candidates<'i> {
+    List(std::vec::IntoIter<usize>),
+    /// Outward from the anchor's own value, the nearer side first.
+    Nearest {
+        within: &'i [(f64, usize)],
+        mine: f64,
+        left: usize,
+        right: usize,
+        anchor: usize,
+        seen: usize,
+    },
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Candidates::List(it) => it.next(),
+            Candidates::Nearest { within, mine, left, right, anchor, seen } => loop {
+                if *seen >= MAX_SCAN || (*left == 0 && *right >= within.len()) {
+                    return None;
+                }
+                let take_left = match (left.checked_sub(1).map(|l| within[l]), within.get(*right)) {
+                    (Some(l), Some(r)) => (*mine - l.0) <= (r.0 - *mine),
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                let i = if take_left {
+                    *left -= 1;
+                    within[*left].1
+                } else {
+                    *right += 1;
+                    within[*right - 1].1
+                };
+                *seen += 1;
+                if i != *anchor {
+                    return Some(i);
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,16 +55,26 @@ pub trait Queue: Send + Sync {
     async fn remove_player(&self, user: i64) -> Result<Option<Ticket>>;
     /// Every waiting ticket.
     async fn all(&self) -> Result<Vec<Ticket>>;
-    /// Takes the tickets out, all or none: false when one is gone already.
-    async fn take(&self, ids: &[&str]) -> Result<bool>;
+    /// Takes each group's tickets out, all of a group or none of it (a group with a ticket
+    /// gone already stays), and keeps the record of each match taken until its seats
+    /// expire; in one step for the whole pass. Which groups were taken.
+    async fn take(&self, groups: &[Taking]) -> Result<Vec<bool>>;
     /// Whether `node` runs the matching passes now (takes or renews a lease of `ttl`).
     async fn lead(&self, node: &str, ttl: Duration) -> bool;
-    /// A new match number.
-    async fn next_match(&self) -> Result<i64>;
-    /// Keeps a formed match until its seats expire.
-    async fn put_match(&self, m: &MatchRecord) -> Result<()>;
+    /// `count` new match numbers: the first of them.
+    async fn next_matches(&self, count: usize) -> Result<i64>;
     /// The match playing in `room`, while its seats are kept.
     async fn get_match(&self, room: i64) -> Result<Option<MatchRecord>>;
+}
+
+/// Tickets a pass takes out of the queue together: a match (with its record) or one
+/// ticket that timed out.
+#[derive(Debug, Clone)]
+pub struct Taking {
+    /// The tickets' ids.
+    pub tickets: Vec<String>,
+    /// The match they form; None for a timed-out ticket.
+    pub record: Option<MatchRecord>,
 }
 
 fn already_queued(user: i64) -> Error {
@@ -135,33 +145,35 @@ impl Queue for LocalQueue {
         Ok(self.state().tickets.values().cloned().collect())
     }
 
-    async fn take(&self, ids: &[&str]) -> Result<bool> {
+    async fn take(&self, groups: &[Taking]) -> Result<Vec<bool>> {
         let mut s = self.state();
-        if !ids.iter().all(|id| s.tickets.contains_key(*id)) {
-            return Ok(false);
+        let now = unix_ms();
+        s.matches.retain(|_, m| m.seats_until > now);
+        let mut taken = Vec::with_capacity(groups.len());
+        for g in groups {
+            let all = g.tickets.iter().all(|id| s.tickets.contains_key(id));
+            if all {
+                for id in &g.tickets {
+                    s.remove(id);
+                }
+                if let Some(r) = &g.record {
+                    s.matches.insert(r.room, r.clone());
+                }
+            }
+            taken.push(all);
         }
-        for id in ids {
-            s.remove(id);
-        }
-        Ok(true)
+        Ok(taken)
     }
 
     async fn lead(&self, _node: &str, _ttl: Duration) -> bool {
         true
     }
 
-    async fn next_match(&self) -> Result<i64> {
+    async fn next_matches(&self, count: usize) -> Result<i64> {
         let mut s = self.state();
-        s.next += 1;
-        Ok(s.next)
-    }
-
-    async fn put_match(&self, m: &MatchRecord) -> Result<()> {
-        let mut s = self.state();
-        let now = unix_ms();
-        s.matches.retain(|_, m| m.seats_until > now);
-        s.matches.insert(m.room, m.clone());
-        Ok(())
+        let first = s.next + 1;
+        s.next += count as i64;
+        Ok(first)
     }
 
     async fn get_match(&self, room: i64) -> Result<Option<MatchRecord>> {
@@ -204,20 +216,31 @@ end
 return t
 ";
 
-/// Takes every ticket of ARGV out, or none when one is gone: 1 or 0.
+/// Takes a pass's groups out, each all or none, keeping the records of the matches taken.
+/// KEYS: tickets, players, members. ARGV[1]: a JSON list of {t: [ticket ids], k: record
+/// key, r: record JSON, ttl: ms} (no k for a timed-out ticket). Returns a list of 1 or 0.
 const TAKE: &str = r"
-for i = 1, #ARGV do
-  if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 0 then return 0 end
-end
-for i = 1, #ARGV do
-  local m = redis.call('HGET', KEYS[3], ARGV[i])
-  redis.call('HDEL', KEYS[1], ARGV[i])
-  redis.call('HDEL', KEYS[3], ARGV[i])
-  for u in string.gmatch(m, '[^,]+') do
-    if redis.call('HGET', KEYS[2], u) == ARGV[i] then redis.call('HDEL', KEYS[2], u) end
+local groups = cjson.decode(ARGV[1])
+local out = {}
+for gi, g in ipairs(groups) do
+  local all = 1
+  for _, id in ipairs(g.t) do
+    if redis.call('HEXISTS', KEYS[3], id) == 0 then all = 0 end
   end
+  if all == 1 then
+    for _, id in ipairs(g.t) do
+      local m = redis.call('HGET', KEYS[3], id)
+      redis.call('HDEL', KEYS[1], id)
+      redis.call('HDEL', KEYS[3], id)
+      for u in string.gmatch(m, '[^,]+') do
+        if redis.call('HGET', KEYS[2], u) == id then redis.call('HDEL', KEYS[2], u) end
+      end
+    end
+    if g.k then redis.call('SET', g.k, g.r, 'PX', g.ttl) end
+  end
+  out[gi] = all
 end
-return 1
+return out
 ";
 
 /// Takes or renews the leader's lease. KEYS: lease. ARGV: node, ttl ms.
@@ -326,14 +349,26 @@ impl Queue for RedisQueue {
             .collect())
     }
 
-    async fn take(&self, ids: &[&str]) -> Result<bool> {
-        let mut inv = self.invoke(&self.take);
-        for id in ids {
-            inv.arg(*id);
+    async fn take(&self, groups: &[Taking]) -> Result<Vec<bool>> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
         }
+        let now = unix_ms();
+        let mut list = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut item = serde_json::json!({ "t": g.tickets });
+            if let Some(r) = &g.record {
+                item["k"] = format!("{}{}", self.prefix, r.room).into();
+                item["r"] = serde_json::to_string(r).map_err(corrupt)?.into();
+                item["ttl"] = (r.seats_until - now).max(1).into();
+            }
+            list.push(item);
+        }
+        let mut inv = self.invoke(&self.take);
+        inv.arg(serde_json::Value::Array(list).to_string());
         let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
-        Ok(n == 1)
+        let taken: Vec<i64> = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+        Ok(taken.into_iter().map(|n| n == 1).collect())
     }
 
     async fn lead(&self, node: &str, ttl: Duration) -> bool {
@@ -349,23 +384,11 @@ impl Queue for RedisQueue {
         }
     }
 
-    async fn next_match(&self) -> Result<i64> {
+    async fn next_matches(&self, count: usize) -> Result<i64> {
         let mut c = self.conn.clone();
-        redis::cmd("INCR").arg(&self.next).query_async(&mut c).await.map_err(unavailable)
-    }
-
-    async fn put_match(&self, m: &MatchRecord) -> Result<()> {
-        let json = serde_json::to_string(m).map_err(corrupt)?;
-        let ttl = (m.seats_until - unix_ms()).max(1);
-        let mut c = self.conn.clone();
-        redis::cmd("SET")
-            .arg(format!("{}{}", self.prefix, m.room))
-            .arg(json)
-            .arg("PX")
-            .arg(ttl)
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(unavailable)
+        let last: i64 =
+            redis::cmd("INCRBY").arg(&self.next).arg(count.max(1)).query_async(&mut c).await.map_err(unavailable)?;
+        Ok(last - count.max(1) as i64 + 1)
     }
 
     async fn get_match(&self, room: i64) -> Result<Option<MatchRecord>> {
@@ -407,27 +430,32 @@ mod tests {
         q.add(&ticket("c", &[3])).await.expect("queued");
         assert_eq!(q.all().await.expect("all").len(), 3);
         assert!(q.remove("a", 3).await.expect("remove").is_none(), "not its ticket");
-        assert!(!q.take(&["b", "gone"]).await.expect("take"), "all or none");
-        assert!(q.take(&["b", "c"]).await.expect("take"));
-        assert!(q.remove("b", 2).await.expect("remove").is_none(), "taken");
-        let t = q.remove_player(big).await.expect("remove").expect("its ticket");
-        assert_eq!(t.id, "a");
-        assert!(q.all().await.expect("all").is_empty());
-        q.add(&ticket("d", &[big])).await.expect("free to queue again");
-        assert_eq!(q.remove("d", big).await.expect("remove").map(|t| t.id), Some("d".into()));
-        let (m1, m2) = (q.next_match().await.expect("n"), q.next_match().await.expect("n"));
-        assert!(m2 > m1);
         let rec = MatchRecord {
             id: "m".into(),
             mode: "duel".into(),
             room: 7_000_000_123,
             node: "n1".into(),
             url: "/ws".into(),
-            tickets: vec![("a".into(), vec![Member { user: big, nickname: "x".into() }])],
+            tickets: vec![("b".into(), vec![Member { user: 2, nickname: "x".into() }])],
             seats_until: unix_ms() + 60_000,
         };
-        q.put_match(&rec).await.expect("kept");
+        let group = |ids: &[&str], record: Option<MatchRecord>| Taking {
+            tickets: ids.iter().map(|s| s.to_string()).collect(),
+            record,
+        };
+        let taken = q.take(&[group(&["b", "gone"], Some(rec.clone())), group(&["c"], None)]).await.expect("take");
+        assert_eq!(taken, [false, true], "each group all or none");
+        assert_eq!(q.get_match(rec.room).await.expect("get"), None, "no record for a group not taken");
+        assert_eq!(q.take(&[group(&["b"], Some(rec.clone()))]).await.expect("take"), [true]);
         assert_eq!(q.get_match(rec.room).await.expect("get"), Some(rec));
+        assert!(q.remove("b", 2).await.expect("remove").is_none(), "taken");
+        let t = q.remove_player(big).await.expect("remove").expect("its ticket");
+        assert_eq!(t.id, "a");
+        assert!(q.all().await.expect("all").is_empty());
+        q.add(&ticket("d", &[big])).await.expect("free to queue again");
+        assert_eq!(q.remove("d", big).await.expect("remove").map(|t| t.id), Some("d".into()));
+        let first = q.next_matches(3).await.expect("n");
+        assert_eq!(q.next_matches(1).await.expect("n"), first + 3);
         assert!(q.lead("n1", Duration::from_secs(5)).await);
     }
 

@@ -6,11 +6,7 @@
 
 use super::*;
 use crate::matchmaker::queue::{LocalQueue, MatchRecord, Queue, RedisQueue};
-use crate::matchmaker::{self, Member, Mode, RoomKind, Ticket};
-
-/// Match rooms' ids start here, from the queue's match numbers, so they are unique across
-/// the cluster (rooms players create count up from 10,000 on each node).
-pub const MATCH_ROOM_BASE: i64 = 1_000_000_000;
+use crate::matchmaker::{self, MATCH_ROOM_BASE, Member, Mode, RoomKind, Ticket};
 
 /// The matchmaker's part of a world.
 pub(super) struct Matching {
@@ -140,49 +136,23 @@ impl World {
     pub(super) async fn match_pass(&self) -> Result<()> {
         let m = &self.0.matching;
         let started = Instant::now();
-        let tickets = m.queue.all().await?;
-        let now = unix_ms();
-        let pass = matchmaker::pass(&tickets, &m.modes, now);
+        let place = || match &self.0.cluster {
+            Some(c) => c.room_node(),
+            None => (m.node.clone(), String::new()),
+        };
+        let out = matchmaker::run_pass(m.queue.as_ref(), &m.modes, unix_ms(), &place).await?;
         metrics::histogram!(crate::metrics::MATCH_PASS_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::gauge!(crate::metrics::MATCH_TICKETS).set(tickets.len() as f64);
-        for i in pass.expired {
-            let t = &tickets[i];
-            if m.queue.take(&[t.id.as_str()]).await? {
-                metrics::counter!(crate::metrics::MATCH_TIMEOUTS, "mode" => t.mode.clone()).increment(1);
-                let users: Vec<i64> = t.players.iter().map(|p| p.user).collect();
-                let what = What::MatchTimedOut { ticket: t.id.clone(), mode: t.mode.clone(), users };
-                self.tell_match(what).await;
-            }
+        metrics::gauge!(crate::metrics::MATCH_TICKETS).set(out.queued as f64);
+        for (mode, waited) in out.waits {
+            metrics::histogram!(crate::metrics::MATCH_WAIT_SECONDS, "mode" => mode).record(waited);
         }
-        for group in pass.matches {
-            let Some(mode) = m.modes.get(&tickets[group[0]].mode) else { continue };
-            // The record first, then the tickets out of the queue: a failure in between leaves
-            // an unused record (it expires), never players taken out without a match.
-            let n = m.queue.next_match().await?;
-            let (node, url) = match &self.0.cluster {
-                Some(c) => c.room_node(),
-                None => (m.node.clone(), String::new()),
-            };
-            let rec = MatchRecord {
-                id: format!("m{n}"),
-                mode: mode.name.clone(),
-                room: MATCH_ROOM_BASE + n,
-                node,
-                url,
-                tickets: group.iter().map(|&i| (tickets[i].id.clone(), tickets[i].players.clone())).collect(),
-                seats_until: now + (mode.seat_secs as i64) * 1000,
-            };
-            m.queue.put_match(&rec).await?;
-            let ids: Vec<&str> = group.iter().map(|&i| tickets[i].id.as_str()).collect();
-            if !m.queue.take(&ids).await? {
-                // One was cancelled meanwhile: the others wait for the next pass.
-                continue;
-            }
-            metrics::counter!(crate::metrics::MATCHES, "mode" => mode.name.clone()).increment(1);
-            for &i in &group {
-                let waited = (now - tickets[i].created_ms).max(0) as f64 / 1000.0;
-                metrics::histogram!(crate::metrics::MATCH_WAIT_SECONDS, "mode" => mode.name.clone()).record(waited);
-            }
+        for t in out.expired {
+            metrics::counter!(crate::metrics::MATCH_TIMEOUTS, "mode" => t.mode.clone()).increment(1);
+            let users: Vec<i64> = t.players.iter().map(|p| p.user).collect();
+            self.tell_match(What::MatchTimedOut { ticket: t.id, mode: t.mode, users }).await;
+        }
+        for rec in out.formed {
+            metrics::counter!(crate::metrics::MATCHES, "mode" => rec.mode.clone()).increment(1);
             tracing::info!(r#match = %rec.id, mode = %rec.mode, room = rec.room, node = %rec.node, players = rec.players().count(), "match formed");
             self.tell_match(What::Matched(rec)).await;
         }
