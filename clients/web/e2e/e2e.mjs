@@ -1,6 +1,7 @@
 // End to end in a real browser: two players register (answering the captcha) and log in, see
 // each other move, chat privately, one kills a monster and sees its coins rise in the bag, one
-// buys in the shop and claims an operator's gift from the inbox, and a reload resumes the
+// buys in the shop and claims an operator's gift from the inbox, both play a lockstep room
+// they made and one the matchmaker made for them (Quick match), and a reload resumes the
 // session; a forgotten password is reset by an email code, and a third browser plays as a
 // guest. Screenshots of each step go to
 // $E2E_SHOTS (default target/web-e2e).
@@ -306,6 +307,25 @@ try {
     await p.click("#panels button[data-panel='rooms']");
     await p.click("#room-quit");
     await until(p, `${n} is back in the world`, () => !document.getElementById("view").hidden, null);
+  }
+
+  // Quick match: both ask the server for a game; the matchmaker puts them in one new lockstep
+  // room (a match's room, not listed), and both play in it.
+  for (const p of [a, b]) {
+    await p.click("#panels button[data-panel='rooms']");
+    await p.click("#quick-match");
+  }
+  await until(a, "A is in a match's lockstep room", () => !document.getElementById("lockstep-box").hidden && window.rsgame.lockstep.roomId >= 1e9, null);
+  const matchRoom = await a.evaluate(() => window.rsgame.lockstep.roomId);
+  await until(b, "B is in the same match's room", (id) => !document.getElementById("lockstep-box").hidden && window.rsgame.lockstep.roomId === id, matchRoom);
+  await a.evaluate(() => window.rsgame.lockstep.press("arrowleft", 800));
+  await b.evaluate(() => window.rsgame.lockstep.press("arrowup", 800));
+  await until(b, "B's screen shows both squares of the match", () => window.rsgame.lockstep.squares.size === 2, null);
+  check((await a.textContent("#match-status")).startsWith("matched with"), "A is told whom it was matched with");
+  await shot(a, "A-quick-match");
+  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+    await p.click("#room-quit");
+    await until(p, `${n} is back in the world after the match`, () => !document.getElementById("view").hidden, null);
   }
 
   // A reload resumes A's session: same account, back online, where it stood.

@@ -189,6 +189,11 @@ function status(s: Status, detail?: string): void {
   el.textContent = s === "offline" && detail ? `offline: ${detail}` : s;
   el.className = `status ${s}`;
   if (s === "kicked") toast("You logged in somewhere else: this page is disconnected.");
+  if (s !== "online" && ticket) {
+    // The server drops a ticket when its connection goes.
+    ticket = null;
+    showMatch("the search stopped with the connection");
+  }
 }
 
 function showStats(): void {
@@ -303,6 +308,28 @@ function onMessage(id: number, m: any): void {
       toast(`new mail: ${m.title}`);
       void refreshMail();
       break;
+    case ID.MatchTicket:
+      ticket = m.ticket;
+      showMatch();
+      break;
+    case ID.MatchRemoveResp:
+      ticket = null;
+      showMatch("search cancelled");
+      break;
+    case ID.MatchTimeout:
+      ticket = null;
+      showMatch("nobody to play with right now: try again");
+      break;
+    case ID.MatchFound: {
+      ticket = null;
+      const others = (m.players ?? []).filter((p: any) => Number(p.userId) !== world.me.id);
+      for (const p of m.players ?? []) names.set(Number(p.userId), p.nickname);
+      showMatch(`matched with ${others.map((p: any) => p.nickname || p.userId).join(", ")}`);
+      // The demo plays on one node; a match elsewhere is announced, not followed.
+      if (m.here) send(ID.EnterRoom, { roomId: m.roomId });
+      else toast(`your match plays on another game node (${m.nodeId})`);
+      break;
+    }
     case ID.LockstepFrames:
       lockstep.handle(m);
       $("lockstep-digest").textContent = `${lockstep.frame} ${lockstep.digest()}`;
@@ -464,6 +491,21 @@ function showRooms(list: any[]): void {
   });
   $("room-list").replaceChildren(...items);
 }
+
+// ---- quick match -------------------------------------------------------------------------
+
+/** The ticket while the server looks for players; null otherwise. */
+let ticket: string | null = null;
+
+function showMatch(text?: string): void {
+  $("quick-match").textContent = ticket ? "Cancel" : "Quick match";
+  $("match-status").textContent = ticket ? "looking for a player…" : (text ?? "");
+}
+
+$("quick-match").onclick = () => {
+  if (ticket) send(ID.MatchRemove, { ticket });
+  else send(ID.MatchAdd, { mode: "duel" });
+};
 
 $("rooms-refresh").onclick = () => send(ID.RoomList, { type: 0 });
 $("room-quit").onclick = () => send(ID.QuitRoom, { roomId });

@@ -36,6 +36,10 @@ const INBOUND: Record<number, Codec> = {
   [ID.PlayerStats]: pb.PlayerStats,
   [ID.MailNotice]: pb.MailNotice,
   [ID.LockstepFrames]: pb.LockstepFrames,
+  [ID.MatchTicket]: pb.MatchTicket,
+  [ID.MatchRemoveResp]: pb.MatchRemoveResp,
+  [ID.MatchFound]: pb.MatchFound,
+  [ID.MatchTimeout]: pb.MatchTimeout,
   [ID.LogoutResp]: pb.LogoutResp,
 };
 
@@ -56,6 +60,8 @@ const OUTBOUND: Record<number, Codec> = {
   [ID.Respawn]: pb.Respawn,
   [ID.LockstepInput]: pb.LockstepInput,
   [ID.LockstepSync]: pb.LockstepSync,
+  [ID.MatchAdd]: pb.MatchAdd,
+  [ID.MatchRemove]: pb.MatchRemove,
   [ID.Logout]: pb.Logout,
 };
 
