@@ -95,6 +95,18 @@ pub mod ids {
     pub const MATCH_FOUND: u32 = MessageId::MatchFound as u32;
     /// rsgame push: MatchTimeout, a ticket waited too long.
     pub const MATCH_TIMEOUT: u32 = MessageId::MatchTimeout as u32;
+    /// rsgame: PartyCreate → PartyUpdate (200415).
+    pub const PARTY_CREATE: u32 = MessageId::PartyCreate as u32;
+    /// rsgame: PartyInvite → PartyUpdate.
+    pub const PARTY_INVITE: u32 = MessageId::PartyInvite as u32;
+    /// rsgame: PartyJoin → PartyUpdate.
+    pub const PARTY_JOIN: u32 = MessageId::PartyJoin as u32;
+    /// rsgame: PartyLeave → PartyUpdate.
+    pub const PARTY_LEAVE: u32 = MessageId::PartyLeave as u32;
+    /// rsgame: PartyKick → PartyUpdate.
+    pub const PARTY_KICK: u32 = MessageId::PartyKick as u32;
+    /// rsgame push: PartyUpdate, a party as it is now.
+    pub const PARTY_UPDATE: u32 = MessageId::PartyUpdate as u32;
     /// rsgame push: MailNotice, something arrived in the inbox.
     pub const MAIL_NOTICE: u32 = MessageId::MailNotice as u32;
     /// Logout → LogoutResp.

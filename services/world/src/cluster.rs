@@ -56,6 +56,10 @@ pub(crate) enum What {
     Matched(crate::matchmaker::queue::MatchRecord),
     /// A ticket timed out: its players here are told.
     MatchTimedOut { ticket: String, mode: String, users: Vec<i64> },
+    /// A party changed: pushed to those of `users` here.
+    Party { users: Vec<i64>, update: pb::PartyUpdate },
+    /// A party member's chat, for those of `users` here.
+    PartyChat { users: Vec<i64>, msg: pb::ChatMsg },
 }
 
 /// The game nodes a match's room may go to (the binary's etcd directory).

@@ -14,6 +14,8 @@
 //! - [`matchmaker`]: match modes, tickets, queries and the matching pass; `queue`: where
 //!   tickets wait (in process, or in Redis for every game node).
 //! - [`store`]: saved places, friends, blacklists and private chat in the database.
+//! - [`party`]: parties: the rules (invite, join, leave, kick, who leads); `store`: where
+//!   they are kept (in process, or in Redis for every game node).
 //! - [`metrics`]: the world's Prometheus metrics.
 //! - [`node`]: the [`World`]: login, sessions, rooms, chat, friends, persistence, and the
 //!   gate handlers for every message id (docs/protocol.md).
@@ -33,6 +35,7 @@ pub mod lockstep;
 pub mod matchmaker;
 pub mod metrics;
 pub mod node;
+pub mod party;
 mod room;
 pub mod scene;
 pub mod store;

@@ -5,8 +5,11 @@ use super::*;
 
 impl World {
     pub(super) fn check_chat(&self, msg: &pb::ChatMsg) -> Result<()> {
-        if !matches!(ChatType::try_from(msg.chat_type), Ok(ChatType::World | ChatType::Room | ChatType::Private)) {
-            return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private"));
+        if !matches!(
+            ChatType::try_from(msg.chat_type),
+            Ok(ChatType::World | ChatType::Room | ChatType::Private | ChatType::Party)
+        ) {
+            return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private, 4 party"));
         }
         if pb::ChatMsgType::try_from(msg.msg_type).is_err() || msg.msg_type == pb::ChatMsgType::None as i32 {
             return Err(Error::bad_param("msgType: 1 text … 6 video call"));
@@ -84,6 +87,16 @@ impl World {
                 if let Some(c) = self.0.cluster.as_ref().filter(|_| m.chat_type == ChatType::World as i32) {
                     c.publish(What::World(m.clone())).await;
                 }
+            }
+            Ok(ChatType::Party) => {
+                {
+                    let mut players = lock(&self.0.players);
+                    let me = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
+                    if !me.chat.take(burst, per_min) {
+                        return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
+                    }
+                }
+                self.party_chat(uid, m).await?;
             }
             _ => {
                 let to = m.obj_id;

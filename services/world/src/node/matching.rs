@@ -10,7 +10,7 @@ use crate::matchmaker::{self, MATCH_ROOM_BASE, Member, Mode, RoomKind, Ticket};
 
 /// The matchmaker's part of a world.
 pub(super) struct Matching {
-    queue: Arc<dyn Queue>,
+    pub(super) queue: Arc<dyn Queue>,
     modes: HashMap<String, Mode>,
     /// This node's id for the queue's lease and the match rooms it hosts ("local" alone).
     node: String,
@@ -73,11 +73,25 @@ impl World {
                 mode.name
             )));
         }
-        let nickname = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
+        // A party is queued by its leader, as one ticket: its players land in one match.
+        let players = match self.party_of(uid).await? {
+            Some(p) if p.leader != uid.get() => {
+                return Err(Error::msg(Code::Forbidden, "the party's leader queues the party"));
+            }
+            Some(p) => p.members,
+            None => {
+                let nickname = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
+                vec![Member { user: uid.get(), nickname }]
+            }
+        };
         let id = format!("{}-{}", self.0.env.run, m.seq.fetch_add(1, Ordering::Relaxed));
-        let ticket = Ticket::new(id, &msg, &m.modes, vec![Member { user: uid.get(), nickname }], unix_ms())?;
+        let ticket = Ticket::new(id, &msg, &m.modes, players, unix_ms())?;
         m.queue.add(&ticket).await?;
-        lock(&m.queued).insert(uid);
+        {
+            let here = lock(&self.0.players);
+            let mut queued = lock(&m.queued);
+            queued.extend(ticket.players.iter().map(|p| PlayerId::new(p.user)).filter(|u| here.contains_key(u)));
+        }
         tracing::debug!(user = %uid, ticket = %ticket.id, mode = %ticket.mode, "queued for a match");
         session.push(
             ids::reply(ids::MATCH_ADD),
@@ -99,10 +113,12 @@ impl World {
         }
     }
 
-    /// Takes the player's ticket out of the queue (it disconnected or logged out).
+    /// Takes the player's ticket out of the queue (it disconnected or logged out): its own,
+    /// or its party's — a party whose leader is on another node queued it there.
     pub(super) async fn unqueue(&self, uid: PlayerId) {
         let m = &self.0.matching;
-        if !lock(&m.queued).remove(&uid) {
+        let hinted = lock(&m.queued).remove(&uid);
+        if !hinted && !matches!(self.0.parties.party_of(uid.get()).await, Ok(Some(_))) {
             return;
         }
         match m.queue.remove_player(uid.get()).await {

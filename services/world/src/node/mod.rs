@@ -26,6 +26,7 @@
 //! - `mail`: inbox notices pushed to the player they are for.
 //! - `matching`: the matchmaker's messages, passes and pushes, and the rooms of formed
 //!   matches.
+//! - `parties`: parties (create, invite, join, leave, kick), their pushes and chat.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -64,6 +65,7 @@ mod friends;
 mod inbox;
 mod mail;
 mod matching;
+mod parties;
 mod play;
 mod presence;
 mod rooms;
@@ -279,6 +281,8 @@ struct Inner {
     /// Every scene's layout (without monsters), for match rooms played in a copy of one.
     templates: HashMap<i32, crate::scene::SceneConfig>,
     matching: matching::Matching,
+    parties: Arc<dyn crate::party::store::PartyStore>,
+    party_seq: AtomicU64,
     generations: AtomicU64,
     /// Keys room passwords (never stored in the clear, compared in constant time).
     password_key: [u8; 32],
@@ -357,6 +361,7 @@ impl World {
             })
             .collect();
         let matching = matching::Matching::new(modes, cluster.as_deref());
+        let parties = parties::store(cluster.as_deref());
         let mut rooms = BTreeMap::new();
         for spec in scenes {
             let id = i64::from(spec.config.id);
@@ -400,6 +405,8 @@ impl World {
             next_room: AtomicI64::new(10_000),
             templates,
             matching,
+            parties,
+            party_seq: AtomicU64::new(1),
             generations: AtomicU64::new(1),
             password_key,
             cluster,
@@ -455,6 +462,11 @@ impl World {
         route!(ids::LOCKSTEP_SYNC, lockstep_sync);
         route!(ids::MATCH_ADD, match_add);
         route!(ids::MATCH_REMOVE, match_remove);
+        route!(ids::PARTY_CREATE, party_create);
+        route!(ids::PARTY_INVITE, party_invite);
+        route!(ids::PARTY_JOIN, party_join);
+        route!(ids::PARTY_LEAVE, party_leave);
+        route!(ids::PARTY_KICK, party_kick);
         Ok(())
     }
 

@@ -39,6 +39,7 @@ impl World {
         self.leave_node(uid, p.room).await;
         drop(t);
         self.unqueue(uid).await;
+        self.leave_party(uid).await;
         self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         tracing::info!(user = %uid, "player's session ended: the account's sessions were ended");
         metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
@@ -119,6 +120,7 @@ impl World {
         if let Some(p) = gone {
             tracing::debug!(user = %uid, "reconnect grace over: player leaves");
             self.leave_node(uid, p.room).await;
+            self.leave_party(uid).await;
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
         }
     }
@@ -302,6 +304,7 @@ impl World {
             self.leave_node(uid, p.room).await;
             drop(t);
             self.unqueue(uid).await;
+            self.leave_party(uid).await;
             self.notify_friends(uid, &p.profile, false, Some(&p.blocked)).await;
             tracing::info!(user = %uid, "player logged out");
         }
