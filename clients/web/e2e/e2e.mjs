@@ -1,10 +1,10 @@
 // End to end in a real browser: two players register (answering the captcha) and log in, see
 // each other move, chat privately, one kills a monster and sees its coins rise in the bag, one
 // buys in the shop and claims an operator's gift from the inbox, both play a lockstep room
-// they made and one the matchmaker made for them (Quick match), and a reload resumes the
-// session; a forgotten password is reset by an email code, and a third browser plays as a
-// guest. Screenshots of each step go to
-// $E2E_SHOTS (default target/web-e2e).
+// they made and one the matchmaker made for them (Quick match), they form a party and chat
+// in it, and a reload resumes the session; a forgotten password is reset by an email code,
+// and a third browser plays as a guest. Screenshots of each step go to $E2E_SHOTS (default
+// target/web-e2e).
 //
 //   node e2e/e2e.mjs http://127.0.0.1:8888
 //
@@ -327,6 +327,34 @@ try {
     await p.click("#room-quit");
     await until(p, `${n} is back in the world after the match`, () => !document.getElementById("view").hidden, null);
   }
+
+  // A party: A creates one and invites B by id; B's invitation fills in the party to join;
+  // party chat reaches B; B leaves and A is alone again, then A closes it.
+  await a.click("#panels button[data-panel='party']");
+  await a.click("#party-create");
+  await until(a, "A leads a party", () => !document.getElementById("party-box").hidden, null);
+  await a.fill("#party-invite-id", String(idB));
+  await a.click("#party-invite-form button[type=submit]");
+  await b.click("#panels button[data-panel='party']");
+  await until(b, "B's invitation fills in the party id", () => document.getElementById("party-join-id").value !== "", null);
+  await b.click("#party-join-form button[type=submit]");
+  await until(a, "A's party lists two members", () => document.querySelectorAll("#party-list li").length === 2, null);
+  await until(b, "B's party lists two members", () => document.querySelectorAll("#party-list li").length === 2, null);
+  await a.click("#panels button[data-panel='chat']");
+  await a.click("#chat-tabs button[data-chat='4']");
+  await a.fill("#chat-text", "party time");
+  await a.click("#chat-form button[type=submit]");
+  await b.click("#panels button[data-panel='chat']");
+  await b.click("#chat-tabs button[data-chat='4']");
+  await until(b, "B reads A's party chat", () => document.getElementById("chat-log").textContent.includes("party time"), null);
+  await shot(b, "B-party-chat");
+  await b.click("#panels button[data-panel='party']");
+  await b.click("#party-leave");
+  await until(b, "B is out of the party", () => !document.getElementById("party-none").hidden, null);
+  await a.click("#panels button[data-panel='party']");
+  await until(a, "A's party is down to one", () => document.querySelectorAll("#party-list li").length === 1, null);
+  await a.click("#party-leave");
+  await until(a, "A's party is closed", () => !document.getElementById("party-none").hidden, null);
 
   // A reload resumes A's session: same account, back online, where it stood.
   const before = await a.evaluate(() => ({ x: window.rsgame.world.me.x, z: window.rsgame.world.me.z }));

@@ -330,6 +330,9 @@ function onMessage(id: number, m: any): void {
       else toast(`your match plays on another game node (${m.nodeId})`);
       break;
     }
+    case ID.PartyUpdate:
+      onParty(m);
+      break;
     case ID.LockstepFrames:
       lockstep.handle(m);
       $("lockstep-digest").textContent = `${lockstep.frame} ${lockstep.digest()}`;
@@ -379,7 +382,7 @@ function onEnter(m: any): void {
 // ---- chat --------------------------------------------------------------------------------
 
 let chatType = 1;
-const chats: Record<number, HTMLLIElement[]> = { 1: [], 2: [], 3: [] };
+const chats: Record<number, HTMLLIElement[]> = { 1: [], 2: [], 3: [], 4: [] };
 
 function chatTab(t: number): void {
   chatType = t;
@@ -504,8 +507,77 @@ function showMatch(text?: string): void {
 
 $("quick-match").onclick = () => {
   if (ticket) send(ID.MatchRemove, { ticket });
-  else send(ID.MatchAdd, { mode: "duel" });
+  // A party plays the squares together (up to four); alone, a duel.
+  else send(ID.MatchAdd, { mode: party ? "squares" : "duel" });
 };
+
+// ---- party -------------------------------------------------------------------------------
+
+/** The party the player is in (its last PartyUpdate), or null. */
+let party: any = null;
+
+const PARTY_EVENTS: Record<number, string> = {
+  [pb.PartyEvent.PARTY_EVENT_CREATED]: "created the party",
+  [pb.PartyEvent.PARTY_EVENT_JOINED]: "joined the party",
+  [pb.PartyEvent.PARTY_EVENT_LEFT]: "left the party",
+  [pb.PartyEvent.PARTY_EVENT_KICKED]: "was removed from the party",
+  [pb.PartyEvent.PARTY_EVENT_INVITED]: "was invited to the party",
+  [pb.PartyEvent.PARTY_EVENT_CLOSED]: "closed the party",
+};
+
+function onParty(m: any): void {
+  const me = world.me.id;
+  const subject = Number(m.subject);
+  for (const p of m.members ?? []) names.set(Number(p.userId), p.nickname);
+  const member = (m.members ?? []).some((p: any) => Number(p.userId) === me);
+  if (m.event === pb.PartyEvent.PARTY_EVENT_INVITED && subject === me && !member) {
+    // An invitation: the id to join with, filled in.
+    $<HTMLInputElement>("party-join-id").value = m.partyId;
+    toast(`${nameOf(Number(m.leader))} invited you to a party: Party panel → Join`);
+    return;
+  }
+  party = member ? m : null;
+  if (m.event !== pb.PartyEvent.PARTY_EVENT_NONE && (subject !== me || !member)) toast(`${nameOf(subject)} ${PARTY_EVENTS[m.event] ?? "changed the party"}`);
+  showParty();
+}
+
+function showParty(): void {
+  $("party-none").hidden = party !== null;
+  $("party-join-form").hidden = party !== null;
+  $("party-box").hidden = party === null;
+  if (!party) return;
+  $("party-id").textContent = party.partyId;
+  $("party-size").textContent = `${(party.members ?? []).length}/${party.maxSize}${party.open ? " · open" : ""}`;
+  const leading = Number(party.leader) === world.me.id;
+  const items = (party.members ?? []).map((p: any) => {
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "grow";
+    const id = Number(p.userId);
+    name.textContent = `${p.nickname || id}${id === Number(party.leader) ? " ★ leader" : ""}${id === world.me.id ? " (you)" : ""}`;
+    li.append(name);
+    if (leading && id !== world.me.id) {
+      const kick = document.createElement("button");
+      kick.textContent = "Remove";
+      kick.onclick = () => send(ID.PartyKick, { partyId: party.partyId, userId: id });
+      li.append(kick);
+    }
+    return li;
+  });
+  $("party-list").replaceChildren(...items);
+}
+
+$("party-create").onclick = () => send(ID.PartyCreate, { open: $<HTMLInputElement>("party-open").checked, maxSize: 0 });
+$("party-leave").onclick = () => party && send(ID.PartyLeave, { partyId: party.partyId });
+$("party-join-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  send(ID.PartyJoin, { partyId: $<HTMLInputElement>("party-join-id").value.trim() });
+});
+$("party-invite-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const userId = Number($<HTMLInputElement>("party-invite-id").value);
+  if (party && userId > 0) send(ID.PartyInvite, { partyId: party.partyId, userId });
+});
 
 $("rooms-refresh").onclick = () => send(ID.RoomList, { type: 0 });
 $("room-quit").onclick = () => send(ID.QuitRoom, { roomId });

@@ -40,6 +40,7 @@ const INBOUND: Record<number, Codec> = {
   [ID.MatchRemoveResp]: pb.MatchRemoveResp,
   [ID.MatchFound]: pb.MatchFound,
   [ID.MatchTimeout]: pb.MatchTimeout,
+  [ID.PartyUpdate]: pb.PartyUpdate,
   [ID.LogoutResp]: pb.LogoutResp,
 };
 
@@ -62,6 +63,11 @@ const OUTBOUND: Record<number, Codec> = {
   [ID.LockstepSync]: pb.LockstepSync,
   [ID.MatchAdd]: pb.MatchAdd,
   [ID.MatchRemove]: pb.MatchRemove,
+  [ID.PartyCreate]: pb.PartyCreate,
+  [ID.PartyInvite]: pb.PartyInvite,
+  [ID.PartyJoin]: pb.PartyJoin,
+  [ID.PartyLeave]: pb.PartyLeave,
+  [ID.PartyKick]: pb.PartyKick,
   [ID.Logout]: pb.Logout,
 };
 

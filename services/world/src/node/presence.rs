@@ -259,6 +259,12 @@ impl World {
             c.arrived(uid.get()).await;
         }
         self.deliver_offline(uid, &session).await;
+        // Its party, if it is in one (a reload or another device learns where it stands).
+        match self.party_of(uid).await {
+            Ok(Some(p)) => session.push(ids::PARTY_UPDATE, &p.to_pb(pb::PartyEvent::None, uid.get())),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(user = %uid, error = %e, "party not read at login"),
+        }
         Ok(())
     }
 
