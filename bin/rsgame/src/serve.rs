@@ -311,8 +311,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     };
     let s = &services;
     // The game economy in process, built once for whichever roles need it.
-    let mut local_game: Option<Arc<dyn rsgame_game::Game>> = None;
-    let mut game_logic = |shutdown: &Shutdown| -> Result<Arc<dyn rsgame_game::Game>, ServeError> {
+    let mut local_game: Option<Arc<rsgame_game::GameLogic>> = None;
+    let mut game_logic = |shutdown: &Shutdown| -> Result<Arc<rsgame_game::GameLogic>, ServeError> {
         if let Some(g) = &local_game {
             return Ok(g.clone());
         }
@@ -327,9 +327,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         if cfg.game.mail_keep_days > 0 {
             tokio::spawn(purge_mail(logic.clone(), cfg.game.mail_keep_days, shutdown.clone()));
         }
-        let g: Arc<dyn rsgame_game::Game> = logic;
-        local_game = Some(g.clone());
-        Ok(g)
+        local_game = Some(logic.clone());
+        Ok(logic)
     };
     // Ops routes, the web client and the WebSocket upgrade stay outside governance (health
     // checks must answer under load; the gate has its own limits); the REST API goes in `api`.
@@ -446,7 +445,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 serve_rpc(&cfg, cfg.rpc.basic_port, "basic", router, etcd.as_ref(), &shutdown).await?;
             }
             Role::GameApi => {
-                let game = game_logic(&shutdown)?;
+                let logic = game_logic(&shutdown)?;
+                let game: Arc<dyn rsgame_game::Game> = logic.clone();
                 let svc = rsgame_game::rpc::GameRpc::service(game.clone());
                 let grpc = rsgame_rpc::server(&rpc_token, &cfg.governance, rpc_tls.as_ref())
                     .map_err(|e| ServeError::Worker(e.to_string()))?
@@ -459,6 +459,8 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     Some(s.bus.clone()),
                 ));
                 apidoc.merge(rsgame_game::api::openapi());
+                api = api.merge(rsgame_game::guild_api::router(logic, s.auth.clone(), Some(s.bus.clone())));
+                apidoc.merge(rsgame_game::guild_api::openapi());
             }
         }
     }

@@ -87,11 +87,13 @@ pub enum Code {
     AttachmentUnclaimed,
     /// 400524: the player already holds a matchmaking ticket: remove it first (rsgame).
     AlreadyQueued,
+    /// 400525: that name is taken (a guild's) (rsgame).
+    NameTaken,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 36] = [
+    pub const ALL: [Code; 37] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -128,6 +130,7 @@ impl Code {
         Code::MailExpired,
         Code::AttachmentUnclaimed,
         Code::AlreadyQueued,
+        Code::NameTaken,
     ];
 
     /// The number on the wire.
@@ -169,6 +172,7 @@ impl Code {
             Code::MailExpired => 400_522,
             Code::AttachmentUnclaimed => 400_523,
             Code::AlreadyQueued => 400_524,
+            Code::NameTaken => 400_525,
         }
     }
 
@@ -216,6 +220,7 @@ impl Code {
             Code::MailExpired => "that message has expired",
             Code::AttachmentUnclaimed => "claim the attachment first",
             Code::AlreadyQueued => "already queued for a match",
+            Code::NameTaken => "that name is taken",
         }
     }
 
@@ -232,7 +237,9 @@ impl Code {
             Code::FreshLoginRequired | Code::WechatRejected => StatusCode::UNAUTHORIZED,
             Code::ScanPending => StatusCode::ACCEPTED,
             Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => StatusCode::CONFLICT,
-            Code::AlreadyClaimed | Code::AttachmentUnclaimed | Code::AlreadyQueued => StatusCode::CONFLICT,
+            Code::AlreadyClaimed | Code::AttachmentUnclaimed | Code::AlreadyQueued | Code::NameTaken => {
+                StatusCode::CONFLICT
+            }
             Code::MailExpired => StatusCode::GONE,
             Code::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             Code::Forbidden => StatusCode::FORBIDDEN,
@@ -253,7 +260,7 @@ impl Code {
             Code::Ok => 0,
             Code::Failed => 2, // UNKNOWN
             Code::BadParam | Code::VerifyCode | Code::CaptchaRequired | Code::CaptchaWrong => 3, // INVALID_ARGUMENT
-            Code::UsernameTaken | Code::IdentityTaken => 6, // ALREADY_EXISTS
+            Code::UsernameTaken | Code::IdentityTaken | Code::NameTaken => 6, // ALREADY_EXISTS
             Code::AccountBanned | Code::AccountClosed => 7, // PERMISSION_DENIED
             Code::LastIdentity => 9, // FAILED_PRECONDITION
             Code::FreshLoginRequired | Code::WechatRejected => 16, // UNAUTHENTICATED

@@ -35,6 +35,10 @@ pub mod events {
     /// The topic of [`MailArrived`]: published by the game service when it stores a message,
     /// read by every game node (each in a consumer group of its own).
     pub const MAIL_ARRIVED_TOPIC: &str = "game.mail_arrived";
+
+    /// The topic of [`GuildChanged`]: published by the game service when a guild changes,
+    /// read by every game node (each in a consumer group of its own).
+    pub const GUILD_CHANGED_TOPIC: &str = "game.guild_changed";
 }
 
 /// Message ids, named for the handlers; each is a value of `proto/game.proto`'s `MessageId`
@@ -107,6 +111,8 @@ pub mod ids {
     pub const PARTY_KICK: u32 = MessageId::PartyKick as u32;
     /// rsgame push: PartyUpdate, a party as it is now.
     pub const PARTY_UPDATE: u32 = MessageId::PartyUpdate as u32;
+    /// rsgame push: GuildNotice, the player's guild changed.
+    pub const GUILD_NOTICE: u32 = MessageId::GuildNotice as u32;
     /// rsgame push: MailNotice, something arrived in the inbox.
     pub const MAIL_NOTICE: u32 = MessageId::MailNotice as u32;
     /// Logout → LogoutResp.

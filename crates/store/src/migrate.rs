@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "usercenter bans with an end and a reason, account closing", up: v6 },
     Migration { version: 7, name: "game ledger looked up by reference (idempotent rewards)", up: v7 },
     Migration { version: 8, name: "game inbox: messages with attachments claimed once", up: v8 },
+    Migration { version: 9, name: "game guilds: members with roles, join requests, chat", up: v9 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -428,5 +429,77 @@ fn v8(b: Backend) -> Vec<String> {
         build(b, &t),
         index(b, &ux),
         index(b, &Index::create().name("idx_game_mail_user").table("game_mail").col("user_id").col("id").to_owned()),
+    ]
+}
+
+fn v9(b: Backend) -> Vec<String> {
+    let guild = Table::create()
+        .table("game_guild")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("name").string_len(64).not_null())
+        // The name folded to lower case: unique, so "Dragons" and "dragons" are one name.
+        .col(ColumnDef::new("name_key").string_len(191).not_null().unique_key())
+        .col(ColumnDef::new("notice").text().not_null())
+        .col(ColumnDef::new("open").big_integer().not_null().default(0))
+        .col(ColumnDef::new("leader").big_integer().not_null())
+        .col(ColumnDef::new("members").big_integer().not_null().default(0))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let member = Table::create()
+        .table("game_guild_member")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("guild_id").big_integer().not_null())
+        // One guild per player.
+        .col(ColumnDef::new("user_id").big_integer().not_null().unique_key())
+        // 1 member, 2 officer, 3 leader.
+        .col(ColumnDef::new("role").big_integer().not_null())
+        .col(ColumnDef::new("joined_at").big_integer().not_null())
+        .to_owned();
+    let request = Table::create()
+        .table("game_guild_request")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("guild_id").big_integer().not_null())
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        // 1 the player asked to join, 2 an officer invited the player.
+        .col(ColumnDef::new("kind").big_integer().not_null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned();
+    let chat = Table::create()
+        .table("game_guild_chat")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("guild_id").big_integer().not_null())
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("msg_type").big_integer().not_null())
+        .col(ColumnDef::new("msg").text().not_null())
+        .col(ColumnDef::new("url").string_len(512).not_null())
+        .col(ColumnDef::new("sent_at").big_integer().not_null())
+        .to_owned();
+    vec![
+        build(b, &guild),
+        build(b, &member),
+        index(
+            b,
+            &Index::create().name("idx_game_guild_member_guild").table("game_guild_member").col("guild_id").to_owned(),
+        ),
+        build(b, &request),
+        index(
+            b,
+            &Index::create()
+                .name("ux_game_guild_request")
+                .table("game_guild_request")
+                .col("guild_id")
+                .col("user_id")
+                .unique()
+                .to_owned(),
+        ),
+        build(b, &chat),
+        index(
+            b,
+            &Index::create().name("idx_game_guild_chat").table("game_guild_chat").col("guild_id").col("id").to_owned(),
+        ),
     ]
 }

@@ -1,4 +1,4 @@
-//! Game data: goods, shop listings, levels, the experience table and notices, loaded from
+//! Game data: goods, shop listings, levels, the experience table, notices and guild rules, loaded from
 //! YAML files in one folder and checked as a whole (a dangling id, a negative price or an
 //! unknown effect is an error naming the file and the entry). [`DataStore::watch`] reloads
 //! the folder when a file changes: a good set replaces the old one atomically; a bad one is
@@ -232,6 +232,24 @@ pub struct GameData {
     pub exp: ExpTable,
     /// Notices, in file order.
     pub notices: Vec<Notice>,
+    /// Guild rules (`guild.yaml`; these defaults when the file is missing).
+    pub guild: GuildRules,
+}
+
+/// Guild rules, from `guild.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuildRules {
+    /// Coins a player pays to found a guild (through the ledger).
+    pub create_cost: i64,
+    /// The most members a guild holds.
+    pub max_members: i64,
+}
+
+impl Default for GuildRules {
+    fn default() -> Self {
+        GuildRules { create_cost: 100, max_members: 30 }
+    }
 }
 
 /// A data file that is missing, unreadable or wrong; the message names the file and entry.
@@ -244,7 +262,7 @@ pub struct DataError {
     pub msg: String,
 }
 
-const FILES: [&str; 5] = ["goods.yaml", "shop.yaml", "levels.yaml", "exp.yaml", "notices.yaml"];
+const FILES: [&str; 6] = ["goods.yaml", "shop.yaml", "levels.yaml", "exp.yaml", "notices.yaml", "guild.yaml"];
 
 fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, DataError> {
     let err = |msg: String| DataError { file: file.to_owned(), msg };
@@ -265,13 +283,22 @@ fn is_rfc3339(s: &str) -> bool {
 }
 
 impl GameData {
-    /// Loads and checks the five files in `dir`.
+    /// Loads and checks the files in `dir` (`guild.yaml` may be missing: defaults).
     pub fn load(dir: &Path) -> Result<GameData, DataError> {
         let goods_list: Vec<Goods> = read(dir, "goods.yaml")?;
         let shop: Vec<Listing> = read(dir, "shop.yaml")?;
         let levels: Vec<Level> = read(dir, "levels.yaml")?;
         let exp: ExpTable = read(dir, "exp.yaml")?;
         let notices: Vec<Notice> = read(dir, "notices.yaml")?;
+        // Added after the first releases: a data folder from before has none.
+        let guild: GuildRules =
+            if dir.join("guild.yaml").exists() { read(dir, "guild.yaml")? } else { GuildRules::default() };
+        if guild.create_cost < 0 || !(2..=500).contains(&guild.max_members) {
+            return Err(DataError {
+                file: "guild.yaml".into(),
+                msg: "create_cost: 0 or more; max_members: 2 to 500".into(),
+            });
+        }
         let mut goods = HashMap::new();
         for (i, g) in goods_list.into_iter().enumerate() {
             let at =
@@ -351,7 +378,7 @@ impl GameData {
                 });
             }
         }
-        Ok(GameData { goods, shop, levels, exp, notices })
+        Ok(GameData { goods, shop, levels, exp, notices, guild })
     }
 
     /// The player level reached with `exp` total experience.
@@ -394,12 +421,13 @@ fn stamp(dir: &Path) -> u64 {
 
 /// The sample data shipped in `services/game/sample`, built into the binary so a fresh
 /// machine has a playable world without copying files.
-const SAMPLE: [(&str, &str); 5] = [
+const SAMPLE: [(&str, &str); 6] = [
     ("goods.yaml", include_str!("../sample/goods.yaml")),
     ("shop.yaml", include_str!("../sample/shop.yaml")),
     ("levels.yaml", include_str!("../sample/levels.yaml")),
     ("exp.yaml", include_str!("../sample/exp.yaml")),
     ("notices.yaml", include_str!("../sample/notices.yaml")),
+    ("guild.yaml", include_str!("../sample/guild.yaml")),
 ];
 
 impl DataStore {

@@ -3,9 +3,11 @@
 //! # Layout
 //!
 //! - [`config`]: the `game.*` configuration section and its checks.
-//! - [`data`]: goods, shop, levels, experience table and notices from YAML files, validated,
-//!   hot-reloaded.
+//! - [`data`]: goods, shop, levels, experience table, notices and guild rules from YAML files,
+//!   validated, hot-reloaded.
 //! - [`inbox`]: messages that wait for a player, with attachments claimed once through the ledger.
+//! - [`guild`]: guilds: founding through the ledger, roles, join requests, invitations by
+//!   inbox, chat history; changes announced to the game nodes.
 //! - [`battle`]: the deterministic battle simulation.
 //! - [`logic`]: the [`Game`] trait and its in-process implementation (profiles, shop, pack,
 //!   use, battles, ranks, notices, score changes), every change in one transaction with its
@@ -13,7 +15,8 @@
 //! - `ranks`: leaderboards in Redis sorted sets when the cache is Redis, rebuilt from the
 //!   database, which stays the truth.
 //! - [`metrics`]: the game service's Prometheus metrics.
-//! - [`api`]: the REST routes under `/game/v1/game/`.
+//! - [`api`]: the REST routes under `/game/v1/game/` and `/game/v1/inbox/`.
+//! - [`guild_api`]: the guild routes under `/game/v1/guild/`.
 //! - [`rpc`]: the gRPC `game` service over any [`Game`], and a remote [`Game`].
 
 #![warn(missing_docs)]
@@ -22,6 +25,8 @@ pub mod api;
 pub mod battle;
 pub mod config;
 pub mod data;
+pub mod guild;
+pub mod guild_api;
 pub mod inbox;
 pub mod logic;
 pub mod metrics;

@@ -218,6 +218,11 @@ pub trait Game: Send + Sync {
     async fn claim_mail(&self, user_id: i64, id: i64) -> Result<Player>;
     /// Deletes the player's messages; one whose attachment is unclaimed is refused (400523).
     async fn delete_mail(&self, user_id: i64, ids: &[i64]) -> Result<()>;
+    /// Keeps a guild chat message of the sender's guild; the members to deliver it to
+    /// (400201 when the sender is in no guild).
+    async fn guild_chat(&self, m: crate::guild::GuildChat) -> Result<Vec<i64>>;
+    /// The player's guild's chat before `before` (unix ms; 0: now), newest last.
+    async fn guild_chat_history(&self, user_id: i64, before: i64, limit: u64) -> Result<Vec<crate::guild::GuildChat>>;
 }
 
 const PLAYER_COLS: [&str; 13] = [
@@ -301,7 +306,7 @@ impl GameLogic {
     /// Tells the game nodes a message arrived. The message is stored whatever happens here;
     /// a lost announcement costs the live push only (the player sees it at the next list),
     /// so it is counted and logged, not retried.
-    async fn announce_mail(&self, m: &crate::inbox::NewMail, id: i64) {
+    pub(crate) async fn announce_mail(&self, m: &crate::inbox::NewMail, id: i64) {
         let Some(bus) = &self.events else { return };
         let event = rsgame_proto::events::MailArrived {
             user_id: m.user_id,
@@ -314,6 +319,19 @@ impl GameLogic {
         if let Err(e) = bus.publish(topic, &prost::Message::encode_to_vec(&event)).await {
             metrics::counter!(crate::metrics::MAIL_NOTICE_ERRORS).increment(1);
             tracing::warn!(user_id = m.user_id, mail = id, error = %e, "inbox message stored but not announced");
+        }
+    }
+
+    /// Tells the game nodes a guild changed, for their members online. The change is
+    /// committed whatever happens here; a lost announcement costs the live push only (the
+    /// members see it at their next look), so it is counted and logged, not retried.
+    pub(crate) async fn announce_guild(&self, guild_id: i64, name: &str, event: i32, subject: i64, users: Vec<i64>) {
+        let Some(bus) = &self.events else { return };
+        let e = rsgame_proto::events::GuildChanged { guild_id, name: name.to_owned(), event, subject, users };
+        let topic = rsgame_proto::events::GUILD_CHANGED_TOPIC;
+        if let Err(err) = bus.publish(topic, &prost::Message::encode_to_vec(&e)).await {
+            metrics::counter!(crate::metrics::GUILD_NOTICE_ERRORS).increment(1);
+            tracing::warn!(guild = guild_id, error = %err, "guild change committed but not announced");
         }
     }
 
@@ -1084,5 +1102,13 @@ impl Game for GameLogic {
 
     async fn delete_mail(&self, user_id: i64, ids: &[i64]) -> Result<()> {
         self.delete(user_id, ids).await
+    }
+
+    async fn guild_chat(&self, m: crate::guild::GuildChat) -> Result<Vec<i64>> {
+        self.guild_chat_post(&m).await
+    }
+
+    async fn guild_chat_history(&self, user_id: i64, before: i64, limit: u64) -> Result<Vec<crate::guild::GuildChat>> {
+        GameLogic::guild_chat_history(self, user_id, before, limit).await
     }
 }

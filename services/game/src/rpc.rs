@@ -392,6 +392,34 @@ impl GameService for GameRpc {
         let r = r.into_inner();
         ok(self.0.delete_mail(r.user_id, &r.ids).await.map(|()| pb::Empty {}))
     }
+
+    async fn guild_chat(&self, r: Request<pb::GuildChatMsg>) -> Reply<pb::GuildMembers> {
+        let r = r.into_inner();
+        let m = crate::guild::GuildChat {
+            user_id: r.user_id,
+            msg_type: r.msg_type,
+            msg: r.msg,
+            url: r.url,
+            sent_at: r.sent_at,
+        };
+        ok(self.0.guild_chat(m).await.map(|user_ids| pb::GuildMembers { user_ids }))
+    }
+
+    async fn get_guild_chat(&self, r: Request<pb::GuildChatHistoryReq>) -> Reply<pb::GuildChatHistory> {
+        let r = r.into_inner();
+        ok(self.0.guild_chat_history(r.user_id, r.before, r.limit).await.map(|v| pb::GuildChatHistory {
+            msgs: v
+                .into_iter()
+                .map(|m| pb::GuildChatMsg {
+                    user_id: m.user_id,
+                    msg_type: m.msg_type,
+                    msg: m.msg,
+                    url: m.url,
+                    sent_at: m.sent_at,
+                })
+                .collect(),
+        }))
+    }
 }
 
 /// A game service reached over gRPC.
@@ -412,6 +440,7 @@ impl RemoteGame {
         "GetNotify",
         "SaveHp",
         "GetInbox",
+        "GetGuildChat",
         "ReadMail",
         "DeleteMail",
     ];
@@ -604,5 +633,26 @@ impl Game for RemoteGame {
         let req = pb::MailIdsReq { user_id, ids: ids.to_vec() };
         self.client.clone().delete_mail(req).await.map_err(rsgame_rpc::error)?;
         Ok(())
+    }
+
+    async fn guild_chat(&self, m: crate::guild::GuildChat) -> Result<Vec<i64>> {
+        let req =
+            pb::GuildChatMsg { user_id: m.user_id, msg_type: m.msg_type, msg: m.msg, url: m.url, sent_at: m.sent_at };
+        Ok(self.client.clone().guild_chat(req).await.map_err(rsgame_rpc::error)?.into_inner().user_ids)
+    }
+
+    async fn guild_chat_history(&self, user_id: i64, before: i64, limit: u64) -> Result<Vec<crate::guild::GuildChat>> {
+        let req = pb::GuildChatHistoryReq { user_id, before, limit };
+        let r = self.client.clone().get_guild_chat(req).await.map_err(rsgame_rpc::error)?.into_inner();
+        Ok(r.msgs
+            .into_iter()
+            .map(|m| crate::guild::GuildChat {
+                user_id: m.user_id,
+                msg_type: m.msg_type,
+                msg: m.msg,
+                url: m.url,
+                sent_at: m.sent_at,
+            })
+            .collect())
     }
 }

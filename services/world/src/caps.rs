@@ -4,7 +4,7 @@
 //! A client that logs in as go-game's does — no `caps=` in `GameLogin.param` — is served
 //! exactly go-game's protocol: only go-game's message ids, and `MoveResp` entries for players
 //! only. rsgame's own clients list what they want:
-//! `caps=entities,stats,friends,errors,lockstep,inbox` (or `caps=all`), alone or among other
+//! `caps=entities,stats,friends,errors,lockstep,inbox,guild` (or `caps=all`), alone or among other
 //! `key=value` pairs separated by `;` or `&`. Unknown names are ignored, so an older server
 //! serves a newer client what it knows.
 
@@ -29,16 +29,19 @@ impl Caps {
     pub const LOCKSTEP: Caps = Caps(16);
     /// `MailNotice` pushes (200450): something arrived in the inbox.
     pub const INBOX: Caps = Caps(32);
+    /// `GuildNotice` pushes (200420): the player's guild changed.
+    pub const GUILD: Caps = Caps(64);
     /// Everything above.
-    pub const ALL: Caps = Caps(63);
+    pub const ALL: Caps = Caps(127);
 
-    const NAMES: [(&'static str, Caps); 7] = [
+    const NAMES: [(&'static str, Caps); 8] = [
         ("entities", Caps::ENTITIES),
         ("stats", Caps::STATS),
         ("friends", Caps::FRIENDS),
         ("errors", Caps::ERRORS),
         ("lockstep", Caps::LOCKSTEP),
         ("inbox", Caps::INBOX),
+        ("guild", Caps::GUILD),
         ("all", Caps::ALL),
     ];
 

@@ -58,8 +58,8 @@ pub(crate) enum What {
     MatchTimedOut { ticket: String, mode: String, users: Vec<i64> },
     /// A party changed: pushed to those of `users` here.
     Party { users: Vec<i64>, update: pb::PartyUpdate },
-    /// A party member's chat, for those of `users` here.
-    PartyChat { users: Vec<i64>, msg: pb::ChatMsg },
+    /// A party's or a guild's chat, for those of `users` here.
+    GroupChat { users: Vec<i64>, msg: pb::ChatMsg },
 }
 
 /// The game nodes a match's room may go to (the binary's etcd directory).

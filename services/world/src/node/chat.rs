@@ -7,9 +7,9 @@ impl World {
     pub(super) fn check_chat(&self, msg: &pb::ChatMsg) -> Result<()> {
         if !matches!(
             ChatType::try_from(msg.chat_type),
-            Ok(ChatType::World | ChatType::Room | ChatType::Private | ChatType::Party)
+            Ok(ChatType::World | ChatType::Room | ChatType::Private | ChatType::Party | ChatType::Guild)
         ) {
-            return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private, 4 party"));
+            return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private, 4 party, 5 guild"));
         }
         if pb::ChatMsgType::try_from(msg.msg_type).is_err() || msg.msg_type == pb::ChatMsgType::None as i32 {
             return Err(Error::bad_param("msgType: 1 text … 6 video call"));
@@ -88,7 +88,7 @@ impl World {
                     c.publish(What::World(m.clone())).await;
                 }
             }
-            Ok(ChatType::Party) => {
+            Ok(ChatType::Party | ChatType::Guild) => {
                 {
                     let mut players = lock(&self.0.players);
                     let me = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
@@ -96,7 +96,11 @@ impl World {
                         return Err(Error::msg(Code::TooManyRequests, "chatting too fast"));
                     }
                 }
-                self.party_chat(uid, m).await?;
+                if m.chat_type == ChatType::Party as i32 {
+                    self.party_chat(uid, m.clone()).await?;
+                } else {
+                    self.guild_chat(uid, m.clone()).await?;
+                }
             }
             _ => {
                 let to = m.obj_id;
@@ -188,7 +192,8 @@ impl World {
                 let v = self.0.store.history(uid.get(), msg.obj_id, before, limit as u64).await?;
                 v.into_iter().map(chat_msg).collect()
             }
-            _ => return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private")),
+            Ok(ChatType::Guild) => self.guild_history(uid, msg.before, limit).await?,
+            _ => return Err(Error::bad_param("chatType: 1 world, 2 room, 3 private, 5 guild")),
         };
         session.push(ids::reply(ids::CHAT_HISTORY), &pb::ChatMsgResp { msg_list });
         Ok(())

@@ -90,7 +90,7 @@ impl World {
             }
             news @ (What::Matched(_) | What::MatchTimedOut { .. }) => self.on_match_news(&news),
             What::Party { users, update } => self.on_party_news(&users, &update),
-            What::PartyChat { users, msg } => self.on_party_chat(&users, &msg),
+            What::GroupChat { users, msg } => self.on_group_chat(&users, &msg),
         }
     }
 }

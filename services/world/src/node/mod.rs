@@ -24,6 +24,7 @@
 //! - `inbox`: what other game nodes send this one, and this node's presence.
 //! - `changes`: the game service's changes to an online player, applied to the live player.
 //! - `mail`: inbox notices pushed to the player they are for.
+//! - `guild`: guild notices pushed to the members here, guild chat and its history.
 //! - `matching`: the matchmaker's messages, passes and pushes, and the rooms of formed
 //!   matches.
 //! - `parties`: parties (create, invite, join, leave, kick), their pushes and chat.
@@ -62,6 +63,7 @@ use rsgame_gate::room::RoomHandle;
 mod changes;
 mod chat;
 mod friends;
+mod guild;
 mod inbox;
 mod mail;
 mod matching;
@@ -420,7 +422,8 @@ impl World {
         if let Some((bus, node)) = accounts {
             tokio::spawn(world.clone().follow_accounts(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_changes(bus.clone(), node.clone()));
-            tokio::spawn(world.clone().follow_mail(bus, node));
+            tokio::spawn(world.clone().follow_mail(bus.clone(), node.clone()));
+            tokio::spawn(world.clone().follow_guilds(bus, node));
         }
         if world.0.matching.has_modes() {
             tokio::spawn(world.clone().run_matchmaker());

@@ -162,15 +162,16 @@ impl World {
     pub(super) async fn party_chat(&self, uid: PlayerId, m: pb::ChatMsg) -> Result<()> {
         let party = self.party_of(uid).await?.ok_or_else(|| Error::msg(Code::NotFound, "not in a party"))?;
         let users: Vec<i64> = party.users().into_iter().filter(|u| *u != uid.get()).collect();
-        self.on_party_chat(&users, &m);
+        self.on_group_chat(&users, &m);
         if let Some(c) = &self.0.cluster {
-            c.publish(What::PartyChat { users, msg: m }).await;
+            c.publish(What::GroupChat { users, msg: m }).await;
         }
         Ok(())
     }
 
-    /// Party chat from a member: to those of `users` here who did not blacklist the sender.
-    pub(super) fn on_party_chat(&self, users: &[i64], m: &pb::ChatMsg) {
+    /// Party or guild chat from a member: to those of `users` here who did not blacklist
+    /// the sender.
+    pub(super) fn on_group_chat(&self, users: &[i64], m: &pb::ChatMsg) {
         let sessions: Vec<Session> = {
             let players = lock(&self.0.players);
             users
