@@ -655,6 +655,65 @@ async fn a_password_change_and_a_ban_end_the_live_game_session() {
     let _ = std::process::Command::new("sh").args(["-c", &clean]).output();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guild_chat_reaches_online_members_and_its_history_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(dir.path(), "");
+    let http = format!("127.0.0.1:{}", srv.port);
+    let (a, b, c) = (account(&srv, "founder").await, account(&srv, "member").await, account(&srv, "outsider").await);
+    let call = |token: String, path: &'static str, body: serde_json::Value| {
+        let http = http.clone();
+        async move { rsgame_bot::client::post(&http, path, Some(&token), &body).await.expect(path) }
+    };
+    let made =
+        call(a.token.clone(), "/game/v1/guild/create", serde_json::json!({"name": "Night Watch", "open": true})).await;
+    assert_eq!(made["code"], 200, "{made}");
+    let guild = made["data"]["guild"]["id"].as_i64().expect("id");
+    let (mut ca, mut cb, mut cc) = (tcp(&srv).await, ws(&srv, true).await, tcp(&srv).await);
+    ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+    cc.login(c.user_id, &c.token).await.expect("login");
+    // b joins: the founder, online, is told.
+    let joined = call(b.token.clone(), "/game/v1/guild/join", serde_json::json!({"guildId": guild})).await;
+    assert_eq!(joined["data"]["joined"], true, "{joined}");
+    let n: pb::GuildNotice = ca
+        .wait_where(ids::GUILD_NOTICE, T, |n: &pb::GuildNotice| n.event == pb::GuildEvent::Joined as i32)
+        .await
+        .expect("the founder hears of the new member");
+    assert_eq!((n.guild_id, n.subject, n.name.as_str()), (guild, b.user_id, "Night Watch"));
+    // Guild chat reaches the member (over JSON WebSocket), not the outsider.
+    let says = pb::ChatMsg {
+        chat_type: pb::ChatType::Guild as i32,
+        msg_type: 1,
+        msg: "meet at the gate".into(),
+        ..Default::default()
+    };
+    ca.send(ids::CHAT_MSG, &says).await.expect("guild chat");
+    let got = cb
+        .wait_where(ids::reply(ids::CHAT_MSG), T, |m: &pb::ChatMsgResp| m.msg_list.iter().any(|x| x.msg == says.msg))
+        .await
+        .expect("the member reads it");
+    assert_eq!((got.msg_list[0].user_id, got.msg_list[0].chat_type), (a.user_id, 5));
+    let outsider = cc.wait_where(ids::reply(ids::CHAT_MSG), Duration::from_millis(300), |m: &pb::ChatMsgResp| {
+        m.msg_list.iter().any(|x| x.msg == says.msg)
+    });
+    assert!(outsider.await.is_err(), "the outsider reads nothing");
+    cc.send(ids::CHAT_MSG, &says).await.expect("send");
+    assert_eq!(code(cc.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T).await.expect_err("no guild")), 400201);
+    drop((ca, cb, cc));
+    drop(srv);
+
+    // After a restart the history is still there.
+    let srv = Server::start(&dir.path().join("rsgame.yaml"), &[]);
+    let mut cb = tcp(&srv).await;
+    cb.login(b.user_id, &b.token).await.expect("login after the restart");
+    cb.send(ids::CHAT_HISTORY, &pb::ChatHistory { chat_type: 5, obj_id: 0, before: 0, limit: 10 })
+        .await
+        .expect("history");
+    let h = cb.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_HISTORY), T).await.expect("history");
+    assert!(h.msg_list.iter().any(|m| m.msg == says.msg && m.user_id == a.user_id), "{h:?}");
+}
+
 async fn stats_where(c: &mut Client, what: &str, ok: impl Fn(&pb::PlayerStats) -> bool) -> pb::PlayerStats {
     c.wait_where(ids::PLAYER_STATS, T, ok).await.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
