@@ -1,8 +1,8 @@
 // End to end in a real browser: two players register (answering the captcha) and log in, see
 // each other move, chat privately, one kills a monster and sees its coins rise in the bag, one
 // buys in the shop and claims an operator's gift from the inbox, both play a lockstep room
-// they made and one the matchmaker made for them (Quick match), they form a party and chat
-// in it, and a reload resumes the session; a forgotten password is reset by an email code,
+// they made and one the matchmaker made for them (Quick match), they form a party and a
+// guild and chat in each, and a reload resumes the session; a forgotten password is reset by an email code,
 // and a third browser plays as a guest. Screenshots of each step go to $E2E_SHOTS (default
 // target/web-e2e).
 //
@@ -355,6 +355,39 @@ try {
   await until(a, "A's party is down to one", () => document.querySelectorAll("#party-list li").length === 1, null);
   await a.click("#party-leave");
   await until(a, "A's party is closed", () => !document.getElementById("party-none").hidden, null);
+
+  // A guild: A founds a closed one (paying coins); B asks to join and A accepts; guild chat
+  // reaches B; B leaves, then A, which closes it.
+  await a.click("#panels button[data-panel='guild']");
+  await a.fill("#guild-name", `Guild ${nameA}`.slice(0, 20));
+  await a.uncheck("#guild-open");
+  await a.click("#guild-create-form button[type=submit]");
+  await until(a, "A leads a guild", () => !document.getElementById("guild-box").hidden && document.getElementById("guild-role").textContent === "leader", null);
+  const guildName = await a.textContent("#guild-title");
+  await b.click("#panels button[data-panel='guild']");
+  await b.fill("#guild-search", guildName);
+  await b.click("#guild-search-form button[type=submit]");
+  await b.waitForSelector("#guild-found li button", { timeout: T });
+  await b.click("#guild-found li button");
+  await until(a, "A sees B's request (pushed, then listed)", () => document.querySelectorAll("#guild-requests li").length === 1, null);
+  await a.click("#guild-requests li button");
+  await until(b, "B is a member", () => !document.getElementById("guild-box").hidden, null);
+  await until(a, "A's guild lists two members", () => document.querySelectorAll("#guild-members li").length === 2, null);
+  await a.click("#panels button[data-panel='chat']");
+  await a.click("#chat-tabs button[data-chat='5']");
+  await a.fill("#chat-text", "guild meeting");
+  await a.click("#chat-form button[type=submit]");
+  await b.click("#panels button[data-panel='chat']");
+  await b.click("#chat-tabs button[data-chat='5']");
+  await until(b, "B reads the guild chat", () => document.getElementById("chat-log").textContent.includes("guild meeting"), null);
+  await shot(b, "B-guild-chat");
+  await b.click("#panels button[data-panel='guild']");
+  await b.click("#guild-leave");
+  await until(b, "B left the guild", () => !document.getElementById("guild-none").hidden, null);
+  await a.click("#panels button[data-panel='guild']");
+  await until(a, "A's guild is down to one", () => document.querySelectorAll("#guild-members li").length === 1, null);
+  await a.click("#guild-leave");
+  await until(a, "A's guild is closed", () => !document.getElementById("guild-none").hidden, null);
 
   // A reload resumes A's session: same account, back online, where it stood.
   const before = await a.evaluate(() => ({ x: window.rsgame.world.me.x, z: window.rsgame.world.me.z }));

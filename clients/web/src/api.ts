@@ -255,3 +255,28 @@ export interface Ranking {
   list: Array<{ rank: number; userId: number; value: number }>;
   me?: { rank: number; userId: number; value: number };
 }
+
+/** A guild as anyone sees it (`/game/v1/guild/…`). */
+export interface Guild {
+  id: number;
+  name: string;
+  notice: string;
+  open: boolean;
+  leader: number;
+  members: number;
+  maxMembers: number;
+  createdAt: number;
+}
+
+export type GuildRole = "member" | "officer" | "leader";
+
+export interface GuildDetail {
+  guild: Guild;
+  members: { userId: number; role: GuildRole; joinedAt: number }[];
+  myRole: GuildRole | null;
+}
+
+export interface JoinRequest {
+  userId: number;
+  createdAt: number;
+}

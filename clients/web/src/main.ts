@@ -244,6 +244,7 @@ function enterGame(): void {
   void refreshShop();
   void refreshRanks();
   void refreshMail();
+  void refreshGuild();
 }
 
 function onMessage(id: number, m: any): void {
@@ -333,6 +334,9 @@ function onMessage(id: number, m: any): void {
     case ID.PartyUpdate:
       onParty(m);
       break;
+    case ID.GuildNotice:
+      onGuildNotice(m);
+      break;
     case ID.LockstepFrames:
       lockstep.handle(m);
       $("lockstep-digest").textContent = `${lockstep.frame} ${lockstep.digest()}`;
@@ -382,7 +386,7 @@ function onEnter(m: any): void {
 // ---- chat --------------------------------------------------------------------------------
 
 let chatType = 1;
-const chats: Record<number, HTMLLIElement[]> = { 1: [], 2: [], 3: [], 4: [] };
+const chats: Record<number, HTMLLIElement[]> = { 1: [], 2: [], 3: [], 4: [], 5: [] };
 
 function chatTab(t: number): void {
   chatType = t;
@@ -510,6 +514,152 @@ $("quick-match").onclick = () => {
   // A party plays the squares together (up to four); alone, a duel.
   else send(ID.MatchAdd, { mode: party ? "squares" : "duel" });
 };
+
+// ---- guild (REST, with GuildNotice pushes) ------------------------------------------------
+
+/** The player's guild (its detail), or null. */
+let guild: api.GuildDetail | null = null;
+
+const GUILD_EVENTS: Record<number, string> = {
+  [pb.GuildEvent.GUILD_EVENT_CREATED]: "founded",
+  [pb.GuildEvent.GUILD_EVENT_JOINED]: "joined",
+  [pb.GuildEvent.GUILD_EVENT_REQUESTED]: "asked to join",
+  [pb.GuildEvent.GUILD_EVENT_LEFT]: "left",
+  [pb.GuildEvent.GUILD_EVENT_KICKED]: "was removed from",
+  [pb.GuildEvent.GUILD_EVENT_ROLE]: "has a new role in",
+  [pb.GuildEvent.GUILD_EVENT_NOTICE]: "changed the notice of",
+  [pb.GuildEvent.GUILD_EVENT_INVITED]: "was invited to",
+  [pb.GuildEvent.GUILD_EVENT_DECLINED]: "was not let into",
+  [pb.GuildEvent.GUILD_EVENT_CLOSED]: "closed",
+};
+
+function onGuildNotice(m: any): void {
+  const who = Number(m.subject) === world.me.id ? "you" : nameOf(Number(m.subject));
+  toast(`${who} ${GUILD_EVENTS[m.event] ?? "changed"} ${m.name}`);
+  void refreshGuild();
+}
+
+async function refreshGuild(): Promise<void> {
+  try {
+    guild = await authed<api.GuildDetail>("/game/v1/guild/detail", { guildId: 0 });
+  } catch (e) {
+    if (!(e instanceof api.ApiError && e.code === 400201)) toast((e as Error).message);
+    guild = null;
+  }
+  showGuild();
+  if (guild) send(ID.ChatHistory, { chatType: 5, limit: 30 });
+}
+
+async function guildCall(path: string, body: unknown): Promise<void> {
+  try {
+    await authed(path, body);
+  } catch (e) {
+    toast((e as Error).message);
+  }
+  await refreshGuild();
+}
+
+function showGuild(): void {
+  $("guild-none").hidden = guild !== null;
+  $("guild-box").hidden = guild === null;
+  if (!guild) return;
+  const g = guild.guild;
+  const role = guild.myRole ?? "member";
+  const officer = role === "officer" || role === "leader";
+  $("guild-title").textContent = g.name;
+  $("guild-size").textContent = `${g.members}/${g.maxMembers}${g.open ? " · open" : ""}`;
+  $("guild-role").textContent = role;
+  $("guild-notice").textContent = g.notice || "(no notice)";
+  $("guild-notice-form").hidden = !officer;
+  $("guild-officer").hidden = !officer;
+  const rank = { member: 1, officer: 2, leader: 3 } as Record<string, number>;
+  $("guild-members").replaceChildren(
+    ...guild.members.map((mem) => {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "grow";
+      name.textContent = `${nameOf(mem.userId)} · ${mem.role}${mem.userId === world.me.id ? " (you)" : ""}`;
+      li.append(name);
+      if (mem.userId !== world.me.id && officer && rank[mem.role] < rank[role]) {
+        const kick = document.createElement("button");
+        kick.textContent = "Remove";
+        kick.onclick = () => void guildCall("/game/v1/guild/kick", { userId: mem.userId });
+        li.append(kick);
+      }
+      if (mem.userId !== world.me.id && role === "leader") {
+        const up = document.createElement("button");
+        up.textContent = mem.role === "member" ? "Make officer" : "Make leader";
+        up.onclick = () =>
+          void guildCall("/game/v1/guild/role", { userId: mem.userId, role: mem.role === "member" ? "officer" : "leader" });
+        li.append(up);
+      }
+      return li;
+    }),
+  );
+  if (officer) void showRequests();
+}
+
+async function showRequests(): Promise<void> {
+  try {
+    const list = await authed<api.JoinRequest[]>("/game/v1/guild/requests", {});
+    $("guild-requests").replaceChildren(
+      ...list.map((r) => {
+        const li = document.createElement("li");
+        const name = document.createElement("span");
+        name.className = "grow";
+        name.textContent = `${nameOf(r.userId)} asks to join`;
+        const yes = document.createElement("button");
+        yes.textContent = "Accept";
+        yes.onclick = () => void guildCall("/game/v1/guild/answer", { userId: r.userId, accept: true });
+        const no = document.createElement("button");
+        no.textContent = "Decline";
+        no.onclick = () => void guildCall("/game/v1/guild/answer", { userId: r.userId, accept: false });
+        li.append(name, yes, no);
+        return li;
+      }),
+    );
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+
+$("guild-create-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const name = $<HTMLInputElement>("guild-name").value;
+  void guildCall("/game/v1/guild/create", { name, open: $<HTMLInputElement>("guild-open").checked }).then(() => refreshBag());
+});
+$("guild-search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void (async () => {
+    try {
+      const list = await authed<api.Guild[]>("/game/v1/guild/search", { name: $<HTMLInputElement>("guild-search").value });
+      $("guild-found").replaceChildren(
+        ...list.map((g) => {
+          const li = document.createElement("li");
+          const name = document.createElement("span");
+          name.className = "grow";
+          name.textContent = `${g.name} · ${g.members}/${g.maxMembers}${g.open ? " · open" : " · by request"}`;
+          const join = document.createElement("button");
+          join.textContent = g.open ? "Join" : "Ask to join";
+          join.onclick = () => void guildCall("/game/v1/guild/join", { guildId: g.id });
+          li.append(name, join);
+          return li;
+        }),
+      );
+    } catch (e) {
+      toast((e as Error).message);
+    }
+  })();
+});
+$("guild-leave").onclick = () => void guildCall("/game/v1/guild/leave", {});
+$("guild-notice-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void guildCall("/game/v1/guild/notice", { notice: $<HTMLInputElement>("guild-notice-text").value });
+});
+$("guild-invite-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  void guildCall("/game/v1/guild/invite", { userId: Number($<HTMLInputElement>("guild-invite-id").value) });
+});
 
 // ---- party -------------------------------------------------------------------------------
 

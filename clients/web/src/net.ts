@@ -41,6 +41,7 @@ const INBOUND: Record<number, Codec> = {
   [ID.MatchFound]: pb.MatchFound,
   [ID.MatchTimeout]: pb.MatchTimeout,
   [ID.PartyUpdate]: pb.PartyUpdate,
+  [ID.GuildNotice]: pb.GuildNotice,
   [ID.LogoutResp]: pb.LogoutResp,
 };
 
