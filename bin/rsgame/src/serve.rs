@@ -322,7 +322,10 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             data.watch(Duration::from_secs(cfg.game.reload_secs), shutdown.clone());
         }
         let logic = Arc::new(
-            rsgame_game::GameLogic::new(s.db.clone(), data).with_rank_cache(s.cache.clone()).with_events(s.bus.clone()),
+            rsgame_game::GameLogic::new(s.db.clone(), data)
+                .with_rank_cache(s.cache.clone())
+                .with_events(s.bus.clone())
+                .with_presence(s.cache.clone()),
         );
         if cfg.game.mail_keep_days > 0 {
             tokio::spawn(purge_mail(logic.clone(), cfg.game.mail_keep_days, shutdown.clone()));
@@ -385,6 +388,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     directory: Arc::new(crate::directory::UsercenterDirectory(s.usercenter.clone())),
                     db: s.db.clone(),
                     cluster,
+                    presence: Some(s.cache.clone()),
                     accounts: Some((s.bus.clone(), node_id)),
                 });
                 if let Some(etcd) = &etcd {

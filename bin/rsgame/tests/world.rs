@@ -700,6 +700,22 @@ async fn guild_chat_reaches_online_members_and_its_history_survives_a_restart() 
     assert!(outsider.await.is_err(), "the outsider reads nothing");
     cc.send(ids::CHAT_MSG, &says).await.expect("send");
     assert_eq!(code(cc.wait::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T).await.expect_err("no guild")), 400201);
+    // The members' online status, as the world's presence says.
+    let online = |d: &serde_json::Value, who: i64| {
+        d["data"]["members"].as_array().into_iter().flatten().find(|m| m["userId"] == who).map(|m| m["online"].clone())
+    };
+    let d = call(a.token.clone(), "/game/v1/guild/detail", serde_json::json!({})).await;
+    assert_eq!((online(&d, a.user_id), online(&d, b.user_id)), (Some(true.into()), Some(true.into())), "{d}");
+    cb.send(ids::LOGOUT, &pb::Logout { r#type: 1, user_id: b.user_id }).await.expect("logout");
+    let start = std::time::Instant::now();
+    loop {
+        let d = call(a.token.clone(), "/game/v1/guild/detail", serde_json::json!({})).await;
+        if online(&d, b.user_id) == Some(false.into()) {
+            break;
+        }
+        assert!(start.elapsed() < T, "the member who logged out still shows online: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop((ca, cb, cc));
     drop(srv);
 

@@ -18,6 +18,13 @@ use tokio::sync::OnceCell;
 
 use crate::db::StoreError;
 
+/// The cache key of a player's presence: the game node it is on, written by that node while
+/// the player is there (with a TTL the node keeps refreshing). Read by whoever routes logins
+/// and by the guild service for its members' online status.
+pub fn presence_key(user_id: i64) -> String {
+    format!("presence:{user_id}")
+}
+
 /// A value as the in-process backend keeps it.
 #[derive(Clone)]
 enum Mem {

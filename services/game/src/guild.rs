@@ -82,6 +82,8 @@ pub struct GuildMember {
     pub role: Role,
     /// When it joined, unix ms.
     pub joined_at: i64,
+    /// Whether it is on a game node now.
+    pub online: bool,
 }
 
 /// A guild with its members (listed to members only) and the asker's role.
@@ -376,6 +378,7 @@ impl GameLogic {
                         user_id: r.i64("user_id")?,
                         role: Role::from_i64(r.i64("role")?),
                         joined_at: r.i64("joined_at")?,
+                        online: false,
                     })
                 })
                 .collect::<std::result::Result<_, StoreError>>()?
@@ -383,6 +386,11 @@ impl GameLogic {
             Vec::new()
         };
         tx.commit().await?;
+        let mut members: Vec<GuildMember> = members;
+        let ids: Vec<i64> = members.iter().map(|m| m.user_id).collect();
+        for (m, on) in members.iter_mut().zip(self.online(&ids).await) {
+            m.online = on;
+        }
         Ok(GuildDetail { guild, members, my_role })
     }
 

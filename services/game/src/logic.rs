@@ -272,6 +272,7 @@ pub struct GameLogic {
     data: DataStore,
     ranks: Option<crate::ranks::RedisRanks>,
     events: Option<rsgame_store::Bus>,
+    presence: Option<rsgame_store::Cache>,
 }
 
 /// The changes one transaction makes to a player, applied with their ledger rows.
@@ -286,7 +287,7 @@ pub(crate) struct Change {
 impl GameLogic {
     /// Over the database and the game data.
     pub fn new(db: Db, data: DataStore) -> GameLogic {
-        GameLogic { db, data, ranks: None, events: None }
+        GameLogic { db, data, ranks: None, events: None, presence: None }
     }
 
     /// Keeps the leaderboards in Redis sorted sets when `cache` is Redis (the database
@@ -294,6 +295,28 @@ impl GameLogic {
     pub fn with_rank_cache(mut self, cache: rsgame_store::Cache) -> GameLogic {
         self.ranks = cache.is_shared().then(|| crate::ranks::RedisRanks::new(cache));
         self
+    }
+
+    /// Reads players' presence (which game node they are on) from `cache`, where the game
+    /// nodes keep it: the guild members' online status.
+    pub fn with_presence(mut self, cache: rsgame_store::Cache) -> GameLogic {
+        self.presence = Some(cache);
+        self
+    }
+
+    /// Which of `users` are online, as the game nodes' presence says (all false without it,
+    /// or when the cache does not answer: the status is a hint, never a failure).
+    pub(crate) async fn online(&self, users: &[i64]) -> Vec<bool> {
+        let Some(cache) = &self.presence else { return vec![false; users.len()] };
+        let keys: Vec<String> = users.iter().map(|u| rsgame_store::cache::presence_key(*u)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        match cache.get_many::<String>(&refs).await {
+            Ok(v) => v.into_iter().map(|p| p.is_some()).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "presence not read");
+                vec![false; users.len()]
+            }
+        }
     }
 
     /// Announces what game nodes show live on `bus`: a message put in an inbox

@@ -22,10 +22,7 @@ pub const TOPIC: &str = "world.cluster";
 /// replay minutes of world chat on restart.
 const STALE_MS: i64 = 30_000;
 
-/// The cache key of a player's presence (shared with whoever routes logins).
-pub fn presence_key(user_id: i64) -> String {
-    format!("presence:{user_id}")
-}
+pub use rsgame_store::cache::presence_key;
 
 /// What one node tells the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How long a node alone keeps a player's presence without a refresh.
+pub(super) const LOCAL_PRESENCE: Duration = Duration::from_secs(60);
+
 impl World {
     /// Handles what other nodes send, until the bus subscription ends.
     pub(super) async fn follow_cluster(self, cluster: Arc<Cluster>) {
@@ -30,6 +33,24 @@ impl World {
                 // refresh cannot point presence back at this node wrongly.
                 if lock(&self.0.players).contains_key(&uid) {
                     cluster.arrived(uid.get()).await;
+                }
+            }
+        }
+    }
+
+    /// Keeps the presence of every player here alive for other services, on a node alone.
+    pub(super) async fn refresh_local_presence(self) {
+        let Some(cache) = self.0.presence.clone() else { return };
+        let mut tick = tokio::time::interval(LOCAL_PRESENCE / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let here: Vec<PlayerId> = lock(&self.0.players).keys().copied().collect();
+            for uid in here {
+                if let Err(e) =
+                    cache.set(&crate::cluster::presence_key(uid.get()), &"local", Some(LOCAL_PRESENCE)).await
+                {
+                    tracing::debug!(user = %uid, error = %e, "presence not written");
                 }
             }
         }

@@ -112,6 +112,9 @@ pub struct WorldDeps {
     pub db: Db,
     /// The other game nodes, when this is one of several (see [`crate::cluster`]).
     pub cluster: Option<Arc<Cluster>>,
+    /// Where a node alone keeps its players' presence for other services (the guilds'
+    /// online status), under the keys a cluster uses; a cluster keeps it itself.
+    pub presence: Option<rsgame_store::Cache>,
     /// Where the usercenter announces accounts whose sessions were ended (a ban, log out
     /// everywhere) and the game service changes to players' numbers, and this node's id: it
     /// reads every announcement, as a consumer group of its own, closes those accounts'
@@ -289,6 +292,8 @@ struct Inner {
     /// Keys room passwords (never stored in the clear, compared in constant time).
     password_key: [u8; 32],
     cluster: Option<Arc<Cluster>>,
+    /// Presence when alone (see [`WorldDeps::presence`]).
+    presence: Option<rsgame_store::Cache>,
     /// Logins waiting for another node to confirm their player left it.
     leaving: Mutex<HashMap<PlayerId, oneshot::Sender<()>>>,
     /// The ids of the last player changes applied (in order, and as a set): a redelivered
@@ -330,7 +335,7 @@ fn status(ok: bool, msg: &str) -> (i32, String) {
 impl World {
     /// Starts the scenes' tasks, the saver and the rewarders.
     pub fn start(deps: WorldDeps) -> World {
-        let WorldDeps { cfg, scenes, modes, auth, game, directory, db, cluster, accounts } = deps;
+        let WorldDeps { cfg, scenes, modes, auth, game, directory, db, cluster, presence, accounts } = deps;
         let store = WorldStore::new(db);
         let (save_tx, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
@@ -411,6 +416,7 @@ impl World {
             party_seq: AtomicU64::new(1),
             generations: AtomicU64::new(1),
             password_key,
+            presence: if cluster.is_some() { None } else { presence },
             cluster,
             leaving: Mutex::new(HashMap::new()),
             changes_seen: Mutex::new((VecDeque::new(), HashSet::new())),
@@ -418,6 +424,9 @@ impl World {
         if let Some(c) = world.0.cluster.clone() {
             tokio::spawn(world.clone().follow_cluster(c.clone()));
             tokio::spawn(world.clone().refresh_presence(c));
+        }
+        if world.0.presence.is_some() {
+            tokio::spawn(world.clone().refresh_local_presence());
         }
         if let Some((bus, node)) = accounts {
             tokio::spawn(world.clone().follow_accounts(bus.clone(), node.clone()));

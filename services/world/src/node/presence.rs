@@ -131,6 +131,10 @@ impl World {
         self.leave_room(uid, room).await;
         if let Some(c) = &self.0.cluster {
             c.left(uid.get()).await;
+        } else if let Some(cache) = &self.0.presence
+            && let Err(e) = cache.delete(&[&crate::cluster::presence_key(uid.get())]).await
+        {
+            tracing::debug!(user = %uid, error = %e, "presence not removed: it expires");
         }
     }
 
@@ -257,6 +261,11 @@ impl World {
         metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
         if let Some(c) = &self.0.cluster {
             c.arrived(uid.get()).await;
+        } else if let Some(cache) = &self.0.presence {
+            let key = crate::cluster::presence_key(uid.get());
+            if let Err(e) = cache.set(&key, &"local", Some(inbox::LOCAL_PRESENCE)).await {
+                tracing::debug!(user = %uid, error = %e, "presence not written");
+            }
         }
         self.deliver_offline(uid, &session).await;
         // Its party, if it is in one (a reload or another device learns where it stands).

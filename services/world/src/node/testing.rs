@@ -71,6 +71,7 @@ impl Fixture {
             directory: directory.clone(),
             db: db.clone(),
             cluster: None,
+            presence: None,
             accounts: None,
         });
         Fixture { world, jwt, directory, next_session: 1.into(), _dir: dir }
