@@ -2,7 +2,7 @@
 //! usercenter-rpc replicas, basic-rpc, the REST roles (usercenter-api, basic-api, game-api
 //! with the game service's gRPC), two game nodes — finding each other through a real etcd,
 //! sharing MariaDB, Redis and NATS. Players are sent to the least loaded node, chat crosses
-//! nodes, a replica killed during a stream of logins loses or doubles none of them, a killed
+//! nodes, the matchmaker and parties work across them, a replica killed during a stream of logins loses or doubles none of them, a killed
 //! node's player continues on the other node from its saved state, a real Prometheus scrapes
 //! every role, and one REST call's trace reaches the collector through gRPC to the database.
 //!
@@ -380,6 +380,27 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
         assert_eq!(r.room_id, there.room_id);
     }
     drop((stays, moved));
+
+    // 1c. A party across nodes: its updates and its chat cross over the bus, its state is in
+    //     Redis for both nodes.
+    let (fay, _) = signup(api, "fay").await;
+    let (gus, _) = signup(api, "gus").await;
+    let (mut cf, _, _) = enter(std::slice::from_ref(&url_a), &fay).await;
+    let (mut cg, _, _) = enter(std::slice::from_ref(&url_b), &gus).await;
+    cf.send(ids::PARTY_CREATE, &pb::PartyCreate { open: true, max_size: 0 }).await.expect("create");
+    let party = cf.wait::<pb::PartyUpdate>(ids::PARTY_UPDATE, T).await.expect("a party").party_id;
+    cg.send(ids::PARTY_JOIN, &pb::PartyJoin { party_id: party.clone() }).await.expect("join");
+    let joined = cf
+        .wait_where::<pb::PartyUpdate>(ids::PARTY_UPDATE, T, |u| u.event == pb::PartyEvent::Joined as i32)
+        .await
+        .expect("fay hears gus join from the other node");
+    assert_eq!(joined.members.iter().map(|m| m.user_id).collect::<Vec<_>>(), [fay.user_id, gus.user_id]);
+    let hi = pb::ChatMsg { chat_type: 4, msg_type: 1, msg: "party across nodes".into(), ..Default::default() };
+    cg.send(ids::CHAT_MSG, &hi).await.expect("party chat");
+    cf.wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| m.msg_list.iter().any(|c| c.msg == hi.msg))
+        .await
+        .expect("party chat crosses nodes");
+    drop((cf, cg));
 
     // 2. One REST call, traced: REST -> gRPC (usercenter) -> the database.
     let trace_id = format!("{:032x}", rand_id());
