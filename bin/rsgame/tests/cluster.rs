@@ -351,17 +351,7 @@ async fn roles_as_processes_route_chat_and_survive_deaths() {
     let (mut cd, _, _) = enter(std::slice::from_ref(&url_a), &dan).await;
     let (mut ce, _, _) = enter(std::slice::from_ref(&url_b), &eve).await;
     for (c, rating) in [(&mut cd, 1000.0), (&mut ce, 1060.0)] {
-        let duel = pb::MatchAdd {
-            mode: "duel".into(),
-            numeric_props: [("rating".to_string(), rating)].into(),
-            query: vec![pb::MatchTerm {
-                key: "rating".into(),
-                any_of: vec![],
-                min: Some(rating - 100.0),
-                max: Some(rating + 100.0),
-            }],
-            ..Default::default()
-        };
+        let duel = rsgame_world::matchmaker::window("duel", "rating", rating, 100.0);
         c.send(ids::MATCH_ADD, &duel).await.expect("queue");
         c.wait::<pb::MatchTicket>(ids::reply(ids::MATCH_ADD), T).await.expect("a ticket");
     }

@@ -285,6 +285,15 @@ impl GameLogic {
         self.announce_guild(n.guild_id, &n.name, n.event as i32, n.subject, n.users).await;
     }
 
+    /// Commits `tx`, then tells the guild's members (as they are in it) of `event`.
+    async fn commit_and_tell(&self, mut tx: Tx, guild_id: i64, event: GuildEvent, subject: i64) -> Result<()> {
+        let name = guild_name(&mut tx, guild_id).await?;
+        let users = member_ids(&mut tx, guild_id).await?;
+        tx.commit().await?;
+        self.tell(News { guild_id, name, event, subject, users }).await;
+        Ok(())
+    }
+
     /// Founds a guild led by `user_id`, paying the game data's cost through the ledger.
     pub async fn guild_create(&self, user_id: i64, name: &str, notice: &str, open: bool) -> Result<GuildDetail> {
         let (name, key) = check_name(name)?;
@@ -422,9 +431,7 @@ impl GameLogic {
             }
             insert_member(&mut tx, guild_id, user_id, Role::Member).await?;
             delete_requests(&mut tx, guild_id, user_id).await?;
-            let users = member_ids(&mut tx, guild_id).await?;
-            tx.commit().await?;
-            self.tell(News { guild_id, name, event: GuildEvent::Joined, subject: user_id, users }).await;
+            self.commit_and_tell(tx, guild_id, GuildEvent::Joined, user_id).await?;
             return Ok(true);
         }
         // A request, once: asking again changes nothing. Looked up first: on PostgreSQL a
@@ -520,10 +527,7 @@ impl GameLogic {
             return Err(Error::msg(Code::Forbidden, "the guild is full"));
         }
         insert_member(&mut tx, guild_id, applicant, Role::Member).await?;
-        let users = member_ids(&mut tx, guild_id).await?;
-        tx.commit().await?;
-        self.tell(News { guild_id, name, event: GuildEvent::Joined, subject: applicant, users }).await;
-        Ok(())
+        self.commit_and_tell(tx, guild_id, GuildEvent::Joined, applicant).await
     }
 
     /// Leaves the guild. A leader hands it on first, unless it is the last member: then the
@@ -615,11 +619,7 @@ impl GameLogic {
                 .to_owned();
             tx.execute(&q).await?;
         }
-        let name = guild_name(&mut tx, guild_id).await?;
-        let users = member_ids(&mut tx, guild_id).await?;
-        tx.commit().await?;
-        self.tell(News { guild_id, name, event: GuildEvent::Role, subject: target, users }).await;
-        Ok(())
+        self.commit_and_tell(tx, guild_id, GuildEvent::Role, target).await
     }
 
     /// An officer or the leader sets the guild's notice.
@@ -636,11 +636,7 @@ impl GameLogic {
             .and_where(Expr::col("id").eq(guild_id))
             .to_owned();
         tx.execute(&q).await?;
-        let name = guild_name(&mut tx, guild_id).await?;
-        let users = member_ids(&mut tx, guild_id).await?;
-        tx.commit().await?;
-        self.tell(News { guild_id, name, event: GuildEvent::Notice, subject: user_id, users }).await;
-        Ok(())
+        self.commit_and_tell(tx, guild_id, GuildEvent::Notice, user_id).await
     }
 
     /// An officer invites `target`: it may then join even a closed guild, and finds the

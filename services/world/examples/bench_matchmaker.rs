@@ -21,9 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rsgame_proto::pb;
 use rsgame_world::matchmaker::queue::{LocalQueue, Queue, RedisQueue};
-use rsgame_world::matchmaker::{Member, Mode, RoomKind, Ticket, run_pass};
+use rsgame_world::matchmaker::{Member, Mode, RoomKind, Ticket, run_pass, window};
 
 /// CPU time of this thread so far (the passes' runtime runs on this one thread).
 fn cpu() -> Duration {
@@ -74,17 +73,7 @@ fn duel() -> HashMap<String, Mode> {
 }
 
 fn ticket(modes: &HashMap<String, Mode>, user: i64, rating: f64, now: i64) -> Ticket {
-    let req = pb::MatchAdd {
-        mode: "duel".into(),
-        numeric_props: [("rating".to_string(), rating)].into(),
-        query: vec![pb::MatchTerm {
-            key: "rating".into(),
-            any_of: vec![],
-            min: Some(rating - 100.0),
-            max: Some(rating + 100.0),
-        }],
-        ..Default::default()
-    };
+    let req = window("duel", "rating", rating, 100.0);
     Ticket::new(format!("t{user}"), &req, modes, vec![Member { user, nickname: format!("p{user}") }], now)
         .expect("ticket")
 }

@@ -317,6 +317,22 @@ impl Ticket {
     }
 }
 
+/// A MatchAdd for `mode` whose ticket has the numeric property `key` = `value` and asks
+/// every other ticket of its match for `key` within `within` of it (a rating window).
+pub fn window(mode: &str, key: &str, value: f64, within: f64) -> pb::MatchAdd {
+    pb::MatchAdd {
+        mode: mode.to_owned(),
+        numeric_props: [(key.to_owned(), value)].into(),
+        query: vec![pb::MatchTerm {
+            key: key.to_owned(),
+            any_of: Vec::new(),
+            min: Some(value - within),
+            max: Some(value + within),
+        }],
+        ..Default::default()
+    }
+}
+
 fn trim(s: &str) -> String {
     s.chars().take(MAX_KEY).collect()
 }
@@ -585,17 +601,7 @@ mod tests {
     }
 
     fn rated(rating: f64, within: f64) -> pb::MatchAdd {
-        pb::MatchAdd {
-            mode: "duel".into(),
-            numeric_props: [("rating".to_string(), rating)].into(),
-            query: vec![pb::MatchTerm {
-                key: "rating".into(),
-                any_of: vec![],
-                min: Some(rating - within),
-                max: Some(rating + within),
-            }],
-            ..Default::default()
-        }
+        window("duel", "rating", rating, within)
     }
 
     fn ticket(m: &HashMap<String, Mode>, user: i64, req: &pb::MatchAdd, at: i64) -> Ticket {
