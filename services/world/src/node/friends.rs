@@ -328,6 +328,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_to_an_offline_player_waits_for_its_next_login() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let mut a = f.login(1, "caps=all").await;
+        // 5 is not online: the request is kept for it.
+        add(&f, &a.session, 5, pb::FriendType::Friend).await.expect("request");
+        let mut e = f.login(5, "caps=all").await;
+        assert_eq!(requests(&f, &mut e).await, [1], "listed at the next login");
+        // It drops and comes back within the grace: still there, and answered from there.
+        f.world.on_disconnect(&e.session, rsgame_gate::CloseReason::ClientClosed);
+        let mut e = f.login(5, "caps=all").await;
+        assert_eq!(requests(&f, &mut e).await, [1]);
+        add(&f, &e.session, 1, pb::FriendType::Friend).await.expect("accept");
+        let seen: pb::UserInfo = a.expect(ids::FRIEND_STATUS).await;
+        assert_eq!((seen.user_id, seen.online), (5, 1));
+    }
+
+    #[tokio::test]
     async fn requests_waiting_for_an_answer_are_limited() {
         let f = Fixture::new(WorldConfig::default()).await;
         let a = f.login(1, "").await;

@@ -250,7 +250,7 @@ impl World {
             chat: VecDeque::new(),
             spawn,
             spawn_radius: 25.0,
-            seats: Some(Seats { players: seats, until: rec.seats_until }),
+            seats: Some(Seats { players: seats, until: rec.seats_until, opened: unix_ms(), record: rec.clone() }),
         };
         let opened = {
             let mut rooms = lock(&self.0.rooms);
@@ -272,23 +272,47 @@ impl World {
     }
 }
 
+impl World {
+    /// A match's room closed (its last player left): each of its players gets the match's
+    /// record in its inbox (kind `match`; once per match, by its reference). Sent in the
+    /// background: a leaving player does not wait for it; a failure is logged.
+    pub(super) fn match_over(&self, seats: Seats) {
+        let game = self.0.game.clone();
+        tokio::spawn(async move {
+            let rec = seats.record;
+            let names: Vec<String> = rec.players().map(|p| p.nickname.clone()).collect();
+            let lasted = (unix_ms() - seats.opened).max(0) / 1000;
+            for p in rec.players() {
+                let mail = rsgame_game::inbox::NewMail {
+                    user_id: p.user,
+                    kind: "match".into(),
+                    title: format!("Your {} match is over", rec.mode),
+                    body: format!(
+                        "Match {} ({}): {}. It lasted {} min {} s.",
+                        rec.id,
+                        rec.mode,
+                        names.join(", "),
+                        lasted / 60,
+                        lasted % 60
+                    ),
+                    reference: format!("match:{}", rec.id),
+                    ..Default::default()
+                };
+                if let Err(e) = game.send_mail(mail).await {
+                    tracing::warn!(user = p.user, r#match = %rec.id, error = %e, "match record not mailed");
+                }
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::Fixture;
     use super::*;
 
     fn duel(rating: f64) -> pb::MatchAdd {
-        pb::MatchAdd {
-            mode: "duel".into(),
-            numeric_props: [("rating".to_string(), rating)].into(),
-            query: vec![pb::MatchTerm {
-                key: "rating".into(),
-                any_of: vec![],
-                min: Some(rating - 100.0),
-                max: Some(rating + 100.0),
-            }],
-            ..Default::default()
-        }
+        matchmaker::window("duel", "rating", rating, 100.0)
     }
 
     async fn add(f: &Fixture, s: &Session, msg: pb::MatchAdd) -> std::result::Result<(), Code> {
@@ -330,6 +354,23 @@ mod tests {
         enter(&a.session).await.expect("a enters");
         enter(&b.session).await.expect("b enters");
         assert!(f.world.created_rooms().iter().all(|(id, _)| *id != fa.room_id), "a match room is not listed");
+        // Both leave: the room closes, and each finds the match's record in its inbox.
+        for p in [&a, &b] {
+            let quit = pb::QuitRoom { room_id: fa.room_id, ..Default::default() };
+            f.world.clone().quit_room(p.session.clone(), quit).await.expect("quit");
+        }
+        for user in [1, 2] {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let inbox = f.world.0.game.inbox(user, 0, 10).await.expect("inbox");
+                if let Some(m) = inbox.mails.iter().find(|m| m.kind == "match") {
+                    assert!(m.body.contains(&fa.match_id) && m.body.contains("Nick1, Nick2"), "{m:?}");
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "player {user} got no match record");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         // c's ticket is still queued; removing it answers once.
         assert_eq!(remove(&f, &c.session, &t.ticket).await, Err(Code::NotFound), "not its ticket");
         remove(&f, &c.session, &ct.ticket).await.expect("removed");

@@ -263,6 +263,10 @@ struct Seats {
     players: BTreeSet<PlayerId>,
     /// ms since the epoch.
     until: i64,
+    /// The match, for the record its players get when the room closes.
+    record: crate::matchmaker::queue::MatchRecord,
+    /// When the room opened, ms since the epoch.
+    opened: i64,
 }
 
 struct Inner {

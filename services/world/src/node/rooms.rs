@@ -55,19 +55,20 @@ impl World {
     }
 
     /// Takes the player out of `room` and waits until its state is saved; closes a created
-    /// room left empty.
+    /// room left empty (a match's room mails its players the match's record).
     pub(super) async fn leave_room(&self, uid: PlayerId, room: i64) {
-        let (handle, close) = {
+        let (handle, close, ended) = {
             let mut rooms = lock(&self.0.rooms);
             let Some(r) = rooms.get_mut(&room) else { return };
             r.members.remove(&uid);
             let close = !r.permanent && r.members.is_empty();
             let handle = r.handle.clone();
-            if close {
-                rooms.remove(&room);
-            }
-            (handle, close)
+            let ended = if close { rooms.remove(&room).and_then(|r| r.seats) } else { None };
+            (handle, close, ended)
         };
+        if let Some(seats) = ended {
+            self.match_over(seats);
+        }
         handle.leave(uid).await;
         if let Handle::Scene(_) = handle {
             // The scene queued the player's last state at its leave; the saver writes in
