@@ -389,6 +389,16 @@ try {
   await a.click("#guild-leave");
   await until(a, "A's guild is closed", () => !document.getElementById("guild-none").hidden, null);
 
+  // The scene says where players may fight: the Arena shows the PvP marker, the Meadow not.
+  await a.click("#panels button[data-panel='rooms']");
+  await a.click("#rooms-refresh");
+  await a.waitForSelector(`#room-list li:has-text("(1002)") button`, { timeout: T });
+  await a.click(`#room-list li:has-text("(1002)") button`);
+  await until(a, "the Arena shows the PvP marker", () => !document.getElementById("pvp").hidden && window.rsgame.world.pvp, null);
+  await shot(a, "A-arena-pvp");
+  await a.click(`#room-list li:has-text("(1000)") button`);
+  await until(a, "the Meadow shows none", () => document.getElementById("pvp").hidden && !window.rsgame.world.pvp, null);
+
   // A reload resumes A's session: same account, back online, where it stood.
   const before = await a.evaluate(() => ({ x: window.rsgame.world.me.x, z: window.rsgame.world.me.z }));
   await a.reload();

@@ -337,6 +337,11 @@ function onMessage(id: number, m: any): void {
     case ID.GuildNotice:
       onGuildNotice(m);
       break;
+    case ID.SceneInfo:
+      world.pvp = Boolean(m.pvp);
+      world.bounds = { minX: m.minX, minZ: m.minZ, maxX: m.maxX, maxZ: m.maxZ };
+      $("pvp").hidden = !world.pvp;
+      break;
     case ID.LockstepFrames:
       lockstep.handle(m);
       $("lockstep-digest").textContent = `${lockstep.frame} ${lockstep.digest()}`;
@@ -372,7 +377,9 @@ function onEnter(m: any): void {
   const ls = roomType === 3 || roomType === 4;
   world.reset();
   world.active = !ls;
-  world.pvp = m.name === "Arena";
+  // Until the scene says otherwise (SceneInfo follows for a scene).
+  world.pvp = false;
+  world.bounds = null;
   $("view").hidden = ls;
   $("lockstep-box").hidden = !ls;
   if (ls) lockstep.enter(roomId);

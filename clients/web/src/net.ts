@@ -34,6 +34,7 @@ const INBOUND: Record<number, Codec> = {
   [ID.SpawnResp]: pb.SpawnResp,
   [ID.DespawnResp]: pb.DespawnResp,
   [ID.PlayerStats]: pb.PlayerStats,
+  [ID.SceneInfo]: pb.SceneInfo,
   [ID.MailNotice]: pb.MailNotice,
   [ID.LockstepFrames]: pb.LockstepFrames,
   [ID.MatchTicket]: pb.MatchTicket,

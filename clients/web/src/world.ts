@@ -66,7 +66,10 @@ export class World {
   private lastStep = performance.now();
   /** The player stands in a scene (not a lockstep room): the view is live. */
   active = true;
+  /** Whether players may hit players here (the scene says so: SceneInfo). */
   pvp = false;
+  /** The scene's walkable rectangle, drawn as the world's edge (SceneInfo). */
+  bounds: { minX: number; minZ: number; maxX: number; maxZ: number } | null = null;
   /** Called when a kill's reward arrives (so the inventory can refresh). */
   onReward: (exp: number, coins: number) => void = () => {};
   onStats: () => void = () => {};
@@ -361,6 +364,14 @@ export class World {
       g.moveTo(0, sy);
       g.lineTo(c.width, sy);
       g.stroke();
+    }
+    if (this.bounds) {
+      // The world's edge: beyond it nothing can stand.
+      const a = this.toScreen(this.bounds.minX, this.bounds.minZ);
+      const b = this.toScreen(this.bounds.maxX, this.bounds.maxZ);
+      g.strokeStyle = this.pvp ? "#c0504d" : "#8aa57a";
+      g.lineWidth = 3;
+      g.strokeRect(a.x, a.y, b.x - a.x, b.y - a.y);
     }
     for (const e of this.entities.values()) {
       e.x += (e.tx - e.x) * 0.25;

@@ -85,6 +85,8 @@ pub mod ids {
     pub const DESPAWN: u32 = MessageId::DespawnResp as u32;
     /// rsgame push: PlayerStats, the player's own numbers.
     pub const PLAYER_STATS: u32 = MessageId::PlayerStats as u32;
+    /// rsgame push: SceneInfo, the scene the player is in.
+    pub const SCENE_INFO: u32 = MessageId::SceneInfo as u32;
     /// rsgame: LockstepInput (no reply).
     pub const LOCKSTEP_INPUT: u32 = MessageId::LockstepInput as u32;
     /// rsgame push: LockstepFrames (200300), also the reply to LockstepSync.

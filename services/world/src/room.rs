@@ -463,6 +463,26 @@ impl SceneRoom {
             enter => enter,
         };
         send_greeting(session, greet);
+        if self.caps_of(id).has(Caps::ENTITIES) {
+            let c = self.scene.config();
+            let b = &c.bounds;
+            session.push(
+                ids::SCENE_INFO,
+                &pb::SceneInfo {
+                    room_id: i64::from(c.id),
+                    min_x: b.min_x,
+                    min_z: b.min_z,
+                    max_x: b.max_x,
+                    max_z: b.max_z,
+                    cell: c.cell,
+                    view_distance: c.cell,
+                    pvp: c.pvp,
+                    tick_hz: c.tick_hz as i32,
+                    respawn_x: c.respawn.0,
+                    respawn_z: c.respawn.1,
+                },
+            );
+        }
         // The authoritative position, then the numbers.
         let me = pb::UserSite { user_id: wire_id(id), site: Some(site(v.x, v.z)), action: "spawn".into() };
         session.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list: vec![me] });
