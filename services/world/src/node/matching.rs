@@ -378,6 +378,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_ticket_past_its_timeout_leaves_with_a_match_timeout() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let mut a = f.login(6, "caps=lockstep").await;
+        let modes = &f.world.0.matching.modes;
+        let me = vec![Member { user: 6, nickname: "Nick6".into() }];
+        // Queued two hours ago: the duel's 120 s are long over.
+        let old = unix_ms() - 7_200_000;
+        let t = Ticket::new("old".into(), &duel(1000.0), modes, me, old).expect("ticket");
+        f.world.0.matching.queue.add(&t).await.expect("queued");
+        lock(&f.world.0.matching.queued).insert(PlayerId::new(6));
+        f.world.match_pass().await.expect("pass");
+        let out: pb::MatchTimeout = a.expect(ids::MATCH_TIMEOUT).await;
+        assert_eq!((out.ticket.as_str(), out.mode.as_str()), ("old", "duel"));
+        assert!(f.world.0.matching.queue.all().await.expect("all").is_empty(), "it left the queue");
+        assert!(!lock(&f.world.0.matching.queued).contains(&PlayerId::new(6)));
+    }
+
+    #[tokio::test]
     async fn bad_tickets_and_departures() {
         let f = Fixture::new(WorldConfig::default()).await;
         let plain = f.login(4, "").await;
