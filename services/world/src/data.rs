@@ -65,8 +65,28 @@ struct SceneDef {
     spawn_radius: f32,
     #[serde(default)]
     pvp: bool,
+    /// Monsters leave players alone this close to the respawn point.
+    #[serde(default)]
+    safe_radius: f32,
+    /// Hit points regained out of combat.
+    #[serde(default)]
+    regen: Option<RegenDef>,
     #[serde(default)]
     monsters: Vec<MonsterSpawn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegenDef {
+    /// Hit points a second.
+    per_sec: i64,
+    /// After this long without hitting or being hit.
+    #[serde(default = "default_regen_after")]
+    after_secs: u32,
+}
+
+fn default_regen_after() -> u32 {
+    5
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +184,12 @@ pub fn parse_all(text: &str, cfg: &WorldConfig) -> Result<WorldData, String> {
             if !s.spawn_radius.is_finite() || s.spawn_radius < 0.0 {
                 return Err(at("spawn_radius: zero or more"));
             }
+            if !s.safe_radius.is_finite() || s.safe_radius < 0.0 {
+                return Err(at("safe_radius: zero or more"));
+            }
+            if s.regen.as_ref().is_some_and(|r| r.per_sec < 0 || r.after_secs > 3600) {
+                return Err(at("regen: per_sec zero or more, after_secs at most 3600"));
+            }
             for (i, m) in s.monsters.iter().enumerate() {
                 let ok = m.hp > 0
                     && m.attack >= 0
@@ -195,6 +221,9 @@ pub fn parse_all(text: &str, cfg: &WorldConfig) -> Result<WorldData, String> {
                     attack_cooldown: cooldown.max(1),
                     pvp: s.pvp,
                     respawn: (s.respawn.x, s.respawn.z),
+                    safe_radius: s.safe_radius,
+                    regen_per_sec: s.regen.as_ref().map_or(0, |r| r.per_sec),
+                    regen_after_secs: s.regen.as_ref().map_or(5, |r| r.after_secs),
                 },
             })
         })

@@ -167,6 +167,7 @@ enum Mail {
     Despawn(Vec<i64>),
     Move(Vec<pb::UserSite>),
     Attack(pb::AttackResp),
+    Stats(pb::PlayerStats),
 }
 
 /// Tick durations of the last ten seconds, for the p50/p99 gauges.
@@ -564,6 +565,14 @@ impl SceneRoom {
                     updates += (moves.len() * to.len()) as u64;
                     batches.push((to, moves));
                 }
+                Out::Healed { id, hp } => {
+                    // The player's own numbers; those who see it got a spawn with its hp.
+                    if let Some(st) = self.stats.get(&id).filter(|_| self.caps_of(id).has(Caps::STATS)) {
+                        let max_hp = self.scene.get(id).map_or(st.max_hp, |v| v.max_hp);
+                        let msg = Stats { hp, max_hp, ..*st }.message(wire_id(id));
+                        boxes.entry(id).or_default().push(Mail::Stats(msg));
+                    }
+                }
                 Out::Corrected { to, x, z } => {
                     let me = pb::UserSite { user_id: wire_id(to), site: Some(site(x, z)), action: "correct".into() };
                     let b = boxes.entry(to).or_default();
@@ -684,7 +693,7 @@ impl SceneRoom {
                 mails.retain(|m| match m {
                     Mail::Spawn(_) | Mail::Despawn(_) => false,
                     Mail::Attack(a) => !is_monster(a.user_id) && !is_monster(a.obj_id),
-                    Mail::Move(_) => true,
+                    Mail::Move(_) | Mail::Stats(_) => true,
                 });
             }
             let wire = s.wire();
@@ -695,6 +704,7 @@ impl SceneRoom {
                         Mail::Despawn(ids_) => s.push(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
                         Mail::Move(site_list) => s.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
                         Mail::Attack(a) => s.push(ids::reply(ids::ATTACK), &a),
+                        Mail::Stats(st) => s.push(ids::PLAYER_STATS, &st),
                     }
                 }
                 if let Some(b) = batch.map(|i| positions(i, wire, view)).filter(|b| !b.is_empty()) {
@@ -711,6 +721,7 @@ impl SceneRoom {
                         wire.encode_into(ids::reply(ids::MOVE), &pb::MoveResp { site_list }, &mut buf);
                     }
                     Mail::Attack(a) => wire.encode_into(ids::reply(ids::ATTACK), &a, &mut buf),
+                    Mail::Stats(st) => wire.encode_into(ids::PLAYER_STATS, &st, &mut buf),
                 }
             }
             if let Some(i) = batch {

@@ -33,6 +33,13 @@ pub struct SceneConfig {
     pub pvp: bool,
     /// Where a dead player comes back.
     pub respawn: (f32, f32),
+    /// Monsters do not pick, nor keep chasing, a player within this distance of the respawn
+    /// point (0: nowhere is safe).
+    pub safe_radius: f32,
+    /// Hit points a living player regains each second once out of combat (0: none).
+    pub regen_per_sec: i64,
+    /// Seconds without hitting or being hit before regeneration starts.
+    pub regen_after_secs: u32,
 }
 
 /// A monster spawn point (an entry of a scene's `monsters` in `world.yaml`).
@@ -139,6 +146,8 @@ struct Entity {
     ai: Ai,
     /// A dead monster comes back at this tick.
     dead_until: Option<u64>,
+    /// The tick it last hit or was hit.
+    fought_at: u64,
 }
 
 /// What the scene is asked to do.
@@ -263,6 +272,13 @@ pub enum Out {
         /// Coins.
         coins: i64,
     },
+    /// A player regained hit points (out of combat): its own numbers to tell it.
+    Healed {
+        /// The player.
+        id: EntityId,
+        /// Its hp now.
+        hp: i64,
+    },
     /// The player's own move was refused or cut short: its authoritative position.
     Corrected {
         /// The player.
@@ -351,6 +367,7 @@ impl Scene {
             spawn,
             ai: Ai::Idle,
             dead_until: None,
+            fought_at: 0,
         };
         self.entities.insert(e.view.id, e);
     }
@@ -383,9 +400,11 @@ impl Scene {
         let cooldown = self.cfg.attack_cooldown;
         if let Some(a) = self.entities.get_mut(&attacker) {
             a.ready_at = self.tick + cooldown;
+            a.fought_at = self.tick;
         }
         let Some(t) = self.entities.get_mut(&target) else { return false };
         t.view.hp = (t.view.hp - damage).max(0);
+        t.fought_at = self.tick;
         let (hp, x, z, kind, spawn) = (t.view.hp, t.view.x, t.view.z, t.view.kind, t.spawn);
         for to in self.viewers(x, z) {
             self.out.push(Out::Hit { to, attacker, target, damage, target_hp: hp });
@@ -410,6 +429,30 @@ impl Scene {
             }
         }
         true
+    }
+
+    /// Once a second: living players out of combat for `regen_after_secs` regain
+    /// `regen_per_sec` hit points, told to themselves and to those who see them.
+    fn regenerate(&mut self) {
+        let hz = u64::from(self.cfg.tick_hz.max(1));
+        if self.cfg.regen_per_sec <= 0 || self.tick % hz != 0 {
+            return;
+        }
+        let calm = u64::from(self.cfg.regen_after_secs) * hz;
+        let healed: Vec<EntityId> = self
+            .entities
+            .values()
+            .filter(|e| e.view.kind == Kind::Player && e.view.hp > 0 && e.view.hp < e.view.max_hp)
+            .filter(|e| self.tick.saturating_sub(e.fought_at) >= calm)
+            .map(|e| e.view.id)
+            .collect();
+        for id in healed {
+            let Some(e) = self.entities.get_mut(&id) else { continue };
+            e.view.hp = (e.view.hp + self.cfg.regen_per_sec).min(e.view.max_hp);
+            let hp = e.view.hp;
+            self.out.push(Out::Healed { id, hp });
+            self.show(id, &[]);
+        }
     }
 
     /// Monsters: respawn the dead whose time came; chase, attack, or go home.
@@ -438,16 +481,19 @@ impl Scene {
             let dist = |ax: f32, az: f32, bx: f32, bz: f32| ((ax - bx).powi(2) + (az - bz).powi(2)).sqrt();
             let from_home = dist(x, z, spec.x, spec.z);
             let step = spec.speed / self.cfg.tick_hz.max(1) as f32;
-            // Pick or keep a target: the nearest living player within aggro range.
+            // Pick or keep a target: the nearest living player within aggro range, outside the
+            // safe zone around the respawn point.
+            let (rx, rz, safe) = (self.cfg.respawn.0, self.cfg.respawn.1, self.cfg.safe_radius);
+            let fair = |p: &Entity| p.view.hp > 0 && dist(p.view.x, p.view.z, rx, rz) > safe;
             let target = match ai {
                 Ai::Home => None,
                 _ if from_home > spec.leash => None,
-                Ai::Chase(t) if self.entities.get(&t).is_some_and(|p| p.view.hp > 0) => Some(t),
+                Ai::Chase(t) if self.entities.get(&t).is_some_and(fair) => Some(t),
                 _ => self
                     .grid
                     .around(x, z)
                     .filter_map(|o| self.entities.get(&o))
-                    .filter(|o| o.view.kind == Kind::Player && o.view.hp > 0)
+                    .filter(|o| o.view.kind == Kind::Player && fair(o))
                     .map(|o| (dist(x, z, o.view.x, o.view.z), o.view.id))
                     .filter(|(d, _)| *d <= spec.aggro)
                     .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -664,6 +710,7 @@ impl Scene {
     pub fn tick(&mut self) -> Vec<Out> {
         self.tick += 1;
         self.monsters();
+        self.regenerate();
         let mut out = std::mem::take(&mut self.out);
         if !self.moved.is_empty() {
             let moved = std::mem::take(&mut self.moved);
@@ -718,6 +765,9 @@ mod tests {
             attack_cooldown: 10,
             pvp: false,
             respawn: (5.0, 5.0),
+            safe_radius: 0.0,
+            regen_per_sec: 0,
+            regen_after_secs: 5,
         })
     }
 
@@ -911,6 +961,39 @@ mod tests {
         }
         assert!(back, "respawned in view");
         assert_eq!(s.get(MONSTER_BASE).map(|m| m.hp), Some(30));
+    }
+
+    #[test]
+    fn monsters_leave_the_safe_zone_alone_and_players_heal_out_of_combat() {
+        let mut s = scene();
+        // The slime sits at (30, 30); the respawn point is (5, 5).
+        s.cfg.safe_radius = 40.0;
+        (s.cfg.regen_per_sec, s.cfg.regen_after_secs) = (3, 2);
+        join(&mut s, 1, 38.0, 30.0); // 8 from the slime, but 40.3 from the respawn point
+        let mut hit = false;
+        for _ in 0..40 {
+            hit |= !hits_on(&s.tick(), 1).is_empty();
+        }
+        assert!(hit, "outside the zone the slime attacks");
+        let hurt = s.get(1).expect("player").hp;
+        assert!(hurt < 100);
+        // Into the zone (beside the slime, but within 40 of the respawn point): left alone.
+        s.apply(Command::Move { id: 1, x: 33.0, z: 27.0 });
+        s.tick();
+        let mut hits_after = 0;
+        let mut healed = Vec::new();
+        for _ in 0..(20 * 4) {
+            let out = s.tick();
+            hits_after += hits_on(&out, 1).len();
+            healed.extend(out.iter().filter_map(|o| match o {
+                Out::Healed { id: 1, hp } => Some(*hp),
+                _ => None,
+            }));
+        }
+        assert_eq!(hits_after, 0, "no attack in the safe zone");
+        // Out of combat for 2 s, then 3 hp a second: about two heals in 4 s.
+        assert!(!healed.is_empty() && healed.windows(2).all(|w| w[1] == w[0] + 3), "{healed:?}");
+        assert_eq!(s.get(1).expect("player").hp, *healed.last().expect("healed"));
     }
 
     #[test]

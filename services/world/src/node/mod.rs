@@ -543,5 +543,8 @@ fn unreachable_scene(cfg: &WorldConfig) -> crate::scene::SceneConfig {
         attack_cooldown: 1,
         pvp: false,
         respawn: (185.0, 159.0),
+        safe_radius: 0.0,
+        regen_per_sec: 0,
+        regen_after_secs: 5,
     }
 }
