@@ -204,6 +204,7 @@ function showStats(): void {
   $("me-maxhp").textContent = String(m.maxHp);
   $("me-coins").textContent = String(m.coins);
   $("dead").hidden = !m.dead || !world.active;
+  $("dead-text").textContent = world.killedBy ? `You were killed by ${world.killedBy}.` : "You died.";
 }
 
 world.onStats = showStats;

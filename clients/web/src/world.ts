@@ -68,6 +68,8 @@ export class World {
   active = true;
   /** Whether players may hit players here (the scene says so: SceneInfo). */
   pvp = false;
+  /** Who killed the player last (a name; empty when not known). */
+  killedBy = "";
   /** The scene's walkable rectangle, drawn as the world's edge (SceneInfo). */
   bounds: { minX: number; minZ: number; maxX: number; maxZ: number } | null = null;
   /** Called when a kill's reward arrives (so the inventory can refresh). */
@@ -200,6 +202,9 @@ export class World {
       }
       case pb.AttackStatus.ATTACK_STATUS_DIED:
         if (isMe) {
+          // userId: who killed it (a monster's name is known from its spawn).
+          const by = this.entities.get(Number(m.userId));
+          this.killedBy = by?.name ?? "";
           this.me.hp = 0;
           this.me.dead = true;
           this.moveTo = null;
