@@ -234,6 +234,7 @@ try {
   const bCoins0 = Number(await b.textContent("#bag-coins"));
   check(bCoins0 >= 10, `B has ${bCoins0} coins to spend`);
   await b.click("#panels button[data-panel='shop']");
+  check((await b.textContent("#shop-list")).includes("heals"), "the shop says what a potion does");
   const [bought] = await Promise.all([b.waitForResponse((r) => r.url().endsWith("/buyGoods")), b.click("#shop-list button[data-listing='1']")]);
   check((await bought.json()).code === 200, "B's purchase went through");
   await b.click("#panels button[data-panel='bag']");
@@ -480,6 +481,7 @@ try {
   await shot(c, "C-guest");
   await c.click("#logout");
   await c.waitForSelector("#auth:not([hidden])", { timeout: T });
+  check((await c.inputValue("#password")) === "" && (await c.textContent("#auth-submit")) === "Log in", "logging out leaves a clean login form");
   await c.click("#guest");
   await until(c, "the guest plays again", () => document.getElementById("status").textContent === "online", null);
   check((await c.evaluate(() => window.rsgame.world.me.id)) === guestId, "the same guest account after logging out");

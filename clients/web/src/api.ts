@@ -215,8 +215,24 @@ export interface Goods {
   id: number;
   name: string;
   kind: string;
+  /** A consumable's: `{heal: n}`, `{exp: n}` or `{buff: {attack, secs}}`. */
+  effect?: { heal?: number; exp?: number; buff?: { attack: number; secs: number } };
+  slot?: string;
   attack: number;
   defence: number;
+}
+
+/** What a goods does, in a few words (shown in the shop and the bag). */
+export function describe(g: Goods): string {
+  const e = g.effect;
+  if (e?.heal) return `heals ${e.heal} hp`;
+  if (e?.exp) return `+${e.exp} exp`;
+  if (e?.buff) return `+${e.buff.attack} attack for ${e.buff.secs} s`;
+  const parts = [];
+  if (g.attack) parts.push(`+${g.attack} attack`);
+  if (g.defence) parts.push(`+${g.defence} defence`);
+  if (g.slot) parts.push(g.slot);
+  return parts.join(", ") || g.kind;
 }
 
 export interface Pack {

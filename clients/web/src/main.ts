@@ -175,8 +175,15 @@ function send(id: number, m: object): void {
   conn?.send(id, m);
 }
 
+let toastTimer = 0;
+
+/** A short note under the panels; it clears itself after a few seconds. */
 function toast(msg: string): void {
   $("toast").textContent = msg;
+  window.clearTimeout(toastTimer);
+  toastTimer = window.setTimeout(() => {
+    $("toast").textContent = "";
+  }, 6000);
 }
 
 function nameOf(id: number): string {
@@ -765,8 +772,20 @@ async function authed<T>(path: string, body: unknown): Promise<T> {
   return api.call<T>(path, body, s.accessToken);
 }
 
+/** The coins the bag last showed; -1 before it did. */
+let coinsNow = -1;
+
+/** What the player cannot afford is not offered. */
+function priceShop(): void {
+  for (const b of document.querySelectorAll<HTMLButtonElement>("#shop-list button")) {
+    b.disabled = coinsNow >= 0 && Number(b.dataset.price) > coinsNow;
+  }
+}
+
 function showPack(p: api.Pack): void {
   $("bag-coins").textContent = String(p.player.coins);
+  coinsNow = p.player.coins;
+  priceShop();
   $("bag-level").textContent = String(p.player.level);
   $("bag-attack").textContent = String(p.totalAttack);
   $("bag-defence").textContent = String(p.totalDefence);
@@ -811,10 +830,11 @@ async function refreshShop(): Promise<void> {
         const li = document.createElement("li");
         const name = document.createElement("span");
         name.className = "grow";
-        name.textContent = `${s.goods.name} · ${s.price} coins`;
+        name.textContent = `${s.goods.name} (${api.describe(s.goods)}) · ${s.price} coins`;
         const buy = document.createElement("button");
         buy.textContent = "Buy";
         buy.dataset.listing = String(s.id);
+        buy.dataset.price = String(s.price);
         buy.onclick = async () => {
           try {
             showPack(await authed<api.Pack>("/game/v1/game/buyGoods", { id: s.id, count: 1 }));
@@ -828,6 +848,7 @@ async function refreshShop(): Promise<void> {
         return li;
       }),
     );
+    priceShop();
   } catch (e) {
     toast((e as Error).message);
   }
@@ -949,6 +970,9 @@ $("logout").onclick = async () => {
   conn = null;
   if (session) await api.logout(session).catch(() => undefined);
   session = null;
+  // Back to a clean login form: no password left filled in, not on Register.
+  $<HTMLInputElement>("password").value = "";
+  setMode(false);
   showAuth();
 };
 window.setInterval(() => {
