@@ -91,6 +91,8 @@ impl World {
         .await?;
         if let Some(p) = after {
             self.tell_party(p.users(), p.to_pb(PartyEvent::Joined, uid.get())).await;
+            // A ticket queued before the join does not hold the new member.
+            self.drop_party_ticket(PlayerId::new(p.leader)).await;
         }
         Ok(())
     }
@@ -115,7 +117,18 @@ impl World {
         };
         to.push(uid.get());
         self.tell_party(to, update).await;
+        // A party queued for a match is no longer the party that queued.
+        self.drop_party_ticket(uid).await;
         Ok(())
+    }
+
+    /// Takes out of the queue the ticket `uid` is in (its party's), if any.
+    async fn drop_party_ticket(&self, uid: PlayerId) {
+        match self.0.matching.queue.remove_player(uid.get()).await {
+            Ok(Some(t)) => tracing::debug!(user = %uid, ticket = %t.id, "party ticket dropped: the party changed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(user = %uid, error = %e, "party ticket not dropped: it may still be matched"),
+        }
     }
 
     /// The player's stay ended: it leaves its party (a dropped connection within the grace
@@ -147,6 +160,7 @@ impl World {
             to.push(msg.user_id);
             self.tell_party(to, p.to_pb(PartyEvent::Kicked, msg.user_id)).await;
         }
+        self.drop_party_ticket(PlayerId::new(msg.user_id)).await;
         Ok(())
     }
 
@@ -192,6 +206,31 @@ mod tests {
 
     async fn update(p: &mut super::super::testing::Player) -> pb::PartyUpdate {
         p.expect::<pb::PartyUpdate>(ids::PARTY_UPDATE).await
+    }
+
+    #[tokio::test]
+    async fn a_queued_party_that_changes_leaves_the_queue() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let mut a = f.login(1, "caps=all").await;
+        let b = f.login(2, "caps=all").await;
+        let c = f.login(3, "caps=all").await;
+        f.world
+            .clone()
+            .party_create(a.session.clone(), pb::PartyCreate { open: true, max_size: 0 })
+            .await
+            .expect("party");
+        let id = update(&mut a).await.party_id;
+        f.world.clone().party_join(b.session.clone(), pb::PartyJoin { party_id: id.clone() }).await.expect("joined");
+        let arena = pb::MatchAdd { mode: "arena2v2".into(), ..Default::default() };
+        f.world.clone().match_add(a.session.clone(), arena.clone()).await.expect("queued");
+        assert_eq!(f.world.0.matching.queue.all().await.expect("queue").len(), 1);
+        // b leaves: the ticket that held it goes.
+        f.world.clone().party_leave(b.session.clone(), pb::PartyLeave { party_id: id.clone() }).await.expect("left");
+        assert!(f.world.0.matching.queue.all().await.expect("queue").is_empty(), "the old party's ticket is gone");
+        // Queued again, then c joins: that ticket goes too.
+        f.world.clone().match_add(a.session.clone(), arena).await.expect("queued again");
+        f.world.clone().party_join(c.session.clone(), pb::PartyJoin { party_id: id }).await.expect("joined");
+        assert!(f.world.0.matching.queue.all().await.expect("queue").is_empty(), "a ticket without c is gone");
     }
 
     #[tokio::test]
