@@ -374,6 +374,8 @@ try {
   await a.click("#guild-requests li button");
   await until(b, "B is a member", () => !document.getElementById("guild-box").hidden, null);
   await until(a, "A's guild lists two members", () => document.querySelectorAll("#guild-members li").length === 2, null);
+  check((await a.textContent("#guild-members")).includes(nameB), "A's guild names B, not an id");
+  check((await a.textContent("#guild-members")).includes("●"), "online members are marked");
   await a.click("#panels button[data-panel='chat']");
   await a.click("#chat-tabs button[data-chat='5']");
   await a.fill("#chat-text", "guild meeting");

@@ -288,7 +288,7 @@ export type GuildRole = "member" | "officer" | "leader";
 
 export interface GuildDetail {
   guild: Guild;
-  members: { userId: number; role: GuildRole; joinedAt: number }[];
+  members: { userId: number; role: GuildRole; joinedAt: number; online: boolean }[];
   myRole: GuildRole | null;
 }
 

@@ -186,6 +186,20 @@ function toast(msg: string): void {
   }, 6000);
 }
 
+/** Learns the names of the accounts among `ids` this page has not met (one look-up). */
+async function learnNames(ids: number[]): Promise<void> {
+  const unknown = [...new Set(ids)].filter((id) => id > 0 && id !== world.me.id && !names.has(id)).slice(0, 100);
+  if (unknown.length === 0) return;
+  try {
+    const list = await authed<Array<{ userId: number; nickname: string }>>("/usercenter/v1/user/profiles", {
+      userIds: unknown,
+    });
+    for (const p of list) names.set(p.userId, p.nickname);
+  } catch {
+    // Names are a nicety: ids stay where the look-up fails.
+  }
+}
+
 function nameOf(id: number): string {
   if (id === world.me.id) return world.me.name || "me";
   return names.get(id) ?? world.entities.get(id)?.name ?? `#${id}`;
@@ -557,6 +571,7 @@ function onGuildNotice(m: any): void {
 async function refreshGuild(): Promise<void> {
   try {
     guild = await authed<api.GuildDetail>("/game/v1/guild/detail", { guildId: 0 });
+    await learnNames(guild.members.map((m) => m.userId));
   } catch (e) {
     if (!(e instanceof api.ApiError && e.code === 400201)) toast((e as Error).message);
     guild = null;
@@ -593,7 +608,7 @@ function showGuild(): void {
       const li = document.createElement("li");
       const name = document.createElement("span");
       name.className = "grow";
-      name.textContent = `${nameOf(mem.userId)} · ${mem.role}${mem.userId === world.me.id ? " (you)" : ""}`;
+      name.textContent = `${mem.online ? "● " : "○ "}${nameOf(mem.userId)} · ${mem.role}${mem.userId === world.me.id ? " (you)" : ""}`;
       li.append(name);
       if (mem.userId !== world.me.id && officer && rank[mem.role] < rank[role]) {
         const kick = document.createElement("button");
@@ -617,6 +632,7 @@ function showGuild(): void {
 async function showRequests(): Promise<void> {
   try {
     const list = await authed<api.JoinRequest[]>("/game/v1/guild/requests", {});
+    await learnNames(list.map((r) => r.userId));
     $("guild-requests").replaceChildren(
       ...list.map((r) => {
         const li = document.createElement("li");
@@ -926,6 +942,7 @@ let rankBy = "score";
 async function refreshRanks(): Promise<void> {
   try {
     const r = await authed<api.Ranking>("/game/v1/game/getRank", { by: rankBy, page: 1, pageSize: 20 });
+    await learnNames(r.list.map((e) => e.userId));
     const items = r.list.map((e) => {
       const li = document.createElement("li");
       li.textContent = `${nameOf(e.userId)} — ${e.value}`;

@@ -106,6 +106,9 @@ impl Usercenter for Fake {
     async fn detail(&self, _: Request<pb::DetailReq>) -> Result<Response<pb::DetailResp>, Status> {
         nope()
     }
+    async fn profiles(&self, _: Request<pb::ProfilesReq>) -> Result<Response<pb::ProfilesResp>, Status> {
+        nope()
+    }
     async fn update_profile(&self, _: Request<pb::UpdateProfileReq>) -> Result<Response<pb::UserInfoResp>, Status> {
         nope()
     }

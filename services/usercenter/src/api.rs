@@ -93,6 +93,7 @@ pub fn router<S: GameServers + 'static>(svc: Svc, auth: Auth, servers: S) -> Rou
         .route("/usercenter/v1/user/delete", post(delete))
         .route("/usercenter/v1/user/refresh", post(refresh))
         .route("/usercenter/v1/user/detail", post(detail).get(detail))
+        .route("/usercenter/v1/user/profiles", post(profiles))
         .route("/usercenter/v1/user/tokenVerify", post(token_verify).get(token_verify))
         .route("/usercenter/v1/user/logout", post(logout))
         .route("/usercenter/v1/user/logoutAll", post(logout_all))
@@ -238,6 +239,22 @@ async fn detail(State(svc): State<Svc>, user: AuthUser) -> Result<Reply<Detail>>
     Ok(Reply(Detail { user_info, identities }))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ProfilesReq {
+    /// 1 to 100 account ids.
+    user_ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/usercenter/v1/user/profiles", tag = "usercenter", summary = "Names and avatars of several accounts", description = "For leaderboards, friend lists and chat: each live account's nickname and avatar (closed and unknown ids are left out). 1 to 100 ids, else 400102.", security(("bearer" = [])), request_body = ProfilesReq, responses((status = 200, body = Envelope<Vec<crate::logic::PublicProfile>>)))]
+async fn profiles(
+    State(svc): State<Svc>,
+    _user: AuthUser,
+    Json(req): Json<ProfilesReq>,
+) -> Result<Reply<Vec<crate::logic::PublicProfile>>> {
+    Ok(Reply(svc.profiles(&req.user_ids).await?))
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 struct Verified {
     msg: &'static str,
@@ -357,6 +374,7 @@ async fn login_scan(
     delete,
     refresh,
     detail,
+    profiles,
     token_verify,
     logout,
     logout_all,

@@ -72,6 +72,21 @@ impl From<User> for UserInfo {
     }
 }
 
+/// What anyone may see of an account: its display name and avatar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicProfile {
+    /// The account.
+    pub user_id: i64,
+    /// Display name.
+    pub nickname: String,
+    /// Avatar (the guid of an upload; empty for none).
+    pub avatar: String,
+}
+
+/// The most accounts one profile look-up names.
+pub const MAX_PROFILES: usize = 100;
+
 /// A login attempt.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -291,6 +306,9 @@ pub trait UserCenter: Send + Sync {
     async fn unbind(&self, user_id: i64, req: UnbindReq, ip: &str) -> Result<()>;
     /// The account's details and its ways in (`detail`).
     async fn detail(&self, user_id: i64) -> Result<(UserInfo, Vec<IdentityInfo>)>;
+    /// The public profiles of the live accounts among `ids` (1 to [`MAX_PROFILES`]); closed
+    /// and unknown ones are left out.
+    async fn profiles(&self, ids: &[i64]) -> Result<Vec<PublicProfile>>;
     /// Changes the account's nickname, avatar or sex; returns the account as it is now.
     async fn update_profile(&self, user_id: i64, req: ProfileReq) -> Result<UserInfo>;
     /// Closes the account at once (every session ends); its personal data is erased after
@@ -974,6 +992,14 @@ impl UserCenter for UserCenterLogic {
             out.push(IdentityInfo { kind: i.kind.as_str().into(), hint, created_at: i.created_at });
         }
         Ok((UserInfo::from(user), out))
+    }
+
+    async fn profiles(&self, ids: &[i64]) -> Result<Vec<PublicProfile>> {
+        if ids.is_empty() || ids.len() > MAX_PROFILES || ids.iter().any(|&id| id <= 0) {
+            return Err(Error::bad_param("userIds: 1 to 100 account ids"));
+        }
+        let rows = model::public_profiles(&self.db, ids).await?;
+        Ok(rows.into_iter().map(|(user_id, nickname, avatar)| PublicProfile { user_id, nickname, avatar }).collect())
     }
 
     async fn update_profile(&self, user_id: i64, req: ProfileReq) -> Result<UserInfo> {

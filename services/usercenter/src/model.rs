@@ -135,6 +135,18 @@ pub async fn user_by_id(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
     db.fetch_optional(&q).await?.as_ref().map(user).transpose()
 }
 
+/// The live (not closed, not erased) accounts among `ids`: id, nickname, avatar.
+pub async fn public_profiles(db: &Db, ids: &[i64]) -> Result<Vec<(i64, String, String)>, StoreError> {
+    let q = Query::select()
+        .columns(["id", "nickname", "avatar"])
+        .from("mem_user")
+        .and_where(Expr::col("id").is_in(ids.iter().copied()))
+        .and_where(Expr::col("deleted_at").is_null())
+        .and_where(Expr::col("closed_at").is_null())
+        .to_owned();
+    db.fetch_all(&q).await?.iter().map(|r| Ok((r.i64("id")?, r.string("nickname")?, r.string("avatar")?))).collect()
+}
+
 /// The account with this mobile number or email (go-game's auth keys).
 pub async fn user_by_field(db: &Db, field: &str, value: &str) -> Result<Option<User>, StoreError> {
     let q = Query::select()

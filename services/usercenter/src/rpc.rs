@@ -227,6 +227,15 @@ impl Usercenter for UsercenterRpc {
         }))
     }
 
+    async fn profiles(&self, r: Request<pb::ProfilesReq>) -> Reply<pb::ProfilesResp> {
+        ok(self.0.profiles(&r.into_inner().user_ids).await.map(|list| pb::ProfilesResp {
+            profiles: list
+                .into_iter()
+                .map(|p| pb::PublicProfile { user_id: p.user_id, nickname: p.nickname, avatar: p.avatar })
+                .collect(),
+        }))
+    }
+
     async fn update_profile(&self, r: Request<pb::UpdateProfileReq>) -> Reply<pb::UserInfoResp> {
         let r = r.into_inner();
         let req = ProfileReq { nickname: r.nickname, avatar: r.avatar, sex: r.sex };
@@ -257,7 +266,7 @@ impl RemoteUserCenter {
     /// (`LoginCode`, `ResetPassword`, `Bind`, `LoginWechat`: WeChat's codes work once too)
     /// are not retried once a server saw them.
     pub const IDEMPOTENT: &'static [&'static str] =
-        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login", "LoginDevice", "Detail"];
+        &["GetUserInfo", "GetUserAuthByAuthKey", "GetUserAuthByUserId", "Login", "LoginDevice", "Detail", "Profiles"];
 
     /// A client over `connector`'s channel to `url` (`http://host:port`, a list, or `etcd`).
     pub fn connect(connector: &rsgame_rpc::Connector, url: &str) -> Result<RemoteUserCenter> {
@@ -420,6 +429,15 @@ impl UserCenter for RemoteUserCenter {
         let list =
             r.identities.into_iter().map(|i| IdentityInfo { kind: i.kind, hint: i.hint, created_at: i.created_at });
         Ok((r.user.map(from_user).ok_or_else(missing)?, list.collect()))
+    }
+
+    async fn profiles(&self, ids: &[i64]) -> Result<Vec<crate::logic::PublicProfile>> {
+        let r = self.client.clone().profiles(pb::ProfilesReq { user_ids: ids.to_vec() }).await;
+        let r = r.map_err(rsgame_rpc::error)?.into_inner();
+        Ok(r.profiles
+            .into_iter()
+            .map(|p| crate::logic::PublicProfile { user_id: p.user_id, nickname: p.nickname, avatar: p.avatar })
+            .collect())
     }
 
     async fn update_profile(&self, user_id: i64, req: ProfileReq) -> Result<UserInfo> {

@@ -14,6 +14,45 @@ use rsgame_usercenter::config::UsercenterConfig;
 use serde_json::json;
 
 #[tokio::test]
+async fn profiles_name_several_accounts_at_once_and_leave_out_the_closed() {
+    on_every_backend(|_, db, cache| async move {
+        let site = start(db, cache).await;
+        let a = register(&site, "pia").await;
+        let b = register(&site, "quin").await;
+        let token = a["accessToken"].as_str().expect("token");
+        let id = |t: &serde_json::Value| {
+            let t = t.clone();
+            let site = &site;
+            async move {
+                let (_, v) = post(site, "/usercenter/v1/user/detail", t["accessToken"].as_str(), json!({})).await;
+                v["data"]["userInfo"]["id"].as_i64().expect("id")
+            }
+        };
+        let (ia, ib) = (id(&a).await, id(&b).await);
+        const P: &str = "/usercenter/v1/user/profiles";
+        let (_, v) = post(&site, P, None, json!({"userIds": [ia]})).await;
+        assert_eq!(code(&v), 400103, "a token is needed: {v}");
+        let (_, v) = post(&site, P, Some(token), json!({"userIds": [ia, ib, 999_999]})).await;
+        assert_eq!(code(&v), 200, "{v}");
+        let mut got: Vec<(i64, String)> = v["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|p| (p["userId"].as_i64().expect("id"), p["nickname"].as_str().expect("name").to_owned()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(ia, "pia".to_owned()), (ib, "quin".to_owned())], "unknown ids are left out");
+        assert!(!v.to_string().contains("username") && !v.to_string().contains("mobile"), "least data: {v}");
+        let (_, v) = post(&site, P, Some(token), json!({"userIds": []})).await;
+        assert_eq!(code(&v), 400102);
+        let many: Vec<i64> = (1..=101).collect();
+        let (_, v) = post(&site, P, Some(token), json!({"userIds": many})).await;
+        assert_eq!(code(&v), 400102, "at most 100");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn register_login_detail_and_bad_input() {
     on_every_backend(|_, db, cache| async move {
         let site = start(db, cache).await;
