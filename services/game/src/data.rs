@@ -395,6 +395,15 @@ impl GameData {
         level
     }
 
+    /// The total experience at which `level` begins, and at which the next one does (0 when
+    /// `level` is the top).
+    pub fn level_span(&self, level: i64) -> (i64, i64) {
+        let steps = usize::try_from(level.saturating_sub(1)).unwrap_or(0);
+        let from: i64 = self.exp.next.iter().take(steps).sum();
+        let to = self.exp.next.get(steps).map_or(0, |n| from + n);
+        (from, to)
+    }
+
     /// A level by id.
     pub fn level(&self, id: i64) -> Option<&Level> {
         self.levels.iter().find(|l| l.id == id)
@@ -575,6 +584,10 @@ mod tests {
         assert_eq!(d.level_for(279), 2);
         assert_eq!(d.level_for(280), 3);
         assert_eq!(d.level_for(i64::MAX / 2), d.exp.next.len() as i64 + 1, "capped at the top level");
+        assert_eq!(d.level_span(1), (0, 100));
+        assert_eq!(d.level_span(3), (280, 580));
+        let top = d.exp.next.len() as i64 + 1;
+        assert_eq!(d.level_span(top), (d.exp.next.iter().sum(), 0), "no next level at the top");
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct Pack {
     pub total_defence: i64,
     /// The items.
     pub items: Vec<PackItem>,
+    /// The total experience at which the player's level began (for an experience bar).
+    pub level_exp: i64,
+    /// The total experience the next level needs; 0 at the top level.
+    pub next_level_exp: i64,
 }
 
 /// A shop listing with its goods.
@@ -152,6 +156,17 @@ pub struct Ranking {
     pub me: Option<RankEntry>,
 }
 
+/// What a reward grants (the world's kills): none of it negative.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Experience (level-ups included).
+    pub exp: i64,
+    /// Coins.
+    pub coins: i64,
+    /// Leaderboard score.
+    pub score: i64,
+}
+
 /// The most one change may move an asset, either way. Far above anything a game grants,
 /// far below where 64-bit arithmetic wraps: a larger amount is a bug or an attack.
 pub const MAX_DELTA: i64 = 1_000_000_000_000;
@@ -198,10 +213,10 @@ pub trait Game: Send + Sync {
     /// Changes coins and score: for server-side callers (the world, admin tools) only.
     async fn change_score(&self, user_id: i64, coins: i64, score: i64, reason: &str, reference: &str)
     -> Result<Player>;
-    /// Grants experience (level-ups included) and coins: the world's kill rewards. Idempotent
-    /// by `reference` (with `reason`): granting one again changes nothing and returns the
-    /// player as it is, so a caller may retry after a lost answer.
-    async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player>;
+    /// Grants experience (level-ups included), coins and score: the world's kill rewards.
+    /// Idempotent by `reference` (with `reason`): granting one again changes nothing and
+    /// returns the player as it is, so a caller may retry after a lost answer.
+    async fn reward(&self, user_id: i64, grant: Grant, reason: &str, reference: &str) -> Result<Player>;
     /// Saves the world's hit points, each clamped to 0..=max_hp (write-behind, in batches).
     async fn save_hp(&self, entries: &[(i64, i64)]) -> Result<()>;
     /// Puts a message in a player's inbox: for server-side callers (game nodes, operators)
@@ -637,7 +652,8 @@ impl GameLogic {
             }
         }
         let (total_attack, total_defence) = totals(&data, &player);
-        Ok(Pack { player, total_attack, total_defence, items })
+        let (level_exp, next_level_exp) = data.level_span(player.level);
+        Ok(Pack { player, total_attack, total_defence, items, level_exp, next_level_exp })
     }
 
     /// Checks every balance against its ledger: coins, score, exp and each item count must be
@@ -1059,12 +1075,13 @@ impl Game for GameLogic {
         Ok(p)
     }
 
-    async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player> {
+    async fn reward(&self, user_id: i64, grant: Grant, reason: &str, reference: &str) -> Result<Player> {
         if reason.is_empty() || reason.len() > 32 || reference.len() > 128 {
             return Err(bad("reason: 1 to 32 characters; reference: at most 128"));
         }
-        if exp < 0 || coins < 0 {
-            return Err(bad("exp, coins: rewards are not negative"));
+        let Grant { exp, coins, score } = grant;
+        if exp < 0 || coins < 0 || score < 0 {
+            return Err(bad("exp, coins, score: rewards are not negative"));
         }
         let data = self.data.get();
         self.ensure(user_id).await?;
@@ -1075,8 +1092,9 @@ impl Game for GameLogic {
             tx.rollback().await?;
             return Ok(p);
         }
-        let p =
-            self.apply(&mut tx, &data, user_id, &Change { coins, exp, ..Change::default() }, reason, reference).await?;
+        let p = self
+            .apply(&mut tx, &data, user_id, &Change { coins, exp, score, ..Change::default() }, reason, reference)
+            .await?;
         tx.commit().await?;
         self.ranked(user_id).await;
         Ok(p)

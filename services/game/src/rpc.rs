@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::battle::{Hit, WarInfo};
 use crate::data::{Effect, Enemy, Goods, ItemCount, Kind, Level, Notice, Rewards, Slot};
 use crate::inbox::{InboxPage, Mail, NewMail};
-use crate::logic::{BattleResult, Game, Pack, PackItem, Player, Progress, RankBy, RankEntry, Ranking, ShopItem};
+use crate::logic::{BattleResult, Game, Grant, Pack, PackItem, Player, Progress, RankBy, RankEntry, Ranking, ShopItem};
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
 
@@ -119,6 +119,8 @@ fn pack(p: Pack) -> pb::Pack {
             .into_iter()
             .map(|i| pb::PackItem { goods: Some(goods(i.goods)), count: i.count, equipped: i.equipped })
             .collect(),
+        level_exp: p.level_exp,
+        next_level_exp: p.next_level_exp,
     }
 }
 
@@ -184,6 +186,8 @@ fn from_pack(p: pb::Pack) -> Result<Pack> {
             .into_iter()
             .filter_map(|i| Some(PackItem { goods: from_goods(i.goods?), count: i.count, equipped: i.equipped }))
             .collect(),
+        level_exp: p.level_exp,
+        next_level_exp: p.next_level_exp,
     })
 }
 
@@ -346,7 +350,8 @@ impl GameService for GameRpc {
 
     async fn reward(&self, r: Request<pb::RewardReq>) -> Reply<pb::Player> {
         let r = r.into_inner();
-        ok(self.0.reward(r.user_id, r.exp, r.coins, &r.reason, &r.reference).await.map(player))
+        let grant = Grant { exp: r.exp, coins: r.coins, score: r.score };
+        ok(self.0.reward(r.user_id, grant, &r.reason, &r.reference).await.map(player))
     }
 
     async fn save_hp(&self, r: Request<pb::SaveHpReq>) -> Reply<pb::Empty> {
@@ -587,8 +592,9 @@ impl Game for RemoteGame {
         Ok(from_player(r.into_inner()))
     }
 
-    async fn reward(&self, user_id: i64, exp: i64, coins: i64, reason: &str, reference: &str) -> Result<Player> {
-        let req = pb::RewardReq { user_id, exp, coins, reason: reason.into(), reference: reference.into() };
+    async fn reward(&self, user_id: i64, grant: Grant, reason: &str, reference: &str) -> Result<Player> {
+        let Grant { exp, coins, score } = grant;
+        let req = pb::RewardReq { user_id, exp, coins, score, reason: reason.into(), reference: reference.into() };
         let r = self.client.clone().reward(req).await.map_err(rsgame_rpc::error)?;
         Ok(from_player(r.into_inner()))
     }

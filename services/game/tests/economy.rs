@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rsgame_game::DataStore;
-use rsgame_game::logic::{Game, GameLogic, RankBy};
+use rsgame_game::logic::{Game, GameLogic, Grant, RankBy};
 use rsgame_kit::Code;
 use rsgame_kit::auth::{Auth, Jwt};
 use rsgame_store::Db;
@@ -101,21 +101,26 @@ async fn a_reward_granted_again_by_its_reference_is_paid_once() {
     on_every_backend(|stack, db, _| async move {
         let game = Arc::new(GameLogic::new(db.clone(), data()));
         let before = game.player(11).await.expect("player");
-        let first = game.reward(11, 30, 5, "kill", "kill:run:1000:1:77").await.expect("reward");
+        let first =
+            game.reward(11, Grant { exp: 30, coins: 5, score: 2 }, "kill", "kill:run:1000:1:77").await.expect("reward");
         assert_eq!(first.coins, before.coins + 5, "{stack:?}");
+        assert_eq!(first.score, before.score + 2, "{stack:?}: a kill's score counts on the leaderboard");
         // A retry after a lost answer, sequentially and eight at once: nothing twice.
         let retries: Vec<_> = (0..8)
             .map(|_| {
                 let game = game.clone();
-                tokio::spawn(async move { game.reward(11, 30, 5, "kill", "kill:run:1000:1:77").await })
+                tokio::spawn(async move {
+                    game.reward(11, Grant { exp: 30, coins: 5, score: 2 }, "kill", "kill:run:1000:1:77").await
+                })
             })
             .collect();
         for t in retries {
             assert_eq!(t.await.expect("task").expect("retry").coins, first.coins, "{stack:?}");
         }
-        assert_eq!(ledger_rows(&db, 11, "kill:run:1000:1:77").await, 2, "{stack:?}: coins and exp once each");
+        assert_eq!(ledger_rows(&db, 11, "kill:run:1000:1:77").await, 3, "{stack:?}: coins, score and exp once each");
         // Another kill is another reward.
-        let second = game.reward(11, 30, 5, "kill", "kill:run:1000:1:78").await.expect("reward");
+        let second =
+            game.reward(11, Grant { exp: 30, coins: 5, score: 2 }, "kill", "kill:run:1000:1:78").await.expect("reward");
         assert_eq!(second.coins, first.coins + 5, "{stack:?}");
         assert_eq!(game.check_ledger().await.expect("check"), [], "{stack:?}");
     })

@@ -196,6 +196,7 @@ pub fn parse_all(text: &str, cfg: &WorldConfig) -> Result<WorldData, String> {
                     && m.defence >= 0
                     && m.exp >= 0
                     && m.coins >= 0
+                    && m.score >= 0
                     && [m.speed, m.aggro, m.leash].iter().all(|v| v.is_finite() && *v >= 0.0)
                     && bounds.contains(m.x, m.z)
                     && !m.name.is_empty();

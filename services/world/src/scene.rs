@@ -70,6 +70,9 @@ pub struct MonsterSpawn {
     pub exp: i64,
     /// Coins its killer earns.
     pub coins: i64,
+    /// Leaderboard score its killer earns (game data; none by default).
+    #[serde(default)]
+    pub score: i64,
 }
 
 impl MonsterSpawn {
@@ -89,6 +92,7 @@ impl MonsterSpawn {
             respawn_secs: 10,
             exp: 10,
             coins: 5,
+            score: 0,
         }
     }
 }
@@ -271,6 +275,8 @@ pub enum Out {
         exp: i64,
         /// Coins.
         coins: i64,
+        /// Leaderboard score.
+        score: i64,
     },
     /// A player regained hit points (out of combat): its own numbers to tell it.
     Healed {
@@ -417,7 +423,13 @@ impl Scene {
                 let m = spawn.and_then(|i| self.cfg.monsters.get(i)).cloned();
                 if let Some(m) = m {
                     if self.is_player(attacker) {
-                        self.out.push(Out::Reward { to: attacker, killed: target, exp: m.exp, coins: m.coins });
+                        self.out.push(Out::Reward {
+                            to: attacker,
+                            killed: target,
+                            exp: m.exp,
+                            coins: m.coins,
+                            score: m.score,
+                        });
                     }
                     let back = self.tick + u64::from(m.respawn_secs) * u64::from(self.cfg.tick_hz.max(1));
                     self.grid.remove(target, x, z);
@@ -948,7 +960,7 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(rewarded, Some(Out::Reward { to: 1, killed: MONSTER_BASE, exp: 10, coins: 5 }));
+        assert_eq!(rewarded, Some(Out::Reward { to: 1, killed: MONSTER_BASE, exp: 10, coins: 5, score: 0 }));
         // Dead: no more hits land; back after 10 s (200 ticks) with full hp, seen by the player.
         s.apply(Command::Attack { id: 1, target: MONSTER_BASE });
         assert!(hits_on(&s.tick(), MONSTER_BASE).is_empty());
