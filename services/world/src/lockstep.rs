@@ -30,6 +30,10 @@ pub struct Frame {
     pub number: u64,
     /// (player, its inputs this frame).
     pub inputs: Vec<(EntityId, Vec<Vec<u8>>)>,
+    /// Everyone in the room at the frame's close (ascending), when someone joined or left
+    /// during it: membership is part of the frames, so every client (a late joiner replaying
+    /// them too) adds and removes players at the same frame.
+    pub members: Option<Vec<EntityId>>,
 }
 
 /// Why a lockstep request was refused.
@@ -56,12 +60,21 @@ pub struct Lockstep {
     pending: BTreeMap<EntityId, (usize, Vec<Vec<u8>>)>,
     history: VecDeque<Frame>,
     next: u64,
+    /// Someone joined or left during the frame being built.
+    roster_changed: bool,
 }
 
 impl Lockstep {
     /// An empty room.
     pub fn new(cfg: LockstepConfig) -> Lockstep {
-        Lockstep { cfg, players: BTreeSet::new(), pending: BTreeMap::new(), history: VecDeque::new(), next: 0 }
+        Lockstep {
+            cfg,
+            players: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            history: VecDeque::new(),
+            next: 0,
+            roster_changed: false,
+        }
     }
 
     /// The settings.
@@ -85,13 +98,13 @@ impl Lockstep {
         if !self.players.contains(&player) && self.players.len() >= self.cfg.max_players {
             return Err(LockstepError::Full);
         }
-        self.players.insert(player);
+        self.roster_changed |= self.players.insert(player);
         Ok(self.history.iter().cloned().collect())
     }
 
     /// Removes a player; inputs it sent this frame are dropped.
     pub fn leave(&mut self, player: EntityId) {
-        self.players.remove(&player);
+        self.roster_changed |= self.players.remove(&player);
         self.pending.remove(&player);
     }
 
@@ -113,7 +126,8 @@ impl Lockstep {
     /// Closes the current frame: returns it (for every player) and keeps it for catch-up.
     pub fn step(&mut self) -> Frame {
         let inputs = std::mem::take(&mut self.pending).into_iter().map(|(p, (_, v))| (p, v)).collect();
-        let frame = Frame { number: self.next, inputs };
+        let members = std::mem::take(&mut self.roster_changed).then(|| self.players.iter().copied().collect());
+        let frame = Frame { number: self.next, inputs, members };
         self.next += 1;
         self.history.push_back(frame.clone());
         while self.history.len() > self.cfg.keep_frames.max(1) {
@@ -156,8 +170,14 @@ mod tests {
         let f = r.step();
         assert_eq!(f.number, 0);
         assert_eq!(f.inputs, vec![(1, vec![b"left".to_vec()]), (2, vec![b"up".to_vec(), b"fire".to_vec()])]);
+        assert_eq!(f.members, Some(vec![1, 2]), "the frame they joined in names everyone");
         let empty = r.step();
         assert_eq!((empty.number, empty.inputs.len()), (1, 0), "a frame closes even with no input");
+        assert_eq!(empty.members, None, "nobody came or went");
+        assert!(r.join(2).is_ok());
+        assert_eq!(r.step().members, None, "a reconnect changes nobody");
+        r.leave(1);
+        assert_eq!(r.step().members, Some(vec![2]), "a leave is a frame's news too");
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub(crate) struct RewardJob {
     pub killed: EntityId,
     pub exp: i64,
     pub coins: i64,
+    pub score: i64,
     pub level: i64,
     pub reference: String,
 }
@@ -602,7 +603,7 @@ impl SceneRoom {
                     };
                     boxes.entry(to).or_default().push(Mail::Attack(a));
                 }
-                Out::Reward { to, killed, exp, coins } => {
+                Out::Reward { to, killed, exp, coins, score } => {
                     let level = self.stats.get(&to).map_or(0, |s| s.level);
                     // Unique per kill (this run, scene, monster, tick): a retried grant of
                     // the same kill is refused by the ledger, a new kill is not.
@@ -613,8 +614,8 @@ impl SceneRoom {
                         killed - MONSTER_BASE,
                         self.scene.now()
                     );
-                    let job =
-                        RewardJob { room: self.me.clone(), user: wire_id(to), killed, exp, coins, level, reference };
+                    let user = wire_id(to);
+                    let job = RewardJob { room: self.me.clone(), user, killed, exp, coins, score, level, reference };
                     if self.env.rewards.send(RewardMsg::Job(job)).is_err() {
                         metrics::counter!(crate::metrics::REWARD_ERRORS).increment(1);
                         tracing::error!(user = to, "world rewarder gone: kill reward not granted");
@@ -756,6 +757,8 @@ fn frames_msg(room_id: i64, frames: &[Frame]) -> pb::LockstepFrames {
                     .iter()
                     .map(|(id, data)| pb::PlayerInput { user_id: wire_id(*id), data: data.clone() })
                     .collect(),
+                members_changed: f.members.is_some(),
+                members: f.members.iter().flatten().map(|id| wire_id(*id)).collect(),
             })
             .collect(),
     }
@@ -1049,7 +1052,15 @@ async fn grant(
 ) -> Result<rsgame_game::logic::Player, rsgame_kit::Error> {
     let mut attempt = 0u32;
     loop {
-        match game.reward(j.user, j.exp, j.coins, "kill", &j.reference).await {
+        match game
+            .reward(
+                j.user,
+                rsgame_game::logic::Grant { exp: j.exp, coins: j.coins, score: j.score },
+                "kill",
+                &j.reference,
+            )
+            .await
+        {
             Ok(p) => return Ok(p),
             Err(e) => {
                 attempt += 1;
@@ -1235,6 +1246,7 @@ mod tests {
             killed: MONSTER_BASE + 1,
             exp: 1,
             coins: 3,
+            score: 0,
             level: 1,
             reference: reference.to_owned(),
         };

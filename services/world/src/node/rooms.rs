@@ -148,7 +148,7 @@ impl World {
             return Err(Error::msg(Code::NotFound, "no such room"));
         }
         let early = if is_scene { Some(Stats::from_pack(&self.0.game.pack(uid.get()).await?)) } else { None };
-        let (from, resp, handle, spawn) = {
+        let (from, resp, handle, spawn, returning) = {
             let mut players = lock(&self.0.players);
             let p = players.get(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
             let from = p.room;
@@ -183,7 +183,7 @@ impl World {
                 p.home = target;
             }
             let resp = rooms.get(&target).map(|r| self.room_resp(target, r, &players, uid)).unwrap_or_default();
-            (from, resp, handle, spawn)
+            (from, resp, handle, spawn, permanent)
         };
         self.leave_room(uid, from).await;
         // Its numbers as it left: the hit points it had there are saved by now (leave_room
@@ -193,7 +193,13 @@ impl World {
             None => Stats::default(),
         };
         let name = lock(&self.0.players).get(&uid).map(|p| p.profile.nickname.clone()).unwrap_or_default();
-        let (x, z) = World::spawn_point(uid, spawn.0, spawn.1);
+        // Back in a world scene (from a room or a match): where it stood when it left, as that
+        // scene saved it; a first visit starts near the respawn point.
+        let saved = if returning { self.0.store.place(uid.get()).await.ok().flatten() } else { None };
+        let (x, z) = match saved {
+            Some(p) if i64::from(p.scene_id) == target => (p.x, p.z),
+            _ => World::spawn_point(uid, spawn.0, spawn.1),
+        };
         handle.enter(uid, session, Greet::Enter(resp), Some((name, x, z, stats))).await
     }
 
@@ -441,6 +447,24 @@ mod tests {
         quit(&a.session, 0).await.expect("a leaves");
         assert!(f.world.created_rooms().is_empty(), "closed when empty");
         assert_eq!(enter(&f, &c.session, room, "pw").await.map_err(|e| e.code()), Err(Code::NotFound));
+    }
+
+    #[tokio::test]
+    async fn back_from_a_room_a_player_stands_where_it_left_its_scene() {
+        let f = Fixture::new(WorldConfig::default()).await;
+        let far = crate::store::Place { scene_id: 1000, x: 330.0, z: 310.0 };
+        f.world.0.store.save_places(&[(1, far)]).await.expect("place");
+        let mut a = f.login(1, "caps=all").await;
+        let me = |m: &pb::MoveResp| m.site_list.iter().any(|u| u.user_id == 1 && u.action == "spawn");
+        a.expect_where(ids::reply(ids::MOVE), me).await;
+        create(&f, &a.session, RoomType::Public, 4, "").await.expect("created");
+        a.expect::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM)).await;
+        a.expect_where(ids::reply(ids::MOVE), me).await; // in the room, at its spawn point
+        f.world.clone().quit_room(a.session.clone(), pb::QuitRoom::default()).await.expect("quit");
+        // Its own spawn in the scene's first batch: where it stood, not the respawn point.
+        let back = a.expect_where(ids::reply(ids::MOVE), me).await;
+        let site = back.site_list.iter().find(|u| u.user_id == 1).and_then(|u| u.site).expect("site");
+        assert_eq!((site.x, site.z), (330.0, 310.0), "back where it left");
     }
 
     #[tokio::test]
