@@ -1,9 +1,13 @@
-// End to end in a real browser: two players register (answering the captcha) and log in, see
-// each other move, chat privately, one kills a monster and sees its coins rise in the bag, one
-// buys in the shop and claims an operator's gift from the inbox, both play a lockstep room
-// they made and one the matchmaker made for them (Quick match), they form a party and a
-// guild and chat in each, and a reload resumes the session; a forgotten password is reset by an email code,
-// and a third browser plays as a guest. Screenshots of each step go to $E2E_SHOTS (default
+// End to end in a real browser: the bundle, the API description and the API's replies come
+// compressed; two players register (answering the captcha) and log in, see each other move,
+// chat privately by name, one kills a monster and sees its coins, experience bar and score
+// on the leaderboard (by name, ranked) rise, one buys in the shop, claims an operator's gift
+// from the inbox and levels up with a scroll, they become friends by name, both play a
+// lockstep room they made and one the matchmaker made for them (Quick match), they form a
+// party and a guild and chat in each, one kills the other in the PvP Arena and the dead one
+// is told by whom, and a reload resumes the session; a forgotten password is reset by an email
+// code, and a third browser, a phone with a touch screen in Chinese, plays as a guest with
+// taps, the stick and the menu. Screenshots of each step go to $E2E_SHOTS (default
 // target/web-e2e).
 //
 //   node e2e/e2e.mjs http://127.0.0.1:8888
@@ -14,6 +18,7 @@
 // test plays the operator who mails B a gift.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
@@ -70,6 +75,19 @@ function redisCmd(parts) {
   });
 }
 
+/** A raw GET (no decoding): the reply's content-encoding and its size on the wire. */
+function rawGet(url, encoding) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { "Accept-Encoding": encoding } }, (res) => {
+      let size = 0;
+      res.on("data", (d) => (size += d.length));
+      res.on("end", () => resolve({ encoding: res.headers["content-encoding"] ?? "identity", size }));
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error("timeout")));
+  });
+}
+
 let step = 0;
 async function shot(page, name) {
   step += 1;
@@ -100,7 +118,7 @@ async function register(page, name) {
   await page.fill("#captcha-code", JSON.parse(raw));
   await page.click("#auth-submit");
   await page.waitForSelector("#game:not([hidden])", { timeout: T });
-  await page.waitForFunction(() => document.getElementById("status").textContent === "online", null, { timeout: T });
+  await page.waitForFunction(() => document.getElementById("status").classList.contains("online"), null, { timeout: T });
   const id = await page.evaluate(() => window.rsgame.world.me.id);
   check(id > 0, `${name} registered, logged in and connected as user ${id}`);
   return id;
@@ -129,13 +147,25 @@ browser = await chromium.launch({
 });
 const failures = [];
 try {
-  const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
-  const ctxB = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+  const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 }, locale: "en-US" });
+  const ctxB = await browser.newContext({ viewport: { width: 1200, height: 760 }, locale: "en-US" });
   const a = await ctxA.newPage();
   const b = await ctxB.newPage();
   for (const [p, n] of [[a, "A"], [b, "B"]]) {
     p.on("pageerror", (e) => failures.push(`${n} page error: ${e.message}`));
     p.on("console", (m) => m.type() === "error" && log(`${n} console:`, m.text()));
+  }
+  // What goes over the wire is compressed when the browser takes it: the bundle as brotli
+  // or gzip (compressed once at start), the API's replies as gzip (compressed per reply).
+  {
+    const plain = await rawGet(base + "/app.js", "identity");
+    const br = await rawGet(base + "/app.js", "br");
+    const gz = await rawGet(base + "/app.js", "gzip");
+    check(br.encoding === "br" && gz.encoding === "gzip", "the bundle is served as br and as gzip");
+    check(br.size * 3 < plain.size && gz.size * 3 < plain.size, `app.js: ${plain.size} bytes, ${br.size} as br, ${gz.size} as gzip`);
+    const api = await rawGet(base + "/openapi.json", "gzip, br");
+    const apiPlain = await rawGet(base + "/openapi.json", "identity");
+    check(api.encoding === "gzip" && api.size * 3 < apiPlain.size, `/openapi.json: ${apiPlain.size} bytes, ${api.size} as gzip`);
   }
   const suffix = Date.now().toString(36);
   const nameA = `ann_${suffix}`;
@@ -164,19 +194,27 @@ try {
   await until(b, "B sees A move right", ([id, x0]) => window.rsgame.world.entities.get(id)?.tx > x0 + 6, [idA, bSeesA0]);
   await shot(b, "B-sees-A-move");
   const aSeesB0 = await a.evaluate((id) => window.rsgame.world.entities.get(id).tz, idB);
-  const box = await b.locator("#view").boundingBox();
-  await b.mouse.click(box.x + box.width / 2, box.y + box.height / 2 + 30); // ~14 units south
+  // 14 units south of B, where the canvas draws that spot.
+  const south = await b.evaluate(() => {
+    const w = window.rsgame.world;
+    const s = w.toScreen(w.me.x, w.me.z + 14);
+    const c = document.getElementById("view");
+    const r = c.getBoundingClientRect();
+    return { x: r.left + (s.x * r.width) / c.width, y: r.top + (s.y * r.height) / c.height };
+  });
+  await b.mouse.click(south.x, south.y);
   await until(a, "A sees B move down", ([id, z0]) => window.rsgame.world.entities.get(id)?.tz > z0 + 6, [idB, aSeesB0]);
   await shot(a, "A-sees-B-move");
 
   // A private message from A that B reads.
   await a.click("#chat-tabs button[data-chat='3']");
-  await a.fill("#chat-to", String(idB));
+  await a.fill("#chat-to", nameB); // by name: A has met B in the world
   const text = `hello ${nameB}, from ${nameA}`;
   await a.fill("#chat-text", text);
   await a.click("#chat-form button[type=submit]");
   await b.click("#chat-tabs button[data-chat='3']");
   await until(b, "B reads A's private message", (t) => document.getElementById("chat-log").textContent.includes(t), text);
+  check((await b.textContent("#chat-log")).includes(`${nameA} → ${nameB}`), "the private line names both players");
   await shot(b, "B-reads-private-chat");
 
   // A kills a monster: walk towards the slimes, click one, wait for the reward, watch the bag.
@@ -216,7 +254,12 @@ try {
     coins = Number(await a.textContent("#bag-coins"));
   }
   check(coins > coins0, `A killed a monster: coins in the bag ${coins0} → ${coins}`);
+  await until(a, "A's experience bar filled a little", () => parseFloat(document.getElementById("exp-fill").style.width) > 0 && /EXP \d+ \/ \d+/.test(document.getElementById("exp-text").textContent), null);
   await shot(a, "A-killed-monster");
+  // The kill scored (world.yaml: a monster's score): A is on the Score board, by name, ranked.
+  await a.click("#panels button[data-panel='ranks']");
+  await until(a, "the Score board lists A by name with a rank and a positive score", (n) => [...document.querySelectorAll("#rank-list li")].some((li) => li.textContent.includes(n) && /^\d+\./.test(li.querySelector(".rank")?.textContent ?? "") && Number(li.querySelector("b")?.textContent) > 0), nameA);
+  await shot(a, "A-score-board");
   // Away from the monsters (a dead one respawns within seconds); come back if killed meanwhile.
   if (await a.evaluate(() => window.rsgame.world.me.dead)) {
     await a.click("#respawn");
@@ -262,10 +305,38 @@ try {
   await b.click("#panels button[data-panel='bag']");
   await until(b, "B's bag holds the gift's coins", (c1) => Number(document.getElementById("bag-coins").textContent) === c1 + 15, bCoins1);
 
+  // B buys a Scroll of Insight (120 exp) and reads it: level 2, and the page says so. A potion
+  // is not spent at full health.
+  await b.click("#panels button[data-panel='shop']");
+  await Promise.all([b.waitForResponse((r) => r.url().endsWith("/buyGoods")), b.click("#shop-list button[data-listing='3']")]);
+  await b.click("#panels button[data-panel='bag']");
+  await b.waitForSelector("#bag-list li:has-text('Scroll of Insight') button", { timeout: T });
+  let potionUsed = false;
+  b.on("request", (r) => r.url().endsWith("/useGoods") && (potionUsed = true));
+  await b.click("#bag-list li:has-text('Small Potion') button");
+  await until(b, "a potion at full health is kept", () => /full health/.test(document.getElementById("toast").textContent), null);
+  check(!potionUsed, "no useGoods call for a potion at full health");
+  await b.click("#bag-list li:has-text('Scroll of Insight') button");
+  await until(b, "B's level-up is shown", () => !document.getElementById("level-up").hidden && /Level 2/.test(document.getElementById("level-up").textContent), null);
+  await shot(b, "B-level-up");
+  await until(b, "B's header says level 2 and the bar starts the new level", () => document.getElementById("me-level").textContent === "2" && /EXP \d+ \/ 180/.test(document.getElementById("exp-text").textContent), null);
+
+  // Friends by name: A asks, B asks back (which accepts), and each list names the other.
+  await a.click("#panels button[data-panel='friends']");
+  await a.fill("#friend-id", nameB);
+  await a.click("#friend-form button[type=submit]");
+  await b.click("#panels button[data-panel='friends']");
+  await b.fill("#friend-id", nameA);
+  await b.click("#friend-form button[type=submit]");
+  await until(a, "A's friend list names B", (n) => document.getElementById("friend-list").textContent.includes(n), nameB);
+  await until(b, "B's friend list names A", (n) => document.getElementById("friend-list").textContent.includes(n), nameA);
+  check(!/#\d/.test(await a.textContent("#friend-list")), "no ids in the friend list");
+  await shot(a, "A-friends");
+
   // A dropped connection comes back by itself, and the player is still there.
   await b.evaluate(() => window.rsgame.conn.drop());
-  await until(b, "B's client noticed the drop", () => document.getElementById("status").textContent !== "online", null);
-  await until(b, "B reconnected by itself", () => document.getElementById("status").textContent === "online", null);
+  await until(b, "B's client noticed the drop", () => !document.getElementById("status").classList.contains("online"), null);
+  await until(b, "B reconnected by itself", () => document.getElementById("status").classList.contains("online"), null);
   await until(a, "A still sees B after B's reconnect", (id) => window.rsgame.world.entities.has(id), idB);
   await until(b, "B sees A again after its reconnect", (id) => window.rsgame.world.entities.has(id), idA);
 
@@ -276,6 +347,7 @@ try {
   await a.selectOption("#room-type", "3");
   await a.click("#room-form button[type=submit]");
   await until(a, "A is in the lockstep room", () => !document.getElementById("lockstep-box").hidden, null);
+  await until(a, "A's square shows before any key is pressed", () => window.rsgame.lockstep.squares.size === 1, null);
   const roomId = await a.evaluate(() => window.rsgame.lockstep.roomId);
   await b.click("#panels button[data-panel='rooms']");
   await b.click("#rooms-refresh");
@@ -304,10 +376,11 @@ try {
   const common2 = ha2.filter(([n]) => hb2.has(n));
   check(common2.length > 10 && common2.every(([n, d]) => hb2.get(n) === d), `after the reload both screens agree on ${common2.length} frames`);
   await shot(b, "B-lockstep-after-reload");
-  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+  for (const [p, n] of [[b, "B"], [a, "A"]]) {
     await p.click("#panels button[data-panel='rooms']");
     await p.click("#room-quit");
     await until(p, `${n} is back in the world`, () => !document.getElementById("view").hidden, null);
+    if (p === b) await until(a, "B's square leaves A's screen with B", () => window.rsgame.lockstep.squares.size === 1, null);
   }
 
   // Quick match: both ask the server for a game; the matchmaker puts them in one new lockstep
@@ -399,13 +472,31 @@ try {
   await a.click(`#room-list li:has-text("(1002)") button`);
   await until(a, "the Arena shows the PvP marker", () => !document.getElementById("pvp").hidden && window.rsgame.world.pvp, null);
   await shot(a, "A-arena-pvp");
+  check(/attack/.test(await a.textContent("#hint")) && !/chat/.test(await a.textContent("#hint")), "the Arena's hint says a tap on a player attacks");
+  // B follows and fights A until A falls: A is told who killed it.
+  await b.click("#panels button[data-panel='rooms']");
+  await b.click("#rooms-refresh");
+  await b.waitForSelector(`#room-list li:has-text("(1002)") button`, { timeout: T });
+  await b.click(`#room-list li:has-text("(1002)") button`);
+  await until(b, "B is in the Arena", () => window.rsgame.world.pvp, null);
+  await until(b, "B sees A in the Arena", (id) => window.rsgame.world.entities.has(id), idA);
+  const fightEnds = Date.now() + 60_000;
+  while (!(await a.evaluate(() => window.rsgame.world.me.dead)) && Date.now() < fightEnds) {
+    await b.evaluate((id) => window.rsgame.world.target === null && window.rsgame.world.attack(id), idA);
+    await b.waitForTimeout(300);
+  }
+  await until(a, "A is told B killed it", (n) => !document.getElementById("dead").hidden && document.getElementById("dead-text").textContent.includes(n), nameB);
+  await shot(a, "A-killed-by-B");
+  await a.click("#respawn");
+  await until(a, "A respawned", () => !window.rsgame.world.me.dead, null);
+  await b.click(`#room-list li:has-text("(1000)") button`);
   await a.click(`#room-list li:has-text("(1000)") button`);
   await until(a, "the Meadow shows none", () => document.getElementById("pvp").hidden && !window.rsgame.world.pvp, null);
 
   // A reload resumes A's session: same account, back online, where it stood.
   const before = await a.evaluate(() => ({ x: window.rsgame.world.me.x, z: window.rsgame.world.me.z }));
   await a.reload();
-  await until(a, "A is online again after a reload", () => document.getElementById("status").textContent === "online", null);
+  await until(a, "A is online again after a reload", () => document.getElementById("status").classList.contains("online"), null);
   const after = await a.evaluate(() => ({ id: window.rsgame.world.me.id, x: window.rsgame.world.me.x, z: window.rsgame.world.me.z }));
   check(after.id === idA, "the reload kept A's account without a new login");
   check(Math.hypot(after.x - before.x, after.z - before.z) < 20, `A resumed where it stood (${before.x.toFixed(1)},${before.z.toFixed(1)} → ${after.x.toFixed(1)},${after.z.toFixed(1)})`);
@@ -465,27 +556,81 @@ try {
   await b.fill("#reset-password", "a-new-pass-2027");
   await shot(b, "B-reset-form");
   await b.click("#reset-submit");
-  await until(b, "the reset logged B's browser in as A", (id) => document.getElementById("status").textContent === "online" && window.rsgame.world.me.id === id, idA);
+  await until(b, "the reset logged B's browser in as A", (id) => document.getElementById("status").classList.contains("online") && window.rsgame.world.me.id === id, idA);
   await until(a, "A's old session was ended by the reset", () => !document.getElementById("auth").hidden, null);
   await shot(b, "B-plays-as-A-after-reset");
 
-  // Play as guest: a fresh browser gets a guest account at one click, and the same one again
-  // after logging out (the device id stays in this browser).
-  const ctxC = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+  // Play as guest on a phone: a 390-px touch screen whose browser speaks Chinese gets the page
+  // in Chinese, a guest account at one tap, the world across the whole screen with a stick and
+  // an attack button, and the panels behind the Menu button; and the same account again after
+  // logging out (the device id stays in this browser).
+  const ctxC = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, locale: "zh-CN" });
   const c = await ctxC.newPage();
   c.on("pageerror", (e) => failures.push(`C page error: ${e.message}`));
   await c.goto(base + "/");
-  await c.click("#guest");
-  await until(c, "a guest plays at one click", () => document.getElementById("status").textContent === "online", null);
+  check((await c.textContent("#guest")) === "游客试玩", "a Chinese browser gets the page in Chinese");
+  await c.tap("#guest");
+  await until(c, "a guest plays at one tap", () => document.getElementById("status").classList.contains("online"), null);
+  await until(c, "the scene told the phone how far it sees", () => window.rsgame.world.viewDistance > 0, null);
   const guestId = await c.evaluate(() => window.rsgame.world.me.id);
   const guestName = await c.textContent("#me-name");
   check(guestId > 0 && /Guest-/.test(guestName), `the guest is user ${guestId} (${guestName})`);
-  await shot(c, "C-guest");
-  await c.click("#logout");
+  const layout = await c.evaluate(() => {
+    const r = (id) => document.getElementById(id).getBoundingClientRect();
+    return { view: r("view").width, logout: r("logout").right, stick: r("stick").width, attack: r("attack-btn").width, side: getComputedStyle(document.getElementById("side")).display };
+  });
+  check(layout.view >= 380, `the world spans the phone's width (${layout.view} px)`);
+  check(layout.logout <= 390, `"Log out" is on screen (right edge at ${layout.logout} px)`);
+  check(layout.stick > 0 && layout.attack > 0, "the stick and the attack button are shown");
+  check(layout.side === "none", "the panels wait behind the Menu button");
+  await shot(c, "C-phone-guest");
+  // A tap moves: 14 units east (or west, if someone stands there) of the player, where the
+  // canvas draws that spot.
+  const x0 = await c.evaluate(() => window.rsgame.world.me.x);
+  const east = await c.evaluate(() => {
+    const w = window.rsgame.world;
+    const free = (x) => [...w.entities.values()].every((e) => Math.hypot(e.x - x, e.z - w.me.z) > 15);
+    const s = w.toScreen(free(w.me.x + 14) ? w.me.x + 14 : w.me.x - 14, w.me.z);
+    const cv = document.getElementById("view");
+    const r = cv.getBoundingClientRect();
+    return { x: r.left + (s.x * r.width) / cv.width, y: r.top + (s.y * r.height) / cv.height };
+  });
+  await c.touchscreen.tap(east.x, east.y);
+  await until(c, "a tap walks the player", (x) => Math.abs(window.rsgame.world.me.x - x) > 8, x0);
+  // The stick: a finger held up from its centre walks the player north until it lets go.
+  const z0 = await c.evaluate(() => window.rsgame.world.me.z);
+  const stick = await c.locator("#stick").boundingBox();
+  const cdp = await ctxC.newCDPSession(c);
+  const cx = stick.x + stick.width / 2;
+  const cy = stick.y + stick.height / 2;
+  await cdp.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: [{ x: cx, y: cy }] });
+  await cdp.send("Input.dispatchTouchEvent", { type: "touchMove", touchPoints: [{ x: cx, y: cy - stick.height / 2 }] });
+  await until(c, "the stick walks the player north", (z) => window.rsgame.world.me.z < z - 8, z0);
+  await shot(c, "C-phone-stick");
+  await cdp.send("Input.dispatchTouchEvent", { type: "touchEnd", touchPoints: [] });
+  await until(c, "letting go of the stick stops the player", () => window.rsgame.world.stick === null, null);
+  // The Menu opens the panels as a sheet; the Shop is in Chinese too.
+  await c.tap("#menu");
+  await until(c, "the Menu opens the panels", () => getComputedStyle(document.getElementById("side")).display !== "none", null);
+  await c.tap("#panels button[data-panel='shop']");
+  await c.waitForSelector("#shop-list button[data-listing='1']", { timeout: T });
+  check((await c.textContent("#shop-list button[data-listing='1']")) === "购买", "the shop's buttons are in Chinese");
+  // An error in words, in the player's language: a private line to a name nobody here knows.
+  await c.tap("#panels button[data-panel='chat']");
+  await c.tap("#chat-tabs button[data-chat='3']");
+  await c.fill("#chat-to", "nobody_at_all");
+  await c.fill("#chat-text", "hi");
+  await c.tap("#chat-form button[type=submit]");
+  await until(c, "the unknown name is explained in Chinese", () => /这里还不认识/.test(document.getElementById("toast").textContent), null);
+  await shot(c, "C-phone-menu-zh");
+  // Switched to English, it stays so.
+  await c.tap("header .langs button[data-lang='en']");
+  check((await c.textContent("#logout")) === "Log out", "the language switch turns the page English");
+  await c.tap("#logout");
   await c.waitForSelector("#auth:not([hidden])", { timeout: T });
-  check((await c.inputValue("#password")) === "" && (await c.textContent("#auth-submit")) === "Log in", "logging out leaves a clean login form");
-  await c.click("#guest");
-  await until(c, "the guest plays again", () => document.getElementById("status").textContent === "online", null);
+  check((await c.inputValue("#password")) === "" && (await c.textContent("#auth-submit")) === "Log in", "logging out leaves a clean login form, in the chosen language");
+  await c.tap("#guest");
+  await until(c, "the guest plays again", () => document.getElementById("status").classList.contains("online"), null);
   check((await c.evaluate(() => window.rsgame.world.me.id)) === guestId, "the same guest account after logging out");
 } catch (e) {
   failures.push(e.message);

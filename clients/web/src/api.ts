@@ -240,6 +240,9 @@ export interface Pack {
   totalAttack: number;
   totalDefence: number;
   items: Array<{ goods: Goods; count: number; equipped: boolean }>;
+  /** Total exp where the player's level began, and where the next begins (0: top level). */
+  levelExp?: number;
+  nextLevelExp?: number;
 }
 
 export interface ShopItem {

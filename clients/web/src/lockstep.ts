@@ -1,7 +1,8 @@
 // The lockstep mini-game: every player steers a square. The server only orders inputs into
 // numbered frames (LockstepFrames); each client steps the same deterministic simulation one
 // frame at a time, so every screen shows the same squares at the same frame, including a
-// late joiner's, which replays the kept frames first.
+// late joiner's, which replays the kept frames first. Who is in the room is part of the
+// frames too (membersChanged): a square appears and goes at the same frame on every screen.
 import { ID } from "./gen/ids";
 import type { Send } from "./world";
 
@@ -25,6 +26,8 @@ export class Lockstep {
   private keys = new Set<string>();
   /** When a LockstepSync was sent: one at a time, again after 2 s without an answer. */
   private syncSent = 0;
+  /** A player's name for its square's label (the page knows more names than the frames). */
+  nameOf: (id: number) => string = (id) => `#${id}`;
 
   constructor(
     private canvas: HTMLCanvasElement,
@@ -92,14 +95,25 @@ export class Lockstep {
     this.draw();
   }
 
+  /** A deterministic start from the id alone. */
+  private static start(uid: number): Square {
+    return { x: 20 + ((uid * 37) % (SIZE - 60)), y: 20 + ((uid * 91) % (SIZE - 60)) };
+  }
+
   private apply(f: any): void {
+    if (f.membersChanged) {
+      // Everyone in the room at this frame: newcomers get their square, leavers lose theirs.
+      const members = new Set<number>((f.members ?? []).map(Number));
+      for (const id of [...this.squares.keys()]) if (!members.has(id)) this.squares.delete(id);
+      for (const id of members) if (!this.squares.has(id)) this.squares.set(id, Lockstep.start(id));
+    }
     // Inputs come grouped by player in ascending ids: the same order on every client.
     for (const pi of f.inputs ?? []) {
       const uid = Number(pi.userId);
       let sq = this.squares.get(uid);
       if (!sq) {
-        // A deterministic start from the id alone.
-        sq = { x: 20 + (uid * 37) % (SIZE - 60), y: 20 + (uid * 91) % (SIZE - 60) };
+        // Joined before the kept frames began (a late joiner's replay starts after it).
+        sq = Lockstep.start(uid);
         this.squares.set(uid, sq);
       }
       for (const d of pi.data ?? []) {
@@ -135,8 +149,8 @@ export class Lockstep {
       g.fillStyle = COLORS[i++ % COLORS.length];
       g.fillRect(s.x, s.y, SQUARE, SQUARE);
       g.fillStyle = "#fff";
-      g.font = "10px sans-serif";
-      g.fillText(String(id), s.x, s.y - 2);
+      g.font = "11px sans-serif";
+      g.fillText(this.nameOf(id), s.x, s.y > 14 ? s.y - 3 : s.y + SQUARE + 11);
     }
     g.fillStyle = "#aaa";
     g.font = "12px monospace";

@@ -7,8 +7,30 @@ import { Lockstep } from "./lockstep";
 import { Conn, Status, wsUrl } from "./net";
 import { World } from "./world";
 import { pb } from "./gen/game.js";
+import { applyStatic, errorText, lang, setLang, t, type Lang } from "./i18n";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** What to tell the player about a failed call: the code's friendly text, in their language. */
+function errMsg(e: unknown): string {
+  if (e instanceof api.ApiError) return errorText(e.code, e.message);
+  return errorText(400, String((e as Error)?.message ?? e));
+}
+
+function showLang(): void {
+  applyStatic();
+  for (const b of document.querySelectorAll<HTMLButtonElement>("[data-lang]")) b.classList.toggle("on", b.dataset.lang === lang);
+  $("auth-submit").textContent = t(registering ? "register" : "login");
+  $("hint").textContent = t(world.pvp ? "hintPvp" : "hint");
+  showMatch();
+  showStats();
+}
+for (const b of document.querySelectorAll<HTMLButtonElement>("[data-lang]")) {
+  b.onclick = () => {
+    setLang((b.dataset.lang ?? "en") as Lang);
+    showLang();
+  };
+}
 
 let session: api.Session | null = null;
 let conn: Conn | null = null;
@@ -29,7 +51,7 @@ function setMode(reg: boolean): void {
   $("tab-login").classList.toggle("on", !reg);
   $("tab-register").classList.toggle("on", reg);
   $("nickname-row").hidden = !reg;
-  $("auth-submit").textContent = reg ? "Register" : "Log in";
+  $("auth-submit").textContent = t(reg ? "register" : "login");
   $("auth-error").textContent = "";
 }
 
@@ -42,7 +64,7 @@ async function showCaptcha(): Promise<void> {
     $<HTMLInputElement>("captcha-code").value = "";
     $("captcha-row").hidden = false;
   } catch (e) {
-    $("auth-error").textContent = (e as Error).message;
+    $("auth-error").textContent = errMsg(e);
   }
 }
 
@@ -60,7 +82,7 @@ async function submitAuth(ev: Event): Promise<void> {
     enterGame();
   } catch (e) {
     const err = e as api.ApiError;
-    $("auth-error").textContent = err.message;
+    $("auth-error").textContent = errMsg(err);
     // 400508: the server wants a captcha; 400509: it was wrong (and is used up).
     if (err.code === 400508 || err.code === 400509 || !$("captcha-row").hidden) await showCaptcha();
   }
@@ -77,7 +99,7 @@ async function playAsGuest(): Promise<void> {
     enterGame();
   } catch (e) {
     const err = e as api.ApiError;
-    $("auth-error").textContent = err.message;
+    $("auth-error").textContent = errMsg(err);
     // Many new guests from one address: the server wants a captcha for another.
     if (err.code === 400508 || err.code === 400509) await showCaptcha();
   }
@@ -96,7 +118,7 @@ async function showResetCaptcha(): Promise<void> {
     $("reset-captcha-img").dataset.key = c.key;
     $<HTMLInputElement>("reset-captcha").value = "";
   } catch (e) {
-    $("reset-error").textContent = (e as Error).message;
+    $("reset-error").textContent = errMsg(e);
   }
 }
 
@@ -117,10 +139,10 @@ async function sendResetCode(): Promise<void> {
     resetKey = await api.sendCode(target, api.Purpose.reset, captcha);
     // Where the code's key is, for whoever drives this page (the browser test).
     $("reset-form").dataset.key = resetKey;
-    $("reset-error").textContent = "Code sent: check your phone or email.";
+    $("reset-error").textContent = t("codeSent");
     $("reset-error").className = "note";
   } catch (e) {
-    $("reset-error").textContent = (e as Error).message;
+    $("reset-error").textContent = errMsg(e);
     $("reset-error").className = "error";
   }
   // Each captcha works once, sent or not.
@@ -133,7 +155,7 @@ async function submitReset(ev: Event): Promise<void> {
   const code = $<HTMLInputElement>("reset-code").value.trim();
   const password = $<HTMLInputElement>("reset-password").value;
   if (!resetKey) {
-    $("reset-error").textContent = "Send yourself a code first.";
+    $("reset-error").textContent = t("sendCodeFirst");
     return;
   }
   $("reset-error").className = "error";
@@ -142,7 +164,7 @@ async function submitReset(ev: Event): Promise<void> {
     showReset(false);
     enterGame();
   } catch (e) {
-    $("reset-error").textContent = (e as Error).message;
+    $("reset-error").textContent = errMsg(e);
   }
 }
 
@@ -205,37 +227,114 @@ function nameOf(id: number): string {
   return names.get(id) ?? world.entities.get(id)?.name ?? `#${id}`;
 }
 
+let connStatus: Status = "connecting";
+
 function status(s: Status, detail?: string): void {
-  const el = $("status");
-  el.textContent = s === "offline" && detail ? `offline: ${detail}` : s;
-  el.className = `status ${s}`;
-  if (s === "kicked") toast("You logged in somewhere else: this page is disconnected.");
+  connStatus = s;
+  showStatus();
+  // The close's code and reason are for whoever debugs, not for the player.
+  if (s === "offline" && detail) console.info(`connection closed: ${detail}`);
+  if (s === "kicked") toast(t("kickedToast"));
   if (s !== "online" && ticket) {
     // The server drops a ticket when its connection goes.
     ticket = null;
-    showMatch("the search stopped with the connection");
+    showMatch(t("matchStopped"));
   }
+}
+
+function showStatus(): void {
+  const el = $("status");
+  el.textContent = t(connStatus === "offline" ? "reconnecting" : connStatus);
+  el.className = `status ${connStatus}`;
+}
+
+/** Where the player's level began and where the next begins (total exp; 0: top level). */
+let levelSpan = { from: 0, to: 0, level: 0 };
+
+function showExp(): void {
+  const m = world.me;
+  const { from, to } = levelSpan;
+  if (levelSpan.level !== m.level) {
+    // A level-up since the bag was read: its span comes with the next read.
+    if (session && levelSpan.level !== 0) void refreshBag();
+    levelSpan.level = m.level;
+  }
+  const part = to > from ? Math.max(0, Math.min(1, (m.exp - from) / (to - from))) : 1;
+  $("exp-fill").style.width = `${(part * 100).toFixed(1)}%`;
+  $("exp-text").textContent = to > from ? `${t("exp")} ${m.exp - from} / ${to - from}` : `${t("exp")} ${m.exp}`;
 }
 
 function showStats(): void {
   const m = world.me;
-  $("me-name").textContent = `${m.name} #${m.id}`;
+  $("me-name").textContent = m.name;
+  showExp();
+  showStatus();
   $("me-level").textContent = String(m.level);
   $("me-hp").textContent = String(m.hp);
   $("me-maxhp").textContent = String(m.maxHp);
   $("me-coins").textContent = String(m.coins);
   $("dead").hidden = !m.dead || !world.active;
-  $("dead-text").textContent = world.killedBy ? `You were killed by ${world.killedBy}.` : "You died.";
+  $("dead-text").textContent = world.killedBy ? t("killedBy", { name: world.killedBy }) : t("died");
 }
+
+world.onLevelUp = (level) => {
+  const el = $("level-up");
+  el.textContent = t("levelUp", { level });
+  // Restarts the rise-and-fade each time.
+  el.hidden = true;
+  void el.offsetWidth;
+  el.hidden = false;
+  window.setTimeout(() => {
+    el.hidden = true;
+  }, 2000);
+};
 
 world.onStats = showStats;
 world.onReward = () => void refreshBag();
 world.onPick = (e) => {
-  $<HTMLInputElement>("chat-to").value = String(e.id);
-  $<HTMLInputElement>("friend-id").value = String(e.id);
+  names.set(e.id, e.name);
+  knowPlayers();
+  $<HTMLInputElement>("chat-to").value = e.name;
+  $<HTMLInputElement>("friend-id").value = e.name;
   chatTab(3);
-  toast(`${e.name} (#${e.id}) selected: chat privately or add as a friend`);
+  toast(t("selected", { name: e.name }));
 };
+
+/** Offers the names this page knows in the name fields (a datalist). */
+let knownTimer = 0;
+function knowPlayers(): void {
+  window.clearTimeout(knownTimer);
+  knownTimer = window.setTimeout(() => {
+    const opts = [...names.entries()]
+      .filter(([id]) => id !== world.me.id)
+      .slice(-200)
+      .map(([, name]) => {
+        const o = document.createElement("option");
+        o.value = name;
+        return o;
+      });
+    $("known-players").replaceChildren(...opts);
+  }, 200);
+}
+
+/** The player a name field means: a name this page has met (any case), or `#id` / an id. */
+function playerId(text: string): number {
+  const v = text.trim();
+  const n = /^#?(\d+)$/.exec(v);
+  if (n) return Number(n[1]);
+  const lower = v.toLowerCase();
+  for (const [id, name] of names) if (name.toLowerCase() === lower && id !== world.me.id) return id;
+  for (const e of world.entities.values()) if (e.kind === pb.EntityKind.ENTITY_KIND_PLAYER && e.name.toLowerCase() === lower) return e.id;
+  return 0;
+}
+
+/** `playerId`, or 0 after telling the player the name is not known. */
+function pickPlayer(text: string): number {
+  const id = playerId(text);
+  if (!id && text.trim()) toast(t("unknownPlayer", { name: text.trim() }));
+  else if (!id) toast(t("whoTo"));
+  return id;
+}
 
 function enterGame(): void {
   if (!session) return;
@@ -243,6 +342,8 @@ function enterGame(): void {
   $("game").hidden = false;
   world.me.id = session.userId;
   world.me.name = session.nickname || session.username;
+  world.levelKnown = false;
+  levelSpan = { from: 0, to: 0, level: 0 };
   names.set(session.userId, world.me.name);
   showStats();
   conn?.stop();
@@ -252,7 +353,7 @@ function enterGame(): void {
       if (!session) return null;
       const s = await api.freshToken(session);
       if (!s) {
-        showAuth("Your session expired: log in again.");
+        showAuth(t("sessionExpired"));
         return null;
       }
       session = s;
@@ -298,7 +399,7 @@ function onMessage(id: number, m: any): void {
       for (const c of m.msgList ?? []) addChat(c);
       break;
     case ID.CreateRoomResp:
-      toast(m.status === pb.ReplyStatus.REPLY_STATUS_OK ? `room ${m.msg} created` : `not created: ${m.msg}`);
+      toast(m.status === pb.ReplyStatus.REPLY_STATUS_OK ? t("roomCreated", { name: m.msg }) : errorText(400, m.msg));
       break;
     case ID.RoomListResp: {
       const list = m.roomList ?? [];
@@ -310,25 +411,25 @@ function onMessage(id: number, m: any): void {
       break;
     }
     case ID.QuitRoomResp:
-      toast(Number(m.userId) === world.me.id ? "you left the room" : `${nameOf(Number(m.userId))} left`);
+      toast(Number(m.userId) === world.me.id ? t("youLeftRoom") : t("leftRoom", { name: nameOf(Number(m.userId)) }));
       break;
     case ID.MyFriendResp:
       showFriends(m.userList ?? []);
       break;
     case ID.FriendStatus:
       names.set(Number(m.userId), m.nickname || m.username);
-      toast(`${m.nickname || m.username} is ${m.online ? "online" : "offline"}`);
+      toast(t(m.online ? "isOnline" : "isOffline", { name: m.nickname || m.username }));
       send(ID.MyFriend, { type: 1 });
       break;
     case ID.AddFriendResp:
-      toast(m.msg || "done");
+      toast(m.msg || t("done"));
       send(ID.MyFriend, { type: 1 });
       break;
     case ID.SpawnResp:
       for (const e of m.list ?? []) if (e.kind === pb.EntityKind.ENTITY_KIND_PLAYER) names.set(Number(e.id), e.name);
       break;
     case ID.MailNotice:
-      toast(`new mail: ${m.title}`);
+      toast(t("newMail", { title: m.title }));
       void refreshMail();
       break;
     case ID.MatchTicket:
@@ -337,20 +438,20 @@ function onMessage(id: number, m: any): void {
       break;
     case ID.MatchRemoveResp:
       ticket = null;
-      showMatch("search cancelled");
+      showMatch(t("matchCancelled"));
       break;
     case ID.MatchTimeout:
       ticket = null;
-      showMatch("nobody to play with right now: try again");
+      showMatch(t("matchTimeout"));
       break;
     case ID.MatchFound: {
       ticket = null;
       const others = (m.players ?? []).filter((p: any) => Number(p.userId) !== world.me.id);
       for (const p of m.players ?? []) names.set(Number(p.userId), p.nickname);
-      showMatch(`matched with ${others.map((p: any) => p.nickname || p.userId).join(", ")}`);
+      showMatch(t("matched", { names: others.map((p: any) => p.nickname || p.userId).join(", ") }));
       // The demo plays on one node; a match elsewhere is announced, not followed.
       if (m.here) send(ID.EnterRoom, { roomId: m.roomId });
-      else toast(`your match plays on another game node (${m.nodeId})`);
+      else toast(t("matchElsewhere", { node: m.nodeId }));
       break;
     }
     case ID.PartyUpdate:
@@ -362,14 +463,20 @@ function onMessage(id: number, m: any): void {
     case ID.SceneInfo:
       world.pvp = Boolean(m.pvp);
       world.bounds = { minX: m.minX, minZ: m.minZ, maxX: m.maxX, maxZ: m.maxZ };
+      world.viewDistance = Number(m.viewDistance) || 0;
       $("pvp").hidden = !world.pvp;
+      // In a PvP scene a tap on a player attacks it: the hint must not say "chat".
+      $("hint").textContent = t(world.pvp ? "hintPvp" : "hint");
       break;
     case ID.LockstepFrames:
       lockstep.handle(m);
-      $("lockstep-digest").textContent = `${lockstep.frame} ${lockstep.digest()}`;
       break;
     case ID.ErrorResp:
-      toast(`error ${m.code}: ${m.msg}`);
+      toast(errorText(m.code, m.msg));
+      if (m.reqId === ID.ChatMsg && !$<HTMLInputElement>("chat-text").value) {
+        // Refused (too fast, too long): the line comes back to be sent again.
+        $<HTMLInputElement>("chat-text").value = lastChat;
+      }
       if (conn && !conn.online && session && m.code === 400103) {
         // The game login refused the token (revoked, or our clock is off): refresh it
         // before the next attempt; if that fails too, credentials() sends us to log in.
@@ -377,12 +484,12 @@ function onMessage(id: number, m: any): void {
       }
       break;
     case ID.LogoutResp:
-      if (m.type === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE) showAuth("You logged in somewhere else.");
+      if (m.type === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE) showAuth(t("elsewhere"));
       if (m.type === pb.LogoutType.LOGOUT_TYPE_ENDED) {
         // Banned, or logged out everywhere: the tokens are dead; only a new login helps.
         session = null;
         api.saveSession(null);
-        showAuth("This account's sessions were ended. Log in again.");
+        showAuth(t("ended"));
       }
       break;
   }
@@ -402,7 +509,9 @@ function onEnter(m: any): void {
   // Until the scene says otherwise (SceneInfo follows for a scene).
   world.pvp = false;
   world.bounds = null;
+  world.viewDistance = 0;
   $("view").hidden = ls;
+  $("touch").hidden = ls;
   $("lockstep-box").hidden = !ls;
   if (ls) lockstep.enter(roomId);
   setPlace(`${m.name || "room"} (${roomId})`);
@@ -417,21 +526,24 @@ function onEnter(m: any): void {
 let chatType = 1;
 const chats: Record<number, HTMLLIElement[]> = { 1: [], 2: [], 3: [], 4: [], 5: [] };
 
-function chatTab(t: number): void {
-  chatType = t;
-  for (const b of $("chat-tabs").querySelectorAll("button")) b.classList.toggle("on", b.dataset.chat === String(t));
-  $("chat-to").hidden = t !== 3;
-  $("chat-log").replaceChildren(...chats[t]);
+function chatTab(kind: number): void {
+  chatType = kind;
+  for (const b of $("chat-tabs").querySelectorAll("button")) b.classList.toggle("on", b.dataset.chat === String(kind));
+  $("chat-to").hidden = kind !== 3;
+  $("chat-log").replaceChildren(...chats[kind]);
   $("chat-log").scrollTop = 1e9;
 }
+
+/** The last line sent, given back to the input if the server refuses it. */
+let lastChat = "";
 
 /** Messages already shown: history after a reconnect overlaps what arrived live. */
 const seen = new Set<string>();
 
 function addChat(c: any): void {
-  const t = Number(c.chatType) || 1;
+  const kind = Number(c.chatType) || 1;
   const from = Number(c.userId);
-  const key = `${t}|${from}|${Number(c.objId)}|${Number(c.sendTime)}|${c.msg}`;
+  const key = `${kind}|${from}|${Number(c.objId)}|${Number(c.sendTime)}|${c.msg}`;
   if (seen.has(key)) return;
   seen.add(key);
   if (seen.size > 2000) seen.delete(seen.values().next().value as string);
@@ -439,18 +551,18 @@ function addChat(c: any): void {
   const who = document.createElement("span");
   who.className = "who";
   const to = Number(c.objId);
-  who.textContent = t === 3 ? `${nameOf(from)} → ${nameOf(to)}: ` : `${nameOf(from)}: `;
+  who.textContent = kind === 3 ? `${nameOf(from)} → ${nameOf(to)}: ` : `${nameOf(from)}: `;
   li.append(who, document.createTextNode(c.msg));
-  if (t === 3) li.className = "private";
+  if (kind === 3) li.className = "private";
   li.dataset.sendTime = String(c.sendTime);
-  const list = chats[t] ?? chats[1];
+  const list = chats[kind] ?? chats[1];
   list.push(li);
   if (list.length > 200) list.shift();
-  if (t === chatType) {
+  if (kind === chatType) {
     $("chat-log").append(li);
     $("chat-log").scrollTop = 1e9;
-  } else if (t === 3 && from !== world.me.id) {
-    toast(`private message from ${nameOf(from)}`);
+  } else if (kind === 3 && from !== world.me.id) {
+    toast(t("privateFrom", { name: nameOf(from) }));
   }
 }
 
@@ -463,11 +575,12 @@ $("chat-form").addEventListener("submit", (ev) => {
   if (!text.value.trim()) return;
   const msg: Record<string, unknown> = { chatType, msgType: 1, msg: text.value };
   if (chatType === 3) {
-    const to = Number($<HTMLInputElement>("chat-to").value);
-    if (!to) return toast("who to? enter a user id");
+    const to = pickPlayer($<HTMLInputElement>("chat-to").value);
+    if (!to) return;
     msg.objId = to;
   }
   send(ID.ChatMsg, msg);
+  lastChat = text.value;
   text.value = "";
 });
 
@@ -481,11 +594,11 @@ function showFriends(list: any[]): void {
     dot.className = `dot${u.online ? " on" : ""}`;
     const name = document.createElement("span");
     name.className = "grow";
-    name.textContent = `${u.nickname || u.username} #${u.userId}${u.online && u.roomId ? ` · in ${u.roomId}` : ""}`;
+    name.textContent = `${u.nickname || u.username}${u.online && u.roomId ? ` · ${u.roomId}` : ""}`;
     const chat = document.createElement("button");
-    chat.textContent = "Chat";
+    chat.textContent = t("chat");
     chat.onclick = () => {
-      $<HTMLInputElement>("chat-to").value = String(u.userId);
+      $<HTMLInputElement>("chat-to").value = u.nickname || u.username;
       panel("chat");
       chatTab(3);
       send(ID.ChatHistory, { chatType: 3, objId: u.userId, limit: 30 });
@@ -494,18 +607,19 @@ function showFriends(list: any[]): void {
     return li;
   });
   $("friend-list").replaceChildren(...items);
+  knowPlayers();
 }
 
 $("friend-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const id = Number($<HTMLInputElement>("friend-id").value);
+  const id = pickPlayer($<HTMLInputElement>("friend-id").value);
   if (!id) return;
   send(ID.AddFriend, { userId: id, type: Number($<HTMLSelectElement>("friend-type").value) });
 });
 
 // ---- rooms -------------------------------------------------------------------------------
 
-const ROOM_TYPES: Record<number, string> = { 1: "public", 2: "private", 3: "lockstep", 4: "private lockstep" };
+const ROOM_TYPES: Record<number, string> = { 1: "public", 2: "private", 3: "lockstep", 4: "privateLockstep" };
 
 function showRooms(list: any[]): void {
   const items = list.map((r) => {
@@ -513,9 +627,9 @@ function showRooms(list: any[]): void {
     const name = document.createElement("span");
     name.className = "grow";
     const members = (r.userList ?? []).length;
-    name.textContent = `${r.name} (${r.roomId}) · ${ROOM_TYPES[r.type] ?? r.type}${members ? ` · ${members}/${r.maxUser}` : ""}`;
+    name.textContent = `${r.name} (${r.roomId}) · ${t(ROOM_TYPES[r.type] ?? String(r.type))}${members ? ` · ${members}/${r.maxUser}` : ""}`;
     const enter = document.createElement("button");
-    enter.textContent = Number(r.roomId) === roomId ? "here" : "Enter";
+    enter.textContent = t(Number(r.roomId) === roomId ? "here" : "enter");
     enter.disabled = Number(r.roomId) === roomId;
     enter.onclick = () => {
       let password = "";
@@ -533,9 +647,12 @@ function showRooms(list: any[]): void {
 /** The ticket while the server looks for players; null otherwise. */
 let ticket: string | null = null;
 
+let matchText = "";
+
 function showMatch(text?: string): void {
-  $("quick-match").textContent = ticket ? "Cancel" : "Quick match";
-  $("match-status").textContent = ticket ? "looking for a player…" : (text ?? "");
+  if (text !== undefined) matchText = text;
+  $("quick-match").textContent = t(ticket ? "cancel" : "quickMatch");
+  $("match-status").textContent = ticket ? t("looking") : matchText || t("matchIdle");
 }
 
 $("quick-match").onclick = () => {
@@ -550,21 +667,21 @@ $("quick-match").onclick = () => {
 let guild: api.GuildDetail | null = null;
 
 const GUILD_EVENTS: Record<number, string> = {
-  [pb.GuildEvent.GUILD_EVENT_CREATED]: "founded",
-  [pb.GuildEvent.GUILD_EVENT_JOINED]: "joined",
-  [pb.GuildEvent.GUILD_EVENT_REQUESTED]: "asked to join",
-  [pb.GuildEvent.GUILD_EVENT_LEFT]: "left",
-  [pb.GuildEvent.GUILD_EVENT_KICKED]: "was removed from",
-  [pb.GuildEvent.GUILD_EVENT_ROLE]: "has a new role in",
-  [pb.GuildEvent.GUILD_EVENT_NOTICE]: "changed the notice of",
-  [pb.GuildEvent.GUILD_EVENT_INVITED]: "was invited to",
-  [pb.GuildEvent.GUILD_EVENT_DECLINED]: "was not let into",
-  [pb.GuildEvent.GUILD_EVENT_CLOSED]: "closed",
+  [pb.GuildEvent.GUILD_EVENT_CREATED]: "gCreated",
+  [pb.GuildEvent.GUILD_EVENT_JOINED]: "gJoined",
+  [pb.GuildEvent.GUILD_EVENT_REQUESTED]: "gRequested",
+  [pb.GuildEvent.GUILD_EVENT_LEFT]: "gLeft",
+  [pb.GuildEvent.GUILD_EVENT_KICKED]: "gKicked",
+  [pb.GuildEvent.GUILD_EVENT_ROLE]: "gRole",
+  [pb.GuildEvent.GUILD_EVENT_NOTICE]: "gNotice",
+  [pb.GuildEvent.GUILD_EVENT_INVITED]: "gInvited",
+  [pb.GuildEvent.GUILD_EVENT_DECLINED]: "gDeclined",
+  [pb.GuildEvent.GUILD_EVENT_CLOSED]: "gClosed",
 };
 
 function onGuildNotice(m: any): void {
-  const who = Number(m.subject) === world.me.id ? "you" : nameOf(Number(m.subject));
-  toast(`${who} ${GUILD_EVENTS[m.event] ?? "changed"} ${m.name}`);
+  const who = Number(m.subject) === world.me.id ? t("you") : nameOf(Number(m.subject));
+  toast(t(GUILD_EVENTS[m.event] ?? "gChanged", { who, guild: m.name }));
   void refreshGuild();
 }
 
@@ -573,7 +690,7 @@ async function refreshGuild(): Promise<void> {
     guild = await authed<api.GuildDetail>("/game/v1/guild/detail", { guildId: 0 });
     await learnNames(guild.members.map((m) => m.userId));
   } catch (e) {
-    if (!(e instanceof api.ApiError && e.code === 400201)) toast((e as Error).message);
+    if (!(e instanceof api.ApiError && e.code === 400201)) toast(errMsg(e));
     guild = null;
   }
   showGuild();
@@ -584,7 +701,7 @@ async function guildCall(path: string, body: unknown): Promise<void> {
   try {
     await authed(path, body);
   } catch (e) {
-    toast((e as Error).message);
+    toast(errMsg(e));
   }
   await refreshGuild();
 }
@@ -598,8 +715,8 @@ function showGuild(): void {
   const officer = role === "officer" || role === "leader";
   $("guild-title").textContent = g.name;
   $("guild-size").textContent = `${g.members}/${g.maxMembers}${g.open ? " · open" : ""}`;
-  $("guild-role").textContent = role;
-  $("guild-notice").textContent = g.notice || "(no notice)";
+  $("guild-role").textContent = t(role);
+  $("guild-notice").textContent = g.notice || t("noNotice");
   $("guild-notice-form").hidden = !officer;
   $("guild-officer").hidden = !officer;
   const rank = { member: 1, officer: 2, leader: 3 } as Record<string, number>;
@@ -608,17 +725,17 @@ function showGuild(): void {
       const li = document.createElement("li");
       const name = document.createElement("span");
       name.className = "grow";
-      name.textContent = `${mem.online ? "● " : "○ "}${nameOf(mem.userId)} · ${mem.role}${mem.userId === world.me.id ? " (you)" : ""}`;
+      name.textContent = `${mem.online ? "● " : "○ "}${nameOf(mem.userId)} · ${t(mem.role)}${mem.userId === world.me.id ? ` (${t("you")})` : ""}`;
       li.append(name);
       if (mem.userId !== world.me.id && officer && rank[mem.role] < rank[role]) {
         const kick = document.createElement("button");
-        kick.textContent = "Remove";
+        kick.textContent = t("remove");
         kick.onclick = () => void guildCall("/game/v1/guild/kick", { userId: mem.userId });
         li.append(kick);
       }
       if (mem.userId !== world.me.id && role === "leader") {
         const up = document.createElement("button");
-        up.textContent = mem.role === "member" ? "Make officer" : "Make leader";
+        up.textContent = t(mem.role === "member" ? "makeOfficer" : "makeLeader");
         up.onclick = () =>
           void guildCall("/game/v1/guild/role", { userId: mem.userId, role: mem.role === "member" ? "officer" : "leader" });
         li.append(up);
@@ -638,19 +755,19 @@ async function showRequests(): Promise<void> {
         const li = document.createElement("li");
         const name = document.createElement("span");
         name.className = "grow";
-        name.textContent = `${nameOf(r.userId)} asks to join`;
+        name.textContent = t("asksToJoin", { name: nameOf(r.userId) });
         const yes = document.createElement("button");
-        yes.textContent = "Accept";
+        yes.textContent = t("accept");
         yes.onclick = () => void guildCall("/game/v1/guild/answer", { userId: r.userId, accept: true });
         const no = document.createElement("button");
-        no.textContent = "Decline";
+        no.textContent = t("decline");
         no.onclick = () => void guildCall("/game/v1/guild/answer", { userId: r.userId, accept: false });
         li.append(name, yes, no);
         return li;
       }),
     );
   } catch (e) {
-    toast((e as Error).message);
+    toast(errMsg(e));
   }
 }
 
@@ -669,16 +786,16 @@ $("guild-search-form").addEventListener("submit", (ev) => {
           const li = document.createElement("li");
           const name = document.createElement("span");
           name.className = "grow";
-          name.textContent = `${g.name} · ${g.members}/${g.maxMembers}${g.open ? " · open" : " · by request"}`;
+          name.textContent = `${g.name} · ${g.members}/${g.maxMembers} · ${t(g.open ? "open" : "byRequest")}`;
           const join = document.createElement("button");
-          join.textContent = g.open ? "Join" : "Ask to join";
+          join.textContent = t(g.open ? "join" : "askToJoin");
           join.onclick = () => void guildCall("/game/v1/guild/join", { guildId: g.id });
           li.append(name, join);
           return li;
         }),
       );
     } catch (e) {
-      toast((e as Error).message);
+      toast(errMsg(e));
     }
   })();
 });
@@ -689,7 +806,8 @@ $("guild-notice-form").addEventListener("submit", (ev) => {
 });
 $("guild-invite-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  void guildCall("/game/v1/guild/invite", { userId: Number($<HTMLInputElement>("guild-invite-id").value) });
+  const userId = pickPlayer($<HTMLInputElement>("guild-invite-id").value);
+  if (userId > 0) void guildCall("/game/v1/guild/invite", { userId });
 });
 
 // ---- party -------------------------------------------------------------------------------
@@ -698,12 +816,12 @@ $("guild-invite-form").addEventListener("submit", (ev) => {
 let party: any = null;
 
 const PARTY_EVENTS: Record<number, string> = {
-  [pb.PartyEvent.PARTY_EVENT_CREATED]: "created the party",
-  [pb.PartyEvent.PARTY_EVENT_JOINED]: "joined the party",
-  [pb.PartyEvent.PARTY_EVENT_LEFT]: "left the party",
-  [pb.PartyEvent.PARTY_EVENT_KICKED]: "was removed from the party",
-  [pb.PartyEvent.PARTY_EVENT_INVITED]: "was invited to the party",
-  [pb.PartyEvent.PARTY_EVENT_CLOSED]: "closed the party",
+  [pb.PartyEvent.PARTY_EVENT_CREATED]: "pCreated",
+  [pb.PartyEvent.PARTY_EVENT_JOINED]: "pJoined",
+  [pb.PartyEvent.PARTY_EVENT_LEFT]: "pLeft",
+  [pb.PartyEvent.PARTY_EVENT_KICKED]: "pKicked",
+  [pb.PartyEvent.PARTY_EVENT_INVITED]: "pInvited",
+  [pb.PartyEvent.PARTY_EVENT_CLOSED]: "pClosed",
 };
 
 function onParty(m: any): void {
@@ -714,11 +832,11 @@ function onParty(m: any): void {
   if (m.event === pb.PartyEvent.PARTY_EVENT_INVITED && subject === me && !member) {
     // An invitation: the id to join with, filled in.
     $<HTMLInputElement>("party-join-id").value = m.partyId;
-    toast(`${nameOf(Number(m.leader))} invited you to a party: Party panel → Join`);
+    toast(t("partyInvite", { name: nameOf(Number(m.leader)) }));
     return;
   }
   party = member ? m : null;
-  if (m.event !== pb.PartyEvent.PARTY_EVENT_NONE && (subject !== me || !member)) toast(`${nameOf(subject)} ${PARTY_EVENTS[m.event] ?? "changed the party"}`);
+  if (m.event !== pb.PartyEvent.PARTY_EVENT_NONE && (subject !== me || !member)) toast(t(PARTY_EVENTS[m.event] ?? "pChanged", { who: nameOf(subject) }));
   showParty();
 }
 
@@ -728,18 +846,18 @@ function showParty(): void {
   $("party-box").hidden = party === null;
   if (!party) return;
   $("party-id").textContent = party.partyId;
-  $("party-size").textContent = `${(party.members ?? []).length}/${party.maxSize}${party.open ? " · open" : ""}`;
+  $("party-size").textContent = `${(party.members ?? []).length}/${party.maxSize}${party.open ? ` · ${t("open")}` : ""}`;
   const leading = Number(party.leader) === world.me.id;
   const items = (party.members ?? []).map((p: any) => {
     const li = document.createElement("li");
     const name = document.createElement("span");
     name.className = "grow";
     const id = Number(p.userId);
-    name.textContent = `${p.nickname || id}${id === Number(party.leader) ? " ★ leader" : ""}${id === world.me.id ? " (you)" : ""}`;
+    name.textContent = `${p.nickname || id}${id === Number(party.leader) ? ` ★ ${t("leader")}` : ""}${id === world.me.id ? ` (${t("you")})` : ""}`;
     li.append(name);
     if (leading && id !== world.me.id) {
       const kick = document.createElement("button");
-      kick.textContent = "Remove";
+      kick.textContent = t("remove");
       kick.onclick = () => send(ID.PartyKick, { partyId: party.partyId, userId: id });
       li.append(kick);
     }
@@ -756,7 +874,7 @@ $("party-join-form").addEventListener("submit", (ev) => {
 });
 $("party-invite-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const userId = Number($<HTMLInputElement>("party-invite-id").value);
+  const userId = pickPlayer($<HTMLInputElement>("party-invite-id").value);
   if (party && userId > 0) send(ID.PartyInvite, { partyId: party.partyId, userId });
 });
 
@@ -781,7 +899,7 @@ async function authed<T>(path: string, body: unknown): Promise<T> {
   if (!session) throw new api.ApiError(400103, "log in first");
   const s = await api.freshToken(session);
   if (!s) {
-    showAuth("Your session expired: log in again.");
+    showAuth(t("sessionExpired"));
     throw new api.ApiError(400103, "session expired");
   }
   session = s;
@@ -799,6 +917,12 @@ function priceShop(): void {
 }
 
 function showPack(p: api.Pack): void {
+  levelSpan = { from: p.levelExp ?? 0, to: p.nextLevelExp ?? 0, level: p.player.level };
+  if (!world.levelKnown) {
+    world.me.exp = p.player.exp;
+    world.me.level = p.player.level;
+  }
+  showExp();
   $("bag-coins").textContent = String(p.player.coins);
   coinsNow = p.player.coins;
   priceShop();
@@ -810,17 +934,19 @@ function showPack(p: api.Pack): void {
     const li = document.createElement("li");
     const name = document.createElement("span");
     name.className = "grow";
-    name.textContent = `${it.goods.name} ×${it.count}${it.equipped ? " (equipped)" : ""}`;
+    name.textContent = `${it.goods.name} ×${it.count}${it.equipped ? ` (${t("equipped")})` : ""}`;
     li.append(name);
     if (it.goods.kind !== "material" && !it.equipped) {
       const use = document.createElement("button");
-      use.textContent = it.goods.kind === "equipment" ? "Equip" : "Use";
+      use.textContent = t(it.goods.kind === "equipment" ? "equip" : "use");
       use.onclick = async () => {
+        // A heal at full health would spend the potion for nothing.
+        if (it.goods.effect?.heal && world.me.hp >= world.me.maxHp && world.me.maxHp > 0) return toast(t("fullHp"));
         try {
           showPack(await authed<api.Pack>("/game/v1/game/useGoods", { id: it.goods.id }));
-          toast(`${it.goods.name} used`);
+          toast(t("used", { item: it.goods.name }));
         } catch (e) {
-          toast((e as Error).message);
+          toast(errMsg(e));
         }
       };
       li.append(use);
@@ -834,7 +960,7 @@ async function refreshBag(): Promise<void> {
   try {
     showPack(await authed<api.Pack>("/game/v1/game/getPack", {}));
   } catch (e) {
-    toast((e as Error).message);
+    toast(errMsg(e));
   }
 }
 
@@ -848,16 +974,16 @@ async function refreshShop(): Promise<void> {
         name.className = "grow";
         name.textContent = `${s.goods.name} (${api.describe(s.goods)}) · ${s.price} coins`;
         const buy = document.createElement("button");
-        buy.textContent = "Buy";
+        buy.textContent = t("buy");
         buy.dataset.listing = String(s.id);
         buy.dataset.price = String(s.price);
         buy.onclick = async () => {
           try {
             showPack(await authed<api.Pack>("/game/v1/game/buyGoods", { id: s.id, count: 1 }));
             $("shop-msg").textContent = "";
-            toast(`bought ${s.goods.name}`);
+            toast(t("bought", { item: s.goods.name }));
           } catch (e) {
-            $("shop-msg").textContent = (e as Error).message;
+            $("shop-msg").textContent = errMsg(e);
           }
         };
         li.append(name, buy);
@@ -866,7 +992,7 @@ async function refreshShop(): Promise<void> {
     );
     priceShop();
   } catch (e) {
-    toast((e as Error).message);
+    toast(errMsg(e));
   }
 }
 
@@ -896,20 +1022,20 @@ function mailItem(m: api.Mail): HTMLLIElement {
       try {
         await run();
       } catch (e) {
-        toast((e as Error).message);
+        toast(errMsg(e));
       }
       void refreshMail();
     };
     li.append(b);
   };
   if (gifts && !m.claimed) {
-    act("Claim", async () => {
+    act(t("claim"), async () => {
       await authed("/game/v1/inbox/claim", { id: m.id });
-      toast(`claimed ${gifts}`);
+      toast(t("claimed", { what: gifts }));
       void refreshBag();
     });
   } else {
-    act("Delete", async () => {
+    act(t("delete"), async () => {
       await authed("/game/v1/inbox/delete", { ids: [m.id] });
     });
   }
@@ -934,7 +1060,7 @@ async function refreshMail(): Promise<void> {
       $("mail-unread").hidden = true;
     }
   } catch (e) {
-    toast((e as Error).message);
+    toast(errMsg(e));
   }
 }
 
@@ -943,19 +1069,24 @@ async function refreshRanks(): Promise<void> {
   try {
     const r = await authed<api.Ranking>("/game/v1/game/getRank", { by: rankBy, page: 1, pageSize: 20 });
     await learnNames(r.list.map((e) => e.userId));
-    const items = r.list.map((e) => {
+    const line = (rank: number, who: string, value: number, me: boolean) => {
       const li = document.createElement("li");
-      li.textContent = `${nameOf(e.userId)} — ${e.value}`;
+      const n = document.createElement("span");
+      n.className = "rank";
+      n.textContent = `${rank}.`;
+      const name = document.createElement("span");
+      name.className = me ? "grow me" : "grow";
+      name.textContent = who;
+      const v = document.createElement("b");
+      v.textContent = String(value);
+      li.append(n, name, v);
       return li;
-    });
-    if (r.me) {
-      const li = document.createElement("li");
-      li.textContent = `you: #${r.me.rank} — ${r.me.value}`;
-      items.push(li);
-    }
+    };
+    const items = r.list.map((e) => line(e.rank, nameOf(e.userId), e.value, e.userId === world.me.id));
+    if (r.me && !r.list.some((e) => e.userId === world.me.id)) items.push(line(r.me.rank, t("you"), r.me.value, true));
     $("rank-list").replaceChildren(...items);
   } catch (e) {
-    toast((e as Error).message);
+    toast(errMsg(e));
   }
 }
 for (const b of $("rank-tabs").querySelectorAll<HTMLButtonElement>("button")) {
@@ -981,6 +1112,51 @@ function panel(name: string): void {
 for (const b of $("panels").querySelectorAll<HTMLButtonElement>("button")) b.onclick = () => panel(b.dataset.panel ?? "chat");
 
 $("respawn").onclick = () => world.respawn();
+
+// Phones: the panels are a sheet over the world, opened and closed by the Menu button.
+$("menu").onclick = () => $("game").classList.toggle("menu-open");
+
+// The on-screen stick: a drag from its centre steers, as far as the knob is pushed.
+{
+  const stick = $("stick");
+  const knob = $("knob");
+  let held: number | null = null;
+  const steer = (ev: PointerEvent) => {
+    const r = stick.getBoundingClientRect();
+    const radius = r.width / 2;
+    let dx = (ev.clientX - (r.left + radius)) / radius;
+    let dz = (ev.clientY - (r.top + radius)) / radius;
+    const len = Math.hypot(dx, dz);
+    if (len > 1) {
+      dx /= len;
+      dz /= len;
+    }
+    knob.style.transform = `translate(${dx * radius * 0.6}px, ${dz * radius * 0.6}px)`;
+    world.stick = len < 0.15 ? null : { x: dx, z: dz };
+  };
+  const release = (ev: PointerEvent) => {
+    if (ev.pointerId !== held) return;
+    held = null;
+    world.stick = null;
+    knob.style.transform = "";
+  };
+  stick.addEventListener("pointerdown", (ev) => {
+    held = ev.pointerId;
+    stick.setPointerCapture(ev.pointerId);
+    steer(ev);
+    ev.preventDefault();
+  });
+  stick.addEventListener("pointermove", (ev) => {
+    if (ev.pointerId === held) steer(ev);
+  });
+  stick.addEventListener("pointerup", release);
+  stick.addEventListener("pointercancel", release);
+  $("attack-btn").addEventListener("pointerdown", (ev) => {
+    ev.preventDefault();
+    world.attackNearest();
+  });
+}
+lockstep.nameOf = (id) => nameOf(id);
 $("logout").onclick = async () => {
   send(ID.Logout, { type: pb.LogoutType.LOGOUT_TYPE_QUIT });
   conn?.stop();
@@ -998,6 +1174,8 @@ window.setInterval(() => {
 
 // Tests and curious players can reach the state from the console.
 (window as any).rsgame = { world, lockstep, get conn() { return conn; }, panel };
+
+showLang();
 
 // A reload resumes the session kept in this tab.
 session = api.loadSession();

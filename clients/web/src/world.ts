@@ -1,6 +1,7 @@
 // The world view: what the server says is in view (SpawnResp, MoveResp, DespawnResp,
-// AttackResp, PlayerStats), drawn on a canvas around the player; WASD or a click moves, a
-// click on a monster (or on a player in a PvP scene) attacks it.
+// AttackResp, PlayerStats), drawn on a canvas around the player; WASD, the on-screen stick or
+// a click/tap moves, a click on a monster (or on a player in a PvP scene) attacks it. The
+// camera shows what the server lets the player see (SceneInfo's viewDistance), no more.
 import { pb } from "./gen/game.js";
 import { ID } from "./gen/ids";
 
@@ -11,7 +12,10 @@ const REACH = 17;
 /** The server's world.attack_cooldown_ms (800), with a margin. */
 const COOLDOWN_MS = 850;
 const STEP_MS = 100;
+/** Pixels per world unit before the scene says how far the player sees. */
 const SCALE = 2.2;
+/** How far an attack button press looks for something to hit. */
+const PICK_RANGE = 60;
 /** Monster ids start at 2^48 (docs/protocol.md). */
 const MONSTER_BASE = 2 ** 48;
 
@@ -72,16 +76,26 @@ export class World {
   killedBy = "";
   /** The scene's walkable rectangle, drawn as the world's edge (SceneInfo). */
   bounds: { minX: number; minZ: number; maxX: number; maxZ: number } | null = null;
+  /** How far along each axis others are always in view (SceneInfo); 0 before it says. */
+  viewDistance = 0;
+  /** The on-screen stick's direction (each axis -1..1), or null when it is let go. */
+  stick: { x: number; z: number } | null = null;
+  private scale = SCALE;
+  /** Whether the player's level is known yet this session (false again at each login). */
+  levelKnown = false;
   /** Called when a kill's reward arrives (so the inventory can refresh). */
   onReward: (exp: number, coins: number) => void = () => {};
   onStats: () => void = () => {};
   onPick: (e: Entity) => void = () => {};
+  /** The player reached a higher level. */
+  onLevelUp: (level: number) => void = () => {};
 
   constructor(
     private canvas: HTMLCanvasElement,
     private send: Send,
   ) {
-    canvas.addEventListener("mousedown", (ev) => this.click(ev));
+    // Pointer events: a mouse click and a finger's tap alike.
+    canvas.addEventListener("pointerdown", (ev) => this.click(ev));
     window.addEventListener("keydown", (ev) => {
       if (isTyping(ev)) return;
       const k = ev.key.toLowerCase();
@@ -172,10 +186,14 @@ export class World {
       case ID.AttackResp:
         this.attackResp(m);
         break;
-      case ID.PlayerStats:
+      case ID.PlayerStats: {
+        const level = Number(m.level);
+        // The first numbers of a session are not news; a higher level after them is.
+        if (this.levelKnown && level > this.me.level) this.onLevelUp(level);
+        this.levelKnown = true;
         this.me.hp = Number(m.hp);
         this.me.maxHp = Number(m.maxHp);
-        this.me.level = Number(m.level);
+        this.me.level = level;
         this.me.exp = Number(m.exp);
         this.me.coins = Number(m.coins);
         this.me.attack = Number(m.attack);
@@ -183,6 +201,7 @@ export class World {
         if (this.me.hp > 0) this.me.dead = false;
         this.onStats();
         break;
+      }
     }
   }
 
@@ -244,19 +263,49 @@ export class World {
     const r = this.canvas.getBoundingClientRect();
     const sx = (px - r.left) * (this.canvas.width / r.width);
     const sy = (py - r.top) * (this.canvas.height / r.height);
-    return { x: this.me.x + (sx - this.canvas.width / 2) / SCALE, z: this.me.z + (sy - this.canvas.height / 2) / SCALE };
+    const k = this.scale;
+    return { x: this.me.x + (sx - this.canvas.width / 2) / k, z: this.me.z + (sy - this.canvas.height / 2) / k };
   }
 
   /** Screen position of a world point, for tests and tools. */
   toScreen(x: number, z: number): { x: number; y: number } {
-    return { x: this.canvas.width / 2 + (x - this.me.x) * SCALE, y: this.canvas.height / 2 + (z - this.me.z) * SCALE };
+    const k = this.scale;
+    return { x: this.canvas.width / 2 + (x - this.me.x) * k, y: this.canvas.height / 2 + (z - this.me.z) * k };
   }
 
-  private click(ev: MouseEvent): void {
+  /** Pixels per unit: the shorter side of the view spans the farthest the player can see
+   * (its AOI cell and the eight around it: up to twice viewDistance), so what comes into
+   * view enters near the edge, not from nothing in the middle of the screen. */
+  private fitScale(): void {
+    if (this.viewDistance <= 0) return;
+    const side = Math.min(this.canvas.width, this.canvas.height);
+    this.scale = Math.max(0.5, Math.min(8, side / (4 * this.viewDistance * 1.04)));
+  }
+
+  /** The attack button: the target if it is alive, else the nearest thing that can be hit. */
+  attackNearest(): void {
+    if (!this.active || this.me.dead) return;
+    const current = this.target === null ? undefined : this.entities.get(this.target);
+    if (current && !current.dead) return;
+    let best: Entity | null = null;
+    let bestD = PICK_RANGE;
+    for (const e of this.entities.values()) {
+      if (e.dead || !(e.kind === pb.EntityKind.ENTITY_KIND_MONSTER || this.pvp)) continue;
+      const d = Math.hypot(e.x - this.me.x, e.z - this.me.z);
+      if (d < bestD) {
+        best = e;
+        bestD = d;
+      }
+    }
+    if (best) this.attack(best.id);
+  }
+
+  private click(ev: PointerEvent): void {
     if (!this.active || this.me.dead) return;
     const p = this.toWorld(ev.clientX, ev.clientY);
     let best: Entity | null = null;
-    let bestD = 9;
+    // A finger is less precise than a mouse: a wider catch.
+    let bestD = (ev.pointerType === "touch" ? 22 : 12) / this.scale + 4;
     for (const e of this.entities.values()) {
       if (e.dead) continue;
       const d = Math.hypot(e.x - p.x, e.z - p.z);
@@ -297,7 +346,14 @@ export class World {
     if (!this.active || this.me.dead || this.me.id === 0) return;
     let dx = 0;
     let dz = 0;
-    if (this.keys.size) {
+    let pace = 1;
+    if (this.stick) {
+      dx = this.stick.x;
+      dz = this.stick.z;
+      pace = Math.min(1, Math.hypot(dx, dz));
+      this.moveTo = null;
+      this.target = null;
+    } else if (this.keys.size) {
       dx = (this.keys.has("d") ? 1 : 0) - (this.keys.has("a") ? 1 : 0);
       dz = (this.keys.has("s") ? 1 : 0) - (this.keys.has("w") ? 1 : 0);
     } else if (this.target !== null) {
@@ -327,7 +383,7 @@ export class World {
     }
     const len = Math.hypot(dx, dz);
     if (len > 0) {
-      let step = SPEED * dt;
+      let step = SPEED * dt * pace;
       if (this.moveTo && !this.keys.size && this.target === null) step = Math.min(step, len);
       this.me.x += (dx / len) * step;
       this.me.z += (dz / len) * step;
@@ -348,22 +404,24 @@ export class World {
     }
     const g = c.getContext("2d");
     if (!g || !this.active) return;
+    this.fitScale();
+    const k = this.scale;
     g.fillStyle = "#1d2b1f";
     g.fillRect(0, 0, c.width, c.height);
     // A grid every 25 units, so movement shows.
     g.strokeStyle = "#27392a";
     g.lineWidth = 1;
     const grid = 25;
-    const left = this.me.x - c.width / 2 / SCALE;
-    const top = this.me.z - c.height / 2 / SCALE;
-    for (let gx = Math.floor(left / grid) * grid; gx < left + c.width / SCALE; gx += grid) {
+    const left = this.me.x - c.width / 2 / k;
+    const top = this.me.z - c.height / 2 / k;
+    for (let gx = Math.floor(left / grid) * grid; gx < left + c.width / k; gx += grid) {
       const sx = this.toScreen(gx, 0).x;
       g.beginPath();
       g.moveTo(sx, 0);
       g.lineTo(sx, c.height);
       g.stroke();
     }
-    for (let gz = Math.floor(top / grid) * grid; gz < top + c.height / SCALE; gz += grid) {
+    for (let gz = Math.floor(top / grid) * grid; gz < top + c.height / k; gz += grid) {
       const sy = this.toScreen(0, gz).y;
       g.beginPath();
       g.moveTo(0, sy);
@@ -378,6 +436,31 @@ export class World {
       g.lineWidth = 3;
       g.strokeRect(a.x, a.y, b.x - a.x, b.y - a.y);
     }
+    if (this.moveTo && this.target === null) {
+      // Where a click or tap sends the player.
+      const t = this.toScreen(this.moveTo.x, this.moveTo.z);
+      g.strokeStyle = "#ffffffa0";
+      g.lineWidth = 2;
+      g.beginPath();
+      g.arc(t.x, t.y, 6, 0, Math.PI * 2);
+      g.moveTo(t.x - 10, t.y);
+      g.lineTo(t.x + 10, t.y);
+      g.moveTo(t.x, t.y - 10);
+      g.lineTo(t.x, t.y + 10);
+      g.stroke();
+    }
+    // Labels that would overlap are stacked upwards instead.
+    const placed: Array<{ x: number; y: number; w: number }> = [];
+    const labelAt = (x: number, y: number, text: string): number => {
+      g.font = "12px sans-serif";
+      const w = g.measureText(text).width + 4;
+      let ly = y - 16;
+      for (let i = 0; i < 4 && placed.some((o) => Math.abs(o.x - x) < (o.w + w) / 2 && Math.abs(o.y - ly) < 13); i++) ly -= 13;
+      placed.push({ x, y: ly, w });
+      return ly;
+    };
+    const me0 = this.toScreen(this.me.x, this.me.z);
+    labelAt(me0.x, me0.y, this.me.name);
     for (const e of this.entities.values()) {
       e.x += (e.tx - e.x) * 0.25;
       e.z += (e.tz - e.z) * 0.25;
@@ -393,17 +476,35 @@ export class World {
         g.lineWidth = 2;
         g.stroke();
       }
-      this.label(g, p.x, p.y, e.name, e.hp, e.maxHp);
+      this.label(g, p.x, p.y, e.name, e.hp, e.maxHp, labelAt(p.x, p.y, e.name));
       g.globalAlpha = 1;
     }
-    const me = this.toScreen(this.me.x, this.me.z);
+    const me = me0;
     g.globalAlpha = this.me.dead ? 0.35 : 1;
     g.fillStyle = "#f2f2f2";
     g.beginPath();
     g.arc(me.x, me.y, 8, 0, Math.PI * 2);
     g.fill();
-    this.label(g, me.x, me.y, this.me.name, this.me.hp, this.me.maxHp);
+    this.label(g, me.x, me.y, this.me.name, this.me.hp, this.me.maxHp, me.y - 16);
     g.globalAlpha = 1;
+    if (this.viewDistance > 0) {
+      // Within viewDistance everything is in view (a faint square); beyond twice it nothing
+      // ever is (dimmed, on the long side of a wide screen).
+      const v = this.viewDistance;
+      const n = this.toScreen(this.me.x - v, this.me.z - v);
+      g.strokeStyle = "#ffffff22";
+      g.lineWidth = 1;
+      g.setLineDash([6, 6]);
+      g.strokeRect(n.x, n.y, 2 * v * k, 2 * v * k);
+      g.setLineDash([]);
+      const a = this.toScreen(this.me.x - 2 * v, this.me.z - 2 * v);
+      const b = this.toScreen(this.me.x + 2 * v, this.me.z + 2 * v);
+      g.fillStyle = "#00000066";
+      g.fillRect(0, 0, c.width, Math.max(0, a.y));
+      g.fillRect(0, b.y, c.width, Math.max(0, c.height - b.y));
+      g.fillRect(0, a.y, Math.max(0, a.x), b.y - a.y);
+      g.fillRect(b.x, a.y, Math.max(0, c.width - b.x), b.y - a.y);
+    }
     const now = performance.now();
     this.floaters = this.floaters.filter((f) => now - f.born < 1200);
     g.font = "bold 13px sans-serif";
@@ -418,11 +519,11 @@ export class World {
     g.globalAlpha = 1;
   }
 
-  private label(g: CanvasRenderingContext2D, x: number, y: number, name: string, hp: number, maxHp: number): void {
+  private label(g: CanvasRenderingContext2D, x: number, y: number, name: string, hp: number, maxHp: number, ly: number): void {
     g.font = "12px sans-serif";
     g.textAlign = "center";
     g.fillStyle = "#e8e8e8";
-    g.fillText(name, x, y - 16);
+    g.fillText(name, x, ly);
     if (maxHp > 0) {
       g.fillStyle = "#400";
       g.fillRect(x - 15, y + 11, 30, 4);
