@@ -1,5 +1,6 @@
 //! `rsgame admin`: operator actions on accounts from the command line, done by the same logic
-//! the servers run, through the database, cache and bus they share.
+//! the servers run, through the database, cache and bus they share; and the console's first
+//! operator.
 
 use std::sync::Arc;
 
@@ -67,5 +68,29 @@ pub async fn set_banned(cfg: Config, user_id: i64, ban: Option<Ban>) -> Result<(
         true => println!("user {user_id} may log in again"),
         false => return Err(ServeError::Worker(format!("there is no user {user_id}"))),
     }
+    Ok(())
+}
+
+/// `rsgame admin create-operator NAME --role admin`: an operator of the console, its
+/// password from `RSGAME_OPERATOR_PASSWORD` or the first line of standard input.
+pub async fn create_operator(cfg: Config, username: String, role: String) -> Result<(), ServeError> {
+    let role = rsgame_console::roles::Role::parse(&role)
+        .ok_or_else(|| ServeError::Worker(format!("--role {role:?}: viewer, gm or admin")))?;
+    let password = match std::env::var("RSGAME_OPERATOR_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| ServeError::Worker(format!("stdin: {e}")))?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let db = open_database(&cfg).await?;
+    if cfg.database.migrate_on_start {
+        rsgame_store::migrate::migrate(&db).await?;
+    }
+    let made = rsgame_console::operators::create(&db, &username, &password, role).await;
+    db.close().await;
+    let op = made.map_err(|e| ServeError::Worker(e.to_string()))?;
+    println!("operator {} ({}) created with id {}", op.username, op.role.name(), op.id);
     Ok(())
 }

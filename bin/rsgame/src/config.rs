@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use rsgame_basic::config::BasicConfig;
+use rsgame_console::ConsoleConfig;
 use rsgame_game::config::GameConfig;
 use rsgame_gate::config::GateConfig;
 use rsgame_kit::config::{
@@ -67,6 +68,8 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     /// This process as a game node among others.
     pub node: NodeConfig,
+    /// The operator console (its own listener).
+    pub console: ConsoleConfig,
 }
 
 /// `node.*` — a game node's identity among several.
@@ -135,6 +138,7 @@ impl Section for Config {
             ("governance", &self.governance),
             ("discovery", &self.discovery),
             ("node", &self.node),
+            ("console", &self.console),
         ])?;
         // What crosses sections. Secrets a server reachable from elsewhere relies on: a short
         // one can be guessed, a shipped placeholder is known to everyone who read the

@@ -127,6 +127,17 @@ enum AdminAction {
         /// The account's id.
         user_id: i64,
     },
+    /// Create an operator of the console (the first one comes from here; admins create the
+    /// others in the console). The password is read from RSGAME_OPERATOR_PASSWORD, else
+    /// from the first line of standard input: never from the command line, where other
+    /// users and the shell's history would see it.
+    CreateOperator {
+        /// Login name: 3 to 32 letters, digits, `_`, `-` or `.`.
+        username: String,
+        /// `viewer`, `gm` or `admin`.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -184,6 +195,9 @@ fn main() -> ExitCode {
             run(admin::set_banned(cfg, user_id, Some(admin::ban(duration, reason))))
         }
         Command::Admin { action: AdminAction::Unban { user_id } } => run(admin::set_banned(cfg, user_id, None)),
+        Command::Admin { action: AdminAction::CreateOperator { username, role } } => {
+            run(admin::create_operator(cfg, username, role))
+        }
         Command::Version | Command::Bot(_) => ExitCode::SUCCESS,
     }
 }

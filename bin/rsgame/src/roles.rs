@@ -20,12 +20,21 @@ pub enum Role {
     GameApi,
     /// A game node: the gate (TCP, WebSocket, KCP) and the real-time world.
     GameNode,
+    /// The operator console's API, on its own listener (`console.*`).
+    Console,
 }
 
 impl Role {
     /// Every role, in start-up order.
-    pub const ALL: [Role; 6] =
-        [Role::UsercenterRpc, Role::UsercenterApi, Role::BasicRpc, Role::BasicApi, Role::GameApi, Role::GameNode];
+    pub const ALL: [Role; 7] = [
+        Role::UsercenterRpc,
+        Role::UsercenterApi,
+        Role::BasicRpc,
+        Role::BasicApi,
+        Role::GameApi,
+        Role::GameNode,
+        Role::Console,
+    ];
 
     /// The name used on the command line and in logs.
     pub const fn name(self) -> &'static str {
@@ -36,6 +45,7 @@ impl Role {
             Role::BasicRpc => "basic-rpc",
             Role::GameApi => "game-api",
             Role::GameNode => "game-node",
+            Role::Console => "console",
         }
     }
 }

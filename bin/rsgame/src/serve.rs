@@ -344,6 +344,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
         tokio::spawn(erase_closed_accounts(s.usercenter_owner.clone(), shutdown.clone()));
     }
     let mut router = http::ops_router(readiness, metrics);
+    let mut console: Option<axum::Router> = None;
     let mut api = axum::Router::new();
     let mut apidoc = utoipa::openapi::OpenApiBuilder::new().build();
     for role in &roles {
@@ -466,6 +467,20 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                 api = api.merge(rsgame_game::guild_api::router(logic, s.auth.clone(), Some(s.bus.clone())));
                 apidoc.merge(rsgame_game::guild_api::openapi());
             }
+            Role::Console if cfg.console.enabled => {
+                // Acts through the owners' logic: grants through the game's ledger, bans
+                // through the usercenter (which ends sessions on every node).
+                let logic = rsgame_console::Console::new(
+                    s.db.clone(),
+                    s.cache.clone(),
+                    cfg.console.clone(),
+                    s.usercenter_owner.clone(),
+                    game_logic(&shutdown)?,
+                );
+                console = Some(rsgame_console::api::router(logic));
+                apidoc.merge(rsgame_console::api::openapi());
+            }
+            Role::Console => tracing::info!("console.enabled is false: no console listener"),
         }
     }
     let api = rsgame_kit::governance::apply(api, &cfg.governance);
@@ -489,7 +504,10 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     tracing::info!(addr = %local, tls = tls.is_some(), "http listening");
     let limits = rsgame_kit::listen::ConnLimits::from_config(&cfg.http).map_err(ServeError::Worker)?;
-    let mut server = tokio::spawn(rsgame_kit::listen::serve(listener, tls, router, shutdown.clone(), limits));
+    let mut server = tokio::spawn(rsgame_kit::listen::serve(listener, tls, router, shutdown.clone(), limits.clone()));
+    if let Some(routes) = console {
+        serve_console(&cfg, routes, &shutdown, limits).await?;
+    }
 
     tokio::select! {
         sig = shutdown::signal() => tracing::info!(signal = sig, "shutdown requested"),
@@ -539,6 +557,31 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
     }
     tracing::info!("rsgame stopped");
     telemetry.shutdown();
+    Ok(())
+}
+
+/// The console on its own listener (`console.host:port`, loopback by default), so that a
+/// studio can firewall it apart from the players' port.
+async fn serve_console(
+    cfg: &Config,
+    routes: axum::Router,
+    shutdown: &Shutdown,
+    limits: rsgame_kit::listen::ConnLimits,
+) -> Result<(), ServeError> {
+    let addr = format!("{}:{}", cfg.console.host, cfg.console.port);
+    let listener = http::bind(&cfg.console.host, cfg.console.port)
+        .await
+        .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    tracing::info!(addr = %local, "console listening");
+    let proxies = rsgame_kit::proxy::TrustedProxies::parse(&cfg.http.trusted_proxies).map_err(ServeError::Worker)?;
+    let router = rsgame_kit::proxy::layer(http::finish(routes), proxies);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = rsgame_kit::listen::serve(listener, None, router, stop, limits).await {
+            tracing::error!(error = %e, "console listener stopped");
+        }
+    });
     Ok(())
 }
 

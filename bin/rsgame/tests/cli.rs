@@ -156,7 +156,7 @@ fn config_check_reads_only_what_it_is_given_and_names_the_bad_key() {
         c.args(["config", "roles"]);
         c
     });
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 6, "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 7, "{}", text(&o));
 }
 
 #[test]
@@ -340,7 +340,7 @@ fn migrate_applies_pending_migrations_once() {
     };
     let first = run_migrate();
     assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9]"), "{}", text(&first));
+    assert!(text(&first).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"), "{}", text(&first));
     let second = run_migrate();
     assert!(second.status.success(), "{}", text(&second));
     assert!(text(&second).contains("up to date"), "{}", text(&second));

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "game ledger looked up by reference (idempotent rewards)", up: v7 },
     Migration { version: 8, name: "game inbox: messages with attachments claimed once", up: v8 },
     Migration { version: 9, name: "game guilds: members with roles, join requests, chat", up: v9 },
+    Migration { version: 10, name: "console operators, sessions and audit log", up: v10 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -501,5 +502,67 @@ fn v9(b: Backend) -> Vec<String> {
             b,
             &Index::create().name("idx_game_guild_chat").table("game_guild_chat").col("guild_id").col("id").to_owned(),
         ),
+    ]
+}
+
+fn v10(b: Backend) -> Vec<String> {
+    // Operators are not players: their own accounts, never in mem_user.
+    let operator = Table::create()
+        .table("console_operator")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("username").string_len(64).not_null().unique_key())
+        // argon2id PHC string.
+        .col(ColumnDef::new("password").string_len(255).not_null())
+        // 1 viewer, 2 gm, 3 admin.
+        .col(ColumnDef::new("role").big_integer().not_null())
+        // Base32 TOTP secret; empty: no second factor.
+        .col(ColumnDef::new("totp").string_len(64).not_null().default(""))
+        .col(ColumnDef::new("disabled").big_integer().not_null().default(0))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("last_login_at").big_integer().not_null().default(0))
+        .to_owned();
+    let session = Table::create()
+        .table("console_session")
+        .if_not_exists()
+        .col(id(b))
+        // SHA-256 of the cookie's token (hex): a leaked table opens no session.
+        .col(ColumnDef::new("token_hash").string_len(64).not_null().unique_key())
+        .col(ColumnDef::new("operator_id").big_integer().not_null())
+        .col(ColumnDef::new("csrf").string_len(64).not_null())
+        .col(ColumnDef::new("ip").string_len(64).not_null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("seen_at").big_integer().not_null())
+        .col(ColumnDef::new("expires_at").big_integer().not_null())
+        .to_owned();
+    // Written once per change, never updated nor deleted by the console.
+    let audit = Table::create()
+        .table("console_audit")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("operator_id").big_integer().not_null())
+        .col(ColumnDef::new("operator").string_len(64).not_null())
+        .col(ColumnDef::new("action").string_len(64).not_null())
+        .col(ColumnDef::new("target").string_len(191).not_null())
+        .col(ColumnDef::new("before_value").text().not_null())
+        .col(ColumnDef::new("after_value").text().not_null())
+        .col(ColumnDef::new("reason").string_len(500).not_null())
+        .col(ColumnDef::new("ip").string_len(64).not_null())
+        .col(ColumnDef::new("at").big_integer().not_null())
+        .to_owned();
+    vec![
+        build(b, &operator),
+        build(b, &session),
+        index(
+            b,
+            &Index::create()
+                .name("idx_console_session_operator")
+                .table("console_session")
+                .col("operator_id")
+                .to_owned(),
+        ),
+        build(b, &audit),
+        index(b, &Index::create().name("idx_console_audit_target").table("console_audit").col("target").to_owned()),
+        index(b, &Index::create().name("idx_console_audit_at").table("console_audit").col("at").to_owned()),
     ]
 }

@@ -14,6 +14,8 @@
 //!   ledger rows.
 //! - `ranks`: leaderboards in Redis sorted sets when the cache is Redis, rebuilt from the
 //!   database, which stays the truth.
+//! - [`operator`]: an operator's grants and takes through the ledger (idempotent), and a
+//!   player's ledger history.
 //! - [`metrics`]: the game service's Prometheus metrics.
 //! - [`api`]: the REST routes under `/game/v1/game/` and `/game/v1/inbox/`.
 //! - [`guild_api`]: the guild routes under `/game/v1/guild/`.
@@ -30,6 +32,7 @@ pub mod guild_api;
 pub mod inbox;
 pub mod logic;
 pub mod metrics;
+pub mod operator;
 mod ranks;
 pub mod rpc;
 

@@ -375,7 +375,7 @@ impl GameLogic {
 
     /// After a committed change: the player's new values on the Redis boards. A failure is
     /// logged; the boards are rebuilt from the database when Redis comes back empty.
-    async fn ranked(&self, user_id: i64) {
+    pub(crate) async fn ranked(&self, user_id: i64) {
         if let Some(r) = &self.ranks {
             let res = match self.pack_of(user_id).await {
                 Ok(p) => r.update(&p.player).await.map_err(Error::from),
@@ -443,6 +443,11 @@ impl GameLogic {
     }
 
     /// The database it keeps players in.
+    /// The bus game nodes read, when set ([`GameLogic::with_events`]).
+    pub(crate) fn events(&self) -> Option<&rsgame_store::Bus> {
+        self.events.as_ref()
+    }
+
     pub(crate) fn db(&self) -> &Db {
         &self.db
     }
@@ -511,7 +516,7 @@ impl GameLogic {
     /// Whether a grant with this reason and reference is in the player's ledger. Locks the
     /// player's row first, so two grants of one reference run one after the other and the
     /// second sees the first.
-    async fn granted(&self, tx: &mut Tx, user_id: i64, reason: &str, reference: &str) -> Result<bool> {
+    pub(crate) async fn granted(&self, tx: &mut Tx, user_id: i64, reason: &str, reference: &str) -> Result<bool> {
         lock_player(tx, user_id).await?;
         let q = Query::select()
             .column("id")
@@ -624,7 +629,7 @@ impl GameLogic {
         Ok(p)
     }
 
-    async fn pack_of(&self, user_id: i64) -> Result<Pack> {
+    pub(crate) async fn pack_of(&self, user_id: i64) -> Result<Pack> {
         let data = self.data.get();
         let q = Query::select()
             .columns(PLAYER_COLS)

@@ -9,6 +9,7 @@
 //!   phone, email, WeChat), bound and unbound without ever leaving an account none.
 //! - [`wechat`]: the exchange of a WeChat mini-game login code at `jscode2session`.
 //! - [`logic`]: the [`UserCenter`] trait and its in-process implementation.
+//! - [`lookup`]: operators' look-ups: accounts by any way in, an account's login history.
 //! - [`guard`]: login protection: failures counted per account and address, captchas and
 //!   lock-outs that a stranger cannot turn against a player.
 //! - [`api`]: the REST routes under `/usercenter/v1/user/`.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod guard;
 pub mod identity;
 pub mod logic;
+pub mod lookup;
 pub mod model;
 pub mod rpc;
 pub mod sessions;

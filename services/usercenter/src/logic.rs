@@ -405,7 +405,9 @@ fn verify_sync(password: &[u8], phc: &str) -> bool {
     ok.is_ok() && rsgame_kit::auth::constant_time_eq(&out, expected.as_bytes())
 }
 
-async fn hash_password(password: String) -> Result<String> {
+/// An argon2id PHC string for `password` (one hash per core at a time, off the runtime's
+/// threads): for any secret a person chooses (players' and operators' passwords).
+pub async fn hash_password(password: String) -> Result<String> {
     let _permit = hashing_permit().await;
     tokio::task::spawn_blocking(move || hash_sync(password.as_bytes()))
         .await
@@ -415,7 +417,7 @@ async fn hash_password(password: String) -> Result<String> {
 
 /// Checks `password` against a PHC string; a missing account is checked against a fixed hash
 /// so that both cases take the same time.
-async fn verify_password(password: String, phc: Option<String>) -> bool {
+pub async fn verify_password(password: String, phc: Option<String>) -> bool {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let _permit = hashing_permit().await;
     tokio::task::spawn_blocking(move || {
@@ -430,7 +432,8 @@ async fn verify_password(password: String, phc: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
-fn sha256_hex(s: &str) -> String {
+/// SHA-256 of `s` as lower-case hex (device ids, token hashes).
+pub fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 

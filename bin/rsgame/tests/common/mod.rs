@@ -78,7 +78,8 @@ impl Server {
         c.env("RSGAME_RPC__HOST", "127.0.0.1")
             .env("RSGAME_RPC__USERCENTER_PORT", "0")
             .env("RSGAME_RPC__BASIC_PORT", "0")
-            .env("RSGAME_RPC__GAME_PORT", "0");
+            .env("RSGAME_RPC__GAME_PORT", "0")
+            .env("RSGAME_CONSOLE__PORT", "0");
         for (k, v) in extra_env {
             c.env(k, v);
         }
