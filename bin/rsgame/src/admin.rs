@@ -72,11 +72,11 @@ pub async fn set_banned(cfg: Config, user_id: i64, ban: Option<Ban>) -> Result<(
 }
 
 /// `rsgame admin create-operator NAME --role admin`: an operator of the console, its
-/// password from `RSGAME_OPERATOR_PASSWORD` or the first line of standard input.
+/// password from `OPERATOR_PASSWORD` or the first line of standard input.
 pub async fn create_operator(cfg: Config, username: String, role: String) -> Result<(), ServeError> {
     let role = rsgame_console::roles::Role::parse(&role)
         .ok_or_else(|| ServeError::Worker(format!("--role {role:?}: viewer, gm or admin")))?;
-    let password = match std::env::var("RSGAME_OPERATOR_PASSWORD") {
+    let password = match std::env::var("OPERATOR_PASSWORD") {
         Ok(p) => p,
         Err(_) => {
             let mut line = String::new();

@@ -5,15 +5,17 @@
 //! - `main.rs`: the commands (`serve`, `migrate`, `check`, `admin`, `config`, `bot`,
 //!   `version`) and exit codes.
 //! - `config.rs`: the configuration tree: every crate's section, and the checks across them.
-//! - `admin.rs`: operator actions on accounts (ban, unban).
+//! - `admin.rs`: operator actions on accounts (ban, unban), the console's first operator.
 //! - `roles.rs`: the role names a process can take.
 //! - `serve.rs`: start-up and graceful shutdown of a serving process.
 //! - `directory.rs`: the world's view of accounts, read from usercenter (in process or gRPC).
 //! - `nodes.rs`: game nodes in etcd, and sending each player to its node.
 //! - `web.rs`: the browser client, built into the binary.
+//! - `console_web.rs`: the operator console's pages, built into the binary.
 
 mod admin;
 mod config;
+mod console_web;
 mod directory;
 mod nodes;
 mod roles;
@@ -128,9 +130,9 @@ enum AdminAction {
         user_id: i64,
     },
     /// Create an operator of the console (the first one comes from here; admins create the
-    /// others in the console). The password is read from RSGAME_OPERATOR_PASSWORD, else
-    /// from the first line of standard input: never from the command line, where other
-    /// users and the shell's history would see it.
+    /// others in the console). The password is read from OPERATOR_PASSWORD (not an
+    /// RSGAME_ name: those are configuration), else from the first line of standard input:
+    /// never from the command line, where other users and the shell's history would see it.
     CreateOperator {
         /// Login name: 3 to 32 letters, digits, `_`, `-` or `.`.
         username: String,

@@ -477,7 +477,7 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
                     s.usercenter_owner.clone(),
                     game_logic(&shutdown)?,
                 );
-                console = Some(rsgame_console::api::router(logic));
+                console = Some(rsgame_console::api::router(logic).merge(crate::console_web::router()));
                 apidoc.merge(rsgame_console::api::openapi());
             }
             Role::Console => tracing::info!("console.enabled is false: no console listener"),

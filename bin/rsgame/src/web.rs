@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-struct Asset {
+pub(crate) struct Asset {
     mime: &'static str,
     /// The file as built, then compressed with brotli and with gzip: each once, when the
     /// file is first asked for, so a page load costs no compression.
@@ -27,7 +27,7 @@ struct Variant {
     encoding: Option<&'static str>,
 }
 
-fn asset(body: &'static [u8], mime: &'static str) -> Asset {
+pub(crate) fn asset(body: &'static [u8], mime: &'static str) -> Asset {
     // FNV-1a of the content: changes whenever a build does, so a browser revalidates cheaply.
     let hash = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
     // Each encoding its own entity tag: the bytes differ.
@@ -78,13 +78,18 @@ static STYLE: LazyLock<Asset> =
 /// The client's routes.
 pub fn router() -> Router {
     Router::new()
-        .route("/", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
-        .route("/index.html", get(|h: HeaderMap| async move { serve(&INDEX, &h) }))
-        .route("/app.js", get(|h: HeaderMap| async move { serve(&APP, &h) }))
-        .route("/style.css", get(|h: HeaderMap| async move { serve(&STYLE, &h) }))
+        .route("/", get(|h: HeaderMap| async move { serve(&INDEX, &h, GAME_CSP) }))
+        .route("/index.html", get(|h: HeaderMap| async move { serve(&INDEX, &h, GAME_CSP) }))
+        .route("/app.js", get(|h: HeaderMap| async move { serve(&APP, &h, GAME_CSP) }))
+        .route("/style.css", get(|h: HeaderMap| async move { serve(&STYLE, &h, GAME_CSP) }))
 }
 
-fn serve(a: &Asset, req: &HeaderMap) -> Response {
+/// Scripts and styles from this origin only; the socket to any game node (the login reply
+/// may name another host); captcha images are data: URLs.
+const GAME_CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'";
+
+/// `a` as `req` takes it (brotli, gzip or plain), with its entity tag and `csp`.
+pub(crate) fn serve(a: &Asset, req: &HeaderMap, csp: &'static str) -> Response {
     let accept = req.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
     let v = if accepts(accept, "br") {
         &a.br
@@ -100,14 +105,7 @@ fn serve(a: &Asset, req: &HeaderMap) -> Response {
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            // Scripts and styles from this origin only; the socket to any game node (the
-            // login reply may name another host); captcha images are data: URLs.
-            HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'",
-            ),
-        ),
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)),
     ];
     if req.get(header::IF_NONE_MATCH).is_some_and(|tag| tag == v.etag) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();

@@ -1,6 +1,7 @@
 //! The browser client: served by the monolith at `/`, and played end to end in headless
 //! Chromium (`RSGAME_TEST_CHROMIUM`) by two users — register with the captcha, see each other
 //! move, chat privately, kill a monster, buy, drop and reconnect, a lockstep room, reload.
+//! And the operator console, on its own port, used in Chromium on a player who is online.
 
 mod common;
 
@@ -139,4 +140,50 @@ fn two_players_in_headless_chromium() {
     assert!(out.status.success(), "the browser test failed:\n{text}");
     let taken = std::fs::read_dir(&shots).map(|d| d.count()).unwrap_or(0);
     assert!(taken >= 10, "screenshots of every step in {}: {taken}", shots.display());
+}
+
+#[test]
+fn an_operator_compensates_and_bans_a_player_in_the_console() {
+    let Some([chromium]) = rsgame_testkit::services(["RSGAME_TEST_CHROMIUM"]) else {
+        return;
+    };
+    let console = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/console");
+    assert!(
+        console.join("node_modules/playwright-core").is_dir(),
+        "clients/console/node_modules is missing: run `npm ci` in clients/console (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    sample_game_data(dir.path());
+    let cfg = write_config(dir.path(), "");
+    let console_port = free_port();
+    let server = Server::start(&cfg, &[("RSGAME_CONSOLE__PORT", &console_port.to_string())]);
+    // The first operator, from the command line, into the server's database.
+    let password = format!("console-e2e-{}", std::process::id());
+    let made = rsgame()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["admin", "create-operator", "e2e_admin", "--role", "admin"])
+        .env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", dir.path().display()))
+        .env("OPERATOR_PASSWORD", &password)
+        .output()
+        .expect("create-operator runs");
+    assert!(made.status.success(), "{}", text(&made));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
+    let _ = std::fs::remove_dir_all(&shots);
+    let out = Command::new("node")
+        .current_dir(&console)
+        .arg("e2e/e2e.mjs")
+        .arg(format!("http://127.0.0.1:{}", server.port))
+        .arg(format!("http://127.0.0.1:{console_port}"))
+        .env("CHROMIUM", &chromium)
+        .env("OPERATOR", "e2e_admin")
+        .env("OPERATOR_PASSWORD", &password)
+        .env("E2E_SHOTS", &shots)
+        .output()
+        .expect("node runs");
+    let text = text(&out);
+    println!("{text}");
+    assert!(out.status.success(), "the console's browser test failed:\n{text}");
+    let taken = std::fs::read_dir(&shots).map(|d| d.count()).unwrap_or(0);
+    assert!(taken >= 6, "screenshots of every page in {}: {taken}", shots.display());
 }

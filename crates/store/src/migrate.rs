@@ -31,7 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "game ledger looked up by reference (idempotent rewards)", up: v7 },
     Migration { version: 8, name: "game inbox: messages with attachments claimed once", up: v8 },
     Migration { version: 9, name: "game guilds: members with roles, join requests, chat", up: v9 },
-    Migration { version: 10, name: "console operators, sessions and audit log", up: v10 },
+    Migration { version: 10, name: "console operators, sessions, audit log, game data versions", up: v10 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -505,6 +505,17 @@ fn v9(b: Backend) -> Vec<String> {
     ]
 }
 
+/// A text column for up to a few MiB: MySQL's TEXT stops at 64 KiB.
+fn long_text(b: Backend, name: &str) -> ColumnDef {
+    let mut c = ColumnDef::new(name.to_owned());
+    if b == Backend::MySql {
+        c.custom(sea_query::Alias::new("LONGTEXT"));
+    } else {
+        c.text();
+    }
+    c
+}
+
 fn v10(b: Backend) -> Vec<String> {
     // Operators are not players: their own accounts, never in mem_user.
     let operator = Table::create()
@@ -550,7 +561,21 @@ fn v10(b: Backend) -> Vec<String> {
         .col(ColumnDef::new("ip").string_len(64).not_null())
         .col(ColumnDef::new("at").big_integer().not_null())
         .to_owned();
+    // Every game data file an operator applied, whole, for history and rollback.
+    let data = Table::create()
+        .table("console_data_version")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("file").string_len(64).not_null())
+        .col(long_text(b, "content").not_null())
+        .col(ColumnDef::new("operator_id").big_integer().not_null())
+        .col(ColumnDef::new("operator").string_len(64).not_null())
+        .col(ColumnDef::new("reason").string_len(500).not_null())
+        .col(ColumnDef::new("at").big_integer().not_null())
+        .to_owned();
     vec![
+        build(b, &data),
+        index(b, &Index::create().name("idx_console_data_file").table("console_data_version").col("file").to_owned()),
         build(b, &operator),
         build(b, &session),
         index(

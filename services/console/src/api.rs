@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Console;
 use crate::audit::{self, Entry};
+use crate::data::{FileReq, Version};
 use crate::operators::{self, Operator};
 use crate::players::{BanReq, GrantReq, MailReq, PlayerLine, PlayerPage, ReasonReq};
 use crate::roles::{Permission, Role};
 use crate::sessions::{self, LoginReq, Session};
+use rsgame_game::data::Notice;
 
 /// The routes, over `console`.
 pub fn router(console: Console) -> Router {
@@ -42,6 +44,14 @@ pub fn router(console: Console) -> Router {
         .route("/console/v1/operators", get(list_operators).post(create_operator))
         .route("/console/v1/operators/{id}", post(update_operator))
         .route("/console/v1/audit", get(audit_log))
+        .route("/console/v1/data", get(data_tables))
+        .route("/console/v1/data/file", get(data_file))
+        .route("/console/v1/data/check", post(data_check))
+        .route("/console/v1/data/apply", post(data_apply))
+        .route("/console/v1/data/versions", get(data_versions))
+        .route("/console/v1/data/versions/{id}", get(data_version))
+        .route("/console/v1/data/rollback", post(data_rollback))
+        .route("/console/v1/notices", get(notices).post(set_notices))
         .with_state(console)
 }
 
@@ -325,6 +335,118 @@ async fn audit_log(State(c): State<Console>, op: Op, Query(q): Query<AuditQuery>
     audit::page(c.db(), q.target.as_deref(), q.operator_id, q.before, q.limit.unwrap_or(50)).await.map(Reply)
 }
 
+#[utoipa::path(get, path = "/console/v1/data", tag = "console", summary = "The game data in force, as tables", description = "Goods, shop, levels, the experience table, notices, guild rules, and the names of the files.", responses((status = 200, body = Envelope<serde_json::Value>)))]
+async fn data_tables(State(c): State<Console>, op: Op) -> Result<Reply<serde_json::Value>> {
+    op.need(Permission::View)?;
+    Ok(Reply(c.data_tables()))
+}
+
+/// A data file by name.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+pub struct FileQuery {
+    /// `goods.yaml`, `shop.yaml`, `levels.yaml`, `exp.yaml`, `notices.yaml` or `guild.yaml`.
+    pub name: String,
+}
+
+/// A data file's text.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileText {
+    /// The file.
+    pub file: String,
+    /// Its text.
+    pub content: String,
+}
+
+#[utoipa::path(get, path = "/console/v1/data/file", tag = "console", summary = "A game data file's text", params(FileQuery), responses((status = 200, body = Envelope<FileText>)))]
+async fn data_file(State(c): State<Console>, op: Op, Query(q): Query<FileQuery>) -> Result<Reply<FileText>> {
+    op.need(Permission::View)?;
+    Ok(Reply(FileText { content: c.data_file(&q.name)?, file: q.name }))
+}
+
+#[utoipa::path(post, path = "/console/v1/data/check", tag = "console", summary = "Check a data file before applying it", description = "Checked with the other files as they are now; 400102 names the file and entry at fault. Changes nothing. admin only.", request_body = FileReq, responses((status = 200, body = Envelope<bool>)))]
+async fn data_check(State(c): State<Console>, op: Op, Json(r): Json<FileReq>) -> Result<Reply<bool>> {
+    op.need(Permission::Data)?;
+    c.check_data(&r).map(|()| Reply(true))
+}
+
+#[utoipa::path(post, path = "/console/v1/data/apply", tag = "console", summary = "Apply a data file", description = "Checked, written, reloaded at once in this process (others watching the folder within game.reload_secs), kept as a version, audited. A bad file: 400102 and nothing changes. admin only.", request_body = FileReq, responses((status = 200, body = Envelope<Version>)))]
+async fn data_apply(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Json(r): Json<FileReq>,
+) -> Result<Reply<Version>> {
+    c.apply_data(op.need(Permission::Data)?, &ip, &r).await.map(Reply)
+}
+
+/// Which versions.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+pub struct VersionsQuery {
+    /// Only this file's.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+#[utoipa::path(get, path = "/console/v1/data/versions", tag = "console", summary = "Applied data versions", params(VersionsQuery), responses((status = 200, body = Envelope<Vec<Version>>)))]
+async fn data_versions(
+    State(c): State<Console>,
+    op: Op,
+    Query(q): Query<VersionsQuery>,
+) -> Result<Reply<Vec<Version>>> {
+    op.need(Permission::View)?;
+    c.data_versions(q.file.as_deref()).await.map(Reply)
+}
+
+#[utoipa::path(get, path = "/console/v1/data/versions/{id}", tag = "console", summary = "One data version, with its text", params(("id" = i64, Path)), responses((status = 200, body = Envelope<Version>)))]
+async fn data_version(State(c): State<Console>, op: Op, Path(id): Path<i64>) -> Result<Reply<Version>> {
+    op.need(Permission::View)?;
+    c.data_version(id).await.map(Reply)
+}
+
+/// A rollback.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct RollbackReq {
+    /// The version to apply again.
+    pub id: i64,
+    /// Why.
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/console/v1/data/rollback", tag = "console", summary = "Apply an earlier version again", description = "Checked like any file (the others may have changed since). admin only.", request_body = RollbackReq, responses((status = 200, body = Envelope<Version>)))]
+async fn data_rollback(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Json(r): Json<RollbackReq>,
+) -> Result<Reply<Version>> {
+    c.rollback_data(op.need(Permission::Data)?, &ip, r.id, &r.reason).await.map(Reply)
+}
+
+#[utoipa::path(get, path = "/console/v1/notices", tag = "console", summary = "Every notice", description = "Scheduled, showing and expired alike (getNotify shows those whose time it is).", responses((status = 200, body = Envelope<Vec<Notice>>)))]
+async fn notices(State(c): State<Console>, op: Op) -> Result<Reply<Vec<Notice>>> {
+    op.need(Permission::View)?;
+    Ok(Reply(c.data_notices()))
+}
+
+/// The notices, all of them.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct NoticesReq {
+    /// The whole list (ids unique; start and end RFC 3339).
+    pub notices: Vec<Notice>,
+    /// Why.
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/console/v1/notices", tag = "console", summary = "Replace the notices", description = "Written as notices.yaml and applied like any data file: checked, reloaded, versioned, audited. admin only.", request_body = NoticesReq, responses((status = 200, body = Envelope<Version>)))]
+async fn set_notices(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Json(r): Json<NoticesReq>,
+) -> Result<Reply<Version>> {
+    c.set_notices(op.need(Permission::Data)?, &ip, &r.notices, &r.reason).await.map(Reply)
+}
+
 /// The OpenAPI document of these routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -344,7 +466,16 @@ async fn audit_log(State(c): State<Console>, op: Op, Query(q): Query<AuditQuery>
     list_operators,
     create_operator,
     update_operator,
-    audit_log
+    audit_log,
+    data_tables,
+    data_file,
+    data_check,
+    data_apply,
+    data_versions,
+    data_version,
+    data_rollback,
+    notices,
+    set_notices
 ))]
 struct Doc;
 

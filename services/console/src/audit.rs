@@ -87,8 +87,9 @@ pub async fn record(db: &Db, c: Change<'_>) -> Result<()> {
             clip(c.operator, 64).into(),
             clip(c.action, 64).into(),
             clip(&c.target, 191).into(),
-            clip(&c.before, 20_000).into(),
-            clip(&c.after, 20_000).into(),
+            // TEXT holds 64 KiB on MySQL: 15,000 characters of up to 4 bytes fit.
+            clip(&c.before, 15_000).into(),
+            clip(&c.after, 15_000).into(),
             clip(c.reason, 500).into(),
             clip(c.ip, 64).into(),
             unix_ms().into(),

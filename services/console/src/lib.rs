@@ -12,6 +12,8 @@
 //! - [`sessions`]: logins, cookie sessions, CSRF tokens, lock-outs per address.
 //! - [`audit`]: the append-only log of every change made through the console.
 //! - [`players`]: finding players, a player's page, and the actions on a player.
+//! - [`data`]: game data tables, files checked before they apply, versions and rollback,
+//!   the notices.
 //! - [`api`]: the REST routes under `/console/v1/` and their OpenAPI document.
 
 #![warn(missing_docs)]
@@ -25,6 +27,7 @@ use rsgame_usercenter::UserCenterLogic;
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod data;
 pub mod operators;
 pub mod players;
 pub mod roles;

@@ -86,7 +86,7 @@ pub struct PlayerPage {
 }
 
 /// Why an action is taken: every action needs one (it goes to the audit log).
-fn reason(r: &str) -> Result<&str> {
+pub(crate) fn reason(r: &str) -> Result<&str> {
     let r = r.trim();
     if r.is_empty() || r.chars().count() > 500 {
         return Err(Error::bad_param("reason: 1 to 500 characters, required"));

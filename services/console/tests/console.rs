@@ -25,7 +25,9 @@ struct Site {
     console: Console,
     usercenter: Arc<UserCenterLogic>,
     bus: Bus,
+    game: Arc<GameLogic>,
     _stop: Stop,
+    _data: tempfile::TempDir,
 }
 
 struct Stop(rsgame_kit::Shutdown);
@@ -55,16 +57,22 @@ async fn start(db: Db, cache: Cache) -> Site {
         Arc::new(basic),
         rsgame_usercenter::config::UsercenterConfig::default(),
     ));
-    let data = DataStore::open(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../game/sample")).expect("game data");
+    // A copy of the sample data: the console replaces files in it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../game/sample");
+    for f in rsgame_game::data::FILES {
+        std::fs::copy(sample.join(f), dir.path().join(f)).expect("copy sample");
+    }
+    let data = DataStore::open(dir.path()).expect("game data");
     let game = Arc::new(GameLogic::new(db.clone(), data).with_events(bus.clone()));
     let cfg = ConsoleConfig { lock_after_failures: 3, ip_lock_after_failures: 10, ..ConsoleConfig::default() };
-    let console = Console::new(db, cache, cfg, usercenter.clone(), game);
+    let console = Console::new(db, cache, cfg, usercenter.clone(), game.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let shutdown = rsgame_kit::Shutdown::new();
     let router = rsgame_kit::http::finish(rsgame_console::api::router(console.clone()));
     tokio::spawn(rsgame_kit::http::serve(listener, None, router, shutdown.clone()));
-    Site { port, console, usercenter, bus, _stop: Stop(shutdown) }
+    Site { port, console, usercenter, bus, game, _stop: Stop(shutdown), _data: dir }
 }
 
 /// An operator's browser: its cookie and CSRF token.
@@ -343,6 +351,73 @@ async fn a_ban_ends_the_players_sessions_and_an_unban_lets_it_back() {
             .filter_map(|l| l["action"].as_str().map(str::to_owned))
             .collect();
         assert_eq!(actions, ["player.unban", "player.ban"], "{stack:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn game_data_is_checked_before_it_applies_and_a_version_rolls_back() {
+    on_every_backend(|stack, db, cache| async move {
+        let site = start(db, cache).await;
+        let admin = operator(&site, "data_admin", Role::Admin).await;
+        let gm = operator(&site, "data_gm", Role::Gm).await;
+        let shop = admin.get("/console/v1/data/file?name=shop.yaml").await["data"]["content"].as_str().expect("text").to_owned();
+        let price = |g: &GameLogic| g.data().shop.iter().find(|l| l.goods_id == 2).map(|l| l.price);
+        assert_eq!(price(&site.game), Some(35));
+
+        // A file naming goods that do not exist: the error names the file and entry; nothing
+        // changes and no version is kept.
+        let bad = shop.replace("goods_id: 2, price: 35", "goods_id: 99, price: 35");
+        let checked = admin.post("/console/v1/data/check", json!({"file": "shop.yaml", "content": bad})).await;
+        assert_eq!(code(&checked), 400102, "{stack:?} {checked}");
+        assert!(checked["msg"].as_str().unwrap_or("").contains("shop.yaml"), "{checked}");
+        let applied = admin.post("/console/v1/data/apply", json!({"file": "shop.yaml", "content": bad, "reason": "x"})).await;
+        assert_eq!(code(&applied), 400102, "{stack:?}");
+        let other = admin.post("/console/v1/data/apply", json!({"file": "../rsgame.yaml", "content": "x", "reason": "x"})).await;
+        assert_eq!(code(&other), 400102, "{stack:?}: only the game data files");
+        assert_eq!(price(&site.game), Some(35));
+        assert_eq!(admin.get("/console/v1/data/versions").await["data"].as_array().map(Vec::len), Some(0));
+        // A gm may look, not change.
+        let cheaper = shop.replace("goods_id: 2, price: 35", "goods_id: 2, price: 30");
+        let by_gm = gm.post("/console/v1/data/apply", json!({"file": "shop.yaml", "content": cheaper, "reason": "sale"})).await;
+        assert_eq!(code(&by_gm), 400501, "{stack:?}");
+
+        // A good file applies at once, kept as a version beside the original.
+        let v = admin.post("/console/v1/data/apply", json!({"file": "shop.yaml", "content": cheaper, "reason": "winter sale"})).await;
+        assert_eq!(code(&v), 200, "{stack:?} {v}");
+        assert_eq!(price(&site.game), Some(30), "{stack:?}: reloaded");
+        let versions = admin.get("/console/v1/data/versions?file=shop.yaml").await;
+        let list = versions["data"].as_array().expect("versions");
+        assert_eq!(list.len(), 2, "{stack:?} {versions}");
+        assert_eq!((list[0]["operator"].as_str(), list[1]["operator"].as_str()), (Some("data_admin"), Some("-")));
+        let original = list[1]["id"].as_i64().expect("id");
+        let back = admin.post("/console/v1/data/rollback", json!({"id": original, "reason": "sale over"})).await;
+        assert_eq!(code(&back), 200, "{stack:?} {back}");
+        assert_eq!(price(&site.game), Some(35), "{stack:?}: rolled back");
+
+        // Notices: replaced as a list; getNotify shows the one whose time it is.
+        let notices = json!({"reason": "maintenance", "notices": [
+            {"id": 7, "title": "Maintenance tonight", "content": "From 2 to 3 am.", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"},
+            {"id": 8, "title": "Old", "content": "gone", "start": "2020-01-01T00:00:00Z", "end": "2020-02-01T00:00:00Z"}
+        ]});
+        let set = admin.post("/console/v1/notices", notices).await;
+        assert_eq!(code(&set), 200, "{stack:?} {set}");
+        assert_eq!(admin.get("/console/v1/notices").await["data"].as_array().map(Vec::len), Some(2));
+        let showing = rsgame_game::Game::notices(site.game.as_ref()).await.expect("getNotify");
+        assert_eq!(showing.iter().map(|n| n.id).collect::<Vec<_>>(), [7], "{stack:?}");
+        let twice = admin.post("/console/v1/notices", json!({"reason": "x", "notices": [
+            {"id": 1, "title": "a", "content": "", "start": "2020-01-01T00:00:00Z"},
+            {"id": 1, "title": "b", "content": "", "start": "2020-01-01T00:00:00Z"}
+        ]})).await;
+        assert_eq!(code(&twice), 400102, "{stack:?}: duplicate ids are refused like in the file: {twice}");
+
+        let actions: Vec<String> = admin.get("/console/v1/audit?target=data:shop.yaml").await["data"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| l["action"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(actions, ["data.apply", "data.apply"], "{stack:?}");
     })
     .await;
 }

@@ -262,7 +262,11 @@ pub struct DataError {
     pub msg: String,
 }
 
-const FILES: [&str; 6] = ["goods.yaml", "shop.yaml", "levels.yaml", "exp.yaml", "notices.yaml", "guild.yaml"];
+/// The game data files, each replaceable on its own (`guild.yaml` may be missing).
+pub const FILES: [&str; 6] = ["goods.yaml", "shop.yaml", "levels.yaml", "exp.yaml", "notices.yaml", "guild.yaml"];
+
+/// The most one data file may hold: far above any real catalogue.
+pub const MAX_FILE: usize = 1 << 20;
 
 fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, DataError> {
     let err = |msg: String| DataError { file: file.to_owned(), msg };
@@ -370,7 +374,14 @@ impl GameData {
                 msg: "start: max_hp positive, coins not negative".into(),
             });
         }
+        seen.clear();
         for (i, n) in notices.iter().enumerate() {
+            if !seen.insert(n.id) {
+                return Err(DataError {
+                    file: "notices.yaml".into(),
+                    msg: format!("entry {i}: id {} is used twice", n.id),
+                });
+            }
             if !is_rfc3339(&n.start) || n.end.as_deref().is_some_and(|e| !is_rfc3339(e)) {
                 return Err(DataError {
                     file: "notices.yaml".into(),
@@ -507,6 +518,66 @@ impl DataStore {
         Ok(())
     }
 
+    /// The text of one data file as the folder holds it now (empty for a missing
+    /// `guild.yaml`).
+    pub fn read_file(&self, file: &str) -> Result<String, DataError> {
+        let file = Self::known(file)?;
+        match std::fs::read_to_string(self.dir.join(file)) {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "guild.yaml" => Ok(String::new()),
+            Err(e) => Err(DataError { file: file.to_owned(), msg: e.to_string() }),
+        }
+    }
+
+    fn known(file: &str) -> Result<&'static str, DataError> {
+        FILES.iter().copied().find(|f| *f == file).ok_or_else(|| DataError {
+            file: file.to_owned(),
+            msg: format!("not a game data file: one of {}", FILES.join(", ")),
+        })
+    }
+
+    /// Checks `text` as the new `file` together with the other files as they are now; the
+    /// data it would make, or the error naming the file and entry. Changes nothing.
+    pub fn check_file(&self, file: &str, text: &str) -> Result<GameData, DataError> {
+        let file = Self::known(file)?;
+        if text.len() > MAX_FILE {
+            return Err(DataError { file: file.to_owned(), msg: format!("larger than {MAX_FILE} bytes") });
+        }
+        let err = |e: std::io::Error| DataError { file: file.to_owned(), msg: e.to_string() };
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "game".into());
+        let staging = self.dir.with_file_name(format!(".{name}.checking-{}-{seq}", std::process::id()));
+        let checked = (|| {
+            std::fs::create_dir_all(&staging).map_err(err)?;
+            for f in FILES.iter().filter(|f| **f != file) {
+                if self.dir.join(f).exists() {
+                    std::fs::copy(self.dir.join(f), staging.join(f)).map_err(err)?;
+                }
+            }
+            std::fs::write(staging.join(file), text).map_err(err)?;
+            GameData::load(&staging)
+        })();
+        let _ = std::fs::remove_dir_all(&staging);
+        checked
+    }
+
+    /// Replaces `file` with `text` when the whole set with it is valid, and reloads: this
+    /// process serves it at once, others watching the same folder within `reload_secs`. The
+    /// file is written beside and renamed into place, so no reader sees half of it.
+    pub fn replace_file(&self, file: &str, text: &str) -> Result<(), DataError> {
+        let file = Self::known(file)?;
+        self.check_file(file, text)?;
+        let err = |e: std::io::Error| DataError { file: file.to_owned(), msg: e.to_string() };
+        let tmp = self.dir.join(format!(".{file}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, self.dir.join(file)).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })?;
+        self.reload()
+    }
+
     /// Checks the files every `every` and reloads when one changed, until `stop` fires.
     pub fn watch(&self, every: Duration, stop: rsgame_kit::Shutdown) {
         let me = self.clone();
@@ -588,6 +659,25 @@ mod tests {
         assert_eq!(d.level_span(3), (280, 580));
         let top = d.exp.next.len() as i64 + 1;
         assert_eq!(d.level_span(top), (d.exp.next.iter().sum(), 0), "no next level at the top");
+    }
+
+    #[test]
+    fn a_file_is_replaced_only_when_the_whole_set_with_it_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy(dir.path());
+        let store = DataStore::open(dir.path()).expect("open");
+        let shop = store.read_file("shop.yaml").expect("read");
+        let bad = shop.replace("goods_id: 2, price: 35", "goods_id: 99, price: 35");
+        let e = store.replace_file("shop.yaml", &bad).expect_err("dangling goods");
+        assert!(e.file == "shop.yaml" && e.msg.contains("goods 99"), "{e}");
+        assert_eq!(store.read_file("shop.yaml").expect("read"), shop, "the file is unchanged");
+        assert!(store.check_file("rsgame.yaml", "x").is_err(), "only the game data files");
+        assert!(store.check_file("../x.yaml", "x").is_err());
+        let cheaper = shop.replace("goods_id: 2, price: 35", "goods_id: 2, price: 30");
+        store.replace_file("shop.yaml", &cheaper).expect("a good file");
+        assert_eq!(store.get().shop.iter().find(|l| l.goods_id == 2).map(|l| l.price), Some(30), "reloaded");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), FILES.len(), "no staging or temporary file left: {left:?}");
     }
 
     #[test]

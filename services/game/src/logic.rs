@@ -457,6 +457,11 @@ impl GameLogic {
         self.data.get()
     }
 
+    /// Where the game data comes from (its files, for operators who replace one).
+    pub fn data_store(&self) -> &DataStore {
+        &self.data
+    }
+
     async fn load(&self, tx: &mut Tx, user_id: i64) -> Result<Player> {
         let q = Query::select()
             .columns(PLAYER_COLS)

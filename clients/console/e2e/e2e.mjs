@@ -1,0 +1,163 @@
+// The console end to end in a real browser: a player plays the demo as a guest; an operator
+// logs in to the console, finds that player (online), grants coins that the player's pack
+// and live header show, bans the player and sees the game connection closed, reads both
+// changes in the audit log, uploads a bad data file and sees its error (nothing changes),
+// and posts a notice that getNotify serves. Screenshots of each page go to $E2E_SHOTS.
+//
+//   node e2e/e2e.mjs GAME_BASE_URL CONSOLE_BASE_URL
+//
+// Environment: OPERATOR and OPERATOR_PASSWORD (an admin or gm), CHROMIUM.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const [game, consoleBase] = process.argv.slice(2);
+if (!game || !consoleBase) {
+  console.error("usage: node e2e/e2e.mjs GAME_BASE_URL CONSOLE_BASE_URL");
+  process.exit(2);
+}
+const shots = process.env.E2E_SHOTS ?? path.resolve("target/console-e2e");
+fs.mkdirSync(shots, { recursive: true });
+const T = 20_000;
+let browser = null;
+setTimeout(() => {
+  console.error("E2E FAILED: over 3 minutes");
+  Promise.race([browser?.close(), new Promise((r) => setTimeout(r, 5000))]).finally(() => process.exit(1));
+}, 180_000).unref();
+
+const log = (...a) => console.log(`[console-e2e ${new Date().toISOString().slice(11, 23)}]`, ...a);
+let step = 0;
+async function shot(page, name) {
+  step += 1;
+  const file = path.join(shots, `${String(step).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log("screenshot", file);
+}
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  log("ok:", what);
+}
+async function until(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: T, polling: 100 });
+  } catch {
+    await shot(page, "failed");
+    throw new Error(`timed out: ${what}`);
+  }
+  log("ok:", what);
+}
+
+browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const failures = [];
+try {
+  // A player in the game: a guest, online.
+  const pctx = await browser.newContext({ viewport: { width: 1100, height: 700 }, locale: "en-US" });
+  const p = await pctx.newPage();
+  p.on("pageerror", (e) => failures.push(`player page error: ${e.message}`));
+  await p.goto(game + "/");
+  await p.click("#guest");
+  await until(p, "the player is online in the game", () => document.getElementById("status").classList.contains("online"), null);
+  const me = await p.evaluate(() => ({ id: window.rsgame.world.me.id, name: window.rsgame.world.me.name }));
+  log("player", me);
+
+  // The operator logs in.
+  const octx = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: "en-US" });
+  const c = await octx.newPage();
+  c.on("pageerror", (e) => failures.push(`console page error: ${e.message}`));
+  const csp = (await c.goto(consoleBase + "/")).headers()["content-security-policy"] ?? "";
+  check(csp.includes("default-src 'self'") && !csp.includes("unsafe-inline"), `the console's CSP allows no inline script (${csp})`);
+  await c.waitForSelector("#op-username", { timeout: T });
+  await shot(c, "console-login");
+  await c.fill("#op-username", process.env.OPERATOR);
+  await c.fill("#op-password", "not the password");
+  await c.click("#op-login");
+  await until(c, "a wrong password is refused in words", () => /Wrong name, password or code/.test(document.querySelector(".error")?.textContent ?? ""), null);
+  await c.fill("#op-password", process.env.OPERATOR_PASSWORD);
+  await c.click("#op-login");
+  await c.waitForSelector("#player-q", { timeout: T });
+  const cookies = await octx.cookies();
+  const session = cookies.find((k) => k.name === "rsgame_console");
+  check(session && session.httpOnly && session.sameSite === "Strict", "the session cookie is HttpOnly and SameSite=Strict");
+  check(!(await c.evaluate(() => document.cookie.includes("rsgame_console"))), "the page's script cannot read the session cookie");
+
+  // Find the player: online, on this node.
+  await c.fill("#player-q", me.name);
+  await c.click("#player-find");
+  await c.waitForSelector(`#player-results a[href="#player/${me.id}"]`, { timeout: T });
+  check((await c.textContent("#player-results")).includes("local") || (await c.textContent("#player-results")).length > 0, "the player is listed");
+  await until(c, "the search shows the player online", () => !!document.querySelector("#player-results .tag.good"), null);
+  await shot(c, "console-players");
+  await c.click(`#player-results a[href="#player/${me.id}"]`);
+  await c.waitForSelector("#player-coins", { timeout: T });
+  const coins0 = Number(await c.textContent("#player-coins"));
+  await shot(c, "console-player");
+
+  // Grant 77 coins: the console, the player's pack and its live header all show them.
+  await c.fill("#act-reason", "compensation for the outage");
+  await c.fill("#grant-coins", "77");
+  await c.click("#act-grant");
+  await until(c, "the grant is done", () => /grant: done/.test(document.getElementById("act-note").textContent), null);
+  await until(c, "the console shows the new coins", (n) => Number(document.getElementById("player-coins").textContent) === n, coins0 + 77);
+  const packCoins = await p.evaluate(async () => {
+    const s = JSON.parse(sessionStorage.getItem("rsgame.session"));
+    const r = await fetch("/game/v1/game/getPack", { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${s.accessToken}` }, body: "{}" });
+    return (await r.json()).data.player.coins;
+  });
+  check(packCoins === coins0 + 77, `the player's getPack shows ${coins0} + 77 coins (${packCoins})`);
+  await until(p, "the player's header shows them live", (n) => Number(document.getElementById("me-coins").textContent) === n, coins0 + 77);
+  await shot(c, "console-granted");
+
+  // Ban: the player's game connection closes and its page goes back to the login form.
+  await c.fill("#act-reason", "speed hack seen by three players");
+  await c.click("#act-ban");
+  await c.waitForSelector("#player-banned", { timeout: T });
+  await until(p, "the banned player's game session ended", () => !document.getElementById("auth").hidden && /ended/.test(document.getElementById("auth-error").textContent), null);
+  await shot(p, "player-banned");
+  await shot(c, "console-banned");
+
+  // Both changes in the audit log, with the reasons.
+  await c.click("a[href='#audit']");
+  await c.waitForSelector("#audit-lines tbody tr", { timeout: T });
+  const audit = await c.textContent("#audit-lines");
+  check(audit.includes("player.ban") && audit.includes("player.grant") && audit.includes("speed hack"), "the audit log holds the ban and the grant with their reasons");
+  await shot(c, "console-audit");
+
+  // A bad data file: the check names the file and entry, applying it changes nothing.
+  await c.click("a[href='#data']");
+  await c.waitForSelector("#data-content", { timeout: T });
+  await until(c, "the shop file is shown", () => document.getElementById("data-content").value.includes("goods_id"), null);
+  const shopText = await c.inputValue("#data-content");
+  await c.fill("#data-content", shopText.replace(/goods_id: \d+/, "goods_id: 9999"));
+  await c.click("#data-check");
+  await until(c, "the bad file's error names the file and the goods", () => /shop\.yaml.*9999/.test(document.getElementById("data-error").textContent), null);
+  await c.fill("#data-reason", "try a typo");
+  await c.click("#data-apply");
+  await until(c, "applying it is refused too", () => /shop\.yaml/.test(document.getElementById("data-error").textContent) && !document.getElementById("data-note").textContent, null);
+  await shot(c, "console-data-error");
+  const shopNow = await c.evaluate(async () => (await (await fetch("/console/v1/data/file?name=shop.yaml")).json()).data.content);
+  check(shopNow === shopText, "the shop file is unchanged");
+
+  // A notice, posted in the console, served by getNotify.
+  await c.click("a[href='#notices']");
+  await c.waitForSelector("#notice-add", { timeout: T });
+  await c.click("#notice-add");
+  await c.locator(".notice-title").last().fill("Double coins this weekend");
+  await c.fill("#notice-reason", "weekend event");
+  await c.click("#notice-save");
+  await until(c, "the notices are saved", () => /saved/.test(document.getElementById("notice-note").textContent), null);
+  await shot(c, "console-notices");
+  const served = await p.evaluate(async () => JSON.stringify(await (await fetch("/game/v1/game/getNotify")).json()));
+  check(served.includes("Double coins this weekend"), "getNotify serves the new notice");
+} catch (e) {
+  failures.push(e.message);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error("E2E FAILED:\n" + failures.join("\n"));
+  process.exit(1);
+}
+log("all console checks passed; screenshots in", shots);
