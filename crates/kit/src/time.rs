@@ -18,6 +18,69 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A proleptic Gregorian date to days since 1970-01-01 — H. Hinnant's `days_from_civil`.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An RFC 3339 time (`2026-12-07T01:05:07Z`, `…07.5+08:00`) as unix milliseconds; `None`
+/// when it is not one. Times written with different precision or zones compare correctly
+/// only this way: as text, `…07Z` sorts after `…07.767Z`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+    };
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let f = &frac[..digits];
+        ms = format!("{:0<3}", &f[..digits.min(3)]).parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, om) = (rest.get(1..3)?.parse::<i64>().ok()?, rest.get(4..6)?.parse::<i64>().ok()?);
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            sign * (oh * 60 + om)
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms)
+}
+
 /// `t` as RFC 3339 in UTC with milliseconds: `2026-11-26T06:40:00.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
@@ -72,6 +135,29 @@ mod tests {
         assert_eq!(a.len(), 24);
         std::thread::sleep(Duration::from_millis(3));
         assert_ne!(now_rfc3339(), a, "a later millisecond gives a new string");
+    }
+
+    #[test]
+    fn rfc3339_parses_with_any_precision_and_zone() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2025-11-26T13:01:01.005Z"), Some(20_418 * 86_400_000 + 13 * 3_600_000 + 61_005));
+        assert_eq!(parse_rfc3339("2025-11-26T21:01:01.005+08:00"), parse_rfc3339("2025-11-26T13:01:01.005Z"));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00.5Z"), Some(11_016 * 86_400_000 + 500));
+        assert!(parse_rfc3339("2026-12-07T01:05:07Z") < parse_rfc3339("2026-12-07T01:05:07.767Z"));
+        for bad in [
+            "",
+            "2026-12-07",
+            "2026-13-07T01:05:07Z",
+            "2026-12-07T01:05:07",
+            "2026-12-07T01:05:07.Z",
+            "2026-12-07T01:05:07+8",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        for days in [-1, 0, 11_016, 20_418] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     #[test]

@@ -382,7 +382,8 @@ impl GameData {
                     msg: format!("entry {i}: id {} is used twice", n.id),
                 });
             }
-            if !is_rfc3339(&n.start) || n.end.as_deref().is_some_and(|e| !is_rfc3339(e)) {
+            let bad = |s: &str| !is_rfc3339(s) || rsgame_kit::time::parse_rfc3339(s).is_none();
+            if bad(&n.start) || n.end.as_deref().is_some_and(bad) {
                 return Err(DataError {
                     file: "notices.yaml".into(),
                     msg: format!("entry {i} (id {}): start and end are RFC 3339 times", n.id),

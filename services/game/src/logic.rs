@@ -1045,18 +1045,20 @@ impl Game for GameLogic {
     }
 
     async fn notices(&self) -> Result<Vec<Notice>> {
-        let now = rsgame_kit::time::now_rfc3339();
-        // RFC 3339 times in UTC compare as text; others are shown (refusing them is the
-        // loader's job).
+        use rsgame_kit::time::parse_rfc3339;
+        // Compared as instants: as text, `…07Z` sorts after `…07.767Z` and zones differ. The
+        // loader refuses times that do not parse.
+        let now = rsgame_kit::time::unix_ms();
+        let at = |s: &str| parse_rfc3339(s).unwrap_or(i64::MAX);
         let mut v: Vec<Notice> = self
             .data
             .get()
             .notices
             .iter()
-            .filter(|n| n.start.as_str() <= now.as_str() && n.end.as_deref().is_none_or(|e| e > now.as_str()))
+            .filter(|n| at(&n.start) <= now && n.end.as_deref().is_none_or(|e| at(e) > now))
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.start.cmp(&a.start).then(b.id.cmp(&a.id)));
+        v.sort_by(|a, b| at(&b.start).cmp(&at(&a.start)).then(b.id.cmp(&a.id)));
         Ok(v)
     }
 
