@@ -470,13 +470,16 @@ pub async fn serve(cfg: Config, roles: Vec<Role>) -> Result<(), ServeError> {
             Role::Console if cfg.console.enabled => {
                 // Acts through the owners' logic: grants through the game's ledger, bans
                 // through the usercenter (which ends sessions on every node).
-                let logic = rsgame_console::Console::new(
+                let mut logic = rsgame_console::Console::new(
                     s.db.clone(),
                     s.cache.clone(),
                     cfg.console.clone(),
                     s.usercenter_owner.clone(),
                     game_logic(&shutdown)?,
                 );
+                if let Some(m) = telemetry.metrics() {
+                    logic = logic.with_metrics(Arc::new(move || m.render()), shutdown.clone());
+                }
                 console = Some(rsgame_console::api::router(logic).merge(crate::console_web::router()));
                 apidoc.merge(rsgame_console::api::openapi());
             }

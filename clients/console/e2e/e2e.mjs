@@ -1,5 +1,5 @@
 // The console end to end in a real browser: a player plays the demo as a guest; an operator
-// logs in to the console, finds that player (online), grants coins that the player's pack
+// logs in to the console, sees the dashboard, finds that player (online), grants coins that the player's pack
 // and live header show, bans the player and sees the game connection closed, reads both
 // changes in the audit log, uploads a bad data file and sees its error (nothing changes),
 // and posts a notice that getNotify serves. Screenshots of each page go to $E2E_SHOTS.
@@ -8,8 +8,8 @@
 //
 // Environment: OPERATOR and OPERATOR_PASSWORD (an admin or gm), CHROMIUM.
 import { chromium } from "playwright-core";
-import fs from "node:fs";
 import path from "node:path";
+import { CHROMIUM_ARGS, deadline, steps } from "../../e2e/steps.mjs";
 
 const [game, consoleBase] = process.argv.slice(2);
 if (!game || !consoleBase) {
@@ -17,40 +17,12 @@ if (!game || !consoleBase) {
   process.exit(2);
 }
 const shots = process.env.E2E_SHOTS ?? path.resolve("target/console-e2e");
-fs.mkdirSync(shots, { recursive: true });
-const T = 20_000;
+const { log, shot: shotOf, check, until, timeout: T } = steps("console-e2e", shots);
+const shot = (page, name) => shotOf(page, name, { fullPage: true });
 let browser = null;
-setTimeout(() => {
-  console.error("E2E FAILED: over 3 minutes");
-  Promise.race([browser?.close(), new Promise((r) => setTimeout(r, 5000))]).finally(() => process.exit(1));
-}, 180_000).unref();
+deadline(180_000, () => browser);
 
-const log = (...a) => console.log(`[console-e2e ${new Date().toISOString().slice(11, 23)}]`, ...a);
-let step = 0;
-async function shot(page, name) {
-  step += 1;
-  const file = path.join(shots, `${String(step).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log("screenshot", file);
-}
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  log("ok:", what);
-}
-async function until(page, what, fn, arg) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: T, polling: 100 });
-  } catch {
-    await shot(page, "failed");
-    throw new Error(`timed out: ${what}`);
-  }
-  log("ok:", what);
-}
-
-browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
 const failures = [];
 try {
   // A player in the game: a guest, online.
@@ -77,6 +49,11 @@ try {
   await until(c, "a wrong password is refused in words", () => /Wrong name, password or code/.test(document.querySelector(".error")?.textContent ?? ""), null);
   await c.fill("#op-password", process.env.OPERATOR_PASSWORD);
   await c.click("#op-login");
+  // The dashboard first: this node's charts, and the guest's sign-up in the account log.
+  await c.waitForSelector("#dashboard .chart svg", { timeout: T });
+  await until(c, "the dashboard counts the new account", () => [...document.querySelectorAll("#dashboard h3")].some((h) => /New accounts/.test(h.textContent) && /[1-9]\d* this hour/.test(h.textContent)), null);
+  await shot(c, "console-dashboard");
+  await c.click("a[href='#players']");
   await c.waitForSelector("#player-q", { timeout: T });
   const cookies = await octx.cookies();
   const session = cookies.find((k) => k.name === "rsgame_console");

@@ -160,3 +160,23 @@ export const dataVersions = (file: string) => call<DataVersion[]>("GET", `/conso
 export const dataRollback = (id: number, reason: string) => call<DataVersion>("POST", "/console/v1/data/rollback", { id, reason });
 export const notices = () => call<Notice[]>("GET", "/console/v1/notices");
 export const setNotices = (list: Notice[], reason: string) => call<DataVersion>("POST", "/console/v1/notices", { notices: list, reason });
+
+export interface Sample {
+  at: number;
+  online: number;
+  connections: number;
+  rooms: number;
+  httpPerSec: number;
+  httpErrorsPerSec: number;
+  framesInPerSec: number;
+  tickP99Ms: number;
+  dbInUse: number;
+}
+
+export interface Dashboard {
+  samples: Sample[];
+  scenes: Record<string, number>;
+  minutes: Array<{ at: number; logins: number; registrations: number }>;
+}
+
+export const dashboard = () => call<Dashboard>("GET", "/console/v1/dashboard");

@@ -17,10 +17,10 @@
 // the picture and the email); ADMIN_TOKEN, the server's game.admin_token, with which the
 // test plays the operator who mails B a gift.
 import { chromium } from "playwright-core";
-import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
+import { CHROMIUM_ARGS, deadline, steps } from "../../e2e/steps.mjs";
 
 const base = process.argv[2];
 if (!base) {
@@ -28,20 +28,18 @@ if (!base) {
   process.exit(2);
 }
 const shots = process.env.E2E_SHOTS ?? path.resolve("target/web-e2e");
-fs.mkdirSync(shots, { recursive: true });
 const redisUrl = new URL(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 const prefix = process.env.CACHE_PREFIX ?? "rsgame:";
-const T = 20_000;
+// When a wait times out: where the player is and what it sees.
+const describe = (page) =>
+  page.evaluate(() => {
+    const w = window.rsgame?.world;
+    return w ? JSON.stringify({ me: w.me, entities: [...w.entities.values()], target: w.target, status: document.getElementById("status").textContent }) : "no client";
+  });
+const { log, shot, check, until, timeout: T } = steps("e2e", shots, { describe });
 // However a step hangs, the run ends by itself (the browser with it).
 let browser = null;
-setTimeout(() => {
-  console.error("E2E FAILED: over 5 minutes");
-  Promise.race([browser?.close(), new Promise((r) => setTimeout(r, 5000))]).finally(() => process.exit(1));
-}, 300_000).unref();
-
-function log(...a) {
-  console.log(`[e2e ${new Date().toISOString().slice(11, 23)}]`, ...a);
-}
+deadline(300_000, () => browser);
 
 /** GET over RESP: the captcha's answer as the server stored it (a JSON string). A Redis
  * without a password and on database 0, as the test's is. */
@@ -88,19 +86,6 @@ function rawGet(url, encoding) {
   });
 }
 
-let step = 0;
-async function shot(page, name) {
-  step += 1;
-  const file = path.join(shots, `${String(step).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file });
-  log("screenshot", file);
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  log("ok:", what);
-}
-
 async function register(page, name) {
   await page.goto(base + "/");
   await page.click("#tab-register");
@@ -124,27 +109,7 @@ async function register(page, name) {
   return id;
 }
 
-/** Waits until `fn(arg)` is truthy in the page; the reason names the step on timeout. */
-async function until(page, what, fn, arg) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout: T, polling: 100 });
-  } catch (e) {
-    await shot(page, "failed");
-    const state = await page
-      .evaluate(() => {
-        const w = window.rsgame?.world;
-        return w ? JSON.stringify({ me: w.me, entities: [...w.entities.values()], target: w.target, status: document.getElementById("status").textContent }) : "no client";
-      })
-      .catch((err) => String(err));
-    throw new Error(`timed out: ${what}\nclient state: ${state}`);
-  }
-  log("ok:", what);
-}
-
-browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
 const failures = [];
 try {
   const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 }, locale: "en-US" });

@@ -44,6 +44,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/v1/operators", get(list_operators).post(create_operator))
         .route("/console/v1/operators/{id}", post(update_operator))
         .route("/console/v1/audit", get(audit_log))
+        .route("/console/v1/dashboard", get(dashboard))
         .route("/console/v1/data", get(data_tables))
         .route("/console/v1/data/file", get(data_file))
         .route("/console/v1/data/check", post(data_check))
@@ -335,6 +336,12 @@ async fn audit_log(State(c): State<Console>, op: Op, Query(q): Query<AuditQuery>
     audit::page(c.db(), q.target.as_deref(), q.operator_id, q.before, q.limit.unwrap_or(50)).await.map(Reply)
 }
 
+#[utoipa::path(get, path = "/console/v1/dashboard", tag = "console", summary = "The dashboard", description = "This process's metrics sampled every 10 s for the last hour (players, connections, rooms, REST and message rates, server errors, tick p99, database pool), players per scene now, and logins and new accounts per minute.", responses((status = 200, body = Envelope<crate::dashboard::DashboardView>)))]
+async fn dashboard(State(c): State<Console>, op: Op) -> Result<Reply<crate::dashboard::DashboardView>> {
+    op.need(Permission::View)?;
+    c.dashboard().await.map(Reply)
+}
+
 #[utoipa::path(get, path = "/console/v1/data", tag = "console", summary = "The game data in force, as tables", description = "Goods, shop, levels, the experience table, notices, guild rules, and the names of the files.", responses((status = 200, body = Envelope<serde_json::Value>)))]
 async fn data_tables(State(c): State<Console>, op: Op) -> Result<Reply<serde_json::Value>> {
     op.need(Permission::View)?;
@@ -467,6 +474,7 @@ async fn set_notices(
     create_operator,
     update_operator,
     audit_log,
+    dashboard,
     data_tables,
     data_file,
     data_check,

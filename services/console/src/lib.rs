@@ -12,6 +12,8 @@
 //! - [`sessions`]: logins, cookie sessions, CSRF tokens, lock-outs per address.
 //! - [`audit`]: the append-only log of every change made through the console.
 //! - [`players`]: finding players, a player's page, and the actions on a player.
+//! - [`dashboard`]: this process's metrics sampled for an hour, logins and new accounts
+//!   per minute.
 //! - [`data`]: game data tables, files checked before they apply, versions and rollback,
 //!   the notices.
 //! - [`api`]: the REST routes under `/console/v1/` and their OpenAPI document.
@@ -27,6 +29,7 @@ use rsgame_usercenter::UserCenterLogic;
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod dashboard;
 pub mod data;
 pub mod operators;
 pub mod players;
@@ -44,6 +47,8 @@ pub struct Console {
     cfg: ConsoleConfig,
     usercenter: Arc<UserCenterLogic>,
     game: Arc<GameLogic>,
+    /// This process's metrics and their samples, for the dashboard (none without metrics).
+    metrics: Option<(dashboard::Source, Arc<dashboard::Samples>)>,
 }
 
 impl Console {
@@ -55,7 +60,7 @@ impl Console {
         usercenter: Arc<UserCenterLogic>,
         game: Arc<GameLogic>,
     ) -> Console {
-        Console { db, cache, cfg, usercenter, game }
+        Console { db, cache, cfg, usercenter, game, metrics: None }
     }
 
     /// The configuration.

@@ -220,6 +220,12 @@ async fn each_role_may_do_what_the_table_says_and_every_change_is_audited() {
             let page = b.get(&format!("/console/v1/players/{uid}")).await;
             assert_eq!(page["data"]["player"]["nickname"].as_str(), Some("Nick pl_roles"), "{stack:?} {page}");
         }
+        // The dashboard counts the new account (no metrics in this test: no samples).
+        let dash = viewer.get("/console/v1/dashboard").await;
+        let minutes = dash["data"]["minutes"].as_array().expect("minutes");
+        let new_accounts: i64 = minutes.iter().filter_map(|m| m["registrations"].as_i64()).sum();
+        assert_eq!((minutes.len(), new_accounts), (60, 1), "{stack:?} {dash}");
+        assert_eq!(dash["data"]["samples"].as_array().map(Vec::len), Some(0));
         // By prefix, by nickname, by id.
         assert_eq!(viewer.get("/console/v1/players?q=pl_ro*").await["data"][0]["id"].as_i64(), Some(uid));
         assert_eq!(viewer.get("/console/v1/players?q=Nick%20pl_roles").await["data"][0]["id"].as_i64(), Some(uid));

@@ -1,0 +1,295 @@
+//! The dashboard, drawn from rsgame's own numbers (no Grafana needed): this process's
+//! metrics sampled every 10 s for the last hour — players online and per scene, connections,
+//! rooms, REST and game-message rates and server errors, tick times, the database pool — and
+//! logins and new accounts per minute from the account log, which every process writes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rsgame_kit::Result;
+use rsgame_kit::time::unix_ms;
+use sea_query::{Expr, ExprTrait as _, Query};
+use serde::{Deserialize, Serialize};
+
+use crate::Console;
+
+/// Where the process's metrics come from: the Prometheus text a scrape would get.
+pub type Source = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// How often a sample is taken, and how many are kept (an hour).
+const EVERY: Duration = Duration::from_secs(10);
+const KEEP: usize = 360;
+
+/// One sample of this process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    /// Unix ms.
+    pub at: i64,
+    /// Players logged in to this game node.
+    pub online: f64,
+    /// Game connections open (TCP, WebSocket, KCP).
+    pub connections: f64,
+    /// Rooms open (scenes, rooms, lockstep rooms).
+    pub rooms: f64,
+    /// REST requests per second since the sample before.
+    pub http_per_sec: f64,
+    /// REST answers with a 5xx status per second.
+    pub http_errors_per_sec: f64,
+    /// Game messages received per second.
+    pub frames_in_per_sec: f64,
+    /// The slowest scene's 99th percentile tick, milliseconds.
+    pub tick_p99_ms: f64,
+    /// Database connections in use.
+    pub db_in_use: f64,
+}
+
+/// Logins and new accounts in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Minute {
+    /// The minute's start, unix ms.
+    pub at: i64,
+    /// Logins.
+    pub logins: i64,
+    /// New accounts.
+    pub registrations: i64,
+}
+
+/// What the dashboard page shows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardView {
+    /// Samples, oldest first (empty when this process exports no metrics).
+    pub samples: Vec<Sample>,
+    /// Players per scene now (scene id → players).
+    pub scenes: BTreeMap<String, f64>,
+    /// The last 60 minutes of the account log, oldest first.
+    pub minutes: Vec<Minute>,
+}
+
+/// A series' total over its label sets, and the label sets' values by one label.
+struct Series {
+    total: f64,
+    max: f64,
+    by: BTreeMap<String, f64>,
+}
+
+/// Reads `name`'s lines of the Prometheus text: the sum, the largest, and the values by
+/// `label` (when given). Counters and gauges only (`name` exactly, not `_bucket` lines).
+fn series(text: &str, name: &str, label: Option<&str>, only: impl Fn(&str) -> bool) -> Series {
+    let mut s = Series { total: 0.0, max: 0.0, by: BTreeMap::new() };
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once("} ") {
+                Some((l, v)) => (l, v),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(v) => ("", v),
+                None => continue, // another series with this prefix (`_bucket`, `_sum`…)
+            },
+        };
+        if !only(labels) {
+            continue;
+        }
+        let Ok(v) = value.trim().split(' ').next().unwrap_or("").parse::<f64>() else { continue };
+        s.total += v;
+        s.max = s.max.max(v);
+        if let Some(key) = label.and_then(|k| label_value(labels, k)) {
+            *s.by.entry(key).or_default() += v;
+        }
+    }
+    s
+}
+
+fn label_value(labels: &str, key: &str) -> Option<String> {
+    labels.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The counters a rate is computed from.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    at: i64,
+    http: f64,
+    http_errors: f64,
+    frames_in: f64,
+}
+
+/// The samples of one process.
+#[derive(Default)]
+pub struct Samples {
+    ring: Mutex<(VecDeque<Sample>, Option<Totals>)>,
+}
+
+fn any(_: &str) -> bool {
+    true
+}
+
+impl Samples {
+    /// Takes one sample of `text` at `at` (unix ms), kept for the hour.
+    pub fn take(&self, text: &str, at: i64) {
+        let Ok(mut ring) = self.ring.lock() else { return };
+        let (s, t) = Self::compute(text, at, ring.1);
+        ring.0.push_back(s);
+        while ring.0.len() > KEEP {
+            ring.0.pop_front();
+        }
+        ring.1 = Some(t);
+    }
+
+    /// The kept samples and one of `text` now (rates since the last kept one), not kept: the
+    /// page's latest numbers are current, not up to 10 s old.
+    fn with_now(&self, text: &str, at: i64) -> Vec<Sample> {
+        let Ok(ring) = self.ring.lock() else { return Vec::new() };
+        let mut all: Vec<Sample> = ring.0.iter().cloned().collect();
+        all.push(Self::compute(text, at, ring.1).0);
+        all
+    }
+
+    fn compute(text: &str, at: i64, before: Option<Totals>) -> (Sample, Totals) {
+        let t = Totals {
+            at,
+            http: series(text, "http_requests_total", None, any).total,
+            http_errors: series(text, "http_requests_total", None, |l| {
+                label_value(l, "status").is_some_and(|s| s.starts_with('5'))
+            })
+            .total,
+            frames_in: series(text, "gate_frames_in_total", None, any).total,
+        };
+        let rate = |now: f64, before: f64, secs: f64| if secs > 0.0 { ((now - before) / secs).max(0.0) } else { 0.0 };
+        let (http, errors, frames) = match before {
+            Some(b) => {
+                let secs = (t.at - b.at) as f64 / 1000.0;
+                (
+                    rate(t.http, b.http, secs),
+                    rate(t.http_errors, b.http_errors, secs),
+                    rate(t.frames_in, b.frames_in, secs),
+                )
+            }
+            None => (0.0, 0.0, 0.0),
+        };
+        let s = Sample {
+            at,
+            online: series(text, "world_online_players", None, any).total,
+            connections: series(text, "gate_connections", None, any).total,
+            rooms: series(text, "world_rooms", None, any).total,
+            http_per_sec: http,
+            http_errors_per_sec: errors,
+            frames_in_per_sec: frames,
+            tick_p99_ms: series(text, "world_tick_p99_seconds", None, any).max * 1000.0,
+            db_in_use: series(text, "db_pool_connections_in_use", None, any).total,
+        };
+        (s, t)
+    }
+}
+
+impl Console {
+    /// Samples `source` (this process's metrics) every 10 s until `stop`, for the dashboard.
+    pub fn with_metrics(mut self, source: Source, stop: rsgame_kit::Shutdown) -> Console {
+        let samples = Arc::new(Samples::default());
+        self.metrics = Some((source.clone(), samples.clone()));
+        tokio::spawn(async move {
+            let stopped = stop.triggered();
+            tokio::pin!(stopped);
+            loop {
+                let text = {
+                    let source = source.clone();
+                    // Rendering walks every series: off the runtime's threads.
+                    tokio::task::spawn_blocking(move || source()).await.unwrap_or_default()
+                };
+                samples.take(&text, unix_ms());
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(EVERY) => {}
+                }
+            }
+        });
+        self
+    }
+
+    /// The dashboard now.
+    pub async fn dashboard(&self) -> Result<DashboardView> {
+        let mut view = DashboardView::default();
+        if let Some((source, samples)) = &self.metrics {
+            let source = source.clone();
+            let text = tokio::task::spawn_blocking(move || source()).await.unwrap_or_default();
+            view.samples = samples.with_now(&text, unix_ms());
+            view.scenes = series(&text, "world_players", Some("scene"), any).by;
+        }
+        view.minutes = self.minutes().await?;
+        Ok(view)
+    }
+
+    /// Logins and new accounts per minute over the last hour, from `mem_logs`.
+    async fn minutes(&self) -> Result<Vec<Minute>> {
+        let now = unix_ms();
+        let first = (now / 60_000 - 59) * 60_000;
+        let q = Query::select()
+            .columns(["type", "created_at"])
+            .from("mem_logs")
+            .and_where(Expr::col("created_at").gte(first))
+            .and_where(Expr::col("type").is_in([1, 3]))
+            .limit(100_000)
+            .to_owned();
+        let mut minutes: Vec<Minute> =
+            (0..60).map(|i| Minute { at: first + i * 60_000, ..Minute::default() }).collect();
+        for r in self.db().fetch_all(&q).await? {
+            let i = ((r.i64("created_at")? - first) / 60_000).clamp(0, 59) as usize;
+            match r.i32("type")? {
+                1 => minutes[i].logins += 1,
+                _ => minutes[i].registrations += 1,
+            }
+        }
+        Ok(minutes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# TYPE world_online_players gauge
+world_online_players 12
+world_players{scene=\"1000\"} 9
+world_players{scene=\"1002\"} 3
+gate_connections{transport=\"tcp\"} 5
+gate_connections{transport=\"ws\"} 8
+world_tick_p99_seconds{scene=\"1000\"} 0.004
+world_tick_p99_seconds{scene=\"1002\"} 0.012
+http_requests_total{method=\"POST\",route=\"/a\",status=\"200\"} 100
+http_requests_total{method=\"POST\",route=\"/a\",status=\"503\"} 4
+http_request_duration_seconds_bucket{le=\"0.1\"} 99
+gate_frames_in_total 1000
+";
+
+    #[test]
+    fn samples_read_totals_maxima_labels_and_rates() {
+        let s = Samples::default();
+        s.take(TEXT, 10_000);
+        let later = TEXT
+            .replace("status=\"200\"} 100", "status=\"200\"} 150")
+            .replace("gate_frames_in_total 1000", "gate_frames_in_total 3000")
+            .replace("status=\"503\"} 4", "status=\"503\"} 14");
+        let now = s.with_now(&later, 20_000);
+        assert_eq!(now.len(), 2, "the kept sample and one now");
+        s.take(&later, 20_000);
+        let all = s.with_now(&later, 30_000);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].http_per_sec, 0.0, "nothing more since the last kept one");
+        let b = &all[1];
+        assert_eq!((b.online, b.connections), (12.0, 13.0));
+        assert!((b.tick_p99_ms - 12.0).abs() < 1e-9, "the slowest scene: {}", b.tick_p99_ms);
+        assert!((b.http_per_sec - 6.0).abs() < 1e-9, "60 more in 10 s: {}", b.http_per_sec);
+        assert!((b.http_errors_per_sec - 1.0).abs() < 1e-9, "{}", b.http_errors_per_sec);
+        assert!((b.frames_in_per_sec - 200.0).abs() < 1e-9);
+        let scenes = series(TEXT, "world_players", Some("scene"), any).by;
+        assert_eq!(scenes.get("1000"), Some(&9.0));
+        assert_eq!(series(TEXT, "http_request_duration_seconds", None, any).total, 0.0, "buckets are not the series");
+    }
+}
