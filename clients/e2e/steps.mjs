@@ -46,3 +46,13 @@ export function deadline(ms, browser) {
     Promise.race([browser()?.close(), new Promise((r) => setTimeout(r, 5000))]).finally(() => process.exit(1));
   }, ms).unref();
 }
+
+/** Closes the browser, then exits 1 naming every failure, or logs that all passed. */
+export async function finish(browser, failures, log, passed) {
+  await browser.close();
+  if (failures.length) {
+    console.error("E2E FAILED:\n" + failures.join("\n"));
+    process.exit(1);
+  }
+  log(passed);
+}

@@ -9,7 +9,7 @@
 // Environment: OPERATOR and OPERATOR_PASSWORD (an admin or gm), CHROMIUM.
 import { chromium } from "playwright-core";
 import path from "node:path";
-import { CHROMIUM_ARGS, deadline, steps } from "../../e2e/steps.mjs";
+import { CHROMIUM_ARGS, deadline, finish, steps } from "../../e2e/steps.mjs";
 
 const [game, consoleBase] = process.argv.slice(2);
 if (!game || !consoleBase) {
@@ -130,11 +130,5 @@ try {
   check(served.includes("Double coins this weekend"), "getNotify serves the new notice");
 } catch (e) {
   failures.push(e.message);
-} finally {
-  await browser.close();
 }
-if (failures.length) {
-  console.error("E2E FAILED:\n" + failures.join("\n"));
-  process.exit(1);
-}
-log("all console checks passed; screenshots in", shots);
+await finish(browser, failures, log, `all console checks passed; screenshots in ${shots}`);

@@ -20,7 +20,7 @@ import { chromium } from "playwright-core";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import { CHROMIUM_ARGS, deadline, steps } from "../../e2e/steps.mjs";
+import { CHROMIUM_ARGS, deadline, finish, steps } from "../../e2e/steps.mjs";
 
 const base = process.argv[2];
 if (!base) {
@@ -599,11 +599,5 @@ try {
   check((await c.evaluate(() => window.rsgame.world.me.id)) === guestId, "the same guest account after logging out");
 } catch (e) {
   failures.push(e.message);
-} finally {
-  await browser.close();
 }
-if (failures.length) {
-  console.error("E2E FAILED:\n" + failures.join("\n"));
-  process.exit(1);
-}
-log("all browser checks passed; screenshots in", shots);
+await finish(browser, failures, log, `all browser checks passed; screenshots in ${shots}`);

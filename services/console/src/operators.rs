@@ -9,6 +9,7 @@ use sea_query::{Expr, ExprTrait as _, Order, Query};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, json};
+use crate::players::reason;
 use crate::roles::Role;
 use crate::sessions::Session;
 
@@ -139,15 +140,6 @@ pub(crate) async fn set(db: &Db, id: i64, col: &str, value: sea_query::Value) ->
         .and_where(Expr::col("id").eq(id))
         .to_owned();
     Ok(db.execute(&q).await? > 0)
-}
-
-/// Why a change to an operator is made: required, like every console change.
-fn reason(r: &str) -> Result<&str> {
-    let r = r.trim();
-    if r.is_empty() || r.chars().count() > 500 {
-        return Err(Error::bad_param("reason: 1 to 500 characters, required"));
-    }
-    Ok(r)
 }
 
 impl crate::Console {

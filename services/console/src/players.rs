@@ -85,7 +85,7 @@ pub struct PlayerPage {
     pub guild: Option<String>,
 }
 
-/// Why an action is taken: every action needs one (it goes to the audit log).
+/// Why an action is taken: every console change needs one (it goes to the audit log).
 pub(crate) fn reason(r: &str) -> Result<&str> {
     let r = r.trim();
     if r.is_empty() || r.chars().count() > 500 {

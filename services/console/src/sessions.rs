@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rsgame_kit::time::unix_ms;
 use rsgame_kit::{Code, Error, Result};
-use rsgame_usercenter::logic::{sha256_hex, verify_password};
+use rsgame_usercenter::logic::{random_hex, sha256_hex, verify_password};
 use sea_query::{Expr, ExprTrait as _, Query};
 use serde::Deserialize;
 
@@ -40,12 +40,6 @@ pub struct LoginReq {
     /// The authenticator app's code, for an operator with a second factor.
     #[serde(default)]
     pub totp: String,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::fill(&mut b[..]);
-    hex::encode(b)
 }
 
 /// The `Set-Cookie` value that opens a session.

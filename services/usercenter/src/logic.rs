@@ -437,8 +437,8 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-/// `bytes` random bytes as lower-case hex.
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes as lower-case hex (tokens, keys).
+pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::fill(&mut b[..]);
     hex::encode(b)
