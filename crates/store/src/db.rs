@@ -407,7 +407,12 @@ impl Db {
         // A transaction is for writing: on SQLite it holds the writers' turn until it ends.
         let turn = self.write_turn().await;
         let conn = match &self.pool {
-            Pool::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
+            // IMMEDIATE takes SQLite's write lock at BEGIN, where the busy timeout applies. A
+            // deferred transaction takes it at its first write; if it has read by then and
+            // another connection holds the lock (another process, or a dropped transaction
+            // whose rollback sqlx runs later on its own connection), SQLite fails it at once
+            // with "database is locked" rather than wait, since waiting could deadlock.
+            Pool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::MySql(p) => TxConn::MySql(p.begin().await?),
             Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
         };

@@ -243,3 +243,36 @@ async fn connections_cut_mid_stream_lose_no_acknowledged_write() {
         admin.raw(&drop_sql).await.expect("drop database");
     }
 }
+
+/// A SQLite transaction that reads before it writes waits for a writer it does not know of
+/// (another process on the same file, or the rollback of a transaction this process dropped,
+/// which sqlx runs later on that connection) instead of failing at once with "database is
+/// locked": a deferred transaction that finds the lock held on its first write gets no busy
+/// wait at all, which once failed a guild invitation in CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_transaction_waits_for_a_writer_it_does_not_know_of() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/shared.db", dir.path().display());
+    let ours = Db::connect(&cfg(url.clone())).await.expect("ours");
+    migrate::migrate(&ours).await.expect("migrate");
+    let theirs = Db::connect(&cfg(url)).await.expect("another process's pool");
+    for round in 0..3 {
+        let mut other = theirs.begin().await.expect("their transaction");
+        other.execute(&insert_user(&format!("theirs{round}"))).await.expect("they hold the write lock");
+        let held = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            other.commit().await.expect("they commit");
+        });
+        let mut tx = ours.begin().await.expect("begin");
+        let seen = tx
+            .fetch_all(&Query::select().column("username").from("mem_user").to_owned())
+            .await
+            .expect("read first");
+        tx.execute(&insert_user(&format!("ours{round}")))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the write after the read waits its turn: {e:?}"));
+        tx.commit().await.expect("commit");
+        held.await.expect("their task");
+        assert_eq!(seen.len(), 2 * round + 1, "theirs committed before ours began");
+    }
+}
