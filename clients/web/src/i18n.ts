@@ -365,6 +365,7 @@ const ERRORS: Record<Lang, Record<number, string>> = {
     400523: "Claim the attachment first.",
     400524: "You are already looking for a match.",
     400525: "That name is taken.",
+    400526: "You are muted: chat is closed to you for now.",
   },
   zh: {
     0: "无法连接服务器，请检查网络。",
@@ -396,6 +397,7 @@ const ERRORS: Record<Lang, Record<number, string>> = {
     400523: "请先领取附件。",
     400524: "你已经在匹配中了。",
     400525: "这个名字已被占用。",
+    400526: "你已被禁言，暂时不能发言。",
   },
 };
 

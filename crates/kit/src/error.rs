@@ -89,11 +89,13 @@ pub enum Code {
     AlreadyQueued,
     /// 400525: that name is taken (a guild's) (rsgame).
     NameTaken,
+    /// 400526: the player may not chat for now; the message says until when (rsgame).
+    Muted,
 }
 
 impl Code {
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 38] = [
         Code::Ok,
         Code::Failed,
         Code::BadParam,
@@ -131,6 +133,7 @@ impl Code {
         Code::AttachmentUnclaimed,
         Code::AlreadyQueued,
         Code::NameTaken,
+        Code::Muted,
     ];
 
     /// The number on the wire.
@@ -173,6 +176,7 @@ impl Code {
             Code::AttachmentUnclaimed => 400_523,
             Code::AlreadyQueued => 400_524,
             Code::NameTaken => 400_525,
+            Code::Muted => 400_526,
         }
     }
 
@@ -221,6 +225,7 @@ impl Code {
             Code::AttachmentUnclaimed => "claim the attachment first",
             Code::AlreadyQueued => "already queued for a match",
             Code::NameTaken => "that name is taken",
+            Code::Muted => "muted: chat is closed to this player for now",
         }
     }
 
@@ -233,7 +238,7 @@ impl Code {
             }
             Code::TokenExpired | Code::Unauthorized | Code::LoginFailed => StatusCode::UNAUTHORIZED,
             Code::UsernameTaken | Code::IdentityTaken | Code::LastIdentity => StatusCode::CONFLICT,
-            Code::AccountBanned | Code::AccountClosed => StatusCode::FORBIDDEN,
+            Code::AccountBanned | Code::AccountClosed | Code::Muted => StatusCode::FORBIDDEN,
             Code::FreshLoginRequired | Code::WechatRejected => StatusCode::UNAUTHORIZED,
             Code::ScanPending => StatusCode::ACCEPTED,
             Code::NotEnoughCoins | Code::NotEnoughItems | Code::LevelTooLow => StatusCode::CONFLICT,
@@ -261,7 +266,7 @@ impl Code {
             Code::Failed => 2, // UNKNOWN
             Code::BadParam | Code::VerifyCode | Code::CaptchaRequired | Code::CaptchaWrong => 3, // INVALID_ARGUMENT
             Code::UsernameTaken | Code::IdentityTaken | Code::NameTaken => 6, // ALREADY_EXISTS
-            Code::AccountBanned | Code::AccountClosed => 7, // PERMISSION_DENIED
+            Code::AccountBanned | Code::AccountClosed | Code::Muted => 7, // PERMISSION_DENIED
             Code::LastIdentity => 9, // FAILED_PRECONDITION
             Code::FreshLoginRequired | Code::WechatRejected => 16, // UNAUTHENTICATED
             Code::AccountLocked => 8, // RESOURCE_EXHAUSTED

@@ -39,6 +39,10 @@ pub mod events {
     /// The topic of [`GuildChanged`]: published by the game service when a guild changes,
     /// read by every game node (each in a consumer group of its own).
     pub const GUILD_CHANGED_TOPIC: &str = "game.guild_changed";
+
+    /// The topic of [`ChatLineRemoved`]: published by the console when an operator removes a
+    /// chat line, read by every game node (each in a consumer group of its own).
+    pub const CHAT_LINE_REMOVED_TOPIC: &str = "game.chat_line_removed";
 }
 
 /// Message ids, named for the handlers; each is a value of `proto/game.proto`'s `MessageId`
@@ -75,6 +79,8 @@ pub mod ids {
     pub const ATTACK: u32 = MessageId::Attack as u32;
     /// rsgame: ChatHistory → ChatMsgResp (200006).
     pub const CHAT_HISTORY: u32 = MessageId::ChatHistory as u32;
+    /// rsgame push: ChatRemoved, an operator removed a chat line (200007).
+    pub const CHAT_REMOVED: u32 = MessageId::ChatRemoved as u32;
     /// rsgame push: a friend's online status, a UserInfo (200102).
     pub const FRIEND_STATUS: u32 = MessageId::FriendStatus as u32;
     /// rsgame: Respawn → PlayerStats (200212).

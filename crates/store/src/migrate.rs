@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "game inbox: messages with attachments claimed once", up: v8 },
     Migration { version: 9, name: "game guilds: members with roles, join requests, chat", up: v9 },
     Migration { version: 10, name: "console operators, sessions, audit log, game data versions", up: v10 },
+    Migration { version: 11, name: "game chat moderation: mutes and the public chat log", up: v11 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -589,5 +590,47 @@ fn v10(b: Backend) -> Vec<String> {
         build(b, &audit),
         index(b, &Index::create().name("idx_console_audit_target").table("console_audit").col("target").to_owned()),
         index(b, &Index::create().name("idx_console_audit_at").table("console_audit").col("at").to_owned()),
+    ]
+}
+
+fn v11(b: Backend) -> Vec<String> {
+    // One row per muted player: chat from it is refused until `until` (unix ms).
+    let mute = Table::create()
+        .table("game_mute")
+        .if_not_exists()
+        .col(ColumnDef::new("user_id").big_integer().not_null().primary_key())
+        .col(ColumnDef::new("until").big_integer().not_null())
+        .col(ColumnDef::new("reason").string_len(500).not_null())
+        .col(ColumnDef::new("by_whom").string_len(64).not_null())
+        .col(ColumnDef::new("updated_at").big_integer().not_null())
+        .to_owned();
+    // World and room chat lines, for moderators (guild chat has its own table); pruned
+    // after `world.chat_log_days`.
+    let log = Table::create()
+        .table("game_chat_log")
+        .if_not_exists()
+        .col(id(b))
+        // pb.ChatType: 1 world, 2 room.
+        .col(ColumnDef::new("chat_type").integer().not_null())
+        .col(ColumnDef::new("room_id").big_integer().not_null())
+        .col(ColumnDef::new("user_id").big_integer().not_null())
+        .col(ColumnDef::new("msg_type").integer().not_null())
+        .col(ColumnDef::new("msg").text().not_null())
+        .col(ColumnDef::new("url").string_len(512).not_null())
+        .col(ColumnDef::new("sent_at").big_integer().not_null())
+        .to_owned();
+    vec![
+        build(b, &mute),
+        build(b, &log),
+        index(b, &Index::create().name("idx_game_chat_log_at").table("game_chat_log").col("sent_at").to_owned()),
+        index(
+            b,
+            &Index::create()
+                .name("idx_game_chat_log_user")
+                .table("game_chat_log")
+                .col("user_id")
+                .col("sent_at")
+                .to_owned(),
+        ),
     ]
 }

@@ -77,7 +77,7 @@ async fn migrations_apply_once_and_the_schema_works_everywhere() {
     on_every_backend(|db| async move {
         assert_eq!(
             migrate::migrate(&db).await.expect("migrate"),
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
             "{:?}",
             db.backend()
         );
@@ -264,10 +264,8 @@ async fn a_sqlite_transaction_waits_for_a_writer_it_does_not_know_of() {
             other.commit().await.expect("they commit");
         });
         let mut tx = ours.begin().await.expect("begin");
-        let seen = tx
-            .fetch_all(&Query::select().column("username").from("mem_user").to_owned())
-            .await
-            .expect("read first");
+        let seen =
+            tx.fetch_all(&Query::select().column("username").from("mem_user").to_owned()).await.expect("read first");
         tx.execute(&insert_user(&format!("ours{round}")))
             .await
             .unwrap_or_else(|e| panic!("round {round}: the write after the read waits its turn: {e:?}"));

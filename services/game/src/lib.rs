@@ -16,6 +16,7 @@
 //!   database, which stays the truth.
 //! - [`operator`]: an operator's grants and takes through the ledger (idempotent), and a
 //!   player's ledger history.
+//! - [`moderation`]: chat moderation's records: mutes and the log of world and room chat.
 //! - [`metrics`]: the game service's Prometheus metrics.
 //! - [`api`]: the REST routes under `/game/v1/game/` and `/game/v1/inbox/`.
 //! - [`guild_api`]: the guild routes under `/game/v1/guild/`.
@@ -32,6 +33,7 @@ pub mod guild_api;
 pub mod inbox;
 pub mod logic;
 pub mod metrics;
+pub mod moderation;
 pub mod operator;
 mod ranks;
 pub mod rpc;

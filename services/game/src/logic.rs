@@ -442,12 +442,12 @@ impl GameLogic {
         Ok(Ranking { list, me })
     }
 
-    /// The database it keeps players in.
     /// The bus game nodes read, when set ([`GameLogic::with_events`]).
     pub(crate) fn events(&self) -> Option<&rsgame_store::Bus> {
         self.events.as_ref()
     }
 
+    /// The database it keeps players in.
     pub(crate) fn db(&self) -> &Db {
         &self.db
     }

@@ -29,6 +29,8 @@ pub struct WorldConfig {
     pub chat_per_min: u32,
     /// World and room messages kept for the history query, per channel.
     pub chat_history: usize,
+    /// Days world and room chat is kept in the database for moderators (0: not logged).
+    pub chat_log_days: u32,
     /// Most rooms players may create on this node.
     pub max_rooms: usize,
     /// Most players a created room may hold.
@@ -55,6 +57,7 @@ impl Default for WorldConfig {
             chat_burst: 5,
             chat_per_min: 30,
             chat_history: 50,
+            chat_log_days: 30,
             max_rooms: 1000,
             max_room_users: 50,
             lockstep_fps: 15,

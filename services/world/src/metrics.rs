@@ -44,6 +44,8 @@ pub const MATCHES: &str = "world_matches_total";
 pub const MATCH_WAIT_SECONDS: &str = "world_match_wait_seconds";
 /// Tickets that timed out without a match, by mode.
 pub const MATCH_TIMEOUTS: &str = "world_match_timeouts_total";
+/// World and room chat lines not written to the moderators' log.
+pub const CHAT_LOG_LOST: &str = "world_chat_log_lost_total";
 
 /// The metrics the world records.
 pub const METRICS: &[Def] = &[
@@ -67,4 +69,8 @@ pub const METRICS: &[Def] = &[
     Def::counter(MATCHES, "Matches formed, by mode."),
     Def::histogram(MATCH_WAIT_SECONDS, "How long a matched ticket waited, by mode."),
     Def::counter(MATCH_TIMEOUTS, "Matchmaking tickets that timed out without a match, by mode."),
+    Def::counter(
+        CHAT_LOG_LOST,
+        "World and room chat lines not written to the moderators' log (queue full or database down).",
+    ),
 ];

@@ -47,6 +47,7 @@ impl World {
     pub(super) async fn chat(self, session: Session, msg: pb::ChatMsg) -> Result<()> {
         let uid = World::me(&session)?;
         self.check_chat(&msg)?;
+        self.check_muted(uid).await?;
         let m = pb::ChatMsg {
             user_id: uid.get(),
             obj_id: msg.obj_id,
@@ -60,7 +61,7 @@ impl World {
         let reply = pb::ChatMsgResp { msg_list: vec![m.clone()] };
         match ChatType::try_from(m.chat_type) {
             Ok(ChatType::World | ChatType::Room) => {
-                let sessions: Vec<Session> = {
+                let (room, sessions): (i64, Vec<Session>) = {
                     let mut players = lock(&self.0.players);
                     let me = players.get_mut(&uid).ok_or_else(|| Error::new(Code::Unauthorized))?;
                     if !me.chat.take(burst, per_min) {
@@ -76,14 +77,17 @@ impl World {
                         Self::remember(&mut r.chat, &m, keep);
                         r.members.iter().copied().collect()
                     };
-                    to.iter()
+                    let sessions = to
+                        .iter()
                         .filter(|t| **t != uid)
                         .filter_map(|t| players.get(t))
                         .filter(|p| !p.blocked.contains(&uid.get()))
                         .filter_map(|p| p.session.clone())
-                        .collect()
+                        .collect();
+                    (room, sessions)
                 };
                 send_many(&sessions, ids::reply(ids::CHAT_MSG), &reply);
+                self.log_chat(&m, room);
                 if let Some(c) = self.0.cluster.as_ref().filter(|_| m.chat_type == ChatType::World as i32) {
                     c.publish(What::World(m.clone())).await;
                 }

@@ -28,6 +28,8 @@
 //! - `matching`: the matchmaker's messages, passes and pushes, and the rooms of formed
 //!   matches.
 //! - `parties`: parties (create, invite, join, leave, kick), their pushes and chat.
+//! - `moderation`: mutes enforced, world and room chat logged for moderators, lines an
+//!   operator removed dropped from history and screens.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -67,6 +69,7 @@ mod guild;
 mod inbox;
 mod mail;
 mod matching;
+mod moderation;
 mod parties;
 mod play;
 mod presence;
@@ -303,6 +306,10 @@ struct Inner {
     /// The ids of the last player changes applied (in order, and as a set): a redelivered
     /// one is applied once.
     changes_seen: Mutex<(VecDeque<u64>, HashSet<u64>)>,
+    /// Mutes and the chat log (see `moderation`).
+    moderation: rsgame_game::moderation::Moderation,
+    /// The moderators' log writer's queue (none when `world.chat_log_days` is 0).
+    chat_log: Option<mpsc::Sender<rsgame_game::moderation::ChatLine>>,
 }
 
 /// How long a login waits for the node the player was on to save it and let go.
@@ -340,6 +347,8 @@ impl World {
     /// Starts the scenes' tasks, the saver and the rewarders.
     pub fn start(deps: WorldDeps) -> World {
         let WorldDeps { cfg, scenes, modes, auth, game, directory, db, cluster, presence, accounts } = deps;
+        let moderation = rsgame_game::moderation::Moderation::new(db.clone());
+        let chat_log = moderation::start_log(moderation.clone(), cfg.chat_log_days);
         let store = WorldStore::new(db);
         let (save_tx, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(crate::room::saver(save_rx, store.clone(), game.clone()));
@@ -424,6 +433,8 @@ impl World {
             cluster,
             leaving: Mutex::new(HashMap::new()),
             changes_seen: Mutex::new((VecDeque::new(), HashSet::new())),
+            moderation,
+            chat_log,
         }));
         if let Some(c) = world.0.cluster.clone() {
             tokio::spawn(world.clone().follow_cluster(c.clone()));
@@ -436,6 +447,7 @@ impl World {
             tokio::spawn(world.clone().follow_accounts(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_changes(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_mail(bus.clone(), node.clone()));
+            tokio::spawn(world.clone().follow_removals(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_guilds(bus, node));
         }
         if world.0.matching.has_modes() {

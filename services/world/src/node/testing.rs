@@ -27,6 +27,7 @@ impl Directory for FakeDirectory {
 pub(super) struct Fixture {
     pub world: World,
     pub jwt: Arc<Jwt>,
+    pub db: Db,
     directory: Arc<FakeDirectory>,
     next_session: std::sync::atomic::AtomicU64,
     _dir: tempfile::TempDir,
@@ -74,7 +75,7 @@ impl Fixture {
             presence: None,
             accounts: None,
         });
-        Fixture { world, jwt, directory, next_session: 1.into(), _dir: dir }
+        Fixture { world, jwt, db, directory, next_session: 1.into(), _dir: dir }
     }
 
     /// Makes account `id` known to the directory.
