@@ -18,12 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Console;
 use crate::audit::{self, Entry};
+use crate::chat::{ChatView, MuteReq, RemoveReq};
 use crate::data::{FileReq, Version};
 use crate::operators::{self, Operator};
 use crate::players::{BanReq, GrantReq, MailReq, PlayerLine, PlayerPage, ReasonReq};
 use crate::roles::{Permission, Role};
 use crate::sessions::{self, LoginReq, Session};
 use rsgame_game::data::Notice;
+use rsgame_game::moderation::{ChatFilter, ChatLine, Mute};
 
 /// The routes, over `console`.
 pub fn router(console: Console) -> Router {
@@ -40,7 +42,10 @@ pub fn router(console: Console) -> Router {
         .route("/console/v1/players/{id}/unban", post(unban))
         .route("/console/v1/players/{id}/kick", post(kick))
         .route("/console/v1/players/{id}/grant", post(grant))
+        .route("/console/v1/players/{id}/mute", post(mute))
         .route("/console/v1/mail", post(mail))
+        .route("/console/v1/chat", get(chat_lines))
+        .route("/console/v1/chat/remove", post(chat_remove))
         .route("/console/v1/operators", get(list_operators).post(create_operator))
         .route("/console/v1/operators/{id}", post(update_operator))
         .route("/console/v1/audit", get(audit_log))
@@ -204,6 +209,33 @@ async fn ban(
     Json(r): Json<BanReq>,
 ) -> Result<Reply<PlayerLine>> {
     c.ban(op.need(Permission::Moderate)?, &ip, id, &r).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/console/v1/players/{id}/mute", tag = "console", summary = "Mute a player in chat, or lift the mute", description = "Until `until` (unix ms, within ten years; 0 lifts it), with a reason the player is told with every refused message (400526). Holds on every game node at once. gm or admin.", params(("id" = i64, Path)), request_body = MuteReq, responses((status = 200, body = Envelope<Option<Mute>>)))]
+async fn mute(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Path(id): Path<i64>,
+    Json(r): Json<MuteReq>,
+) -> Result<Reply<Option<Mute>>> {
+    c.mute(op.need(Permission::Moderate)?, &ip, id, &r).await.map(Reply)
+}
+
+#[utoipa::path(get, path = "/console/v1/chat", tag = "console", summary = "Recent chat lines", description = "World or room lines (kept `world.chat_log_days`) or guild lines, newest first, filtered by sender, room or guild, and text; page back with `beforeId`.", params(ChatFilter), responses((status = 200, body = Envelope<Vec<ChatView>>)))]
+async fn chat_lines(State(c): State<Console>, op: Op, Query(f): Query<ChatFilter>) -> Result<Reply<Vec<ChatView>>> {
+    op.need(Permission::View)?;
+    c.chat_lines(&f).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/console/v1/chat/remove", tag = "console", summary = "Remove a chat line", description = "From the log and from every game node's history; players who could see it get a ChatRemoved push. Audited with the line. gm or admin.", request_body = RemoveReq, responses((status = 200, body = Envelope<ChatLine>)))]
+async fn chat_remove(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Json(r): Json<RemoveReq>,
+) -> Result<Reply<ChatLine>> {
+    c.remove_chat(op.need(Permission::Moderate)?, &ip, &r).await.map(Reply)
 }
 
 #[utoipa::path(post, path = "/console/v1/players/{id}/unban", tag = "console", summary = "Lift a ban", params(("id" = i64, Path)), request_body = ReasonReq, responses((status = 200, body = Envelope<PlayerLine>)))]
@@ -469,7 +501,10 @@ async fn set_notices(
     unban,
     kick,
     grant,
+    mute,
     mail,
+    chat_lines,
+    chat_remove,
     list_operators,
     create_operator,
     update_operator,

@@ -12,6 +12,7 @@
 //! - [`sessions`]: logins, cookie sessions, CSRF tokens, lock-outs per address.
 //! - [`audit`]: the append-only log of every change made through the console.
 //! - [`players`]: finding players, a player's page, and the actions on a player.
+//! - [`chat`]: chat moderation: recent lines with filters, removing a line, mutes.
 //! - [`dashboard`]: this process's metrics sampled for an hour, logins and new accounts
 //!   per minute.
 //! - [`data`]: game data tables, files checked before they apply, versions and rollback,
@@ -28,6 +29,7 @@ use rsgame_usercenter::UserCenterLogic;
 
 pub mod api;
 pub mod audit;
+pub mod chat;
 pub mod config;
 pub mod dashboard;
 pub mod data;

@@ -11,6 +11,7 @@ use rsgame_kit::{Code, Error, Result};
 use rsgame_usercenter::lookup::{self, LogLine};
 use rsgame_usercenter::model::User;
 use rsgame_usercenter::{Ban, UserCenter as _};
+use sea_query::ExprTrait as _;
 use serde::{Deserialize, Serialize};
 
 use crate::Console;
@@ -83,7 +84,42 @@ pub struct PlayerPage {
     pub battles: Vec<Progress>,
     /// The guild's name, when in one.
     pub guild: Option<String>,
+    /// The chat mute in force, if any.
+    pub mute: Option<rsgame_game::moderation::Mute>,
+    /// Where the world last saved the player (a permanent scene).
+    pub place: Option<PlaceInfo>,
+    /// Friends and blacklist, with names.
+    pub relations: Vec<Relation>,
 }
+
+/// Where the world last saved a player.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceInfo {
+    /// The scene.
+    pub scene_id: i64,
+    /// Position.
+    pub x: f64,
+    /// Position.
+    pub z: f64,
+    /// Saved at, unix ms.
+    pub saved_at: i64,
+}
+
+/// A friend or a blacklisted player.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Relation {
+    /// The other player.
+    pub user_id: i64,
+    /// Its nickname.
+    pub nickname: String,
+    /// `friend` or `blacklist`.
+    pub kind: String,
+}
+
+/// The most relations a page lists.
+const MAX_RELATIONS: u64 = 500;
 
 /// Why an action is taken: every console change needs one (it goes to the audit log).
 pub(crate) fn reason(r: &str) -> Result<&str> {
@@ -215,6 +251,9 @@ impl Console {
         let battles =
             if pack.is_some() { rsgame_game::Game::my_battles(self.game.as_ref(), user_id).await? } else { Vec::new() };
         let guild = self.game.guild_detail(user_id, 0).await.ok().map(|g| g.guild.name);
+        let mute = self.game.moderation().mute(user_id, now).await?;
+        let place = self.place(user_id).await?;
+        let relations = self.relations(user_id).await?;
         Ok(PlayerPage {
             player: self.line(&u).await,
             mobile: u.mobile.clone(),
@@ -227,7 +266,54 @@ impl Console {
             history,
             battles,
             guild,
+            mute,
+            place,
+            relations,
         })
+    }
+
+    /// The world's saved place (the world's own table, read only).
+    async fn place(&self, user_id: i64) -> Result<Option<PlaceInfo>> {
+        let q = sea_query::Query::select()
+            .columns(["scene_id", "x", "z", "updated_at"])
+            .from("world_state")
+            .and_where(sea_query::Expr::col("user_id").eq(user_id))
+            .to_owned();
+        let Some(r) = self.db().fetch_optional(&q).await? else { return Ok(None) };
+        Ok(Some(PlaceInfo {
+            scene_id: r.i64("scene_id")?,
+            x: r.f64("x")?,
+            z: r.f64("z")?,
+            saved_at: r.i64("updated_at")?,
+        }))
+    }
+
+    /// Friends and blacklist (the world's own table, read only), with names.
+    async fn relations(&self, user_id: i64) -> Result<Vec<Relation>> {
+        let q = sea_query::Query::select()
+            .columns(["friend_id", "kind"])
+            .from("world_friend")
+            .and_where(sea_query::Expr::col("user_id").eq(user_id))
+            .and_where(sea_query::Expr::col("kind").is_in([1, 2]))
+            .order_by("id", sea_query::Order::Asc)
+            .limit(MAX_RELATIONS)
+            .to_owned();
+        let rows = self.db().fetch_all(&q).await?;
+        let pairs = rows.iter().map(|r| Ok((r.i64("friend_id")?, r.i32("kind")?))).collect::<Result<Vec<_>>>()?;
+        let ids: Vec<i64> = pairs.iter().map(|(id, _)| *id).collect();
+        let names: std::collections::HashMap<i64, String> = rsgame_usercenter::model::public_profiles(self.db(), &ids)
+            .await?
+            .into_iter()
+            .map(|(id, n, _)| (id, n))
+            .collect();
+        Ok(pairs
+            .into_iter()
+            .map(|(id, kind)| Relation {
+                user_id: id,
+                nickname: names.get(&id).cloned().unwrap_or_default(),
+                kind: if kind == 2 { "blacklist" } else { "friend" }.to_owned(),
+            })
+            .collect())
     }
 
     /// Bans a player until a time (0: without end): its sessions end on every server.

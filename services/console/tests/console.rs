@@ -427,3 +427,82 @@ async fn game_data_is_checked_before_it_applies_and_a_version_rolls_back() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_lines_are_found_removed_everywhere_and_their_sender_muted() {
+    on_every_backend(|stack, db, cache| async move {
+        let site = start(db, cache).await;
+        let (gm, viewer) =
+            (operator(&site, "gm_chat", Role::Gm).await, operator(&site, "viewer_chat", Role::Viewer).await);
+        let (loud, calm) = (player(&site, "pl_loud").await, player(&site, "pl_calm").await);
+        // What game nodes log: world lines from two players, and one in a room.
+        let line = |user_id, channel, place, msg: &str, sent_at| rsgame_game::moderation::ChatLine {
+            id: 0,
+            channel,
+            place,
+            user_id,
+            msg_type: 1,
+            msg: msg.into(),
+            url: String::new(),
+            sent_at,
+        };
+        use rsgame_game::moderation::Channel::{Room, World};
+        let t = rsgame_kit::time::unix_ms();
+        let lines = [
+            line(calm, World, 0, "good morning", t),
+            line(loud, World, 0, "BUY GOLD 100%_off", t + 1),
+            line(loud, Room, 10_001, "in a room", t + 2),
+        ];
+        site.game.moderation().log(&lines).await.expect("logged");
+
+        // Filters: channel, sender, text (LIKE's wildcards are plain characters).
+        let world = viewer.get("/console/v1/chat?channel=world").await;
+        let got: Vec<&str> =
+            world["data"].as_array().expect("lines").iter().filter_map(|l| l["msg"].as_str()).collect();
+        assert_eq!(got, ["BUY GOLD 100%_off", "good morning"], "{stack:?} {world}");
+        assert_eq!(world["data"][0]["nickname"].as_str(), Some("Nick pl_loud"), "{stack:?}");
+        let by = viewer.get(&format!("/console/v1/chat?channel=room&userId={loud}")).await;
+        assert_eq!(by["data"][0]["place"].as_i64(), Some(10_001), "{stack:?} {by}");
+        for (text, n) in [("%25_off", 1), ("_", 1), ("%25", 1), ("gold", 1), ("GOLD", 1), ("morning", 1)] {
+            let v = viewer.get(&format!("/console/v1/chat?text={text}")).await;
+            assert_eq!(v["data"].as_array().map(Vec::len), Some(n), "{stack:?} {text}: {v}");
+        }
+        assert_eq!(code(&viewer.get("/console/v1/chat?limit=0").await), 400102, "{stack:?}");
+
+        // Removing: a viewer may not; a gm may, the nodes are told, the line is gone.
+        let id = world["data"][0]["id"].as_i64().expect("id");
+        let body = json!({"channel": "world", "id": id, "reason": "spam"});
+        assert_eq!(code(&viewer.post("/console/v1/chat/remove", body.clone()).await), 400501, "{stack:?}");
+        let mut removed = site.bus.subscribe(rsgame_proto::events::CHAT_LINE_REMOVED_TOPIC, "test").await.expect("sub");
+        let r = gm.post("/console/v1/chat/remove", body.clone()).await;
+        assert_eq!(r["data"]["msg"].as_str(), Some("BUY GOLD 100%_off"), "{stack:?} {r}");
+        let told =
+            tokio::time::timeout(Duration::from_secs(5), removed.next()).await.expect("in time").expect("a message");
+        let e: rsgame_proto::events::ChatLineRemoved = prost::Message::decode(&told.payload[..]).expect("decode");
+        assert_eq!((e.user_id, e.send_time, e.chat_type), (loud, t + 1, 1), "{stack:?}");
+        assert_eq!(code(&gm.post("/console/v1/chat/remove", body).await), 400201, "{stack:?}: once");
+        assert_eq!(viewer.get("/console/v1/chat").await["data"].as_array().map(Vec::len), Some(1), "{stack:?}");
+
+        // Muting: bad times are refused; a mute shows on the page, and is lifted.
+        let path = format!("/console/v1/players/{loud}/mute");
+        for until in [1, t + 20 * 366 * 86_400_000] {
+            assert_eq!(code(&gm.post(&path, json!({"until": until, "reason": "x"})).await), 400102, "{stack:?}");
+        }
+        assert_eq!(code(&gm.post("/console/v1/players/999999/mute", json!({"until": 0, "reason": "x"})).await), 400201);
+        let m = gm.post(&path, json!({"until": t + 3_600_000, "reason": "spam"})).await;
+        assert_eq!(m["data"]["by"].as_str(), Some("gm_chat"), "{stack:?} {m}");
+        let page = viewer.get(&format!("/console/v1/players/{loud}")).await;
+        assert_eq!(page["data"]["mute"]["reason"].as_str(), Some("spam"), "{stack:?} {page}");
+        assert!(site.game.moderation().mute(loud, rsgame_kit::time::unix_ms()).await.expect("read").is_some());
+        let lifted = gm.post(&path, json!({"until": 0, "reason": "appeal"})).await;
+        assert!(lifted["data"].is_null(), "{stack:?} {lifted}");
+        let actions: Vec<String> = gm.get(&format!("/console/v1/audit?target=user:{loud}")).await["data"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| l["action"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(actions, ["player.unmute", "player.mute", "chat.remove"], "{stack:?}");
+    })
+    .await;
+}

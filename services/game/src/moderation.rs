@@ -78,7 +78,7 @@ pub struct ChatFilter {
     pub user_id: Option<i64>,
     /// Only this room or guild.
     pub place: Option<i64>,
-    /// Only lines containing this text (case as written).
+    /// Only lines containing this text, without regard to case (ASCII letters on SQLite).
     pub text: Option<String>,
     /// Only lines older than this id (the next page).
     pub before_id: Option<i64>,
@@ -192,8 +192,9 @@ impl Moderation {
         }
         if let Some(t) = f.text.as_ref().map(|t| t.trim()).filter(|t| !t.is_empty()) {
             // LIKE's own wildcards in the text are matched as themselves.
-            let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            q.and_where(Expr::col("msg").like(sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')));
+            let escaped = t.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\');
+            q.and_where(sea_query::Func::lower(Expr::col("msg")).like(pattern));
         }
         q.order_by("id", Order::Desc).limit(limit);
         let rows = self.db.fetch_all(&q).await?;
@@ -254,13 +255,13 @@ impl crate::logic::GameLogic {
     }
 
     /// Removes line `id` of `channel` and tells the game nodes, which drop it from the
-    /// history they keep and tell the players who could see it. None: no such line. The
-    /// announcement is tried three times; if it still fails the line is gone from the log
-    /// but players online keep it on screen, and that is the error returned.
-    pub async fn remove_chat_line(&self, channel: Channel, id: i64) -> Result<Option<ChatLine>> {
+    /// history they keep and tell the players who could see it. None: no such line. With the
+    /// line comes whether the nodes were told: the announcement is tried three times, and if
+    /// it still fails the line is gone from the log but players online keep it on screen.
+    pub async fn remove_chat_line(&self, channel: Channel, id: i64) -> Result<Option<(ChatLine, bool)>> {
         let m = self.moderation();
         let Some(line) = m.remove(channel, id).await? else { return Ok(None) };
-        let Some(bus) = self.events() else { return Ok(Some(line)) };
+        let Some(bus) = self.events() else { return Ok(Some((line, true))) };
         let users = if channel == Channel::Guild { m.guild_members(line.place).await? } else { Vec::new() };
         let event = rsgame_proto::events::ChatLineRemoved {
             chat_type: channel.chat_type() as i32,
@@ -272,20 +273,15 @@ impl crate::logic::GameLogic {
         let payload = prost::Message::encode_to_vec(&event);
         for attempt in 1..=3u64 {
             match bus.publish(rsgame_proto::events::CHAT_LINE_REMOVED_TOPIC, &payload).await {
-                Ok(_) => return Ok(Some(line)),
+                Ok(_) => return Ok(Some((line, true))),
                 Err(e) if attempt < 3 => {
                     tracing::debug!(attempt, error = %e, "chat removal not announced yet");
                     tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
                 }
-                Err(e) => {
-                    tracing::warn!(line = id, error = %e, "chat line removed but the game nodes were not told");
-                }
+                Err(e) => tracing::warn!(line = id, error = %e, "chat line removed but the game nodes were not told"),
             }
         }
-        Err(Error::msg(
-            Code::Unavailable,
-            "the line is removed from the log, but the game nodes were not told: players online see it until they reconnect",
-        ))
+        Ok(Some((line, false)))
     }
 }
 
