@@ -1,6 +1,7 @@
 // The console end to end in a real browser: a player plays the demo as a guest; an operator
 // logs in to the console, sees the dashboard, finds that player (online), grants coins that the player's pack
-// and live header show, bans the player and sees the game connection closed, reads both
+// and live header show, removes its spam from world chat (gone from its screen) and mutes
+// it (its next line is refused), bans the player and sees the game connection closed, reads both
 // changes in the audit log, uploads a bad data file and sees its error (nothing changes),
 // and posts a notice that getNotify serves. Screenshots of each page go to $E2E_SHOTS.
 //
@@ -87,6 +88,38 @@ try {
   await until(p, "the player's header shows them live", (n) => Number(document.getElementById("me-coins").textContent) === n, coins0 + 77);
   await shot(c, "console-granted");
 
+  // Chat moderation: the player spams world chat; the operator finds the line, removes it
+  // (gone from the player's screen) and mutes the player (its next line is refused).
+  const spam = `cheap gold at example dot com ${Date.now() % 10000}`;
+  await p.click("#chat-tabs button[data-chat='1']");
+  await p.fill("#chat-text", spam);
+  await p.click("#chat-form button[type=submit]");
+  await until(p, "the player sees its own line", (t) => document.getElementById("chat-log").textContent.includes(t), spam);
+  await c.click("a[href='#chat']");
+  await c.waitForSelector("#chat-text", { timeout: T });
+  await c.fill("#chat-text", "cheap gold");
+  // The node writes its chat log in batches: filter again until the line is there.
+  for (let tries = 0; !(await c.textContent("#chat-lines")).includes("cheap gold"); tries++) {
+    if (tries > 60) throw new Error("timed out: the console finds the line");
+    await new Promise((r) => setTimeout(r, 250));
+    await c.click("#chat-filter");
+  }
+  log("ok: the console finds the line");
+  await shot(c, "console-chat");
+  await c.fill("#chat-reason", "advertising");
+  await c.click("#chat-lines tbody tr:first-child button.remove");
+  await until(c, "the removal is done", () => /remove: done/.test(document.getElementById("chat-note").textContent), null);
+  await until(p, "the line left the player's screen", (t) => !document.getElementById("chat-log").textContent.includes(t), spam);
+  await c.goto(consoleBase + "/#player/" + me.id);
+  await c.waitForSelector("#act-mute", { timeout: T });
+  await c.fill("#act-reason", "advertising, second time");
+  await c.click("#act-mute");
+  await c.waitForSelector("#player-muted", { timeout: T });
+  await p.fill("#chat-text", "let me talk");
+  await p.click("#chat-form button[type=submit]");
+  await until(p, "the muted player is told", () => /muted/i.test(document.getElementById("toast").textContent), null);
+  check(!(await p.textContent("#chat-log")).includes("let me talk"), "the muted line was not shown");
+
   // Ban: the player's game connection closes and its page goes back to the login form.
   await c.fill("#act-reason", "speed hack seen by three players");
   await c.click("#act-ban");
@@ -100,6 +133,7 @@ try {
   await c.waitForSelector("#audit-lines tbody tr", { timeout: T });
   const audit = await c.textContent("#audit-lines");
   check(audit.includes("player.ban") && audit.includes("player.grant") && audit.includes("speed hack"), "the audit log holds the ban and the grant with their reasons");
+  check(audit.includes("chat.remove") && audit.includes("player.mute"), "the audit log holds the removal and the mute");
   await shot(c, "console-audit");
 
   // A bad data file: the check names the file and entry, applying it changes nothing.

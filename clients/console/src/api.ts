@@ -56,6 +56,23 @@ export interface PlayerPage {
   history: Array<{ kind: number; remark: string; ip: string; at: number }>;
   battles: Array<{ levelId: number; name: string; wins: number; losses: number }>;
   guild: string | null;
+  mute: { until: number; reason: string; by: string } | null;
+  place: { sceneId: number; x: number; z: number; savedAt: number } | null;
+  relations: Array<{ userId: number; nickname: string; kind: "friend" | "blacklist" }>;
+}
+
+export type Channel = "world" | "room" | "guild";
+
+export interface ChatLine {
+  id: number;
+  channel: Channel;
+  place: number;
+  userId: number;
+  nickname: string;
+  msgType: number;
+  msg: string;
+  url: string;
+  sentAt: number;
 }
 
 export interface AuditEntry {
@@ -111,8 +128,11 @@ export async function login(username: string, password: string, totp: string): P
 export const logout = () => call<boolean>("POST", "/console/v1/auth/logout", {});
 export const search = (q: string) => call<PlayerLine[]>("GET", `/console/v1/players?q=${encodeURIComponent(q)}`);
 export const player = (id: number) => call<PlayerPage>("GET", `/console/v1/players/${id}`);
-export const act = (id: number, what: "ban" | "unban" | "kick" | "grant", body: object) =>
+export const act = (id: number, what: "ban" | "unban" | "kick" | "grant" | "mute", body: object) =>
   call<unknown>("POST", `/console/v1/players/${id}/${what}`, body);
+export const chat = (query: string) => call<ChatLine[]>("GET", `/console/v1/chat${query}`);
+export const removeChat = (channel: Channel, id: number, reason: string) =>
+  call<ChatLine>("POST", "/console/v1/chat/remove", { channel, id, reason });
 export const mail = (body: object) => call<number[]>("POST", "/console/v1/mail", body);
 export const audit = (query: string) => call<AuditEntry[]>("GET", `/console/v1/audit${query}`);
 export const operators = () => call<Operator[]>("GET", "/console/v1/operators");

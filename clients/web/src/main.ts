@@ -398,6 +398,9 @@ function onMessage(id: number, m: any): void {
     case ID.ChatHistoryResp:
       for (const c of m.msgList ?? []) addChat(c);
       break;
+    case ID.ChatRemoved:
+      removeChat(Number(m.chatType), Number(m.userId), Number(m.sendTime));
+      break;
     case ID.CreateRoomResp:
       toast(m.status === pb.ReplyStatus.REPLY_STATUS_OK ? t("roomCreated", { name: m.msg }) : errorText(400, m.msg));
       break;
@@ -555,6 +558,7 @@ function addChat(c: any): void {
   li.append(who, document.createTextNode(c.msg));
   if (kind === 3) li.className = "private";
   li.dataset.sendTime = String(c.sendTime);
+  li.dataset.from = String(from);
   const list = chats[kind] ?? chats[1];
   list.push(li);
   if (list.length > 200) list.shift();
@@ -564,6 +568,16 @@ function addChat(c: any): void {
   } else if (kind === 3 && from !== world.me.id) {
     toast(t("privateFrom", { name: nameOf(from) }));
   }
+}
+
+/** An operator removed a line: it goes from the log (a history fetched later lacks it too). */
+function removeChat(kind: number, from: number, sendTime: number): void {
+  const list = chats[kind];
+  if (!list) return;
+  const at = list.findIndex((li) => li.dataset.from === String(from) && li.dataset.sendTime === String(sendTime));
+  if (at < 0) return;
+  list[at].remove();
+  list.splice(at, 1);
 }
 
 for (const b of $("chat-tabs").querySelectorAll<HTMLButtonElement>("button")) {

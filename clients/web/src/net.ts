@@ -23,6 +23,7 @@ const INBOUND: Record<number, Codec> = {
   [ID.EnterRoomResp]: pb.EnterRoomResp,
   [ID.ChatMsgResp]: pb.ChatMsgResp,
   [ID.ChatHistoryResp]: pb.ChatMsgResp,
+  [ID.ChatRemoved]: pb.ChatRemoved,
   [ID.CreateRoomResp]: pb.CreateRoomResp,
   [ID.RoomListResp]: pb.RoomListResp,
   [ID.QuitRoomResp]: pb.QuitRoomResp,

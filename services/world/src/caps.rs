@@ -4,7 +4,7 @@
 //! A client that logs in as go-game's does — no `caps=` in `GameLogin.param` — is served
 //! exactly go-game's protocol: only go-game's message ids, and `MoveResp` entries for players
 //! only. rsgame's own clients list what they want:
-//! `caps=entities,stats,friends,errors,lockstep,inbox,guild` (or `caps=all`), alone or among other
+//! `caps=entities,stats,friends,errors,lockstep,inbox,guild,moderation` (or `caps=all`), alone or among other
 //! `key=value` pairs separated by `;` or `&`. Unknown names are ignored, so an older server
 //! serves a newer client what it knows.
 
@@ -31,10 +31,12 @@ impl Caps {
     pub const INBOX: Caps = Caps(32);
     /// `GuildNotice` pushes (200420): the player's guild changed.
     pub const GUILD: Caps = Caps(64);
+    /// `ChatRemoved` pushes (200007): an operator removed a chat line.
+    pub const MODERATION: Caps = Caps(128);
     /// Everything above.
-    pub const ALL: Caps = Caps(127);
+    pub const ALL: Caps = Caps(255);
 
-    const NAMES: [(&'static str, Caps); 8] = [
+    const NAMES: [(&'static str, Caps); 9] = [
         ("entities", Caps::ENTITIES),
         ("stats", Caps::STATS),
         ("friends", Caps::FRIENDS),
@@ -42,6 +44,7 @@ impl Caps {
         ("lockstep", Caps::LOCKSTEP),
         ("inbox", Caps::INBOX),
         ("guild", Caps::GUILD),
+        ("moderation", Caps::MODERATION),
         ("all", Caps::ALL),
     ];
 

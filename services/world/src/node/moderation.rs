@@ -145,7 +145,12 @@ impl World {
                 Ok(ChatType::Guild) => e.users.iter().map(|u| PlayerId::new(*u)).collect(),
                 _ => Vec::new(),
             };
-            to.iter().filter_map(|t| players.get(t)).filter_map(|p| p.session.clone()).collect()
+            // A go-game client knows no such push: only those that asked for it get it.
+            to.iter()
+                .filter_map(|t| players.get(t))
+                .filter(|p| p.caps.has(Caps::MODERATION))
+                .filter_map(|p| p.session.clone())
+                .collect()
         };
         send_many(&sessions, ids::CHAT_REMOVED, &push);
         tracing::info!(
@@ -170,7 +175,8 @@ mod tests {
     #[tokio::test]
     async fn a_muted_player_cannot_chat_and_a_removed_line_leaves_history_and_screens() {
         let f = Fixture::new(WorldConfig::default()).await;
-        let (a, mut b) = (f.login(1, "").await, f.login(2, "").await);
+        let (a, mut b) = (f.login(1, "").await, f.login(2, "caps=moderation").await);
+        let mut go_game = f.login(3, "").await;
         f.world.clone().chat(a.session.clone(), says(ChatType::World, "hello")).await.expect("sent");
         let seen: pb::ChatMsgResp = b.expect(ids::reply(ids::CHAT_MSG)).await;
         let line = seen.msg_list[0].clone();
@@ -197,6 +203,7 @@ mod tests {
         });
         let removed: pb::ChatRemoved = b.expect(ids::CHAT_REMOVED).await;
         assert_eq!((removed.user_id, removed.send_time), (1, line.send_time));
+        assert!(!go_game.ids_within(Duration::from_millis(200)).await.contains(&ids::CHAT_REMOVED), "not asked for");
         let h = pb::ChatHistory { chat_type: ChatType::World as i32, ..Default::default() };
         f.world.clone().chat_history(b.session.clone(), h).await.expect("history");
         let history: pb::ChatMsgResp = b.expect(ids::reply(ids::CHAT_HISTORY)).await;
