@@ -26,6 +26,9 @@ pub struct NodeInfo {
     /// The rooms players created on it (at most 100 listed).
     #[serde(default)]
     pub rooms: Vec<HostedRoom>,
+    /// An operator is draining it: no new players are sent to it.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// A created room, as the directory lists it.
@@ -88,14 +91,20 @@ pub async fn register(
     }
     let url = public_url(cfg);
     let key = format!("{}{id}", prefix(cfg));
-    let info =
-        move |players, rooms| NodeInfo { id: id.clone(), url: url.clone(), players, scenes: scenes.clone(), rooms };
+    let info = move |players, rooms, draining| NodeInfo {
+        id: id.clone(),
+        url: url.clone(),
+        players,
+        scenes: scenes.clone(),
+        rooms,
+        draining,
+    };
     let encode = |i: &NodeInfo| serde_json::to_string(i).unwrap_or_default();
     let ttl = Duration::from_secs(cfg.discovery.lease_ttl_secs);
-    let reg = rsgame_rpc::discovery::register(etcd, key, encode(&info(0, Vec::new())), ttl, shutdown.clone());
+    let reg = rsgame_rpc::discovery::register(etcd, key, encode(&info(0, Vec::new(), false)), ttl, shutdown.clone());
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let mut last = (0, Vec::new());
+        let mut last = (0, Vec::new(), false);
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
@@ -104,9 +113,9 @@ pub async fn register(
             }
             let rooms: Vec<HostedRoom> =
                 world.created_rooms().into_iter().take(100).map(|(id, name)| HostedRoom { id, name }).collect();
-            let now = (world.online(), rooms);
+            let now = (world.online(), rooms, world.draining());
             if now != last {
-                reg.update(encode(&info(now.0, now.1.clone())));
+                reg.update(encode(&info(now.0, now.1.clone(), now.2)));
                 last = now;
             }
         }
@@ -129,10 +138,15 @@ impl NodeDirectory {
         Arc::new(NodeDirectory { nodes, cache, fallback: cfg.usercenter.game_servers.clone() })
     }
 
-    /// The live nodes, least loaded first (ties by id, so the order is stable).
+    /// The live nodes taking players, least loaded first (ties by id, so the order is
+    /// stable). Draining ones are left out, unless every node is draining: then players are
+    /// still sent somewhere, and that node says why it refuses them.
     pub fn live(&self) -> Vec<NodeInfo> {
         let mut v: Vec<NodeInfo> =
             self.nodes.borrow().values().filter_map(|raw| serde_json::from_str::<NodeInfo>(raw).ok()).collect();
+        if v.iter().any(|n| !n.draining) {
+            v.retain(|n| !n.draining);
+        }
         v.sort_by(|a, b| a.players.cmp(&b.players).then_with(|| a.id.cmp(&b.id)));
         v
     }

@@ -954,3 +954,123 @@ async fn hostile_input_gets_errors_and_hurts_no_one() {
     assert!(moved < 50.0 && (85.0..=410.0).contains(&p.0) && (75.0..=400.0).contains(&p.1), "{p:?} vs {q:?}");
     assert_eq!(get(srv.port, "/healthz").map(|r| r.0), Some(200));
 }
+
+/// An operator's session on the console's listener: its cookie and CSRF token.
+struct Operator {
+    port: u16,
+    cookie: String,
+    csrf: String,
+}
+
+impl Operator {
+    async fn sign_in(dir: &Path, cfg: &Path, port: u16) -> Operator {
+        let made = rsgame()
+            .arg("--config")
+            .arg(cfg)
+            .args(["admin", "create-operator", "ops", "--role", "admin"])
+            .env("RSGAME_DATABASE__URL", format!("sqlite://{}/data/rsgame.db", dir.display()))
+            .env("OPERATOR_PASSWORD", "a-long-pass-phrase")
+            .output()
+            .expect("create-operator runs");
+        assert!(made.status.success(), "{}", text(&made));
+        let body = serde_json::json!({"username": "ops", "password": "a-long-pass-phrase"});
+        let r = rsgame_testkit::post_json(port, "/console/v1/auth/login", None, &body).await;
+        let v = r.json();
+        assert_eq!(v["code"], 200, "{v}");
+        let set = r.head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a cookie");
+        let cookie =
+            set.split_once(':').map(|(_, v)| v.trim()).unwrap_or("").split(';').next().unwrap_or("").to_owned();
+        Operator { port, cookie, csrf: v["data"]["csrf"].as_str().expect("csrf").to_owned() }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let h = vec![
+            "Content-Type: application/json".to_owned(),
+            format!("Cookie: {}", self.cookie),
+            format!("X-CSRF-Token: {}", self.csrf),
+        ];
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        rsgame_testkit::call(self.port, method, path, &h, body.as_bytes()).await.json()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_node_closes_a_room_and_drains_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    world_data(dir.path());
+    let cfg = write_config(dir.path(), &format!("{AUTH}world:\n  reconnect_grace_secs: 3\n"));
+    let console_port = free_port();
+    let srv = Server::start(&cfg, &[("RSGAME_CONSOLE__PORT", &console_port.to_string())]);
+    let op = Operator::sign_in(dir.path(), &cfg, console_port).await;
+    let (a, b, c) = (account(&srv, "host").await, account(&srv, "guest").await, account(&srv, "late").await);
+    let (mut ca, mut cb) = (tcp(&srv).await, tcp(&srv).await);
+    ca.login(a.user_id, &a.token).await.expect("login");
+    cb.login(b.user_id, &b.token).await.expect("login");
+    let create = pb::CreateRoom { name: "den".into(), r#type: 1, max_user: 4, password: String::new() };
+    ca.send(ids::CREATE_ROOM, &create).await.expect("send");
+    let made = ca.wait::<pb::CreateRoomResp>(ids::reply(ids::CREATE_ROOM), T).await.expect("created");
+    let room: i64 = made.msg.parse().expect("the room id");
+    cb.send(ids::ENTER_ROOM, &pb::EnterRoom { room_id: room, user_id: 0, password: String::new() })
+        .await
+        .expect("send");
+    cb.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("enters");
+
+    // The node, its players and the room, as the console sees them (written every 3 s).
+    let deadline = tokio::time::Instant::now() + T;
+    let node = loop {
+        let v = op.call("GET", "/console/v1/servers", None).await;
+        let node = v["data"][0].clone();
+        let listed = node["rooms"].as_array().into_iter().flatten().any(|r| r["id"] == room && r["players"] == 2);
+        if listed {
+            break node;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the room shows on the servers page: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let id = node["id"].as_str().expect("node id").to_owned();
+    assert_eq!(node["players"], 2, "{node}");
+
+    // A scene cannot be closed; the room can: both players are sent back, told why.
+    let scene = serde_json::json!({"node": id, "room": 1000, "reason": "x"});
+    assert_eq!(op.call("POST", "/console/v1/servers/close-room", Some(scene)).await["code"], 400102);
+    let close = serde_json::json!({"node": id, "room": room, "reason": "griefing"});
+    let v = op.call("POST", "/console/v1/servers/close-room", Some(close)).await;
+    assert_eq!(v["code"], 200, "{v}");
+    for cl in [&mut ca, &mut cb] {
+        let told = cl.wait::<pb::QuitRoomResp>(ids::reply(ids::QUIT_ROOM), T).await.expect("told");
+        assert!(told.remark.contains("griefing"), "{told:?}");
+        let back = cl.wait::<pb::EnterRoomResp>(ids::reply(ids::ENTER_ROOM), T).await.expect("back in a scene");
+        assert_eq!(back.room_id, 1000);
+    }
+
+    // Draining: a new game login is refused; those in play on; reopened, it is taken.
+    let drain = |on: bool| serde_json::json!({"node": id, "drain": on, "reason": "kernel update"});
+    let v = op.call("POST", "/console/v1/servers/drain", Some(drain(true))).await;
+    assert_eq!(v["data"]["draining"], true, "{v}");
+    let mut cc = tcp(&srv).await;
+    cc.send(
+        ids::GAME_LOGIN,
+        &pb::GameLogin { user_id: c.user_id, token: c.token.clone(), plat: "t".into(), param: "caps=errors".into() },
+    )
+    .await
+    .expect("send");
+    let refused = cc.wait::<pb::UserInfo>(ids::reply(ids::GAME_LOGIN), T).await.expect_err("draining");
+    assert_eq!(code(refused), 400_503);
+    ca.send(ids::CHAT_MSG, &pb::ChatMsg { chat_type: 1, msg_type: 1, msg: "still here".into(), ..Default::default() })
+        .await
+        .expect("chat");
+    cb.wait_where::<pb::ChatMsgResp>(ids::reply(ids::CHAT_MSG), T, |m| {
+        m.msg_list.iter().any(|c| c.msg == "still here")
+    })
+    .await
+    .expect("those in play on");
+    let v = op.call("POST", "/console/v1/servers/drain", Some(drain(false))).await;
+    assert_eq!(v["data"]["draining"], false, "{v}");
+    let mut cc = tcp(&srv).await;
+    cc.login(c.user_id, &c.token).await.expect("taken again");
+
+    let audit = op.call("GET", &format!("/console/v1/audit?target=node:{id}"), None).await;
+    let actions: Vec<&str> =
+        audit["data"].as_array().expect("lines").iter().filter_map(|l| l["action"].as_str()).collect();
+    assert_eq!(actions, ["node.open", "node.drain", "room.close"], "{audit}");
+}

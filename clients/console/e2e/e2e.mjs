@@ -54,6 +54,10 @@ try {
   await c.waitForSelector("#dashboard .chart svg", { timeout: T });
   await until(c, "the dashboard counts the new account", () => [...document.querySelectorAll("#dashboard h3")].some((h) => /New accounts/.test(h.textContent) && /[1-9]\d* this hour/.test(h.textContent)), null);
   await shot(c, "console-dashboard");
+  // The servers page: this node, taking players, with its scenes and the guest in one.
+  await c.click("a[href='#servers']");
+  await until(c, "the servers page lists this node with the player", () => [...document.querySelectorAll("#servers .node h3")].some((h) => /[1-9]\d* players/.test(h.textContent) && /taking players/.test(h.textContent)), null);
+  await shot(c, "console-servers");
   await c.click("a[href='#players']");
   await c.waitForSelector("#player-q", { timeout: T });
   const cookies = await octx.cookies();

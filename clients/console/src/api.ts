@@ -130,6 +130,19 @@ export const search = (q: string) => call<PlayerLine[]>("GET", `/console/v1/play
 export const player = (id: number) => call<PlayerPage>("GET", `/console/v1/players/${id}`);
 export const act = (id: number, what: "ban" | "unban" | "kick" | "grant" | "mute", body: object) =>
   call<unknown>("POST", `/console/v1/players/${id}/${what}`, body);
+export interface NodeStatus {
+  id: string;
+  players: number;
+  draining: boolean;
+  at: number;
+  rooms: Array<{ id: number; name: string; kind: number; permanent: boolean; matched: boolean; players: number }>;
+}
+
+export const servers = () => call<NodeStatus[]>("GET", "/console/v1/servers");
+export const drain = (node: string, on: boolean, reason: string) =>
+  call<NodeStatus>("POST", "/console/v1/servers/drain", { node, drain: on, reason });
+export const closeRoom = (node: string, room: number, reason: string) =>
+  call<NodeStatus>("POST", "/console/v1/servers/close-room", { node, room, reason });
 export const chat = (query: string) => call<ChatLine[]>("GET", `/console/v1/chat${query}`);
 export const removeChat = (channel: Channel, id: number, reason: string) =>
   call<ChatLine>("POST", "/console/v1/chat/remove", { channel, id, reason });

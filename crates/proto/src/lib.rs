@@ -43,6 +43,10 @@ pub mod events {
     /// The topic of [`ChatLineRemoved`]: published by the console when an operator removes a
     /// chat line, read by every game node (each in a consumer group of its own).
     pub const CHAT_LINE_REMOVED_TOPIC: &str = "game.chat_line_removed";
+
+    /// The topic of [`NodeCommand`]: published by the console, read by every game node
+    /// (each in a consumer group of its own), acted on by the node it names.
+    pub const NODE_COMMAND_TOPIC: &str = "world.node_command";
 }
 
 /// Message ids, named for the handlers; each is a value of `proto/game.proto`'s `MessageId`

@@ -23,9 +23,11 @@ use crate::data::{FileReq, Version};
 use crate::operators::{self, Operator};
 use crate::players::{BanReq, GrantReq, MailReq, PlayerLine, PlayerPage, ReasonReq};
 use crate::roles::{Permission, Role};
+use crate::servers::{CloseRoomReq, DrainReq};
 use crate::sessions::{self, LoginReq, Session};
 use rsgame_game::data::Notice;
 use rsgame_game::moderation::{ChatFilter, ChatLine, Mute};
+use rsgame_world::node::servers::NodeStatus;
 
 /// The routes, over `console`.
 pub fn router(console: Console) -> Router {
@@ -44,6 +46,9 @@ pub fn router(console: Console) -> Router {
         .route("/console/v1/players/{id}/grant", post(grant))
         .route("/console/v1/players/{id}/mute", post(mute))
         .route("/console/v1/mail", post(mail))
+        .route("/console/v1/servers", get(servers))
+        .route("/console/v1/servers/drain", post(drain))
+        .route("/console/v1/servers/close-room", post(close_room))
         .route("/console/v1/chat", get(chat_lines))
         .route("/console/v1/chat/remove", post(chat_remove))
         .route("/console/v1/operators", get(list_operators).post(create_operator))
@@ -220,6 +225,32 @@ async fn mute(
     Json(r): Json<MuteReq>,
 ) -> Result<Reply<Option<Mute>>> {
     c.mute(op.need(Permission::Moderate)?, &ip, id, &r).await.map(Reply)
+}
+
+#[utoipa::path(get, path = "/console/v1/servers", tag = "console", summary = "The game nodes", description = "Each live node (one that wrote its status in the last 15 s) with its players, whether it is draining, and its scenes and rooms with their players.", responses((status = 200, body = Envelope<Vec<NodeStatus>>)))]
+async fn servers(State(c): State<Console>, op: Op) -> Result<Reply<Vec<NodeStatus>>> {
+    op.need(Permission::View)?;
+    c.nodes().await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/console/v1/servers/drain", tag = "console", summary = "Drain a game node, or reopen it", description = "A draining node refuses new game logins (400503), and the node directory sends players to the others; those on it play on, and go elsewhere at their next login. Answers once the node shows the change (400504 if it has not within 10 s). admin only.", request_body = DrainReq, responses((status = 200, body = Envelope<NodeStatus>)))]
+async fn drain(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Json(r): Json<DrainReq>,
+) -> Result<Reply<NodeStatus>> {
+    c.drain(op.need(Permission::Data)?, &ip, &r).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/console/v1/servers/close-room", tag = "console", summary = "Close a room players created", description = "Its players go back to the scenes they came from, told with a QuitRoomResp whose remark gives the reason. Scenes of the world cannot be closed (400102). gm or admin.", request_body = CloseRoomReq, responses((status = 200, body = Envelope<NodeStatus>)))]
+async fn close_room(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Json(r): Json<CloseRoomReq>,
+) -> Result<Reply<NodeStatus>> {
+    c.close_room(op.need(Permission::Moderate)?, &ip, &r).await.map(Reply)
 }
 
 #[utoipa::path(get, path = "/console/v1/chat", tag = "console", summary = "Recent chat lines", description = "World or room lines (kept `world.chat_log_days`) or guild lines, newest first, filtered by sender, room or guild, and text; page back with `beforeId`.", params(ChatFilter), responses((status = 200, body = Envelope<Vec<ChatView>>)))]
@@ -505,6 +536,9 @@ async fn set_notices(
     mail,
     chat_lines,
     chat_remove,
+    servers,
+    drain,
+    close_room,
     list_operators,
     create_operator,
     update_operator,

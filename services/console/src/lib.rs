@@ -13,6 +13,7 @@
 //! - [`audit`]: the append-only log of every change made through the console.
 //! - [`players`]: finding players, a player's page, and the actions on a player.
 //! - [`chat`]: chat moderation: recent lines with filters, removing a line, mutes.
+//! - [`servers`]: the game nodes with their rooms, draining a node, closing a room.
 //! - [`dashboard`]: this process's metrics sampled for an hour, logins and new accounts
 //!   per minute.
 //! - [`data`]: game data tables, files checked before they apply, versions and rollback,
@@ -36,6 +37,7 @@ pub mod data;
 pub mod operators;
 pub mod players;
 pub mod roles;
+pub mod servers;
 pub mod sessions;
 pub mod totp;
 

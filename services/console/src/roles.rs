@@ -3,10 +3,10 @@
 //! | permission | viewer | gm | admin |
 //! |---|---|---|---|
 //! | `View`: dashboards, players, ledgers, the audit log | ✓ | ✓ | ✓ |
-//! | `Moderate`: ban, unban, kick, mute, mail, reset a password | | ✓ | ✓ |
+//! | `Moderate`: ban, unban, kick, mute, remove chat lines, mail, close a room | | ✓ | ✓ |
 //! | `Grant`: give or take coins and goods | | ✓ | ✓ |
 //! | `Operators`: create operators, change roles, disable | | | ✓ |
-//! | `Data`: game data, notices, servers | | | ✓ |
+//! | `Data`: game data, notices, draining servers | | | ✓ |
 
 use serde::{Deserialize, Serialize};
 

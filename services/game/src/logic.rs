@@ -443,7 +443,7 @@ impl GameLogic {
     }
 
     /// The bus game nodes read, when set ([`GameLogic::with_events`]).
-    pub(crate) fn events(&self) -> Option<&rsgame_store::Bus> {
+    pub fn events(&self) -> Option<&rsgame_store::Bus> {
         self.events.as_ref()
     }
 

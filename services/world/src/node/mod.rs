@@ -28,6 +28,7 @@
 //! - `matching`: the matchmaker's messages, passes and pushes, and the rooms of formed
 //!   matches.
 //! - `parties`: parties (create, invite, join, leave, kick), their pushes and chat.
+//! - `servers`: this node's status for operators, their drain and close-room commands.
 //! - `moderation`: mutes enforced, world and room chat logged for moderators, lines an
 //!   operator removed dropped from history and screens.
 
@@ -74,6 +75,7 @@ mod parties;
 mod play;
 mod presence;
 mod rooms;
+pub mod servers;
 #[cfg(test)]
 mod testing;
 
@@ -310,6 +312,8 @@ struct Inner {
     moderation: rsgame_game::moderation::Moderation,
     /// The moderators' log writer's queue (none when `world.chat_log_days` is 0).
     chat_log: Option<mpsc::Sender<rsgame_game::moderation::ChatLine>>,
+    /// New game logins are refused (see `servers`).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// How long a login waits for the node the player was on to save it and let go.
@@ -435,6 +439,7 @@ impl World {
             changes_seen: Mutex::new((VecDeque::new(), HashSet::new())),
             moderation,
             chat_log,
+            draining: false.into(),
         }));
         if let Some(c) = world.0.cluster.clone() {
             tokio::spawn(world.clone().follow_cluster(c.clone()));
@@ -448,6 +453,11 @@ impl World {
             tokio::spawn(world.clone().follow_changes(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_mail(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_removals(bus.clone(), node.clone()));
+            tokio::spawn(world.clone().follow_commands(bus.clone(), node.clone()));
+            let status_cache = world.0.cluster.as_ref().map(|c| c.cache().clone()).or_else(|| world.0.presence.clone());
+            if let Some(cache) = status_cache {
+                tokio::spawn(world.clone().publish_status(cache, node.clone()));
+            }
             tokio::spawn(world.clone().follow_guilds(bus, node));
         }
         if world.0.matching.has_modes() {

@@ -156,6 +156,7 @@ impl World {
             return Err(Error::msg(Code::Forbidden, "the token belongs to another account"));
         }
         let uid = PlayerId::new(claims.user_id);
+        self.check_open()?;
         if let Some(c) = &self.0.cluster
             && c.claim(uid.get()).await.is_some()
         {

@@ -367,11 +367,29 @@ impl World {
             (room, t.home, t.session.clone())
         };
         let resp = pb::QuitRoomResp { user_id: target.get(), remark: remark.clone() };
+        if target != uid {
+            tracing::info!(owner = %uid, user = %target, room, "removed from room");
+        }
+        self.send_home(target, room, home, target_session, (target != uid).then_some(&resp)).await?;
+        session.push(ids::reply(ids::QUIT_ROOM), &resp);
+        Ok(())
+    }
+
+    /// Takes `target` out of created room `room` back to `home`, telling it `told` first if
+    /// given; a player in its grace period has its stay end (its next login starts in its
+    /// saved scene). The caller holds the target's transition lock.
+    async fn send_home(
+        &self,
+        target: PlayerId,
+        room: i64,
+        home: i64,
+        target_session: Option<Session>,
+        told: Option<&pb::QuitRoomResp>,
+    ) -> Result<()> {
         match target_session {
             Some(ts) => {
-                if target != uid {
-                    ts.push(ids::reply(ids::QUIT_ROOM), &resp);
-                    tracing::info!(owner = %uid, user = %target, room, "removed from room");
+                if let Some(resp) = told {
+                    ts.push(ids::reply(ids::QUIT_ROOM), resp);
                 }
                 self.move_to(target, &ts, home, None).await?;
             }
@@ -391,8 +409,36 @@ impl World {
                 }
             }
         }
-        session.push(ids::reply(ids::QUIT_ROOM), &resp);
         Ok(())
+    }
+
+    /// An operator closes created room `room`: each player in it goes back to the scene it
+    /// came from, told with a QuitRoomResp carrying `remark`. Returns how many were moved.
+    /// A permanent scene cannot be closed (drain the node instead).
+    pub async fn close_room(&self, room: i64, remark: &str) -> Result<usize> {
+        let members: Vec<PlayerId> = {
+            let rooms = lock(&self.0.rooms);
+            let r = rooms.get(&room).ok_or_else(|| Error::msg(Code::NotFound, "no such room on this node"))?;
+            if r.permanent {
+                return Err(Error::bad_param("a permanent scene cannot be closed: drain the node instead"));
+            }
+            r.members.iter().copied().collect()
+        };
+        let remark: String = remark.chars().take(100).collect();
+        let mut moved = 0;
+        for target in members {
+            let _t = self.transition(target).await;
+            let here =
+                lock(&self.0.players).get(&target).filter(|p| p.room == room).map(|p| (p.home, p.session.clone()));
+            let Some((home, session)) = here else { continue };
+            let resp = pb::QuitRoomResp { user_id: target.get(), remark: remark.clone() };
+            match self.send_home(target, room, home, session, Some(&resp)).await {
+                Ok(()) => moved += 1,
+                Err(e) => tracing::warn!(user = %target, room, error = %e, "player not moved out of a closed room"),
+            }
+        }
+        tracing::info!(room, moved, "room closed by an operator");
+        Ok(moved)
     }
 }
 
