@@ -146,6 +146,8 @@ export const closeRoom = (node: string, room: number, reason: string) =>
 export const chat = (query: string) => call<ChatLine[]>("GET", `/console/v1/chat${query}`);
 export const removeChat = (channel: Channel, id: number, reason: string) =>
   call<ChatLine>("POST", "/console/v1/chat/remove", { channel, id, reason });
+export const resetPassword = (id: number, reason: string) =>
+  call<{ target: string; expiresAt: number }>("POST", `/console/v1/players/${id}/reset-password`, { reason });
 export const mail = (body: object) => call<number[]>("POST", "/console/v1/mail", body);
 export const audit = (query: string) => call<AuditEntry[]>("GET", `/console/v1/audit${query}`);
 export const operators = () => call<Operator[]>("GET", "/console/v1/operators");

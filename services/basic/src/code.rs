@@ -128,6 +128,26 @@ pub(crate) fn six_digits() -> String {
     format!("{:06}", rand::random_range(0..1_000_000u32))
 }
 
+/// A code an operator has sent (no captcha, no per-address limit: the console's permission
+/// and audit log stand in for them), kept under `key` for `ttl` and checked like any other:
+/// five wrong guesses end it. Sent to `target` (a phone number or an email address) for
+/// `verily_type`. Returns when it expires (unix seconds).
+pub async fn issue(cache: &Cache, bus: &Bus, key: &str, target: &str, verily_type: i32, ttl: Duration) -> Result<i64> {
+    let send_type = if is_email(target) {
+        2
+    } else if is_phone(target) {
+        1
+    } else {
+        return Err(Error::bad_param("target: a phone number or an email address"));
+    };
+    let expires = rsgame_kit::time::unix_secs() + ttl.as_secs() as i64;
+    let pending =
+        Pending { target: target.to_owned(), code: six_digits(), verily_type, wrong: 0, expires, owner: String::new() };
+    cache.set(&pending_key(key), &pending, Some(ttl)).await.map_err(|e| Error::internal(Code::Unavailable, e))?;
+    enqueue(bus, &Job { send_type, target: target.to_owned(), code: pending.code, verily_type }).await?;
+    Ok(expires)
+}
+
 /// Publishes a job; the request fails if the bus cannot take it (the code would never arrive).
 pub(crate) async fn enqueue(bus: &Bus, job: &Job) -> Result<()> {
     let payload = serde_json::to_vec(job).map_err(|e| Error::internal(Code::Failed, e))?;

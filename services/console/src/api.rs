@@ -21,7 +21,7 @@ use crate::audit::{self, Entry};
 use crate::chat::{ChatView, MuteReq, RemoveReq};
 use crate::data::{FileReq, Version};
 use crate::operators::{self, Operator};
-use crate::players::{BanReq, GrantReq, MailReq, PlayerLine, PlayerPage, ReasonReq};
+use crate::players::{BanReq, GrantReq, MailReq, PlayerLine, PlayerPage, ReasonReq, ResetReq, ResetSent};
 use crate::roles::{Permission, Role};
 use crate::servers::{CloseRoomReq, DrainReq};
 use crate::sessions::{self, LoginReq, Session};
@@ -45,6 +45,7 @@ pub fn router(console: Console) -> Router {
         .route("/console/v1/players/{id}/kick", post(kick))
         .route("/console/v1/players/{id}/grant", post(grant))
         .route("/console/v1/players/{id}/mute", post(mute))
+        .route("/console/v1/players/{id}/reset-password", post(reset_password))
         .route("/console/v1/mail", post(mail))
         .route("/console/v1/servers", get(servers))
         .route("/console/v1/servers/drain", post(drain))
@@ -225,6 +226,17 @@ async fn mute(
     Json(r): Json<MuteReq>,
 ) -> Result<Reply<Option<Mute>>> {
     c.mute(op.need(Permission::Moderate)?, &ip, id, &r).await.map(Reply)
+}
+
+#[utoipa::path(post, path = "/console/v1/players/{id}/reset-password", tag = "console", summary = "Send a player a password-reset code", description = "A 6-digit code to the phone or email bound to the account (`via`; by default the email, else the phone), good for 30 minutes and five tries. The player calls /usercenter/v1/user/resetPassword with that target, the code, an empty key and a new password; every session then ends. No phone or email: 400. gm or admin.", params(("id" = i64, Path)), request_body = ResetReq, responses((status = 200, body = Envelope<ResetSent>)))]
+async fn reset_password(
+    State(c): State<Console>,
+    ClientIp(ip): ClientIp,
+    op: Op,
+    Path(id): Path<i64>,
+    Json(r): Json<ResetReq>,
+) -> Result<Reply<ResetSent>> {
+    c.reset_password(op.need(Permission::Moderate)?, &ip, id, &r).await.map(Reply)
 }
 
 #[utoipa::path(get, path = "/console/v1/servers", tag = "console", summary = "The game nodes", description = "Each live node (one that wrote its status in the last 15 s) with its players, whether it is draining, and its scenes and rooms with their players.", responses((status = 200, body = Envelope<Vec<NodeStatus>>)))]
@@ -533,6 +545,7 @@ async fn set_notices(
     kick,
     grant,
     mute,
+    reset_password,
     mail,
     chat_lines,
     chat_remove,

@@ -183,6 +183,27 @@ pub struct MailReq {
     pub reason: String,
 }
 
+/// A password reset by code.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetReq {
+    /// `phone` or `email`; empty: the email if bound, else the phone.
+    #[serde(default)]
+    pub via: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Where a reset code went.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetSent {
+    /// The phone number or email address.
+    pub target: String,
+    /// When the code expires, unix seconds.
+    pub expires_at: i64,
+}
+
 /// A reason alone (unban, kick).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ReasonReq {
@@ -358,6 +379,18 @@ impl Console {
         let after = r#"{"sessions":"ended"}"#.to_owned();
         audit::record(self.db(), Change { before: json(&before), after, reason: why, ..change }).await?;
         Ok(self.line(&u).await)
+    }
+
+    /// Sends a password-reset code to the player's bound phone or email; the player sets a
+    /// new password with it (`resetPassword` without a key), which ends its sessions.
+    pub async fn reset_password(&self, s: &Session, ip: &str, user_id: i64, r: &ResetReq) -> Result<ResetSent> {
+        let why = reason(&r.reason)?;
+        self.user(user_id).await?;
+        let (target, expires_at) = self.usercenter.send_reset_code(user_id, &r.via).await?;
+        let sent = ResetSent { target, expires_at };
+        let change = Change::by(s, ip, "player.reset_password", format!("user:{user_id}"));
+        audit::record(self.db(), Change { after: json(&sent), reason: why, ..change }).await?;
+        Ok(sent)
     }
 
     /// Gives or takes coins and goods through the ledger, once per request id.

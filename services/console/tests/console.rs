@@ -506,3 +506,49 @@ async fn chat_lines_are_found_removed_everywhere_and_their_sender_muted() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_code_goes_to_the_bound_email_and_sets_a_new_password_once() {
+    on_every_backend(|stack, db, cache| async move {
+        let site = start(db, cache).await;
+        let gm = operator(&site, "gm_reset", Role::Gm).await;
+        let (uid, bare) = (player(&site, "pl_forgot").await, player(&site, "pl_bare").await);
+        let email = [(rsgame_usercenter::identity::IdentityKind::Email, "forgot@example.com")];
+        rsgame_usercenter::identity::bind(site.console.db(), uid, &email).await.expect("bound");
+        let mut jobs = site.bus.subscribe(rsgame_basic::code::TOPIC, "test").await.expect("subscribe");
+
+        // No phone or email: nothing to send to.
+        let none = gm.post(&format!("/console/v1/players/{bare}/reset-password"), json!({"reason": "ticket 7"})).await;
+        assert_eq!(code(&none), 400, "{stack:?} {none}");
+        let sent = gm.post(&format!("/console/v1/players/{uid}/reset-password"), json!({"reason": "ticket 8"})).await;
+        assert_eq!(sent["data"]["target"].as_str(), Some("forgot@example.com"), "{stack:?} {sent}");
+        let job = tokio::time::timeout(Duration::from_secs(5), jobs.next()).await.expect("in time").expect("a job");
+        let job: rsgame_basic::code::Job = serde_json::from_slice(&job.payload).expect("a job");
+        assert_eq!((job.target.as_str(), job.send_type, job.verily_type), ("forgot@example.com", 2, 4), "{stack:?}");
+
+        // The player resets with target and code, no key; a wrong code first counts as a try.
+        let reset = |code: &str| rsgame_usercenter::logic::ResetPasswordReq {
+            target: "Forgot@Example.com".into(),
+            code: code.into(),
+            key: String::new(),
+            new: "brand-new-99".into(),
+        };
+        let wrong = if job.code == "000000" { "111111" } else { "000000" };
+        let e = site.usercenter.reset_password(reset(wrong), "10.1.1.2").await.map(|_| ()).map_err(|e| e.code());
+        assert_eq!(e, Err(Code::VerifyCode), "{stack:?}");
+        site.usercenter.reset_password(reset(&job.code), "10.1.1.2").await.expect("reset");
+        let again =
+            site.usercenter.reset_password(reset(&job.code), "10.1.1.2").await.map(|_| ()).map_err(|e| e.code());
+        assert_eq!(again, Err(Code::VerifyCode), "{stack:?}: a code works once");
+        let login = PlayerLogin {
+            username: "pl_forgot".into(),
+            password: "brand-new-99".into(),
+            captcha_key: String::new(),
+            captcha_code: String::new(),
+        };
+        assert!(site.usercenter.login(login, "10.1.1.2").await.is_ok(), "{stack:?}: the new password opens it");
+        let audit = gm.get(&format!("/console/v1/audit?target=user:{uid}")).await;
+        assert_eq!(audit["data"][0]["action"].as_str(), Some("player.reset_password"), "{stack:?} {audit}");
+    })
+    .await;
+}

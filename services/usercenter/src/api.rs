@@ -161,7 +161,7 @@ async fn login_wechat(
     Ok(with_servers(&servers, t).await)
 }
 
-#[utoipa::path(post, path = "/usercenter/v1/user/resetPassword", tag = "usercenter", summary = "Reset a forgotten password", description = "First ask /basic/v1/basic/sendCode with verilyType 4 for the phone or email bound to the account; then send target, code, key and the new password. A code for another purpose or target is 400300; no account with that target is 400201; a weak password 400102. Every session of the account ends (as with changePassword) and the reply logs this client in.", request_body = ResetPasswordReq, responses((status = 200, body = Envelope<TokenReply>)))]
+#[utoipa::path(post, path = "/usercenter/v1/user/resetPassword", tag = "usercenter", summary = "Reset a forgotten password", description = "First ask /basic/v1/basic/sendCode with verilyType 4 for the phone or email bound to the account; then send target, code, key and the new password. A code for another purpose or target is 400300; no account with that target is 400201; a weak password 400102. Every session of the account ends (as with changePassword) and the reply logs this client in. A code an operator sent from the console is used with an empty key.", request_body = ResetPasswordReq, responses((status = 200, body = Envelope<TokenReply>)))]
 async fn reset_password(
     State(svc): State<Svc>,
     Extension(servers): Extension<Servers>,

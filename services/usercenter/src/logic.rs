@@ -147,7 +147,8 @@ pub struct ResetPasswordReq {
     pub target: String,
     /// The 6-digit code.
     pub code: String,
-    /// The key `sendCode` returned.
+    /// The key `sendCode` returned; empty for a code an operator sent.
+    #[serde(default)]
     pub key: String,
     /// The new password: `password_min_len` to 128 characters, with a letter and a digit.
     pub new: String,
@@ -558,6 +559,17 @@ pub struct UserCenterLogic {
     sessions: Sessions,
     /// WeChat mini-game login, when `usercenter.wechat_appid` is set.
     wechat: Option<Wechat>,
+    /// Where operator-sent codes are queued for delivery.
+    bus: Bus,
+}
+
+/// How long a password-reset code an operator sent stays good.
+pub const OPERATOR_RESET_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The code key of an operator-sent password reset for `ident` (a normalized phone number or
+/// email address): the player sends `resetPassword` without a key, so it is found by target.
+fn operator_reset_key(ident: &str) -> String {
+    format!("op-{}", &sha256_hex(&format!("operator reset\0{ident}"))[..32])
 }
 
 impl UserCenterLogic {
@@ -565,14 +577,40 @@ impl UserCenterLogic {
     /// codec and basic (for captchas).
     pub fn new(db: Db, cache: Cache, bus: Bus, jwt: Arc<Jwt>, basic: Arc<dyn Basic>, cfg: UsercenterConfig) -> Self {
         let guard = LoginGuard::new(cache.clone(), cfg.clone());
-        let sessions = Sessions::new(db.clone(), cache.clone(), bus, jwt.access_expire());
+        let sessions = Sessions::new(db.clone(), cache.clone(), bus.clone(), jwt.access_expire());
         // The URL's scheme was checked with the configuration; anything else wrong with it
         // turns WeChat login off, loudly.
         let wechat = Wechat::from_config(&cfg).unwrap_or_else(|e| {
             tracing::error!(error = %e, "WeChat login is off: usercenter.wechat_url cannot be used");
             None
         });
-        UserCenterLogic { db, cache, jwt, basic, cfg, guard, sessions, wechat }
+        UserCenterLogic { db, cache, jwt, basic, cfg, guard, sessions, wechat, bus }
+    }
+
+    /// Sends a password-reset code to the phone or email bound to `user_id` (`via`: "phone"
+    /// or "email"; empty: the email if there is one, else the phone). The player then calls
+    /// `resetPassword` with that target, the code, an empty key and a new password. Returns
+    /// where it went and when the code expires (unix seconds).
+    pub async fn send_reset_code(&self, user_id: i64, via: &str) -> Result<(String, i64)> {
+        let ids = identity::account_with_identities(&self.db, user_id)
+            .await?
+            .map(|(_, ids)| ids)
+            .ok_or_else(|| Error::msg(Code::NotFound, "no such player"))?;
+        let pick = |k: IdentityKind| ids.iter().find(|i| i.kind == k).map(|i| i.ident.clone());
+        let target = match via {
+            "email" => pick(IdentityKind::Email),
+            "phone" => pick(IdentityKind::Phone),
+            "" => pick(IdentityKind::Email).or_else(|| pick(IdentityKind::Phone)),
+            _ => return Err(Error::bad_param("via: phone, email or empty")),
+        }
+        .ok_or_else(|| Error::msg(Code::Failed, "the account has no phone or email to send a code to"))?;
+        let (_, ident) = target_identity(&target)?;
+        let key = operator_reset_key(&ident);
+        let purpose = VerilyType::ChangePassword as i32;
+        let expires =
+            rsgame_basic::code::issue(&self.cache, &self.bus, &key, &ident, purpose, OPERATOR_RESET_TTL).await?;
+        model::log(&self.db, user_id, LogKind::Login, "password reset code sent by an operator", "").await?;
+        Ok((ident, expires))
     }
 
     /// The revocation checks that logouts and ended sessions feed, for
@@ -895,7 +933,9 @@ impl UserCenter for UserCenterLogic {
     async fn reset_password(&self, req: ResetPasswordReq, ip: &str) -> Result<Tokens> {
         check_password(&req.new, self.cfg.password_min_len)?;
         let (kind, ident) = target_identity(&req.target)?;
-        self.check_code(&req.key, &req.code, &req.target, VerilyType::ChangePassword).await?;
+        // No key: a code an operator sent, found by its target.
+        let key = if req.key.is_empty() { operator_reset_key(&ident) } else { req.key.clone() };
+        self.check_code(&key, &req.code, &req.target, VerilyType::ChangePassword).await?;
         let Some(user) = identity::account_of(&self.db, kind, &ident).await? else {
             return Err(Error::msg(Code::NotFound, "no account has this phone number or email address"));
         };
