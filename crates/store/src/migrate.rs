@@ -32,7 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "game inbox: messages with attachments claimed once", up: v8 },
     Migration { version: 9, name: "game guilds: members with roles, join requests, chat", up: v9 },
     Migration { version: 10, name: "console operators, sessions, audit log, game data versions", up: v10 },
-    Migration { version: 11, name: "game chat moderation: mutes and the public chat log", up: v11 },
+    Migration { version: 11, name: "game chat moderation (mutes, the public chat log), mail to every player", up: v11 },
 ];
 
 fn build(backend: Backend, t: &TableCreateStatement) -> String {
@@ -619,7 +619,30 @@ fn v11(b: Backend) -> Vec<String> {
         .col(ColumnDef::new("url").string_len(512).not_null())
         .col(ColumnDef::new("sent_at").big_integer().not_null())
         .to_owned();
+    // Mail to every player: each one's copy is made in its inbox when it next lists it.
+    let broadcast = Table::create()
+        .table("game_broadcast")
+        .if_not_exists()
+        .col(id(b))
+        .col(ColumnDef::new("kind").string_len(16).not_null())
+        .col(ColumnDef::new("title").string_len(400).not_null())
+        .col(ColumnDef::new("body").text().not_null())
+        .col(ColumnDef::new("coins").big_integer().not_null())
+        .col(ColumnDef::new("goods").text().not_null())
+        .col(ColumnDef::new("reference").string_len(128).not_null().unique_key())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("expires_at").big_integer().not_null())
+        .to_owned();
+    // The newest broadcast each player's inbox has been given (or found not meant for it).
+    let seen = Table::create()
+        .table("game_broadcast_seen")
+        .if_not_exists()
+        .col(ColumnDef::new("user_id").big_integer().not_null().primary_key())
+        .col(ColumnDef::new("last_id").big_integer().not_null())
+        .to_owned();
     vec![
+        build(b, &broadcast),
+        build(b, &seen),
         build(b, &mute),
         build(b, &log),
         index(b, &Index::create().name("idx_game_chat_log_at").table("game_chat_log").col("sent_at").to_owned()),

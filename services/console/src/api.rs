@@ -314,7 +314,7 @@ async fn grant(
     c.grant(op.need(Permission::Grant)?, &ip, id, &r).await.map(Reply)
 }
 
-#[utoipa::path(post, path = "/console/v1/mail", tag = "console", summary = "Send inbox mail", description = "To 1 to 1000 players, with coins and goods attached (claimed once, through the ledger). The same requestId again sends nothing more.", request_body = MailReq, responses((status = 200, body = Envelope<Vec<i64>>)))]
+#[utoipa::path(post, path = "/console/v1/mail", tag = "console", summary = "Send inbox mail", description = "To 1 to 1000 players, or with `everyone` to every player who had played before now (one stored send; each player's copy is made when it next lists its inbox, and online players get a MailNotice at once), with coins and goods attached (claimed once, through the ledger). The same requestId again sends nothing more. Answers the messages' ids (for everyone: the send's id).", request_body = MailReq, responses((status = 200, body = Envelope<Vec<i64>>)))]
 async fn mail(
     State(c): State<Console>,
     ClientIp(ip): ClientIp,

@@ -161,8 +161,13 @@ pub struct GrantReq {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MailReq {
-    /// The players (1 to 1000).
+    /// The players (1 to 1000), or none with `everyone`.
+    #[serde(default)]
     pub user_ids: Vec<i64>,
+    /// To every player who had played before now (each copy is made when its player next
+    /// lists the inbox).
+    #[serde(default)]
+    pub everyone: bool,
     /// Title.
     pub title: String,
     /// Text.
@@ -422,11 +427,34 @@ impl Console {
     /// Sends inbox mail (with attachments) to players; one audit line for the whole send.
     pub async fn mail(&self, s: &Session, ip: &str, r: &MailReq) -> Result<Vec<i64>> {
         let why = reason(&r.reason)?;
-        if r.user_ids.is_empty() || r.user_ids.len() > 1000 {
-            return Err(Error::bad_param("userIds: 1 to 1000 players"));
-        }
         if r.request_id.is_empty() || r.request_id.len() > 64 {
             return Err(Error::bad_param("requestId: 1 to 64 characters"));
+        }
+        if r.everyone {
+            if !r.user_ids.is_empty() {
+                return Err(Error::bad_param("userIds: none with everyone"));
+            }
+            let b = rsgame_game::broadcast::NewBroadcast {
+                kind: "gm".into(),
+                title: r.title.clone(),
+                body: r.body.clone(),
+                coins: r.coins,
+                goods: r.goods.clone(),
+                expires_at: r.expires_at,
+                reference: format!("console:{}", r.request_id),
+            };
+            let (id, new) = self.game.broadcast(&b).await?;
+            if new {
+                let after = serde_json::json!({
+                    "everyone": true, "title": r.title, "coins": r.coins, "goods": r.goods, "requestId": r.request_id,
+                });
+                let change = Change::by(s, ip, "mail.everyone", "mail:everyone".to_owned());
+                audit::record(self.db(), Change { after: json(&after), reason: why, ..change }).await?;
+            }
+            return Ok(vec![id]);
+        }
+        if r.user_ids.is_empty() || r.user_ids.len() > 1000 {
+            return Err(Error::bad_param("userIds: 1 to 1000 players, or everyone"));
         }
         let mut ids = Vec::with_capacity(r.user_ids.len());
         for &user_id in &r.user_ids {

@@ -552,3 +552,30 @@ async fn a_reset_code_goes_to_the_bound_email_and_sets_a_new_password_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mail_to_everyone_is_one_send_each_player_finds_once() {
+    on_every_backend(|stack, db, cache| async move {
+        let site = start(db, cache).await;
+        let gm = operator(&site, "gm_all", Role::Gm).await;
+        let (a, b) = (player(&site, "pl_all_a").await, player(&site, "pl_all_b").await);
+        for u in [a, b] {
+            rsgame_game::Game::pack(site.game.as_ref(), u).await.expect("played");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let body =
+            json!({"everyone": true, "title": "Server moved", "coins": 5, "requestId": "all-1", "reason": "move"});
+        let mixed = json!({"everyone": true, "userIds": [a], "title": "x", "requestId": "all-2", "reason": "x"});
+        assert_eq!(code(&gm.post("/console/v1/mail", mixed).await), 400102, "{stack:?}");
+        let sent = gm.post("/console/v1/mail", body.clone()).await;
+        assert_eq!(code(&sent), 200, "{stack:?} {sent}");
+        assert_eq!(gm.post("/console/v1/mail", body).await["data"], sent["data"], "{stack:?}: once");
+        for u in [a, b] {
+            let page = rsgame_game::Game::inbox(site.game.as_ref(), u, 0, 10).await.expect("inbox");
+            assert_eq!(page.mails.iter().filter(|m| m.title == "Server moved").count(), 1, "{stack:?} {u}");
+        }
+        let audit = gm.get("/console/v1/audit?target=mail:everyone").await;
+        assert_eq!(audit["data"].as_array().map(Vec::len), Some(1), "{stack:?} {audit}");
+    })
+    .await;
+}

@@ -150,7 +150,7 @@ fn ids_ok(ids: &[i64]) -> Result<()> {
 
 impl GameLogic {
     /// Checks a message before it is stored: what a sender gets back names the field.
-    fn check_mail(&self, m: &NewMail) -> Result<()> {
+    pub(crate) fn check_mail(&self, m: &NewMail) -> Result<()> {
         if m.user_id <= 0 {
             return Err(bad("userId: an account id"));
         }
@@ -252,6 +252,10 @@ impl GameLogic {
         }
         if !(1..=MAX_PAGE).contains(&limit) || before < 0 {
             return Err(bad("limit: 1 to 100; before: a message id, or 0 for the newest"));
+        }
+        if before == 0 {
+            // The first page: mail to every player sent since the last look lands first.
+            self.deliver_broadcasts(user_id).await?;
         }
         let now = now_ms();
         let mut q = Query::select();

@@ -6,6 +6,7 @@
 //! - [`data`]: goods, shop, levels, experience table, notices and guild rules from YAML files,
 //!   validated, hot-reloaded.
 //! - [`inbox`]: messages that wait for a player, with attachments claimed once through the ledger.
+//! - [`broadcast`]: mail to every player, copied into each inbox at its next listing.
 //! - [`guild`]: guilds: founding through the ledger, roles, join requests, invitations by
 //!   inbox, chat history; changes announced to the game nodes.
 //! - [`battle`]: the deterministic battle simulation.
@@ -26,6 +27,7 @@
 
 pub mod api;
 pub mod battle;
+pub mod broadcast;
 pub mod config;
 pub mod data;
 pub mod guild;

@@ -221,3 +221,49 @@ async fn old_deleted_and_expired_messages_are_purged_and_the_rest_stay() {
 fn gift_mail(user_id: i64, coins: i64) -> NewMail {
     gift(user_id, coins, &[])
 }
+
+#[tokio::test]
+async fn mail_to_everyone_lands_once_in_each_players_inbox_that_played_before_it() {
+    on_every_backend(|stack, db, _| async move {
+        let game = Arc::new(GameLogic::new(db.clone(), data()));
+        for u in [61, 62] {
+            game.pack(u).await.expect("played");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let all = |reference: &str| rsgame_game::broadcast::NewBroadcast {
+            kind: "gm".into(),
+            title: "Sorry for the outage".into(),
+            body: "For everyone.".into(),
+            coins: 30,
+            reference: reference.into(),
+            ..Default::default()
+        };
+        let (id, new) = game.broadcast(&all("outage-1")).await.expect("sent");
+        assert!(new, "{stack:?}");
+        assert_eq!(
+            game.broadcast(&all("outage-1")).await.expect("again"),
+            (id, false),
+            "{stack:?}: once per reference"
+        );
+        let bad = rsgame_game::broadcast::NewBroadcast { coins: -1, ..all("outage-2") };
+        assert_eq!(game.broadcast(&bad).await.map_err(|e| e.code()), Err(Code::BadParam), "{stack:?}");
+        // A player who began after it is not meant.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        game.pack(63).await.expect("played later");
+
+        for u in [61, 62] {
+            let page = game.inbox(u, 0, 10).await.expect("inbox");
+            assert_eq!(page.mails.len(), 1, "{stack:?} {u}");
+            assert_eq!((page.mails[0].title.as_str(), page.mails[0].coins), ("Sorry for the outage", 30));
+            assert_eq!(game.inbox(u, 0, 10).await.expect("again").mails.len(), 1, "{stack:?}: one copy");
+        }
+        assert!(game.inbox(63, 0, 10).await.expect("inbox").mails.is_empty(), "{stack:?}");
+        // Claimed, deleted and purged: not made again.
+        let copy = game.inbox(61, 0, 10).await.expect("inbox").mails[0].id;
+        game.claim_mail(61, copy).await.expect("claimed");
+        game.delete_mail(61, &[copy]).await.expect("deleted");
+        game.purge_mail(rsgame_kit::time::unix_ms() + 1).await.expect("purged");
+        assert!(game.inbox(61, 0, 10).await.expect("inbox").mails.is_empty(), "{stack:?}: not again");
+    })
+    .await;
+}

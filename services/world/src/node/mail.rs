@@ -23,19 +23,24 @@ impl World {
         }
     }
 
-    /// Tells `e.user_id`, if it plays here and its client takes inbox notices, that a
-    /// message arrived.
+    /// Tells `e.user_id` (0: every player: mail to everyone, whose copy each makes when it
+    /// lists its inbox), if it plays here and its client takes inbox notices, that a message
+    /// arrived.
     pub(super) fn mail_arrived(&self, e: &MailArrived) {
-        let session = {
+        let sessions: Vec<Session> = {
             let players = lock(&self.0.players);
-            players.get(&PlayerId::new(e.user_id)).filter(|p| p.caps.has(Caps::INBOX)).and_then(|p| p.session.clone())
+            let with = |p: &Online| p.caps.has(Caps::INBOX).then(|| p.session.clone()).flatten();
+            if e.user_id == 0 {
+                players.values().filter_map(with).collect()
+            } else {
+                players.get(&PlayerId::new(e.user_id)).and_then(with).into_iter().collect()
+            }
         };
-        let Some(session) = session else { return };
         let notice =
             pb::MailNotice { id: e.mail_id, kind: e.kind.clone(), title: e.title.clone(), attachment: e.attachment };
         // Nothing to undo if it cannot be sent: the connection is closing, and the message
         // is listed at the next login.
-        session.push(ids::MAIL_NOTICE, &notice);
+        send_many(&sessions, ids::MAIL_NOTICE, &notice);
     }
 }
 
@@ -65,5 +70,9 @@ mod tests {
         // The push is queued before mail_arrived returns: what the client got is already there.
         let got = go_game.ids_within(Duration::from_millis(1)).await;
         assert!(!got.contains(&ids::MAIL_NOTICE), "{got:?}");
+        // Mail to everyone: every client that takes notices hears of it.
+        f.world.mail_arrived(&arrived(0));
+        let _: pb::MailNotice = a.expect(ids::MAIL_NOTICE).await;
+        assert!(!go_game.ids_within(Duration::from_millis(1)).await.contains(&ids::MAIL_NOTICE));
     }
 }
