@@ -71,7 +71,11 @@ impl Console {
         let d = self.game.data();
         let mut goods: Vec<_> = d.goods.values().cloned().collect();
         goods.sort_by_key(|g| g.id);
+        let (scenes, modes, world_error) = self.world_tables();
         serde_json::json!({
+            "scenes": scenes,
+            "matchModes": modes,
+            "worldError": world_error,
             "files": rsgame_game::data::FILES,
             "goods": goods,
             "shop": d.shop,
@@ -80,6 +84,21 @@ impl Console {
             "notices": d.notices,
             "guild": d.guild,
         })
+    }
+
+    /// The scenes (with their monsters) and match modes of `world.yaml` as the game nodes
+    /// read it at start (the built-in sample when the folder has none), and its error if the
+    /// file is bad. Shown, not edited here: game nodes read it at start only.
+    fn world_tables(&self) -> (serde_json::Value, serde_json::Value, Option<String>) {
+        let path = self.game.data_store().dir().join("world.yaml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => rsgame_world::data::SAMPLE.to_owned(),
+            Err(e) => return (serde_json::Value::Null, serde_json::Value::Null, Some(format!("world.yaml: {e}"))),
+        };
+        let error = rsgame_world::data::parse_all(&text, &rsgame_world::config::WorldConfig::default()).err();
+        let raw: serde_json::Value = serde_norway::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (raw["scenes"].clone(), raw["match_modes"].clone(), error.map(|e| format!("world.yaml: {e}")))
     }
 
     /// A data file's text as it is now.

@@ -367,6 +367,11 @@ async fn game_data_is_checked_before_it_applies_and_a_version_rolls_back() {
         let site = start(db, cache).await;
         let admin = operator(&site, "data_admin", Role::Admin).await;
         let gm = operator(&site, "data_gm", Role::Gm).await;
+        // The world's scenes and monsters are shown as tables too.
+        let tables = gm.get("/console/v1/data").await;
+        assert_eq!(tables["data"]["scenes"][0]["id"], 1000, "{stack:?}");
+        assert!(tables["data"]["scenes"][0]["monsters"].as_array().is_some_and(|m| !m.is_empty()), "{stack:?}");
+        assert!(tables["data"]["worldError"].is_null(), "{stack:?} {}", tables["data"]["worldError"]);
         let shop = admin.get("/console/v1/data/file?name=shop.yaml").await["data"]["content"].as_str().expect("text").to_owned();
         let price = |g: &GameLogic| g.data().shop.iter().find(|l| l.goods_id == 2).map(|l| l.price);
         assert_eq!(price(&site.game), Some(35));

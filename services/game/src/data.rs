@@ -452,6 +452,11 @@ const SAMPLE: [(&str, &str); 6] = [
 ];
 
 impl DataStore {
+    /// The folder the files are in (world.yaml, the world's data, is there too).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Loads `dir`; when it does not exist yet, first writes the built-in sample data there
     /// (a fresh machine gets the demo's data, editable in place). Start-up fails when the
     /// data is bad.
