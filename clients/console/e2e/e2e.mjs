@@ -53,6 +53,7 @@ try {
   // The dashboard first: this node's charts, and the guest's sign-up in the account log.
   await c.waitForSelector("#dashboard .chart svg", { timeout: T });
   await until(c, "the dashboard counts the new account", () => [...document.querySelectorAll("#dashboard h3")].some((h) => /New accounts/.test(h.textContent) && /[1-9]\d* this hour/.test(h.textContent)), null);
+  await until(c, "the dashboard shows the database, cache and bus healthy", () => document.querySelectorAll("#dash-health .tag.good").length === 3, null);
   await shot(c, "console-dashboard");
   // The servers page: this node, taking players, with its scenes and the guest in one.
   await c.click("a[href='#servers']");

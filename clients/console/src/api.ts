@@ -212,6 +212,8 @@ export interface Dashboard {
   samples: Sample[];
   scenes: Record<string, number>;
   minutes: Array<{ at: number; logins: number; registrations: number }>;
+  nodes: NodeStatus[];
+  health: Array<{ name: string; backend: string; ok: boolean; ms: number; error: string }>;
 }
 
 export const dashboard = () => call<Dashboard>("GET", "/console/v1/dashboard");

@@ -67,6 +67,45 @@ pub struct DashboardView {
     pub scenes: BTreeMap<String, f64>,
     /// The last 60 minutes of the account log, oldest first.
     pub minutes: Vec<Minute>,
+    /// Every live game node now, with its players per scene and room (the cluster's view;
+    /// `samples` and `scenes` are this process's).
+    pub nodes: Vec<rsgame_world::node::servers::NodeStatus>,
+    /// The database, the cache and the bus, as this process reaches them now.
+    pub health: Vec<Health>,
+}
+
+/// Whether a service answers.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `database`, `cache` or `bus`.
+    pub name: String,
+    /// Which kind (`sqlite`, `postgres`, `redis`, `nats`…).
+    pub backend: String,
+    /// It answered.
+    pub ok: bool,
+    /// How long the answer took, milliseconds.
+    pub ms: f64,
+    /// Why not, when it did not.
+    pub error: String,
+}
+
+/// The longest a health probe waits.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Times one probe.
+async fn probe<E: std::fmt::Display>(
+    name: &str,
+    backend: &str,
+    f: impl std::future::Future<Output = std::result::Result<(), E>>,
+) -> Health {
+    let start = std::time::Instant::now();
+    let (ok, error) = match tokio::time::timeout(PROBE_WAIT, f).await {
+        Ok(Ok(())) => (true, String::new()),
+        Ok(Err(e)) => (false, e.to_string()),
+        Err(_) => (false, format!("no answer within {} s", PROBE_WAIT.as_secs())),
+    };
+    Health { name: name.into(), backend: backend.into(), ok, ms: start.elapsed().as_secs_f64() * 1000.0, error }
 }
 
 /// A series' total over its label sets, and the label sets' values by one label.
@@ -223,6 +262,12 @@ impl Console {
             view.scenes = series(&text, "world_players", Some("scene"), any).by;
         }
         view.minutes = self.minutes().await?;
+        view.nodes = self.nodes().await.unwrap_or_default();
+        view.health.push(probe("database", self.db().backend().as_str(), self.db().ping()).await);
+        view.health.push(probe("cache", self.cache.backend_name(), self.cache.ping()).await);
+        if let Some(bus) = self.game.events() {
+            view.health.push(probe("bus", bus.backend_name(), bus.ping()).await);
+        }
         Ok(view)
     }
 
