@@ -167,6 +167,14 @@ try {
   await shot(c, "console-notices");
   const served = await p.evaluate(async () => JSON.stringify(await (await fetch("/game/v1/game/getNotify")).json()));
   check(served.includes("Double coins this weekend"), "getNotify serves the new notice");
+
+  // The operators' list (admins) and the operator's own page, for the screenshots.
+  await c.click("a[href='#operators']");
+  await until(c, "the operators are listed", () => /e2e_admin/.test(document.getElementById("operators")?.textContent ?? ""), null);
+  await shot(c, "console-operators");
+  await c.click("#me-link");
+  await c.waitForSelector("#me", { timeout: T });
+  await shot(c, "console-me");
 } catch (e) {
   failures.push(e.message);
 }

@@ -205,6 +205,8 @@ export interface Sample {
   httpErrorsPerSec: number;
   framesInPerSec: number;
   tickP99Ms: number;
+  httpP99Ms: number;
+  handlerP99Ms: number;
   dbInUse: number;
 }
 

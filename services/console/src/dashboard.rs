@@ -41,6 +41,11 @@ pub struct Sample {
     pub frames_in_per_sec: f64,
     /// The slowest scene's 99th percentile tick, milliseconds.
     pub tick_p99_ms: f64,
+    /// REST requests' 99th percentile latency since the sample before, milliseconds (the
+    /// upper bound of its histogram bucket).
+    pub http_p99_ms: f64,
+    /// Game messages' 99th percentile handling time since the sample before, milliseconds.
+    pub handler_p99_ms: f64,
     /// Database connections in use.
     pub db_in_use: f64,
 }
@@ -152,12 +157,35 @@ fn label_value(labels: &str, key: &str) -> Option<String> {
 }
 
 /// The counters a rate is computed from.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Totals {
     at: i64,
     http: f64,
     http_errors: f64,
     frames_in: f64,
+    /// REST and game-message latency histograms: cumulative counts by upper bound (`le`).
+    http_buckets: BTreeMap<String, f64>,
+    handler_buckets: BTreeMap<String, f64>,
+}
+
+/// The 99th percentile, in milliseconds, of what a histogram counted between two readings
+/// of its cumulative buckets (`le` → count): the upper bound of the bucket it falls in (the
+/// largest finite one past the last). 0 when nothing was counted.
+fn p99_ms(now: &BTreeMap<String, f64>, before: Option<&BTreeMap<String, f64>>) -> f64 {
+    let mut counts: Vec<(f64, f64)> = now
+        .iter()
+        .filter_map(|(le, n)| {
+            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((bound, n - before.and_then(|b| b.get(le)).copied().unwrap_or(0.0)))
+        })
+        .collect();
+    counts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = counts.last().map_or(0.0, |c| c.1);
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let largest = counts.iter().filter(|c| c.0.is_finite()).map(|c| c.0).fold(0.0, f64::max);
+    counts.iter().find(|c| c.1 >= total * 0.99).map_or(0.0, |c| if c.0.is_finite() { c.0 } else { largest }) * 1000.0
 }
 
 /// The samples of one process.
@@ -174,7 +202,7 @@ impl Samples {
     /// Takes one sample of `text` at `at` (unix ms), kept for the hour.
     pub fn take(&self, text: &str, at: i64) {
         let Ok(mut ring) = self.ring.lock() else { return };
-        let (s, t) = Self::compute(text, at, ring.1);
+        let (s, t) = Self::compute(text, at, ring.1.take());
         ring.0.push_back(s);
         while ring.0.len() > KEEP {
             ring.0.pop_front();
@@ -187,7 +215,7 @@ impl Samples {
     fn with_now(&self, text: &str, at: i64) -> Vec<Sample> {
         let Ok(ring) = self.ring.lock() else { return Vec::new() };
         let mut all: Vec<Sample> = ring.0.iter().cloned().collect();
-        all.push(Self::compute(text, at, ring.1).0);
+        all.push(Self::compute(text, at, ring.1.clone()).0);
         all
     }
 
@@ -200,8 +228,12 @@ impl Samples {
             })
             .total,
             frames_in: series(text, "gate_frames_in_total", None, any).total,
+            http_buckets: series(text, "http_request_duration_seconds_bucket", Some("le"), any).by,
+            handler_buckets: series(text, "gate_handler_duration_seconds_bucket", Some("le"), any).by,
         };
         let rate = |now: f64, before: f64, secs: f64| if secs > 0.0 { ((now - before) / secs).max(0.0) } else { 0.0 };
+        let http_p99_ms = p99_ms(&t.http_buckets, before.as_ref().map(|b| &b.http_buckets));
+        let handler_p99_ms = p99_ms(&t.handler_buckets, before.as_ref().map(|b| &b.handler_buckets));
         let (http, errors, frames) = match before {
             Some(b) => {
                 let secs = (t.at - b.at) as f64 / 1000.0;
@@ -222,6 +254,8 @@ impl Samples {
             http_errors_per_sec: errors,
             frames_in_per_sec: frames,
             tick_p99_ms: series(text, "world_tick_p99_seconds", None, any).max * 1000.0,
+            http_p99_ms,
+            handler_p99_ms,
             db_in_use: series(text, "db_pool_connections_in_use", None, any).total,
         };
         (s, t)
@@ -336,5 +370,17 @@ gate_frames_in_total 1000
         let scenes = series(TEXT, "world_players", Some("scene"), any).by;
         assert_eq!(scenes.get("1000"), Some(&9.0));
         assert_eq!(series(TEXT, "http_request_duration_seconds", None, any).total, 0.0, "buckets are not the series");
+    }
+
+    #[test]
+    fn the_p99_is_the_bucket_where_the_window_s_99th_percentile_falls() {
+        let read = |pairs: &[(&str, f64)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect::<BTreeMap<_, _>>();
+        let before = read(&[("0.005", 100.0), ("0.05", 100.0), ("0.5", 100.0), ("+Inf", 100.0)]);
+        // 1000 more: 980 under 5 ms, 15 under 50 ms, 5 under 500 ms: the 990th is under 50 ms.
+        let now = read(&[("0.005", 1080.0), ("0.05", 1095.0), ("0.5", 1100.0), ("+Inf", 1100.0)]);
+        assert!((p99_ms(&now, Some(&before)) - 50.0).abs() < 1e-9, "{}", p99_ms(&now, Some(&before)));
+        assert_eq!(p99_ms(&before, Some(&before)), 0.0, "nothing in the window");
+        let slow = read(&[("0.005", 0.0), ("0.5", 0.0), ("+Inf", 10.0)]);
+        assert!((p99_ms(&slow, None) - 500.0).abs() < 1e-9, "past the last bound: the largest finite one");
     }
 }
