@@ -430,20 +430,21 @@ impl Console {
         if r.request_id.is_empty() || r.request_id.len() > 64 {
             return Err(Error::bad_param("requestId: 1 to 64 characters"));
         }
+        let mail = NewMail {
+            user_id: 0,
+            kind: "gm".into(),
+            title: r.title.clone(),
+            body: r.body.clone(),
+            coins: r.coins,
+            goods: r.goods.clone(),
+            expires_at: r.expires_at,
+            reference: format!("console:{}", r.request_id),
+        };
         if r.everyone {
             if !r.user_ids.is_empty() {
                 return Err(Error::bad_param("userIds: none with everyone"));
             }
-            let b = rsgame_game::broadcast::NewBroadcast {
-                kind: "gm".into(),
-                title: r.title.clone(),
-                body: r.body.clone(),
-                coins: r.coins,
-                goods: r.goods.clone(),
-                expires_at: r.expires_at,
-                reference: format!("console:{}", r.request_id),
-            };
-            let (id, new) = self.game.broadcast(&b).await?;
+            let (id, new) = self.game.broadcast(&mail).await?;
             if new {
                 let after = serde_json::json!({
                     "everyone": true, "title": r.title, "coins": r.coins, "goods": r.goods, "requestId": r.request_id,
@@ -459,17 +460,8 @@ impl Console {
         let mut ids = Vec::with_capacity(r.user_ids.len());
         for &user_id in &r.user_ids {
             self.user(user_id).await?;
-            let mail = NewMail {
-                user_id,
-                kind: "gm".into(),
-                title: r.title.clone(),
-                body: r.body.clone(),
-                coins: r.coins,
-                goods: r.goods.clone(),
-                expires_at: r.expires_at,
-                reference: format!("console:{}", r.request_id),
-            };
-            ids.push(rsgame_game::Game::send_mail(self.game.as_ref(), mail).await?);
+            let one = NewMail { user_id, ..mail.clone() };
+            ids.push(rsgame_game::Game::send_mail(self.game.as_ref(), one).await?);
         }
         let target = if r.user_ids.len() == 1 { format!("user:{}", r.user_ids[0]) } else { "mail:many".to_owned() };
         let after = serde_json::json!({

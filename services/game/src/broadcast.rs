@@ -17,43 +17,16 @@ use crate::logic::GameLogic;
 /// The most broadcasts one inbox listing copies (older ones wait for the next listing).
 const COPIES_PER_LIST: u64 = 50;
 
-/// A message to every player.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NewBroadcast {
-    /// What it is (`gm`, `system`…), as [`NewMail::kind`].
-    pub kind: String,
-    /// Title.
-    pub title: String,
-    /// Text.
-    pub body: String,
-    /// Coins attached to each copy.
-    pub coins: i64,
-    /// Goods attached to each copy.
-    pub goods: Vec<ItemCount>,
-    /// When the copies expire, unix ms (0: never); none is made after it.
-    pub expires_at: i64,
-    /// Makes the send idempotent (required, at most 128 bytes).
-    pub reference: String,
-}
-
 impl GameLogic {
-    /// Sends a message to every player who had played before now; its id, and whether it is
-    /// new (the same reference again sends nothing more). Online players are told at once.
-    pub async fn broadcast(&self, b: &NewBroadcast) -> Result<(i64, bool)> {
+    /// Sends `b` to every player who had played before now (its `user_id` is not read); the
+    /// send's id, and whether it is new (the same reference again sends nothing more; one is
+    /// required). Online players are told at once.
+    pub async fn broadcast(&self, b: &NewMail) -> Result<(i64, bool)> {
         if b.reference.is_empty() {
             return Err(Error::bad_param("reference: required (a send is idempotent by it)"));
         }
         // The same checks as a message to one player.
-        let one = NewMail {
-            user_id: 1,
-            kind: b.kind.clone(),
-            title: b.title.clone(),
-            body: b.body.clone(),
-            coins: b.coins,
-            goods: b.goods.clone(),
-            expires_at: b.expires_at,
-            reference: b.reference.clone(),
-        };
+        let one = NewMail { user_id: 1, ..b.clone() };
         self.check_mail(&one)?;
         if let Some(id) = self.broadcast_by_reference(&b.reference).await? {
             return Ok((id, false));
@@ -82,7 +55,7 @@ impl GameLogic {
             Err(e) => return Err(e.into()),
         };
         // user 0: every player online; each lists its inbox, which makes its copy.
-        self.announce_mail(&NewMail { user_id: 0, ..one }, id).await;
+        self.announce_mail(&NewMail { user_id: 0, ..b.clone() }, id).await;
         Ok((id, true))
     }
 

@@ -230,14 +230,8 @@ async fn mail_to_everyone_lands_once_in_each_players_inbox_that_played_before_it
             game.pack(u).await.expect("played");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let all = |reference: &str| rsgame_game::broadcast::NewBroadcast {
-            kind: "gm".into(),
-            title: "Sorry for the outage".into(),
-            body: "For everyone.".into(),
-            coins: 30,
-            reference: reference.into(),
-            ..Default::default()
-        };
+        let all =
+            |reference: &str| NewMail { body: "For everyone.".into(), reference: reference.into(), ..gift(0, 30, &[]) };
         let (id, new) = game.broadcast(&all("outage-1")).await.expect("sent");
         assert!(new, "{stack:?}");
         assert_eq!(
@@ -245,7 +239,7 @@ async fn mail_to_everyone_lands_once_in_each_players_inbox_that_played_before_it
             (id, false),
             "{stack:?}: once per reference"
         );
-        let bad = rsgame_game::broadcast::NewBroadcast { coins: -1, ..all("outage-2") };
+        let bad = NewMail { coins: -1, ..all("outage-2") };
         assert_eq!(game.broadcast(&bad).await.map_err(|e| e.code()), Err(Code::BadParam), "{stack:?}");
         // A player who began after it is not meant.
         tokio::time::sleep(Duration::from_millis(5)).await;
