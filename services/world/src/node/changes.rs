@@ -35,19 +35,15 @@ impl World {
     /// Applies the game service's changes to players on this node, until the bus
     /// subscription ends.
     pub(super) async fn follow_changes(self, bus: Bus, node: String) {
-        let mut sub = subscribe(&bus, PLAYER_CHANGED_TOPIC, &node).await;
-        while let Some(d) = sub.next().await {
-            match PlayerChanged::decode(d.payload.as_slice()) {
-                Ok(e) if self.first_time(e.id) => {
-                    self.player_changed(PlayerId::new(e.user_id), e.hp_delta, &e.reason).await
-                }
-                Ok(e) => tracing::debug!(user = e.user_id, "a player change delivered again: applied once"),
-                Err(e) => tracing::warn!(error = %e, "undecodable player-changed event dropped"),
+        let w = &self;
+        follow(&bus, PLAYER_CHANGED_TOPIC, &node, "player-changed", |e: PlayerChanged| async move {
+            if w.first_time(e.id) {
+                w.player_changed(PlayerId::new(e.user_id), e.hp_delta, &e.reason).await
+            } else {
+                tracing::debug!(user = e.user_id, "a player change delivered again: applied once");
             }
-            if let Err(e) = d.ack().await {
-                tracing::debug!(error = %e, "player-changed event not acknowledged");
-            }
-        }
+        })
+        .await
     }
 
     /// `uid`'s numbers changed in the database: if it plays here, its scene takes the new

@@ -11,16 +11,11 @@ use super::*;
 impl World {
     /// Pushes guild notices to players on this node, until the bus subscription ends.
     pub(super) async fn follow_guilds(self, bus: Bus, node: String) {
-        let mut sub = subscribe(&bus, GUILD_CHANGED_TOPIC, &node).await;
-        while let Some(d) = sub.next().await {
-            match GuildChanged::decode(d.payload.as_slice()) {
-                Ok(e) => self.guild_changed(&e),
-                Err(e) => tracing::warn!(error = %e, "undecodable guild-changed event dropped"),
-            }
-            if let Err(e) = d.ack().await {
-                tracing::debug!(error = %e, "guild-changed event not acknowledged");
-            }
-        }
+        follow(&bus, GUILD_CHANGED_TOPIC, &node, "guild-changed", |e: GuildChanged| {
+            self.guild_changed(&e);
+            async {}
+        })
+        .await
     }
 
     /// Tells those of `e.users` here whose clients take guild notices.

@@ -11,16 +11,11 @@ use super::*;
 impl World {
     /// Pushes inbox notices to players on this node, until the bus subscription ends.
     pub(super) async fn follow_mail(self, bus: Bus, node: String) {
-        let mut sub = subscribe(&bus, MAIL_ARRIVED_TOPIC, &node).await;
-        while let Some(d) = sub.next().await {
-            match MailArrived::decode(d.payload.as_slice()) {
-                Ok(e) => self.mail_arrived(&e),
-                Err(e) => tracing::warn!(error = %e, "undecodable mail-arrived event dropped"),
-            }
-            if let Err(e) = d.ack().await {
-                tracing::debug!(error = %e, "mail-arrived event not acknowledged");
-            }
-        }
+        follow(&bus, MAIL_ARRIVED_TOPIC, &node, "mail-arrived", |e: MailArrived| {
+            self.mail_arrived(&e);
+            async {}
+        })
+        .await
     }
 
     /// Tells `e.user_id` (0: every player: mail to everyone, whose copy each makes when it

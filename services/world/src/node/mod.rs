@@ -38,7 +38,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::WorldConfig;
-use prost::Message as _;
 use rsgame_game::Game;
 use rsgame_gate::{CloseReason, RouteError, RouterBuilder, Session, send_many};
 use rsgame_kit::auth::{Auth, constant_time_eq, hmac_sha256};
@@ -338,6 +337,27 @@ async fn subscribe(bus: &Bus, topic: &str, group: &str) -> rsgame_store::Subscri
                 tracing::warn!(topic, error = %e, "bus subscription failed: retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+}
+
+/// Reads `topic` as `group` until the subscription ends: each event that decodes goes to
+/// `apply`, an undecodable one is logged and dropped (`what` names them in the logs), and
+/// each is acknowledged after.
+async fn follow<E, F, Fut>(bus: &Bus, topic: &str, group: &str, what: &str, mut apply: F)
+where
+    E: prost::Message + Default,
+    F: FnMut(E) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut sub = subscribe(bus, topic, group).await;
+    while let Some(d) = sub.next().await {
+        match E::decode(d.payload.as_slice()) {
+            Ok(e) => apply(e).await,
+            Err(e) => tracing::warn!(error = %e, "undecodable {what} event dropped"),
+        }
+        if let Err(e) = d.ack().await {
+            tracing::debug!(error = %e, "{what} event not acknowledged");
         }
     }
 }

@@ -107,16 +107,11 @@ impl World {
 
     /// Applies the operators' removals until the bus subscription ends.
     pub(super) async fn follow_removals(self, bus: Bus, node: String) {
-        let mut sub = subscribe(&bus, CHAT_LINE_REMOVED_TOPIC, &node).await;
-        while let Some(d) = sub.next().await {
-            match ChatLineRemoved::decode(d.payload.as_slice()) {
-                Ok(e) => self.line_removed(&e),
-                Err(e) => tracing::warn!(error = %e, "undecodable chat removal dropped"),
-            }
-            if let Err(e) = d.ack().await {
-                tracing::debug!(error = %e, "chat removal not acknowledged");
-            }
-        }
+        follow(&bus, CHAT_LINE_REMOVED_TOPIC, &node, "chat-removal", |e: ChatLineRemoved| {
+            self.line_removed(&e);
+            async {}
+        })
+        .await
     }
 
     /// Drops a removed line from this node's history and hides it from those here who could

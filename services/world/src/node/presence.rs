@@ -8,16 +8,11 @@ impl World {
     /// Closes the connections of accounts whose sessions the usercenter ended, until the bus
     /// subscription ends.
     pub(super) async fn follow_accounts(self, bus: Bus, node: String) {
-        let mut sub = subscribe(&bus, SESSIONS_ENDED_TOPIC, &node).await;
-        while let Some(d) = sub.next().await {
-            match SessionsEnded::decode(d.payload.as_slice()) {
-                Ok(e) => self.end_sessions(PlayerId::new(e.user_id), e.before_ms).await,
-                Err(e) => tracing::warn!(error = %e, "undecodable ended-sessions event dropped"),
-            }
-            if let Err(e) = d.ack().await {
-                tracing::debug!(error = %e, "ended-sessions event not acknowledged");
-            }
-        }
+        let w = &self;
+        follow(&bus, SESSIONS_ENDED_TOPIC, &node, "ended-sessions", |e: SessionsEnded| async move {
+            w.end_sessions(PlayerId::new(e.user_id), e.before_ms).await
+        })
+        .await
     }
 
     /// Ends the stay of `uid` if it logged in before `before_ms`: its token was issued before

@@ -126,17 +126,13 @@ impl World {
 
     /// Acts on the operators' commands for `node` until the bus subscription ends.
     pub(super) async fn follow_commands(self, bus: Bus, node: String) {
-        let mut sub = subscribe(&bus, NODE_COMMAND_TOPIC, &node).await;
-        while let Some(d) = sub.next().await {
-            match NodeCommand::decode(d.payload.as_slice()) {
-                Ok(c) if c.node == node => self.command(c).await,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "undecodable node command dropped"),
+        let (w, me) = (&self, node.as_str());
+        follow(&bus, NODE_COMMAND_TOPIC, me, "node-command", |c: NodeCommand| async move {
+            if c.node == me {
+                w.command(c).await
             }
-            if let Err(e) = d.ack().await {
-                tracing::debug!(error = %e, "node command not acknowledged");
-            }
-        }
+        })
+        .await
     }
 
     async fn command(&self, c: NodeCommand) {
