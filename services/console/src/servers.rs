@@ -53,6 +53,9 @@ impl Console {
     }
 
     async fn node(&self, id: &str) -> Result<Option<NodeStatus>> {
+        if id.is_empty() || id.len() > 128 {
+            return Err(Error::bad_param("node: a node's id, 1 to 128 bytes"));
+        }
         Ok(self.cache.get(&node_status_key(id)).await?)
     }
 

@@ -232,7 +232,7 @@ impl Moderation {
         let found = self
             .lines(&ChatFilter {
                 channel: Some(channel),
-                before_id: Some(id + 1),
+                before_id: Some(id.saturating_add(1)),
                 limit: Some(1),
                 ..Default::default()
             })
