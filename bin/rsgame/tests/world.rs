@@ -1029,6 +1029,14 @@ async fn an_operator_sees_the_node_closes_a_room_and_drains_the_node() {
     };
     let id = node["id"].as_str().expect("node id").to_owned();
     assert_eq!(node["players"], 2, "{node}");
+    // A player's page says where it is now: its node answers over the bus.
+    let page = op.call("GET", &format!("/console/v1/players/{}", b.user_id), None).await;
+    let w = &page["data"]["whereabouts"];
+    assert_eq!(
+        (w["node"].as_str(), w["room"].as_i64(), w["permanent"].as_bool()),
+        (Some(id.as_str()), Some(room), Some(false)),
+        "{page}"
+    );
 
     // A scene cannot be closed; the room can: both players are sent back, told why.
     let scene = serde_json::json!({"node": id, "room": 1000, "reason": "x"});

@@ -57,6 +57,7 @@ export interface PlayerPage {
   battles: Array<{ levelId: number; name: string; wins: number; losses: number }>;
   guild: string | null;
   mute: { until: number; reason: string; by: string } | null;
+  whereabouts: { node: string; room: number; name: string; permanent: boolean; connected: boolean } | null;
   place: { sceneId: number; x: number; z: number; savedAt: number } | null;
   relations: Array<{ userId: number; nickname: string; kind: "friend" | "blacklist" }>;
 }

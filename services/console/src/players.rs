@@ -86,6 +86,8 @@ pub struct PlayerPage {
     pub guild: Option<String>,
     /// The chat mute in force, if any.
     pub mute: Option<rsgame_game::moderation::Mute>,
+    /// Where it is now (node, scene or room), when online and its node answered.
+    pub whereabouts: Option<rsgame_world::node::servers::Whereabouts>,
     /// Where the world last saved the player (a permanent scene).
     pub place: Option<PlaceInfo>,
     /// Friends and blacklist, with names.
@@ -280,8 +282,10 @@ impl Console {
         let mute = self.game.moderation().mute(user_id, now).await?;
         let place = self.place(user_id).await?;
         let relations = self.relations(user_id).await?;
+        let player = self.line(&u).await;
+        let whereabouts = if player.online.is_some() { self.locate(user_id).await } else { None };
         Ok(PlayerPage {
-            player: self.line(&u).await,
+            player,
             mobile: u.mobile.clone(),
             email: u.email.clone(),
             ban,
@@ -293,6 +297,7 @@ impl Console {
             battles,
             guild,
             mute,
+            whereabouts,
             place,
             relations,
         })

@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use rsgame_kit::{Code, Error, Result};
 use rsgame_proto::events::{NODE_COMMAND_TOPIC, NodeCommand, NodeDrain};
-use rsgame_world::node::servers::{NODE_STATUS_INDEX, NodeStatus, node_status_key};
+use rsgame_world::node::servers::{LOCATE_PREFIX, NODE_STATUS_INDEX, NodeStatus, Whereabouts, node_status_key};
 use serde::Deserialize;
 
 use crate::Console;
 use crate::audit::{self, Change, json};
 use crate::players::reason;
 use crate::sessions::Session;
+
+/// How long a player's page waits for the node that holds the player to say where it is.
+const LOCATE_WITHIN: Duration = Duration::from_millis(1500);
 
 /// How long the console waits for a node to show a command took.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(10);
@@ -84,6 +87,27 @@ impl Console {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Where an online player is now (node, scene or room), as the node that holds it
+    /// answers on the bus; None when no node answers in time (offline, or a node that is
+    /// going away).
+    pub async fn locate(&self, user_id: i64) -> Option<Whereabouts> {
+        let bus = self.game.events()?;
+        let key = format!("{LOCATE_PREFIX}{}", rsgame_usercenter::logic::random_hex(16));
+        let ask = NodeCommand { locate: user_id, reply_key: key.clone(), ..Default::default() };
+        if let Err(e) = bus.publish(NODE_COMMAND_TOPIC, &prost::Message::encode_to_vec(&ask)).await {
+            tracing::debug!(error = %e, "locate not asked");
+            return None;
+        }
+        let until = tokio::time::Instant::now() + LOCATE_WITHIN;
+        while tokio::time::Instant::now() < until {
+            if let Ok(Some(w)) = self.cache.get::<Whereabouts>(&key).await {
+                return Some(w);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     /// Drains a node (its new game logins are refused, so players go to the others) or

@@ -239,6 +239,20 @@ async fn each_role_may_do_what_the_table_says_and_every_change_is_audited() {
             code(&viewer.post(&format!("/console/v1/players/{uid}/kick"), json!({"reason": "x"})).await),
             400501
         );
+        for (path, body) in [
+            (format!("/console/v1/players/{uid}/mute"), json!({"until": 0, "reason": "x"})),
+            (format!("/console/v1/players/{uid}/reset-password"), json!({"reason": "x"})),
+            ("/console/v1/chat/remove".to_owned(), json!({"channel": "world", "id": 1, "reason": "x"})),
+            ("/console/v1/servers/close-room".to_owned(), json!({"node": "n", "room": 1, "reason": "x"})),
+            ("/console/v1/mail".to_owned(), json!({"everyone": true, "title": "t", "requestId": "m", "reason": "x"})),
+        ] {
+            assert_eq!(code(&viewer.post(&path, body).await), 400501, "{stack:?} {path}");
+        }
+        // Draining a node is for admins.
+        let drain = json!({"node": "n", "drain": true, "reason": "x"});
+        assert_eq!(code(&gm.post("/console/v1/servers/drain", drain.clone()).await), 400501, "{stack:?}");
+        assert_eq!(code(&admin.post("/console/v1/servers/drain", drain).await), 400201, "{stack:?}: no such node");
+        assert_eq!(viewer.get("/console/v1/servers").await["data"].as_array().map(Vec::len), Some(0), "{stack:?}");
         let hire = json!({"username": "new_gm", "password": "another-long-pass", "role": "gm", "reason": "hire"});
         assert_eq!(code(&gm.post("/console/v1/operators", hire.clone()).await), 400501, "{stack:?}");
         assert_eq!(code(&viewer.get("/console/v1/operators").await), 400501, "{stack:?}");

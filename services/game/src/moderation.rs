@@ -1,8 +1,8 @@
 //! Chat moderation's records: who is muted until when, and the log of public chat (world and
 //! room lines; guild lines are kept by [`crate::guild`]) that operators read and remove lines
 //! from. Game nodes write the log and read mutes straight from the database (no call to the
-//! game service on the chat path); the console changes them and tells the nodes on the bus
-//! ([`ChatModerated`](rsgame_proto::events::ChatModerated)).
+//! game service on the chat path); the console changes them, and tells the nodes of a removed
+//! line on the bus ([`ChatLineRemoved`](rsgame_proto::events::ChatLineRemoved)).
 
 use rsgame_kit::time::unix_ms;
 use rsgame_kit::{Code, Error, Result};

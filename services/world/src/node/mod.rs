@@ -473,9 +473,9 @@ impl World {
             tokio::spawn(world.clone().follow_changes(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_mail(bus.clone(), node.clone()));
             tokio::spawn(world.clone().follow_removals(bus.clone(), node.clone()));
-            tokio::spawn(world.clone().follow_commands(bus.clone(), node.clone()));
             let status_cache = world.0.cluster.as_ref().map(|c| c.cache().clone()).or_else(|| world.0.presence.clone());
             if let Some(cache) = status_cache {
+                tokio::spawn(world.clone().follow_commands(bus.clone(), node.clone(), cache.clone()));
                 tokio::spawn(world.clone().publish_status(cache, node.clone()));
             }
             tokio::spawn(world.clone().follow_guilds(bus, node));

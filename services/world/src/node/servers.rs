@@ -27,6 +27,25 @@ const STATUS_EVERY: Duration = Duration::from_secs(3);
 /// A status older than this is a node that went away.
 pub const STATUS_TTL: Duration = Duration::from_secs(15);
 
+/// The cache keys locate answers go to start with this.
+pub const LOCATE_PREFIX: &str = "locate:";
+
+/// Where a player is, as the node that holds it says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Whereabouts {
+    /// The node.
+    pub node: String,
+    /// The scene or room it is in.
+    pub room: i64,
+    /// Its name.
+    pub name: String,
+    /// A scene of the world (not a room players created).
+    pub permanent: bool,
+    /// Its connection is up (false: dropped, inside its reconnect grace).
+    pub connected: bool,
+}
+
 /// A node as operators see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -124,18 +143,48 @@ impl World {
         }
     }
 
-    /// Acts on the operators' commands for `node` until the bus subscription ends.
-    pub(super) async fn follow_commands(self, bus: Bus, node: String) {
-        let (w, me) = (&self, node.as_str());
+    /// Acts on the operators' commands for `node` (or for every node) until the bus
+    /// subscription ends; answers locate requests in `cache`.
+    pub(super) async fn follow_commands(self, bus: Bus, node: String, cache: rsgame_store::Cache) {
+        let (w, me, cache) = (&self, node.as_str(), &cache);
         follow(&bus, NODE_COMMAND_TOPIC, me, "node-command", |c: NodeCommand| async move {
             if c.node == me {
-                w.command(c).await
+                w.command(&c).await
+            }
+            if c.locate != 0 && (c.node.is_empty() || c.node == me) {
+                w.locate(cache, me, c.locate, &c.reply_key).await
             }
         })
         .await
     }
 
-    async fn command(&self, c: NodeCommand) {
+    /// Where player `user_id` is on this node, if it is here.
+    pub fn whereabouts(&self, node: &str, user_id: i64) -> Option<Whereabouts> {
+        let players = lock(&self.0.players);
+        let p = players.get(&PlayerId::new(user_id))?;
+        let rooms = lock(&self.0.rooms);
+        let r = rooms.get(&p.room);
+        Some(Whereabouts {
+            node: node.to_owned(),
+            room: p.room,
+            name: r.map(|r| r.name.clone()).unwrap_or_default(),
+            permanent: r.is_some_and(|r| r.permanent),
+            connected: p.session.is_some(),
+        })
+    }
+
+    async fn locate(&self, cache: &rsgame_store::Cache, node: &str, user_id: i64, reply_key: &str) {
+        // Only a key of the console's making: nothing else in the cache is written here.
+        if !reply_key.starts_with(LOCATE_PREFIX) || reply_key.len() > 64 {
+            return;
+        }
+        let Some(w) = self.whereabouts(node, user_id) else { return };
+        if let Err(e) = cache.set(reply_key, &w, Some(STATUS_EVERY)).await {
+            tracing::debug!(error = %e, "whereabouts not written");
+        }
+    }
+
+    async fn command(&self, c: &NodeCommand) {
         match NodeDrain::try_from(c.drain) {
             Ok(NodeDrain::On) => self.set_draining(true),
             Ok(NodeDrain::Off) => self.set_draining(false),
@@ -171,6 +220,9 @@ mod tests {
         let r = status.rooms.iter().find(|r| r.id == room).expect("listed");
         assert_eq!((r.players, r.permanent), (2, false), "{status:?}");
         assert!(status.rooms.iter().any(|r| r.permanent && r.id == 1000));
+        let w = f.world.whereabouts("n1", 2).expect("b is here");
+        assert_eq!((w.room, w.permanent, w.connected), (room, false, true), "{w:?}");
+        assert!(f.world.whereabouts("n1", 9).is_none(), "not here");
 
         // Scenes cannot be closed; a room can: both players go back where they came from.
         assert_eq!(f.world.close_room(1000, "x").await.map_err(|e| e.code()), Err(Code::BadParam));
