@@ -202,3 +202,12 @@ pub async fn post_json(port: u16, path: &str, token: Option<&str>, body: &serde_
 pub fn code(r: &HttpReply) -> i64 {
     r.json()["code"].as_i64().unwrap_or(-1)
 }
+
+/// Returns once the millisecond clock (`unix_ms`) has moved past its value at the call, so
+/// that what a test makes before and after it carries different times.
+pub async fn next_ms() {
+    let t = rsgame_kit::time::unix_ms();
+    while rsgame_kit::time::unix_ms() <= t {
+        tokio::task::yield_now().await;
+    }
+}

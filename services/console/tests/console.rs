@@ -581,7 +581,7 @@ async fn mail_to_everyone_is_one_send_each_player_finds_once() {
         for u in [a, b] {
             rsgame_game::Game::pack(site.game.as_ref(), u).await.expect("played");
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        rsgame_testkit::next_ms().await;
         let body =
             json!({"everyone": true, "title": "Server moved", "coins": 5, "requestId": "all-1", "reason": "move"});
         let mixed = json!({"everyone": true, "userIds": [a], "title": "x", "requestId": "all-2", "reason": "x"});

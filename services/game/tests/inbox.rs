@@ -229,7 +229,7 @@ async fn mail_to_everyone_lands_once_in_each_players_inbox_that_played_before_it
         for u in [61, 62] {
             game.pack(u).await.expect("played");
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        rsgame_testkit::next_ms().await;
         let all =
             |reference: &str| NewMail { body: "For everyone.".into(), reference: reference.into(), ..gift(0, 30, &[]) };
         let (id, new) = game.broadcast(&all("outage-1")).await.expect("sent");
@@ -242,7 +242,7 @@ async fn mail_to_everyone_lands_once_in_each_players_inbox_that_played_before_it
         let bad = NewMail { coins: -1, ..all("outage-2") };
         assert_eq!(game.broadcast(&bad).await.map_err(|e| e.code()), Err(Code::BadParam), "{stack:?}");
         // A player who began after it is not meant.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        rsgame_testkit::next_ms().await;
         game.pack(63).await.expect("played later");
 
         for u in [61, 62] {
