@@ -58,7 +58,7 @@ export interface PlayerPage {
   guild: string | null;
   mute: { until: number; reason: string; by: string } | null;
   whereabouts: { node: string; room: number; name: string; permanent: boolean; connected: boolean } | null;
-  place: { sceneId: number; x: number; z: number; savedAt: number } | null;
+  place: { sceneId: number; x: number; z: number } | null;
   relations: Array<{ userId: number; nickname: string; kind: "friend" | "blacklist" }>;
 }
 

@@ -55,11 +55,7 @@ impl Console {
         let mut ids: Vec<i64> = lines.iter().map(|l| l.user_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let names: std::collections::HashMap<i64, String> = rsgame_usercenter::model::public_profiles(self.db(), &ids)
-            .await?
-            .into_iter()
-            .map(|(id, n, _)| (id, n))
-            .collect();
+        let names = self.names(&ids).await?;
         Ok(lines
             .into_iter()
             .map(|line| ChatView { nickname: names.get(&line.user_id).cloned().unwrap_or_default(), line })

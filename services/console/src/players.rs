@@ -11,7 +11,6 @@ use rsgame_kit::{Code, Error, Result};
 use rsgame_usercenter::lookup::{self, LogLine};
 use rsgame_usercenter::model::User;
 use rsgame_usercenter::{Ban, UserCenter as _};
-use sea_query::ExprTrait as _;
 use serde::{Deserialize, Serialize};
 
 use crate::Console;
@@ -104,8 +103,6 @@ pub struct PlaceInfo {
     pub x: f64,
     /// Position.
     pub z: f64,
-    /// Saved at, unix ms.
-    pub saved_at: i64,
 }
 
 /// A friend or a blacklisted player.
@@ -303,40 +300,18 @@ impl Console {
         })
     }
 
-    /// The world's saved place (the world's own table, read only).
+    /// The world's saved place (the world's own store, read only).
     async fn place(&self, user_id: i64) -> Result<Option<PlaceInfo>> {
-        let q = sea_query::Query::select()
-            .columns(["scene_id", "x", "z", "updated_at"])
-            .from("world_state")
-            .and_where(sea_query::Expr::col("user_id").eq(user_id))
-            .to_owned();
-        let Some(r) = self.db().fetch_optional(&q).await? else { return Ok(None) };
-        Ok(Some(PlaceInfo {
-            scene_id: r.i64("scene_id")?,
-            x: r.f64("x")?,
-            z: r.f64("z")?,
-            saved_at: r.i64("updated_at")?,
-        }))
+        let p = rsgame_world::store::WorldStore::new(self.db().clone()).place(user_id).await?;
+        Ok(p.map(|p| PlaceInfo { scene_id: i64::from(p.scene_id), x: f64::from(p.x), z: f64::from(p.z) }))
     }
 
-    /// Friends and blacklist (the world's own table, read only), with names.
+    /// Friends and blacklist (the world's own store, read only), with names.
     async fn relations(&self, user_id: i64) -> Result<Vec<Relation>> {
-        let q = sea_query::Query::select()
-            .columns(["friend_id", "kind"])
-            .from("world_friend")
-            .and_where(sea_query::Expr::col("user_id").eq(user_id))
-            .and_where(sea_query::Expr::col("kind").is_in([1, 2]))
-            .order_by("id", sea_query::Order::Asc)
-            .limit(MAX_RELATIONS)
-            .to_owned();
-        let rows = self.db().fetch_all(&q).await?;
-        let pairs = rows.iter().map(|r| Ok((r.i64("friend_id")?, r.i32("kind")?))).collect::<Result<Vec<_>>>()?;
-        let ids: Vec<i64> = pairs.iter().map(|(id, _)| *id).collect();
-        let names: std::collections::HashMap<i64, String> = rsgame_usercenter::model::public_profiles(self.db(), &ids)
-            .await?
-            .into_iter()
-            .map(|(id, n, _)| (id, n))
-            .collect();
+        let all = rsgame_world::store::WorldStore::new(self.db().clone()).relations(user_id, 0, MAX_RELATIONS).await?;
+        // go-game's kinds: 1 friend, 2 blacklist; 3 (temporary) is not shown.
+        let pairs: Vec<(i64, i32)> = all.into_iter().filter(|(_, k)| matches!(k, 1 | 2)).collect();
+        let names = self.names(&pairs.iter().map(|(id, _)| *id).collect::<Vec<_>>()).await?;
         Ok(pairs
             .into_iter()
             .map(|(id, kind)| Relation {
@@ -345,6 +320,12 @@ impl Console {
                 kind: if kind == 2 { "blacklist" } else { "friend" }.to_owned(),
             })
             .collect())
+    }
+
+    /// The nicknames of the live accounts among `ids`.
+    pub(crate) async fn names(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>> {
+        let found = rsgame_usercenter::model::public_profiles(self.db(), ids).await?;
+        Ok(found.into_iter().map(|(id, nickname, _)| (id, nickname)).collect())
     }
 
     /// Bans a player until a time (0: without end): its sessions end on every server.

@@ -358,6 +358,8 @@ async fn a_ban_ends_the_players_sessions_and_an_unban_lets_it_back() {
         assert_eq!(refused, Err(Code::AccountBanned), "{stack:?}");
         let page = gm.get(&format!("/console/v1/players/{uid}")).await;
         assert_eq!(page["data"]["ban"]["reason"].as_str(), Some("speed hack"), "{stack:?} {page}");
+        assert_eq!(page["data"]["relations"].as_array().map(Vec::len), Some(0), "{stack:?}: no friends yet");
+        assert!(page["data"]["place"].is_null(), "{stack:?}: never in the world");
         let lifted = gm.post(&format!("/console/v1/players/{uid}/unban"), json!({"reason": "appeal accepted"})).await;
         assert_eq!(lifted["data"]["banned"].as_bool(), Some(false), "{stack:?} {lifted}");
         assert!(site.usercenter.login(login, "10.1.1.1").await.is_ok(), "{stack:?}: back in");
