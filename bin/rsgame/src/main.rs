@@ -74,6 +74,10 @@ enum Command {
     /// TCP, WebSocket or KCP, play a scenario), with live progress and a JSON report; exits 1
     /// when not every bot was connected at the end.
     Bot(Box<rsgame_bot::bot::Args>),
+    /// Print the OpenAPI document of the routes a player's client calls (usercenter, basic,
+    /// game, guilds, inbox; not the operator console) with the error codes: what the SDKs
+    /// generate their REST layer from (`docs/openapi.json`).
+    Openapi,
     /// Print the version.
     Version,
 }
@@ -148,6 +152,10 @@ fn main() -> ExitCode {
         println!("rsgame {}", version());
         return ExitCode::SUCCESS;
     }
+    if let Command::Openapi = cli.command {
+        println!("{}", serve::client_openapi());
+        return ExitCode::SUCCESS;
+    }
     // The bots are a client: no server configuration applies to them.
     if let Command::Bot(args) = cli.command {
         let mut all_in = true;
@@ -200,7 +208,7 @@ fn main() -> ExitCode {
         Command::Admin { action: AdminAction::CreateOperator { username, role } } => {
             run(admin::create_operator(cfg, username, role))
         }
-        Command::Version | Command::Bot(_) => ExitCode::SUCCESS,
+        Command::Version | Command::Openapi | Command::Bot(_) => ExitCode::SUCCESS,
     }
 }
 

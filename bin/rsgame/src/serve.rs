@@ -183,6 +183,17 @@ async fn serve_rpc(
 }
 
 /// The host other processes reach this one at.
+/// The OpenAPI document of the player-facing routes (`rsgame openapi`, `docs/openapi.json`):
+/// the same documents the served `/openapi.json` merges, without the console's.
+pub fn client_openapi() -> String {
+    let mut doc = utoipa::openapi::OpenApiBuilder::new().build();
+    doc.merge(rsgame_usercenter::api::openapi());
+    doc.merge(rsgame_basic::api::openapi());
+    doc.merge(rsgame_game::api::openapi());
+    doc.merge(rsgame_game::guild_api::openapi());
+    rsgame_kit::apidoc::finish(doc).to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
 fn advertise_host(cfg: &Config) -> String {
     if !cfg.discovery.advertise_host.is_empty() {
         return cfg.discovery.advertise_host.clone();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -391,6 +392,32 @@ fn the_monolith_serves_accounts_and_captchas() {
     let (status, page) = get(srv.port, "/docs").expect("docs");
     assert_eq!(status, 200);
     assert!(page.contains("openapi.json") && !page.contains("https://"), "a self-contained page");
+}
+
+/// The SDKs generate their REST layer and error codes from `docs/openapi.json`: it must be what
+/// this code documents, or a client would be built against routes that are not served.
+#[test]
+fn the_committed_openapi_document_is_the_one_the_code_makes() {
+    let out = run({
+        let mut c = rsgame();
+        c.arg("openapi");
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out));
+    let made = String::from_utf8_lossy(&out.stdout);
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let committed = std::fs::read_to_string(&file).expect("docs/openapi.json");
+    assert!(
+        made.trim_end() == committed.trim_end(),
+        "docs/openapi.json differs from `rsgame openapi`: run `cargo run -p rsgame -- openapi > docs/openapi.json`, \
+         then `npm run build` in clients/sdk-ts and the C# generator, and commit"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&made).expect("json");
+    assert!(doc["paths"].get("/usercenter/v1/user/login").is_some());
+    assert!(doc["paths"].get("/console/v1/auth/login").is_none(), "operators' routes are not a player's");
+    let codes = &doc["components"]["schemas"]["ErrorCode"];
+    assert_eq!(codes["enum"].as_array().map(Vec::len), codes["x-enum-varnames"].as_array().map(Vec::len));
+    assert!(codes["x-enum-varnames"].as_array().is_some_and(|n| n.iter().any(|v| v == "Muted")), "{codes}");
 }
 
 #[test]

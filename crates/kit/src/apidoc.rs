@@ -6,16 +6,47 @@ use axum::Router;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
+use crate::Code;
+
 /// Routes for `/openapi.json` and `/docs` over the merged document of the services this
 /// process serves.
-pub fn router(mut doc: utoipa::openapi::OpenApi) -> Router {
+pub fn router(doc: utoipa::openapi::OpenApi) -> Router {
+    let json = finish(doc).to_pretty_json().unwrap_or_else(|_| "{}".into());
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || async move { ([("content-type", "application/json")], json).into_response() }),
+        )
+        .route("/docs", get(|| async { Html(PAGE) }))
+}
+
+/// The document as clients read it: the bearer scheme, the title, and the error codes as the
+/// schema `ErrorCode` (every [`Code`] with its name and meaning, in the `x-enum-varnames` and
+/// `x-enum-descriptions` extensions code generators know), so an SDK generates its codes
+/// from the same document as its routes.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
     let bearer = utoipa::openapi::security::SecurityScheme::Http(
         utoipa::openapi::security::HttpBuilder::new()
             .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
             .bearer_format("JWT")
             .build(),
     );
-    doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", bearer);
+    let codes = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some("Every error code a reply may carry (docs/errors.md); 200 is success."))
+        .enum_values(Some(Code::ALL.iter().map(|c| c.as_u32())))
+        .extensions(Some(
+            ExtensionsBuilder::new()
+                .add("x-enum-varnames", Code::ALL.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>())
+                .add("x-enum-descriptions", Code::ALL.iter().map(|c| c.default_msg()).collect::<Vec<_>>())
+                .build(),
+        ))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", bearer);
+    components.schemas.insert("ErrorCode".into(), codes.into());
     doc.info.title = "rsgame REST API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -23,13 +54,7 @@ pub fn router(mut doc: utoipa::openapi::OpenApi) -> Router {
          Routes marked with a lock take Authorization: Bearer <accessToken>."
             .into(),
     );
-    let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
-    Router::new()
-        .route(
-            "/openapi.json",
-            get(move || async move { ([("content-type", "application/json")], json).into_response() }),
-        )
-        .route("/docs", get(|| async { Html(PAGE) }))
+    doc
 }
 
 const PAGE: &str = r#"<!doctype html>
