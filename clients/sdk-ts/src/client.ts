@@ -1,0 +1,265 @@
+// REST: go-game's envelope `{code, msg, data}` turned into typed replies or an RsgameError,
+// bearer tokens refreshed one at a time, and the session the game socket logs in with.
+import { routes, type Routes, type TokenReply, Code } from "./gen/rest.js";
+import { NO_ANSWER, RsgameError } from "./errors.js";
+import { fetchHttp, type Http } from "./http.js";
+import { memoryStore, type Session, type SessionStore } from "./session.js";
+import { Socket, type SocketOptions } from "./socket.js";
+import { webSocketTransport } from "./transport.js";
+
+export interface ClientOptions {
+  /** The REST host, e.g. `https://game.example.com` (no trailing path). */
+  baseUrl: string;
+  /** How requests are sent: `fetchHttp()` by default; `wechatHttp(wx)` in a mini-game. */
+  http?: Http;
+  /** Where the session is kept: memory by default; `webStore(sessionStorage)` in a page. */
+  store?: SessionStore;
+  /** Called whenever the session changes (a login, a refresh, a logout: null). */
+  onSession?: (s: Session | null) => void;
+}
+
+/** Refresh this long before the access token expires even if `refreshAfter` is later. */
+const EXPIRY_MARGIN_S = 30;
+
+export class Client {
+  /** Every player-facing route, typed (generated from docs/openapi.json): `api.game.getPack()`. */
+  readonly api: Routes;
+  private readonly http: Http;
+  private readonly store: SessionStore;
+  private _session: Session | null;
+  private refreshing: Promise<Session | null> | null = null;
+  /** Bumped by logout, so a refresh that finishes afterwards does not bring the session back. */
+  private epoch = 0;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.http = opts.http ?? fetchHttp();
+    this.store = opts.store ?? memoryStore();
+    this._session = this.store.load();
+    this.api = routes((path, body, auth, method) => this.call(path, body, auth, method));
+  }
+
+  /** The logged-in player's session, or null. */
+  get session(): Session | null {
+    return this._session;
+  }
+
+  // ---- starting a session --------------------------------------------------------------
+
+  /** Makes an account and logs in. */
+  register(req: Parameters<Routes["user"]["register"]>[0]): Promise<Session> {
+    return this.start(this.api.user.register(req));
+  }
+
+  login(req: Parameters<Routes["user"]["login"]>[0]): Promise<Session> {
+    return this.start(this.api.user.login(req));
+  }
+
+  /** A guest: the first call with a device id makes its account; keep the id (see deviceId()). */
+  loginDevice(req: Parameters<Routes["user"]["loginDevice"]>[0]): Promise<Session> {
+    return this.start(this.api.user.loginDevice(req));
+  }
+
+  /** With a code sent by `api.basic.sendCode` (verilyType 3). */
+  loginCode(req: Parameters<Routes["user"]["loginCode"]>[0]): Promise<Session> {
+    return this.start(this.api.user.loginCode(req));
+  }
+
+  /** With the code of `wx.login()`. */
+  loginWechat(req: Parameters<Routes["user"]["loginWechat"]>[0]): Promise<Session> {
+    return this.start(this.api.user.loginWechat(req));
+  }
+
+  /** Sets a new password with a code (verilyType 4); every other session ends. */
+  resetPassword(req: Parameters<Routes["user"]["resetPassword"]>[0]): Promise<Session> {
+    return this.start(this.api.user.resetPassword(req));
+  }
+
+  /** Every other session of the account ends; this one goes on with new tokens. */
+  changePassword(req: Parameters<Routes["user"]["changePassword"]>[0]): Promise<Session> {
+    return this.start(this.api.user.changePassword(req));
+  }
+
+  /** Revokes this session's tokens (best effort) and forgets them. */
+  async logout(): Promise<void> {
+    const s = this._session;
+    try {
+      if (s) {
+        // A live access token, or the revocation is refused and the tokens stay valid.
+        const live = (await this.freshSession()) ?? s;
+        await this.call("/usercenter/v1/user/logout", { refreshToken: live.refreshToken }, true, "POST");
+      }
+    } finally {
+      this.epoch += 1;
+      this.setSession(null);
+    }
+  }
+
+  /** Ends every session of the account (a lost phone), this one included. */
+  async logoutAll(): Promise<void> {
+    try {
+      await this.api.user.logoutAll();
+    } finally {
+      this.epoch += 1;
+      this.setSession(null);
+    }
+  }
+
+  // ---- tokens --------------------------------------------------------------------------
+
+  /**
+   * The session with a valid access token: the kept one, or a refreshed one when it is due
+   * (or `force`: the server refused the token). Null: log in again. One refresh at a time:
+   * refresh tokens rotate and a reused one revokes the whole family, so the socket's reconnect
+   * and a REST call must not both spend the same one.
+   */
+  freshSession(force = false): Promise<Session | null> {
+    const s = this._session;
+    if (!s) return Promise.resolve(null);
+    const now = Date.now() / 1000;
+    if (!force && now < s.refreshAfter && now < s.accessExpire - EXPIRY_MARGIN_S) return Promise.resolve(s);
+    if (!this.refreshing) {
+      this.refreshing = this.refresh(s).finally(() => {
+        this.refreshing = null;
+      });
+    }
+    return this.refreshing;
+  }
+
+  private async refresh(s: Session): Promise<Session | null> {
+    const started = this.epoch;
+    try {
+      const t = await this.call<TokenReply>("/usercenter/v1/user/refresh", { refreshToken: s.refreshToken }, false, "POST");
+      if (this.epoch !== started) return null;
+      const next: Session = { ...s, ...pickTokens(t), servers: t.servers?.length ? t.servers : s.servers };
+      this.setSession(next);
+      return next;
+    } catch (e) {
+      // Only a refused token ends the session; no network, a proxy error or a rate limit leave
+      // it for the next try.
+      if (!(e instanceof RsgameError) || e.code !== Code.TokenExpired) throw e;
+      if (this.epoch === started) this.setSession(null);
+      return null;
+    }
+  }
+
+  // ---- the game ------------------------------------------------------------------------
+
+  /** The WebSocket URL of game server `i` of the session (absolute, or a path on the REST host). */
+  gameUrl(i = 0): string {
+    const servers = this._session?.servers ?? [];
+    const server = servers.length ? servers[i % servers.length] : "/ws";
+    if (/^wss?:\/\//.test(server)) return server;
+    return this.opts.baseUrl.replace(/^http/, "ws").replace(/\/$/, "") + server;
+  }
+
+  /**
+   * A game socket for this session: it logs in with fresh tokens at every (re)connect, tries
+   * the session's servers in turn after failures, and stops when the session ends.
+   */
+  socket(opts: Partial<SocketOptions> = {}): Socket {
+    return new Socket({
+      transport: webSocketTransport(),
+      url: (attempt) => this.gameUrl(Math.floor(attempt / 3)),
+      credentials: async (refused) => {
+        const s = await this.freshSession(refused);
+        return s ? { userId: s.userId, token: s.accessToken } : null;
+      },
+      ...opts,
+    });
+  }
+
+  // ---- the envelope --------------------------------------------------------------------
+
+  /**
+   * One REST call: the reply's `data`, or an RsgameError with the envelope's code (0 when no
+   * answer came). With `auth`, the access token goes along, refreshed when due, and a token
+   * the server refuses is refreshed once and the call retried.
+   */
+  async call<T>(path: string, body: unknown, auth: boolean, method: "GET" | "POST" = "POST"): Promise<T> {
+    if (!auth) return this.send<T>(path, body, null, method);
+    const s = await this.freshSession();
+    if (!s) throw new RsgameError(Code.TokenExpired, "not logged in");
+    try {
+      return await this.send<T>(path, body, s.accessToken, method);
+    } catch (e) {
+      if (!(e instanceof RsgameError) || e.code !== Code.TokenExpired) throw e;
+      const again = await this.freshSession(true);
+      if (!again) throw e;
+      return this.send<T>(path, body, again.accessToken, method);
+    }
+  }
+
+  private async send<T>(path: string, body: unknown, token: string | null, method: "GET" | "POST"): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (method === "POST") headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let res;
+    try {
+      res = await this.http({
+        url: this.opts.baseUrl.replace(/\/$/, "") + path,
+        method,
+        headers,
+        body: method === "POST" ? JSON.stringify(body ?? {}) : undefined,
+      });
+    } catch (e) {
+      throw new RsgameError(NO_ANSWER, `the server cannot be reached: ${String(e)}`);
+    }
+    let env: { code?: unknown; msg?: unknown; data?: T };
+    try {
+      env = JSON.parse(res.text);
+    } catch {
+      throw new RsgameError(NO_ANSWER, `HTTP ${res.status} without an envelope`);
+    }
+    if (typeof env?.code !== "number") throw new RsgameError(NO_ANSWER, `HTTP ${res.status} without an envelope`);
+    if (env.code !== Code.Ok) throw new RsgameError(env.code, typeof env.msg === "string" ? env.msg : "");
+    return env.data as T;
+  }
+
+  private async start(reply: Promise<TokenReply>): Promise<Session> {
+    const t = await reply;
+    const epoch = this.epoch;
+    // The token reply does not name the player; the game login needs its id.
+    const d = await this.send<{ userInfo: { id: number } }>("/usercenter/v1/user/detail", {}, t.accessToken, "POST");
+    const s: Session = { ...pickTokens(t), servers: t.servers ?? [], userId: d.userInfo.id };
+    if (this.epoch === epoch) this.setSession(s);
+    return s;
+  }
+
+  private setSession(s: Session | null): void {
+    this._session = s;
+    this.store.save(s);
+    this.opts.onSession?.(s);
+  }
+}
+
+function pickTokens(t: TokenReply) {
+  return {
+    accessToken: t.accessToken,
+    accessExpire: t.accessExpire,
+    refreshAfter: t.refreshAfter,
+    refreshToken: t.refreshToken,
+  };
+}
+
+/**
+ * A device id for guest logins, made once and kept under `key` (16 random bytes as hex).
+ * Whoever knows it plays as the guest: keep it like a password, never derive it from hardware.
+ */
+export function deviceId(
+  storage: { getItem(k: string): string | null; setItem(k: string, v: string): void },
+  key = "rsgame.device",
+  random: (n: number) => Uint8Array = secureRandom,
+): string {
+  let id = storage.getItem(key);
+  if (!id || id.length < 10) {
+    id = `dev-${Array.from(random(16), (x) => x.toString(16).padStart(2, "0")).join("")}`;
+    storage.setItem(key, id);
+  }
+  return id;
+}
+
+function secureRandom(n: number): Uint8Array {
+  const c = (globalThis as { crypto?: { getRandomValues(b: Uint8Array): Uint8Array } }).crypto;
+  if (!c) throw new Error("no crypto.getRandomValues here: pass random bytes to deviceId()");
+  return c.getRandomValues(new Uint8Array(n));
+}

@@ -1,0 +1,25 @@
+// Time and chance, injectable so that reconnect, heartbeat and refresh logic can be tested
+// with a fake clock instead of waiting.
+
+export interface Clock {
+  /** Milliseconds, monotonic enough for intervals. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  /** In [0, 1): the jitter of reconnect delays. */
+  random(): number;
+}
+
+// Every JavaScript host has these, but the ES library types do not declare them.
+interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+const timers = globalThis as unknown as Timers;
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
+  clearTimeout: (h) => timers.clearTimeout(h),
+  random: () => Math.random(),
+};
