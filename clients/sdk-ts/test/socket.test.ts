@@ -187,6 +187,7 @@ test("the heartbeat pings, measures the round trip, and closes a silent link", a
   t.clock.advance(21_000);
   assert.equal(link.closed?.code, 4003);
   assert.ok(t.statuses.includes("offline:heartbeat timeout"), t.statuses.join());
+  await settle();
   assert.equal(t.transport.links.length, 2, "and reconnects");
 });
 
