@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

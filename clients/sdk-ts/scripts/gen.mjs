@@ -22,7 +22,7 @@ mkdirSync(gen, { recursive: true });
 const bin = (name) => join(pkg, "node_modules/.bin", name);
 execFileSync(bin("pbjs"), [
   "-t", "static-module", "-w", "es6", "--no-beautify", "--no-delimited", "--no-verify",
-  "--no-convert", "--no-service", "-o", join(gen, "game.js"), proto,
+  "--no-convert", "--no-service", "--force-number", "-o", join(gen, "game.js"), proto,
 ], { stdio: "inherit" });
 // Node's ESM loader needs the file's extension, and protobufjs is CommonJS: import its default.
 const js = readFileSync(join(gen, "game.js"), "utf8").replace(
