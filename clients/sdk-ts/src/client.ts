@@ -104,6 +104,15 @@ export class Client {
     }
   }
 
+  /**
+   * Forgets the session here without asking the server: for when the server already ended it
+   * (the socket stopped with `ended`: a ban, a password change elsewhere, log out everywhere).
+   */
+  forget(): void {
+    this.epoch += 1;
+    this.setSession(null);
+  }
+
   // ---- tokens --------------------------------------------------------------------------
 
   /**

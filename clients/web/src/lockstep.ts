@@ -3,7 +3,7 @@
 // frame at a time, so every screen shows the same squares at the same frame, including a
 // late joiner's, which replays the kept frames first. Who is in the room is part of the
 // frames too (membersChanged): a square appears and goes at the same frame on every screen.
-import { ID } from "./gen/ids";
+import { MessageId as ID } from "@rsgame/client";
 import type { Send } from "./world";
 
 const SIZE = 400;

@@ -1,19 +1,28 @@
 // rsgame's browser client: log in over REST, then play over one WebSocket to the game node
 // the login reply names. Screens: log in / register (captcha when the server asks), the
 // world, chat, friends, rooms, lockstep rooms, bag, shop and leaderboard.
-import * as api from "./api";
-import { ID } from "./gen/ids";
+import {
+  MessageId as ID,
+  RsgameError,
+  pb,
+  type GuildDetail,
+  type Mail,
+  type Outbound,
+  type Pack,
+  type RankBy,
+  type Socket,
+  type Status,
+} from "@rsgame/client";
+import { client, describe, deviceId } from "./api";
 import { Lockstep } from "./lockstep";
-import { Conn, Status, wsUrl } from "./net";
 import { World } from "./world";
-import { pb } from "./gen/game.js";
 import { applyStatic, errorText, lang, setLang, t, type Lang } from "./i18n";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 /** What to tell the player about a failed call: the code's friendly text, in their language. */
 function errMsg(e: unknown): string {
-  if (e instanceof api.ApiError) return errorText(e.code, e.message);
+  if (e instanceof RsgameError) return errorText(e.code, e.message);
   return errorText(400, String((e as Error)?.message ?? e));
 }
 
@@ -32,8 +41,16 @@ for (const b of document.querySelectorAll<HTMLButtonElement>("[data-lang]")) {
   };
 }
 
-let session: api.Session | null = null;
-let conn: Conn | null = null;
+let conn: Socket | null = null;
+/** The player's names, read once per login or reload. */
+let profile = { username: "", nickname: "" };
+
+/** Reads the player's names, then enters the game. */
+async function loggedIn(): Promise<void> {
+  const d = await client.api.user.detail();
+  profile = { username: d.userInfo.username, nickname: d.userInfo.nickname };
+  enterGame();
+}
 
 // ---- log in / register ------------------------------------------------------------------
 
@@ -57,7 +74,7 @@ function setMode(reg: boolean): void {
 
 async function showCaptcha(): Promise<void> {
   try {
-    const c = await api.captcha();
+    const c = await client.api.basic.captcha();
     captchaKey = c.key;
     $<HTMLImageElement>("captcha-img").src = c.image;
     $("captcha-img").dataset.key = c.key;
@@ -77,11 +94,13 @@ async function submitAuth(ev: Event): Promise<void> {
   const captcha = !$("captcha-row").hidden && code ? { key: captchaKey, code } : undefined;
   $("auth-error").textContent = "";
   try {
-    session = registering ? await api.register(user, pass, nick, captcha) : await api.login(user, pass, captcha);
+    const answer = { captchaKey: captcha?.key ?? "", captchaCode: captcha?.code ?? "" };
+    if (registering) await client.register({ username: user, password: pass, nickname: nick, ...answer });
+    else await client.login({ username: user, password: pass, ...answer });
     $("captcha-row").hidden = true;
-    enterGame();
+    await loggedIn();
   } catch (e) {
-    const err = e as api.ApiError;
+    const err = e as RsgameError;
     $("auth-error").textContent = errMsg(err);
     // 400508: the server wants a captcha; 400509: it was wrong (and is used up).
     if (err.code === 400508 || err.code === 400509 || !$("captcha-row").hidden) await showCaptcha();
@@ -94,11 +113,11 @@ async function playAsGuest(): Promise<void> {
   const captcha = !$("captcha-row").hidden && code ? { key: captchaKey, code } : undefined;
   $("auth-error").textContent = "";
   try {
-    session = await api.loginGuest(captcha);
+    await client.loginDevice({ deviceId: deviceId(), captchaKey: captcha?.key ?? "", captchaCode: captcha?.code ?? "" });
     $("captcha-row").hidden = true;
-    enterGame();
+    await loggedIn();
   } catch (e) {
-    const err = e as api.ApiError;
+    const err = e as RsgameError;
     $("auth-error").textContent = errMsg(err);
     // Many new guests from one address: the server wants a captcha for another.
     if (err.code === 400508 || err.code === 400509) await showCaptcha();
@@ -112,7 +131,7 @@ let resetKey = "";
 
 async function showResetCaptcha(): Promise<void> {
   try {
-    const c = await api.captcha();
+    const c = await client.api.basic.captcha();
     resetCaptchaKey = c.key;
     $<HTMLImageElement>("reset-captcha-img").src = c.image;
     $("reset-captcha-img").dataset.key = c.key;
@@ -136,7 +155,15 @@ async function sendResetCode(): Promise<void> {
   const captcha = { key: resetCaptchaKey, code: $<HTMLInputElement>("reset-captcha").value.trim() };
   $("reset-error").textContent = "";
   try {
-    resetKey = await api.sendCode(target, api.Purpose.reset, captcha);
+    // verilyType 4: a password reset (VerilyType in proto/basic.proto).
+    const sent = await client.api.basic.sendCode({
+      sendType: target.includes("@") ? 2 : 1,
+      phone: target,
+      verilyType: 4,
+      key: captcha.key,
+      code: captcha.code,
+    });
+    resetKey = sent.key;
     // Where the code's key is, for whoever drives this page (the browser test).
     $("reset-form").dataset.key = resetKey;
     $("reset-error").textContent = t("codeSent");
@@ -160,9 +187,9 @@ async function submitReset(ev: Event): Promise<void> {
   }
   $("reset-error").className = "error";
   try {
-    session = await api.resetPassword(target, code, resetKey, password);
+    await client.resetPassword({ target, code, key: resetKey, new: password });
     showReset(false);
-    enterGame();
+    await loggedIn();
   } catch (e) {
     $("reset-error").textContent = errMsg(e);
   }
@@ -187,14 +214,15 @@ $("auth-form").addEventListener("submit", (ev) => void submitAuth(ev));
 
 // ---- the game ----------------------------------------------------------------------------
 
-const world = new World($<HTMLCanvasElement>("view"), (id, m) => conn?.send(id, m));
-const lockstep = new Lockstep($<HTMLCanvasElement>("lockstep"), (id, m) => conn?.send(id, m));
+const world = new World($<HTMLCanvasElement>("view"), send);
+const lockstep = new Lockstep($<HTMLCanvasElement>("lockstep"), send);
 const names = new Map<number, string>();
 let roomId = 0;
 let roomType = 1;
 
+/** Sends a message of any id the page builds (the SDK checks the body against the id's type). */
 function send(id: number, m: object): void {
-  conn?.send(id, m);
+  conn?.send(id as keyof Outbound, m as never);
 }
 
 let toastTimer = 0;
@@ -213,9 +241,7 @@ async function learnNames(ids: number[]): Promise<void> {
   const unknown = [...new Set(ids)].filter((id) => id > 0 && id !== world.me.id && !names.has(id)).slice(0, 100);
   if (unknown.length === 0) return;
   try {
-    const list = await authed<Array<{ userId: number; nickname: string }>>("/usercenter/v1/user/profiles", {
-      userIds: unknown,
-    });
+    const list = await client.api.user.profiles({ userIds: unknown });
     for (const p of list) names.set(p.userId, p.nickname);
   } catch {
     // Names are a nicety: ids stay where the look-up fails.
@@ -227,14 +253,24 @@ function nameOf(id: number): string {
   return names.get(id) ?? world.entities.get(id)?.name ?? `#${id}`;
 }
 
-let connStatus: Status = "connecting";
+let connStatus: Status | "kicked" = "connecting";
 
-function status(s: Status, detail?: string): void {
-  connStatus = s;
+function status(s: Status, detail: string): void {
+  // Taken over or ended: the player sees why, and the page does not reconnect.
+  const kicked = s === "stopped" && (detail === "takeover" || detail === "ended");
+  connStatus = kicked ? "kicked" : s === "stopped" ? "closed" as Status : s;
   showStatus();
   // The close's code and reason are for whoever debugs, not for the player.
   if (s === "offline" && detail) console.info(`connection closed: ${detail}`);
-  if (s === "kicked") toast(t("kickedToast"));
+  if (kicked) toast(t("kickedToast"));
+  if (s === "stopped" && detail === "takeover") showAuth(t("elsewhere"));
+  if (s === "stopped" && detail === "ended") {
+    // Banned, or logged out everywhere: the tokens are dead; only a new login helps.
+    client.forget();
+    showAuth(t("ended"));
+  }
+  // No token left to log in with (the refresh was refused).
+  if (s === "stopped" && detail === "refused") showAuth(t("sessionExpired"));
   if (s !== "online" && ticket) {
     // The server drops a ticket when its connection goes.
     ticket = null;
@@ -256,7 +292,7 @@ function showExp(): void {
   const { from, to } = levelSpan;
   if (levelSpan.level !== m.level) {
     // A level-up since the bag was read: its span comes with the next read.
-    if (session && levelSpan.level !== 0) void refreshBag();
+    if (client.session && levelSpan.level !== 0) void refreshBag();
     levelSpan.level = m.level;
   }
   const part = to > from ? Math.max(0, Math.min(1, (m.exp - from) / (to - from))) : 1;
@@ -337,31 +373,22 @@ function pickPlayer(text: string): number {
 }
 
 function enterGame(): void {
+  const session = client.session;
   if (!session) return;
   $("auth").hidden = true;
   $("game").hidden = false;
   world.me.id = session.userId;
-  world.me.name = session.nickname || session.username;
+  world.me.name = profile.nickname || profile.username;
   world.levelKnown = false;
   levelSpan = { from: 0, to: 0, level: 0 };
   names.set(session.userId, world.me.name);
   showStats();
   conn?.stop();
-  conn = new Conn({
-    url: wsUrl(session.servers[0]),
-    credentials: async () => {
-      if (!session) return null;
-      const s = await api.freshToken(session);
-      if (!s) {
-        showAuth(t("sessionExpired"));
-        return null;
-      }
-      session = s;
-      return { userId: s.userId, token: s.accessToken };
-    },
-    onMessage: onMessage,
-    onStatus: status,
-  });
+  // The SDK logs in with fresh tokens at every (re)connect, backs off, and stops for good on a
+  // takeover or when the account's sessions end.
+  conn = client.socket({ plat: "web" });
+  conn.onMessage(onMessage);
+  conn.onStatus(status);
   conn.start();
   void refreshBag();
   void refreshShop();
@@ -479,20 +506,6 @@ function onMessage(id: number, m: any): void {
       if (m.reqId === ID.ChatMsg && !$<HTMLInputElement>("chat-text").value) {
         // Refused (too fast, too long): the line comes back to be sent again.
         $<HTMLInputElement>("chat-text").value = lastChat;
-      }
-      if (conn && !conn.online && session && m.code === 400103) {
-        // The game login refused the token (revoked, or our clock is off): refresh it
-        // before the next attempt; if that fails too, credentials() sends us to log in.
-        session = { ...session, refreshAfter: 0 };
-      }
-      break;
-    case ID.LogoutResp:
-      if (m.type === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE) showAuth(t("elsewhere"));
-      if (m.type === pb.LogoutType.LOGOUT_TYPE_ENDED) {
-        // Banned, or logged out everywhere: the tokens are dead; only a new login helps.
-        session = null;
-        api.saveSession(null);
-        showAuth(t("ended"));
       }
       break;
   }
@@ -678,7 +691,7 @@ $("quick-match").onclick = () => {
 // ---- guild (REST, with GuildNotice pushes) ------------------------------------------------
 
 /** The player's guild (its detail), or null. */
-let guild: api.GuildDetail | null = null;
+let guild: GuildDetail | null = null;
 
 const GUILD_EVENTS: Record<number, string> = {
   [pb.GuildEvent.GUILD_EVENT_CREATED]: "gCreated",
@@ -701,10 +714,10 @@ function onGuildNotice(m: any): void {
 
 async function refreshGuild(): Promise<void> {
   try {
-    guild = await authed<api.GuildDetail>("/game/v1/guild/detail", { guildId: 0 });
+    guild = await authed(() => client.api.guild.detail({ guildId: 0 }));
     await learnNames(guild.members.map((m) => m.userId));
   } catch (e) {
-    if (!(e instanceof api.ApiError && e.code === 400201)) toast(errMsg(e));
+    if (!(e instanceof RsgameError && e.code === 400201)) toast(errMsg(e));
     guild = null;
   }
   showGuild();
@@ -713,7 +726,7 @@ async function refreshGuild(): Promise<void> {
 
 async function guildCall(path: string, body: unknown): Promise<void> {
   try {
-    await authed(path, body);
+    await authed(() => client.call(path, body, true));
   } catch (e) {
     toast(errMsg(e));
   }
@@ -762,7 +775,7 @@ function showGuild(): void {
 
 async function showRequests(): Promise<void> {
   try {
-    const list = await authed<api.JoinRequest[]>("/game/v1/guild/requests", {});
+    const list = await authed(() => client.api.guild.requests());
     await learnNames(list.map((r) => r.userId));
     $("guild-requests").replaceChildren(
       ...list.map((r) => {
@@ -794,7 +807,7 @@ $("guild-search-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   void (async () => {
     try {
-      const list = await authed<api.Guild[]>("/game/v1/guild/search", { name: $<HTMLInputElement>("guild-search").value });
+      const list = await authed(() => client.api.guild.search({ name: $<HTMLInputElement>("guild-search").value }));
       $("guild-found").replaceChildren(
         ...list.map((g) => {
           const li = document.createElement("li");
@@ -909,15 +922,15 @@ for (const b of document.querySelectorAll<HTMLButtonElement>(".pad button")) {
 
 // ---- bag, shop, ranks (REST) -------------------------------------------------------------
 
-async function authed<T>(path: string, body: unknown): Promise<T> {
-  if (!session) throw new api.ApiError(400103, "log in first");
-  const s = await api.freshToken(session);
-  if (!s) {
-    showAuth(t("sessionExpired"));
-    throw new api.ApiError(400103, "session expired");
+/** A REST call with the player's token (the SDK refreshes it when due); a session that ended
+ * sends the player to the login form. */
+async function authed<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (!client.session) showAuth(t("sessionExpired"));
+    throw e;
   }
-  session = s;
-  return api.call<T>(path, body, s.accessToken);
 }
 
 /** The coins the bag last showed; -1 before it did. */
@@ -930,7 +943,7 @@ function priceShop(): void {
   }
 }
 
-function showPack(p: api.Pack): void {
+function showPack(p: Pack): void {
   levelSpan = { from: p.levelExp ?? 0, to: p.nextLevelExp ?? 0, level: p.player.level };
   if (!world.levelKnown) {
     world.me.exp = p.player.exp;
@@ -955,9 +968,9 @@ function showPack(p: api.Pack): void {
       use.textContent = t(it.goods.kind === "equipment" ? "equip" : "use");
       use.onclick = async () => {
         // A heal at full health would spend the potion for nothing.
-        if (it.goods.effect?.heal && world.me.hp >= world.me.maxHp && world.me.maxHp > 0) return toast(t("fullHp"));
+        if (it.goods.effect && "heal" in it.goods.effect && world.me.hp >= world.me.maxHp && world.me.maxHp > 0) return toast(t("fullHp"));
         try {
-          showPack(await authed<api.Pack>("/game/v1/game/useGoods", { id: it.goods.id }));
+          showPack(await authed(() => client.api.game.useGoods({ id: it.goods.id })));
           toast(t("used", { item: it.goods.name }));
         } catch (e) {
           toast(errMsg(e));
@@ -972,7 +985,7 @@ function showPack(p: api.Pack): void {
 
 async function refreshBag(): Promise<void> {
   try {
-    showPack(await authed<api.Pack>("/game/v1/game/getPack", {}));
+    showPack(await authed(() => client.api.game.getPack()));
   } catch (e) {
     toast(errMsg(e));
   }
@@ -980,20 +993,20 @@ async function refreshBag(): Promise<void> {
 
 async function refreshShop(): Promise<void> {
   try {
-    const list = await api.call<api.ShopItem[]>("/game/v1/game/getShop", {});
+    const list = await client.api.game.getShop();
     $("shop-list").replaceChildren(
       ...list.map((s) => {
         const li = document.createElement("li");
         const name = document.createElement("span");
         name.className = "grow";
-        name.textContent = `${s.goods.name} (${api.describe(s.goods)}) · ${s.price} coins`;
+        name.textContent = `${s.goods.name} (${describe(s.goods)}) · ${s.price} coins`;
         const buy = document.createElement("button");
         buy.textContent = t("buy");
         buy.dataset.listing = String(s.id);
         buy.dataset.price = String(s.price);
         buy.onclick = async () => {
           try {
-            showPack(await authed<api.Pack>("/game/v1/game/buyGoods", { id: s.id, count: 1 }));
+            showPack(await authed(() => client.api.game.buyGoods({ id: s.id, count: 1 })));
             $("shop-msg").textContent = "";
             toast(t("bought", { item: s.goods.name }));
           } catch (e) {
@@ -1014,7 +1027,7 @@ async function refreshShop(): Promise<void> {
 
 let goodsNames = new Map<number, string>();
 
-function mailItem(m: api.Mail): HTMLLIElement {
+function mailItem(m: Mail): HTMLLIElement {
   const li = document.createElement("li");
   li.className = m.read ? "mail" : "mail unread";
   li.dataset.mail = String(m.id);
@@ -1044,13 +1057,13 @@ function mailItem(m: api.Mail): HTMLLIElement {
   };
   if (gifts && !m.claimed) {
     act(t("claim"), async () => {
-      await authed("/game/v1/inbox/claim", { id: m.id });
+      await authed(() => client.api.inbox.claim({ id: m.id }));
       toast(t("claimed", { what: gifts }));
       void refreshBag();
     });
   } else {
     act(t("delete"), async () => {
-      await authed("/game/v1/inbox/delete", { ids: [m.id] });
+      await authed(() => client.api.inbox.delete({ ids: [m.id] }));
     });
   }
   return li;
@@ -1059,10 +1072,10 @@ function mailItem(m: api.Mail): HTMLLIElement {
 async function refreshMail(): Promise<void> {
   try {
     if (goodsNames.size === 0) {
-      const shop = await api.call<api.ShopItem[]>("/game/v1/game/getShop", {});
+      const shop = await client.api.game.getShop();
       goodsNames = new Map(shop.map((s) => [s.goods.id, s.goods.name]));
     }
-    const page = await authed<api.InboxPage>("/game/v1/inbox/list", { limit: 50 });
+    const page = await authed(() => client.api.inbox.list({ limit: 50 }));
     $("mail-list").replaceChildren(...page.mails.map(mailItem));
     $("mail-empty").hidden = page.mails.length > 0;
     $("mail-unread").hidden = page.unread === 0;
@@ -1070,7 +1083,7 @@ async function refreshMail(): Promise<void> {
     // Opened: what is on screen counts as read.
     const unread = page.mails.filter((m) => !m.read).map((m) => m.id);
     if (!$("panel-mail").hidden && unread.length > 0) {
-      await authed("/game/v1/inbox/read", { ids: unread });
+      await authed(() => client.api.inbox.read({ ids: unread }));
       $("mail-unread").hidden = true;
     }
   } catch (e) {
@@ -1078,10 +1091,10 @@ async function refreshMail(): Promise<void> {
   }
 }
 
-let rankBy = "score";
+let rankBy: RankBy = "score";
 async function refreshRanks(): Promise<void> {
   try {
-    const r = await authed<api.Ranking>("/game/v1/game/getRank", { by: rankBy, page: 1, pageSize: 20 });
+    const r = await authed(() => client.api.game.getRank({ by: rankBy, page: 1, pageSize: 20 }));
     await learnNames(r.list.map((e) => e.userId));
     const line = (rank: number, who: string, value: number, me: boolean) => {
       const li = document.createElement("li");
@@ -1105,7 +1118,7 @@ async function refreshRanks(): Promise<void> {
 }
 for (const b of $("rank-tabs").querySelectorAll<HTMLButtonElement>("button")) {
   b.onclick = () => {
-    rankBy = b.dataset.by ?? "score";
+    rankBy = b.dataset.by === "level" ? "level" : "score";
     for (const o of $("rank-tabs").querySelectorAll("button")) o.classList.toggle("on", o === b);
     void refreshRanks();
   };
@@ -1172,11 +1185,11 @@ $("menu").onclick = () => $("game").classList.toggle("menu-open");
 }
 lockstep.nameOf = (id) => nameOf(id);
 $("logout").onclick = async () => {
-  send(ID.Logout, { type: pb.LogoutType.LOGOUT_TYPE_QUIT });
-  conn?.stop();
+  const leaving = conn;
   conn = null;
-  if (session) await api.logout(session).catch(() => undefined);
-  session = null;
+  // The server saves the player and answers; a dead link is no reason to stay logged in.
+  await leaving?.logout().catch(() => undefined);
+  await client.logout().catch(() => undefined);
   // Back to a clean login form: no password left filled in, not on Register.
   $<HTMLInputElement>("password").value = "";
   setMode(false);
@@ -1187,11 +1200,10 @@ window.setInterval(() => {
 }, 1000);
 
 // Tests and curious players can reach the state from the console.
-(window as any).rsgame = { world, lockstep, get conn() { return conn; }, panel };
+(window as any).rsgame = { world, lockstep, get conn() { return conn; }, panel, client };
 
 showLang();
 
 // A reload resumes the session kept in this tab.
-session = api.loadSession();
-if (session) enterGame();
+if (client.session) loggedIn().catch((e) => showAuth(errMsg(e)));
 else showAuth();

@@ -2,8 +2,8 @@
 // AttackResp, PlayerStats), drawn on a canvas around the player; WASD, the on-screen stick or
 // a click/tap moves, a click on a monster (or on a player in a PvP scene) attacks it. The
 // camera shows what the server lets the player see (SceneInfo's viewDistance), no more.
-import { pb } from "./gen/game.js";
-import { ID } from "./gen/ids";
+import { pb } from "@rsgame/client";
+import { MessageId as ID } from "@rsgame/client";
 
 /** Client-side pace: under the server's world.max_speed (40/s), so no move is cut. */
 const SPEED = 34;
