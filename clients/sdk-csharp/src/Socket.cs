@@ -120,8 +120,10 @@ namespace Rsgame
 
         public bool Online { get { return Status == SocketStatus.Online; } }
 
+        long rttTicks;
+
         /// <summary>The last heartbeat's round trip.</summary>
-        public TimeSpan Rtt { get; private set; }
+        public TimeSpan Rtt { get { return new TimeSpan(Interlocked.Read(ref rttTicks)); } }
 
         /// <summary>The status and, for Offline and the stops, why.</summary>
         public event Action<SocketStatus, string> StatusChanged;
@@ -376,9 +378,10 @@ namespace Rsgame
                     OnText(c, text);
                 }
             }
-            catch (Exception e) when (!token.IsCancellationRequested)
+            catch (Exception e)
             {
-                outcome.Detail = "connection lost: " + e.Message;
+                // A broken connection (or the receive cancelled by Stop): clean up either way.
+                if (!token.IsCancellationRequested) outcome.Detail = "connection lost: " + e.Message;
             }
             c.Close();
             List<Pending> lost;
@@ -460,7 +463,7 @@ namespace Rsgame
                 case MessageId.PingResp:
                     var ping = FirstWaiting(id);
                     var beat = ping as Heartbeat;
-                    if (beat != null) Rtt = clock.UtcNow - beat.SentAt;
+                    if (beat != null) Interlocked.Exchange(ref rttTicks, (clock.UtcNow - beat.SentAt).Ticks);
                     if (ping != null) ping.Succeed(body);
                     return;
                 default:
