@@ -1,6 +1,7 @@
 //! The TypeScript SDK (`clients/sdk-ts`) against the served binary: its integration test
 //! registers two players, puts one on a WebSocket and one on the gate's TCP port, walks, chats,
-//! befriends, plays a lockstep room and is taken over (`npm run test:integration`).
+//! befriends, plays a lockstep room and is taken over (`npm run test:integration`); then every
+//! example in `clients/sdk-ts/examples` runs as documented and must exit 0.
 
 mod common;
 
@@ -17,7 +18,9 @@ fn the_typescript_sdk_plays_against_the_monolith() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&write_config(dir.path(), ""), &[]);
+    // The examples register a few players each, all from this address.
+    let server =
+        Server::start(&write_config(dir.path(), ""), &[("RSGAME_USERCENTER__REGISTER_CAPTCHA_AFTER_PER_IP", "0")]);
     let out = Command::new("npm")
         .current_dir(&sdk)
         .args(["run", "--silent", "test:integration"])
@@ -25,9 +28,32 @@ fn the_typescript_sdk_plays_against_the_monolith() {
         .env("RSGAME_SDK_TCP", format!("tcp://127.0.0.1:{}", server.gate_port))
         .output()
         .expect("npm runs");
-    let text = text(&out);
-    println!("{text}");
-    assert!(out.status.success(), "the SDK's integration test failed:\n{text}");
+    let said = text(&out);
+    println!("{said}");
+    assert!(out.status.success(), "the SDK's integration test failed:\n{said}");
     // Every test ran (none skipped for want of the server's address).
-    assert!(text.contains("# fail 0") && text.contains("# skipped 0") && !text.contains("# pass 0"), "{text}");
+    assert!(said.contains("# fail 0") && said.contains("# skipped 0") && !said.contains("# pass 0"), "{said}");
+
+    let mut examples: Vec<_> = std::fs::read_dir(sdk.join("examples"))
+        .expect("examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "mjs")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_'))
+        })
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 10, "an example per feature: {examples:?}");
+    for example in examples {
+        let out = Command::new("node")
+            .current_dir(&sdk)
+            .arg("--experimental-websocket")
+            .arg(&example)
+            .env("RSGAME_SERVER", format!("http://127.0.0.1:{}", server.port))
+            .output()
+            .expect("node runs");
+        let said = text(&out);
+        println!("{}:\n{said}", example.display());
+        assert!(out.status.success(), "{} failed:\n{said}", example.display());
+    }
 }

@@ -91,6 +91,8 @@ export class Socket {
   private onlineSince = 0;
   private lastHeard = 0;
   private refused = false;
+  /** The ErrorResp (reqId 0) the server sends before it closes the link on purpose. */
+  private closing: RsgameError | null = null;
   private retry: unknown = null;
   private beat: unknown = null;
   private sn = 0;
@@ -223,7 +225,9 @@ export class Socket {
     return () => this.statusListeners.delete(fn);
   }
 
-  /** ErrorResps that answer no pending request (a refused Move, a chat while muted…). */
+  /** ErrorResps that answer no pending request (a refused Move, a chat while muted…). Those
+   * about the connection (reqId 0, before the server closes it) are the detail of the status
+   * that follows instead. */
   onError(fn: (e: RsgameError) => void): () => void {
     this.errorListeners.add(fn);
     return () => this.errorListeners.delete(fn);
@@ -255,6 +259,7 @@ export class Socket {
       return;
     }
     this.refused = false;
+    this.closing = null;
     const codec = new Codec(this.o.wire);
     this.codec = codec;
     let link: Link | null = null;
@@ -288,7 +293,9 @@ export class Socket {
         close: (code, reason) => {
           if (!mine()) return;
           this.link = null;
-          this.lost(reason || `closed (${code})`, code);
+          // The server's own words, when it said why before closing.
+          const why = this.closing ? `${this.closing.code} ${this.closing.message}` : reason || `closed (${code})`;
+          this.lost(why, code);
         },
       });
       this.link = link;
@@ -397,6 +404,11 @@ export class Socket {
       } else if (e.code === Code.Forbidden) this.stop("refused"); // another account's token
       else if (e.code === Code.AccountBanned || e.code === Code.AccountClosed) this.stop("ended");
       // Anything else (a draining node: 400503) waits for the server's close, then retries.
+    }
+    if (e.reqId === 0) {
+      // About the connection, not a request: the reason of the close that follows.
+      this.closing = err;
+      return;
     }
     const i = this.pending.findIndex((p) => p.sent && p.reqId === e.reqId);
     if (i >= 0) {

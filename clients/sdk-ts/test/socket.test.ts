@@ -222,3 +222,15 @@ test("a listener that throws does not break the socket", async () => {
   await online(t);
   assert.equal(t.socket.status, "online");
 });
+
+test("the server's notice before a close is the close's reason, not an error", async () => {
+  const t = setup();
+  const errors: number[] = [];
+  t.socket.onError((e) => errors.push(e.code));
+  t.socket.start();
+  const link = await online(t);
+  link.push(MessageId.ErrorResp, { reqId: 0, code: Code.TooManyRequests, msg: "too many messages" });
+  link.drop(1008, "policy");
+  assert.deepEqual(errors, []);
+  assert.ok(t.statuses.includes("offline:400502 too many messages"), t.statuses.join());
+});
