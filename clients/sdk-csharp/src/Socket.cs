@@ -181,7 +181,9 @@ namespace Rsgame
         {
             if (message == null) throw new ArgumentNullException("message");
             int id = message.MessageId;
-            var p = new Pending<TReply>(id, Messages.ReplyOf(id));
+            int reply = Messages.ReplyOf(id);
+            if (reply == 0) throw new ArgumentException(Messages.Name(id) + " has no reply in game.proto: use Send", "message");
+            var p = new Pending<TReply>(id, reply);
             if (!Post(id, Frame(id, message), p)) return p.Task;
             var wait = timeout ?? options.RequestTimeout;
             clock.Delay(wait, p.Timer.Token).ContinueWith(t =>
@@ -205,11 +207,11 @@ namespace Rsgame
                 try { await Request(new Logout { Type = (int)LogoutType.Quit }).ConfigureAwait(false); }
                 catch (Exception e) when (e is TimeoutException || e is ConnectionException) { }
             }
-            Finish(SocketStatus.Closed, "logged out", null);
+            Finish(SocketStatus.Closed, "logged out");
         }
 
         /// <summary>Closes for good (Closed). Waiting requests fail with ConnectionException.</summary>
-        public void Stop() { Finish(SocketStatus.Closed, "stopped", null); }
+        public void Stop() { Finish(SocketStatus.Closed, "stopped"); }
 
         public void Dispose() { Stop(); }
 
@@ -295,7 +297,7 @@ namespace Rsgame
                     rejected = null;
                     if (session == null)
                     {
-                        Finish(SocketStatus.SessionEnded, "the session ended: log in again", null);
+                        Finish(SocketStatus.SessionEnded, "the session ended: log in again");
                         return;
                     }
                     var list = servers();
@@ -315,7 +317,7 @@ namespace Rsgame
                 }
                 if (outcome.Final.HasValue)
                 {
-                    Finish(outcome.Final.Value, outcome.Detail, null);
+                    Finish(outcome.Final.Value, outcome.Detail);
                     return;
                 }
                 if (outcome.RejectedToken != null) rejected = outcome.RejectedToken;
@@ -351,9 +353,10 @@ namespace Rsgame
                     await transport.ConnectAsync(uri, limit.Token).ConfigureAwait(false);
                 }
             }
-            catch (Exception e) when (!token.IsCancellationRequested)
+            catch (Exception e)
             {
                 transport.Dispose();
+                if (token.IsCancellationRequested) throw;
                 return new Outcome { Detail = "cannot connect to " + uri + ": " + e.Message };
             }
             var c = new Conn(this, transport, session.AccessToken, token);
@@ -373,14 +376,16 @@ namespace Rsgame
             {
                 while (true)
                 {
-                    var text = await transport.ReceiveAsync(token).ConfigureAwait(false);
+                    // Not cancelled by Stop: Stop closes the connection politely and the receive
+                    // ends with the server's answering close (or the abort behind it).
+                    var text = await transport.ReceiveAsync(CancellationToken.None).ConfigureAwait(false);
                     if (text == null) break;
                     OnText(c, text);
                 }
             }
             catch (Exception e)
             {
-                // A broken connection (or the receive cancelled by Stop): clean up either way.
+                // A broken connection, or one aborted (Drop, silence, Stop's fallback).
                 if (!token.IsCancellationRequested) outcome.Detail = "connection lost: " + e.Message;
             }
             c.Close();
@@ -393,7 +398,6 @@ namespace Rsgame
                 waiting.Clear();
             }
             foreach (var p in lost) p.Fail(new ConnectionException("the connection dropped before the answer", SocketStatus.Offline));
-            transport.Dispose();
 
             outcome.CloseCode = transport.CloseCode;
             outcome.OnlineFor = c.OnlineSince.HasValue ? clock.UtcNow - c.OnlineSince.Value : TimeSpan.Zero;
@@ -405,6 +409,7 @@ namespace Rsgame
                 outcome.Final = SocketStatus.SessionEnded;
             outcome.Detail = c.FinalDetail ?? c.Detail ?? outcome.Detail
                 ?? (transport.CloseCode != 0 ? "closed by the server (" + transport.CloseCode + (transport.CloseReason != "" ? " " + transport.CloseReason : "") + ")" : "connection lost");
+            transport.Dispose();
             return outcome;
         }
 
@@ -573,7 +578,7 @@ namespace Rsgame
             Emit(StatusChanged, s, detail);
         }
 
-        void Finish(SocketStatus final, string detail, Conn from)
+        void Finish(SocketStatus final, string detail)
         {
             List<Pending> failed = new List<Pending>();
             Conn c;
@@ -589,7 +594,7 @@ namespace Rsgame
                 foreach (var o in queue) if (o.Pending != null) failed.Add(o.Pending);
                 queue.Clear();
             }
-            if (c != null) c.CloseSoon(1000, "bye");
+            if (c != null) c.Shutdown();
             foreach (var p in failed) p.Fail(new ConnectionException("the socket stopped: " + detail, final));
             Emit(StatusChanged, final, detail);
         }
@@ -739,6 +744,13 @@ namespace Rsgame
                 Final = final;
                 FinalDetail = detail;
                 CloseSoon(1000, "bye");
+            }
+
+            /// <summary>Closes politely, and drops the connection if the server does not answer soon.</summary>
+            public void Shutdown()
+            {
+                CloseSoon(1000, "bye");
+                owner.clock.Delay(TimeSpan.FromSeconds(2), CancellationToken.None).ContinueWith(t => Transport.Abort());
             }
 
             public void CloseSoon(int code, string reason)

@@ -133,6 +133,7 @@ namespace Rsgame.Tests
             socket.Start();
             var t = Connection(0);
             LogIn(t, "T1");
+            Wait.Until(() => reconnected.HasValue, "LoggedIn");
             Assert.AreEqual(false, reconnected);
             var resp = new MoveResp();
             resp.SiteList.Add(new UserSite { UserId = 8, Site = new Site { X = 3, Z = 4 }, Action = "move" });
