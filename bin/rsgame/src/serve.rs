@@ -191,7 +191,23 @@ pub fn client_openapi() -> String {
     doc.merge(rsgame_basic::api::openapi());
     doc.merge(rsgame_game::api::openapi());
     doc.merge(rsgame_game::guild_api::openapi());
-    rsgame_kit::apidoc::finish(doc).to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    let doc = rsgame_kit::apidoc::finish(doc);
+    // Keys in one order, so the committed file is the same on every run: utoipa keeps
+    // extensions in a hash map, whose order changes from one process to the next.
+    let value = serde_json::to_value(&doc).map(sorted_keys).unwrap_or_default();
+    serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn sorted_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }
 
 fn advertise_host(cfg: &Config) -> String {
