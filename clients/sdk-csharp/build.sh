@@ -5,8 +5,8 @@
 #   clients/sdk-csharp/build.sh
 #   RSGAME_SDK_SERVER=http://127.0.0.1:8888 clients/sdk-csharp/build.sh   # with the integration tests
 #
-# 1. tools/gen.py --check: the generated files match proto/game.proto, docs/errors.md and the
-#    OpenAPI document; 2. build/Rsgame.Client.dll; 3. build/Rsgame.Client.Tests.dll; 4. NUnit.
+# 1. tools/gen.py --check: the generated files match proto/game.proto, docs/openapi.json and
+#    docs/errors.md; 2. build/Rsgame.Client.dll; 3. build/Rsgame.Client.Tests.dll; 4. NUnit.
 # Exits non-zero when any step or any test fails. Integration tests without RSGAME_SDK_SERVER
 # are ignored (reported, not failed).
 set -euo pipefail
