@@ -387,9 +387,10 @@ namespace Rsgame
                 var t = await RefreshRouteAsync(new RefreshReq { RefreshToken = s.RefreshToken }, CancellationToken.None).ConfigureAwait(false);
                 lock (gate)
                 {
-                    refreshing = null;
-                    // Logged out (or in as someone else) meanwhile: these tokens are not wanted.
+                    // Logged out (or in as someone else) meanwhile: these tokens are not wanted,
+                    // and `refreshing` (reset by that change) may already be another refresh.
                     if (epoch != started) return session;
+                    refreshing = null;
                     next = s.WithTokens(t);
                     session = next;
                 }
@@ -399,8 +400,8 @@ namespace Rsgame
                 // Only a refused refresh token ends the session.
                 lock (gate)
                 {
-                    refreshing = null;
                     if (epoch != started) return session;
+                    refreshing = null;
                     session = null;
                     epoch++;
                     ended = true;
@@ -408,7 +409,7 @@ namespace Rsgame
             }
             catch
             {
-                lock (gate) refreshing = null;
+                lock (gate) { if (epoch == started) refreshing = null; }
                 throw;
             }
             RaiseSessionChanged(ended ? null : next);

@@ -40,7 +40,7 @@ namespace Rsgame
         }
 
         /// <summary>The code; <see cref="Rsgame.Code.Unreachable"/> when the server did not answer with an envelope.</summary>
-        public Code Code { get { return (Code)RawCode; } }
+        public Code Code { get { return (Rsgame.Code)RawCode; } }
 
         public override string ToString()
         {
