@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and tests the C# SDK with Mono (mcs, NUnit 2.6), as on Debian:
-#   apt-get install mono-mcs mono-devel nunit-console
+#   apt-get install mono-complete nunit-console
 #
 #   clients/sdk-csharp/build.sh
 #   RSGAME_SDK_SERVER=http://127.0.0.1:8888 clients/sdk-csharp/build.sh   # with the integration tests
