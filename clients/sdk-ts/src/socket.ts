@@ -76,6 +76,9 @@ interface Pending {
   timer: unknown;
   /** Sent on the current link (a drop fails it) or still queued (sent after the login). */
   sent: boolean;
+  /** Timed out after it was sent: it keeps its place, so that its late answer is not taken
+   * for the answer to the next request of its kind; the answer is then dropped. */
+  expired?: boolean;
 }
 
 type Listener = (msg: never) => void;
@@ -193,7 +196,8 @@ export class Socket {
         sent: false,
       };
       p.timer = this.o.clock.setTimeout(() => {
-        this.forget(p);
+        if (p.sent) p.expired = true;
+        else this.forget(p);
         reject(new RsgameError(Code.Timeout, `no answer to ${NAMES[p.reqId]} in ${timeoutMs} ms`, p.reqId));
       }, timeoutMs);
       this.pending.push(p);
@@ -371,7 +375,7 @@ export class Socket {
     if (i >= 0) {
       const [p] = this.pending.splice(i, 1);
       this.o.clock.clearTimeout(p.timer);
-      p.resolve(msg);
+      if (!p.expired) p.resolve(msg);
     }
     for (const fn of this.listeners.get(id) ?? []) this.safely(() => (fn as (m: unknown) => void)(msg));
     for (const fn of this.any) this.safely(() => fn(id, msg));
@@ -414,7 +418,7 @@ export class Socket {
     if (i >= 0) {
       const [p] = this.pending.splice(i, 1);
       this.o.clock.clearTimeout(p.timer);
-      p.reject(err);
+      if (!p.expired) p.reject(err);
       return;
     }
     for (const fn of this.errorListeners) this.safely(() => fn(err));
@@ -437,7 +441,7 @@ export class Socket {
     if (all) this.queue = [];
     for (const p of failing) {
       this.o.clock.clearTimeout(p.timer);
-      p.reject(new RsgameError(err.code, err.message, p.reqId));
+      if (!p.expired) p.reject(new RsgameError(err.code, err.message, p.reqId));
     }
   }
 

@@ -75,6 +75,19 @@ test("a request with no answer times out with 400504", async () => {
   await assert.rejects(r, (e: RsgameError) => e.code === Code.Timeout);
 });
 
+test("a late answer to a timed-out request is not taken for the next one's", async () => {
+  const t = setup({ requestTimeoutMs: 1000 });
+  t.socket.start();
+  const link = await online(t);
+  const first = t.socket.request(MessageId.EnterRoom, { roomId: 1 });
+  t.clock.advance(1001);
+  await assert.rejects(first, (e: RsgameError) => e.code === Code.Timeout);
+  const second = t.socket.request(MessageId.EnterRoom, { roomId: 2 });
+  link.push(MessageId.EnterRoomResp, { roomId: 1 }); // the first one's, late
+  link.push(MessageId.EnterRoomResp, { roomId: 2 });
+  assert.equal((await second).roomId, 2);
+});
+
 test("other refusals reach onError", async () => {
   const t = setup();
   const errors: number[] = [];
