@@ -25,11 +25,14 @@ execFileSync(bin("pbjs"), [
   "--no-convert", "--no-service", "--force-number", "-o", join(gen, "game.js"), proto,
 ], { stdio: "inherit" });
 // Node's ESM loader needs the file's extension, and protobufjs is CommonJS: import its default.
+// int64 fields as plain numbers (every id the server sends, monster ids from 2^48 included, is
+// below 2^53): Long is switched off before the classes are made, since their prototypes take
+// their int64 defaults from it at load time.
 const js = readFileSync(join(gen, "game.js"), "utf8").replace(
-  /import \* as \$protobuf from "protobufjs\/minimal";/,
-  'import $protobuf from "protobufjs/minimal.js";',
+  /import (?:\* as )?\$protobuf from "protobufjs\/minimal(?:\.js)?";/,
+  'import $protobuf from "protobufjs/minimal.js";\n$protobuf.util.Long = undefined;\n$protobuf.configure();',
 );
-if (!js.includes('from "protobufjs/minimal.js"')) throw new Error("pbjs output changed: fix the import rewrite");
+if (!js.includes("$protobuf.util.Long = undefined;")) throw new Error("pbjs output changed: fix the import rewrite");
 writeFileSync(join(gen, "game.js"), js);
 execFileSync(bin("pbts"), ["--no-comments", "-o", join(gen, "game.d.ts"), join(gen, "game.js")], { stdio: "inherit" });
 

@@ -2,15 +2,10 @@
 // speak), or WebSocket JSON text messages `{"id": N, "data": {...}}` (docs/protocol.md).
 // Either way the game sees the same decoded objects: JSON is normalised through the same
 // generated classes, so missing fields read as their defaults.
-import $protobuf from "protobufjs/minimal.js";
+// int64 fields are plain numbers: src/gen/game.js switches protobufjs' Long off (scripts/gen.mjs).
 import { BODIES } from "./gen/protocol.js";
 import { FrameReader, encodeFrame } from "./frame.js";
 import type { Data } from "./transport.js";
-
-// int64 fields as plain numbers: every id the server sends (user ids, monster ids from 2^48)
-// is below 2^53, so nothing is lost and no Long library is needed.
-$protobuf.util.Long = undefined as never;
-$protobuf.configure();
 
 export type Wire = "protobuf" | "json";
 

@@ -36,6 +36,12 @@ test("JSON: the server's text messages, bytes as arrays of numbers and Site's ca
   assert.equal(m.msg.siteList[0].action, "", "missing fields read as defaults");
 });
 
+test("int64 fields a message leaves out read as the number 0, not a Long", () => {
+  const [d] = new Codec("protobuf").decode(new Codec("protobuf").encode(MessageId.UserInfo, {}) as Uint8Array) as Array<{ id: number; msg: pb.UserInfo }>;
+  assert.equal(d.msg.roomId, 0);
+  assert.equal(typeof d.msg.userId, "number");
+});
+
 test("JSON: unknown ids are skipped, broken text is reported", () => {
   const c = new Codec("json");
   assert.deepEqual(c.decode('{"id":299999,"data":{}}'), []);
