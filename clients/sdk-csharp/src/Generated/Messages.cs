@@ -80,7 +80,6 @@ namespace Rsgame
         public const int AttackResp = 200201;
         /// <summary>
         /// rsgame: Respawn, answered with PlayerStats.
-        /// Answered by PlayerStats (or an ErrorResp whose reqId is this id).
         /// </summary>
         public const int Respawn = 100202;
         /// <summary>
@@ -114,24 +113,11 @@ namespace Rsgame
         public const int MatchTimeout = 200403;
         /// <summary>
         /// rsgame: parties; each is answered with a PartyUpdate, which members also get pushed.
-        /// Answered by PartyUpdate (or an ErrorResp whose reqId is this id).
         /// </summary>
         public const int PartyCreate = 100410;
-        /// <summary>
-        /// Answered by PartyUpdate (or an ErrorResp whose reqId is this id).
-        /// </summary>
         public const int PartyInvite = 100411;
-        /// <summary>
-        /// Answered by PartyUpdate (or an ErrorResp whose reqId is this id).
-        /// </summary>
         public const int PartyJoin = 100412;
-        /// <summary>
-        /// Answered by PartyUpdate (or an ErrorResp whose reqId is this id).
-        /// </summary>
         public const int PartyLeave = 100413;
-        /// <summary>
-        /// Answered by PartyUpdate (or an ErrorResp whose reqId is this id).
-        /// </summary>
         public const int PartyKick = 100414;
         public const int PartyUpdate = 200415;
         /// <summary>
@@ -471,14 +457,8 @@ namespace Rsgame
                 case MessageId.ChatHistory: return MessageId.ChatHistoryResp;
                 case MessageId.AddFriend: return MessageId.AddFriendResp;
                 case MessageId.MyFriend: return MessageId.MyFriendResp;
-                case MessageId.Respawn: return MessageId.PlayerStats;
                 case MessageId.MatchAdd: return MessageId.MatchTicket;
                 case MessageId.MatchRemove: return MessageId.MatchRemoveResp;
-                case MessageId.PartyCreate: return MessageId.PartyUpdate;
-                case MessageId.PartyInvite: return MessageId.PartyUpdate;
-                case MessageId.PartyJoin: return MessageId.PartyUpdate;
-                case MessageId.PartyLeave: return MessageId.PartyUpdate;
-                case MessageId.PartyKick: return MessageId.PartyUpdate;
                 case MessageId.Logout: return MessageId.LogoutResp;
                 default: return 0;
             }
@@ -1697,7 +1677,7 @@ namespace Rsgame
     /// <summary>
     /// 100202 → 200212 PlayerStats: a dead player comes back at the scene's respawn point.
     /// </summary>
-    public sealed partial class Respawn : IRequest<PlayerStats>
+    public sealed partial class Respawn : IOutbound
     {
         int IOutbound.MessageId { get { return global::Rsgame.MessageId.Respawn; } }
 
@@ -2432,7 +2412,7 @@ namespace Rsgame
     /// 100410 → 200415: a new party led by the sender. `open`: anyone may join by its id; else
     /// only those invited. `maxSize` 0: the largest (8).
     /// </summary>
-    public sealed partial class PartyCreate : IRequest<PartyUpdate>
+    public sealed partial class PartyCreate : IOutbound
     {
         public bool Open { get; set; }
         public int MaxSize { get; set; }
@@ -2470,7 +2450,7 @@ namespace Rsgame
     /// 100411 → 200415: a member invites `userId` (who gets a PartyUpdate with event INVITED);
     /// the invitation lasts 5 minutes.
     /// </summary>
-    public sealed partial class PartyInvite : IRequest<PartyUpdate>
+    public sealed partial class PartyInvite : IOutbound
     {
         public string PartyId { get; set; } = "";
         public long UserId { get; set; }
@@ -2507,7 +2487,7 @@ namespace Rsgame
     /// <summary>
     /// 100412 → 200415: join an open party, or one that invited the sender.
     /// </summary>
-    public sealed partial class PartyJoin : IRequest<PartyUpdate>
+    public sealed partial class PartyJoin : IOutbound
     {
         public string PartyId { get; set; } = "";
 
@@ -2541,7 +2521,7 @@ namespace Rsgame
     /// <summary>
     /// 100413 → 200415: leave the party (a leader who leaves hands it to the longest member).
     /// </summary>
-    public sealed partial class PartyLeave : IRequest<PartyUpdate>
+    public sealed partial class PartyLeave : IOutbound
     {
         public string PartyId { get; set; } = "";
 
@@ -2575,7 +2555,7 @@ namespace Rsgame
     /// <summary>
     /// 100414 → 200415: the leader removes `userId`.
     /// </summary>
-    public sealed partial class PartyKick : IRequest<PartyUpdate>
+    public sealed partial class PartyKick : IOutbound
     {
         public string PartyId { get; set; } = "";
         public long UserId { get; set; }
