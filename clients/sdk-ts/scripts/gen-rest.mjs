@@ -1,7 +1,16 @@
 // Writes src/gen/rest.ts from docs/openapi.json (`rsgame openapi`): the error codes, the
 // request and reply types, and one typed function per route a player's client calls. Routes
 // for server-side tools (an X-Admin-Token header), downloads by signed link and multipart
-// uploads are left out: a game client does not call them through JSON.
+// uploads are left out: a game client does not call them through JSON. So are the routes
+// that change the session itself (refresh, logout, changePassword, delete): `Client` wraps
+// them, since calling them bare would spend or end tokens the client still holds.
+const SESSION_ROUTES = new Set([
+  "/usercenter/v1/user/refresh",
+  "/usercenter/v1/user/logout",
+  "/usercenter/v1/user/logoutAll",
+  "/usercenter/v1/user/changePassword",
+  "/usercenter/v1/user/delete",
+]);
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -105,7 +114,8 @@ for (const [path, item] of Object.entries(doc.paths)) {
     const params = op.parameters ?? [];
     const content = op.requestBody?.content;
     const reply = op.responses?.["200"]?.content?.["application/json"]?.schema;
-    if (params.some((p) => p.in === "header" || p.in === "path") || (content && !content["application/json"]) || !reply) {
+    if (SESSION_ROUTES.has(path)) for (const m of JSON.stringify(op).matchAll(/"#\/components\/schemas\/(\w+)"/g)) used.add(m[1]);
+    if (SESSION_ROUTES.has(path) || params.some((p) => p.in === "header" || p.in === "path") || (content && !content["application/json"]) || !reply) {
       skipped.push(`${method.toUpperCase()} ${path}`);
       continue;
     }
@@ -121,7 +131,9 @@ for (const [path, item] of Object.entries(doc.paths)) {
     const body = bodySchema ? ts(bodySchema, "    ") : null;
     const optional = bodySchema && !(schemas[refName(bodySchema.$ref ?? REF + "?")]?.required?.length);
     for (const m of `${data} ${body ?? ""}`.matchAll(/\b[A-Z]\w*\b/g)) used.add(m[0]);
-    const auth = (op.security ?? []).length > 0;
+    // Public game routes take a token when there is one (getRank answers with the player's own
+    // rank then); public account routes never need one.
+    const auth = (op.security ?? doc.security ?? []).length > 0 ? "true" : path.startsWith("/game/") ? '"optional"' : "false";
     const list = groups.get(group) ?? [];
     list.push({ name, path, method: method.toUpperCase(), data, body, optional, auth, doc: [op.summary, op.description].filter(Boolean).join("\n\n") });
     groups.set(group, list);
@@ -137,6 +149,7 @@ const visit = (name) => {
 };
 for (const n of used) visit(n);
 for (const name of [...emit].sort()) {
+  if (name.startsWith("Envelope_")) continue; // the envelope is the client's business
   const s = schemas[name];
   out += comment(s.description, "");
   if (s.type === "object" && s.properties && !s.allOf) out += `export interface ${name} ${objectBody(s, "")}\n\n`;
@@ -144,13 +157,13 @@ for (const name of [...emit].sort()) {
 }
 
 out += "/** How a route reaches the server: `Client` supplies it (the envelope, the token, refresh). */\n";
-out += 'export type Call = <T>(path: string, body: unknown, auth: boolean, method: "GET" | "POST") => Promise<T>;\n\n';
+out += 'export type Call = <T>(path: string, body: unknown, auth: boolean | "optional", method: "GET" | "POST") => Promise<T>;\n\n';
 out += "/** Every player-facing route, by group (`user`, `basic`, `game`, `guild`, `inbox`). */\n";
 out += "export function routes(call: Call) {\n  return {\n";
 for (const [group, list] of [...groups].sort()) {
   out += `    ${group}: {\n`;
   for (const r of list.sort((a, b) => a.name.localeCompare(b.name))) {
-    out += comment(`\`${r.method} ${r.path}\`${r.auth ? " (access token)" : ""}: ${r.doc}`, "      ");
+    out += comment(`\`${r.method} ${r.path}\`${r.auth === "true" ? " (access token)" : ""}: ${r.doc}`, "      ");
     const arg = r.body ? `req: ${r.body}${r.optional ? " = {}" : ""}` : "";
     out += `      ${r.name}: (${arg}): Promise<${r.data}> =>\n`;
     out += `        call<${r.data}>(${JSON.stringify(r.path)}, ${r.body ? "req" : "{}"}, ${r.auth}, "${r.method}"),\n`;

@@ -1,6 +1,6 @@
 // REST: go-game's envelope `{code, msg, data}` turned into typed replies or an RsgameError,
 // bearer tokens refreshed one at a time, and the session the game socket logs in with.
-import { routes, type Routes, type TokenReply, Code } from "./gen/rest.js";
+import { routes, type ChangePasswordReq, type Routes, type TokenReply, Code } from "./gen/rest.js";
 import { NO_ANSWER, RsgameError } from "./errors.js";
 import { fetchHttp, type Http } from "./http.js";
 import { memoryStore, type Session, type SessionStore } from "./session.js";
@@ -18,6 +18,9 @@ export interface ClientOptions {
   onSession?: (s: Session | null) => void;
 }
 
+/** Refusals of a refresh that end the session; anything else leaves it for the next try. */
+const ENDS_SESSION = new Set<number>([Code.TokenExpired, Code.AccountBanned, Code.AccountClosed]);
+
 /** Refresh this long before the access token expires even if `refreshAfter` is later. */
 const EXPIRY_MARGIN_S = 30;
 
@@ -28,8 +31,12 @@ export class Client {
   private readonly store: SessionStore;
   private _session: Session | null;
   private refreshing: Promise<Session | null> | null = null;
-  /** Bumped by logout, so a refresh that finishes afterwards does not bring the session back. */
+  /** Bumped by every login and logout, so a refresh of an older session that finishes
+   * afterwards neither brings it back nor ends the new one. */
   private epoch = 0;
+  /** The refusal that ended the last session (a ban's 400515 says until when and why), if the
+   * server ended it rather than a logout here. */
+  endedBy: RsgameError | null = null;
 
   constructor(private readonly opts: ClientOptions) {
     this.http = opts.http ?? fetchHttp();
@@ -75,8 +82,15 @@ export class Client {
   }
 
   /** Every other session of the account ends; this one goes on with new tokens. */
-  changePassword(req: Parameters<Routes["user"]["changePassword"]>[0]): Promise<Session> {
-    return this.start(this.api.user.changePassword(req));
+  changePassword(req: ChangePasswordReq): Promise<Session> {
+    return this.start(this.call<TokenReply>("/usercenter/v1/user/changePassword", req, true, "POST"));
+  }
+
+  /** Closes the account (needs a login from the last few minutes: 400519 otherwise). Every
+   * session ends; no way in opens it again. */
+  async deleteAccount(): Promise<void> {
+    await this.call("/usercenter/v1/user/delete", {}, true, "POST");
+    this.forget();
   }
 
   /** Revokes this session's tokens (best effort) and forgets them. */
@@ -97,7 +111,7 @@ export class Client {
   /** Ends every session of the account (a lost phone), this one included. */
   async logoutAll(): Promise<void> {
     try {
-      await this.api.user.logoutAll();
+      await this.call("/usercenter/v1/user/logoutAll", {}, true, "POST");
     } finally {
       this.epoch += 1;
       this.setSession(null);
@@ -138,15 +152,17 @@ export class Client {
     const started = this.epoch;
     try {
       const t = await this.call<TokenReply>("/usercenter/v1/user/refresh", { refreshToken: s.refreshToken }, false, "POST");
-      if (this.epoch !== started) return null;
+      if (this.epoch !== started) return this._session;
       const next: Session = { ...s, ...pickTokens(t), servers: t.servers?.length ? t.servers : s.servers };
       this.setSession(next);
       return next;
     } catch (e) {
-      // Only a refused token ends the session; no network, a proxy error or a rate limit leave
-      // it for the next try.
-      if (!(e instanceof RsgameError) || e.code !== Code.TokenExpired) throw e;
-      if (this.epoch === started) this.setSession(null);
+      // Only a refusal ends the session (a revoked token, a ban, a closed account); no
+      // network, a proxy error or a rate limit leave it for the next try.
+      if (!(e instanceof RsgameError) || !ENDS_SESSION.has(e.code)) throw e;
+      if (this.epoch !== started) return this._session;
+      this.endedBy = e;
+      this.setSession(null);
       return null;
     }
   }
@@ -184,7 +200,9 @@ export class Client {
    * answer came). With `auth`, the access token goes along, refreshed when due, and a token
    * the server refuses is refreshed once and the call retried.
    */
-  async call<T>(path: string, body: unknown, auth: boolean, method: "GET" | "POST" = "POST"): Promise<T> {
+  async call<T>(path: string, body: unknown, auth: boolean | "optional", method: "GET" | "POST" = "POST"): Promise<T> {
+    // A public route that says more to a player it knows (a leaderboard's `me`).
+    if (auth === "optional") return this.send<T>(path, body, (await this.freshSession().catch(() => null))?.accessToken ?? null, method);
     if (!auth) return this.send<T>(path, body, null, method);
     const s = await this.freshSession();
     if (!s) throw new RsgameError(Code.TokenExpired, "not logged in");
@@ -226,18 +244,30 @@ export class Client {
 
   private async start(reply: Promise<TokenReply>): Promise<Session> {
     const t = await reply;
+    // A new session: a refresh of the old one still in flight must not touch it.
+    this.epoch += 1;
+    this.refreshing = null;
     const epoch = this.epoch;
     // The token reply does not name the player; the game login needs its id.
     const d = await this.send<{ userInfo: { id: number } }>("/usercenter/v1/user/detail", {}, t.accessToken, "POST");
     const s: Session = { ...pickTokens(t), servers: t.servers ?? [], userId: d.userInfo.id };
-    if (this.epoch === epoch) this.setSession(s);
+    if (this.epoch === epoch) {
+      this.endedBy = null;
+      this.setSession(s);
+    }
     return s;
   }
 
   private setSession(s: Session | null): void {
     this._session = s;
-    this.store.save(s);
-    this.opts.onSession?.(s);
+    // The tokens have rotated whatever the game's storage does: its failure must not turn a
+    // good refresh or login into a failed one.
+    try {
+      this.store.save(s);
+      this.opts.onSession?.(s);
+    } catch (e) {
+      (globalThis as { console?: { warn(m: string): void } }).console?.warn(`rsgame: the session could not be kept: ${String(e)}`);
+    }
   }
 }
 

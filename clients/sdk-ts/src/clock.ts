@@ -2,7 +2,8 @@
 // with a fake clock instead of waiting.
 
 export interface Clock {
-  /** Milliseconds, monotonic enough for intervals. */
+  /** Milliseconds for intervals (heartbeat, round trips): monotonic where the host allows, so a
+   * player moving the device's clock neither kills a healthy link nor keeps a dead one. */
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
@@ -16,9 +17,10 @@ interface Timers {
   clearTimeout(handle: unknown): void;
 }
 const timers = globalThis as unknown as Timers;
+const perf = (globalThis as { performance?: { now(): number } }).performance;
 
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: perf ? () => perf.now() : () => Date.now(),
   setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
   clearTimeout: (h) => timers.clearTimeout(h),
   random: () => Math.random(),

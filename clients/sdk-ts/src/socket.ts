@@ -35,8 +35,9 @@ export type StopReason = "closed" | "logout" | "takeover" | "ended" | "refused";
 
 export interface SocketOptions {
   /** The game node: `ws://…`/`wss://…` (or `tcp://host:port` with Node's transport); a
-   * function is asked at every attempt (to move to another node after failures). */
-  url: string | ((attempt: number) => string | Promise<string>);
+   * function is asked at every attempt with the failures in a row so far (to move to another
+   * node after some). */
+  url: string | ((failures: number) => string | Promise<string>);
   transport: Transport;
   /**
    * Credentials for each login. `refused` is true when the previous token was refused
@@ -51,8 +52,11 @@ export interface SocketOptions {
   plat?: string;
   /** Ping every this many ms (default 5000); the link counts as dead after three silent. */
   heartbeatMs?: number;
-  /** How long a request waits for its reply (default 10000 ms). */
+  /** How long a request waits for its reply (default 10000 ms). Replies come in order, so a
+   * request that goes unanswered means the link cannot be trusted: it is closed and remade. */
   requestTimeoutMs?: number;
+  /** How long a connection may take to be logged in (default 15000 ms) before it is given up. */
+  loginTimeoutMs?: number;
   /** Reconnect delays: first, doubling up to max, each ± jitter (default 500, 10000, 0.2). */
   backoff?: { firstMs?: number; maxMs?: number; jitter?: number };
   /** Requests kept while offline, sent after the next login (default 32). */
@@ -86,11 +90,18 @@ type Listener = (msg: never) => void;
 export class Socket {
   private readonly o: Required<Omit<SocketOptions, "backoff">> & { backoff: Required<NonNullable<SocketOptions["backoff"]>> };
   private link: Link | null = null;
-  private codec: Codec | null = null;
   private _status: Status = "stopped";
   private ready = false;
   private stopped = true;
+  /** The backoff's exponent: failures in a row, capped. */
   private attempt = 0;
+  /** Failures in a row, uncapped: which server to try. */
+  private failures = 0;
+  /** Bumped by every start and stop, so an open() that awaited across them gives up. */
+  private generation = 0;
+  /** Encodes what is sent (the link's own codec keeps the partial frame being read). */
+  private encoder: Codec;
+  private loginTimer: unknown = null;
   private onlineSince = 0;
   private lastHeard = 0;
   private refused = false;
@@ -100,7 +111,7 @@ export class Socket {
   private beat: unknown = null;
   private sn = 0;
   private pingAt = new Map<number, number>();
-  private queue: Array<{ id: number; msg: object; pending?: Pending }> = [];
+  private queue: Array<{ id: number; data: ReturnType<Codec["encode"]>; pending?: Pending }> = [];
   private pending: Pending[] = [];
   private listeners = new Map<number, Set<Listener>>();
   private any = new Set<(id: number, msg: unknown) => void>();
@@ -120,12 +131,14 @@ export class Socket {
       plat: "sdk-ts",
       heartbeatMs: 5000,
       requestTimeoutMs: 10_000,
+      loginTimeoutMs: 15_000,
       queueLimit: 32,
       clock: systemClock,
       warn: (m) => (globalThis as { console?: { warn(m: string): void } }).console?.warn(`rsgame: ${m}`),
       ...opts,
       backoff: { firstMs: 500, maxMs: 10_000, jitter: 0.2, ...opts.backoff },
     };
+    this.encoder = new Codec(this.o.wire);
   }
 
   get status(): Status {
@@ -143,6 +156,8 @@ export class Socket {
     this.stopped = false;
     this.stopReason = null;
     this.attempt = 0;
+    this.failures = 0;
+    this.generation += 1;
     void this.open();
   }
 
@@ -152,11 +167,12 @@ export class Socket {
     this.stopped = true;
     this.stopReason = reason;
     this.ready = false;
+    this.generation += 1;
     this.o.clock.clearTimeout(this.retry);
     this.o.clock.clearTimeout(this.beat);
+    this.o.clock.clearTimeout(this.loginTimer);
     const link = this.link;
     this.link = null;
-    this.codec = null;
     link?.close(1000, reason);
     this.failAll(new RsgameError(NO_ANSWER, `socket stopped (${reason})`), true);
     this.setStatus("stopped", reason);
@@ -196,15 +212,31 @@ export class Socket {
         sent: false,
       };
       p.timer = this.o.clock.setTimeout(() => {
-        if (p.sent) p.expired = true;
-        else this.forget(p);
         reject(new RsgameError(Code.Timeout, `no answer to ${NAMES[p.reqId]} in ${timeoutMs} ms`, p.reqId));
+        if (!p.sent) {
+          this.forget(p);
+          return;
+        }
+        // The server answers a session in order: an answer that did not come means the pairing
+        // of every later reply is in doubt. Start a new link (what was sent on this one fails).
+        p.expired = true;
+        this.link?.close(4004, `no answer to ${NAMES[p.reqId]}`);
       }, timeoutMs);
       this.pending.push(p);
-      if (!this.submit(id as number, msg as object, p)) {
+      let queued = false;
+      try {
+        queued = this.submit(id as number, msg as object, p);
+      } catch (e) {
         this.forget(p);
         this.o.clock.clearTimeout(p.timer);
-        reject(new RsgameError(NO_ANSWER, `${NAMES[p.reqId]} not sent: offline and the queue is full`, p.reqId));
+        reject(e);
+        return;
+      }
+      if (!queued) {
+        this.forget(p);
+        this.o.clock.clearTimeout(p.timer);
+        const why = this.stopped ? "the socket is stopped" : "offline and the queue is full";
+        reject(new RsgameError(NO_ANSWER, `${NAMES[p.reqId]} not sent: ${why}`, p.reqId));
       }
     });
   }
@@ -246,18 +278,20 @@ export class Socket {
 
   private async open(): Promise<void> {
     if (this.stopped) return;
+    const generation = this.generation;
     this.setStatus("connecting", "");
     let cred: Credentials | null;
     let url: string;
     try {
       cred = await this.o.credentials(this.refused);
-      url = typeof this.o.url === "string" ? this.o.url : await this.o.url(this.attempt);
+      url = typeof this.o.url === "string" ? this.o.url : await this.o.url(this.failures);
     } catch (e) {
       // No network for the refresh, say: a failed attempt like any other.
-      if (!this.stopped) this.lost(`credentials: ${String(e)}`);
+      if (generation === this.generation) this.lost(`credentials: ${String(e)}`);
       return;
     }
-    if (this.stopped) return; // stopped while the token was being refreshed
+    // Stopped (or stopped and started again) while the token was being refreshed.
+    if (generation !== this.generation) return;
     if (!cred) {
       this.stop("refused");
       return;
@@ -265,7 +299,6 @@ export class Socket {
     this.refused = false;
     this.closing = null;
     const codec = new Codec(this.o.wire);
-    this.codec = codec;
     let link: Link | null = null;
     const mine = () => link !== null && this.link === link;
     try {
@@ -273,6 +306,11 @@ export class Socket {
         open: () => {
           if (!mine()) return;
           this.lastHeard = this.o.clock.now();
+          // A link that opens but is never logged in (a node that accepts and hangs) is given up.
+          this.o.clock.clearTimeout(this.loginTimer);
+          this.loginTimer = this.o.clock.setTimeout(() => {
+            if (mine() && !this.ready) link?.close(4005, "login timeout");
+          }, this.o.loginTimeoutMs);
           this.write(MessageId.GameLogin, { userId: cred.userId, token: cred.token, plat: this.o.plat, param: `caps=${this.o.caps}` });
           this.heartbeat();
         },
@@ -290,7 +328,7 @@ export class Socket {
           }
           for (const d of got) {
             if (!mine()) return;
-            if ("error" in d) this.o.warn(`message ${NAMES[d.id] ?? d.id} did not decode: ${d.error}`);
+            if ("error" in d) this.undecodable(d.id, d.error);
             else this.dispatch(d.id, d.msg);
           }
         },
@@ -303,6 +341,11 @@ export class Socket {
         },
       });
       this.link = link;
+      // A connect that hangs (packets dropped on the way) is given up like a login that does.
+      this.o.clock.clearTimeout(this.loginTimer);
+      this.loginTimer = this.o.clock.setTimeout(() => {
+        if (mine() && !this.ready) link?.close(4005, "connect timeout");
+      }, this.o.loginTimeoutMs);
     } catch (e) {
       this.lost(`connect: ${String(e)}`);
     }
@@ -313,13 +356,18 @@ export class Socket {
     this.ready = false;
     this.link = null;
     this.o.clock.clearTimeout(this.beat);
+    this.o.clock.clearTimeout(this.loginTimer);
     this.failAll(new RsgameError(NO_ANSWER, `connection lost: ${detail}`), false);
     if (this.stopped) return;
     this.setStatus("offline", detail);
     // A connection that did not last is no success: keep backing off, so a server that closes
     // us (flooding, an oversize frame: 1008, 1009) is not hammered every half second.
-    if (this.onlineSince && this.o.clock.now() - this.onlineSince > STABLE_MS && code !== 1008 && code !== 1009) this.attempt = 0;
+    if (this.onlineSince && this.o.clock.now() - this.onlineSince > STABLE_MS && code !== 1008 && code !== 1009) {
+      this.attempt = 0;
+      this.failures = 0;
+    }
     this.onlineSince = 0;
+    this.failures += 1;
     const b = this.o.backoff;
     const base = Math.min(b.maxMs, b.firstMs * 2 ** this.attempt);
     const delay = base * (1 - b.jitter + 2 * b.jitter * this.o.clock.random());
@@ -344,18 +392,21 @@ export class Socket {
   }
 
   private write(id: number, msg: object): void {
-    if (!this.link || !this.codec) return;
-    this.link.send(this.codec.encode(id, msg));
+    this.link?.send(this.encoder.encode(id, msg));
   }
 
+  /** Sends now, or queues for the next login. Encodes at once, so a message that cannot be
+   * encoded throws to its sender rather than later, inside the handler of the login reply. */
   private submit(id: number, msg: object, p?: Pending): boolean {
+    if (this.stopped) return false;
+    const data = this.encoder.encode(id, msg);
     if (this.ready && this.link) {
-      this.write(id, msg);
+      this.link.send(data);
       if (p) p.sent = true;
       return true;
     }
     if (STALE.has(id) || this.queue.length >= this.o.queueLimit) return false;
-    this.queue.push({ id, msg, pending: p });
+    this.queue.push({ id, data, pending: p });
     return true;
   }
 
@@ -383,6 +434,8 @@ export class Socket {
       const t = (msg as pb.LogoutResp).type;
       if (t === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE) this.stop("takeover");
       else if (t === pb.LogoutType.LOGOUT_TYPE_ENDED) this.stop("ended");
+      // Our own Logout answered (send() or logout()): the server closes next; do not come back.
+      else if (t === pb.LogoutType.LOGOUT_TYPE_QUIT) this.stop("logout");
     }
   }
 
@@ -391,10 +444,23 @@ export class Socket {
     this.onlineSince = this.o.clock.now();
     this.me = me;
     this.setStatus("online", "");
+    this.o.clock.clearTimeout(this.loginTimer);
+    this.failures = 0;
     for (const q of this.queue.splice(0)) {
-      this.write(q.id, q.msg);
+      this.link?.send(q.data);
       if (q.pending) q.pending.sent = true;
     }
+  }
+
+  /** A message that did not decode: a request waiting for it would otherwise wait in vain and
+   * take the next one's reply; it fails now. */
+  private undecodable(id: number, error: string): void {
+    this.o.warn(`message ${NAMES[id] ?? id} did not decode: ${error}`);
+    const i = this.pending.findIndex((p) => p.sent && p.replyId === id);
+    if (i < 0) return;
+    const [p] = this.pending.splice(i, 1);
+    this.o.clock.clearTimeout(p.timer);
+    if (!p.expired) p.reject(new RsgameError(Code.BadParam, `the reply to ${NAMES[p.reqId]} did not decode: ${error}`, p.reqId));
   }
 
   private refusal(e: pb.ErrorResp): void {

@@ -175,5 +175,5 @@ test("a login elsewhere takes the player over: the first socket stops for good",
   await ann.logout();
   assert.equal(ann.session, null);
   // The revoked refresh token no longer works.
-  await assert.rejects(bob.api.user.refresh({ refreshToken: "not-a-token" }), (e: RsgameError) => e.is(Code.TokenExpired));
+  await assert.rejects(bob.call("/usercenter/v1/user/refresh", { refreshToken: "not-a-token" }, false), (e: RsgameError) => e.is(Code.TokenExpired));
 });

@@ -122,3 +122,60 @@ test("a logout during a refresh is not undone by it", async () => {
   await Promise.all([refreshing, out]);
   assert.equal(c.session, null);
 });
+
+test("a refresh of the old session that lands after a new login leaves the new one alone", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const c = new Client({
+    baseUrl: "http://h",
+    http: async (req) => {
+      if (req.url.endsWith("/refresh")) {
+        await gate;
+        return ok(tokens(2));
+      }
+      if (req.url.endsWith("/login")) return ok(tokens(3));
+      if (req.url.endsWith("/detail")) return ok({ userInfo: { id: 99 } });
+      return ok(null);
+    },
+    store: memoryStore({ ...tokens(1, true), userId: 5 }),
+  });
+  const old = c.freshSession();
+  await c.login({ username: "someone-else", password: "x-password" });
+  release();
+  await old;
+  assert.equal(c.session?.userId, 99);
+  assert.equal(c.session?.refreshToken, "r3");
+});
+
+test("a refresh refused for a ban ends the session and says why", async () => {
+  const c = new Client({
+    baseUrl: "http://h",
+    http: async () => fail(Code.AccountBanned, "banned until 2027-01-01: cheating"),
+    store: memoryStore({ ...tokens(1, true), userId: 5 }),
+  });
+  assert.equal(await c.freshSession(), null);
+  assert.equal(c.session, null);
+  assert.equal(c.endedBy?.code, Code.AccountBanned);
+  assert.match(c.endedBy?.message ?? "", /cheating/);
+});
+
+test("storage that throws does not turn a login into a failure", async () => {
+  const c = new Client({
+    baseUrl: "http://h",
+    http: async (req) => (req.url.endsWith("/detail") ? ok({ userInfo: { id: 1 } }) : ok(tokens(1))),
+    onSession: () => {
+      throw new Error("quota exceeded");
+    },
+  });
+  const s = await c.login({ username: "ann", password: "secret-99" });
+  assert.equal(s.userId, 1);
+  assert.equal(c.session?.userId, 1);
+});
+
+test("public game routes carry the token when there is one", async () => {
+  const s = server(() => ok({ list: [] }));
+  const c = new Client({ baseUrl: "http://h", http: s.http, store: memoryStore({ ...tokens(1), userId: 5 }) });
+  await c.api.game.getRank();
+  await new Client({ baseUrl: "http://h", http: s.http }).api.game.getRank();
+  assert.deepEqual(s.seen, ["/game/v1/game/getRank Bearer a1", "/game/v1/game/getRank -"]);
+});

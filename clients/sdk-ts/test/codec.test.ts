@@ -7,7 +7,9 @@ import { pb } from "../src/gen/game.js";
 test("every id has a body class, and pairs name ids that exist", () => {
   for (const id of Object.values(MessageId)) assert.ok(BODIES[id], `body of ${id}`);
   for (const reply of Object.values(REPLIES)) assert.ok(Object.values(MessageId).includes(reply as never));
-  assert.equal(REPLIES[MessageId.PartyKick], MessageId.PartyUpdate);
+  assert.equal(REPLIES[MessageId.ChatHistory], MessageId.ChatHistoryResp);
+  // Pushed unasked too, so never paired: a push would be taken for the answer.
+  assert.ok(!(MessageId.PartyKick in REPLIES) && !(MessageId.Respawn in REPLIES));
   assert.equal(BODIES[MessageId.FriendStatus], pb.UserInfo);
 });
 

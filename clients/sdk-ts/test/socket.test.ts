@@ -75,19 +75,6 @@ test("a request with no answer times out with 400504", async () => {
   await assert.rejects(r, (e: RsgameError) => e.code === Code.Timeout);
 });
 
-test("a late answer to a timed-out request is not taken for the next one's", async () => {
-  const t = setup({ requestTimeoutMs: 1000 });
-  t.socket.start();
-  const link = await online(t);
-  const first = t.socket.request(MessageId.EnterRoom, { roomId: 1 });
-  t.clock.advance(1001);
-  await assert.rejects(first, (e: RsgameError) => e.code === Code.Timeout);
-  const second = t.socket.request(MessageId.EnterRoom, { roomId: 2 });
-  link.push(MessageId.EnterRoomResp, { roomId: 1 }); // the first one's, late
-  link.push(MessageId.EnterRoomResp, { roomId: 2 });
-  assert.equal((await second).roomId, 2);
-});
-
 test("other refusals reach onError", async () => {
   const t = setup();
   const errors: number[] = [];
@@ -246,4 +233,95 @@ test("the server's notice before a close is the close's reason, not an error", a
   link.drop(1008, "policy");
   assert.deepEqual(errors, []);
   assert.ok(t.statuses.includes("offline:400502 too many messages"), t.statuses.join());
+});
+
+test("a request that goes unanswered remakes the link: later replies cannot be paired", async () => {
+  const t = setup({ requestTimeoutMs: 1000 });
+  t.socket.start();
+  const link = await online(t);
+  const r = t.socket.request(MessageId.RoomList, { type: 0 });
+  t.clock.advance(1001);
+  await assert.rejects(r, (e: RsgameError) => e.code === Code.Timeout);
+  assert.equal(link.closed?.code, 4004);
+});
+
+test("a reply that does not decode fails the request waiting for it", async () => {
+  const t = setup();
+  t.socket.start();
+  const link = await online(t);
+  const r = t.socket.request(MessageId.RoomList, { type: 0 });
+  // A RoomListResp frame whose body is not protobuf (a field with wire type 7).
+  link.on.message(new Uint8Array([0, 3, 13, 0x44, 0, 0, 0, 1, 0x0f]));
+  await assert.rejects(r, (e: RsgameError) => e.code === Code.BadParam);
+  const again = t.socket.request(MessageId.RoomList, { type: 0 });
+  link.push(MessageId.RoomListResp, { roomList: [] });
+  assert.deepEqual((await again).roomList, []);
+});
+
+test("stopped: nothing is queued, requests fail at once", async () => {
+  const t = setup();
+  assert.equal(t.socket.send(MessageId.ChatMsg, { msg: "before start" }), false);
+  await assert.rejects(t.socket.request(MessageId.RoomList, { type: 0 }), (e: RsgameError) => e.code === NO_ANSWER);
+});
+
+test("stop and start while the credentials are awaited open one link, not two", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const t = setup({
+    credentials: async () => {
+      await gate;
+      return { userId: 7, token: "t" };
+    },
+  });
+  t.socket.start();
+  await settle();
+  t.socket.stop();
+  t.socket.start();
+  release();
+  await settle();
+  await settle();
+  assert.equal(t.transport.links.length, 1);
+});
+
+test("our own Logout answered stops the socket, also when sent with send()", async () => {
+  const t = setup();
+  t.socket.start();
+  const link = await online(t);
+  t.socket.send(MessageId.Logout, { type: pb.LogoutType.LOGOUT_TYPE_QUIT });
+  link.push(MessageId.LogoutResp, { type: pb.LogoutType.LOGOUT_TYPE_QUIT });
+  assert.equal(t.socket.stopReason, "logout");
+  link.drop();
+  t.clock.advance(60_000);
+  await settle();
+  assert.equal(t.transport.links.length, 1);
+});
+
+test("a link that is never logged in is given up", async () => {
+  const t = setup({ heartbeatMs: 60_000 });
+  t.socket.start();
+  await settle();
+  const link = t.transport.last;
+  link.on.open();
+  t.clock.advance(15_001);
+  assert.equal(link.closed?.code, 4005);
+});
+
+test("the server to try is chosen by failures in a row, without a cap", async () => {
+  const asked: number[] = [];
+  const t = setup({
+    url: (failures) => {
+      asked.push(failures);
+      return "ws://game/ws";
+    },
+  });
+  t.clock.rand = 0;
+  t.socket.start();
+  for (let i = 0; i < 20; i++) {
+    await settle();
+    t.transport.last.drop();
+    t.clock.advance(t.clock.nextIn() ?? 0);
+  }
+  await settle();
+  assert.deepEqual(asked.slice(0, 3), [0, 1, 2]);
+  assert.equal(asked.at(-1), 20);
 });
