@@ -1,6 +1,7 @@
 // REST: go-game's envelope `{code, msg, data}` turned into typed replies or an RsgameError,
 // bearer tokens refreshed one at a time, and the session the game socket logs in with.
-import { routes, type ChangePasswordReq, type Routes, type TokenReply, Code } from "./gen/rest.js";
+import $protobuf from "protobufjs/minimal.js";
+import { routes, type ChangePasswordReq, type FileDetail, type Routes, type TokenReply, Code } from "./gen/rest.js";
 import { NO_ANSWER, RsgameError } from "./errors.js";
 import { fetchHttp, type Http } from "./http.js";
 import { memoryStore, type Session, type SessionStore } from "./session.js";
@@ -167,6 +168,24 @@ export class Client {
     }
   }
 
+  /**
+   * Uploads a file for the player (an avatar: then `api.user.update({avatar: detail.info.guid})`):
+   * a multipart form with the field `file`, as `/basic/v1/basic/upload` takes it. The server
+   * checks the size (`basic.upload_max_bytes`) and that the content matches the extension.
+   */
+  async upload(bytes: Uint8Array, fileName: string, contentType = "application/octet-stream"): Promise<FileDetail> {
+    const boundary = `rsgame-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    // The name goes in a quoted header parameter: no quotes, no line breaks.
+    const safe = fileName.replace(/["\r\n\\]/g, "_");
+    const head = utf8(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safe}"\r\nContent-Type: ${contentType}\r\n\r\n`);
+    const tail = utf8(`\r\n--${boundary}--\r\n`);
+    const body = new Uint8Array(head.length + bytes.length + tail.length);
+    body.set(head, 0);
+    body.set(bytes, head.length);
+    body.set(tail, head.length + bytes.length);
+    return this.call<FileDetail>("/basic/v1/basic/upload", body, true, "POST", `multipart/form-data; boundary=${boundary}`);
+  }
+
   // ---- the game ------------------------------------------------------------------------
 
   /** The WebSocket URL of game server `i` of the session (absolute, or a path on the REST host). */
@@ -200,25 +219,26 @@ export class Client {
    * answer came). With `auth`, the access token goes along, refreshed when due, and a token
    * the server refuses is refreshed once and the call retried.
    */
-  async call<T>(path: string, body: unknown, auth: boolean | "optional", method: "GET" | "POST" = "POST"): Promise<T> {
+  async call<T>(path: string, body: unknown, auth: boolean | "optional", method: "GET" | "POST" = "POST", type?: string): Promise<T> {
     // A public route that says more to a player it knows (a leaderboard's `me`).
-    if (auth === "optional") return this.send<T>(path, body, (await this.freshSession().catch(() => null))?.accessToken ?? null, method);
-    if (!auth) return this.send<T>(path, body, null, method);
+    if (auth === "optional") return this.send<T>(path, body, (await this.freshSession().catch(() => null))?.accessToken ?? null, method, type);
+    if (!auth) return this.send<T>(path, body, null, method, type);
     const s = await this.freshSession();
     if (!s) throw new RsgameError(Code.TokenExpired, "not logged in");
     try {
-      return await this.send<T>(path, body, s.accessToken, method);
+      return await this.send<T>(path, body, s.accessToken, method, type);
     } catch (e) {
       if (!(e instanceof RsgameError) || e.code !== Code.TokenExpired) throw e;
       const again = await this.freshSession(true);
       if (!again) throw e;
-      return this.send<T>(path, body, again.accessToken, method);
+      return this.send<T>(path, body, again.accessToken, method, type);
     }
   }
 
-  private async send<T>(path: string, body: unknown, token: string | null, method: "GET" | "POST"): Promise<T> {
+  /** `body` goes as JSON, or as it is when it is bytes of the content `type`. */
+  private async send<T>(path: string, body: unknown, token: string | null, method: "GET" | "POST", type?: string): Promise<T> {
     const headers: Record<string, string> = {};
-    if (method === "POST") headers["Content-Type"] = "application/json";
+    if (method === "POST") headers["Content-Type"] = type ?? "application/json";
     if (token) headers.Authorization = `Bearer ${token}`;
     let res;
     try {
@@ -226,7 +246,7 @@ export class Client {
         url: this.opts.baseUrl.replace(/\/$/, "") + path,
         method,
         headers,
-        body: method === "POST" ? JSON.stringify(body ?? {}) : undefined,
+        body: method !== "POST" ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body ?? {}),
       });
     } catch (e) {
       throw new RsgameError(NO_ANSWER, `the server cannot be reached: ${String(e)}`);
@@ -269,6 +289,12 @@ export class Client {
       (globalThis as { console?: { warn(m: string): void } }).console?.warn(`rsgame: the session could not be kept: ${String(e)}`);
     }
   }
+}
+
+function utf8(text: string): Uint8Array {
+  const out = new Uint8Array($protobuf.util.utf8.length(text));
+  $protobuf.util.utf8.write(text, out, 0);
+  return out;
 }
 
 function pickTokens(t: TokenReply) {

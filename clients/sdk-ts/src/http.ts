@@ -4,7 +4,8 @@ export interface HttpRequest {
   url: string;
   method: "GET" | "POST";
   headers: Record<string, string>;
-  body?: string;
+  /** JSON text, or bytes (an upload's multipart body). */
+  body?: string | Uint8Array;
 }
 
 export interface HttpResponse {
@@ -16,7 +17,7 @@ export interface HttpResponse {
 export type Http = (req: HttpRequest) => Promise<HttpResponse>;
 
 interface FetchLike {
-  (url: string, init: { method: string; headers: Record<string, string>; body?: string }): Promise<{ status: number; text(): Promise<string> }>;
+  (url: string, init: { method: string; headers: Record<string, string>; body?: string | Uint8Array }): Promise<{ status: number; text(): Promise<string> }>;
 }
 
 /** `fetch` (the global one by default). */

@@ -12,7 +12,7 @@ export interface Wx {
     url: string;
     method: "GET" | "POST";
     header: Record<string, string>;
-    data?: string;
+    data?: string | ArrayBuffer;
     dataType: string;
     responseType: "text";
     success(r: { statusCode: number; data: unknown }): void;
@@ -51,7 +51,7 @@ export function wechatTransport(wx: Wx): Transport {
       return {
         send(data) {
           // wx sends an ArrayBuffer, not a view: hand it exactly the frame's bytes.
-          const payload = typeof data === "string" ? data : (data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
+          const payload = typeof data === "string" ? data : toArrayBuffer(data);
           task.send({ data: payload, fail: (e) => end(1006, e.errMsg) });
         },
         close(code = 1000, reason = "") {
@@ -63,6 +63,11 @@ export function wechatTransport(wx: Wx): Transport {
   };
 }
 
+/** wx sends an ArrayBuffer, not a view: exactly the view's bytes. */
+function toArrayBuffer(b: Uint8Array): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
 /** REST over `wx.request` (list the REST host in the mini-game's request domains). */
 export function wechatHttp(wx: Wx): Http {
   return (req) =>
@@ -71,7 +76,7 @@ export function wechatHttp(wx: Wx): Http {
         url: req.url,
         method: req.method,
         header: req.headers,
-        data: req.body,
+        data: typeof req.body === "string" || req.body === undefined ? req.body : toArrayBuffer(req.body),
         // Not "json": the client parses the envelope itself, the same way everywhere.
         dataType: "text",
         responseType: "text",

@@ -57,6 +57,13 @@ test("REST: typed routes, typed errors", { skip }, async () => {
   assert.equal(pack.player.userId, ann.session!.userId);
   const [me] = await bob.api.user.profiles({ userIds: [ann.session!.userId] });
   assert.equal(me.nickname, `Ann${nonce}`);
+  // An avatar: a multipart upload, then the profile names it.
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "base64");
+  const file = await ann.upload(new Uint8Array(png), "me.png", "image/png");
+  assert.equal(file.info.bytes, png.length);
+  const updated = await ann.api.user.update({ avatar: file.info.guid });
+  assert.equal(updated.userInfo.avatar, file.info.guid);
+  await assert.rejects(ann.upload(new Uint8Array([1, 2, 3]), "me.png", "image/png"), (e: RsgameError) => e.is(Code.BadParam));
   await assert.rejects(
     ann.login({ username: `ann${nonce}`, password: "wrong-password" }),
     (e: RsgameError) => e.is(Code.LoginFailed),

@@ -21,7 +21,7 @@ function server(handle: (req: HttpRequest, body: any) => { status: number; text:
   const seen: string[] = [];
   const http = async (req: HttpRequest) => {
     seen.push(`${req.url.replace("http://h", "")} ${req.headers.Authorization ?? "-"}`);
-    return handle(req, req.body ? JSON.parse(req.body) : null);
+    return handle(req, typeof req.body === "string" ? JSON.parse(req.body) : null);
   };
   return { http, seen };
 }

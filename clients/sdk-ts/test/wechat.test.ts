@@ -29,7 +29,7 @@ function fakeWx(reply: (url: string, data?: string) => unknown) {
       return task as unknown as WxSocketTask;
     },
     request(o) {
-      const data = reply(o.url, o.data);
+      const data = reply(o.url, typeof o.data === "string" ? o.data : undefined);
       queueMicrotask(() => (data instanceof Error ? o.fail({ errMsg: data.message }) : o.success({ statusCode: 200, data })));
     },
     getStorageSync: (k) => storage.get(k) ?? "",
