@@ -125,6 +125,13 @@ namespace Rsgame
         public IClock Clock { get; set; } = SystemClock.Instance;
         /// <summary>How long one REST call may take.</summary>
         public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
+        /// <summary>
+        /// Runs each <see cref="Client.SessionChanged"/> and <see cref="Client.OnError"/>
+        /// handler, in the order of the changes. Null: on the thread that made the change (a
+        /// worker thread). Unity: <c>RsgameDispatcher.Post</c>, so that handlers run in Update
+        /// on the main thread (where PlayerPrefs may be used).
+        /// </summary>
+        public Action<Action> Dispatch { get; set; }
     }
 
     /// <summary>
@@ -137,8 +144,12 @@ namespace Rsgame
         readonly HttpClient http;
         readonly IClock clock;
         readonly string root;
+        readonly EventQueue events;
+        // Guards the session and what goes with it. SessionChanged is queued under it, so that
+        // handlers see the changes in the order they were made.
         readonly object gate = new object();
         Session session;
+        RsgameException endedBy;
         Task<Session> refreshing;
         // Bumped whenever the session is replaced or ended, so a refresh that finishes
         // afterwards does not bring back tokens the player logged out of.
@@ -149,10 +160,23 @@ namespace Rsgame
 
         /// <summary>
         /// Raised with the new session after a login or a refresh (store it), and with null
-        /// when it ended (a logout, or a refresh the server refused: show the login form).
-        /// Raised on the thread that finished the call.
+        /// when it ended (a logout, or a refresh the server refused: show the login form, and
+        /// <see cref="EndedBy"/> says why). One at a time, in the order of the changes, through
+        /// <see cref="ClientOptions.Dispatch"/> (or on the thread that made the change). A
+        /// handler that throws is reported to <see cref="OnError"/>; the call goes on.
         /// </summary>
         public event Action<Session> SessionChanged;
+
+        /// <summary>A <see cref="SessionChanged"/> handler threw (the login or refresh it reported still succeeded).</summary>
+        public event Action<Exception> OnError;
+
+        /// <summary>
+        /// The server's refusal that ended the last session: a refused refresh
+        /// (<see cref="Code.TokenExpired"/>: revoked or expired; <see cref="Code.AccountBanned"/>:
+        /// banned, its Message says until when and why; <see cref="Code.AccountClosed"/>: the
+        /// account was closed). Null while a session is live, and after the app ended it (a logout).
+        /// </summary>
+        public RsgameException EndedBy { get { lock (gate) return endedBy; } }
 
         public Client(string baseUrl, ClientOptions options = null)
         {
@@ -161,6 +185,7 @@ namespace Rsgame
             if (BaseUri.Scheme != "http" && BaseUri.Scheme != "https") throw new ArgumentException("the REST address must be http:// or https://", "baseUrl");
             root = BaseUri.GetLeftPart(UriPartial.Path).TrimEnd('/');
             clock = options.Clock ?? SystemClock.Instance;
+            events = new EventQueue(options.Dispatch);
             http = options.Handler != null ? new HttpClient(options.Handler, false) : new HttpClient();
             http.Timeout = options.Timeout;
         }
@@ -174,7 +199,7 @@ namespace Rsgame
         public void Restore(Session stored)
         {
             if (stored == null) throw new ArgumentNullException("stored");
-            lock (gate) { session = stored; epoch++; refreshing = null; }
+            lock (gate) { session = stored; epoch++; refreshing = null; endedBy = null; }
         }
 
         // ---- accounts --------------------------------------------------------------------------
@@ -231,7 +256,7 @@ namespace Rsgame
             return ProfilesAsync(new ProfilesReq { UserIds = new List<long>(userIds) }, ct);
         }
 
-        /// <summary>Forces a refresh of the tokens now (they rotate); null when the server refused it.</summary>
+        /// <summary>Forces a refresh of the tokens now (they rotate); null when the server refused it (<see cref="EndedBy"/> says why).</summary>
         public Task<Session> RefreshAsync(CancellationToken ct = default(CancellationToken))
         {
             var s = Session;
@@ -355,11 +380,13 @@ namespace Rsgame
         /// <summary>
         /// A session with a usable access token: the current one, or one refreshed when it is
         /// due or when <paramref name="rejectedAccessToken"/> (a token the server just refused)
-        /// is still the current one. Null: the session is over (log in again).
-        /// Only one refresh runs at a time, shared by every caller: refresh tokens rotate and a
-        /// reused one revokes the whole family, so the socket's reconnect and a REST call must
-        /// never both spend the same one. A refresh that fails for any reason but a refused
-        /// token (no network, a proxy, a rate limit) throws and leaves the session in place.
+        /// is still the current one. Null: the session is over (log in again; <see cref="EndedBy"/>
+        /// says why). Only one refresh runs at a time, shared by every caller: refresh tokens
+        /// rotate and a reused one revokes the whole family, so the socket's reconnect and a
+        /// REST call must never both spend the same one. A refresh refused for the token
+        /// (400103) or the account (400515 banned, 400516 closed) ends the session; one that
+        /// fails for any other reason (no network, a proxy, a rate limit) throws and leaves the
+        /// session in place.
         /// </summary>
         public Task<Session> FreshTokenAsync(string rejectedAccessToken = null, CancellationToken ct = default(CancellationToken))
         {
@@ -381,7 +408,6 @@ namespace Rsgame
             // Yield first, so that the caller's lock is released before any work starts.
             await Task.Yield();
             Session next = null;
-            bool ended = false;
             try
             {
                 var t = await RefreshRouteAsync(new RefreshReq { RefreshToken = s.RefreshToken }, CancellationToken.None).ConfigureAwait(false);
@@ -393,18 +419,20 @@ namespace Rsgame
                     refreshing = null;
                     next = s.WithTokens(t);
                     session = next;
+                    RaiseSessionChanged(next);
                 }
             }
-            catch (RsgameException e) when (e.Code == Code.TokenExpired)
+            catch (RsgameException e) when (EndsSession(e.Code))
             {
-                // Only a refused refresh token ends the session.
+                // Only a refusal of the refresh token or of the account ends the session.
                 lock (gate)
                 {
                     if (epoch != started) return session;
                     refreshing = null;
                     session = null;
                     epoch++;
-                    ended = true;
+                    endedBy = e;
+                    RaiseSessionChanged(null);
                 }
             }
             catch
@@ -412,8 +440,17 @@ namespace Rsgame
                 lock (gate) { if (epoch == started) refreshing = null; }
                 throw;
             }
-            RaiseSessionChanged(ended ? null : next);
+            finally
+            {
+                events.Drain();
+            }
             return next;
+        }
+
+        /// <summary>Whether a refused refresh means the session is over: a refused token, a banned or a closed account.</summary>
+        static bool EndsSession(Code code)
+        {
+            return code == Code.TokenExpired || code == Code.AccountBanned || code == Code.AccountClosed;
         }
 
         internal async Task<Session> StartSessionAsync(TokenReply t, CancellationToken ct)
@@ -427,7 +464,7 @@ namespace Rsgame
                 Servers = t.Servers != null && t.Servers.Count > 0 ? new List<string>(t.Servers) : new List<string> { "/ws" },
             };
             int mine;
-            lock (gate) { session = s; refreshing = null; mine = ++epoch; }
+            lock (gate) { session = s; refreshing = null; mine = ++epoch; endedBy = null; }
             Detail d;
             try
             {
@@ -448,8 +485,9 @@ namespace Rsgame
                 session.Username = d.UserInfo.Username;
                 session.Nickname = d.UserInfo.Nickname;
                 s = session;
+                RaiseSessionChanged(s);
             }
-            RaiseSessionChanged(s);
+            events.Drain();
             return s;
         }
 
@@ -457,18 +495,35 @@ namespace Rsgame
         {
             lock (gate)
             {
-                if (only != null && session != only) return;
+                // Already over (a refused refresh meanwhile): it was said then.
+                if (session == null || (only != null && session != only)) return;
                 session = null;
                 refreshing = null;
                 epoch++;
+                endedBy = null;
+                RaiseSessionChanged(null);
             }
-            RaiseSessionChanged(null);
+            events.Drain();
         }
 
+        // Under `gate`, where the session changed; the caller drains the events after.
         void RaiseSessionChanged(Session s)
         {
             var h = SessionChanged;
-            if (h != null) h(s);
+            if (h == null) return;
+            events.Add(() =>
+            {
+                // A handler's bug (PlayerPrefs off the main thread…) must not fail a login or
+                // a refresh that succeeded.
+                try { h(s); }
+                catch (Exception e)
+                {
+                    var report = OnError;
+                    if (report == null) return;
+                    try { report(e); }
+                    catch (Exception) { }
+                }
+            });
         }
 
         static async Task<T> WaitAsync<T>(Task<T> task, CancellationToken ct)
@@ -490,7 +545,7 @@ namespace Rsgame
             if (auth != Auth.None)
             {
                 s = await FreshTokenAsync(null, ct).ConfigureAwait(false);
-                if (s == null && auth == Auth.Required) throw new RsgameException((int)Code.TokenExpired, "not logged in");
+                if (s == null && auth == Auth.Required) throw NotLoggedIn(null);
             }
             try
             {
@@ -501,9 +556,18 @@ namespace Rsgame
                 // Refused before its expiry (revoked by a logout elsewhere, new signing keys):
                 // refresh once and call again. A refused token means the call did nothing.
                 var fresh = await FreshTokenAsync(s.AccessToken, ct).ConfigureAwait(false);
-                if (fresh == null || fresh.AccessToken == s.AccessToken) throw;
+                if (fresh == null) throw NotLoggedIn(e);
+                if (fresh.AccessToken == s.AccessToken) throw;
                 return await SendAsync(method, path, body, fresh.AccessToken, read, ct).ConfigureAwait(false);
             }
+        }
+
+        // No session for a call that needs one: why, when the server said (a ban rather than a bare 400103).
+        RsgameException NotLoggedIn(RsgameException refused)
+        {
+            var why = EndedBy;
+            if (why != null) return new RsgameException(why.RawCode, why.Message, why.HttpStatus, 0, refused);
+            return refused ?? new RsgameException((int)Code.TokenExpired, "not logged in");
         }
 
         async Task<T> SendAsync<T>(string method, string path, IJsonWritable body, string token, Func<JsonReader, T> read, CancellationToken ct)

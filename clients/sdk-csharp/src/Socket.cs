@@ -39,6 +39,11 @@ namespace Rsgame
         public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
         /// <summary>Silence after which the connection is taken for dead and replaced (the server's own limit is 20 s).</summary>
         public TimeSpan HeartbeatTimeout { get; set; } = TimeSpan.FromSeconds(20);
+        /// <summary>
+        /// How long a request waits for its reply. A request that was sent and got no answer in
+        /// time makes the connection untrustworthy (the server answers in order, so what follows
+        /// could no longer be paired): the connection is closed and replaced.
+        /// </summary>
         public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
         public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
         /// <summary>Requests kept while offline, sent after the next login.</summary>
@@ -48,8 +53,12 @@ namespace Rsgame
         public Func<double> Random { get; set; }
         public Func<ITransport> Transport { get; set; } = () => new WebSocketTransport();
         /// <summary>
-        /// Runs each event handler. Null: on the socket's own thread, as the events happen.
-        /// Unity: <c>RsgameDispatcher.Post</c>, so that handlers run in Update on the main thread.
+        /// Runs each event handler and completes each awaited request, one at a time in the
+        /// order the messages arrived. Null: on the socket's threads, as things happen.
+        /// Unity: <c>RsgameDispatcher.Post</c>, so that handlers run in Update on the main
+        /// thread, and an <c>await socket.Request(…)</c> made on the main thread continues
+        /// there, right after the handlers of its reply and before those of later messages.
+        /// Never block on a request's Task then (<c>.Result</c>, <c>.Wait()</c>): await it.
         /// </summary>
         public Action<Action> Dispatch { get; set; }
     }
@@ -59,8 +68,9 @@ namespace Rsgame
     /// (<c>OnMoveResp</c>, <c>OnChatMsgResp</c>… and <see cref="OnMessage"/> for all),
     /// requests with a reply are awaited with <see cref="Request{TReply}"/>. A drop reconnects
     /// after 0.5, 1, 2, 4… s (at most 10 s, ±20 % jitter), refreshing the token first when it
-    /// is due. A takeover (LogoutResp type 3), the end of the account's sessions (type 4) or
-    /// <see cref="Stop"/> stops it for good. Thread-safe.
+    /// is due. A takeover (LogoutResp type 3), the end of the account's sessions (type 4),
+    /// a logout (type 1) or <see cref="Stop"/> stops it for good. Events are raised one at a
+    /// time, in the order of what they report. Thread-safe.
     /// </summary>
     public sealed partial class Socket : IDisposable
     {
@@ -76,12 +86,18 @@ namespace Rsgame
 
         readonly Func<IList<Uri>> servers;
         readonly CredentialsProvider credentials;
+        // Why the credentials ran out (a Client's EndedBy), when the socket was made from a Client.
+        readonly Func<RsgameException> sessionEndedBy;
         readonly SocketOptions options;
         readonly IClock clock;
         readonly Func<double> random;
+        readonly EventQueue events;
+        // Everything below, and every Pending's SentOn and Settled, is guarded by `gate`. Events
+        // are queued under it, so that they come in the order of the changes they report.
         readonly object gate = new object();
 
         SocketStatus status = SocketStatus.Idle;
+        RsgameException endedBy;
         CancellationTokenSource life;
         Conn conn;
         bool everOnline;
@@ -95,6 +111,7 @@ namespace Rsgame
         public Socket(Client client, SocketOptions options = null)
             : this(client.GameServerUris, (rejected, ct) => client.FreshTokenAsync(rejected, ct), options)
         {
+            sessionEndedBy = () => client.EndedBy;
         }
 
         /// <param name="servers">The game servers' WebSocket URLs, asked before each connect (a failed connect tries the next).</param>
@@ -108,6 +125,7 @@ namespace Rsgame
             this.credentials = credentials;
             this.options = options ?? new SocketOptions();
             clock = this.options.Clock ?? SystemClock.Instance;
+            events = new EventQueue(this.options.Dispatch);
             if (this.options.Random != null) random = this.options.Random;
             else
             {
@@ -120,12 +138,26 @@ namespace Rsgame
 
         public bool Online { get { return Status == SocketStatus.Online; } }
 
+        /// <summary>
+        /// The server's refusal that ended the session, once the socket stopped with
+        /// SessionEnded: a ban (<see cref="Code.AccountBanned"/>: its Message says until when
+        /// and why), a closed account (<see cref="Code.AccountClosed"/>), a token of another
+        /// account (<see cref="Code.Forbidden"/>), a refused refresh (the Client's
+        /// <see cref="Client.EndedBy"/>), the notice of a <c>session_ended</c> close. Null
+        /// otherwise, and when the session ended without a word (LogoutResp type 4 alone).
+        /// </summary>
+        public RsgameException EndedBy { get { lock (gate) return endedBy; } }
+
         long rttTicks;
 
         /// <summary>The last heartbeat's round trip.</summary>
         public TimeSpan Rtt { get { return new TimeSpan(Interlocked.Read(ref rttTicks)); } }
 
-        /// <summary>The status and, for Offline and the stops, why.</summary>
+        /// <summary>
+        /// The status and, for Offline and the stops, why (the server's notice when it said why
+        /// it closed the connection: an ErrorResp with reqId 0 is the reason of the status that
+        /// follows, not an error).
+        /// </summary>
         public event Action<SocketStatus, string> StatusChanged;
 
         /// <summary>
@@ -138,7 +170,14 @@ namespace Rsgame
         /// <summary>Every message from the server: its id and body (a <see cref="JsonValue"/> for an id this SDK does not know).</summary>
         public event Action<int, object> OnMessage;
 
-        /// <summary>What went wrong without ending the socket: a handler threw, a message did not decode, a connect failed.</summary>
+        /// <summary>
+        /// What went wrong without ending the socket. An <see cref="RsgameException"/>: an
+        /// ErrorResp that answers no waiting request (a refused Move, a chat while muted…; its
+        /// RequestId is the refused message's id). Anything else is for developers: a handler
+        /// threw, a message did not decode (and no request was waiting for it), a connect or a
+        /// refresh failed. <c>OnErrorResp</c> is the raw event: every ErrorResp, also those
+        /// that answered a request or announced a close.
+        /// </summary>
         public event Action<Exception> OnError;
 
         /// <summary>Starts connecting (once per socket).</summary>
@@ -155,9 +194,10 @@ namespace Rsgame
         }
 
         /// <summary>
-        /// Sends a message that has no reply (Move, ChatMsg, LockstepInput…). Before the login is
-        /// answered it waits in a queue, unless it goes stale (Move, Attack, Respawn,
-        /// LockstepInput, Ping). False when it was dropped (stale while offline, queue full, stopped).
+        /// Sends a message that has no reply (Move, ChatMsg, LockstepInput, Respawn, the party
+        /// requests…: listen for what the server pushes). Before the login is answered it waits
+        /// in a queue, unless it goes stale (Move, Attack, Respawn, LockstepInput, Ping). False
+        /// when it was dropped (stale while offline, queue full, stopped).
         /// </summary>
         public bool Send(IOutbound message)
         {
@@ -174,8 +214,11 @@ namespace Rsgame
         /// <summary>
         /// Sends a request and waits for its reply (game.proto's `// reply:`). Throws
         /// <see cref="RsgameException"/> when the server answers with an ErrorResp for it,
-        /// TimeoutException after the request timeout, <see cref="ConnectionException"/> when
-        /// the connection drops before the answer or the socket stops.
+        /// <see cref="JsonException"/> when its reply does not decode, TimeoutException after
+        /// the request timeout (the connection is then replaced), <see cref="ConnectionException"/>
+        /// when the connection drops before the answer or the socket stops. Cancelling
+        /// <paramref name="ct"/> stops the wait; a request already sent keeps its place, and
+        /// its answer is dropped.
         /// </summary>
         public Task<TReply> Request<TReply>(IRequest<TReply> message, TimeSpan? timeout = null, CancellationToken ct = default(CancellationToken))
         {
@@ -183,31 +226,49 @@ namespace Rsgame
             int id = message.MessageId;
             int reply = Messages.ReplyOf(id);
             if (reply == 0) throw new ArgumentException(Messages.Name(id) + " has no reply in game.proto: use Send", "message");
-            var p = new Pending<TReply>(id, reply);
+            // With a dispatcher the task completes inside it, and the awaiting code may go on at
+            // once (Unity's main thread), in order with the events; without one, never on the
+            // socket's own threads.
+            var p = new Pending<TReply>(id, reply, events.Dispatched);
+            if (ct.IsCancellationRequested)
+            {
+                p.Complete(null, new OperationCanceledException(ct));
+                return p.Task;
+            }
             if (!Post(id, Frame(id, message), p)) return p.Task;
             var wait = timeout ?? options.RequestTimeout;
             clock.Delay(wait, p.Timer.Token).ContinueWith(t =>
             {
-                if (t.IsCanceled) return;
-                Expire(p, new TimeoutException(Messages.Name(id) + " got no answer in " + wait.TotalSeconds + " s"));
+                if (!t.IsCanceled) Expire(p, wait);
             }, TaskContinuationOptions.ExecuteSynchronously);
-            if (ct.CanBeCanceled) p.Registration = ct.Register(() => Expire(p, new OperationCanceledException(ct)));
+            if (ct.CanBeCanceled)
+            {
+                var registration = ct.Register(() => Cancel(p, ct));
+                p.Task.ContinueWith(t => registration.Dispose(), TaskContinuationOptions.ExecuteSynchronously);
+            }
             return p.Task;
         }
 
         /// <summary>
         /// Leaves the game: Logout{type 1} (the server saves the player and answers), then the
-        /// socket stops (Closed). Offline, it only stops: the server ends the player after its
-        /// reconnect grace. Revoke the tokens afterwards with <see cref="Client.LogoutAsync"/>.
+        /// socket stops (Closed) — always, whatever the answer. Offline, it only stops: the
+        /// server ends the player after its reconnect grace. Throws the server's refusal
+        /// (<see cref="RsgameException"/>) after stopping; no answer is no error. Revoke the
+        /// tokens afterwards with <see cref="Client.LogoutAsync"/>.
         /// </summary>
         public async Task LogoutAsync()
         {
-            if (Online)
+            try
             {
-                try { await Request(new Logout { Type = (int)LogoutType.Quit }).ConfigureAwait(false); }
-                catch (Exception e) when (e is TimeoutException || e is ConnectionException) { }
+                if (Online) await Request(new Logout { Type = (int)LogoutType.Quit }).ConfigureAwait(false);
             }
-            Finish(SocketStatus.Closed, "logged out");
+            catch (Exception e) when (e is TimeoutException || e is ConnectionException)
+            {
+            }
+            finally
+            {
+                Finish(SocketStatus.Closed, "logged out");
+            }
         }
 
         /// <summary>Closes for good (Closed). Waiting requests fail with ConnectionException.</summary>
@@ -248,9 +309,13 @@ namespace Rsgame
             {
                 if (IsStopped(status))
                     refused = new ConnectionException("the socket is stopped (" + status + ")", status);
-                else if (status == SocketStatus.Online && conn != null && conn.LoggedIn)
+                else if (status == SocketStatus.Online && conn != null && conn.LoggedIn && !conn.Closed)
                 {
-                    if (p != null) waiting.AddLast(p.Node);
+                    if (p != null)
+                    {
+                        p.SentOn = conn;
+                        waiting.AddLast(p.Node);
+                    }
                     conn.Enqueue(text);
                     return true;
                 }
@@ -264,21 +329,75 @@ namespace Rsgame
                     return true;
                 }
             }
-            if (p != null) p.Fail(refused);
+            if (p != null)
+            {
+                // Before the task is handed out: nothing awaits it yet.
+                p.Settled = true;
+                p.Complete(null, refused);
+            }
             return false;
         }
 
-        void Expire(Pending p, Exception why)
+        // The request's time is up.
+        void Expire(Pending p, TimeSpan wait)
+        {
+            Conn sick = null;
+            lock (gate)
+            {
+                if (p.Settled) return;
+                if (p.SentOn != null)
+                {
+                    // Sent and unanswered (maybe cancelled meanwhile, keeping its place): its
+                    // answer may come late or never, and either way the pairing of the answers
+                    // that follow can no longer be trusted. The connection is replaced, and
+                    // every other request sent on it fails with ConnectionException.
+                    if (p.Node.List != null) waiting.Remove(p.Node);
+                    if (!p.SentOn.Closed)
+                    {
+                        sick = p.SentOn;
+                        sick.Closed = true; // nothing more is read from it, nor sent on it
+                        sick.Detail = sick.Detail ?? Messages.Name(p.RequestId) + " got no answer in " + wait.TotalSeconds + " s";
+                    }
+                }
+                else queue.RemoveAll(o => o.Pending == p);
+                Settle(p, null, new TimeoutException(Messages.Name(p.RequestId) + " got no answer in " + wait.TotalSeconds + " s"));
+            }
+            if (sick != null) sick.Kill();
+            Flush();
+        }
+
+        // The caller stopped waiting.
+        void Cancel(Pending p, CancellationToken ct)
         {
             lock (gate)
             {
-                if (p.Done) return;
-                // One still queued is forgotten. One already sent keeps its place in `waiting`:
-                // its answer will still come, and must not be taken for the answer of the next
-                // request of the same kind.
-                queue.RemoveAll(o => o.Pending == p);
+                if (p.Settled) return;
+                if (p.SentOn == null)
+                {
+                    queue.RemoveAll(o => o.Pending == p);
+                    Settle(p, null, new OperationCanceledException(ct));
+                }
+                else
+                {
+                    // Sent: it keeps its place in `waiting`, so that its answer is not taken
+                    // for the answer of the next request of its kind; its timer still runs.
+                    events.Add(() => p.Complete(null, new OperationCanceledException(ct)));
+                }
             }
-            p.Fail(why);
+            Flush();
+        }
+
+        // Under `gate`: the request is answered, refused or lost; its task completes in order
+        // with the events.
+        void Settle(Pending p, object reply, Exception error)
+        {
+            p.Settled = true;
+            events.Add(() =>
+            {
+                p.Timer.Cancel();
+                try { p.Complete(reply, error); }
+                catch (Exception) { } // continuations run inline only with a dispatcher; theirs to report
+            });
         }
 
         // ---- the run loop ----------------------------------------------------------------------
@@ -297,7 +416,8 @@ namespace Rsgame
                     rejected = null;
                     if (session == null)
                     {
-                        Finish(SocketStatus.SessionEnded, "the session ended: log in again");
+                        var why = sessionEndedBy != null ? sessionEndedBy() : null;
+                        Finish(SocketStatus.SessionEnded, why != null ? "the session ended: " + why.RawCode + " " + why.Message : "the session ended: log in again", why);
                         return;
                     }
                     var list = servers();
@@ -317,7 +437,7 @@ namespace Rsgame
                 }
                 if (outcome.Final.HasValue)
                 {
-                    Finish(outcome.Final.Value, outcome.Detail);
+                    Finish(outcome.Final.Value, outcome.Detail, outcome.EndedBy);
                     return;
                 }
                 if (outcome.RejectedToken != null) rejected = outcome.RejectedToken;
@@ -336,6 +456,7 @@ namespace Rsgame
         {
             public bool Connected;
             public SocketStatus? Final;
+            public RsgameException EndedBy;
             public string Detail;
             public string RejectedToken;
             public TimeSpan OnlineFor;
@@ -385,28 +506,30 @@ namespace Rsgame
             }
             catch (Exception e)
             {
-                // A broken connection, or one aborted (Drop, silence, Stop's fallback).
+                // A broken connection, or one aborted (Drop, silence, a request unanswered, Stop's fallback).
                 if (!token.IsCancellationRequested) outcome.Detail = "connection lost: " + e.Message;
             }
             c.Close();
-            List<Pending> lost;
             lock (gate)
             {
                 if (conn == c) conn = null;
-                lost = new List<Pending>();
-                foreach (var p in waiting) if (!p.Done) lost.Add(p);
+                // Everything still waiting was sent on this connection: its answer will not come.
+                var lost = new ConnectionException("the connection dropped before the answer", SocketStatus.Offline);
+                foreach (var p in waiting) Settle(p, null, lost);
                 waiting.Clear();
             }
-            foreach (var p in lost) p.Fail(new ConnectionException("the connection dropped before the answer", SocketStatus.Offline));
+            Flush();
 
             outcome.CloseCode = transport.CloseCode;
-            outcome.OnlineFor = c.OnlineSince.HasValue ? clock.UtcNow - c.OnlineSince.Value : TimeSpan.Zero;
+            outcome.OnlineFor = c.OnlineSince.HasValue ? clock.Monotonic - c.OnlineSince.Value : TimeSpan.Zero;
             outcome.RejectedToken = c.RejectedToken;
             outcome.Final = c.Final;
+            outcome.EndedBy = c.EndedBy;
             // docs/protocol.md "Closing": session_ended is a close that may come without a
             // LogoutResp (a node that ends the session as the connection opens).
-            if (!outcome.Final.HasValue && (transport.CloseReason == "session_ended" || c.Notice == (int)Code.TokenExpired))
+            if (!outcome.Final.HasValue && (transport.CloseReason == "session_ended" || (c.Notice != null && c.Notice.Code == Code.TokenExpired)))
                 outcome.Final = SocketStatus.SessionEnded;
+            if (outcome.Final == SocketStatus.SessionEnded && outcome.EndedBy == null) outcome.EndedBy = c.Notice;
             outcome.Detail = c.FinalDetail ?? c.Detail ?? outcome.Detail
                 ?? (transport.CloseCode != 0 ? "closed by the server (" + transport.CloseCode + (transport.CloseReason != "" ? " " + transport.CloseReason : "") + ")" : "connection lost");
             transport.Dispose();
@@ -417,7 +540,7 @@ namespace Rsgame
 
         void OnText(Conn c, string text)
         {
-            c.LastInbound = clock.UtcNow;
+            c.Heard(clock.Monotonic);
             int id = -1;
             string data = null;
             object body;
@@ -437,128 +560,181 @@ namespace Rsgame
             }
             catch (Exception e)
             {
-                // One bad message is reported and skipped; the session goes on.
-                ReportError(new JsonException("message " + (id >= 0 ? Messages.Name(id) : "?") + " did not decode: " + e.Message));
+                Undecodable(c, id, data, new JsonException("message " + (id >= 0 ? Messages.Name(id) : "?") + " did not decode: " + e.Message));
                 return;
             }
-            if (c.Closed) return; // the rest of a batch that arrived after a stop
             Handle(c, id, body);
-            RaiseTyped(id, body);
-            Emit(OnMessage, id, body);
+        }
+
+        // A message that did not decode. The session goes on; a request waiting for it fails
+        // now rather than taking the next one's answer.
+        void Undecodable(Conn c, int id, string data, JsonException error)
+        {
+            int refusedId = -1;
+            if (id == MessageId.ErrorResp)
+            {
+                // Which request it refuses, if that much can be read.
+                try { refusedId = (int)JsonValue.Parse(data ?? "{}")["reqId"].AsLong(); }
+                catch (Exception) { }
+            }
+            bool reLogin = false;
+            lock (gate)
+            {
+                if (c.Closed || IsStopped(status)) return;
+                Pending p = null;
+                if (id == MessageId.UserInfo && !c.LoggedIn)
+                {
+                    // The login's answer: without it the connection is of no use. Try another.
+                    c.Detail = c.Detail ?? error.Message;
+                    reLogin = true;
+                }
+                else if (id == MessageId.ErrorResp) { if (refusedId > 0) p = Take(refusedId, true); }
+                else if (id >= 0) p = Take(id, false);
+                if (p != null) Settle(p, null, error);
+                else ReportErrorLocked(error);
+            }
+            if (reLogin) c.CloseSoon(4002, "bad login answer");
+            Flush();
         }
 
         void Handle(Conn c, int id, object body)
         {
-            switch (id)
+            Action after = null;
+            lock (gate)
             {
-                case MessageId.UserInfo:
-                    if (!c.LoggedIn) GoOnline(c, (UserInfo)body);
-                    else Resolve(id, body);
-                    return;
-                case MessageId.LogoutResp:
-                    var type = ((LogoutResp)body).Type;
-                    Resolve(id, body);
-                    if (type == (int)LogoutType.Elsewhere) c.Stop(SocketStatus.TakenOver, "the account logged in elsewhere");
-                    else if (type == (int)LogoutType.Ended) c.Stop(SocketStatus.SessionEnded, "the account's sessions were ended: log in again");
-                    else if (type == (int)LogoutType.Quit) c.Stop(SocketStatus.Closed, "logged out");
-                    return;
-                case MessageId.ErrorResp:
-                    HandleError(c, (ErrorResp)body);
-                    return;
-                case MessageId.PingResp:
-                    var ping = FirstWaiting(id);
-                    var beat = ping as Heartbeat;
-                    if (beat != null) Interlocked.Exchange(ref rttTicks, (clock.UtcNow - beat.SentAt).Ticks);
-                    if (ping != null) ping.Succeed(body);
-                    return;
-                default:
-                    Resolve(id, body);
-                    return;
+                // The rest of a batch that arrived after a stop, or on a connection given up.
+                if (c.Closed || IsStopped(status)) return;
+                if (id == MessageId.UserInfo && !c.LoggedIn)
+                {
+                    GoOnline(c, (UserInfo)body);
+                    Raise(id, body);
+                }
+                else
+                {
+                    switch (id)
+                    {
+                        case MessageId.ErrorResp:
+                            Raise(id, body);
+                            after = Refused(c, (ErrorResp)body);
+                            break;
+                        case MessageId.PingResp:
+                            Raise(id, body);
+                            var ping = Take(id, false);
+                            var beat = ping as Heartbeat;
+                            if (beat != null) Interlocked.Exchange(ref rttTicks, (clock.Monotonic - beat.SentAt).Ticks);
+                            if (ping != null) Settle(ping, body, null);
+                            break;
+                        case MessageId.LogoutResp:
+                            Raise(id, body);
+                            Answer(id, body);
+                            var type = ((LogoutResp)body).Type;
+                            if (type == (int)LogoutType.Elsewhere) after = () => c.Stop(SocketStatus.TakenOver, "the account logged in elsewhere");
+                            else if (type == (int)LogoutType.Ended) after = () => c.Stop(SocketStatus.SessionEnded, "the account's sessions were ended: log in again");
+                            else if (type == (int)LogoutType.Quit) after = () => c.Stop(SocketStatus.Closed, "logged out");
+                            break;
+                        default:
+                            Raise(id, body);
+                            Answer(id, body);
+                            break;
+                    }
+                }
             }
+            if (after != null) after();
+            Flush();
         }
 
-        void HandleError(Conn c, ErrorResp e)
+        // Under `gate`: the message's events (the typed one, then OnMessage).
+        void Raise(int id, object body)
         {
+            RaiseTyped(id, body);
+            Emit(OnMessage, id, body);
+        }
+
+        // Under `gate`: the reply completes the oldest request waiting for it (if that one
+        // was cancelled, the answer goes with it); with none waiting it was a push.
+        void Answer(int replyId, object body)
+        {
+            var p = Take(replyId, false);
+            if (p != null) Settle(p, body, null);
+        }
+
+        // Under `gate`: what an ErrorResp means; returns what to do with the connection after.
+        Action Refused(Conn c, ErrorResp e)
+        {
+            var error = new RsgameException(e.Code, e.Msg, 0, (int)e.ReqId);
+            var code = (Code)e.Code;
+            bool gone = code == Code.AccountBanned || code == Code.AccountClosed;
             if (e.ReqId == MessageId.GameLogin && !c.LoggedIn)
             {
                 // The login itself was refused. A bad or revoked token (400103): reconnect, and
                 // the credentials are asked to refresh this one. A token of another account
-                // (400501) will never work: stop.
-                if (e.Code == (int)Code.Forbidden) c.Stop(SocketStatus.SessionEnded, "the token belongs to another account");
-                else
+                // (400501), a banned (400515) or closed (400516) account will never get in: stop.
+                var detail = "login refused: " + e.Code + " " + e.Msg;
+                if (code == Code.Forbidden || gone)
                 {
-                    if (e.Code == (int)Code.TokenExpired) c.RejectedToken = c.Token;
-                    c.Detail = "login refused: " + e.Code + " " + e.Msg;
-                    c.CloseSoon(4001, "login refused");
+                    c.EndedBy = error;
+                    return () => c.Stop(SocketStatus.SessionEnded, detail);
                 }
-                return;
+                if (code == Code.TokenExpired) c.RejectedToken = c.Token;
+                c.Detail = detail;
+                return () => c.CloseSoon(4001, "login refused");
             }
             if (e.ReqId == 0)
             {
-                // The server's last word before it closes the connection (docs/protocol.md).
-                c.Notice = e.Code;
+                // The server's last word before it closes the connection (docs/protocol.md): the
+                // reason of the status that follows, not an error.
+                c.Notice = error;
                 c.Detail = "the server closes the connection: " + e.Code + " " + e.Msg;
-                return;
-            }
-            // The refusal of the oldest request with that id (a no-op for one that timed out).
-            Pending p = null;
-            lock (gate)
-            {
-                for (var n = waiting.First; n != null; n = n.Next)
+                if (gone)
                 {
-                    if (n.Value.RequestId == (int)e.ReqId) { p = n.Value; waiting.Remove(n); break; }
+                    c.EndedBy = error;
+                    return () => c.Stop(SocketStatus.SessionEnded, c.Detail);
                 }
+                return null;
             }
-            if (p != null) p.Fail(new RsgameException(e.Code, e.Msg, 0, (int)e.ReqId));
+            // The refusal of the oldest request with that id, or of a message with no reply.
+            var p = Take((int)e.ReqId, true);
+            if (p != null) Settle(p, null, error);
+            else ReportErrorLocked(error);
+            return null;
         }
 
-        void Resolve(int replyId, object body)
+        // Under `gate`: the oldest sent request answered by `id` (its reply id, or with
+        // `byRequest` its own id, as an ErrorResp names it), taken off the list.
+        Pending Take(int id, bool byRequest)
         {
-            var p = FirstWaiting(replyId);
-            if (p != null) p.Succeed(body);
-        }
-
-        // The oldest request answered by `replyId`, taken off the list; null when none waits
-        // (a push), or when the oldest one timed out (its late answer is dropped with it).
-        Pending FirstWaiting(int replyId)
-        {
-            lock (gate)
+            for (var n = waiting.First; n != null; n = n.Next)
             {
-                for (var n = waiting.First; n != null; n = n.Next)
-                {
-                    var p = n.Value;
-                    if (p.ReplyId != replyId) continue;
-                    waiting.Remove(n);
-                    return p.Done ? null : p;
-                }
+                var p = n.Value;
+                if ((byRequest ? p.RequestId : p.ReplyId) != id) continue;
+                waiting.Remove(n);
+                return p;
             }
             return null;
         }
 
+        // Under `gate`.
         void GoOnline(Conn c, UserInfo info)
         {
-            bool again;
-            lock (gate)
-            {
-                if (IsStopped(status)) return;
-                c.LoggedIn = true;
-                c.OnlineSince = clock.UtcNow;
-                status = SocketStatus.Online;
-                again = everOnline;
-                everOnline = true;
-                foreach (var o in queue)
-                {
-                    if (o.Pending != null)
-                    {
-                        if (o.Pending.Done) continue;
-                        waiting.AddLast(o.Pending.Node);
-                    }
-                    c.Enqueue(o.Text);
-                }
-                queue.Clear();
-            }
+            if (IsStopped(status) || conn != c) return;
+            c.LoggedIn = true;
+            c.OnlineSince = clock.Monotonic;
+            status = SocketStatus.Online;
+            bool again = everOnline;
+            everOnline = true;
             Emit(StatusChanged, SocketStatus.Online, (string)null);
             Emit(LoggedIn, info, again);
+            foreach (var o in queue)
+            {
+                if (o.Pending != null)
+                {
+                    if (o.Pending.Settled) continue;
+                    o.Pending.SentOn = c;
+                    waiting.AddLast(o.Pending.Node);
+                }
+                c.Enqueue(o.Text);
+            }
+            queue.Clear();
         }
 
         // ---- status ----------------------------------------------------------------------------
@@ -574,71 +750,82 @@ namespace Rsgame
             {
                 if (IsStopped(status) || status == s) return;
                 status = s;
+                Emit(StatusChanged, s, detail);
             }
-            Emit(StatusChanged, s, detail);
+            Flush();
         }
 
-        void Finish(SocketStatus final, string detail)
+        void Finish(SocketStatus final, string detail, RsgameException why = null)
         {
-            List<Pending> failed = new List<Pending>();
             Conn c;
+            CancellationTokenSource stopping;
             lock (gate)
             {
                 if (IsStopped(status)) return;
                 status = final;
-                if (life != null) life.Cancel();
+                endedBy = final == SocketStatus.SessionEnded ? why : null;
+                stopping = life;
                 c = conn;
                 conn = null;
-                foreach (var p in waiting) if (!p.Done) failed.Add(p);
+                if (c != null) c.Closed = true;
+                var stopped = new ConnectionException("the socket stopped: " + detail, final);
+                foreach (var p in waiting) Settle(p, null, stopped);
                 waiting.Clear();
-                foreach (var o in queue) if (o.Pending != null) failed.Add(o.Pending);
+                foreach (var o in queue) if (o.Pending != null) Settle(o.Pending, null, stopped);
                 queue.Clear();
+                Emit(StatusChanged, final, detail);
             }
+            if (stopping != null) stopping.Cancel();
             if (c != null) c.Shutdown();
-            foreach (var p in failed) p.Fail(new ConnectionException("the socket stopped: " + detail, final));
-            Emit(StatusChanged, final, detail);
+            Flush();
         }
 
         // ---- events ----------------------------------------------------------------------------
 
+        // Queues a handler call: under `gate` when it reports a change, then Flush after it.
         void Emit<T>(Action<T> handler, T value)
         {
             if (handler == null) return;
-            Run(() => handler(value));
+            Queue(() => handler(value));
         }
 
         void Emit<T1, T2>(Action<T1, T2> handler, T1 a, T2 b)
         {
             if (handler == null) return;
-            Run(() => handler(a, b));
+            Queue(() => handler(a, b));
         }
 
-        void Run(Action call)
+        void Queue(Action call)
         {
-            Action guarded = () =>
+            events.Add(() =>
             {
                 try { call(); }
-                catch (Exception e) { ReportError(e); }
-            };
-            var dispatch = options.Dispatch;
-            if (dispatch != null) dispatch(guarded);
-            else guarded();
+                catch (Exception e) { RaiseError(e); }
+            });
+        }
+
+        void ReportErrorLocked(Exception e)
+        {
+            events.Add(() => RaiseError(e));
         }
 
         void ReportError(Exception e)
         {
+            ReportErrorLocked(e);
+            Flush();
+        }
+
+        void RaiseError(Exception e)
+        {
             var h = OnError;
             if (h == null) return;
-            Action call = () =>
-            {
-                // An error handler that throws has nowhere left to report to.
-                try { h(e); }
-                catch (Exception) { }
-            };
-            var dispatch = options.Dispatch;
-            if (dispatch != null) dispatch(call);
-            else call();
+            // An error handler that throws has nowhere left to report to.
+            try { h(e); }
+            catch (Exception) { }
         }
+
+        // Runs (or dispatches) the queued events; never under `gate`.
+        void Flush() { events.Drain(); }
 
         // ---- one connection --------------------------------------------------------------------
 
@@ -657,15 +844,17 @@ namespace Rsgame
             readonly CancellationTokenSource cts;
             readonly Queue<string> outbox = new Queue<string>();
             readonly SemaphoreSlim ready = new SemaphoreSlim(0);
+            long lastInbound; // the monotonic clock's ticks
 
             public bool LoggedIn;
-            public DateTimeOffset? OnlineSince;
-            public DateTimeOffset LastInbound;
+            public TimeSpan? OnlineSince;
             public string RejectedToken;
-            public int Notice;
+            public RsgameException Notice;
+            public RsgameException EndedBy;
             public string Detail;
             public SocketStatus? Final;
             public string FinalDetail;
+            /// <summary>Given up (ended, stopped, or untrustworthy): nothing more is read from it or sent on it.</summary>
             public volatile bool Closed;
 
             public Conn(Socket owner, ITransport transport, string token, CancellationToken life)
@@ -674,8 +863,12 @@ namespace Rsgame
                 Transport = transport;
                 Token = token;
                 cts = CancellationTokenSource.CreateLinkedTokenSource(life);
-                LastInbound = owner.clock.UtcNow;
+                Heard(owner.clock.Monotonic);
             }
+
+            public void Heard(TimeSpan at) { Interlocked.Exchange(ref lastInbound, at.Ticks); }
+
+            TimeSpan LastInbound { get { return new TimeSpan(Interlocked.Read(ref lastInbound)); } }
 
             public void Start()
             {
@@ -717,7 +910,7 @@ namespace Rsgame
                     while (true)
                     {
                         await owner.clock.Delay(o.HeartbeatInterval, cts.Token).ConfigureAwait(false);
-                        if (owner.clock.UtcNow - LastInbound > o.HeartbeatTimeout)
+                        if (owner.clock.Monotonic - LastInbound > o.HeartbeatTimeout)
                         {
                             // A half-open connection (a phone that changed networks) never
                             // closes by itself: take silence for death.
@@ -725,10 +918,12 @@ namespace Rsgame
                             Transport.Abort();
                             return;
                         }
-                        var beat = new Heartbeat(owner.clock.UtcNow);
+                        var beat = new Heartbeat(owner.clock.Monotonic);
                         lock (owner.gate)
                         {
+                            if (Closed) return;
                             // In the lock, so that its place in `waiting` is its place on the wire.
+                            beat.SentOn = this;
                             owner.waiting.AddLast(beat.Node);
                             Enqueue(Frame(MessageId.Ping, new Ping { Sn = ++owner.sn }));
                         }
@@ -762,6 +957,13 @@ namespace Rsgame
                 });
             }
 
+            /// <summary>Drops a connection that cannot be trusted any more (<see cref="Closed"/> is set).</summary>
+            public void Kill()
+            {
+                cts.Cancel();
+                Transport.Abort();
+            }
+
             public void Close()
             {
                 Closed = true;
@@ -777,7 +979,10 @@ namespace Rsgame
             public readonly int ReplyId;
             public readonly LinkedListNode<Pending> Node;
             public readonly CancellationTokenSource Timer = new CancellationTokenSource();
-            public CancellationTokenRegistration Registration;
+            /// <summary>Under the socket's gate: the connection it was sent on; null while queued.</summary>
+            public Conn SentOn;
+            /// <summary>Under the socket's gate: answered, refused, lost, expired or dropped; out of `waiting` and the queue.</summary>
+            public bool Settled;
 
             protected Pending(int requestId, int replyId)
             {
@@ -786,50 +991,38 @@ namespace Rsgame
                 Node = new LinkedListNode<Pending>(this);
             }
 
-            public abstract bool Done { get; }
-            protected abstract bool Complete(object reply, Exception error);
-
-            public void Succeed(object reply) { if (Complete(reply, null)) Settled(); }
-            public void Fail(Exception error) { if (Complete(null, error)) Settled(); }
-
-            void Settled()
-            {
-                Timer.Cancel();
-                Registration.Dispose();
-            }
+            /// <summary>Completes the caller's task (a no-op once it is complete).</summary>
+            public abstract void Complete(object reply, Exception error);
         }
 
         sealed class Pending<T> : Pending
         {
-            readonly TaskCompletionSource<T> tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+            readonly TaskCompletionSource<T> tcs;
 
-            public Pending(int requestId, int replyId) : base(requestId, replyId) { }
+            public Pending(int requestId, int replyId, bool inline) : base(requestId, replyId)
+            {
+                tcs = new TaskCompletionSource<T>(inline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+            }
 
             public Task<T> Task { get { return tcs.Task; } }
-            public override bool Done { get { return tcs.Task.IsCompleted; } }
 
-            protected override bool Complete(object reply, Exception error)
+            public override void Complete(object reply, Exception error)
             {
-                return error != null ? tcs.TrySetException(error) : tcs.TrySetResult((T)reply);
+                var cancelled = error as OperationCanceledException;
+                if (cancelled != null) tcs.TrySetCanceled(cancelled.CancellationToken);
+                else if (error != null) tcs.TrySetException(error);
+                else tcs.TrySetResult((T)reply);
             }
         }
 
         /// <summary>A heartbeat Ping: it takes its place among the requests so that PingResps pair in order.</summary>
         sealed class Heartbeat : Pending
         {
-            public readonly DateTimeOffset SentAt;
-            bool done;
+            public readonly TimeSpan SentAt;
 
-            public Heartbeat(DateTimeOffset sentAt) : base(MessageId.Ping, MessageId.PingResp) { SentAt = sentAt; }
+            public Heartbeat(TimeSpan sentAt) : base(MessageId.Ping, MessageId.PingResp) { SentAt = sentAt; }
 
-            public override bool Done { get { return done; } }
-
-            protected override bool Complete(object reply, Exception error)
-            {
-                if (done) return false;
-                done = true;
-                return true;
-            }
+            public override void Complete(object reply, Exception error) { }
         }
     }
 }

@@ -13,7 +13,18 @@ namespace Rsgame
     /// <summary>The time and timers the SDK uses, injectable so that tests control them.</summary>
     public interface IClock
     {
+        /// <summary>
+        /// The wall clock, for what the server stamps in unix seconds (token expiry) and only
+        /// that: players move their device's clock, so it may jump either way.
+        /// </summary>
         DateTimeOffset UtcNow { get; }
+
+        /// <summary>
+        /// Time since an arbitrary start that never jumps (a <see cref="System.Diagnostics.Stopwatch"/>),
+        /// for every interval the SDK measures: the heartbeat's silence, the round trip, how long a
+        /// connection lasted.
+        /// </summary>
+        TimeSpan Monotonic { get; }
 
         /// <summary>Completes after <paramref name="delay"/>; cancelled with <paramref name="ct"/>.</summary>
         Task Delay(TimeSpan delay, CancellationToken ct);
@@ -23,7 +34,11 @@ namespace Rsgame
     {
         public static readonly SystemClock Instance = new SystemClock();
 
+        static readonly System.Diagnostics.Stopwatch Since = System.Diagnostics.Stopwatch.StartNew();
+
         public DateTimeOffset UtcNow { get { return DateTimeOffset.UtcNow; } }
+
+        public TimeSpan Monotonic { get { return Since.Elapsed; } }
 
         public Task Delay(TimeSpan delay, CancellationToken ct) { return Task.Delay(delay, ct); }
     }

@@ -1,8 +1,11 @@
 // The REST client: the envelope, the error codes, the session and its one refresh at a time.
 
 using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
 using System.Net;
 using System.Net.Http;
+using System.Reflection;
 using System.Threading;
 using System.Threading.Tasks;
 using NUnit.Framework;
@@ -154,6 +157,130 @@ namespace Rsgame.Tests
             Assert.IsTrue(ended);
             Assert.IsNull(client.Session);
             Assert.AreEqual(Code.TokenExpired, ((RsgameException)Wait.Error(client.GetPackAsync())).Code);
+        }
+
+        [TestCase(400515, "this account is banned until 1900000000000 (unix ms): cheating")]
+        [TestCase(400516, "this account was closed")]
+        public void ARefreshRefusedForTheAccountEndsTheSessionAndSaysWhy(int code, string msg)
+        {
+            var http = new FakeHttp((path, body, token) => FakeHttp.Error(code, msg));
+            var client = NewClient(http);
+            client.Restore(DueSession());
+            var changes = new List<Session>();
+            client.SessionChanged += s => changes.Add(s);
+            Assert.IsNull(Wait.Result(client.FreshTokenAsync()));
+            Assert.IsNull(client.Session);
+            CollectionAssert.AreEqual(new Session[] { null }, changes);
+            Assert.AreEqual(code, client.EndedBy.RawCode);
+            Assert.AreEqual(msg, client.EndedBy.Message);
+            // What needs the session says why it is gone.
+            var e = (RsgameException)Wait.Error(client.GetPackAsync());
+            Assert.AreEqual(code, e.RawCode);
+            Assert.AreEqual(1, http.Count("/usercenter/v1/user/refresh"), "a refresh once, not a loop");
+        }
+
+        [Test]
+        public void ATokenRefusedThenARefreshRefusedForABanThrowsTheBan()
+        {
+            var http = new FakeHttp((path, body, token) =>
+                path == "/usercenter/v1/user/refresh" ? FakeHttp.Error(400515, "this account is banned: cheating")
+                : FakeHttp.Json("{\"code\":400103,\"msg\":\"token expired or invalid\"}", HttpStatusCode.Unauthorized));
+            var client = NewClient(http);
+            var s = DueSession();
+            s.RefreshAfter = 1893457000; // not due: refused anyway (the ban revoked it)
+            client.Restore(s);
+            var e = (RsgameException)Wait.Error(client.GetPackAsync());
+            Assert.AreEqual(Code.AccountBanned, e.Code);
+            Assert.AreEqual(Code.AccountBanned, client.EndedBy.Code);
+        }
+
+        [Test]
+        public void ANewSessionForgetsWhyTheLastOneEnded()
+        {
+            bool banned = true;
+            var http = new FakeHttp((path, body, token) =>
+                path == "/usercenter/v1/user/refresh" && banned ? FakeHttp.Error(400515, "banned")
+                : path == "/usercenter/v1/user/login" ? FakeHttp.Ok(Tokens)
+                : FakeHttp.Ok(DetailJson));
+            var client = NewClient(http);
+            client.Restore(DueSession());
+            Assert.IsNull(Wait.Result(client.FreshTokenAsync()));
+            Assert.IsNotNull(client.EndedBy);
+            banned = false;
+            Wait.Result(client.LoginAsync("ann", "secret-99"));
+            Assert.IsNull(client.EndedBy);
+        }
+
+        [Test]
+        public void AThrowingSessionChangedHandlerFailsNeitherLoginNorRefresh()
+        {
+            var http = new FakeHttp((path, body, token) =>
+                path == "/usercenter/v1/user/detail" ? FakeHttp.Ok(DetailJson) : FakeHttp.Ok(Tokens));
+            var client = NewClient(http);
+            var reported = new List<Exception>();
+            client.OnError += reported.Add;
+            client.SessionChanged += s => { throw new InvalidOperationException("PlayerPrefs off the main thread"); };
+            Assert.AreEqual(42, Wait.Result(client.LoginAsync("ann", "secret-99")).UserId);
+            client.Restore(DueSession());
+            Assert.AreEqual("A1", Wait.Result(client.FreshTokenAsync()).AccessToken);
+            Assert.AreEqual("A1", client.Session.AccessToken);
+            Assert.AreEqual(2, reported.Count);
+            Assert.AreEqual("PlayerPrefs off the main thread", reported[0].Message);
+        }
+
+        [Test]
+        public void SessionChangedGoesThroughTheDispatcherInOrder()
+        {
+            var http = new FakeHttp((path, body, token) =>
+                path == "/usercenter/v1/user/detail" ? FakeHttp.Ok(DetailJson)
+                : path == "/usercenter/v1/user/logout" ? FakeHttp.Ok("null")
+                : FakeHttp.Ok(Tokens));
+            var posted = new BlockingCollection<Action>();
+            var client = new Client("http://game.test:8888/", new ClientOptions { Handler = http, Clock = new FakeClock(), Dispatch = posted.Add });
+            var seen = new List<string>();
+            client.SessionChanged += s => seen.Add(s == null ? "ended" : s.AccessToken);
+            Wait.Result(client.LoginAsync("ann", "secret-99"));
+            Wait.Result(Task.Run(async () => { await client.LogoutAsync(); return true; }));
+            Assert.IsEmpty(seen, "nothing runs on the caller's thread");
+            Action a;
+            while (posted.TryTake(out a)) a();
+            CollectionAssert.AreEqual(new[] { "A1", "ended" }, seen);
+        }
+
+        [Test]
+        public void SessionRoutesAreReachableOnlyThroughTheClientsOwnMethods()
+        {
+            // refresh, logout, logoutAll and delete: private, called by FreshTokenAsync,
+            // LogoutAsync, LogoutAllAsync and DeleteAccountAsync, which keep the session right.
+            foreach (var name in new[] { "RefreshRouteAsync", "LogoutRouteAsync", "LogoutAllRouteAsync", "DeleteRouteAsync" })
+            {
+                var m = typeof(Client).GetMethod(name, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+                Assert.IsNotNull(m, name);
+                Assert.IsTrue(m.IsPrivate, name + " is private");
+            }
+            foreach (var name in new[] { "RefreshAsync", "LogoutAsync", "LogoutAllAsync", "DeleteAccountAsync" })
+                Assert.IsNotNull(typeof(Client).GetMethod(name, BindingFlags.Instance | BindingFlags.Public), name);
+            // changePassword (like every route that answers tokens) starts the session it answers.
+            Assert.AreEqual(typeof(Task<Session>), typeof(Client).GetMethod("ChangePasswordAsync").ReturnType);
+        }
+
+        [Test]
+        public void ChangingThePasswordStartsTheSessionItAnswers()
+        {
+            var http = new FakeHttp((path, body, token) =>
+                path == "/usercenter/v1/user/changePassword" && token == "OLD" ? FakeHttp.Ok(Tokens)
+                : path == "/usercenter/v1/user/detail" && token == "A1" ? FakeHttp.Ok(DetailJson)
+                : FakeHttp.Error(400103, "token expired or invalid"));
+            var client = NewClient(http);
+            var s = DueSession();
+            s.RefreshAfter = 1893457000;
+            client.Restore(s);
+            Session changed = null;
+            client.SessionChanged += x => changed = x;
+            var fresh = Wait.Result(client.ChangePasswordAsync(new ChangePasswordReq { Old = "secret-99", New = "secret-100" }));
+            Assert.AreEqual("A1", fresh.AccessToken);
+            Assert.AreEqual("R1", client.Session.RefreshToken);
+            Assert.AreSame(fresh, changed);
         }
 
         [Test]

@@ -14,28 +14,40 @@ using NUnit.Framework;
 
 namespace Rsgame.Tests
 {
-    /// <summary>Time stands still until Advance; Delay completes when the time passes its due.</summary>
+    /// <summary>
+    /// Time stands still until Advance; Delay completes when the time passes its due. Jump moves
+    /// only the wall clock, as a player who sets the device's clock does.
+    /// </summary>
     public sealed class FakeClock : IClock
     {
         readonly object gate = new object();
         DateTimeOffset now = new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        TimeSpan monotonic = TimeSpan.FromHours(5);
         readonly List<Timer> timers = new List<Timer>();
 
         sealed class Timer
         {
-            public DateTimeOffset Due;
+            public TimeSpan Due;
             public TimeSpan Length;
             public TaskCompletionSource<bool> Tcs;
         }
 
         public DateTimeOffset UtcNow { get { lock (gate) return now; } }
 
+        public TimeSpan Monotonic { get { lock (gate) return monotonic; } }
+
+        /// <summary>The wall clock is set by <paramref name="by"/>; timers and the monotonic clock do not move.</summary>
+        public void Jump(TimeSpan by)
+        {
+            lock (gate) now += by;
+        }
+
         public Task Delay(TimeSpan delay, CancellationToken ct)
         {
             var t = new Timer { Length = delay, Tcs = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) };
             lock (gate)
             {
-                t.Due = now + delay;
+                t.Due = monotonic + delay;
                 timers.Add(t);
             }
             if (ct.CanBeCanceled)
@@ -59,7 +71,8 @@ namespace Rsgame.Tests
             lock (gate)
             {
                 now += by;
-                due = timers.Where(t => t.Due <= now).ToList();
+                monotonic += by;
+                due = timers.Where(t => t.Due <= monotonic).ToList();
                 foreach (var t in due) timers.Remove(t);
             }
             foreach (var t in due) t.Tcs.TrySetResult(true);
@@ -208,6 +221,91 @@ namespace Rsgame.Tests
         public int Count(string path)
         {
             lock (Calls) return Calls.Count(c => c.EndsWith(" " + path));
+        }
+    }
+
+    /// <summary>
+    /// A stand-in for Unity's main thread. Each frame first runs what was dispatched to it
+    /// (RsgameDispatcher.Update), then what awaits posted to its SynchronizationContext (Unity
+    /// runs those in another part of the frame). Hold stops it between frames.
+    /// </summary>
+    public sealed class MainLoop : SynchronizationContext, IDisposable
+    {
+        readonly ConcurrentQueue<Action> dispatched = new ConcurrentQueue<Action>();
+        readonly ConcurrentQueue<Action> posted = new ConcurrentQueue<Action>();
+        readonly ManualResetEventSlim running = new ManualResetEventSlim(true);
+        readonly ManualResetEventSlim paused = new ManualResetEventSlim(false);
+        public readonly List<Exception> Errors = new List<Exception>();
+        volatile bool done;
+        int dispatchedCount;
+
+        public MainLoop()
+        {
+            var thread = new Thread(Run) { IsBackground = true, Name = "main loop" };
+            thread.Start();
+        }
+
+        /// <summary>RsgameDispatcher.Post: runs in the next frame's Update.</summary>
+        public void Dispatch(Action action)
+        {
+            Interlocked.Increment(ref dispatchedCount);
+            dispatched.Enqueue(action);
+        }
+
+        /// <summary>How many actions were dispatched so far.</summary>
+        public int DispatchedCount { get { return Volatile.Read(ref dispatchedCount); } }
+
+        /// <summary>Runs <paramref name="action"/> on the main thread (as a posted continuation).</summary>
+        public void Invoke(Action action) { posted.Enqueue(action); }
+
+        public override void Post(SendOrPostCallback d, object state) { posted.Enqueue(() => d(state)); }
+
+        public override void Send(SendOrPostCallback d, object state) { throw new NotSupportedException(); }
+
+        /// <summary>Stops the loop between two frames.</summary>
+        public void Hold()
+        {
+            running.Reset();
+            Assert.IsTrue(paused.Wait(5000), "the main loop did not pause");
+        }
+
+        public void Release()
+        {
+            paused.Reset();
+            running.Set();
+        }
+
+        void Run()
+        {
+            SetSynchronizationContext(this);
+            while (!done)
+            {
+                if (!running.IsSet)
+                {
+                    paused.Set();
+                    running.Wait();
+                    continue;
+                }
+                Drain(dispatched);
+                Drain(posted);
+                Thread.Sleep(1);
+            }
+        }
+
+        void Drain(ConcurrentQueue<Action> queue)
+        {
+            Action a;
+            for (int n = queue.Count; n > 0 && queue.TryDequeue(out a); n--)
+            {
+                try { a(); }
+                catch (Exception e) { lock (Errors) Errors.Add(e); }
+            }
+        }
+
+        public void Dispose()
+        {
+            done = true;
+            running.Set();
         }
     }
 

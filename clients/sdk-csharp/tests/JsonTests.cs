@@ -137,8 +137,13 @@ namespace Rsgame.Tests
             Assert.IsFalse(Messages.IsRequest(MessageId.ErrorResp));
             Assert.IsNull(Messages.Read(123456, new JsonReader("{}")));
             Assert.AreEqual(MessageId.EnterRoom, ((IOutbound)new EnterRoom()).MessageId);
-            Assert.IsInstanceOf<IRequest<PlayerStats>>(new Respawn());
-            Assert.IsInstanceOf<IRequest<PartyUpdate>>(new PartyKick());
+            Assert.IsInstanceOf<IRequest<EnterRoomResp>>(new EnterRoom());
+            Assert.IsInstanceOf<IRequest<RoomListResp>>(new RoomList());
+            // Answered by what is also pushed unasked (PlayerStats, PartyUpdate): not paired.
+            Assert.AreEqual(0, Messages.ReplyOf(MessageId.Respawn));
+            Assert.AreEqual(0, Messages.ReplyOf(MessageId.PartyKick));
+            Assert.IsNotInstanceOf<IRequest<PlayerStats>>(new Respawn());
+            Assert.IsNotInstanceOf<IRequest<PartyUpdate>>(new PartyKick());
         }
 
         [Test]

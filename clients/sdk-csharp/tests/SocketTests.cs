@@ -184,19 +184,272 @@ namespace Rsgame.Tests
         }
 
         [Test]
-        public void ATimedOutRequestsLateAnswerIsNotTakenForTheNext()
+        public void ASentRequestThatTimesOutReplacesTheConnection()
         {
             var t = Online();
             var late = socket.Request(new RoomList(), TimeSpan.FromSeconds(3));
-            t.NextNotPing();
+            var other = socket.Request(new EnterRoom { RoomId = 5 });
+            Assert.AreEqual(MessageId.RoomList, t.NextNotPing().Key);
+            Assert.AreEqual(MessageId.EnterRoom, t.NextNotPing().Key);
             clock.Advance(TimeSpan.FromSeconds(3));
             Assert.IsInstanceOf<TimeoutException>(Wait.Error(late));
+            // Answers come in order: after one that may come late or never, none can be paired.
+            Assert.IsInstanceOf<ConnectionException>(Wait.Error(other), "the other request sent on that connection fails");
+            ExpectStatus(SocketStatus.Offline);
+            t.Push(MessageId.RoomListResp, new RoomListResp()); // the late answer: nobody reads it
+            AdvanceBackoff();
+            var t2 = Connection(1);
+            LogIn(t2);
             var next = socket.Request(new RoomList { Type = 3 });
-            t.Push(MessageId.RoomListResp, new RoomListResp()); // the late answer
+            Assert.AreEqual(MessageId.RoomList, t2.NextNotPing().Key);
+            var answer = new RoomListResp();
+            answer.RoomList.Add(new EnterRoomResp { RoomId = 9 });
+            t2.Push(MessageId.RoomListResp, answer);
+            Assert.AreEqual(9, Wait.Result(next).RoomList[0].RoomId);
+        }
+
+        [Test]
+        public void AQueuedRequestThatTimesOutIsForgotten()
+        {
+            NewSocket();
+            var queued = socket.Request(new RoomList(), TimeSpan.FromSeconds(3));
+            clock.Advance(TimeSpan.FromSeconds(3));
+            Assert.IsInstanceOf<TimeoutException>(Wait.Error(queued));
+            socket.Start();
+            var t = Connection(0);
+            LogIn(t);
+            Assert.IsTrue(t.Quiet(), "it is not sent after the login");
+        }
+
+        [Test]
+        public void ACancelledRequestKeepsItsPlace()
+        {
+            var t = Online();
+            var cts = new CancellationTokenSource();
+            var first = socket.Request(new RoomList(), null, cts.Token);
+            t.NextNotPing();
+            cts.Cancel();
+            Assert.IsInstanceOf<OperationCanceledException>(Wait.Error(first));
+            var second = socket.Request(new RoomList { Type = 3 });
+            t.NextNotPing();
+            t.Push(MessageId.RoomListResp, new RoomListResp()); // the first one's answer: dropped
             var answer = new RoomListResp();
             answer.RoomList.Add(new EnterRoomResp { RoomId = 9 });
             t.Push(MessageId.RoomListResp, answer);
-            Assert.AreEqual(9, Wait.Result(next).RoomList[0].RoomId);
+            Assert.AreEqual(9, Wait.Result(second).RoomList[0].RoomId);
+            Assert.AreEqual(SocketStatus.Online, socket.Status);
+        }
+
+        [Test]
+        public void AReplyThatDoesNotDecodeFailsItsRequestAndTheNextOnePairs()
+        {
+            var t = Online();
+            var first = socket.Request(new EnterRoom { RoomId = 1 });
+            var second = socket.Request(new EnterRoom { RoomId = 2 });
+            var third = socket.Request(new EnterRoom { RoomId = 3 });
+            var fourth = socket.Request(new EnterRoom { RoomId = 4 });
+            for (int i = 0; i < 4; i++) Assert.AreEqual(MessageId.EnterRoom, t.NextNotPing().Key);
+            t.PushText("{\"id\":200001,\"data\":{\"roomId\":[1]}}");
+            // An ErrorResp that does not decode still names the request it refuses.
+            t.PushText("{\"id\":9000,\"data\":{\"reqId\":100001,\"code\":[400501]}}");
+            t.Push(MessageId.EnterRoomResp, new EnterRoomResp { RoomId = 3 });
+            t.Push(MessageId.ErrorResp, new ErrorResp { ReqId = MessageId.EnterRoom, Code = 400501, Msg = "wrong password" });
+            StringAssert.Contains("EnterRoomResp", Wait.Error(first).Message);
+            Assert.IsInstanceOf<JsonException>(Wait.Error(first));
+            Assert.IsInstanceOf<JsonException>(Wait.Error(second));
+            Assert.AreEqual(3, Wait.Result(third).RoomId);
+            Assert.AreEqual(Code.Forbidden, ((RsgameException)Wait.Error(fourth)).Code);
+            Assert.AreEqual(SocketStatus.Online, socket.Status);
+            lock (errors) Assert.IsEmpty(errors, "each failure went to its request");
+        }
+
+        [Test]
+        public void AnErrorRespNoRequestTookIsAnErrorAndTheRawEventHasThemAll()
+        {
+            var t = Online();
+            var raw = new BlockingCollection<ErrorResp>();
+            socket.OnErrorResp += raw.Add;
+            var enter = socket.Request(new EnterRoom { RoomId = 5 });
+            t.NextNotPing();
+            t.Push(MessageId.ErrorResp, new ErrorResp { ReqId = MessageId.EnterRoom, Code = 400501, Msg = "wrong password" });
+            Assert.AreEqual(Code.Forbidden, ((RsgameException)Wait.Error(enter)).Code);
+            Assert.IsTrue(socket.Send(new ChatMsg { ChatType = 1, Msg = "hi" }));
+            t.Push(MessageId.ErrorResp, new ErrorResp { ReqId = MessageId.ChatMsg, Code = 400500, Msg = "muted" });
+            Wait.Until(() => { lock (errors) return errors.Count == 1; }, "the refused chat on OnError");
+            lock (errors)
+            {
+                var e = (RsgameException)errors[0];
+                Assert.AreEqual(MessageId.ChatMsg, e.RequestId);
+                Assert.AreEqual(400500, e.RawCode);
+                Assert.AreEqual("muted", e.Message);
+            }
+            ErrorResp r;
+            Assert.IsTrue(raw.TryTake(out r, 5000));
+            Assert.AreEqual(MessageId.EnterRoom, (int)r.ReqId);
+            Assert.IsTrue(raw.TryTake(out r, 5000));
+            Assert.AreEqual(MessageId.ChatMsg, (int)r.ReqId);
+        }
+
+        [Test]
+        public void TheServersNoticeIsTheReasonOfTheCloseNotAnError()
+        {
+            var t = Online();
+            var why = new BlockingCollection<string>();
+            socket.StatusChanged += (s, d) => { if (s == SocketStatus.Offline) why.Add(d); };
+            t.Push(MessageId.ErrorResp, new ErrorResp { ReqId = 0, Code = 400502, Msg = "too many messages" });
+            t.ServerClose(1008, "flood");
+            string detail;
+            Assert.IsTrue(why.TryTake(out detail, 5000));
+            StringAssert.Contains("400502 too many messages", detail);
+            lock (errors) Assert.IsEmpty(errors);
+        }
+
+        [Test]
+        public void ALogoutRespType1StopsTheSocket()
+        {
+            var t = Online();
+            t.Push(MessageId.LogoutResp, new LogoutResp { Type = (int)LogoutType.Quit });
+            ExpectStatus(SocketStatus.Closed);
+            clock.Advance(TimeSpan.FromSeconds(60));
+            Thread.Sleep(100);
+            lock (made) Assert.AreEqual(1, made.Count, "no reconnect after a logout");
+        }
+
+        [TestCase(400515, "this account is banned until 1900000000000 (unix ms): cheating")]
+        [TestCase(400516, "this account was closed")]
+        [TestCase(400501, "the token belongs to another account")]
+        public void ALoginRefusedForGoodEndsTheSessionAndSaysWhy(int code, string msg)
+        {
+            NewSocket().Start();
+            var t = Connection(0);
+            t.NextNotPing();
+            t.Push(MessageId.ErrorResp, new ErrorResp { ReqId = MessageId.GameLogin, Code = code, Msg = msg });
+            ExpectStatus(SocketStatus.SessionEnded);
+            Assert.AreEqual(code, socket.EndedBy.RawCode);
+            Assert.AreEqual(msg, socket.EndedBy.Message);
+            clock.Advance(TimeSpan.FromSeconds(60));
+            Thread.Sleep(100);
+            lock (made) Assert.AreEqual(1, made.Count, "no retry");
+        }
+
+        [Test]
+        public void ARefreshRefusedForABanEndsTheSocketWithTheReason()
+        {
+            var http = new FakeHttp((path, body, token) => FakeHttp.Error(400515, "this account is banned: cheating"));
+            var client = new Client("http://game.test/", new ClientOptions { Handler = http, Clock = clock });
+            client.Restore(new Session { AccessToken = "OLD", RefreshToken = "R0", AccessExpire = 1000, RefreshAfter = 1000, UserId = 7 });
+            socket = new Socket(client, new SocketOptions
+            {
+                Clock = clock,
+                Transport = () => { var t = new FakeTransport(); lock (made) made.Add(t); return t; },
+            });
+            socket.StatusChanged += (s, d) => statuses.Add(s);
+            socket.Start();
+            ExpectStatus(SocketStatus.SessionEnded);
+            Assert.AreEqual(Code.AccountBanned, socket.EndedBy.Code);
+            StringAssert.Contains("cheating", socket.EndedBy.Message);
+            Assert.AreEqual(Code.AccountBanned, client.EndedBy.Code);
+            Assert.IsNull(client.Session);
+            lock (made) Assert.AreEqual(0, made.Count);
+        }
+
+        [Test]
+        public void AWallClockJumpNeitherDropsTheConnectionNorSkewsTheRoundTrip()
+        {
+            var t = Online();
+            // The player sets the device's clock an hour ahead: no silence is measured from it.
+            clock.Jump(TimeSpan.FromHours(1));
+            clock.Advance(TimeSpan.FromSeconds(5));
+            var ping = t.Next();
+            Assert.AreEqual(MessageId.Ping, ping.Key, "the heartbeat goes on");
+            clock.Jump(TimeSpan.FromHours(-2));
+            clock.Advance(TimeSpan.FromMilliseconds(40));
+            t.Push(MessageId.PingResp, new PingResp { Sn = ping.Value["sn"].AsLong() });
+            Wait.Until(() => socket.Rtt == TimeSpan.FromMilliseconds(40), "the round trip");
+            Assert.AreEqual(SocketStatus.Online, socket.Status);
+            lock (made) Assert.AreEqual(1, made.Count);
+        }
+
+        [Test]
+        public void EventsAreRaisedOneAtATimeInTheOrderOfTheChanges()
+        {
+            NewSocket();
+            var inOnline = new ManualResetEventSlim();
+            var release = new ManualResetEventSlim();
+            var seen = new List<SocketStatus>();
+            int running = 0;
+            bool overlapped = false;
+            socket.StatusChanged += (s, d) =>
+            {
+                if (Interlocked.Increment(ref running) > 1) overlapped = true;
+                lock (seen) seen.Add(s);
+                if (s == SocketStatus.Online)
+                {
+                    inOnline.Set();
+                    release.Wait(5000);
+                }
+                Interlocked.Decrement(ref running);
+            };
+            socket.Start();
+            var t = Connection(0);
+            t.NextNotPing();
+            t.Push(MessageId.UserInfo, new UserInfo { UserId = 7 });
+            Assert.IsTrue(inOnline.Wait(5000));
+            // Stopped while the Online handler still runs: Closed waits for it, and comes last.
+            socket.Stop();
+            Assert.AreEqual(SocketStatus.Closed, socket.Status);
+            lock (seen) CollectionAssert.AreEqual(new[] { SocketStatus.Connecting, SocketStatus.Online }, seen);
+            release.Set();
+            Wait.Until(() => { lock (seen) return seen.Count == 3; }, "Closed");
+            lock (seen) CollectionAssert.AreEqual(new[] { SocketStatus.Connecting, SocketStatus.Online, SocketStatus.Closed }, seen);
+            Assert.IsFalse(overlapped, "two handlers ran at once");
+        }
+
+        [Test]
+        public void WithADispatcherAnAwaitedRequestContinuesInOrderWithTheEvents()
+        {
+            using (var main = new MainLoop())
+            {
+                var options = new SocketOptions { Clock = clock, Random = () => 0.5, Dispatch = main.Dispatch };
+                var t = new FakeTransport();
+                options.Transport = () => t;
+                socket = new Socket(() => new List<Uri> { new Uri("ws://game.test/ws") },
+                    (r, ct) => Task.FromResult(new Session { UserId = 7, AccessToken = "T" }), options);
+                var log = new List<string>();
+                socket.OnEnterRoomResp += r => log.Add("EnterRoomResp event");
+                socket.OnSpawnResp += r => log.Add("SpawnResp event");
+                socket.StatusChanged += (s, d) => statuses.Add(s);
+                socket.Start();
+                LogIn(t);
+                main.Invoke(async () =>
+                {
+                    var room = await socket.Request(new EnterRoom { RoomId = 7 });
+                    log.Add("after await " + room.RoomId + (SynchronizationContext.Current == main ? " on the main thread" : ""));
+                });
+                Assert.AreEqual(MessageId.EnterRoom, t.NextNotPing().Key);
+                // The reply and the push after it arrive within one frame.
+                main.Hold();
+                int before = main.DispatchedCount;
+                t.Push(MessageId.EnterRoomResp, new EnterRoomResp { RoomId = 7 });
+                t.Push(MessageId.SpawnResp, new SpawnResp());
+                Wait.Until(() => main.DispatchedCount >= before + 3, "the reply's event, its completion and the push's event");
+                main.Release();
+                Wait.Until(() => log.Count == 3, "the three steps");
+                CollectionAssert.AreEqual(new[] { "EnterRoomResp event", "after await 7 on the main thread", "SpawnResp event" }, log);
+                lock (main.Errors) Assert.IsEmpty(main.Errors);
+            }
+        }
+
+        [Test]
+        public void LogoutStopsEvenWhenTheServerRefusesIt()
+        {
+            var t = Online();
+            var done = socket.LogoutAsync();
+            Assert.AreEqual(MessageId.Logout, t.NextNotPing().Key);
+            t.Push(MessageId.ErrorResp, new ErrorResp { ReqId = MessageId.Logout, Code = 400500, Msg = "not now" });
+            Assert.AreEqual(400500, ((RsgameException)Wait.Error(done)).RawCode);
+            Assert.AreEqual(SocketStatus.Closed, socket.Status);
+            ExpectStatus(SocketStatus.Closed);
         }
 
         [Test]
@@ -205,7 +458,9 @@ namespace Rsgame.Tests
             NewSocket();
             Assert.IsTrue(socket.Send(new ChatMsg { ChatType = 1, Msg = "queued" }));
             Assert.IsFalse(socket.Send(new Move { Site = new Site { X = 1 } }), "a move goes stale");
-            var stale = socket.Request(new Respawn());
+            Assert.IsFalse(socket.Send(new Respawn()), "so does a respawn");
+            // A request that goes stale (Ping, paired with PingResp) fails at once.
+            var stale = socket.Request(new Ping { Sn = 1 });
             Assert.IsInstanceOf<ConnectionException>(Wait.Error(stale));
             var list = socket.Request(new RoomList());
             socket.Start();

@@ -549,7 +549,14 @@ def gen_messages(src: str) -> str:
     o.append("    public sealed partial class Socket\n    {\n")
     inbound = [w for w in ids if not is_request(w.number)]
     for w in inbound:
-        o.append(doc(w.docs or [f"Message {w.name} ({w.number})."], "        "))
+        docs = w.docs or [f"Message {w.name} ({w.number})."]
+        if w.name == "ErrorResp":
+            docs = docs + [
+                "Raw: every ErrorResp, also those that answered a request (its Task failed with it) and",
+                "the notice (reqId 0) before the server closes the connection (the reason of the",
+                "StatusChanged that follows). OnError has only those no waiting request took.",
+            ]
+        o.append(doc(docs, "        "))
         o.append(f"        public event Action<{w.body}> On{w.name};\n")
     o.append("\n        void RaiseTyped(int id, object body)\n        {\n            switch (id)\n            {\n")
     for w in inbound:
@@ -598,8 +605,12 @@ def gen_codes(md: str, api: dict) -> str:
 
 # The services a player's client calls; `console` is the operators' API (its own login).
 PLAYER_TAGS = ("usercenter", "basic", "game", "guild", "inbox")
-# Routes whose result is the session itself: the Client wraps them (Client.cs) so that refresh
-# tokens rotate one at a time and a logout forgets the tokens. They are generated private.
+# Routes that change or end the session without answering tokens: only the Client's own
+# methods (Client.cs: FreshTokenAsync, LogoutAsync, LogoutAllAsync, DeleteAccountAsync) may call
+# them, so that refresh tokens rotate one at a time and an ended session is forgotten. They are
+# generated private (the Client is one partial class), out of reach of the game's code even
+# when it is compiled into the same assembly. Routes that answer tokens (logins, register,
+# changePassword, resetPassword) start the session they answer (StartSessionAsync) and stay public.
 SESSION_ROUTES = {"Refresh", "Logout", "LogoutAll", "Delete"}
 # game's public routes read a token when one is sent (getRank's `me`): send it when we have one.
 OPTIONAL_AUTH_TAGS = ("game",)
@@ -933,7 +944,7 @@ class Rest:
                 o.append(f"        public async Task<Session> {method}({args})\n        {{\n")
                 o.append(f"            return await StartSessionAsync(await {call}.ConfigureAwait(false), ct).ConfigureAwait(false);\n        }}\n\n")
             else:
-                vis = "internal" if private else "public"
+                vis = "private" if private else "public"
                 o.append(f"        {vis} Task<{ret}> {method}({args})\n        {{\n            return {call};\n        }}\n\n")
         o.append("    }\n}\n")
         return "".join(o)

@@ -1,5 +1,5 @@
 // Unity adapter: runs the SDK's events on Unity's main thread. The core (src/) raises them on
-// the socket's own thread, where no Unity API may be called; this queue hands them to Update.
+// its own threads, where no Unity API may be called; this queue hands them to Update.
 // Not compiled by build.sh (it needs UnityEngine): copy it into the project beside src/.
 
 using System;
@@ -9,9 +9,13 @@ using UnityEngine;
 namespace Rsgame.Unity
 {
     /// <summary>
-    /// Give <see cref="Post"/> to the socket as its dispatcher:
+    /// Give <see cref="Post"/> to the client and the socket as their dispatcher:
+    /// <c>new Client(url, new ClientOptions { Dispatch = RsgameDispatcher.Post })</c> and
     /// <c>new Socket(client, new SocketOptions { Dispatch = RsgameDispatcher.Post, Platform = "unity" })</c>.
-    /// Every handler then runs in Update, in the order the messages arrived.
+    /// Every handler then runs in Update, in the order the messages arrived, and a request
+    /// awaited on the main thread completes here too: the code after
+    /// <c>await socket.Request(…)</c> runs right after its reply's handlers, before those of
+    /// the messages that followed it.
     /// </summary>
     public sealed class RsgameDispatcher : MonoBehaviour
     {
@@ -49,8 +53,8 @@ namespace Rsgame.Unity
             Action action;
             for (int i = 0; i < MaxPerFrame && Queue.TryDequeue(out action); i++)
             {
-                // The socket already reports a throwing handler to its OnError; this guard only
-                // keeps a bug in a posted action from stopping the queue.
+                // The client and the socket already report a throwing handler to their OnError;
+                // this guard only keeps a bug in a posted action from stopping the queue.
                 try { action(); }
                 catch (Exception e) { Debug.LogException(e); }
             }

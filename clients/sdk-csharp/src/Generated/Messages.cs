@@ -2790,6 +2790,9 @@ namespace Rsgame
         public event Action<PingResp> OnPingResp;
         /// <summary>
         /// rsgame: the answer to a message the server could not handle.
+        /// Raw: every ErrorResp, also those that answered a request (its Task failed with it) and
+        /// the notice (reqId 0) before the server closes the connection (the reason of the
+        /// StatusChanged that follows). OnError has only those no waiting request took.
         /// </summary>
         public event Action<ErrorResp> OnErrorResp;
         /// <summary>

@@ -3702,7 +3702,7 @@ namespace Rsgame
         /// Needs an access token from a login within usercenter.fresh_login_secs (otherwise 400519: log in again). The account closes at once: every token and game session ends, and no way in opens it again (400516). Its personal data is erased usercenter.delete_grace_days later; the ledger keeps the bare account id.
         /// POST /usercenter/v1/user/delete
         /// </summary>
-        internal Task<JsonValue> DeleteRouteAsync(CancellationToken ct = default(CancellationToken))
+        private Task<JsonValue> DeleteRouteAsync(CancellationToken ct = default(CancellationToken))
         {
             return CallAsync<JsonValue>("POST", "/usercenter/v1/user/delete", null, Auth.Required, JsonValue.Read, ct);
         }
@@ -3796,7 +3796,7 @@ namespace Rsgame
         /// Revokes this access token and the refresh token's family (every refresh token of the account when none is given).
         /// POST /usercenter/v1/user/logout
         /// </summary>
-        internal Task<JsonValue> LogoutRouteAsync(LogoutReq body, CancellationToken ct = default(CancellationToken))
+        private Task<JsonValue> LogoutRouteAsync(LogoutReq body, CancellationToken ct = default(CancellationToken))
         {
             return CallAsync<JsonValue>("POST", "/usercenter/v1/user/logout", body, Auth.Required, JsonValue.Read, ct);
         }
@@ -3806,7 +3806,7 @@ namespace Rsgame
         /// Ends every session of the account: every access and refresh token issued until now stops working at once, on every server, and open game connections are closed (LogoutResp type 4).
         /// POST /usercenter/v1/user/logoutAll
         /// </summary>
-        internal Task<JsonValue> LogoutAllRouteAsync(CancellationToken ct = default(CancellationToken))
+        private Task<JsonValue> LogoutAllRouteAsync(CancellationToken ct = default(CancellationToken))
         {
             return CallAsync<JsonValue>("POST", "/usercenter/v1/user/logoutAll", null, Auth.Required, JsonValue.Read, ct);
         }
@@ -3826,7 +3826,7 @@ namespace Rsgame
         /// Refresh tokens rotate: each works once. Presenting a used one revokes its whole family (400103).
         /// POST /usercenter/v1/user/refresh
         /// </summary>
-        internal Task<TokenReply> RefreshRouteAsync(RefreshReq body, CancellationToken ct = default(CancellationToken))
+        private Task<TokenReply> RefreshRouteAsync(RefreshReq body, CancellationToken ct = default(CancellationToken))
         {
             return CallAsync<TokenReply>("POST", "/usercenter/v1/user/refresh", body, Auth.None, TokenReply.ReadJson, ct);
         }
