@@ -205,9 +205,11 @@ export class Client {
       transport: webSocketTransport(),
       url: (attempt) => this.gameUrl(Math.floor(attempt / 3)),
       credentials: async (refused) => {
+        const login = this.epoch;
         const s = await this.freshSession(refused);
-        return s ? { userId: s.userId, token: s.accessToken } : null;
+        return s ? { userId: s.userId, token: s.accessToken, login } : null;
       },
+      renewedSince: (login) => this._session !== null && this.epoch !== login,
       ...opts,
     });
   }

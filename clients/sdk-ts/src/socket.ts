@@ -14,6 +14,9 @@ import type { Link, Transport } from "./transport.js";
 export interface Credentials {
   userId: number;
   token: string;
+  /** Which login of the player these come from (`Client` counts them), so that the end of an
+   * older one (a password changed here ends every session before it) is not taken for ours. */
+  login?: number;
 }
 
 /**
@@ -44,6 +47,12 @@ export interface SocketOptions {
    * (ErrorResp 400103 to GameLogin): refresh it. Null stops the socket (`refused`).
    */
   credentials(refused: boolean): Promise<Credentials | null>;
+  /**
+   * Whether the player has logged in again since login `n` (its credentials' `login`): then
+   * "sessions ended" (LogoutResp 4) ended the old session only, and the socket logs in anew
+   * instead of stopping. `Client.socket()` supplies it.
+   */
+  renewedSince?: (n: number) => boolean;
   /** `protobuf` frames (default) or WebSocket JSON text messages. */
   wire?: Wire;
   /** Capabilities asked at login (docs/protocol.md); default `all`. */
@@ -88,7 +97,8 @@ interface Pending {
 type Listener = (msg: never) => void;
 
 export class Socket {
-  private readonly o: Required<Omit<SocketOptions, "backoff">> & { backoff: Required<NonNullable<SocketOptions["backoff"]>> };
+  private readonly o: Required<Omit<SocketOptions, "backoff" | "renewedSince">> &
+    Pick<SocketOptions, "renewedSince"> & { backoff: Required<NonNullable<SocketOptions["backoff"]>> };
   private link: Link | null = null;
   private _status: Status = "stopped";
   private ready = false;
@@ -102,6 +112,8 @@ export class Socket {
   /** Encodes what is sent (the link's own codec keeps the partial frame being read). */
   private encoder: Codec;
   private loginTimer: unknown = null;
+  /** The `login` of the credentials the current link logged in with. */
+  private loginOf: number | undefined;
   private onlineSince = 0;
   private lastHeard = 0;
   private refused = false;
@@ -298,6 +310,7 @@ export class Socket {
     }
     this.refused = false;
     this.closing = null;
+    this.loginOf = cred.login;
     const codec = new Codec(this.o.wire);
     let link: Link | null = null;
     const mine = () => link !== null && this.link === link;
@@ -433,7 +446,13 @@ export class Socket {
     if (id === MessageId.LogoutResp) {
       const t = (msg as pb.LogoutResp).type;
       if (t === pb.LogoutType.LOGOUT_TYPE_ELSEWHERE) this.stop("takeover");
-      else if (t === pb.LogoutType.LOGOUT_TYPE_ENDED) this.stop("ended");
+      else if (t === pb.LogoutType.LOGOUT_TYPE_ENDED) {
+        // A password changed by this very player ends every session before the new tokens:
+        // ours lives on, so log in again with them rather than stop.
+        const renewed = this.loginOf !== undefined && this.o.renewedSince?.(this.loginOf);
+        if (renewed) this.link?.close(4006, "logged in again");
+        else this.stop("ended");
+      }
       // Our own Logout answered (send() or logout()): the server closes next; do not come back.
       else if (t === pb.LogoutType.LOGOUT_TYPE_QUIT) this.stop("logout");
     }

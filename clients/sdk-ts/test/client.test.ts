@@ -179,3 +179,16 @@ test("public game routes carry the token when there is one", async () => {
   await new Client({ baseUrl: "http://h", http: s.http }).api.game.getRank();
   assert.deepEqual(s.seen, ["/game/v1/game/getRank Bearer a1", "/game/v1/game/getRank -"]);
 });
+
+test("the socket's credentials name the login they come from", async () => {
+  const c = new Client({
+    baseUrl: "http://h",
+    http: async (req) => (req.url.endsWith("/detail") ? ok({ userInfo: { id: 1 } }) : ok(tokens(1))),
+    store: memoryStore({ ...tokens(1), userId: 1 }),
+  });
+  const socket = c.socket() as unknown as { o: { credentials(r: boolean): Promise<{ login: number }>; renewedSince(n: number): boolean } };
+  const first = await socket.o.credentials(false);
+  assert.equal(socket.o.renewedSince(first.login), false);
+  await c.changePassword({ old: "secret-99", new: "secret-100" });
+  assert.equal(socket.o.renewedSince(first.login), true);
+});

@@ -325,3 +325,22 @@ test("the server to try is chosen by failures in a row, without a cap", async ()
   assert.deepEqual(asked.slice(0, 3), [0, 1, 2]);
   assert.equal(asked.at(-1), 20);
 });
+
+test("sessions ended by this player's own new login (a password change) log in again", async () => {
+  let login = 1;
+  const t = setup({
+    credentials: async () => ({ userId: 7, token: `t${login}`, login }),
+    renewedSince: (n) => n !== login,
+  });
+  t.socket.start();
+  const link = await online(t);
+  login = 2; // changePassword: new tokens, every older session ends
+  link.push(MessageId.LogoutResp, { type: pb.LogoutType.LOGOUT_TYPE_ENDED });
+  assert.equal(t.socket.stopReason, null);
+  assert.equal(link.closed?.code, 4006);
+  t.clock.advance(t.clock.nextIn() ?? 0);
+  await settle();
+  const again = t.transport.last;
+  again.on.open();
+  assert.equal(again.messages()[0].msg.token, "t2");
+});
