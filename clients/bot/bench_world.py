@@ -69,6 +69,8 @@ def start_server(workdir):
         "RSGAME_GATE__MAX_CONNECTIONS_PER_IP": "0", "RSGAME_GATE__MAX_CONNECTIONS": "200000",
         "RSGAME_GATE__KCP__MAX_SESSIONS_PER_IP": "0", "RSGAME_GATE__KCP__MAX_SESSIONS": "200000",
         "RSGAME_GATE__OUTBOUND_QUEUE": "1024",
+        # WebSocket sessions are HTTP connections until their upgrade.
+        "RSGAME_HTTP__MAX_CONNECTIONS_PER_IP": "0", "RSGAME_HTTP__MAX_CONNECTIONS": "200000",
         "RSGAME_DATABASE__URL": f"sqlite://{workdir}/bench.db?mode=rwc",
         "RSGAME_GAME__DATA_DIR": os.path.join(workdir, "game"),
         "RSGAME_AUTH__JWT_SECRET": SECRET,
@@ -116,7 +118,7 @@ def main():
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--counts", default="500,1000,2000")
     ap.add_argument("--idle", type=int, default=0, help="instead: this many idle logged-in sessions")
-    ap.add_argument("--idle-transport", choices=["tcp", "kcp"], default="tcp")
+    ap.add_argument("--idle-transport", choices=["tcp", "ws", "kcp"], default="tcp")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--bin-dir", help="use rsgame and rsgame-bot from here, unbuilt")
     args = ap.parse_args()
@@ -198,10 +200,11 @@ def idle(args, srv, workdir):
     print("heap before: %.0f MiB in use, %.0f MiB free" % heap()[:2])
     procs = []
     start = time.time()
-    if args.idle_transport == "tcp":
-        # One TCP socket per session on both sides: the count is capped by the open-file limit.
+    if args.idle_transport in ("tcp", "ws"):
+        # One TCP socket per session on both sides (WebSocket: on the HTTP port): the count is
+        # capped by the open-file limit.
         cmd = ["taskset", "-c", "1", os.path.join(REL, "rsgame-bot"), "--http", f"127.0.0.1:{HTTP}",
-               "--gate", f"127.0.0.1:{TCP}", "--transport", "tcp", "--bots", str(n), "--duration", "30",
+               "--gate", f"127.0.0.1:{TCP}", "--transport", args.idle_transport, "--bots", str(n), "--duration", "30",
                "--scenario", "idle", "--mint-secret", SECRET, "--first-user", str(first),
                "--connect-rate", "1000", "--sources", "16", "--server-pid", str(srv.pid)]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr if args.verbose else subprocess.DEVNULL))
@@ -216,12 +219,17 @@ def idle(args, srv, workdir):
                    "--scenario", "idle", "--mint-secret", SECRET, "--first-user", str(first + k),
                    "--connect-rate", "200"]
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr if args.verbose else subprocess.DEVNULL))
-    # The server's memory is read while every session is in.
+    # The server's memory is read while every session is in: the RSS (what the system sees,
+    # the login burst's transient allocations included) and the heap in use (what the
+    # sessions themselves hold, without the allocator's free pages).
     peak = 0
+    peak_heap = 0.0
+    heap_base = heap()[0]
     while any(p.poll() is None for p in procs):
         time.sleep(2)
         try:
             peak = max(peak, rss_kib())
+            peak_heap = max(peak_heap, heap()[0])
         except OSError:
             break
     reps = [json.loads(p.stdout.read().decode().strip().splitlines()[-1]) for p in procs]
@@ -251,7 +259,9 @@ def idle(args, srv, workdir):
     print(f"\n{connected} of {n} idle sessions logged in over {args.idle_transport} in {took:.0f} s: "
           f"server RSS {base / 1024:.0f} MiB before, {peak / 1024:.0f} MiB peak, {after / 1024:.0f} MiB once all "
           f"were closed (memory given back {released:.0f} times): {per_session:.1f} KiB per session "
-          f"(100,000 sessions at that rate: {(base + per_session * 100000) / 1024:.0f} MiB); {errors} errors; "
+          f"(100,000 sessions at that rate: {(base + per_session * 100000) / 1024:.0f} MiB); heap in use "
+          f"{heap_base:.0f} MiB before, {peak_heap:.0f} MiB peak: {(peak_heap - heap_base) * 1024 / max(connected, 1):.1f} KiB "
+          f"per session; {errors} errors; "
           f"ping rtt p50 {reps[0]['rtt_p50_ms']} ms p99 {reps[0]['rtt_p99_ms']} ms")
     stop(srv)
 
