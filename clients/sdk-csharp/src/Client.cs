@@ -302,6 +302,38 @@ namespace Rsgame
             EndSession(s);
         }
 
+        // ---- files ------------------------------------------------------------------------------
+
+        /// <summary>
+        /// Uploads a file for the player (an avatar: then <c>UpdateAsync(new ProfileReq { Avatar =
+        /// detail.Info.Guid })</c>) as the multipart form <c>/basic/v1/basic/upload</c> takes (the
+        /// field <c>file</c>). The server checks the size (<c>basic.upload_max_bytes</c>) and that the
+        /// content matches the name's extension (400102 otherwise).
+        /// </summary>
+        public Task<FileDetail> UploadAsync(byte[] bytes, string fileName, string contentType = "application/octet-stream", CancellationToken ct = default(CancellationToken))
+        {
+            if (bytes == null) throw new ArgumentNullException("bytes");
+            if (string.IsNullOrEmpty(fileName)) throw new ArgumentException("a file name (its extension is checked)", "fileName");
+            // A new form for every send: a call refused for its token is sent again after a refresh.
+            var body = new RawBody(() =>
+            {
+                var file = new ByteArrayContent(bytes);
+                file.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+                var form = new MultipartFormDataContent();
+                form.Add(file, "file", fileName);
+                return form;
+            });
+            return CallAsync("POST", "/basic/v1/basic/upload", body, Auth.Required, FileDetail.ReadJson, ct);
+        }
+
+        /// <summary>A request body that is not JSON (a multipart form), made anew for each send.</summary>
+        sealed class RawBody : IJsonWritable
+        {
+            public readonly Func<HttpContent> Make;
+            public RawBody(Func<HttpContent> make) { Make = make; }
+            public void WriteJson(JsonWriter w) { throw new NotSupportedException("not a JSON body"); }
+        }
+
         // ---- the game ---------------------------------------------------------------------------
 
         /// <summary>Buys <paramref name="count"/> of shop listing <paramref name="listingId"/>; the new pack.</summary>
@@ -573,7 +605,9 @@ namespace Rsgame
         async Task<T> SendAsync<T>(string method, string path, IJsonWritable body, string token, Func<JsonReader, T> read, CancellationToken ct)
         {
             var req = new HttpRequestMessage(new HttpMethod(method), root + path);
-            if (method != "GET") req.Content = new StringContent(JsonWriter.Serialize(body), Encoding.UTF8, "application/json");
+            var raw = body as RawBody;
+            if (raw != null) req.Content = raw.Make();
+            else if (method != "GET") req.Content = new StringContent(JsonWriter.Serialize(body), Encoding.UTF8, "application/json");
             if (token != null) req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             HttpResponseMessage res;
             string text;

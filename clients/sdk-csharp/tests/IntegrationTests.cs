@@ -121,6 +121,15 @@ namespace Rsgame.Tests
                 var names = Wait.Result(a.Client.ProfilesAsync(new[] { a.Session.UserId, b.Session.UserId }), Timeout);
                 CollectionAssert.AreEquivalent(new[] { "ann", "bob" }, names.Select(n => n.Nickname).ToArray());
                 Assert.IsNotNull(Wait.Result(a.Client.GetShopAsync(), Timeout));
+                // An avatar: a multipart upload, then the profile names it; a file whose content
+                // is not its extension's is refused.
+                var png = Convert.FromBase64String("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==");
+                var file = Wait.Result(a.Client.UploadAsync(png, "me.png", "image/png"), Timeout);
+                Assert.AreEqual(png.Length, file.Info.Bytes);
+                var updated = Wait.Result(a.Client.UpdateAsync(new ProfileReq { Avatar = file.Info.Guid }), Timeout);
+                Assert.AreEqual(file.Info.Guid, updated.UserInfo.Avatar);
+                var notPng = Assert.Throws<AggregateException>(() => Wait.Result(a.Client.UploadAsync(new byte[] { 1, 2, 3 }, "me.png", "image/png"), Timeout));
+                Assert.AreEqual(Code.BadParam, ((RsgameException)notPng.InnerException).Code);
 
                 a.Connect();
                 b.Connect();
