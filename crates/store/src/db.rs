@@ -92,6 +92,21 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A deadlock or a serialization failure (SQLSTATE 40001, PostgreSQL's 40P01; MySQL's
+    /// 1213 reports 40001): the database rolled the transaction back, and running it again is
+    /// the documented answer. Two transactions inserting the same unique key after deleting
+    /// rows near it deadlock this way on InnoDB.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Db(e) => {
+                e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40001" || c == "40P01")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(d) = &e {

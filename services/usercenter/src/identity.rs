@@ -235,6 +235,19 @@ pub enum Change {
 /// already on another account is [`StoreError::Conflict`] and nothing changes. A kind the
 /// account holds one of (phone, email, WeChat) replaces the one it had.
 pub async fn bind(db: &Db, user_id: i64, identities: &[(IdentityKind, &str)]) -> Result<Change, StoreError> {
+    // Two accounts binding one email at once may deadlock on MariaDB (each deleted its old
+    // one, then both insert): the loser is rolled back and runs again, to find the winner's
+    // row and report the conflict.
+    let mut tries = 0;
+    loop {
+        match bind_once(db, user_id, identities).await {
+            Err(e) if e.is_retryable() && tries < 3 => tries += 1,
+            done => return done,
+        }
+    }
+}
+
+async fn bind_once(db: &Db, user_id: i64, identities: &[(IdentityKind, &str)]) -> Result<Change, StoreError> {
     let Some(mut tx) = lock_account(db, user_id).await? else { return Ok(Change::NoAccount) };
     let now = now_ms();
     for (kind, ident) in identities {
