@@ -18,6 +18,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// How long [`Client::login`] waits for the server's UserInfo.
+pub const LOGIN_WAIT: Duration = Duration::from_secs(10);
+
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -68,7 +71,8 @@ enum Writer {
 pub struct Client {
     wire: Wire,
     writer: Writer,
-    inbox: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
+    /// Id, body, and the bytes the message took on the wire (for the bots' bandwidth).
+    inbox: mpsc::UnboundedReceiver<(u32, Vec<u8>, usize)>,
     /// The reader task; it holds the read half, so dropping the client must stop it for
     /// the connection to close.
     reader: tokio::task::JoinHandle<()>,
@@ -88,7 +92,7 @@ fn frame(id: u32, body: &[u8]) -> Vec<u8> {
     b
 }
 
-fn split_frames(buf: &mut BytesMut, out: &mpsc::UnboundedSender<(u32, Vec<u8>)>) -> bool {
+fn split_frames(buf: &mut BytesMut, out: &mpsc::UnboundedSender<(u32, Vec<u8>, usize)>) -> bool {
     while buf.len() >= 8 {
         let id = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
         let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
@@ -97,7 +101,7 @@ fn split_frames(buf: &mut BytesMut, out: &mpsc::UnboundedSender<(u32, Vec<u8>)>)
         }
         buf.advance(8);
         let body = buf.split_to(len).to_vec();
-        if out.send((id, body)).is_err() {
+        if out.send((id, body, 8 + len)).is_err() {
             return false;
         }
     }
@@ -185,7 +189,7 @@ impl Client {
                         let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else { continue };
                         let id = v["id"].as_u64().unwrap_or(0) as u32;
                         let body = serde_json::to_vec(&v["data"]).unwrap_or_default();
-                        if tx.send((id, body)).is_err() {
+                        if tx.send((id, body, t.len())).is_err() {
                             return;
                         }
                     }
@@ -239,6 +243,12 @@ impl Client {
 
     /// The next message, or None when the connection closed or nothing came in `within`.
     pub async fn next(&mut self, within: Duration) -> Option<(u32, Vec<u8>)> {
+        self.next_sized(within).await.map(|(id, body, _)| (id, body))
+    }
+
+    /// [`Client::next`] with the bytes the message took on the wire: its zinx frame (header
+    /// and body; over WebSocket without the WebSocket framing), or a JSON message's text.
+    pub async fn next_sized(&mut self, within: Duration) -> Option<(u32, Vec<u8>, usize)> {
         tokio::time::timeout(within, self.inbox.recv()).await.ok().flatten()
     }
 
@@ -263,7 +273,7 @@ impl Client {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let (got, body) = match tokio::time::timeout(left, self.inbox.recv()).await {
+            let (got, body, _) = match tokio::time::timeout(left, self.inbox.recv()).await {
                 Err(_) => return Err(ClientError::Timeout(id)),
                 Ok(None) => return Err(ClientError::Io("closed".into())),
                 Ok(Some(m)) => m,
@@ -280,11 +290,12 @@ impl Client {
         }
     }
 
-    /// Sends GameLogin and waits for UserInfo.
+    /// Sends GameLogin and waits for UserInfo, at most [`LOGIN_WAIT`]: then
+    /// [`ClientError::Timeout`].
     pub async fn login(&mut self, user_id: i64, token: &str) -> Result<pb::UserInfo, ClientError> {
         let m = pb::GameLogin { user_id, token: token.into(), plat: "bot".into(), param: "caps=all".into() };
         self.send(ids::GAME_LOGIN, &m).await?;
-        self.wait(ids::reply(ids::GAME_LOGIN), Duration::from_secs(10)).await
+        self.wait(ids::reply(ids::GAME_LOGIN), LOGIN_WAIT).await
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`client`]: a game client over TCP, WebSocket or KCP, with the REST calls a player makes
 //!   before connecting.
 //! - [`bot`]: the simulated players, their scenarios and reports.
-//! - [`stats`]: percentiles, and a server process's CPU time and memory.
+//! - [`stats`]: percentiles, a latency histogram shared by many tasks, and a server
+//!   process's CPU time and memory.
 
 #![warn(missing_docs)]
 
