@@ -28,7 +28,27 @@ pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// A port that is free now, chosen below the kernel's ephemeral range (32768–60999 here):
+/// a port the kernel handed out for `:0` is soon handed out again, to another test's
+/// outgoing connection or listener, before the server under test binds it. Outside that
+/// range only another test's own pick can collide, and `Server::start` retries that.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seed = (std::process::id() as u64) << 32;
+    for _ in 0..200 {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        // splitmix64 over the process, a counter and the clock: different per test process.
+        let mut x = seed ^ nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let port = 20_000 + (x % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
@@ -56,11 +76,29 @@ impl Server {
     }
 
     pub fn start_roles(cfg: &Path, roles: &str, extra_env: &[(&str, &str)]) -> Server {
-        Server::start_at(cfg, roles, free_port(), extra_env)
+        Server::launch(cfg, roles, None, extra_env)
     }
 
     /// `roles` served with HTTP on `port` (chosen beforehand, for URLs in the configuration).
     pub fn start_at(cfg: &Path, roles: &str, port: u16, extra_env: &[(&str, &str)]) -> Server {
+        Server::launch(cfg, roles, Some(port), extra_env)
+    }
+
+    /// Starts the process; when a port the harness chose was taken in the meantime (by
+    /// another test binary running beside this one), starts again on fresh ones.
+    fn launch(cfg: &Path, roles: &str, port: Option<u16>, extra_env: &[(&str, &str)]) -> Server {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Server::try_start(cfg, roles, port.unwrap_or_else(free_port), extra_env) {
+                Ok(srv) => return srv,
+                Err(e) if attempt < 5 && e.contains("Address already in use") => eprintln!("retrying the start: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn try_start(cfg: &Path, roles: &str, port: u16, extra_env: &[(&str, &str)]) -> Result<Server, String> {
         let gate_port = free_port();
         let mut c = rsgame();
         c.arg("--config").arg(cfg).args(["serve", "--role", roles]);
@@ -94,14 +132,14 @@ impl Server {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             if let Some((200, _)) = get(port, "/healthz") {
-                return srv;
+                return Ok(srv);
             }
             if let Ok(Some(st)) = srv.child.try_wait() {
                 let mut err = String::new();
                 if let Some(mut e) = srv.child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("server exited early with {st}: {err}");
+                return Err(format!("server exited early with {st}: {err}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
