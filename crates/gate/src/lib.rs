@@ -14,6 +14,7 @@
 //! - [`codec`]: protobuf and JSON bodies, WebSocket JSON text messages, wire formats.
 //! - [`session`]: a connection as the server sees it: user, properties, outbound queue, close.
 //! - [`router`]: message id → handler, before / after hooks, panic isolation.
+//! - `ping`: go-game's Ping, built into every router, answered without an allocation.
 //! - [`room`]: a game's own state and rules on one task, with its own tick.
 //! - [`aoi`]: the nine-grid area of interest, for sending to a scene's view.
 //! - `limits`: connection limits (total, per IP) and the per-session message rate.
@@ -47,6 +48,7 @@ pub mod frame;
 pub mod kcp;
 mod limits;
 pub mod metrics;
+mod ping;
 pub mod room;
 pub mod router;
 pub mod server;

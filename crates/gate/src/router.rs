@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::BodyCodec;
 use futures_util::FutureExt as _;
-use rsgame_proto::{ids, pb};
+use rsgame_proto::ids;
 
 use crate::codec::{DecodeError, Message, decode_body};
 use crate::session::Session;
@@ -46,6 +46,7 @@ type Routes = HashMap<u32, Route, std::hash::BuildHasherDefault<IdHasher>>;
 
 type BoxFuture = Pin<Box<dyn Future<Output = rsgame_kit::Result<()>> + Send>>;
 type Erased = Box<dyn Fn(Session, &[u8], BodyCodec) -> Result<BoxFuture, DecodeError> + Send + Sync>;
+type ErasedSync = Box<dyn Fn(&Session, &[u8], BodyCodec) -> Result<rsgame_kit::Result<()>, DecodeError> + Send + Sync>;
 type BeforeHook = Box<dyn Fn(&Session, u32) -> rsgame_kit::Result<()> + Send + Sync>;
 type AfterHook = Box<dyn Fn(&Session, u32, Duration, &Outcome) + Send + Sync>;
 
@@ -66,9 +67,16 @@ pub enum Outcome {
     Panicked,
 }
 
+/// A handler that awaits (boxed, one allocation per message), or one that answers at once
+/// and needs no future at all.
+enum Handler {
+    Async(Erased),
+    Sync(ErasedSync),
+}
+
 struct Route {
     id: u32,
-    handler: Erased,
+    handler: Handler,
     latency: Arc<rsgame_kit::telemetry::metrics::FastHistogram>,
 }
 
@@ -93,17 +101,9 @@ pub struct RouterBuilder {
 impl Default for RouterBuilder {
     fn default() -> Self {
         let mut b = RouterBuilder { routes: Routes::default(), before: Vec::new(), after: Vec::new() };
-        b.insert(ids::PING, ping);
+        b.insert_sync(ids::PING, crate::ping::ping);
         b
     }
-}
-
-/// go-game's ping: echo the sequence number with the server's time.
-async fn ping(session: Session, msg: pb::Ping) -> rsgame_kit::Result<()> {
-    let resp = pb::PingResp { sn: msg.sn, now_time: rsgame_kit::time::now_rfc3339() };
-    // A failed send means the session is closing; nothing to report to it.
-    let _ = session.send(ids::PING_RESP, &resp);
-    Ok(())
 }
 
 impl RouterBuilder {
@@ -119,14 +119,53 @@ impl RouterBuilder {
         F: Fn(Session, M) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = rsgame_kit::Result<()>> + Send + 'static,
     {
+        self.free(id)?;
+        self.insert(id, handler);
+        Ok(self)
+    }
+
+    /// Registers a handler that does its work without awaiting (answers from memory, hands
+    /// the message to a room's queue): it runs in the connection task with no future to
+    /// allocate, which matters for messages a client sends many times a second.
+    pub fn route_sync<M, F>(&mut self, id: u32, handler: F) -> Result<&mut Self, RouteError>
+    where
+        M: Message,
+        F: Fn(&Session, M) -> rsgame_kit::Result<()> + Send + Sync + 'static,
+    {
+        self.free(id)?;
+        self.insert_sync(id, handler);
+        Ok(self)
+    }
+
+    /// Whether `id` may take a handler: not the gate's own, not taken.
+    fn free(&self, id: u32) -> Result<(), RouteError> {
         if id == ids::ERROR {
             return Err(RouteError::Reserved(id));
         }
         if self.routes.contains_key(&id) {
             return Err(RouteError::Duplicate(id));
         }
-        self.insert(id, handler);
-        Ok(self)
+        Ok(())
+    }
+
+    fn insert_sync<M, F>(&mut self, id: u32, handler: F)
+    where
+        M: Message,
+        F: Fn(&Session, M) -> rsgame_kit::Result<()> + Send + Sync + 'static,
+    {
+        let erased: ErasedSync = Box::new(move |session, body, codec| {
+            let msg: M = decode_body(codec, body)?;
+            Ok(handler(session, msg))
+        });
+        self.routes.insert(id, Route { id, handler: Handler::Sync(erased), latency: Self::latency(id) });
+    }
+
+    fn latency(id: u32) -> Arc<rsgame_kit::telemetry::metrics::FastHistogram> {
+        rsgame_kit::telemetry::metrics::FastHistogram::register(
+            crate::metrics::HANDLER_SECONDS,
+            crate::metrics::HANDLER_HELP,
+            &[("id", &id.to_string())],
+        )
     }
 
     fn insert<M, F, Fut>(&mut self, id: u32, handler: F)
@@ -141,12 +180,7 @@ impl RouterBuilder {
             let msg: M = decode_body(codec, body)?;
             Ok(Box::pin(handler(session, msg)))
         });
-        let latency = rsgame_kit::telemetry::metrics::FastHistogram::register(
-            crate::metrics::HANDLER_SECONDS,
-            crate::metrics::HANDLER_HELP,
-            &[("id", &id.to_string())],
-        );
-        self.routes.insert(id, Route { id, handler: erased, latency });
+        self.routes.insert(id, Route { id, handler: Handler::Async(erased), latency: Self::latency(id) });
     }
 
     /// Adds a check run before every handler, e.g. "log in first". An error refuses the
@@ -225,7 +259,18 @@ impl Router {
         }
         // The handler is user code: a panic in it (or in decoding for it) must end this
         // session only.
-        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| (route.handler)(session.clone(), body, codec))) {
+        let handler = match &route.handler {
+            Handler::Async(h) => h,
+            Handler::Sync(h) => {
+                return match std::panic::catch_unwind(AssertUnwindSafe(|| h(session, body, codec))) {
+                    Ok(Ok(Ok(()))) => Outcome::Handled,
+                    Ok(Ok(Err(e))) => Outcome::Failed(e),
+                    Ok(Err(e)) => Outcome::BadBody(e),
+                    Err(_) => Outcome::Panicked,
+                };
+            }
+        };
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(session.clone(), body, codec))) {
             Ok(Ok(fut)) => fut,
             Ok(Err(e)) => return Outcome::BadBody(e),
             Err(_) => return Outcome::Panicked,

@@ -79,6 +79,26 @@ async fn handler_error_becomes_an_error_frame() {
 }
 
 #[tokio::test]
+async fn a_synchronous_handler_answers_fails_and_panics_like_any_other() {
+    let g = TestGate::start(config()).await;
+    let mut c = TcpClient::connect(g.tcp()).await;
+    c.send(SYNC, &pb::Ping { sn: 7 }).await;
+    assert_eq!(c.recv_msg::<pb::Ping>(ids::reply(SYNC)).await.sn, 7);
+    c.send(SYNC, &pb::Ping { sn: -1 }).await;
+    let e = c.recv_error().await;
+    assert_eq!((e.req_id, e.code, e.msg.as_str()), (SYNC, 400_102, "sn must be positive"));
+    c.send_raw(&rsgame_gate::FrameCodec::new(Layout::Zinx, 1024).encode(SYNC, &[0xff, 0xff, 0xff, 0xff])).await;
+    let e = c.recv_error().await;
+    assert_eq!((e.req_id, e.code), (SYNC, 400_102), "a body that does not decode");
+    // A panic ends this session only.
+    let mut other = TcpClient::connect(g.tcp()).await;
+    c.send(SYNC, &pb::Ping { sn: 0 }).await;
+    assert_eq!(g.wait_disconnects(1).await[0].1, CloseReason::HandlerPanic);
+    other.send(SYNC, &pb::Ping { sn: 3 }).await;
+    assert_eq!(other.recv_msg::<pb::Ping>(ids::reply(SYNC)).await.sn, 3);
+}
+
+#[tokio::test]
 async fn before_hook_refuses_until_login() {
     let g = TestGate::start(config()).await;
     let mut c = TcpClient::connect(g.tcp()).await;

@@ -26,6 +26,9 @@ pub const BIG: u32 = 5003;
 pub const LOGIN: u32 = ids::GAME_LOGIN;
 /// Needs a bound user (before hook).
 pub const SECRET: u32 = 5004;
+/// A synchronous route (no future): fails with BadParam when `sn` is negative, panics when it
+/// is zero, echoes the Ping otherwise.
+pub const SYNC: u32 = 5005;
 
 pub struct TestGate {
     pub gate: Gate,
@@ -95,6 +98,16 @@ fn router(everyone: Arc<Mutex<Vec<Session>>>, dispatched: Arc<Mutex<Vec<(u32, St
         Ok(())
     })
     .expect("secret");
+    b.route_sync(SYNC, |s: &Session, m: pb::Ping| {
+        match m.sn {
+            0 => panic!("synchronous handler bug"),
+            n if n < 0 => return Err(Error::msg(Code::BadParam, "sn must be positive")),
+            _ => {}
+        }
+        let _ = s.send(ids::reply(SYNC), &m);
+        Ok(())
+    })
+    .expect("sync");
     b.before(|s, id| {
         if id == SECRET && s.user().is_none() {
             return Err(Error::msg(Code::Unauthorized, "log in first"));
@@ -104,6 +117,14 @@ fn router(everyone: Arc<Mutex<Vec<Session>>>, dispatched: Arc<Mutex<Vec<(u32, St
     assert_eq!(
         b.route(ECHO, |_s: Session, _m: pb::Ping| async { Ok(()) }).err(),
         Some(rsgame_gate::RouteError::Duplicate(ECHO))
+    );
+    assert_eq!(
+        b.route_sync(SYNC, |_s: &Session, _m: pb::Ping| Ok(())).err(),
+        Some(rsgame_gate::RouteError::Duplicate(SYNC))
+    );
+    assert_eq!(
+        b.route_sync(ids::ERROR, |_s: &Session, _m: pb::Ping| Ok(())).err(),
+        Some(rsgame_gate::RouteError::Reserved(ids::ERROR))
     );
     b.after(move |_s, id, _elapsed, outcome| {
         let kind = format!("{outcome:?}");

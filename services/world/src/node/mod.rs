@@ -503,11 +503,17 @@ impl World {
                 })?;
             }};
         }
+        macro_rules! route_sync {
+            ($id:expr, $method:ident) => {{
+                let w = self.clone();
+                r.route_sync($id, move |s, m| w.$method(s, m))?;
+            }};
+        }
         route!(ids::GAME_LOGIN, login);
         route!(ids::LOGOUT, logout);
-        route!(ids::MOVE, on_move);
-        route!(ids::ATTACK, attack);
-        route!(ids::RESPAWN, respawn);
+        route_sync!(ids::MOVE, on_move);
+        route_sync!(ids::ATTACK, attack);
+        route_sync!(ids::RESPAWN, respawn);
         route!(ids::ENTER_ROOM, enter_room);
         route!(ids::CREATE_ROOM, create_room);
         route!(ids::ROOM_LIST, room_list);

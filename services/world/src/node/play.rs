@@ -12,25 +12,27 @@ impl World {
         }
     }
 
-    pub(super) async fn on_move(self, session: Session, msg: pb::Move) -> Result<()> {
-        let uid = World::me(&session)?;
+    // Moves, attacks and respawns only queue a command for the scene: synchronous routes, no
+    // future allocated for the most frequent messages a client sends.
+    pub(super) fn on_move(&self, session: &Session, msg: pb::Move) -> Result<()> {
+        let uid = World::me(session)?;
         let site = msg.site.ok_or_else(|| Error::bad_param("site: required"))?;
-        World::my_scene(&session)?
+        World::my_scene(session)?
             .tell(uid.get(), SceneInput::Cmd(Command::Move { id: uid.entity(), x: site.x, z: site.z }))
     }
 
-    pub(super) async fn attack(self, session: Session, msg: pb::Attack) -> Result<()> {
-        let uid = World::me(&session)?;
+    pub(super) fn attack(&self, session: &Session, msg: pb::Attack) -> Result<()> {
+        let uid = World::me(session)?;
         if msg.obj_id <= 0 {
             return Err(Error::bad_param("objId: the target's id"));
         }
         let cmd = Command::Attack { id: uid.entity(), target: msg.obj_id as crate::aoi::EntityId };
-        World::my_scene(&session)?.tell(uid.get(), SceneInput::Cmd(cmd))
+        World::my_scene(session)?.tell(uid.get(), SceneInput::Cmd(cmd))
     }
 
-    pub(super) async fn respawn(self, session: Session, _msg: pb::Respawn) -> Result<()> {
-        let uid = World::me(&session)?;
-        World::my_scene(&session)?.tell(uid.get(), SceneInput::Cmd(Command::Respawn { id: uid.entity() }))
+    pub(super) fn respawn(&self, session: &Session, _msg: pb::Respawn) -> Result<()> {
+        let uid = World::me(session)?;
+        World::my_scene(session)?.tell(uid.get(), SceneInput::Cmd(Command::Respawn { id: uid.entity() }))
     }
 
     pub(super) fn lockstep_room(session: &Session) -> Result<RoomHandle<LockstepRoom>> {
@@ -65,7 +67,7 @@ mod tests {
         // Both start near the respawn point: in view of each other.
         rs.expect::<pb::PlayerStats>(ids::PLAYER_STATS).await;
         let step = pb::Move { user_id: 2, site: Some(pb::Site { x: 186.0, y: 0.0, z: 160.0, v: 0.0 }) };
-        f.world.clone().on_move(go.session.clone(), step).await.expect("told");
+        f.world.on_move(&go.session, step).expect("told");
         let has_2 = |m: &pb::MoveResp| m.site_list.iter().any(|u| u.user_id == 2);
         rs.expect_where(ids::reply(ids::MOVE), has_2).await;
         // The go-game client got go-game's messages only.
@@ -76,7 +78,7 @@ mod tests {
         // take ErrorResp.
         let e = f.world.clone().lockstep_input(rs.session.clone(), pb::LockstepInput { data: vec![1] }).await;
         assert_eq!(e.map_err(|e| e.code()), Err(Code::Failed));
-        let e = f.world.clone().on_move(rs.session.clone(), pb::Move { user_id: 1, site: None }).await;
+        let e = f.world.on_move(&rs.session, pb::Move { user_id: 1, site: None });
         assert_eq!(e.map_err(|e| e.code()), Err(Code::BadParam));
         assert!(!go.session.error_frames() && rs.session.error_frames());
     }
@@ -96,7 +98,7 @@ mod tests {
             let x = 190.0 + step as f32;
             for (p, z) in [(&b, 125.0), (&c, 100.0)] {
                 let m = pb::Move { user_id: p.id, site: Some(pb::Site { x, y: 0.0, z, v: 0.0 }) };
-                f.world.clone().on_move(p.session.clone(), m).await.expect("told");
+                f.world.on_move(&p.session, m).expect("told");
             }
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
