@@ -7,6 +7,7 @@ machine noise. Prints one JSON line per run, then a summary of medians and ratio
 
     python3 clients/bot/bench_gate.py            # full run, 10 s per case, 3 rounds
     python3 clients/bot/bench_gate.py --quick    # 3 s per case, 1 round (smoke)
+    python3 clients/bot/bench_gate.py --only flood --bin-dir /tmp/before/release   # one case, another build
 
 Traffic goes to 127.0.0.1 only; every run ends by itself.
 """
@@ -79,7 +80,12 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--idle-conns", type=int, default=5000)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--only", help="run only the cases of this mode (pingpong, flood); no idle memory")
+    ap.add_argument("--bin-dir", help="use rsgame, rsgame-bench and bench-baseline from here, unbuilt")
     a = ap.parse_args()
+    global REL
+    if a.bin_dir:
+        REL, a.no_build = os.path.abspath(a.bin_dir), True
     if a.quick:
         a.rounds, a.duration, a.idle_conns = 1, 3, 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -93,9 +99,11 @@ def main():
         ("pingpong", "ws", 1000, 1),
         ("flood", "tcp", 100, 16),
     ]
+    if a.only:
+        cases = [c for c in cases if c[0] == a.only]
     results = []
     # Idle memory first, on fresh processes, so earlier load does not pad the heap.
-    for transport in ("tcp", "ws"):
+    for transport in () if a.only else ("tcp", "ws"):
         rs, base = start_servers()
         try:
             results.append(bench("rsgame", rs.pid, RS_TCP if transport == "tcp" else RS_HTTP, "idle", transport,
@@ -131,7 +139,7 @@ def main():
         print(f"{mode:8} {transport:3} C={conns:<5} W={w:<3} rsgame {rps:>9.0f}/s  baseline {bps:>9.0f}/s  "
               f"ratio {rps / bps:.2f}  cpu/msg {rcpu:.2f} vs {bcpu:.2f} us (ratio {rcpu / bcpu if bcpu else 0:.2f})  "
               f"p99 {rp99} vs {bp99} us")
-    for transport in ("tcp", "ws"):
+    for transport in () if a.only else ("tcp", "ws"):
         r = med("rsgame", mode="idle", transport=transport)[0]
         b = med("baseline", mode="idle", transport=transport)[0]
         print(f"idle     {transport:3} C={r['conns']:<5} rsgame {r['rss_per_conn_kib']:.2f} KiB/conn  "

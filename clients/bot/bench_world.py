@@ -550,17 +550,24 @@ def idle(args, srv, workdir, db):
     peak = 0
     peak_heap = 0.0
     heap_base = heap()[0]
+    # Every reading, for what the sessions hold once the login burst is over: the last ones
+    # (the bots idle for 30 s after the last login, and the server trims its free pages
+    # every 10 s).
+    samples = []
     while any(p.poll() is None for p in procs):
         time.sleep(2)
         try:
-            peak = max(peak, rss_kib())
-            peak_heap = max(peak_heap, heap()[0])
+            r, h = rss_kib(), heap()[0]
         except OSError:
             break
+        peak, peak_heap = max(peak, r), max(peak_heap, h)
+        samples.append((r, h))
     reps = [json.loads(p.stdout.read().decode().strip().splitlines()[-1]) for p in procs]
     for r in reps:
         print(json.dumps(r))
-    connected = sum(r["connected"] for r in reps)
+    # Every session that logged in (some may still have been logging in when the bots'
+    # measured window began: `connected` counts those in at its start).
+    connected = sum(r.get("in_at_end", r["connected"]) for r in reps)
     errors = sum(r["errors"] for r in reps)
     per_session = (peak - base) / max(connected, 1)
     took = time.time() - start
@@ -580,13 +587,25 @@ def idle(args, srv, workdir, db):
     time.sleep(22)
     after = rss_kib()
     in_use, free, released = heap()
+    # Held: the median of the last five readings while every session was in (the bots'
+    # final 10 s). Marginal: held less what stays once every session is gone (the database's
+    # page caches, the runtime's pools: fixed costs that do not grow with sessions).
+    tail = samples[-6:-1] if len(samples) > 6 else samples
+    held = statistics.median(x[0] for x in tail) if tail else peak
+    held_heap = statistics.median(x[1] for x in tail) if tail else peak_heap
+    per_held = (held - base) / max(connected, 1)
+    per_marginal = (held - after) / max(connected, 1)
+    heap_marginal = (held_heap - in_use) * 1024 / max(connected, 1)
     print(f"heap after: {in_use:.0f} MiB in use, {free:.0f} MiB free")
     print(f"\n{connected} of {n} idle sessions logged in over {args.idle_transport} in {took:.0f} s: "
           f"server RSS {base / 1024:.0f} MiB before, {peak / 1024:.0f} MiB peak, {after / 1024:.0f} MiB once all "
           f"were closed (memory given back {released:.0f} times): {per_session:.1f} KiB per session "
           f"(100,000 sessions at that rate: {(base + per_session * 100000) / 1024:.0f} MiB); heap in use "
           f"{heap_base:.0f} MiB before, {peak_heap:.0f} MiB peak: {(peak_heap - heap_base) * 1024 / max(connected, 1):.1f} KiB "
-          f"per session; {errors} errors; "
+          f"per session; held with every session in, after the login burst: RSS {held / 1024:.0f} MiB "
+          f"({per_held:.1f} KiB per session over the start, {per_marginal:.1f} KiB per session over the RSS "
+          f"once all were gone), heap in use {held_heap:.0f} MiB ({heap_marginal:.1f} KiB per session over "
+          f"what stayed once all were gone); {errors} errors; "
           f"ping rtt p50 {reps[0]['rtt_p50_ms']} ms p99 {reps[0]['rtt_p99_ms']} ms")
     stop(srv)
 
