@@ -38,7 +38,10 @@ pub fn free_port() -> u16 {
     let seed = (std::process::id() as u64) << 32;
     for _ in 0..200 {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         // splitmix64 over the process, a counter and the clock: different per test process.
         let mut x = seed ^ nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
