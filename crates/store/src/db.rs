@@ -228,16 +228,18 @@ fn query_span(op: &'static str, backend: Backend) -> tracing::Span {
 
 impl Db {
     /// Opens a pool for `database.url` with go-game's pool settings: `max_open` connections
-    /// at most, `max_idle` kept open, idle ones closed after `idle_time_secs`, every one
+    /// at most (`sqlite_max_open` for a SQLite file), `max_idle` kept open, idle ones closed after `idle_time_secs`, every one
     /// replaced after `lifetime_secs`. A SQLite file's folder is created if missing.
     pub async fn connect(cfg: &DatabaseConfig) -> Result<Db, StoreError> {
         let backend = Backend::from_url(&cfg.url)?;
         let slow = Duration::from_millis(cfg.slow_query_ms);
+        // SQLite has a pool size of its own: see `DatabaseConfig::sqlite_max_open`.
+        let max_open = if backend == Backend::Sqlite { cfg.sqlite_max_open } else { cfg.max_open };
         macro_rules! opts {
             ($t:ty) => {
                 <$t>::new()
-                    .max_connections(cfg.max_open)
-                    .min_connections(cfg.max_idle.min(cfg.max_open))
+                    .max_connections(max_open)
+                    .min_connections(cfg.max_idle.min(max_open))
                     .idle_timeout(Some(Duration::from_secs(cfg.idle_time_secs)))
                     .max_lifetime(Some(Duration::from_secs(cfg.lifetime_secs)))
                     .acquire_timeout(Duration::from_secs(10))
