@@ -486,6 +486,12 @@ impl GameLogic {
         if self.db.fetch_optional(&exists).await?.is_some() {
             return Ok(());
         }
+        self.create(user_id).await
+    }
+
+    /// Creates the profile at the start values, with its ledger line; one that exists
+    /// already (a concurrent creation) is left as it is.
+    async fn create(&self, user_id: i64) -> Result<()> {
         let data = self.data.get();
         let s = data.exp.start;
         let now = now_ms();
@@ -772,8 +778,7 @@ async fn ledger(
 #[async_trait::async_trait]
 impl Game for GameLogic {
     async fn player(&self, user_id: i64) -> Result<Player> {
-        self.ensure(user_id).await?;
-        Ok(self.pack_of(user_id).await?.player)
+        Ok(self.pack(user_id).await?.player)
     }
 
     async fn shop(&self) -> Result<Vec<ShopItem>> {
@@ -807,7 +812,17 @@ impl Game for GameLogic {
     }
 
     async fn pack(&self, user_id: i64) -> Result<Pack> {
-        self.ensure(user_id).await?;
+        // Read first: a returning player's row is there (every world login reads its pack,
+        // so a login storm saves a query per login); only a first visit creates it, with no
+        // second look (the insert is refused harmlessly if it exists by then).
+        if user_id <= 0 {
+            return Err(bad("userId: an account id"));
+        }
+        match self.pack_of(user_id).await {
+            Err(e) if e.code() == Code::NotFound => {}
+            read => return read,
+        }
+        self.create(user_id).await?;
         self.pack_of(user_id).await
     }
 
