@@ -330,6 +330,7 @@ impl World {
 mod tests {
     use super::super::testing::Fixture;
     use super::*;
+    use crate::store::Place;
 
     fn grace(secs: u64) -> WorldConfig {
         WorldConfig { reconnect_grace_secs: secs, ..WorldConfig::default() }
@@ -351,6 +352,49 @@ mod tests {
         let e = f.world.clone().login(p.session.clone(), ghost).await.expect_err("no such account");
         assert_eq!(e.code(), Code::NotFound);
         assert_eq!(f.world.online(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_each_enter_at_their_own_saved_place() {
+        let f = Fixture::new(grace(30)).await;
+        let ids: Vec<i64> = (1..=40).collect();
+        for &id in &ids {
+            f.add_account(id);
+        }
+        // Inside scene 1000 (85..410 x 75..400), a different spot for each.
+        let place = |id: i64| Place { scene_id: 1000, x: 100.0 + id as f32 * 5.0, z: 120.0 + id as f32 * 3.0 };
+        let saved: Vec<(i64, Place)> = ids.iter().map(|&id| (id, place(id))).collect();
+        f.world.0.store.save_places(&saved).await.expect("saved");
+        let mut players: Vec<_> = ids.iter().map(|&id| f.connect(id)).collect();
+        // All at once, on two threads: every login's reads interleave with the others'.
+        let logins: Vec<_> = players
+            .iter()
+            .map(|p| {
+                let msg = pb::GameLogin {
+                    user_id: p.id,
+                    token: f.token(p.id),
+                    plat: "test".into(),
+                    param: "caps=all".into(),
+                };
+                tokio::spawn(f.world.clone().login(p.session.clone(), msg))
+            })
+            .collect();
+        for l in logins {
+            l.await.expect("login task").expect("login");
+        }
+        for p in &mut players {
+            let info: pb::UserInfo = p.expect(ids::reply(ids::GAME_LOGIN)).await;
+            assert_eq!(info.user_id, p.id, "its own account");
+            let at = info.position.expect("a position");
+            let want = place(p.id);
+            assert!(
+                (at.x - want.x).abs() < 1e-3 && (at.z - want.z).abs() < 1e-3,
+                "player {} entered at {at:?}; its saved place is {want:?}",
+                p.id
+            );
+            assert_eq!(p.session.user(), Some(p.id));
+        }
+        assert_eq!(f.world.online(), ids.len());
     }
 
     #[tokio::test]
