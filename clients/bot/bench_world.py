@@ -36,7 +36,9 @@ straight into the database — 15,000 in seconds — and logged in with minted t
   every new player within 25 units of the respawn point; the bots walk over 85,75–410,400.
 - `--storm N --storm-rate R`: once the base population is in and the measured window has
   begun, N more players log in at R a second and walk like the others (rsgame-bot --storm);
-  the login figures are then the storm's.
+  the login figures are then the storm's. With `--storm-still` they stand where they arrive
+  (and read what they see): the storm then measures the login path beside the base
+  population's moves, not a world grown by N more walkers.
 - `--database URL`: the server on this database instead of a fresh SQLite file, e.g.
   postgres://postgres@127.0.0.1:5432/rsgame_bench (on 127.0.0.1; the name must contain
   "bench": the script drops and creates it with psql around every run so each starts empty).
@@ -44,6 +46,8 @@ straight into the database — 15,000 in seconds — and logged in with minted t
   pool by the affinity mask). The bots stay on core 1 either way: with 2 they share core 1
   with the server, so compare the server's CPU per player and per delivered update, not the
   latencies.
+- `--set KEY=VALUE` (repeatable): a server setting on top of the bench's, as the
+  configuration file spells it (database.max_open=4 becomes RSGAME_DATABASE__MAX_OPEN=4).
 - `--observers K`: bots that decode every MoveResp and time move → seen (rsgame-bot's default:
   all up to 1000 players, 200 beyond).
 
@@ -215,6 +219,10 @@ class Database:
         return first
 
 
+# `--set KEY=VALUE` settings for the server (e.g. database.max_open=4), on top of the bench's.
+SETTINGS = {}
+
+
 def start_server(workdir, db_url=None, cores=1, log=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RSGAME_") and k != "RUST_LOG"}
     env.update({
@@ -239,6 +247,7 @@ def start_server(workdir, db_url=None, cores=1, log=None):
         "RSGAME_GOVERNANCE__PUBLIC_RATE_PER_SEC": "0",
         "RSGAME_USERCENTER__REGISTER_CAPTCHA_AFTER_PER_IP": "0",
     })
+    env.update({"RSGAME_" + k.upper().replace(".", "__"): v for k, v in SETTINGS.items()})
     # The server's output (warn and worse) to a file: slow queries and locked databases are
     # counted from it.
     out = open(log or os.path.join(workdir, "server.log"), "ab")
@@ -336,6 +345,7 @@ def main():
     ap.add_argument("--town-square", metavar="N[,N…]", help="instead: N players around go-game's respawn point")
     ap.add_argument("--storm", type=int, default=0, help="with a scenario: this many more log in during the window")
     ap.add_argument("--storm-rate", type=int, default=1000, help="the storm's logins per second")
+    ap.add_argument("--storm-still", action="store_true", help="the storm's players stand where they arrive")
     ap.add_argument("--connect-rate", type=int, default=1000, help="the base population's logins per second")
     ap.add_argument("--observers", type=int, help="bots timing move → seen (rsgame-bot's default otherwise)")
     ap.add_argument("--database", metavar="URL", help="postgres://…@127.0.0.1/…bench… instead of SQLite")
@@ -343,8 +353,15 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--bin-dir", help="use rsgame and rsgame-bot from here, unbuilt")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a server setting on top of the bench's, e.g. database.max_open=4")
     args = ap.parse_args()
     global REL
+    for kv in args.set:
+        key, eq, value = kv.partition("=")
+        if not eq or not re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", key):
+            raise SystemExit(f"--set: KEY=VALUE with a dotted key (database.max_open=4), not {kv!r}")
+        SETTINGS[key] = value
     counts = [200] if args.quick else counts_of(args.counts)
     rounds = 1 if args.quick else args.rounds
     duration = 5 if args.quick else args.duration
@@ -447,6 +464,8 @@ def run_one(args, db, folder, n, area, duration):
                  "--sources", "16"]
         if args.storm:
             extra += ["--storm", str(args.storm), "--storm-rate", str(args.storm_rate)]
+            if args.storm_still:
+                extra.append("--storm-still")
         if args.observers is not None:
             extra += ["--observers", str(args.observers)]
         # Logging in, the 3 s warm-up, the window (the storm's and 3 s more at least), the
@@ -475,7 +494,9 @@ def summary(args, scenarios, results):
 
     rounds = max((len(v) for v in results.values()), default=0)
     where = "core 0" if args.cores == 1 else "cores 0 and 1 (the bots share core 1)"
-    storm = f"; a storm of {args.storm:,} logins at {args.storm_rate:,}/s (login figures: the storm's)" if args.storm else ""
+    still = ", standing where they arrive" if args.storm_still else ""
+    storm = (f"; a storm of {args.storm:,} logins at {args.storm_rate:,}/s{still} (login figures: the storm's)"
+             if args.storm else "")
     print(f"\nMedians of {rounds} rounds; server on {where}, bots on core 1; "
           f"{'PostgreSQL' if args.database else 'SQLite'}{storm}.\n")
     print("| scenario | players | in | not in at start | dropped | login timeouts | login p50 ms | login p99 ms "

@@ -151,6 +151,10 @@ pub struct Args {
     /// The storm's logins per second.
     #[arg(long, default_value_t = 1000)]
     pub storm_rate: u32,
+    /// The storm's bots stand where they arrive (reading what they see) instead of walking:
+    /// the storm then measures the login path, not a world that grows by `--storm` movers.
+    #[arg(long)]
+    pub storm_still: bool,
 }
 
 /// How many positions each bot remembers sending: 3.2 s of moves at 10 Hz, so a position
@@ -395,7 +399,7 @@ async fn play(args: Arc<Args>, shared: Arc<Shared>, i: usize, acc: Account, end:
     let mut last_seen: HashMap<i64, u64> = HashMap::new();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let mut heading = rng.next() * std::f32::consts::TAU;
-    let moving = args.scenario != Scenario::Idle && args.move_hz > 0.0;
+    let moving = args.scenario != Scenario::Idle && args.move_hz > 0.0 && !(role.storm && args.storm_still);
     let step = args.speed / args.move_hz.max(0.1) as f32;
     let start = tokio::time::Instant::now() + Duration::from_millis((rng.next() * 1000.0) as u64);
     let mut move_tick = tokio::time::interval_at(start, Duration::from_secs_f64(1.0 / args.move_hz.max(0.1)));
@@ -830,6 +834,7 @@ pub async fn run(args: Args) -> serde_json::Value {
         "first_login_max_ms": first.2,
         "storm": args.storm,
         "storm_rate": (args.storm > 0).then_some(args.storm_rate),
+        "storm_still": args.storm > 0 && args.storm_still,
         "storm_in": stormed.3,
         "errors": shared.errors.load(Ordering::Relaxed),
         "tick_p50_ms": ms(metric_max(m, "world_tick_p50_seconds")),
