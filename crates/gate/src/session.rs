@@ -181,6 +181,8 @@ pub(crate) struct Inner {
     /// underneath; `queued` and `capacity` bound it.
     queue: Mutex<VecDeque<Bytes>>,
     queue_waker: AtomicWaker,
+    /// Set when the outbox is dropped: nobody reads the queue any more.
+    reader_gone: AtomicBool,
     queued: AtomicUsize,
     capacity: usize,
     /// Set once by `close`. Read on every send, so an atomic, not a lock.
@@ -212,6 +214,7 @@ impl Session {
             props: Mutex::new(Vec::new()),
             queue: Mutex::new(VecDeque::new()),
             queue_waker: AtomicWaker::new(),
+            reader_gone: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             capacity: queue.max(1),
             closed: AtomicBool::new(false),
@@ -391,6 +394,9 @@ impl Session {
 
     /// Puts encoded bytes on the outbound queue for the connection's task to write.
     fn enqueue(&self, bytes: Bytes) -> Result<(), SendError> {
+        if self.0.reader_gone.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
         if self.0.queued.fetch_add(1, Ordering::AcqRel) >= self.0.capacity {
             self.0.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(self.overflow());
@@ -577,6 +583,18 @@ pub struct Outbox {
     session: Session,
 }
 
+impl Drop for Outbox {
+    /// As a channel's receiver did: what was never written is freed with the connection, not
+    /// when the last handle to its session goes (a scene keeps one through the reconnect
+    /// grace), and later sends are refused.
+    fn drop(&mut self) {
+        self.session.0.reader_gone.store(true, Ordering::Release);
+        let left = std::mem::take(&mut *self.session.queue());
+        let counted = left.iter().filter(|b| !b.is_empty()).count();
+        self.session.0.queued.fetch_sub(counted, Ordering::AcqRel);
+    }
+}
+
 /// A drained queue keeps its buffer up to this many items; past it (a burst) the buffer goes,
 /// so an idle session holds none.
 const QUEUE_KEPT: usize = 16;
@@ -731,6 +749,17 @@ mod tests {
         assert_eq!(n, 100, "every push, in order, none lost");
         assert_eq!(s.queued(), 0);
         assert_eq!(s.queue().capacity(), 0, "an idle session keeps no buffer from a burst");
+    }
+
+    #[test]
+    fn a_dropped_outbox_frees_what_it_never_read_and_refuses_more() {
+        let (s, rx) = session(8);
+        let ping = rsgame_proto::pb::Ping { sn: 1 };
+        assert!(s.send(2000, &ping).is_ok());
+        drop(rx);
+        assert_eq!(s.queued(), 0);
+        assert_eq!(s.queue().capacity(), 0, "nothing held after the reader went");
+        assert_eq!(s.send(2000, &ping), Err(SendError::Closed));
     }
 
     #[test]
