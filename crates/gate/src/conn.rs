@@ -62,6 +62,14 @@ pub(crate) trait Link: Send {
 
     /// Ends the connection (FIN, TLS close_notify, WebSocket close frame).
     fn close(&mut self, reason: CloseReason) -> impl Future<Output = ()> + Send + '_;
+
+    /// Gives back any buffer kept between reads; called once the connection has been quiet.
+    fn release(&mut self) {}
+
+    /// Whether [`Link::release`] would give something back.
+    fn holds_buffer(&self) -> bool {
+        false
+    }
 }
 
 /// Reads into a buffer that grows only when there is something to read.
@@ -109,6 +117,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Generic<S> {
         buf: &[u8],
     ) -> std::task::Poll<io::Result<usize>> {
         std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
@@ -261,10 +279,13 @@ impl<'a> Conn<'a> {
                     }
                     // Quiet for a while: give the read buffer back, so an idle session holds
                     // none (a busy one keeps it rather than allocating per read).
-                    if buf.is_empty() && buf.capacity() > 0 && Instant::now() >= self.last_rx + s.idle_release {
-                        buf = BytesMut::new();
+                    if Instant::now() >= self.last_rx + s.idle_release {
+                        if buf.is_empty() && buf.capacity() > 0 {
+                            buf = BytesMut::new();
+                        }
+                        link.release();
                     }
-                    timer.as_mut().reset(self.next_deadline(buf.capacity() > 0));
+                    timer.as_mut().reset(self.next_deadline(buf.capacity() > 0 || link.holds_buffer()));
                     continue;
                 }
             };

@@ -19,7 +19,8 @@
 //! - [`aoi`]: the nine-grid area of interest, for sending to a scene's view.
 //! - `limits`: connection limits (total, per IP) and the per-session message rate.
 //! - `conn`: one connection's life in one task (read, dispatch, write) over any link.
-//! - `ws`: the WebSocket routes and the WebSocket link.
+//! - `ws`: the WebSocket routes, the opening handshake and the WebSocket link.
+//! - `wsframe`: RFC 6455 frame headers, masks and the rules a client's frame must keep.
 //! - [`kcp`]: KCP on our own UDP listener: the conversation-id handshake (a stateless
 //!   cookie), sessions as byte streams, and the client's side of the handshake.
 //! - [`server`]: listeners, the session hub, fan-out, hooks, shutdown.
@@ -54,6 +55,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 mod ws;
+mod wsframe;
 
 pub use codec::{Message, Wire};
 pub use frame::{Frame, FrameCodec, Layout};

@@ -138,6 +138,200 @@ async fn ws_refused_over_the_limit() {
     assert!(err.to_string().contains("503"), "{err}");
 }
 
+/// A WebSocket client written by hand, byte by byte, to send what a library would not.
+struct RawWs {
+    tcp: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    /// Opens `/ws` and checks the server's accept key.
+    async fn open(g: &TestGate) -> RawWs {
+        use tokio::io::AsyncWriteExt as _;
+        let mut tcp = tokio::net::TcpStream::connect(g.http).await.expect("connect");
+        let req = format!(
+            "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            g.http
+        );
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        let mut c = RawWs { tcp, buf: Vec::new() };
+        let end = loop {
+            if let Some(i) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            c.fill().await;
+        };
+        let head = String::from_utf8_lossy(&c.buf[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+        c.buf.drain(..end);
+        c
+    }
+
+    async fn fill(&mut self) {
+        use tokio::io::AsyncReadExt as _;
+        let mut b = [0u8; 4096];
+        let n =
+            tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut b)).await.expect("in time").expect("read");
+        assert!(n > 0, "the server closed with {} bytes unread", self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+    }
+
+    /// Sends one frame; `first` is the first byte (FIN, RSV, opcode), masked unless `bare`.
+    async fn send(&mut self, first: u8, payload: &[u8], bare: bool) {
+        use tokio::io::AsyncWriteExt as _;
+        let mask = [0x5A, 0x01, 0xC3, 0x7E];
+        let mut f = vec![first];
+        let m = if bare { 0 } else { 0x80 };
+        if payload.len() < 126 {
+            f.push(m | payload.len() as u8);
+        } else {
+            f.push(m | 126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        if bare {
+            f.extend_from_slice(payload);
+        } else {
+            f.extend_from_slice(&mask);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
+        self.tcp.write_all(&f).await.expect("write");
+    }
+
+    /// The next frame from the server: (first byte, payload). Server frames are never masked.
+    async fn recv(&mut self) -> (u8, Vec<u8>) {
+        loop {
+            if self.buf.len() >= 2 {
+                assert_eq!(self.buf[1] & 0x80, 0, "a server frame is not masked");
+                let (len, at) = match self.buf[1] & 0x7F {
+                    126 if self.buf.len() >= 4 => (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4),
+                    127 if self.buf.len() >= 10 => {
+                        (u64::from_be_bytes(self.buf[2..10].try_into().expect("8")) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= at + len {
+                    let first = self.buf[0];
+                    let payload = self.buf[at..at + len].to_vec();
+                    self.buf.drain(..at + len);
+                    return (first, payload);
+                }
+            }
+            self.fill().await;
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            let (first, p) = self.recv().await;
+            if first & 0x0F == 0x8 {
+                return u16::from_be_bytes([p[0], p[1]]);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn ws_pings_fragments_and_interleaved_control_frames() {
+    let g = TestGate::start(config()).await;
+    let mut c = RawWs::open(&g).await;
+    // A ping gets a pong with the same payload.
+    c.send(0x89, b"are you there", false).await;
+    assert_eq!(c.recv().await, (0x8A, b"are you there".to_vec()));
+    // A text message in three fragments, a ping between them.
+    let text = r#"{"id":1000,"data":{"sn":41}}"#.as_bytes();
+    c.send(0x01, &text[..5], false).await;
+    c.send(0x89, b"mid", false).await;
+    c.send(0x00, &text[5..12], false).await;
+    c.send(0x80, &text[12..], false).await;
+    assert_eq!(c.recv().await, (0x8A, b"mid".to_vec()));
+    let (first, body) = c.recv().await;
+    assert_eq!(first, 0x81, "a final text frame");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!((v["id"].as_u64(), v["data"]["sn"].as_i64()), (Some(2000), Some(41)));
+    // A binary message in fragments, one zinx frame cut across them, then a second message
+    // holding two frames: replies come as binary messages of whole frames.
+    let c2 = {
+        let mut c2 = RawWs::open(&g).await;
+        let f = frame(ids::PING, &pb::Ping { sn: 7 });
+        c2.send(0x02, &f[..4], false).await;
+        c2.send(0x00, &[], false).await;
+        c2.send(0x80, &f[4..], false).await;
+        let (first, body) = c2.recv().await;
+        assert_eq!(first, 0x82);
+        assert_eq!(pb::PingResp::decode(frames_of(&body)[0].body.clone()).expect("resp").sn, 7);
+        c2
+    };
+    drop(c2);
+    // A clean close: the server answers with 1000.
+    c.send(0x88, &1000u16.to_be_bytes(), false).await;
+    assert_eq!(c.close_code().await, 1000);
+}
+
+#[tokio::test]
+async fn ws_frames_that_break_the_protocol_close_with_1002_or_1009() {
+    let mut cfg = config();
+    cfg.gate.max_body = 512;
+    let g = TestGate::start(cfg).await;
+    // (first byte, payload, sent unmasked, expected close code, expected reason)
+    let cases: [(u8, Vec<u8>, bool, u16, CloseReason); 6] = [
+        (0x82, frame(ids::PING, &pb::Ping { sn: 1 }), true, 1002, CloseReason::BadFrame),
+        (0xC2, frame(ids::PING, &pb::Ping { sn: 1 }), false, 1002, CloseReason::BadFrame),
+        (0x83, vec![1], false, 1002, CloseReason::BadFrame),
+        (0x80, vec![1], false, 1002, CloseReason::BadFrame),
+        (0x09, vec![1], false, 1002, CloseReason::BadFrame),
+        (0x82, vec![0; 4000], false, 1009, CloseReason::FrameTooLarge),
+    ];
+    for (i, (first, payload, bare, code, reason)) in cases.into_iter().enumerate() {
+        let mut c = RawWs::open(&g).await;
+        c.send(first, &payload, bare).await;
+        assert_eq!(c.close_code().await, code, "case {i}");
+        assert_eq!(g.wait_disconnects(i + 1).await[i].1, reason, "case {i}");
+    }
+    // A new data message inside a fragmented one.
+    let mut c = RawWs::open(&g).await;
+    c.send(0x01, b"{", false).await;
+    c.send(0x81, b"{}", false).await;
+    assert_eq!(c.close_code().await, 1002);
+}
+
+#[tokio::test]
+async fn ws_requests_that_are_not_a_websocket_opening_are_refused() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let g = TestGate::start(config()).await;
+    let cases = [
+        ("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", "426"),
+        (
+            "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "405",
+        ),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            "426",
+        ),
+    ];
+    for (req, status) in cases {
+        let mut tcp = tokio::net::TcpStream::connect(g.http).await.expect("connect");
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        let mut b = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut b)).await.expect("in time").expect("read");
+        let head = String::from_utf8_lossy(&b[..n]).to_string();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{req:?} → {head}");
+        if req.contains("Version: 8") {
+            assert!(head.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{head}");
+        }
+    }
+    // None of them became a session.
+    assert_eq!(g.gate.hub().len(), 0);
+}
+
 #[tokio::test]
 async fn kcp_ping_and_echo() {
     let g = TestGate::start(config()).await;
