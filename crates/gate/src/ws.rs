@@ -166,10 +166,9 @@ async fn upgrade(
     }
 }
 
-/// The data message being received in fragments.
+/// A data message's kind.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Partial {
-    None,
+enum Data {
     Binary,
     Text,
 }
@@ -182,7 +181,8 @@ struct WsLink<S> {
     hint: usize,
     /// Largest frame payload, and largest text message.
     max_msg: usize,
-    partial: Partial,
+    /// The data message being received in fragments, if any.
+    partial: Option<Data>,
     /// A text message's fragments so far.
     text: BytesMut,
     /// A pong owed to the client, written before anything else.
@@ -196,7 +196,7 @@ impl<S: ReadSome + AsyncWrite + Unpin + Send> WsLink<S> {
             raw: BytesMut::from(already_read),
             hint: 1024,
             max_msg,
-            partial: Partial::None,
+            partial: None,
             text: BytesMut::new(),
             control: BytesMut::new(),
         }
@@ -231,53 +231,48 @@ impl<S: ReadSome + AsyncWrite + Unpin + Send> WsLink<S> {
                 self.raw.reserve(total - self.raw.len());
                 return Ok(None);
             }
-            let mut frame = self.raw.split_to(total);
-            frame.advance(h.header_len);
-            wsframe::unmask(&mut frame, h.mask);
+            // Unmasked in place and read from `raw`, then skipped: no allocation per frame.
+            wsframe::unmask(&mut self.raw[h.header_len..total], h.mask);
+            let payload = &self.raw[h.header_len..total];
             let kind = match (h.opcode, self.partial) {
                 (Opcode::Ping, _) => {
                     self.control.clear();
-                    wsframe::put_frame(&mut self.control, Opcode::Pong, &frame);
+                    wsframe::put_frame(&mut self.control, Opcode::Pong, payload);
+                    self.raw.advance(total);
                     return Ok(Some(Input::Control));
                 }
-                (Opcode::Pong, _) => return Ok(Some(Input::Control)),
-                (Opcode::Close, _) => return Ok(Some(Input::Closed)),
-                (Opcode::Binary | Opcode::Text, Partial::None) => {
-                    if h.opcode == Opcode::Binary {
-                        Partial::Binary
-                    } else {
-                        Partial::Text
-                    }
+                (Opcode::Pong, _) => {
+                    self.raw.advance(total);
+                    return Ok(Some(Input::Control));
                 }
-                (Opcode::Continuation, p) if p != Partial::None => p,
+                (Opcode::Close, _) => return Ok(Some(Input::Closed)),
+                (Opcode::Binary, None) => Data::Binary,
+                (Opcode::Text, None) => Data::Text,
+                (Opcode::Continuation, Some(kind)) => kind,
                 // A new message inside a fragmented one, or a continuation of nothing.
                 _ => return Err(CloseReason::BadFrame),
             };
-            self.partial = if h.fin { Partial::None } else { kind };
+            self.partial = if h.fin { None } else { Some(kind) };
+            let n = payload.len();
             match kind {
-                Partial::Binary => {
+                Data::Binary => {
                     // Binary messages are a byte stream of zinx frames: appended as they come.
-                    if frame.is_empty() {
-                        continue;
+                    buf.extend_from_slice(payload);
+                    self.raw.advance(total);
+                    if n > 0 {
+                        return Ok(Some(Input::Data(n)));
                     }
-                    // Copied, not handed over: a handed-over slice would keep `raw`'s whole
-                    // block alive in the connection's buffer after `release`.
-                    buf.extend_from_slice(&frame);
-                    return Ok(Some(Input::Data(frame.len())));
                 }
-                Partial::Text => {
-                    if self.text.len() + frame.len() > self.max_msg {
+                Data::Text => {
+                    if self.text.len() + n > self.max_msg {
                         return Err(CloseReason::FrameTooLarge);
                     }
-                    if h.fin && self.text.is_empty() {
-                        return Ok(Some(Input::Text(frame.freeze())));
-                    }
-                    self.text.extend_from_slice(&frame);
+                    self.text.extend_from_slice(payload);
+                    self.raw.advance(total);
                     if h.fin {
                         return Ok(Some(Input::Text(std::mem::take(&mut self.text).freeze())));
                     }
                 }
-                Partial::None => unreachable!("kind is a data kind"),
             }
         }
     }
