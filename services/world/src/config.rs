@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub struct WorldConfig {
     /// Scene ticks per second.
     pub tick_hz: u32,
+    /// Position batches go to each player every this many ticks (1: every tick). A crowd's
+    /// cost is one write per player per batch: 2 halves it, and a move then takes up to one
+    /// more tick to be seen.
+    pub position_every_ticks: u32,
     /// How often changed positions and hit points are saved, seconds (write-behind).
     pub save_secs: u64,
     /// How long a dropped player stays in its scene waiting for the client to come back.
@@ -48,6 +52,7 @@ impl Default for WorldConfig {
     fn default() -> Self {
         WorldConfig {
             tick_hz: 20,
+            position_every_ticks: 1,
             save_secs: 5,
             reconnect_grace_secs: 30,
             max_speed: 40.0,
@@ -71,6 +76,9 @@ impl Section for WorldConfig {
     fn check(&self) -> Result<(), Invalid> {
         if !(1..=1000).contains(&self.tick_hz) {
             return Err(Invalid::new("tick_hz", "must be between 1 and 1000"));
+        }
+        if !(1..=self.tick_hz).contains(&self.position_every_ticks) {
+            return Err(Invalid::new("position_every_ticks", "must be between 1 and tick_hz"));
         }
         if !(1..=120).contains(&self.lockstep_fps) {
             return Err(Invalid::new("lockstep_fps", "must be between 1 and 120"));

@@ -4,7 +4,7 @@
 //! the same way every time. The task that owns a scene feeds it commands and ticks and
 //! delivers the [`Out`] messages.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::aoi::{Bounds, EntityId, Grid, MONSTER_BASE};
 
@@ -40,6 +40,10 @@ pub struct SceneConfig {
     pub regen_per_sec: i64,
     /// Seconds without hitting or being hit before regeneration starts.
     pub regen_after_secs: u32,
+    /// Position batches go to a player every this many ticks (1: every tick). Above 1, the
+    /// cells take turns, so each tick sends to a share of the players and every move still
+    /// reaches every viewer within this many ticks, at its latest position.
+    pub position_every: u32,
 }
 
 /// A monster spawn point (an entry of a scene's `monsters` in `world.yaml`).
@@ -303,6 +307,8 @@ pub struct Scene {
     entities: BTreeMap<EntityId, Entity>,
     /// Entities that moved since the last tick.
     moved: BTreeSet<EntityId>,
+    /// The movers of the last `position_every` ticks, oldest first (the current tick's last).
+    window: VecDeque<BTreeSet<EntityId>>,
     out: Vec<Out>,
     tick: u64,
 }
@@ -315,6 +321,7 @@ impl Scene {
             cfg,
             entities: BTreeMap::new(),
             moved: BTreeSet::new(),
+            window: VecDeque::new(),
             out: Vec::new(),
             tick: 0,
         };
@@ -585,6 +592,9 @@ impl Scene {
                 let Some(e) = self.entities.remove(&id) else { return };
                 self.grid.remove(id, e.view.x, e.view.z);
                 self.moved.remove(&id);
+                for w in &mut self.window {
+                    w.remove(&id);
+                }
                 let around: Vec<EntityId> = self.grid.around(e.view.x, e.view.z).collect();
                 for o in around {
                     if self.is_player(o) {
@@ -718,25 +728,41 @@ impl Scene {
     }
 
     /// Advances one tick: everything queued since the last tick, plus one position batch per
-    /// player holding the moves of this tick that it can see (its own excluded).
+    /// player holding the moves it can see (its own excluded) — every tick, or with
+    /// `position_every` above 1 for the cells whose turn it is, holding the moves of the last
+    /// `position_every` ticks.
     pub fn tick(&mut self) -> Vec<Out> {
         self.tick += 1;
         self.monsters();
         self.regenerate();
         let mut out = std::mem::take(&mut self.out);
-        if !self.moved.is_empty() {
-            let moved = std::mem::take(&mut self.moved);
+        let every = u64::from(self.cfg.position_every.max(1));
+        self.window.push_back(std::mem::take(&mut self.moved));
+        while self.window.len() as u64 > every {
+            self.window.pop_front();
+        }
+        // Which cells' players are told this tick: all, or those whose turn it is.
+        let turn = self.tick % every;
+        let due = |cell: usize| every == 1 || cell as u64 % every == turn;
+        let mut movers = self.window.iter().flatten().peekable();
+        if movers.peek().is_some() {
             // Movers by cell, then one batch per cell that has players: the cost follows the
             // cells in use, not players times movers, and each batch is encoded once.
-            let mut by_cell: HashMap<usize, Vec<(EntityId, f32, f32)>> = HashMap::with_capacity(moved.len());
-            for id in &moved {
+            let mut by_cell: HashMap<usize, Vec<(EntityId, f32, f32)>> =
+                HashMap::with_capacity(self.window.iter().map(BTreeSet::len).sum());
+            let mut seen = BTreeSet::new();
+            for id in movers {
+                // A mover of several ticks in the window counts once, where it is now.
+                if every > 1 && !seen.insert(*id) {
+                    continue;
+                }
                 if let Some(e) = self.entities.get(id) {
                     by_cell.entry(self.grid.index_of(e.view.x, e.view.z)).or_default().push((*id, e.view.x, e.view.z));
                 }
             }
             // Players sorted by cell (ids ascending within one): each run is one batch.
             let mut receivers: Vec<(usize, EntityId)> =
-                self.players().map(|p| (self.grid.index_of(p.x, p.z), p.id)).collect();
+                self.players().map(|p| (self.grid.index_of(p.x, p.z), p.id)).filter(|(cell, _)| due(*cell)).collect();
             receivers.sort_unstable();
             let mut moves: Vec<(EntityId, f32, f32)> = Vec::new();
             for run in receivers.chunk_by(|a, b| a.0 == b.0) {
@@ -765,6 +791,10 @@ mod tests {
     use super::*;
 
     fn scene() -> Scene {
+        scene_every(1)
+    }
+
+    fn scene_every(position_every: u32) -> Scene {
         Scene::new(SceneConfig {
             id: 1000,
             bounds: Bounds { min_x: 0.0, min_z: 0.0, max_x: 200.0, max_z: 200.0 },
@@ -780,6 +810,7 @@ mod tests {
             safe_radius: 0.0,
             regen_per_sec: 0,
             regen_after_secs: 5,
+            position_every,
         })
     }
 
@@ -827,6 +858,86 @@ mod tests {
         assert_eq!(batches.len(), 1, "one batch: 1 and 2 share a cell: {out:?}");
         let Out::Positions { to, moves } = batches[0] else { unreachable!() };
         assert_eq!((to.as_slice(), moves.as_slice()), (&[1, 2][..], &[(1, 125.4, 125.0)][..]), "not for 3, far away");
+    }
+
+    /// A mover's entry in a batch: (id, x, z).
+    type Move = (EntityId, f32, f32);
+
+    /// The position batches of one tick, as (receiver, moves) pairs.
+    fn batches(out: &[Out]) -> Vec<(EntityId, Vec<Move>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Positions { to, moves } => Some(to.iter().map(|t| (*t, moves.clone())).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn every_second_tick_each_viewer_gets_every_move_once_at_its_latest_position() {
+        let mut s = scene_every(2);
+        // Viewers in neighbouring cells (cells of 20: x 120–139 and 140–159 differ in parity),
+        // all in view of the mover at 130.
+        join(&mut s, 1, 130.0, 130.0);
+        join(&mut s, 2, 131.0, 130.0);
+        join(&mut s, 3, 145.0, 130.0);
+        join(&mut s, 4, 125.0, 145.0);
+        s.tick();
+        s.tick();
+        let mut got: HashMap<EntityId, Vec<(u64, f32)>> = HashMap::new();
+        let mut x = 130.0;
+        for step in 0..12 {
+            // The mover walks on most ticks and stands still on some.
+            if step % 4 != 3 {
+                x += 0.3;
+                s.apply(Command::Move { id: 1, x, z: 130.0 });
+            }
+            let out = s.tick();
+            let now = s.now();
+            let mut told = Vec::new();
+            for (to, moves) in batches(&out) {
+                told.push(to);
+                let mine: Vec<_> = moves.iter().filter(|m| m.0 == 1).collect();
+                assert!(mine.len() <= 1, "one entry per mover: {moves:?}");
+                if let Some(m) = mine.first() {
+                    assert!((m.1 - x).abs() < 1e-4, "the latest position, tick {now}: {m:?} vs {x}");
+                    got.entry(to).or_default().push((now, m.1));
+                }
+            }
+            told.sort_unstable();
+            told.dedup();
+            // Nobody gets two batches in a row.
+            for to in &told {
+                if let Some(v) = got.get(to)
+                    && v.len() >= 2
+                {
+                    assert!(v[v.len() - 1].0 - v[v.len() - 2].0 >= 2, "{to} got batches on consecutive ticks: {v:?}");
+                }
+            }
+        }
+        // Every viewer heard of the walk within two ticks of each step, and 1 (whose cell is
+        // the mover's) too.
+        for viewer in [1, 2, 3, 4] {
+            let v = got.get(&viewer).unwrap_or_else(|| panic!("{viewer} heard nothing"));
+            assert!(v.len() >= 4, "{viewer}: {v:?}");
+            assert!(v.windows(2).all(|w| w[1].0 - w[0].0 <= 4), "{viewer}: a gap: {v:?}");
+        }
+        // One step, then stillness: each cell hears of it on its own turn, once.
+        s.tick();
+        s.tick();
+        s.apply(Command::Move { id: 1, x: x + 0.3, z: 130.0 });
+        let told = |out: Vec<Out>| {
+            let mut v: Vec<EntityId> = batches(&out).into_iter().map(|b| b.0).collect();
+            v.sort_unstable();
+            v
+        };
+        let (first, second, third) = (told(s.tick()), told(s.tick()), told(s.tick()));
+        let mut both = [first.clone(), second.clone()].concat();
+        both.sort_unstable();
+        assert_eq!(both, [1, 2, 3, 4], "each viewer once over two ticks: {first:?} then {second:?}");
+        assert!(!first.is_empty() && !second.is_empty(), "the cells took turns: {first:?} / {second:?}");
+        assert!(third.is_empty(), "nothing more: {third:?}");
     }
 
     #[test]

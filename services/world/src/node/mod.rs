@@ -594,5 +594,6 @@ fn unreachable_scene(cfg: &WorldConfig) -> crate::scene::SceneConfig {
         safe_radius: 0.0,
         regen_per_sec: 0,
         regen_after_secs: 5,
+        position_every: cfg.position_every_ticks.max(1),
     }
 }
