@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct WorldConfig {
     /// Scene ticks per second.
     pub tick_hz: u32,
-    /// Position batches go to each player every this many ticks (1: every tick). A crowd's
-    /// cost is one write per player per batch: 2 halves it, and a move then takes up to one
-    /// more tick to be seen.
+    /// Position batches (and spawns and despawns) go to each player every this many ticks
+    /// (1: every tick). A crowd's cost is one write per player per batch: 2 halves it, and a
+    /// move then takes up to one more tick to be seen.
     pub position_every_ticks: u32,
     /// How often changed positions and hit points are saved, seconds (write-behind).
     pub save_secs: u64,

@@ -309,6 +309,9 @@ pub struct Scene {
     moved: BTreeSet<EntityId>,
     /// The movers of the last `position_every` ticks, oldest first (the current tick's last).
     window: VecDeque<BTreeSet<EntityId>>,
+    /// With `position_every` above 1: spawns and despawns waiting for their receiver's turn,
+    /// with the tick they were made.
+    held: Vec<(u64, Out)>,
     out: Vec<Out>,
     tick: u64,
 }
@@ -322,6 +325,7 @@ impl Scene {
             entities: BTreeMap::new(),
             moved: BTreeSet::new(),
             window: VecDeque::new(),
+            held: Vec::new(),
             out: Vec::new(),
             tick: 0,
         };
@@ -744,6 +748,29 @@ impl Scene {
         // Which cells' players are told this tick: all, or those whose turn it is.
         let turn = self.tick % every;
         let due = |cell: usize| every == 1 || cell as u64 % every == turn;
+        if every > 1 {
+            // What comes into or leaves a player's view waits for its turn too, so a player
+            // off its turn gets no write at all; nothing waits more than its turn's distance.
+            let now = self.tick;
+            let mut ready = Vec::with_capacity(out.len());
+            let held = std::mem::take(&mut self.held);
+            for (made, o) in held.into_iter().chain(out.into_iter().map(|o| (now, o))) {
+                let to = match &o {
+                    Out::Spawn { to, .. } | Out::Despawn { to, .. } => Some(*to),
+                    _ => None,
+                };
+                let wait = to.is_some_and(|to| {
+                    now - made < every - 1
+                        && self.entities.get(&to).is_some_and(|e| !due(self.grid.index_of(e.view.x, e.view.z)))
+                });
+                if wait {
+                    self.held.push((made, o));
+                } else {
+                    ready.push(o);
+                }
+            }
+            out = ready;
+        }
         let mut movers = self.window.iter().flatten().peekable();
         if movers.peek().is_some() {
             // Movers by cell, then one batch per cell that has players: the cost follows the
@@ -938,6 +965,39 @@ mod tests {
         assert_eq!(both, [1, 2, 3, 4], "each viewer once over two ticks: {first:?} then {second:?}");
         assert!(!first.is_empty() && !second.is_empty(), "the cells took turns: {first:?} / {second:?}");
         assert!(third.is_empty(), "nothing more: {third:?}");
+    }
+
+    #[test]
+    fn every_second_tick_what_enters_or_leaves_view_comes_on_the_viewers_turn() {
+        let mut s = scene_every(2);
+        // A still viewer, and a walker crossing its view from one side to the other.
+        join(&mut s, 2, 130.0, 130.0);
+        join(&mut s, 1, 60.0, 130.0);
+        s.tick();
+        s.tick();
+        let viewer_turn = |s: &Scene| s.grid.index_of(130.0, 130.0) as u64 % 2;
+        let (mut spawned, mut despawned, mut x) = (0, 0, 60.0);
+        for _ in 0..200 {
+            x += 1.5;
+            s.apply(Command::Move { id: 1, x, z: 130.0 });
+            let out = s.tick();
+            for o in &out {
+                let (to, what) = match o {
+                    Out::Spawn { to, view } => (*to, view.id),
+                    Out::Despawn { to, id } => (*to, *id),
+                    _ => continue,
+                };
+                if to == 2 && what == 1 {
+                    assert_eq!(s.now() % 2, viewer_turn(&s), "told off its turn: {o:?}");
+                    if matches!(o, Out::Spawn { .. }) {
+                        spawned += 1;
+                    } else {
+                        despawned += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!((spawned, despawned), (1, 1), "the walker came into view and left it once each");
     }
 
     #[test]
