@@ -596,9 +596,6 @@ impl Scene {
                 let Some(e) = self.entities.remove(&id) else { return };
                 self.grid.remove(id, e.view.x, e.view.z);
                 self.moved.remove(&id);
-                for w in &mut self.window {
-                    w.remove(&id);
-                }
                 let around: Vec<EntityId> = self.grid.around(e.view.x, e.view.z).collect();
                 for o in around {
                     if self.is_player(o) {
@@ -779,7 +776,8 @@ impl Scene {
                 HashMap::with_capacity(self.window.iter().map(BTreeSet::len).sum());
             let mut seen = BTreeSet::new();
             for id in movers {
-                // A mover of several ticks in the window counts once, where it is now.
+                // A mover of several ticks in the window counts once, where it is now; one that
+                // has left since is no longer in `entities` and is skipped.
                 if every > 1 && !seen.insert(*id) {
                     continue;
                 }
