@@ -17,6 +17,7 @@ use crate::config::BodyCodec;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use rsgame_kit::Code;
+use rsgame_kit::time::{mono_ns, nanos};
 use rsgame_proto::{ids, pb};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -218,9 +219,15 @@ struct Conn<'a> {
     m: ConnMetrics,
     started: Instant,
     last_rx: Instant,
-    /// When the current message became ready: the read's time for the first message of a
-    /// read, the previous handler's end for the next ones.
-    mark: Instant,
+    /// `last_rx` as nanoseconds since `started`, for the token bucket: worked out once per
+    /// read, not per message.
+    last_rx_ns: u64,
+    /// When the current message became ready, as a `mono_ns` reading: the read's time for
+    /// the first message of a read, the previous handler's end for the next ones. Plain
+    /// nanoseconds: a handler's time is one subtraction (this runs for every message). It
+    /// is the real clock (for a metric), while the timers follow tokio's, which a test may
+    /// pause.
+    mark_ns: u64,
     got_frame: bool,
     bad: u32,
     bucket: TokenBucket,
@@ -239,10 +246,11 @@ impl<'a> Conn<'a> {
             m: ConnMetrics::new(session.transport()),
             started: now,
             last_rx: now,
-            mark: now,
+            last_rx_ns: 0,
+            mark_ns: mono_ns(),
             got_frame: false,
             bad: 0,
-            bucket: TokenBucket::new(s.rate_per_sec, s.rate_burst, now),
+            bucket: TokenBucket::new(s.rate_per_sec, s.rate_burst, 0),
         }
     }
 
@@ -290,7 +298,8 @@ impl<'a> Conn<'a> {
                 }
             };
             self.last_rx = Instant::now();
-            self.mark = self.last_rx;
+            self.last_rx_ns = nanos(self.last_rx.saturating_duration_since(self.started));
+            self.mark_ns = mono_ns();
             let result = match input {
                 Input::Data(n) => {
                     self.m.received(0, n as u64);
@@ -392,7 +401,7 @@ impl<'a> Conn<'a> {
     ) -> Result<(), CloseReason> {
         let session = self.session;
         // The read's time stands for every frame it carried: one clock read per read.
-        if !self.bucket.allow(self.last_rx) {
+        if !self.bucket.allow(self.last_rx_ns) {
             tracing::warn!(session = session.id(), remote = %session.remote(), "closing: message flood");
             return Err(CloseReason::Flood);
         }
@@ -402,10 +411,17 @@ impl<'a> Conn<'a> {
         if s.queue.saturating_sub(session.queued() + self.out.count) < s.reply_room {
             self.flush(link).await?;
         }
-        let dispatch = self.shared.router.dispatch(session, id, body, codec, self.mark.into_std());
-        tokio::pin!(dispatch);
-        let (outcome, end) = Captured { fut: dispatch.as_mut(), session: session.key(), out: &mut self.out }.await;
-        self.mark = end.into();
+        let router = &self.shared.router;
+        let started = self.mark_ns;
+        let (outcome, end) = match router.dispatch_now(session, id, body, codec, started, &mut self.out) {
+            Some(done) => done,
+            None => {
+                let dispatch = router.dispatch(session, id, body, codec, started);
+                tokio::pin!(dispatch);
+                Captured { fut: dispatch.as_mut(), session: session.key(), out: &mut self.out }.await
+            }
+        };
+        self.mark_ns = end;
         match outcome {
             Outcome::Handled => Ok(()),
             Outcome::UnknownId => {

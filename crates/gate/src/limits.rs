@@ -5,9 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::session::CloseReason;
 
@@ -78,31 +75,38 @@ impl Drop for ConnPermit {
     }
 }
 
-/// A token bucket: `rate` tokens a second, up to `burst` saved.
+/// A token bucket: `rate` tokens a second, up to `burst` saved. Times are
+/// [`rsgame_kit::time::mono_ns`] readings: it is consulted for every message.
 pub(crate) struct TokenBucket {
-    per_token: Duration,
+    per_token_ns: u64,
     burst: u32,
     tokens: u32,
-    last: Instant,
+    last_ns: u64,
 }
 
 impl TokenBucket {
-    pub fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        let rate = rate.max(1);
-        TokenBucket { per_token: Duration::from_secs(1) / rate, burst: burst.max(1), tokens: burst.max(1), last: now }
+    pub fn new(rate: u32, burst: u32, now_ns: u64) -> Self {
+        let rate = u64::from(rate.max(1));
+        TokenBucket {
+            per_token_ns: (1_000_000_000 / rate).max(1),
+            burst: burst.max(1),
+            tokens: burst.max(1),
+            last_ns: now_ns,
+        }
     }
 
     /// Takes one token if there is one.
-    pub fn allow(&mut self, now: Instant) -> bool {
+    pub fn allow(&mut self, now_ns: u64) -> bool {
         if self.tokens < self.burst {
-            let elapsed = now.saturating_duration_since(self.last);
-            let earned = (elapsed.as_nanos() / self.per_token.as_nanos().max(1)) as u64;
-            if earned > 0 {
-                self.tokens = (self.tokens as u64 + earned).min(self.burst as u64) as u32;
-                self.last += self.per_token * earned.min(u32::MAX as u64) as u32;
+            let elapsed = now_ns.saturating_sub(self.last_ns);
+            if elapsed >= self.per_token_ns {
+                let earned = elapsed / self.per_token_ns;
+                self.tokens = (u64::from(self.tokens) + earned).min(u64::from(self.burst)) as u32;
+                // earned × per_token ≤ elapsed: no overflow, and the remainder is kept.
+                self.last_ns += earned * self.per_token_ns;
             }
         } else {
-            self.last = now;
+            self.last_ns = now_ns;
         }
         if self.tokens == 0 {
             return false;
@@ -133,17 +137,19 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_rate() {
-        let t0 = Instant::now();
+        const MS: u64 = 1_000_000;
+        let t0 = 5_000 * MS;
         let mut b = TokenBucket::new(10, 5, t0);
         for _ in 0..5 {
             assert!(b.allow(t0));
         }
         assert!(!b.allow(t0), "burst spent");
-        assert!(b.allow(t0 + Duration::from_millis(100)), "one token per 100 ms");
-        assert!(!b.allow(t0 + Duration::from_millis(150)));
-        assert!(b.allow(t0 + Duration::from_millis(1000)));
+        assert!(!b.allow(t0 + 99 * MS), "not yet a token");
+        assert!(b.allow(t0 + 100 * MS), "one token per 100 ms");
+        assert!(!b.allow(t0 + 150 * MS));
+        assert!(b.allow(t0 + 1000 * MS));
         let mut n = 0;
-        while b.allow(t0 + Duration::from_secs(10)) {
+        while b.allow(t0 + 10_000 * MS) {
             n += 1;
         }
         assert_eq!(n, 5, "never more than the burst saved");

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::BodyCodec;
 use futures_util::FutureExt as _;
@@ -205,6 +205,17 @@ impl RouterBuilder {
     }
 }
 
+/// Runs a synchronous handler; a panic in it (or in decoding for it) is an outcome that ends
+/// this session only.
+fn run_sync(h: &ErasedSync, session: &Session, body: &[u8], codec: BodyCodec) -> Outcome {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| h(session, body, codec))) {
+        Ok(Ok(Ok(()))) => Outcome::Handled,
+        Ok(Ok(Err(e))) => Outcome::Failed(e),
+        Ok(Err(e)) => Outcome::BadBody(e),
+        Err(_) => Outcome::Panicked,
+    }
+}
+
 /// Message id → handler. Immutable once built; shared by every connection.
 pub struct Router {
     routes: Routes,
@@ -225,51 +236,86 @@ impl Router {
 
     /// Runs the handler for one message of `session`. Never panics: a panicking handler is
     /// reported as [`Outcome::Panicked`]. `started` is when the message became ready (the
-    /// caller's clock read); the return is the outcome and the time it ended, which the
-    /// caller passes as the next message's start — one clock read per message.
+    /// caller's [`mono_ns`](rsgame_kit::time::mono_ns) reading); the return is the outcome
+    /// and the time it ended, which the caller passes as the next message's start — one
+    /// clock read per message.
     pub async fn dispatch(
         &self,
         session: &Session,
         id: u32,
         body: &[u8],
         codec: BodyCodec,
-        started: Instant,
-    ) -> (Outcome, Instant) {
+        started: u64,
+    ) -> (Outcome, u64) {
         let route = self.routes.get(&id);
         let outcome = match route {
             Some(route) => self.run(route, session, body, codec).await,
             None => Outcome::UnknownId,
         };
-        let end = Instant::now();
-        let elapsed = end.saturating_duration_since(started);
+        self.finish(route, session, id, outcome, started)
+    }
+
+    /// [`dispatch`](Self::dispatch) without a future, for the connection's own task: runs a
+    /// synchronous handler (or answers an unknown id) at once with its replies captured into
+    /// `out`, and gives back `None` for a handler that awaits, which the caller then
+    /// dispatches. The frequent messages (Ping, Move) take this path: no future is polled,
+    /// no capture is set up and torn down around a poll.
+    pub(crate) fn dispatch_now(
+        &self,
+        session: &Session,
+        id: u32,
+        body: &[u8],
+        codec: BodyCodec,
+        started: u64,
+        out: &mut crate::session::capture::Out,
+    ) -> Option<(Outcome, u64)> {
+        let route = self.routes.get(&id);
+        let outcome = match route {
+            None => Outcome::UnknownId,
+            Some(Route { handler: Handler::Async(_), .. }) => return None,
+            Some(route @ Route { handler: Handler::Sync(h), .. }) => match self.allowed(route, session) {
+                Err(e) => Outcome::Refused(e),
+                Ok(()) => crate::session::capture::capturing(session.key(), out, || run_sync(h, session, body, codec)),
+            },
+        };
+        Some(self.finish(route, session, id, outcome, started))
+    }
+
+    /// Times the dispatch and runs the after hooks: one clock read per message.
+    fn finish(
+        &self,
+        route: Option<&Route>,
+        session: &Session,
+        id: u32,
+        outcome: Outcome,
+        started: u64,
+    ) -> (Outcome, u64) {
+        let end = rsgame_kit::time::mono_ns();
+        let elapsed = end.saturating_sub(started);
         if let Some(route) = route {
-            route.latency.record(elapsed);
+            route.latency.record_ns(elapsed);
         }
         for hook in &self.after {
-            hook(session, id, elapsed, &outcome);
+            hook(session, id, Duration::from_nanos(elapsed), &outcome);
         }
         (outcome, end)
     }
 
+    /// The before hooks' verdict on one message.
+    fn allowed(&self, route: &Route, session: &Session) -> rsgame_kit::Result<()> {
+        self.before.iter().try_for_each(|hook| hook(session, route.id))
+    }
+
     async fn run(&self, route: &Route, session: &Session, body: &[u8], codec: BodyCodec) -> Outcome {
-        for hook in &self.before {
-            if let Err(e) = hook(session, route.id) {
-                return Outcome::Refused(e);
-            }
+        if let Err(e) = self.allowed(route, session) {
+            return Outcome::Refused(e);
         }
-        // The handler is user code: a panic in it (or in decoding for it) must end this
-        // session only.
         let handler = match &route.handler {
             Handler::Async(h) => h,
-            Handler::Sync(h) => {
-                return match std::panic::catch_unwind(AssertUnwindSafe(|| h(session, body, codec))) {
-                    Ok(Ok(Ok(()))) => Outcome::Handled,
-                    Ok(Ok(Err(e))) => Outcome::Failed(e),
-                    Ok(Err(e)) => Outcome::BadBody(e),
-                    Err(_) => Outcome::Panicked,
-                };
-            }
+            Handler::Sync(h) => return run_sync(h, session, body, codec),
         };
+        // The handler is user code: a panic in it (or in decoding for it) must end this
+        // session only.
         let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(session.clone(), body, codec))) {
             Ok(Ok(fut)) => fut,
             Ok(Err(e)) => return Outcome::BadBody(e),

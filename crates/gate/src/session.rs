@@ -564,15 +564,21 @@ pub(crate) mod capture {
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = &mut *self;
-            let out = std::mem::take(this.out);
-            let prev = CURRENT.with(|c| c.replace(Some(Capture { session: this.session, out })));
-            let r = Pin::new(&mut this.fut).poll(cx);
-            let mine = CURRENT.with(|c| c.replace(prev));
-            if let Some(m) = mine {
-                *this.out = m.out;
-            }
-            r
+            capturing(this.session, this.out, || Pin::new(&mut this.fut).poll(cx))
         }
+    }
+
+    /// Runs `f` with captures for `session` going into `out`, and restores whatever capture
+    /// was set before. `f` must not unwind (the router catches handler panics inside it).
+    pub(crate) fn capturing<R>(session: usize, out: &mut Out, f: impl FnOnce() -> R) -> R {
+        let taken = std::mem::take(out);
+        let prev = CURRENT.with(|c| c.replace(Some(Capture { session, out: taken })));
+        let r = f();
+        let mine = CURRENT.with(|c| c.replace(prev));
+        if let Some(m) = mine {
+            *out = m.out;
+        }
+        r
     }
 }
 

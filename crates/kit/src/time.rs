@@ -112,6 +112,14 @@ pub fn now_rfc3339() -> String {
 /// (4 ms on a 250 Hz kernel). For a time a client is only told on a path that runs for every
 /// message (ping's `nowTime`), never for measuring; the precise clock elsewhere.
 pub fn coarse_now() -> SystemTime {
+    match coarse_timespec() {
+        Some((sec, nsec)) => UNIX_EPOCH + Duration::new(sec, nsec),
+        None => SystemTime::now(),
+    }
+}
+
+/// `CLOCK_REALTIME_COARSE` as seconds and nanoseconds since the epoch, where there is one.
+fn coarse_timespec() -> Option<(u64, u32)> {
     #[cfg(target_os = "linux")]
     {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -119,38 +127,68 @@ pub fn coarse_now() -> SystemTime {
         // keeps nothing; it is the vDSO read of the kernel's time page.
         #[allow(unsafe_code)]
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-        if rc == 0 && ts.tv_sec >= 0 {
-            return UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        if rc == 0 {
+            return Some((u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?));
         }
     }
-    SystemTime::now()
+    None
 }
 
 /// The length of [`rfc3339`]'s text for the years 0000–9999.
 pub const RFC3339_LEN: usize = 24;
 
 /// The coarse now ([`coarse_now`]) as [`rfc3339`] text in a fixed array: no allocation for
-/// the caller, and each thread formats it once per millisecond at most.
+/// the caller, and each thread formats it once per tick of the coarse clock at most. The
+/// cache is keyed on the clock's raw reading, so a read that finds it current costs a
+/// comparison, not a conversion to milliseconds.
 pub fn coarse_rfc3339() -> [u8; RFC3339_LEN] {
+    /// The raw reading a text was made for, and the text.
+    type Cached = (Option<(u64, u32)>, [u8; RFC3339_LEN]);
     thread_local! {
-        static LAST: std::cell::Cell<(u128, [u8; RFC3339_LEN])> = const { std::cell::Cell::new((u128::MAX, [0; RFC3339_LEN])) };
+        static LAST: std::cell::Cell<Cached> = const { std::cell::Cell::new((None, [0; RFC3339_LEN])) };
     }
-    let now = coarse_now();
-    let ms = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+    let raw = coarse_timespec();
     LAST.with(|c| {
         let (at, text) = c.get();
-        if at == ms {
+        if raw.is_some() && at == raw {
             return text;
         }
+        let now = raw.map_or_else(SystemTime::now, |(sec, nsec)| UNIX_EPOCH + Duration::new(sec, nsec));
         let mut out = [b'0'; RFC3339_LEN];
         let s = rfc3339(now);
         // Years past 9999 would not fit: such a clock keeps the zeros rather than a cut text.
         if s.len() == RFC3339_LEN {
             out.copy_from_slice(s.as_bytes());
         }
-        c.set((ms, out));
+        c.set((raw, out));
         out
     })
+}
+
+/// The monotonic clock in nanoseconds (`CLOCK_MONOTONIC`, the clock `Instant` reads on
+/// Linux), for the per-message paths: a difference of two readings is one subtraction,
+/// where `Instant`'s goes through a checked timespec subtraction and a `Duration`
+/// (docs/benchmarks.md: ~110 instructions per Ping between the two). Only differences mean
+/// anything.
+pub fn mono_ns() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: as in `coarse_timespec`: one timespec written to a live local, nothing kept.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        if rc == 0 {
+            return (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64);
+        }
+    }
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A duration in nanoseconds, saturating (for adding to [`mono_ns`] readings).
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Now as unix milliseconds: what every timestamp column holds.
@@ -166,6 +204,24 @@ pub fn unix_secs() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nanosecond_clock_moves_with_instant() {
+        let (i0, n0) = (std::time::Instant::now(), mono_ns());
+        std::thread::sleep(Duration::from_millis(20));
+        let (n1, i1) = (mono_ns(), std::time::Instant::now());
+        let ns = n1 - n0;
+        assert!(ns >= 20_000_000, "{ns} ns over a 20 ms sleep");
+        assert!(ns <= nanos(i1 - i0), "the same clock as Instant: {ns} ns inside {:?}", i1 - i0);
+        assert_eq!(nanos(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn coarse_text_is_current_to_the_tick() {
+        let text = coarse_rfc3339();
+        let parsed = parse_rfc3339(std::str::from_utf8(&text).expect("ascii")).expect("rfc3339");
+        assert!((parsed - unix_ms()).abs() < 1_000, "{parsed} vs {}", unix_ms());
+    }
 
     #[test]
     fn dates() {

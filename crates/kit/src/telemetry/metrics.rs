@@ -133,6 +133,21 @@ pub const METRICS: &[Def] = &[
 
 /// Latency buckets (seconds), from a fast cache hit to a slow database call.
 const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// [`LATENCY_BUCKETS`] in nanoseconds (a test keeps the two equal).
+const LATENCY_BUCKETS_NS: [u64; 12] = [
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+];
 
 /// Renders the process's metrics in the Prometheus text format.
 #[derive(Clone)]
@@ -232,11 +247,16 @@ impl FastHistogram {
 
     /// Records one observation.
     pub fn record(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+        self.record_ns(crate::time::nanos(d));
+    }
+
+    /// Records one observation in nanoseconds: integer comparisons against the bounds, no
+    /// float conversion (this runs for every message a client sends).
+    pub fn record_ns(&self, ns: u64) {
+        if let Some(i) = LATENCY_BUCKETS_NS.iter().position(|b| ns <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.sum_ns.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -319,6 +339,13 @@ fn max_open_files() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nanosecond_bounds_are_the_bucket_bounds() {
+        for (secs, ns) in LATENCY_BUCKETS.iter().zip(LATENCY_BUCKETS_NS) {
+            assert_eq!((secs * 1e9).round() as u64, ns);
+        }
+    }
 
     #[test]
     fn fast_histogram_renders_cumulative_buckets() {
