@@ -156,6 +156,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// A recorder for the calling thread only, for tests: what code on this thread records
+    /// (a current-thread runtime's tasks included) renders from the returned `Metrics`,
+    /// apart from the process-wide recorder and from tests running on other threads. It
+    /// lasts as long as the guard.
+    pub fn for_this_thread() -> (Metrics, metrics::LocalRecorderGuard<'static>) {
+        let recorder: &'static _ = Box::leak(Box::new(PrometheusBuilder::new().build_recorder()));
+        let metrics = Metrics { handle: recorder.handle() };
+        (metrics, metrics::set_default_local_recorder(recorder))
+    }
+
     /// Installs the process-wide recorder. Only the first call in a process can succeed.
     pub fn install() -> Result<Metrics, String> {
         let recorder = PrometheusBuilder::new()

@@ -113,6 +113,9 @@ impl World {
             }
         };
         if let Some(p) = gone {
+            // The gauge follows every removal, this one too: without it a node whose players
+            // all dropped went on reporting them online (seen in the idle benchmark).
+            metrics::gauge!(crate::metrics::ONLINE_PLAYERS).set(self.online() as f64);
             tracing::debug!(user = %uid, "reconnect grace over: player leaves");
             self.leave_node(uid, p.room).await;
             self.leave_party(uid).await;
@@ -418,6 +421,24 @@ mod tests {
         third.expect::<pb::PlayerStats>(ids::PLAYER_STATS).await;
         assert_eq!(lock(&f.world.0.players).get(&PlayerId::new(1)).map(|p| p.room), room, "same room");
         assert_eq!(f.world.online(), 1, "one player, no duplicate");
+    }
+
+    #[tokio::test]
+    async fn the_online_gauge_falls_when_a_dropped_players_grace_ends() {
+        // A current-thread runtime: the grace task runs on this thread, so it records here.
+        let (metrics, _guard) = rsgame_kit::telemetry::metrics::Metrics::for_this_thread();
+        let online = || {
+            metrics
+                .render()
+                .lines()
+                .find_map(|l| l.strip_prefix(crate::metrics::ONLINE_PLAYERS).and_then(|v| v.trim().parse::<f64>().ok()))
+        };
+        let f = Fixture::new(grace(0)).await;
+        let p = f.login(1, "").await;
+        assert_eq!(online(), Some(1.0));
+        f.world.on_disconnect(&p.session, CloseReason::ClientClosed);
+        f.until("gone once the grace is over", |w| w.online() == 0).await;
+        assert_eq!(online(), Some(0.0), "the gauge follows the player out");
     }
 
     #[tokio::test]
