@@ -271,6 +271,82 @@ async fn ws_pings_fragments_and_interleaved_control_frames() {
     assert_eq!(c.close_code().await, 1000);
 }
 
+/// The whole WebSocket frames the server sent so far: (first byte, payload) each.
+fn server_ws_frames(mut data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while data.len() >= 2 {
+        assert_eq!(data[1] & 0x80, 0, "server frames are never masked");
+        let (len, at) = match data[1] & 0x7F {
+            126 if data.len() >= 4 => (u16::from_be_bytes([data[2], data[3]]) as usize, 4),
+            126 => break,
+            127 => panic!("no reply here is that large"),
+            n => (n as usize, 2),
+        };
+        if data.len() < at + len {
+            break;
+        }
+        out.push((data[0], data[at..at + len].to_vec()));
+        data = &data[at + len..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn ws_over_http2_opens_with_extended_connect_and_carries_frames() {
+    let g = TestGate::start(config()).await;
+    // HTTP/2 without TLS (prior knowledge), as RFC 8441 describes a WebSocket over it.
+    let tcp = tokio::net::TcpStream::connect(g.http).await.expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut client = client.ready().await.expect("ready");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !client.is_extended_connect_protocol_enabled() {
+        assert!(tokio::time::Instant::now() < deadline, "the server never offered SETTINGS_ENABLE_CONNECT_PROTOCOL");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open = |protocol: Option<&'static str>| {
+        let mut req = hyper::Request::builder()
+            .method(hyper::Method::CONNECT)
+            .uri(format!("http://{}/ws", g.http))
+            .header("sec-websocket-version", "13");
+        if let Some(p) = protocol {
+            req = req.extension(h2::ext::Protocol::from_static(p));
+        }
+        req.body(()).expect("request")
+    };
+    // A CONNECT for another protocol is refused with 400.
+    let (resp, _) = client.send_request(open(Some("not-websocket")), true).expect("send");
+    assert_eq!(resp.await.expect("response").status(), 400);
+    let mut client = client.ready().await.expect("ready");
+    // The real thing: 200, then WebSocket frames both ways in the stream's DATA.
+    let (resp, mut send) = client.send_request(open(Some("websocket")), false).expect("send");
+    let resp = resp.await.expect("response");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let f = frame(ids::PING, &pb::Ping { sn: 99 });
+    let mask = [7u8, 1, 200, 42];
+    let mut ws = vec![0x82, 0x80 | f.len() as u8];
+    ws.extend_from_slice(&mask);
+    ws.extend(f.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    send.send_data(bytes::Bytes::from(ws), false).expect("data");
+    let mut got = Vec::new();
+    let reply = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.data())
+            .await
+            .expect("in time")
+            .expect("the stream stays open")
+            .expect("data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+        let frames = server_ws_frames(&got);
+        if let Some((first, payload)) = frames.into_iter().next() {
+            break (first, payload);
+        }
+    };
+    assert_eq!(reply.0, 0x82, "a final binary frame");
+    assert_eq!(pb::PingResp::decode(frames_of(&reply.1)[0].body.clone()).expect("resp").sn, 99);
+}
+
 #[tokio::test]
 async fn ws_frames_that_break_the_protocol_close_with_1002_or_1009() {
     let mut cfg = config();
