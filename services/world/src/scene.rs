@@ -750,6 +750,17 @@ impl Scene {
             // off its turn gets no write at all; nothing waits more than its turn's distance.
             let now = self.tick;
             let mut ready = Vec::with_capacity(out.len());
+            // A player written to this tick anyway (a hit, a death, a correction) gets what
+            // waits for it now, ahead of that: it costs no extra write, and a client never
+            // hears of a hit by something it has not yet been told came into view.
+            let told: BTreeSet<EntityId> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Out::Hit { to, .. } | Out::Died { to, .. } | Out::Corrected { to, .. } => Some(*to),
+                    Out::Healed { id, .. } => Some(*id),
+                    Out::Spawn { .. } | Out::Despawn { .. } | Out::Positions { .. } | Out::Reward { .. } => None,
+                })
+                .collect();
             let held = std::mem::take(&mut self.held);
             for (made, o) in held.into_iter().chain(out.into_iter().map(|o| (now, o))) {
                 let to = match &o {
@@ -758,6 +769,7 @@ impl Scene {
                 };
                 let wait = to.is_some_and(|to| {
                     now - made < every - 1
+                        && !told.contains(&to)
                         && self.entities.get(&to).is_some_and(|e| !due(self.grid.index_of(e.view.x, e.view.z)))
                 });
                 if wait {
@@ -996,6 +1008,35 @@ mod tests {
             }
         }
         assert_eq!((spawned, despawned), (1, 1), "the walker came into view and left it once each");
+    }
+
+    #[test]
+    fn every_second_tick_a_hit_never_comes_before_the_attackers_spawn() {
+        // A watcher stands by the slime; an attacker appears beside it and strikes at once.
+        // Whichever turn the watcher's cell has, it hears of the attacker before the hit.
+        for wait in 0..2 {
+            let mut s = scene_every(2);
+            join(&mut s, 2, 35.0, 30.0);
+            for _ in 0..=wait {
+                s.tick();
+            }
+            join(&mut s, 1, 31.0, 30.0);
+            s.apply(Command::Attack { id: 1, target: MONSTER_BASE });
+            let (mut spawned, mut hits) = (false, 0);
+            for _ in 0..4 {
+                for o in s.tick() {
+                    match o {
+                        Out::Spawn { to: 2, view } if view.id == 1 => spawned = true,
+                        Out::Hit { to: 2, attacker: 1, .. } => {
+                            assert!(spawned, "a hit by an attacker the watcher was never shown");
+                            hits += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            assert_eq!((spawned, hits), (true, 1), "shown the attacker, told of its hit");
+        }
     }
 
     #[test]
