@@ -26,6 +26,16 @@ REL = os.path.join(ROOT, "target", "release")
 RS_TCP, RS_HTTP, BASE_TCP, BASE_WS = 18999, 18888, 17999, 17888
 
 
+def port_free(port):
+    """Refuses to start when something already listens on `port` (a server left from an earlier
+    run would answer in place of the one being measured)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return
+    raise SystemExit(f"port {port} is already in use: stop what listens there first")
+
+
 def wait_port(port, timeout=30):
     end = time.time() + timeout
     while time.time() < end:
@@ -53,6 +63,8 @@ def start_servers():
         "RSGAME_GATE__OUTBOUND_QUEUE": "1024",
         "RSGAME_LOG__LEVEL": "warn",
     })
+    for p in (RS_TCP, RS_HTTP, BASE_TCP, BASE_WS):
+        port_free(p)
     rs = subprocess.Popen(["taskset", "-c", "0", os.path.join(REL, "rsgame"), "serve", "--role", "game-node"],
                           env=env, stdout=subprocess.DEVNULL)
     base = subprocess.Popen(["taskset", "-c", "0", os.path.join(REL, "bench-baseline"),

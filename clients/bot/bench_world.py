@@ -78,7 +78,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_gate import wait_port  # noqa: E402  (one helper for both benchmarks)
+from bench_gate import port_free, wait_port  # noqa: E402  (helpers for both benchmarks)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # `--bin-dir` runs another build's binaries (e.g. two builds of one commit, alternately).
@@ -250,6 +250,8 @@ def start_server(workdir, db_url=None, cores=1, log=None):
     env.update({"RSGAME_" + k.upper().replace(".", "__"): v for k, v in SETTINGS.items()})
     # The server's output (warn and worse) to a file: slow queries and locked databases are
     # counted from it.
+    for port in (HTTP, TCP):
+        port_free(port)
     out = open(log or os.path.join(workdir, "server.log"), "ab")
     cpus = "0" if cores == 1 else "0,1"
     p = subprocess.Popen(["taskset", "-c", cpus, os.path.join(REL, "rsgame"), "serve"], env=env,
