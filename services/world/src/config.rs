@@ -15,6 +15,15 @@ pub struct WorldConfig {
     /// (1: every tick). A crowd's cost is one write per player per batch: 2 halves it, and a
     /// move then takes up to one more tick to be seen.
     pub position_every_ticks: u32,
+    /// Most movers a position batch carries before a cell's players are treated as a crowd
+    /// (0: no cap). A crowd's players are sent their nearest movers every tick and a rotating
+    /// share of the others, about this many entries per batch in all.
+    pub crowd_cap: usize,
+    /// Of `crowd_cap`, the entries kept for the nearest movers, sent every tick.
+    pub crowd_near: usize,
+    /// Longest a mover in a crowd's view waits to be sent at its latest position, ticks (a
+    /// power of two).
+    pub crowd_refresh_ticks: u64,
     /// How often changed positions and hit points are saved, seconds (write-behind).
     pub save_secs: u64,
     /// How long a dropped player stays in its scene waiting for the client to come back.
@@ -53,6 +62,9 @@ impl Default for WorldConfig {
         WorldConfig {
             tick_hz: 20,
             position_every_ticks: 1,
+            crowd_cap: 96,
+            crowd_near: 32,
+            crowd_refresh_ticks: 256,
             save_secs: 5,
             reconnect_grace_secs: 30,
             max_speed: 40.0,
@@ -72,6 +84,16 @@ impl Default for WorldConfig {
     }
 }
 
+impl WorldConfig {
+    /// The crowd settings a scene runs with.
+    pub fn crowd(&self) -> crate::crowd::Crowd {
+        if self.crowd_cap == 0 {
+            return crate::crowd::Crowd::OFF;
+        }
+        crate::crowd::Crowd { cap: self.crowd_cap, near: self.crowd_near, refresh_ticks: self.crowd_refresh_ticks }
+    }
+}
+
 impl Section for WorldConfig {
     fn check(&self) -> Result<(), Invalid> {
         if !(1..=1000).contains(&self.tick_hz) {
@@ -79,6 +101,17 @@ impl Section for WorldConfig {
         }
         if !(1..=self.tick_hz).contains(&self.position_every_ticks) {
             return Err(Invalid::new("position_every_ticks", "must be between 1 and tick_hz"));
+        }
+        if self.crowd_cap > 0 && !(1..self.crowd_cap).contains(&self.crowd_near) {
+            return Err(Invalid::new("crowd_near", "must be at least 1 and below crowd_cap"));
+        }
+        if !self.crowd_refresh_ticks.is_power_of_two()
+            || !(u64::from(self.position_every_ticks)..=65_536).contains(&self.crowd_refresh_ticks)
+        {
+            return Err(Invalid::new(
+                "crowd_refresh_ticks",
+                "must be a power of two, at least position_every_ticks and at most 65536",
+            ));
         }
         if !(1..=120).contains(&self.lockstep_fps) {
             return Err(Invalid::new("lockstep_fps", "must be between 1 and 120"));
@@ -90,5 +123,28 @@ impl Section for WorldConfig {
             return Err(Invalid::new("max_room_users", "must be at least 1"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crowd_settings_are_checked() {
+        let ok = WorldConfig::default();
+        assert!(ok.check().is_ok());
+        assert_eq!(ok.crowd(), crate::crowd::Crowd::default(), "the defaults are the crowd's");
+        let off = WorldConfig { crowd_cap: 0, ..WorldConfig::default() };
+        assert!(off.check().is_ok());
+        assert!(!off.crowd().is_on());
+        for bad in [
+            WorldConfig { crowd_near: 96, ..WorldConfig::default() },
+            WorldConfig { crowd_near: 0, ..WorldConfig::default() },
+            WorldConfig { crowd_refresh_ticks: 100, ..WorldConfig::default() },
+            WorldConfig { crowd_refresh_ticks: 1, position_every_ticks: 2, ..WorldConfig::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 }

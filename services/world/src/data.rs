@@ -226,6 +226,7 @@ pub fn parse_all(text: &str, cfg: &WorldConfig) -> Result<WorldData, String> {
                     regen_per_sec: s.regen.as_ref().map_or(0, |r| r.per_sec),
                     regen_after_secs: s.regen.as_ref().map_or(5, |r| r.after_secs),
                     position_every: cfg.position_every_ticks.max(1),
+                    crowd: cfg.crowd(),
                 },
             })
         })

@@ -9,6 +9,8 @@
 //! - [`caps`]: what a client asked for beyond go-game's protocol (none: exactly go-game's).
 //! - [`scene`]: a scene's simulation (joins, validated moves, per-tick batches, combat,
 //!   monster AI) — plain code, tested without sockets or clocks.
+//! - [`crowd`]: what a player in a crowd is sent of the others' moves: the nearest every
+//!   tick, the rest in turns.
 //! - [`lockstep`]: frame-sync rooms: inputs bundled per frame at a fixed rate, catch-up.
 //! - [`data`]: the scenes, monsters and match modes from `world.yaml`.
 //! - [`matchmaker`]: match modes, tickets, queries and the matching pass; `queue`: where
@@ -30,6 +32,7 @@ pub mod aoi;
 pub mod caps;
 pub mod cluster;
 pub mod config;
+pub mod crowd;
 pub mod data;
 pub mod lockstep;
 pub mod matchmaker;

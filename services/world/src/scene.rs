@@ -4,9 +4,10 @@
 //! the same way every time. The task that owns a scene feeds it commands and ticks and
 //! delivers the [`Out`] messages.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::aoi::{Bounds, EntityId, Grid, MONSTER_BASE};
+use super::crowd::{self, Crowd, Site, Squares};
 
 /// A scene's settings.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct SceneConfig {
     /// cells take turns, so each tick sends to a share of the players and every move still
     /// reaches every viewer within this many ticks, at its latest position.
     pub position_every: u32,
+    /// How a cell's batch is capped when its view holds a crowd.
+    pub crowd: Crowd,
 }
 
 /// A monster spawn point (an entry of a scene's `monsters` in `world.yaml`).
@@ -156,6 +159,10 @@ struct Entity {
     dead_until: Option<u64>,
     /// The tick it last hit or was hit.
     fought_at: u64,
+    /// The tick its position last changed (or it arrived).
+    pos_tick: u64,
+    /// The last tick it moved in view of a crowd, where a batch may have left it out.
+    crowd_at: Option<u64>,
 }
 
 /// What the scene is asked to do.
@@ -240,9 +247,12 @@ pub enum Out {
     },
     /// This tick's positions of what moved in view, for every player in one cell: they all
     /// see the same nine cells, so one batch (encoded once) serves them all. A receiver's own
-    /// position is in it when it moved; clients skip their own entry.
+    /// position is in it when it moved; clients skip their own entry. In a crowd (more movers
+    /// in view than [`Crowd::cap`]) the batch goes to the players of one small square of the
+    /// cell and holds the movers nearest to it and the cell's share of the others
+    /// ([`crate::crowd`]).
     Positions {
-        /// The receiving players (one cell's), ascending.
+        /// The receiving players (one cell's, or one square's of it), ascending.
         to: Vec<EntityId>,
         /// (id, x, z), sorted by id.
         moves: Vec<(EntityId, f32, f32)>,
@@ -300,6 +310,17 @@ pub enum Out {
     },
 }
 
+/// A per-tick map keyed by cell index: hashed fast, rebuilt every tick.
+type CellMap<V> = foldhash::HashMap<usize, V>;
+
+/// What a tick's crowded cells share (see [`Scene::crowd_tick`]).
+struct CrowdTick {
+    /// The tick's movers on small squares.
+    squares: Squares,
+    /// Squares per cell side.
+    per_cell: usize,
+}
+
 /// A scene.
 pub struct Scene {
     cfg: SceneConfig,
@@ -312,6 +333,11 @@ pub struct Scene {
     /// With `position_every` above 1: spawns and despawns waiting for their receiver's turn,
     /// with the tick they were made.
     held: Vec<(u64, Out)>,
+    /// The last tick a cell's batch was capped for a crowd.
+    crowd_seen: Option<u64>,
+    /// By crowded cell: the tick it last had a turn, and the tick each mover in its view was
+    /// last in its far share.
+    crowd_sent: CellMap<(u64, foldhash::HashMap<EntityId, u64>)>,
     out: Vec<Out>,
     tick: u64,
 }
@@ -326,6 +352,8 @@ impl Scene {
             moved: BTreeSet::new(),
             window: VecDeque::new(),
             held: Vec::new(),
+            crowd_seen: None,
+            crowd_sent: CellMap::default(),
             out: Vec::new(),
             tick: 0,
         };
@@ -385,6 +413,8 @@ impl Scene {
             ai: Ai::Idle,
             dead_until: None,
             fought_at: 0,
+            pos_tick: self.tick,
+            crowd_at: None,
         };
         self.entities.insert(e.view.id, e);
     }
@@ -738,6 +768,7 @@ impl Scene {
         self.regenerate();
         let mut out = std::mem::take(&mut self.out);
         let every = u64::from(self.cfg.position_every.max(1));
+        self.crowd_turns();
         self.window.push_back(std::mem::take(&mut self.moved));
         while self.window.len() as u64 > every {
             self.window.pop_front();
@@ -784,8 +815,8 @@ impl Scene {
         if movers.peek().is_some() {
             // Movers by cell, then one batch per cell that has players: the cost follows the
             // cells in use, not players times movers, and each batch is encoded once.
-            let mut by_cell: HashMap<usize, Vec<(EntityId, f32, f32)>> =
-                HashMap::with_capacity(self.window.iter().map(BTreeSet::len).sum());
+            let mut by_cell: CellMap<Vec<(EntityId, f32, f32)>> =
+                CellMap::with_capacity_and_hasher(self.window.iter().map(BTreeSet::len).sum(), Default::default());
             let mut seen = BTreeSet::new();
             for id in movers {
                 // A mover of several ticks in the window counts once, where it is now; one that
@@ -802,6 +833,10 @@ impl Scene {
                 self.players().map(|p| (self.grid.index_of(p.x, p.z), p.id)).filter(|(cell, _)| due(*cell)).collect();
             receivers.sort_unstable();
             let mut moves: Vec<(EntityId, f32, f32)> = Vec::new();
+            // Built on the first crowded cell of the tick, shared by the others.
+            let mut crowd: Option<CrowdTick> = None;
+            let mut marks: Vec<EntityId> = Vec::new();
+            let mut sent = std::mem::take(&mut self.crowd_sent);
             for run in receivers.chunk_by(|a, b| a.0 == b.0) {
                 let cell = run[0].0;
                 moves.clear();
@@ -810,11 +845,122 @@ impl Scene {
                 if moves.is_empty() || (run.len() == 1 && moves.len() == 1 && moves[0].0 == run[0].1) {
                     continue;
                 }
+                if self.cfg.crowd.is_on() && moves.len() > self.cfg.crowd.cap {
+                    let ct = crowd.get_or_insert_with(|| self.crowd_tick(&by_cell));
+                    self.crowd_batches(cell, run, &moves, ct, &mut sent, &mut out, &mut marks);
+                    continue;
+                }
                 moves.sort_unstable_by_key(|m| m.0);
                 out.push(Out::Positions { to: run.iter().map(|r| r.1).collect(), moves: moves.clone() });
             }
+            // What crowded cells sent; a cell not crowded since its last turn is forgotten.
+            let now = self.tick;
+            sent.retain(|_, (t, _)| *t + every >= now);
+            self.crowd_sent = sent;
+            if crowd.is_some() {
+                self.crowd_seen = Some(now);
+                for id in marks {
+                    if let Some(e) = self.entities.get_mut(&id) {
+                        e.crowd_at = Some(now);
+                    }
+                }
+            }
         }
         out
+    }
+
+    /// Notes when this tick's movers moved; then, while crowds are about, adds to them those
+    /// that moved in view of one lately and whose refresh turn this is. A crowded cell's batch
+    /// that left such a mover out may have been the last one to carry it (it stopped, or the
+    /// viewer walked out of the crowd), so this sends it once more, at its latest position, to
+    /// everyone who sees it: nobody keeps a stale position longer than `refresh_ticks`.
+    fn crowd_turns(&mut self) {
+        let now = self.tick;
+        for id in &self.moved {
+            if let Some(e) = self.entities.get_mut(id) {
+                e.pos_tick = now;
+            }
+        }
+        let refresh = self.cfg.crowd.refresh_ticks.max(1);
+        if self.crowd_seen.is_none_or(|t| t + refresh < now) {
+            return;
+        }
+        for (id, e) in &self.entities {
+            if e.crowd_at.is_some_and(|t| t + refresh >= now) && crowd::due(*id, now, refresh) {
+                self.moved.insert(*id);
+            }
+        }
+    }
+
+    /// What every crowded cell of this tick shares: the movers on small squares, sized so
+    /// that the densest cell holds about four movers per square (a group's square and the
+    /// eight around it then hold about `crowd_near`).
+    fn crowd_tick(&self, by_cell: &CellMap<Vec<Site>>) -> CrowdTick {
+        let densest = by_cell.values().map(Vec::len).max().unwrap_or(1);
+        let per_cell = ((densest as f64 / 4.0).sqrt().ceil() as usize).clamp(1, 32);
+        let b = self.cfg.bounds;
+        let squares =
+            Squares::new(by_cell.values().flatten(), (b.min_x, b.min_z), self.cfg.cell.max(1.0) / per_cell as f32);
+        CrowdTick { squares, per_cell }
+    }
+
+    /// The batches of one crowded cell's players (`run`, sorted by cell then id), who see the
+    /// movers `moves`: grouped by square, each group is sent its nearest movers and the cell's
+    /// share of the others, those the cell sent longest ago first.
+    #[allow(clippy::too_many_arguments)] // the tick's state, passed apart to borrow it apart
+    fn crowd_batches(
+        &self,
+        cell: usize,
+        run: &[(usize, EntityId)],
+        moves: &[Site],
+        ct: &CrowdTick,
+        sent: &mut CellMap<(u64, foldhash::HashMap<EntityId, u64>)>,
+        out: &mut Vec<Out>,
+        marks: &mut Vec<EntityId>,
+    ) {
+        let (now, c) = (self.tick, self.cfg.crowd);
+        let every = u64::from(self.cfg.position_every.max(1));
+        // The cell's far share, from what it sent before (a cell not crowded for a while
+        // starts afresh: its players may have changed).
+        let sent = sent.entry(cell).or_insert_with(|| (now, foldhash::HashMap::default()));
+        if sent.0 + every < now {
+            sent.1.clear();
+        }
+        sent.0 = now;
+        let mut far = Vec::new();
+        crowd::far_share(moves, &mut sent.1, now, every, &c, &mut far);
+        if sent.1.len() > 2 * moves.len() + 64 {
+            // Those that left the view or stopped long ago.
+            sent.1.retain(|_, t| *t + c.refresh_ticks >= now);
+        }
+        far.sort_unstable_by_key(|m| m.0);
+        // Movers of the window a group's batch may leave out: their refresh turn is due.
+        marks.extend(
+            moves.iter().filter(|m| self.entities.get(&m.0).is_some_and(|e| e.pos_tick + every > now)).map(|m| m.0),
+        );
+        let cols = self.grid.size().0;
+        let (cc, cr) = (cell % cols, cell / cols);
+        let in_view = |x: f32, z: f32| {
+            let (c2, r2) = self.grid.cell_of(x, z);
+            c2.abs_diff(cc) <= 1 && r2.abs_diff(cr) <= 1
+        };
+        let mut groups: Vec<((i32, i32), EntityId)> = run
+            .iter()
+            .filter_map(|(_, id)| self.entities.get(id).map(|e| (ct.squares.key(e.view.x, e.view.z), *id)))
+            .collect();
+        groups.sort_unstable();
+        let mut near = Vec::new();
+        for g in groups.chunk_by(|a, b| a.0 == b.0) {
+            near.clear();
+            // Rings up to a cell's width stay within the nine cells in view.
+            ct.squares.nearest(g[0].0, c.near, ct.per_cell as i32, in_view, &mut near);
+            near.sort_unstable_by_key(|m| m.0);
+            let mut batch = Vec::with_capacity(near.len() + far.len());
+            crowd::merge(&near, &far, &mut batch);
+            if !batch.is_empty() {
+                out.push(Out::Positions { to: g.iter().map(|m| m.1).collect(), moves: batch });
+            }
+        }
     }
 
     /// The current tick number.
@@ -826,13 +972,18 @@ impl Scene {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn scene() -> Scene {
         scene_every(1)
     }
 
     fn scene_every(position_every: u32) -> Scene {
-        Scene::new(SceneConfig {
+        Scene::new(config_every(position_every))
+    }
+
+    fn config_every(position_every: u32) -> SceneConfig {
+        SceneConfig {
             id: 1000,
             bounds: Bounds { min_x: 0.0, min_z: 0.0, max_x: 200.0, max_z: 200.0 },
             cell: 20.0,
@@ -848,7 +999,8 @@ mod tests {
             regen_per_sec: 0,
             regen_after_secs: 5,
             position_every,
-        })
+            crowd: Crowd::default(),
+        }
     }
 
     fn join(s: &mut Scene, id: EntityId, x: f32, z: f32) {
@@ -1270,5 +1422,197 @@ mod tests {
             _ => None,
         });
         assert_eq!(back, Some(100), "the onlooker is told: {out:?}");
+    }
+
+    /// A scene of 20-unit cells with no monsters, crowd settings `crowd`.
+    fn crowd_scene(crowd: Crowd, position_every: u32) -> Scene {
+        Scene::new(SceneConfig { crowd, max_speed: 20.0, monsters: Vec::new(), ..config_every(position_every) })
+    }
+
+    /// What each player was last told of each entity it sees (Spawn, Positions, Despawn), and
+    /// the tick it was told.
+    /// By receiver, by entity: where it was told the entity is, and when.
+    type Told = HashMap<EntityId, HashMap<EntityId, ((f32, f32), u64)>>;
+
+    #[derive(Default)]
+    struct Known(Told);
+
+    impl Known {
+        fn learn(&mut self, out: &[Out], now: u64) -> HashMap<EntityId, BTreeSet<EntityId>> {
+            let mut sent: HashMap<EntityId, BTreeSet<EntityId>> = HashMap::new();
+            for o in out {
+                match o {
+                    Out::Spawn { to, view } => {
+                        self.0.entry(*to).or_default().insert(view.id, ((view.x, view.z), now));
+                    }
+                    Out::Despawn { to, id } => {
+                        self.0.entry(*to).or_default().remove(id);
+                    }
+                    Out::Positions { to, moves } => {
+                        for r in to {
+                            for m in moves {
+                                self.0.entry(*r).or_default().insert(m.0, ((m.1, m.2), now));
+                                sent.entry(*r).or_default().insert(m.0);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            sent
+        }
+    }
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> f32 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 40) as f32 / (1u64 << 24) as f32
+        }
+    }
+
+    #[test]
+    fn in_a_crowd_a_player_sees_its_nearest_neighbours_move_every_tick() {
+        let crowd = Crowd::default();
+        let mut s = crowd_scene(crowd, 1);
+        // 400 players 0.9 apart in one cell, all stepping together every tick.
+        let spot = |i: u64, j: u64| (100.5 + i as f32 * 0.9, 100.5 + j as f32 * 0.9);
+        for i in 0..20 {
+            for j in 0..20 {
+                let (x, z) = spot(i, j);
+                join(&mut s, 1 + i * 20 + j, x, z);
+            }
+        }
+        s.tick();
+        let (mut sizes, mut batches) = (0usize, 0usize);
+        for t in 0..40 {
+            let dx = if t % 2 == 0 { 0.3 } else { -0.3 };
+            for id in 1..=400 {
+                let p = s.get(id).map(|v| (v.x, v.z)).expect("in the scene");
+                s.apply(Command::Move { id, x: p.0 + dx, z: p.1 });
+            }
+            let out = s.tick();
+            for o in &out {
+                if let Out::Positions { moves, .. } = o {
+                    assert!(moves.len() <= 2 * crowd.cap, "a batch stays near the cap: {}", moves.len());
+                    sizes += moves.len();
+                    batches += 1;
+                }
+            }
+            let sent = Known::default().learn(&out, s.now());
+            for r in 1..=400u64 {
+                let me = s.get(r).map(|v| (v.x, v.z)).expect("in the scene");
+                for o in 1..=400u64 {
+                    let p = s.get(o).map(|v| (v.x, v.z)).expect("in the scene");
+                    let d = ((p.0 - me.0).powi(2) + (p.1 - me.1).powi(2)).sqrt();
+                    if o != r && d < 1.3 {
+                        assert!(
+                            sent.get(&r).is_some_and(|b| b.contains(&o)),
+                            "tick {t}: {r} was not sent its neighbour {o}"
+                        );
+                    }
+                }
+            }
+        }
+        // About the cap: a group's own square and the eight around it go whole, which may
+        // pass `near` by a few.
+        assert!(
+            batches > 0 && sizes / batches <= crowd.cap + crowd.cap / 8,
+            "{} entries per batch on average",
+            sizes / batches.max(1)
+        );
+    }
+
+    #[test]
+    fn in_a_crowd_every_mover_in_view_is_seen_at_its_latest_place_within_the_refresh() {
+        for every in [1, 2] {
+            let crowd = Crowd { cap: 24, near: 8, refresh_ticks: 16 };
+            let mut s = crowd_scene(crowd, every);
+            let mut rng = Lcg(7);
+            let mut known = Known::default();
+            // By entity: each place it has stood, and the last tick it stood there.
+            let mut held: HashMap<EntityId, HashMap<(u32, u32), u64>> = HashMap::new();
+            for id in 1..=150 {
+                join(&mut s, id, 100.0 + rng.next() * 20.0, 100.0 + rng.next() * 20.0);
+            }
+            // A few onlookers outside the crowd's cell that still see it.
+            for id in 151..=155 {
+                join(&mut s, id, 125.0 + rng.next() * 10.0, 105.0 + rng.next() * 10.0);
+            }
+            for v in s.players() {
+                held.entry(v.id).or_default().insert((v.x.to_bits(), v.z.to_bits()), 0);
+            }
+            let bound = crowd.refresh_ticks + u64::from(every) + 1;
+            let (mut capped, mut stale_seen) = (false, false);
+            for t in 0..120u64 {
+                // The crowd mills about for 60 ticks, then stands still.
+                if t < 60 {
+                    for id in 1..=150 {
+                        let p = s.get(id).map(|v| (v.x, v.z)).expect("in the scene");
+                        let x = (p.0 + (rng.next() - 0.5) * 0.8).clamp(100.1, 119.9);
+                        let z = (p.1 + (rng.next() - 0.5) * 0.8).clamp(100.1, 119.9);
+                        s.apply(Command::Move { id, x, z });
+                    }
+                }
+                let out = s.tick();
+                let now = s.now();
+                capped |= out.iter().any(|o| matches!(o, Out::Positions { to, .. } if to.len() < 20));
+                known.learn(&out, now);
+                for v in s.players() {
+                    held.entry(v.id).or_default().insert((v.x.to_bits(), v.z.to_bits()), now);
+                }
+                if t < u64::from(every) {
+                    // Spawns wait for their receiver's turn.
+                    continue;
+                }
+                for r in 1..=155u64 {
+                    let mine = known.0.get(&r).expect("told something");
+                    for v in s.in_view(r) {
+                        let (at, _) = mine.get(&v.id).copied().expect("everything in view was spawned");
+                        stale_seen |= at != (v.x, v.z);
+                        // What a player knows of another is where that one stood at most
+                        // `bound` ticks ago.
+                        let until = held.get(&v.id).and_then(|h| h.get(&(at.0.to_bits(), at.1.to_bits()))).copied();
+                        assert!(
+                            until.is_some_and(|u| now - u <= bound),
+                            "every {every}, tick {t}: {r} knows {} where it stood at tick {until:?}",
+                            v.id
+                        );
+                    }
+                }
+            }
+            assert!(capped && stale_seen, "the crowd was handled as one: {capped} {stale_seen}");
+            for r in 1..=155u64 {
+                let mine = known.0.get(&r).expect("told something");
+                for v in s.in_view(r) {
+                    assert_eq!(
+                        mine.get(&v.id).map(|k| k.0),
+                        Some((v.x, v.z)),
+                        "every {every}: {r} knows where {} stands",
+                        v.id
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_group_is_sent_every_move_in_view_as_before() {
+        let mut s = crowd_scene(Crowd { cap: 8, near: 4, refresh_ticks: 16 }, 1);
+        for id in 1..=8 {
+            join(&mut s, id, 100.0 + id as f32, 100.0);
+        }
+        s.tick();
+        for id in 1..=8 {
+            s.apply(Command::Move { id, x: 100.0 + id as f32, z: 100.5 });
+        }
+        let out = s.tick();
+        let batches: Vec<&Out> = out.iter().filter(|o| matches!(o, Out::Positions { .. })).collect();
+        assert_eq!(batches.len(), 1, "one batch for the cell: {batches:?}");
+        if let Out::Positions { to, moves } = batches[0] {
+            assert_eq!(to.len(), 8);
+            assert_eq!(moves.len(), 8);
+        }
     }
 }

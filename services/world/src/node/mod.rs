@@ -595,5 +595,6 @@ fn unreachable_scene(cfg: &WorldConfig) -> crate::scene::SceneConfig {
         regen_per_sec: 0,
         regen_after_secs: 5,
         position_every: cfg.position_every_ticks.max(1),
+        crowd: cfg.crowd(),
     }
 }
