@@ -83,6 +83,19 @@ impl Wire {
         out.freeze()
     }
 
+    /// Frames a protobuf body encoded beforehand (for instance the parts of a repeated field,
+    /// each encoded once and shared by many receivers, laid end to end) on a binary protobuf
+    /// wire. Writes nothing and returns false on a text or JSON wire, which needs the message.
+    pub fn encode_protobuf_body_into(&self, id: u32, body: &[u8], out: &mut BytesMut) -> bool {
+        if self.text || self.codec != BodyCodec::Protobuf {
+            return false;
+        }
+        out.reserve(HEADER_LEN + body.len());
+        put_header(self.layout, id, body.len() as u32, out);
+        out.extend_from_slice(body);
+        true
+    }
+
     /// Appends the frame for message `id` to `out` (binary wires; a text wire appends the
     /// JSON text).
     pub fn encode_into<M: Message>(&self, id: u32, msg: &M, out: &mut BytesMut) {
@@ -148,6 +161,27 @@ mod tests {
     use super::*;
     use crate::frame::FrameCodec;
     use rsgame_proto::pb;
+
+    #[test]
+    fn a_body_encoded_in_parts_frames_like_the_whole_message() {
+        use prost::Message as _;
+        // A repeated message field: each element encoded alone is a valid part.
+        let e = |id: i64| pb::Entity { id, name: format!("p{id}"), hp: 3, ..Default::default() };
+        let whole = pb::SpawnResp { list: vec![e(1), e(7)] };
+        let mut body = pb::SpawnResp { list: vec![e(1)] }.encode_to_vec();
+        body.extend_from_slice(&pb::SpawnResp { list: vec![e(7)] }.encode_to_vec());
+        for layout in [Layout::Zinx, Layout::Legacy] {
+            let wire = Wire::frames(layout, BodyCodec::Protobuf);
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            assert!(wire.encode_protobuf_body_into(9, &body, &mut a));
+            wire.encode_into(9, &whole, &mut b);
+            assert_eq!(a, b);
+        }
+        let mut c = BytesMut::new();
+        assert!(!Wire::frames(Layout::Zinx, BodyCodec::Json).encode_protobuf_body_into(9, &body, &mut c));
+        assert!(!Wire::text().encode_protobuf_body_into(9, &body, &mut c));
+        assert!(c.is_empty());
+    }
 
     #[test]
     fn bodies_round_trip_in_both_codecs() {

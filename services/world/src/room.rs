@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rsgame_gate::room::{Room, RoomCtx, WeakRoomHandle};
+use prost::Message as _;
+use rsgame_gate::config::BodyCodec;
 use rsgame_gate::{Session, Wire};
 use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
@@ -148,6 +150,36 @@ fn entity_of(v: View) -> pb::Entity {
     }
 }
 
+/// A tick's `SpawnResp` parts, each entity encoded once: an arrival in a crowd is told to
+/// every player around it, and the arrival is told of every one of them, so one tick's spawns
+/// repeat the same few hundred entities thousands of times.
+#[derive(Default)]
+struct SpawnParts {
+    /// By entity and what a spawn shows of it: `SpawnResp { list: [it] }` encoded, which is
+    /// one element of the repeated field as it appears in any longer list.
+    parts: foldhash::HashMap<(EntityId, u32, u32, i64, i64), Vec<u8>>,
+    body: Vec<u8>,
+}
+
+impl SpawnParts {
+    /// `SpawnResp { list }` framed for `wire` onto `out`.
+    fn encode_into(&mut self, wire: Wire, list: Vec<View>, out: &mut BytesMut) {
+        if wire.text || wire.codec != BodyCodec::Protobuf {
+            let msg = pb::SpawnResp { list: list.into_iter().map(entity_of).collect() };
+            wire.encode_into(ids::SPAWN, &msg, out);
+            return;
+        }
+        self.body.clear();
+        for v in list {
+            let key = (v.id, v.x.to_bits(), v.z.to_bits(), v.hp, v.max_hp);
+            let part =
+                self.parts.entry(key).or_insert_with(|| pb::SpawnResp { list: vec![entity_of(v)] }.encode_to_vec());
+            self.body.extend_from_slice(part);
+        }
+        wire.encode_protobuf_body_into(ids::SPAWN, &self.body, out);
+    }
+}
+
 /// Which part of a position batch a receiver is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sees {
@@ -164,7 +196,7 @@ type Site = (EntityId, f32, f32);
 /// One receiver's messages of a tick, in the order they happened, consecutive ones of a kind
 /// merged into one frame.
 enum Mail {
-    Spawn(Vec<pb::Entity>),
+    Spawn(Vec<View>),
     Despawn(Vec<i64>),
     Move(Vec<pb::UserSite>),
     Attack(pb::AttackResp),
@@ -551,8 +583,8 @@ impl SceneRoom {
                 Out::Spawn { to, view } => {
                     let b = boxes.entry(to).or_default();
                     match b.last_mut() {
-                        Some(Mail::Spawn(v)) => v.push(entity_of(view)),
-                        _ => b.push(Mail::Spawn(vec![entity_of(view)])),
+                        Some(Mail::Spawn(v)) => v.push(view),
+                        _ => b.push(Mail::Spawn(vec![view])),
                     }
                 }
                 Out::Despawn { to, id } => {
@@ -683,6 +715,7 @@ impl SceneRoom {
             Sees::Players(go_game.zip(self.scene.get(to)).map(|(g, v)| g.cell_of(v.x, v.z)))
         };
         let is_monster = |id: i64| id >= wire_id(MONSTER_BASE);
+        let mut spawn_parts = SpawnParts::default();
         // One queue entry per player and tick on frame wires: what it is told this tick —
         // spawns, despawns, hits, then positions last — in one buffer.
         for (to, mut mails) in boxes {
@@ -701,7 +734,9 @@ impl SceneRoom {
             if wire.text {
                 for m in mails {
                     match m {
-                        Mail::Spawn(list) => s.push(ids::SPAWN, &pb::SpawnResp { list }),
+                        Mail::Spawn(list) => {
+                            s.push(ids::SPAWN, &pb::SpawnResp { list: list.into_iter().map(entity_of).collect() });
+                        }
                         Mail::Despawn(ids_) => s.push(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }),
                         Mail::Move(site_list) => s.push(ids::reply(ids::MOVE), &pb::MoveResp { site_list }),
                         Mail::Attack(a) => s.push(ids::reply(ids::ATTACK), &a),
@@ -716,7 +751,7 @@ impl SceneRoom {
             let mut buf = BytesMut::new();
             for m in mails {
                 match m {
-                    Mail::Spawn(list) => wire.encode_into(ids::SPAWN, &pb::SpawnResp { list }, &mut buf),
+                    Mail::Spawn(list) => spawn_parts.encode_into(wire, list, &mut buf),
                     Mail::Despawn(ids_) => wire.encode_into(ids::DESPAWN, &pb::DespawnResp { ids: ids_ }, &mut buf),
                     Mail::Move(site_list) => {
                         wire.encode_into(ids::reply(ids::MOVE), &pb::MoveResp { site_list }, &mut buf);
