@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rsgame_gate::room::{Room, RoomCtx, WeakRoomHandle};
 use prost::Message as _;
 use rsgame_gate::config::BodyCodec;
+use rsgame_gate::room::{Room, RoomCtx, WeakRoomHandle};
 use rsgame_gate::{Session, Wire};
 use rsgame_kit::telemetry::metrics::FastHistogram;
 use rsgame_proto::{ids, pb};
@@ -143,7 +143,7 @@ fn entity_of(v: View) -> pb::Entity {
     pb::Entity {
         id: wire_id(v.id),
         kind: if v.kind == Kind::Player { pb::EntityKind::Player } else { pb::EntityKind::Monster } as i32,
-        name: v.name,
+        name: v.name.to_string(),
         site: Some(site(v.x, v.z)),
         hp: v.hp,
         max_hp: v.max_hp,

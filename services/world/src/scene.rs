@@ -128,8 +128,8 @@ pub struct View {
     pub id: EntityId,
     /// Player or monster.
     pub kind: Kind,
-    /// Name.
-    pub name: String,
+    /// Name (shared: a spawn in a crowd copies a view hundreds of times a tick).
+    pub name: std::sync::Arc<str>,
     /// Position.
     pub x: f32,
     /// Position.
@@ -359,8 +359,15 @@ impl Scene {
         };
         for (i, m) in s.cfg.monsters.clone().into_iter().enumerate() {
             let (x, z) = s.cfg.bounds.clamp(m.x, m.z);
-            let view =
-                View { id: MONSTER_BASE + i as u64, kind: Kind::Monster, name: m.name, x, z, hp: m.hp, max_hp: m.hp };
+            let view = View {
+                id: MONSTER_BASE + i as u64,
+                kind: Kind::Monster,
+                name: m.name.into(),
+                x,
+                z,
+                hp: m.hp,
+                max_hp: m.hp,
+            };
             s.add(view, m.attack, m.defence, Some(i));
         }
         s
@@ -610,7 +617,7 @@ impl Scene {
                     return;
                 }
                 let (x, z) = self.cfg.bounds.clamp(x, z);
-                let view = View { id, kind: Kind::Player, name, x, z, hp, max_hp };
+                let view = View { id, kind: Kind::Player, name: name.into(), x, z, hp, max_hp };
                 self.add(view.clone(), attack, defence, None);
                 let around: Vec<EntityId> = self.grid.around(x, z).filter(|&o| o != id).collect();
                 for o in around {
