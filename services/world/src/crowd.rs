@@ -4,8 +4,9 @@
 //! plus the cell's share of everyone else moving in view: those it sent longest ago first, so
 //! they take turns, each as fresh as a near one. A mover that stops while left out is sent once
 //! more, at its refresh turn, so no viewer keeps a stale place longer than
-//! [`Crowd::refresh_ticks`]. A batch then holds about [`Crowd::cap`] entries however dense the
-//! crowd, and is still encoded once per group.
+//! [`Crowd::refresh_ticks`]. A player is then sent about [`Crowd::cap`] entries a tick however
+//! dense the crowd, in two batches: the far share, encoded once for the whole cell, and its
+//! group's nearest, encoded once per group.
 //!
 //! Plain functions over positions: the scene decides who is a mover and who receives.
 
@@ -96,30 +97,6 @@ pub fn far_share(
         out.push(m);
         sent.insert(m.0, now);
     }
-}
-
-/// `a` and `b` (each sorted by id) merged into `out`, sorted by id, each id once.
-pub fn merge(a: &[Site], b: &[Site], out: &mut Vec<Site>) {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
 }
 
 /// One tick's movers on a grid of small squares, for the nearest-first search.
@@ -222,15 +199,6 @@ mod tests {
     fn consecutive_ids_spread_evenly_over_the_turns() {
         let per_turn: Vec<usize> = (0..16).map(|t| (1000..2600u64).filter(|id| due(*id, t, 16)).count()).collect();
         assert!(per_turn.iter().all(|n| (70..=130).contains(n)), "{per_turn:?}");
-    }
-
-    #[test]
-    fn merging_keeps_the_order_and_each_id_once() {
-        let a = [(1, 0.0, 0.0), (4, 0.0, 0.0), (9, 0.0, 0.0)];
-        let b = [(2, 1.0, 1.0), (4, 1.0, 1.0), (10, 1.0, 1.0), (11, 1.0, 1.0)];
-        let mut out = Vec::new();
-        merge(&a, &b, &mut out);
-        assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 4, 9, 10, 11]);
     }
 
     #[test]

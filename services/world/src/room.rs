@@ -657,7 +657,8 @@ impl SceneRoom {
         }
         // Each position batch encoded once per wire format, shared by its cell's players; for
         // go-game's clients once more per go-game cell, players only.
-        let mut position_of: HashMap<EntityId, usize> = HashMap::new();
+        // By receiver, its batches: one, or in a crowd two (its cell's share, then its nearest).
+        let mut position_of: HashMap<EntityId, Vec<usize>> = HashMap::new();
         let mut encoded: Vec<Vec<(Wire, Sees, Bytes)>> = Vec::with_capacity(batches.len());
         let mut resps: Vec<pb::MoveResp> = Vec::with_capacity(batches.len());
         for (i, (to, moves)) in batches.into_iter().enumerate() {
@@ -668,7 +669,7 @@ impl SceneRoom {
             resps.push(pb::MoveResp { site_list });
             encoded.push(Vec::with_capacity(1));
             for t in to {
-                position_of.insert(t, i);
+                position_of.entry(t).or_default().push(i);
             }
         }
         let go_game = self.go_game.as_ref();
@@ -743,7 +744,7 @@ impl SceneRoom {
                         Mail::Stats(st) => s.push(ids::PLAYER_STATS, &st),
                     }
                 }
-                if let Some(b) = batch.map(|i| positions(i, wire, view)).filter(|b| !b.is_empty()) {
+                for b in batch.into_iter().flatten().map(|i| positions(i, wire, view)).filter(|b| !b.is_empty()) {
                     s.push_bytes(b);
                 }
                 continue;
@@ -760,7 +761,7 @@ impl SceneRoom {
                     Mail::Stats(st) => wire.encode_into(ids::PLAYER_STATS, &st, &mut buf),
                 }
             }
-            if let Some(i) = batch {
+            for i in batch.into_iter().flatten() {
                 buf.extend_from_slice(&positions(i, wire, view));
             }
             if !buf.is_empty() {
@@ -768,11 +769,14 @@ impl SceneRoom {
             }
         }
         // Players told nothing but positions get the shared bytes as they are.
-        for (to, i) in position_of {
+        for (to, batches) in position_of {
             if let Some(s) = ctx.session(wire_id(to)) {
-                let b = positions(i, s.wire(), view_of(to));
-                if !b.is_empty() {
-                    s.push_bytes(b);
+                let (wire, view) = (s.wire(), view_of(to));
+                for i in batches {
+                    let b = positions(i, wire, view);
+                    if !b.is_empty() {
+                        s.push_bytes(b);
+                    }
                 }
             }
         }

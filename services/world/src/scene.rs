@@ -248,11 +248,11 @@ pub enum Out {
     /// This tick's positions of what moved in view, for every player in one cell: they all
     /// see the same nine cells, so one batch (encoded once) serves them all. A receiver's own
     /// position is in it when it moved; clients skip their own entry. In a crowd (more movers
-    /// in view than [`Crowd::cap`]) the batch goes to the players of one small square of the
-    /// cell and holds the movers nearest to it and the cell's share of the others
-    /// ([`crate::crowd`]).
+    /// in view than [`Crowd::cap`]) a player gets two: the cell's share of its movers (to all
+    /// its players), then the movers nearest to the player's small square that are not in it
+    /// (to that square's players) ([`crate::crowd`]).
     Positions {
-        /// The receiving players (one cell's, or one square's of it), ascending.
+        /// The receiving players (one cell's, or in a crowd one square's of it), ascending.
         to: Vec<EntityId>,
         /// (id, x, z), sorted by id.
         moves: Vec<(EntityId, f32, f32)>,
@@ -956,16 +956,19 @@ impl Scene {
             .filter_map(|(_, id)| self.entities.get(id).map(|e| (ct.squares.key(e.view.x, e.view.z), *id)))
             .collect();
         groups.sort_unstable();
-        let mut near = Vec::new();
+        // The far share is the same for every group of the cell: one batch for all its players,
+        // encoded once; each group's own batch holds only its nearest that are not in it.
+        if !far.is_empty() {
+            out.push(Out::Positions { to: run.iter().map(|r| r.1).collect(), moves: far.clone() });
+        }
         for g in groups.chunk_by(|a, b| a.0 == b.0) {
-            near.clear();
+            let mut near = Vec::new();
             // Rings up to a cell's width stay within the nine cells in view.
             ct.squares.nearest(g[0].0, c.near, ct.per_cell as i32, in_view, &mut near);
+            near.retain(|m| far.binary_search_by_key(&m.0, |f| f.0).is_err());
             near.sort_unstable_by_key(|m| m.0);
-            let mut batch = Vec::with_capacity(near.len() + far.len());
-            crowd::merge(&near, &far, &mut batch);
-            if !batch.is_empty() {
-                out.push(Out::Positions { to: g.iter().map(|m| m.1).collect(), moves: batch });
+            if !near.is_empty() {
+                out.push(Out::Positions { to: g.iter().map(|m| m.1).collect(), moves: near });
             }
         }
     }
