@@ -927,12 +927,9 @@ impl Scene {
     ) {
         let (now, c) = (self.tick, self.cfg.crowd);
         let every = u64::from(self.cfg.position_every.max(1));
-        // The cell's far share, from what it sent before (a cell not crowded for a while
-        // starts afresh: its players may have changed).
+        // The cell's far share, from what it sent before (the tick drops a cell not crowded
+        // since its last turn, so one crowded again starts afresh).
         let sent = sent.entry(cell).or_insert_with(|| (now, foldhash::HashMap::default()));
-        if sent.0 + every < now {
-            sent.1.clear();
-        }
         sent.0 = now;
         let mut far = Vec::new();
         crowd::far_share(moves, &mut sent.1, now, every, &c, &mut far);
